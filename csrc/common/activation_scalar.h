@@ -1,0 +1,34 @@
+// Scalar activation formulas, written as torch writes them. The reference
+// kernels and every SIMD path's tail use these, so they define the semantics.
+#pragma once
+#include <cmath>
+
+#include "common/activation.h"
+
+namespace pyconv {
+
+template <typename T>
+inline T activate(ActKind kind, T param, T x) {
+  switch (kind) {
+    case ActKind::none: return x;
+    case ActKind::relu: return x > T(0) ? x : (x == x ? T(0) : x);
+    case ActKind::leaky_relu: return x > T(0) ? x : x * param;
+    case ActKind::elu: return x > T(0) ? x : param * std::expm1(x);
+    case ActKind::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+    case ActKind::gelu_tanh: {
+      const T k = T(M_SQRT2 * M_2_SQRTPI * 0.5);  // sqrt(2/pi)
+      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+    }
+    case ActKind::silu: return x / (T(1) + std::exp(-x));
+    case ActKind::sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case ActKind::tanh: return std::tanh(x);
+    case ActKind::hardswish: {
+      T r = x + T(3);
+      r = r < T(0) ? T(0) : (r > T(6) ? T(6) : r);
+      return x * r / T(6);
+    }
+  }
+  return x;
+}
+
+}  // namespace pyconv

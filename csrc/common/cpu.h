@@ -1,0 +1,17 @@
+// Instruction-set selection. One binary runs on any x86-64: files named
+// *_avx2.cpp / *_avx512.cpp are compiled with those ISA flags only (see
+// CMakeLists.txt) and called only when the running CPU supports them.
+// PYCONV_ISA=scalar|avx2|avx512 in the environment caps the choice (tests use
+// it to exercise every path the machine can run).
+#pragma once
+
+namespace pyconv {
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+Isa best_isa();             // best the CPU supports
+Isa active_isa();           // what kernels use now
+void set_isa(Isa isa);      // caps at best_isa(); throws ValueError above it
+const char* isa_name(Isa isa);
+
+}  // namespace pyconv

@@ -1,0 +1,61 @@
+// Kernel selection for conv2d on the CPU.
+#include "conv/conv.h"
+
+#include "common/activation_scalar.h"
+#include "common/parallel.h"
+#include "conv/conv_ref.h"
+
+namespace pyconv {
+
+template <typename T>
+void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                    Activation act, T* y, T* preact) {
+  ref::conv2d_forward(p, x, w, bias, act, y, preact);
+}
+
+template <typename T>
+void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  ref::conv2d_backward_data(p, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
+  ref::conv2d_backward_weight(p, dy, x, dw);
+}
+
+template <typename T>
+void conv2d_backward_bias(View4<const T> dy, T* db) {
+  ref::conv2d_backward_bias(dy, db);
+}
+
+template <typename T>
+void bias_activation(int64_t N, int64_t C, int64_t HW, const T* bias, Activation act, T* y,
+                     T* preact) {
+  const T param = static_cast<T>(act.param);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      T* yc = y + (n * C + c) * HW;
+      T* zc = preact ? preact + (n * C + c) * HW : nullptr;
+      const T b = bias ? bias[c] : T(0);
+      for (int64_t i = 0; i < HW; ++i) {
+        const T z = yc[i] + b;
+        if (zc) zc[i] = z;
+        yc[i] = activate(act.kind, param, z);
+      }
+    }
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                  \
+  template void conv2d_forward<T>(const ConvParams&, View4<const T>, View4<const T>, const T*, \
+                                  Activation, T*, T*);                                         \
+  template void conv2d_backward_data<T>(const ConvParams&, View4<const T>, View4<const T>, T*); \
+  template void conv2d_backward_weight<T>(const ConvParams&, View4<const T>, View4<const T>,   \
+                                          T*);                                                 \
+  template void conv2d_backward_bias<T>(View4<const T>, T*);                                \
+  template void bias_activation<T>(int64_t, int64_t, int64_t, const T*, Activation, T*, T*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv

@@ -1,0 +1,47 @@
+// pyconv._C: the CPU extension. Converts arrays, releases the GIL, calls
+// kernels; each op family binds itself in its own bind_*.cpp.
+#include <pybind11/pybind11.h>
+
+#include "common/cpu.h"
+#include "common/errors.h"
+#include "common/parallel.h"
+
+namespace py = pybind11;
+
+namespace pyconv::py_bind {
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_act(py::module_& m);
+void bind_linear(py::module_& m);
+}  // namespace pyconv::py_bind
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pyconv CPU kernels (private; use pyconv.functional)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const pyconv::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw pyconv::ValueError(pyconv::str_cat("set_num_threads: expected a positive count, got ", n));
+    pyconv::set_num_threads(n);
+  });
+  m.def("get_num_threads", &pyconv::num_threads);
+  m.def("isa", [] { return pyconv::isa_name(pyconv::active_isa()); },
+        "instruction set the CPU kernels use now");
+  m.def("best_isa", [] { return pyconv::isa_name(pyconv::best_isa()); });
+  m.def("set_isa", [](const std::string& name) {
+    pyconv::Isa isa;
+    if (name == "scalar") isa = pyconv::Isa::scalar;
+    else if (name == "avx2") isa = pyconv::Isa::avx2;
+    else if (name == "avx512") isa = pyconv::Isa::avx512;
+    else throw pyconv::ValueError("set_isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
+    pyconv::set_isa(isa);
+  });
+  pyconv::py_bind::bind_conv(m);
+  pyconv::py_bind::bind_pool(m);
+  pyconv::py_bind::bind_act(m);
+  pyconv::py_bind::bind_linear(m);
+}
