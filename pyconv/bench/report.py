@@ -128,6 +128,25 @@ def _fmt_dur(s: float) -> str:
 
 # ---- summary ------------------------------------------------------------------------------
 
+# ../shared/PERF.md's targets: geometric mean of torch_time / pyconv_time per class,
+# (forward, backward); backward covers bwd_data and bwd_weight.
+TARGETS = {
+    "dense": (1.15, 1.5), "1x1": (1.5, 3.0), "stem": (1.2, 3.0), "depthwise": (3.0, 3.0),
+    "grouped": (1.5, 1.5), "dilated": (1.2, 1.5), "conv_transpose2d": (1.5, 1.5),
+    "max_pool2d": (10.0, 3.0), "activation": (1.5, 1.5), "train": (2.0, 2.0),
+    "fused-overhead": (1 / 1.03, None),   # at most 3% over the conv alone
+}
+
+
+def target_for(cls: str, direction: str, reference: str | None) -> float | None:
+    if cls not in TARGETS or reference not in ("torch", "pyconv conv2d"):
+        return None
+    if (cls == "fused-overhead") != (reference == "pyconv conv2d"):
+        return None
+    fwd, bwd = TARGETS[cls]
+    return fwd if direction in ("fwd", "step") else bwd
+
+
 def summarize(results: list[dict]) -> list[dict]:
     """Geometric mean (and minimum) of the ratio per suite, class and direction.
 
@@ -152,6 +171,11 @@ def summarize(results: list[dict]) -> list[dict]:
         rates = [r["pyconv_rate"] for r in rs if r.get("pyconv_rate")]
         row["pyconv_rate_geomean"] = geomean(rates)
         row["unit"] = rs[0].get("unit")
+        row["target"] = target_for(cls, d, ref)
+        if row["target"] is not None and g is not None:
+            # PERF.md: the class meets its geometric-mean target and no shape is below 1.0
+            floor = 1 / 1.03 if cls == "fused-overhead" else 1.0
+            row["meets_target"] = bool(g >= row["target"] and min(ratios) >= floor)
         if cls == "fused-overhead" and g:
             row["overhead_pct"] = (1 / g - 1) * 100
         out.append(row)
@@ -218,14 +242,16 @@ def _summary_rows(summary) -> list[list[str]]:
     for s in summary:
         extra = f"overhead {s['overhead_pct']:+.1f}%" if s.get("overhead_pct") is not None \
             else ""
+        tgt = "-" if s.get("target") is None else \
+            f"{s['target']:.2f} {'ok' if s.get('meets_target') else 'MISS'}"
         rows.append([s["suite"], s["cls"], s["direction"], str(s["n"]),
-                     _ratio(s["geomean_ratio"]), _ratio(s["min_ratio"]), s["min_case"],
+                     _ratio(s["geomean_ratio"]), _ratio(s["min_ratio"]), tgt, s["min_case"],
                      _rate(s.get("pyconv_rate_geomean")) + (" " + s["unit"] if s["unit"] else ""),
                      f"vs {s['reference']}" + (f"; {extra}" if extra else "")])
     return rows
 
 
-SUMMARY_COLUMNS = ("suite", "class", "dir", "n", "geomean", "min", "slowest case",
+SUMMARY_COLUMNS = ("suite", "class", "dir", "n", "geomean", "min", "target", "slowest case",
                    "pyconv rate", "note")
 
 
@@ -249,9 +275,10 @@ def console(report: dict, stream=None):
             p(f"skipped {n} case{'s' if n > 1 else ''}: {note}")
     if report["summary"]:
         p()
-        p("== summary: geometric mean of the ratio per class ==")
+        p("== summary: geometric mean of the ratio per class (target: ../shared/PERF.md; "
+          "ok = met and no shape below 1.0) ==")
         for line in _table(_summary_rows(report["summary"]), SUMMARY_COLUMNS,
-                           left=(0, 1, 2, 6)):
+                           left=(0, 1, 2, 7)):
             p(line)
     for n in report.get("notes", []):
         p(f"note: {n}")
