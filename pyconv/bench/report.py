@@ -116,9 +116,10 @@ class Progress:
 
 def _term_cols() -> int:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except OSError:
-        return 100
+        cols = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        cols = 0
+    return cols if cols >= 20 else 100
 
 
 def _fmt_dur(s: float) -> str:
