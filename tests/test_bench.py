@@ -18,6 +18,19 @@ RESULT_FIELDS = {"id", "suite", "class", "name", "op", "direction", "shape", "st
                  "flops", "bytes", "unit", "reference"}
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The harness sets torch's thread count too; do not leak it into other tests."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 def _hand_flops(N, C, H, W, K, R, S, pad, stride, groups=1, dil=1):
     P = (H + 2 * pad - dil * (R - 1) - 1) // stride + 1
     Q = (W + 2 * pad - dil * (S - 1) - 1) // stride + 1
