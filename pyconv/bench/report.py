@@ -348,16 +348,24 @@ def plot(report: dict, path: str):
         raise SystemExit("pyconv.bench: --plot: no case with a ratio to plot")
     suites = list(OrderedDict.fromkeys(r["suite"] for r in rs))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    m = report["meta"]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.22 * len(rs)))
     ys = range(len(rs))
-    ax.barh(list(ys), [r["ratio"] for r in rs],
+    ratios = [r["ratio"] for r in rs]
+    # bars grow from 1.0 (equal speed) to the ratio, one colour per suite
+    ax.barh(list(ys), [x - 1.0 for x in ratios], left=1.0,
             color=[colors[suites.index(r["suite"]) % len(colors)] for r in rs])
+    for y, x in zip(ys, ratios):
+        ax.text(x, y, f" {x:.2f} ", va="center", ha="left" if x >= 1 else "right", fontsize=6)
+    lo, hi = min(ratios + [1.0]), max(ratios + [1.0])
+    ax.set_xlim(lo / 1.6, hi * 1.6)
     ax.set_yticks(list(ys))
-    ax.set_yticklabels([f"{r['suite']}/{r['name']} {r['direction']}" for r in rs], fontsize=7)
+    ax.set_yticklabels([f"{r['suite']}/{r['name']} {r['direction']}"
+                        + ("" if r["reference"] == m["baseline"] else f" (vs {r['reference']})")
+                        for r in rs], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="k", lw=0.8)
-    m = report["meta"]
     ax.set_xlabel("reference time / pyconv time (> 1: pyconv faster)")
     ax.set_title(f"pyconv vs {m['baseline']}, {m['threads']} threads, {m['cpu']}, "
                  f"{m['date'][:10]}", fontsize=8)
