@@ -231,6 +231,13 @@ def main(argv=None) -> dict:
         progress.update(len(cases), "done")
     finally:
         progress.close()
+    meta["openmp_runtimes"] = rep.openmp_runtimes()   # torch and pyconv are loaded by now
+    if len(meta["openmp_runtimes"]) > 1:
+        notes.append(f"{len(meta['openmp_runtimes'])} OpenMP runtimes in this process: check "
+                     "sub-millisecond cases with --order torch-first and --sleep 5")
+    n_err = sum(r["status"] == "error" for r in results)
+    if n_err:
+        notes.append(f"{n_err} case{'s' if n_err > 1 else ''} failed (status error, see above)")
     report = {"meta": meta, "results": results, "summary": rep.summarize(results),
               "notes": notes}
     if not args.quiet:

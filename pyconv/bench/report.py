@@ -26,6 +26,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def openmp_runtimes() -> list[str]:
+    """OpenMP runtime libraries mapped into this process (libgomp, libiomp5, libomp)."""
+    import re
+    found = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1]
+                name = os.path.basename(path)
+                if re.match(r"lib(gomp|iomp5|omp)\b", name) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -53,6 +69,7 @@ def header(env, threads: int, got_threads: dict, cfg: dict) -> dict:
         baseline=env.baseline,
         dtype=str(env.dtype),
         omp_env=omp_env,
+        openmp_runtimes=openmp_runtimes(),
         **cfg,
     )
 
@@ -65,7 +82,8 @@ def header_lines(h: dict) -> list[str]:
         f"cpu: {h['cpu']} ({h['cores']} cores, {h['cores_available']} available)",
         f"threads: {h['threads']}" + (f" ({eff})" if eff else ""),
         f"pyconv: {h['pyconv_version']}, isa {h['pyconv_isa']}; torch: {h['torch_version']}; "
-        f"numpy: {h['numpy_version']}; python {h['python']}",
+        f"numpy: {h['numpy_version']}; python {h['python']}; OpenMP runtimes: "
+        + (", ".join(os.path.basename(p) for p in h.get("openmp_runtimes", [])) or "none found"),
         f"baseline: {h['baseline']}, dtype {h['dtype']}, order {h['order']}, "
         f"sleep {h['sleep_ms']} ms, {'quick' if h['quick'] else 'full'} timing "
         f"(~{h['target_s']} s/case, median of >= {h['min_reps']})"

@@ -274,7 +274,7 @@ def _build_pool(env: Env, q: dict, d: str, PQ) -> Impl:
     out, idx = mp(x, return_indices=True, **kw)
     go = env.randn(*np.shape(out))
     subject = bind(env.op("max_pool2d_backward"),
-                   dict(grad_output=go, input=x, indices=idx, **kw))
+                   dict(grad_output=go, input=x, indices=idx, input_shape=x.shape, **kw))
     if torch is not None:
         tx = env.t(x)
         _, tidx = torch.nn.functional.max_pool2d(tx, k, s, p, 1, cm, True)
