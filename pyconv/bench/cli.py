@@ -74,7 +74,8 @@ def parse_args(argv=None):
                     help="reference library (auto: torch if importable, else numpy)")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--max-mem-gb", type=float, default=8.0, metavar="GB",
-                    help="skip cases whose arrays would need more than this (default 8)")
+                    help="skip cases whose arrays (plus an im2col-sized scratch) would need "
+                         "more than this (default 8)")
     ap.add_argument("--no-check", action="store_true",
                     help="do not compare pyconv's result with the reference's")
     ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
@@ -199,6 +200,10 @@ def main(argv=None) -> dict:
         rep.check_plot_available()
     if args.limit is not None and args.limit < 0:
         raise SystemExit("pyconv.bench: --limit must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit("pyconv.bench: --threads must be >= 1")
+    if args.batch is not None and args.batch < 1:
+        raise SystemExit("pyconv.bench: --batch must be >= 1")
     cases, notes = select_cases(args)
     if args.list:
         for c in cases:
