@@ -228,6 +228,16 @@ COLUMNS = ("case", "dir", "shape", "pyconv ms", "ref ms", "pyconv rate", "ref ra
            "ratio", "ref")
 
 
+NOISE = 0.25   # interquartile range / median above which a timing is flagged "~"
+
+
+def noisy(r) -> bool:
+    for t in (r.get("times") or {}).values():
+        if t["median_s"] > 0 and t["iqr_s"] / t["median_s"] > NOISE:
+            return True
+    return False
+
+
 def _row(r) -> list[str]:
     t = r.get("times") or {}
     rc = [r["name"], r["direction"], r["shape"]]
@@ -236,6 +246,8 @@ def _row(r) -> list[str]:
     ratio = _ratio(r.get("ratio"))
     if r.get("overhead_pct") is not None:
         ratio += f" ({r['overhead_pct']:+.1f}%)"
+    if noisy(r):
+        ratio += " ~"
     err = r.get("max_rel_err")
     if err is not None and err > r.get("err_tol", 1e-3):
         ratio += f" !err {err:.1e}"
@@ -279,7 +291,8 @@ def console(report: dict, stream=None):
     p = lambda s="": print(s, file=stream)  # noqa: E731
     for line in header_lines(report["meta"]):
         p(line)
-    p("ratio = reference time / pyconv time (> 1: pyconv faster); rate: GFLOP/s or GB/s")
+    p("ratio = reference time / pyconv time (> 1: pyconv faster); rate: GFLOP/s or GB/s; "
+      f"~ = noisy (IQR > {NOISE:.0%} of the median); !err = results differ")
     by_suite = OrderedDict()
     for r in report["results"]:
         by_suite.setdefault(r["suite"], []).append(r)
@@ -315,7 +328,8 @@ def markdown(report: dict) -> str:
     out = ["# pyconv benchmark", ""]
     out += [f"- {line}" for line in header_lines(report["meta"])]
     out += ["- ratio = reference time / pyconv time (> 1: pyconv faster); "
-            "rate in GFLOP/s (convolutions) or GB/s (memory-bound ops)",
+            "rate in GFLOP/s (convolutions) or GB/s (memory-bound ops); "
+            f"~ = noisy (IQR > {NOISE:.0%} of the median); !err = results differ",
             f"- command: `{report['meta'].get('command', '')}`", ""]
 
     def md_table(headers, rows):
