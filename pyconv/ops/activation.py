@@ -22,7 +22,7 @@ def _backend(op, **arrays):
 
 
 def _ready(a):
-    return a if is_cuda_array(a) else np.ascontiguousarray(a)
+    return a if is_cuda_array(a) else np.require(a, requirements="C")  # keeps 0-d
 
 
 def _real(op, name, v) -> float:
@@ -37,8 +37,12 @@ def _approximate(op, approximate) -> str:
     return "gelu_tanh" if approximate == "tanh" else "gelu"
 
 
+def _scalar_to_array(x):
+    return np.asarray(x) if isinstance(x, np.generic) else x
+
+
 def _forward(op, kind, param, input, inplace=False):
-    x = float_array(op, input, "input")
+    x = float_array(op, _scalar_to_array(input), "input")
     y = _backend(op, input=x).activation_forward(_ready(x), _C.ACTIVATIONS[kind], param, op)
     if inplace:
         x[...] = y
@@ -47,8 +51,8 @@ def _forward(op, kind, param, input, inplace=False):
 
 
 def _backward(op, kind, param, grad_output, input):
-    x = float_array(op, input, "input")
-    dy = float_array(op, grad_output, "grad_output")
+    x = float_array(op, _scalar_to_array(input), "input")
+    dy = float_array(op, _scalar_to_array(grad_output), "grad_output")
     same_dtype(op, grad_output=dy, input=x)
     if tuple(dy.shape) != tuple(x.shape):
         raise ValueError(f"{op}: grad_output must have the input's shape {tuple(x.shape)}, "
