@@ -8,6 +8,8 @@
 // caller) and widened on store.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "common/parallel.h"
 #include "pool/pool.h"
 #include "pool/pool_window.h"
@@ -120,6 +122,21 @@ void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y,
   if (p.stride_w == 1) run<1>(p, x, y, idx);
   else if (p.stride_w == 2) run<2>(p, x, y, idx);
   else run<0>(p, x, y, idx);
+}
+
+void stream_copy(void* dst, const void* src, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  size_t head = (32 - reinterpret_cast<uintptr_t>(d) % 32) % 32;
+  if (head > bytes) head = bytes;
+  std::memcpy(d, s, head);
+  d += head; s += head; bytes -= head;
+  size_t i = 0;
+  for (; i + 32 <= bytes; i += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+  std::memcpy(d + i, s + i, bytes - i);
+  _mm_sfence();
 }
 
 }  // namespace pyconv::avx2

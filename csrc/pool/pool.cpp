@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "common/cpu.h"
 #include "common/parallel.h"
@@ -49,22 +50,36 @@ template <typename T>
 bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T* dx,
                          int64_t* bad) {
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
+  // Large gradients: each plane is built in a cache-resident scratch buffer and
+  // streamed out, so dx is written once without being read for ownership.
+  bool stream = false;
+#if defined(PYCONV_X86)
+  stream = active_isa() >= Isa::avx2 && p.planes() * HW * int64_t(sizeof(T)) >= (int64_t(16) << 20) &&
+           HW * int64_t(sizeof(T)) <= (int64_t(256) << 10);
+#endif
   int64_t first_bad = 0;
   bool ok = true;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t plane = 0; plane < p.planes(); ++plane) {
-    T* g = dx + plane * HW;
-    const T* d = dy + plane * OHW;
-    const int64_t* k = idx + plane * OHW;
-    std::memset(g, 0, sizeof(T) * HW);
-    for (int64_t i = 0; i < OHW; ++i) {
-      const int64_t j = k[i];
-      if (static_cast<uint64_t>(j) >= static_cast<uint64_t>(HW)) {
+#pragma omp parallel num_threads(num_threads())
+  {
+    std::vector<T> scratch(stream ? HW : 0);
+#pragma omp for schedule(static)
+    for (int64_t plane = 0; plane < p.planes(); ++plane) {
+      T* g = stream ? scratch.data() : dx + plane * HW;
+      const T* d = dy + plane * OHW;
+      const int64_t* k = idx + plane * OHW;
+      std::memset(g, 0, sizeof(T) * HW);
+      for (int64_t i = 0; i < OHW; ++i) {
+        const int64_t j = k[i];
+        if (static_cast<uint64_t>(j) >= static_cast<uint64_t>(HW)) {
 #pragma omp critical(pyconv_pool_bad)
-        if (ok) { ok = false; first_bad = j; }
-        break;
+          if (ok) { ok = false; first_bad = j; }
+          break;
+        }
+        g[j] += d[i];
       }
-      g[j] += d[i];
+#if defined(PYCONV_X86)
+      if (stream) avx2::stream_copy(dx + plane * HW, g, HW * sizeof(T));
+#endif
     }
   }
   if (!ok) *bad = first_bad;

@@ -3,6 +3,7 @@
 // inputs are strided views. Parallel over planes (n, c) or rows within them, so
 // no two threads write one element.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "common/tensor.h"
@@ -41,6 +42,8 @@ void max_pool2d_forward(const PoolParams& p, View4<const T> x, T* y, int64_t* id
 namespace avx2 {
 // Only when active_isa() >= avx2, x.stride[3] == 1 and H*W < 2^31.
 void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y, int64_t* idx);
+// memcpy with non-temporal stores (dst and src 4-byte aligned, bytes a multiple of 4).
+void stream_copy(void* dst, const void* src, size_t bytes);
 }  // namespace avx2
 
 }  // namespace pyconv
