@@ -160,6 +160,28 @@ def test_large_plane_simd_path(isa):
         _both(x, **kw)
 
 
+def test_large_gradient_streamed(isa):
+    # grad_input over 16 MiB takes the scratch-buffer + streaming-store path.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 64, 128, 130)).astype(np.float32)
+    y, i = _both(x, kernel_size=3, stride=2, padding=1)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    tg = torch.ops.aten.max_pool2d_with_indices_backward(
+        torch.tensor(g), torch.tensor(x), [3, 3], [2, 2], [1, 1], [1, 1], False, torch.tensor(i))
+    np.testing.assert_allclose(ops.max_pool2d_backward(g, x, i, 3, 2, 1), tg.numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_negative_strides(isa):
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 4, (2, 3, 17, 45)).astype(np.float32)
+    for v in (x[:, ::-1, ::-1], x[..., ::-1], x[:, :, 1::2, 2:]):
+        y, i = ops.max_pool2d(v, 3, 2, 1, return_indices=True)
+        ty, ti = TF.max_pool2d(torch.tensor(v.copy()), 3, 2, 1, return_indices=True)
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(i, ti.numpy())
+
+
 def test_empty_batch():
     x = np.zeros((0, 3, 5, 5), np.float32)
     y, i = ops.max_pool2d(x, 2, return_indices=True)
