@@ -166,6 +166,14 @@ def test_float32_accuracy(isa, name):
     assert ulps(f(x, *args), ref).max() <= 4
 
 
+def test_misaligned_input():
+    buf = np.zeros(4 * 101, np.uint8)
+    a = np.frombuffer(buf.data, dtype=np.float32, count=100, offset=1)
+    assert not a.flags.aligned
+    np.testing.assert_array_equal(ops.relu(a), np.zeros(100, np.float32))
+    np.testing.assert_array_equal(ops.sigmoid_backward(a, a), np.zeros(100, np.float32))
+
+
 def test_inplace_and_empty():
     x = np.array([-1.0, 2.0], np.float32)
     y = ops.relu(x, inplace=True)

@@ -182,6 +182,14 @@ def test_negative_strides(isa):
         np.testing.assert_array_equal(i, ti.numpy())
 
 
+def test_misaligned_arrays():
+    buf = np.zeros(4 * 2 * 5 * 5 + 1, np.uint8)
+    x = np.frombuffer(buf.data, np.float32, 50, 1).reshape(1, 2, 5, 5)
+    y, i = ops.max_pool2d(x, 2, return_indices=True)
+    assert ops.max_pool2d_backward(y, x, i, 2).shape == x.shape
+    assert ops.max_unpool2d(y, i, 2, output_size=(5, 5)).shape == x.shape
+
+
 def test_empty_batch():
     x = np.zeros((0, 3, 5, 5), np.float32)
     y, i = ops.max_pool2d(x, 2, return_indices=True)

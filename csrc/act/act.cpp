@@ -44,8 +44,9 @@ void parallel_chunks(int64_t n, F body) {
   const int64_t blocks = (n + 15) / 16;
 #pragma omp parallel num_threads(static_cast<int>(nt))
   {
+    // Split by the team actually granted (nested regions may get fewer threads).
     int64_t b0, b1;
-    split_range(blocks, nt, omp_get_thread_num(), b0, b1);
+    split_range(blocks, omp_get_num_threads(), omp_get_thread_num(), b0, b1);
     const int64_t begin = std::min(n, b0 * 16), end = std::min(n, b1 * 16);
     if (end > begin) body(begin, end);
   }

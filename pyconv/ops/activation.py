@@ -22,7 +22,7 @@ def _backend(op, **arrays):
 
 
 def _ready(a):
-    return a if is_cuda_array(a) else np.require(a, requirements="C")  # keeps 0-d
+    return a if is_cuda_array(a) else np.require(a, requirements=["C", "A"])  # keeps 0-d
 
 
 def _real(op, name, v) -> float:

@@ -52,6 +52,11 @@ def _pool_args(op, kernel_size, stride, padding):
     return k, s, pair(op, "padding", padding)
 
 
+def _contiguous(a):
+    """C-contiguous, aligned numpy array (CUDA arrays pass through)."""
+    return a if not isinstance(a, np.ndarray) else np.require(a, requirements=["C", "A"])
+
+
 def _rows_contiguous(x):
     """Kernel-ready array whose last axis is unit-stride (the fast kernels read rows)."""
     x = kernel_ready(x)
@@ -85,7 +90,7 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     same_dtype(op, grad_output=dy, input=x)
     be = _backend(op, grad_output=dy, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
-    gi = be.max_pool2d_backward(np.ascontiguousarray(dy), x, np.ascontiguousarray(idx), k, s, p,
+    gi = be.max_pool2d_backward(_contiguous(dy), x, _contiguous(idx), k, s, p,
                                 pair(op, "dilation", dilation), bool(ceil_mode))
     return gi[0] if unbatched else gi
 
@@ -115,7 +120,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     idx = _indices(op, indices, unbatched)
     be = _backend(op, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
-    out = be.max_unpool2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(idx), k, s, p,
+    out = be.max_unpool2d_forward(_contiguous(x), _contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return out[0] if unbatched else out
 
@@ -132,6 +137,6 @@ def max_unpool2d_backward(grad_output, indices, kernel_size, stride=None, paddin
     idx = _indices(op, indices, unbatched)
     be = _backend(op, grad_output=dy, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
-    gi = be.max_unpool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(idx), k, s, p,
+    gi = be.max_unpool2d_backward(_contiguous(dy), _contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return gi[0] if unbatched else gi
