@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ._args import float_array, kernel_ready, pair, same_device, same_dtype
+from ._args import float_array, pair, same_device, same_dtype
 
 
 def _backend(op, **arrays):
@@ -58,10 +58,13 @@ def _contiguous(a):
 
 
 def _rows_contiguous(x):
-    """Kernel-ready array whose last axis is unit-stride (the fast kernels read rows)."""
-    x = kernel_ready(x)
-    if x.shape[-1] > 1 and x.strides[-1] != x.itemsize:
-        x = np.ascontiguousarray(x)
+    """Aligned array with item-multiple strides and a unit-stride last axis (the fast
+    kernels read rows); anything else is copied."""
+    if not isinstance(x, np.ndarray):
+        return x
+    if (not x.flags.aligned or any(s % x.itemsize for s in x.strides)
+            or (x.shape[-1] > 1 and x.strides[-1] != x.itemsize)):
+        return np.require(x, requirements=["C", "A"])
     return x
 
 
