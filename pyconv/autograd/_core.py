@@ -662,6 +662,8 @@ def _dims(dim, ndim):
 def _as_dtype(dtype):
     if isinstance(dtype, str) and dtype in ("float", "double", "long"):
         dtype = {"float": "float32", "double": "float64", "long": "int64"}[dtype]
+    if not isinstance(dtype, str) and not str(dtype).startswith("torch."):
+        return np.dtype(dtype)
     s = str(dtype)
     if s.startswith("torch."):
         s = s[len("torch."):]
