@@ -95,7 +95,7 @@ def _npz_bytes(arrays):
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for k, a in arrays.items():
             with zf.open(k + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+                np.lib.format.write_array(member, np.asarray(a, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 
