@@ -6,6 +6,12 @@ namespace pyconv {
 
 namespace {
 
+void check_not_huge(const char* op, const char* what, const int64_t* v, int n) {
+  for (int i = 0; i < n; ++i)
+    if (v[i] > kMaxParam)
+      throw ValueError(str_cat(op, ": ", what, " must be at most ", kMaxParam, ", got ", v[i]));
+}
+
 std::string shape_str(const int64_t s[4]) {
   return str_cat("(", s[0], ", ", s[1], ", ", s[2], ", ", s[3], ")");
 }
@@ -13,6 +19,7 @@ std::string shape_str(const int64_t s[4]) {
 void check_positive(const char* op, const char* what, const int64_t v[2]) {
   if (v[0] <= 0 || v[1] <= 0)
     throw ValueError(str_cat(op, ": ", what, " must be positive, got (", v[0], ", ", v[1], ")"));
+  check_not_huge(op, what, v, 2);
 }
 
 void check_groups(const char* op, int64_t groups) {
@@ -31,6 +38,7 @@ ConvParams make_conv2d_params(const char* op, const int64_t in[4], const int64_t
     if (pad[i] < 0)
       throw ValueError(str_cat(op, ": padding must be non-negative, got (", pad[0], ", ", pad[1],
                                ", ", pad[2], ", ", pad[3], ") (top, bottom, left, right)"));
+  check_not_huge(op, "padding", pad, 4);
   for (int i = 0; i < 4; ++i)
     if (in[i] < 0 || w[i] < 0) throw ValueError(str_cat(op, ": negative size"));
   ConvParams p;
@@ -66,6 +74,7 @@ ConvParams make_conv2d_params(const char* op, const int64_t in[4], const int64_t
                              ")"));
   p.P = (ph - eff_r) / p.stride_h + 1;
   p.Q = (pw - eff_s) / p.stride_w + 1;
+  check_numel(op, "the output", {p.N, p.K, p.P, p.Q});
   return p;
 }
 
@@ -85,6 +94,8 @@ ConvParams make_conv_transpose2d_params(const char* op, const int64_t in[4], con
                                output_padding[0], ", ", output_padding[1], "), stride=(", stride[0],
                                ", ", stride[1], "), dilation=(", dilation[0], ", ", dilation[1], ")"));
   }
+  check_not_huge(op, "padding", pad, 2);
+  check_not_huge(op, "output_padding", output_padding, 2);
   for (int i = 0; i < 4; ++i)
     if (in[i] < 0 || w[i] < 0) throw ValueError(str_cat(op, ": negative size"));
   if (in[1] != w[0])
@@ -114,6 +125,7 @@ ConvParams make_conv_transpose2d_params(const char* op, const int64_t in[4], con
     throw ValueError(str_cat(op, ": output size (", p.H, ", ", p.W,
                              ") is not positive for input of shape ", shape_str(in),
                              " and weight of shape ", shape_str(w)));
+  check_numel(op, "the output", {p.N, p.C, p.H, p.W});
   return p;
 }
 

@@ -22,6 +22,8 @@ PYBIND11_MODULE(_C, m) {
       if (p) std::rethrow_exception(p);
     } catch (const pyconv::TypeError& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pyconv::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
   m.def("set_num_threads", [](int n) {

@@ -1,0 +1,67 @@
+"""linear on arrays: y = act(x @ weight.T + bias), and its backward.
+
+The matrix product runs in numpy's BLAS; bias and activation are applied in one
+pass by the same epilogue code as the convolutions.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from ._args import float_array, parse_activation, same_device, same_dtype, vector
+
+_OUT_MASK = (True, True, True)
+
+
+def _check(op, x, w, b=None):
+    x = float_array(op, x, "input")
+    w = float_array(op, w, "weight")
+    if x.ndim < 1:
+        raise ValueError(f"{op}: input must have at least 1 dimension, got a scalar")
+    if w.ndim != 2:
+        raise ValueError(f"{op}: weight must be 2-dimensional (out_features, in_features), "
+                         f"got shape {tuple(w.shape)}")
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{op}: input's last dimension ({x.shape[-1]}) must equal weight's "
+                         f"in_features ({w.shape[1]}); got input {tuple(x.shape)}, weight "
+                         f"{tuple(w.shape)}")
+    if b is not None:
+        b = float_array(op, b, "bias")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{op}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+    same_dtype(op, input=x, weight=w, bias=b)
+    if same_device(op, input=x, weight=w, bias=b):
+        raise TypeError(f"{op}: CUDA arrays are not supported by linear yet")
+    return x, w, b
+
+
+def linear(input, weight, bias=None, *, activation=None, return_preactivation=False):
+    """torch.nn.functional.linear; input (..., in_features), weight (out, in), bias (out,)."""
+    op = "linear"
+    x, w, b = _check(op, input, weight, bias)
+    kind, param = parse_activation(op, activation)
+    y = np.ascontiguousarray(np.matmul(x, w.T))
+    if b is None and kind == 0 and not return_preactivation:
+        return y
+    y2 = y.reshape(-1, w.shape[0])
+    z = _C.bias_activation_(y2, vector(b), kind, param, return_preactivation)
+    if return_preactivation:
+        return y, z.reshape(y.shape)
+    return y
+
+
+def linear_backward(grad_output, input, weight, output_mask=_OUT_MASK):
+    """Gradients of linear: (grad_input, grad_weight, grad_bias); None where output_mask is False."""
+    op = "linear_backward"
+    x, w, _ = _check(op, input, weight)
+    g = float_array(op, grad_output, "grad_output")
+    same_dtype(op, grad_output=g, input=x)
+    if g.shape != x.shape[:-1] + (w.shape[0],):
+        raise ValueError(f"{op}: grad_output must have shape {x.shape[:-1] + (w.shape[0],)}, "
+                         f"got {tuple(g.shape)}")
+    mi, mw, mb = (bool(m) for m in output_mask)
+    g2 = g.reshape(-1, w.shape[0])
+    gi = np.matmul(g, w) if mi else None
+    gw = np.matmul(g2.T, x.reshape(-1, w.shape[1])) if mw else None
+    gb = g2.sum(axis=0) if mb else None
+    return gi, gw, gb

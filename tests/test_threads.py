@@ -1,0 +1,55 @@
+"""Concurrency and determinism: every kernel releases the GIL, so calls from several
+Python threads really run in parallel; they must give the serial results, and results
+must be bitwise identical for any pyconv thread count."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import pyconv
+import pyconv.functional as F
+
+rng = np.random.default_rng(11)
+X = rng.standard_normal((3, 8, 19, 17)).astype(np.float32)
+W = rng.standard_normal((12, 4, 3, 3)).astype(np.float32)
+B = rng.standard_normal(12).astype(np.float32)
+KW = dict(stride=2, padding=1, groups=2)
+Y = F.conv2d(X, W, B, **KW)
+G = rng.standard_normal(Y.shape).astype(np.float32)
+WT = rng.standard_normal((8, 5, 4, 4)).astype(np.float32)
+GT = rng.standard_normal(F.conv_transpose2d(X, WT, stride=2, padding=1).shape).astype(np.float32)
+XL = rng.standard_normal((33, 64)).astype(np.float32)
+WL = rng.standard_normal((48, 64)).astype(np.float32)
+
+CALLS = {
+    "conv2d": lambda: [F.conv2d(X, W, B, **KW)],
+    "conv2d_fused": lambda: [F.conv2d(X, W, B, activation="gelu", **KW)],
+    "conv2d_backward": lambda: list(F.conv2d_backward(G, X, W, **KW)),
+    "conv_transpose2d": lambda: [F.conv_transpose2d(X, WT, stride=2, padding=1)],
+    "conv_transpose2d_backward": lambda: list(F.conv_transpose2d_backward(GT, X, WT, stride=2,
+                                                                          padding=1)),
+    "linear": lambda: [F.linear(XL, WL, activation="relu")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_concurrent_calls_match_serial(name):
+    call = CALLS[name]
+    serial = call()
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        results = list(ex.map(lambda _: call(), range(16)))
+    for res in results:
+        for a, b in zip(res, serial):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_bitwise_identical_for_1_2_3_threads(name):
+    call = CALLS[name]
+    outs = []
+    for n in (1, 2, 3):
+        pyconv.set_num_threads(n)
+        outs.append(call())
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
