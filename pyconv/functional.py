@@ -71,11 +71,6 @@ def hardswish(input, inplace=False):
     return _activation("hardswish", input)
 
 
-def _fused(out, activation):
-    name, params = _fn.split_activation(activation)
-    return out if name is None else _fn.Activation.apply(out, act=name, params=params)
-
-
 # ----------------------------------------------------------------------------- conv / linear
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
@@ -96,7 +91,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def linear(input, weight, bias=None, *, activation=None):
     if not _has_tensor(input, weight, bias):
         return ops.linear(input, weight, bias, activation=activation)
-    return _fused(_fn.Linear.apply(input, weight, bias), activation)
+    return _fn.Linear.apply(input, weight, bias, activation=activation)
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -609,6 +609,12 @@ class Tensor:
             return -_m.MaxAll.apply(-self)
         return _max_min(self, dim, keepdim, np.argmin)
 
+    def all(self, dim=None, keepdim=False):
+        return Tensor(np.asarray(np.all(self.data, axis=dim, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor(np.asarray(np.any(self.data, axis=dim, keepdims=keepdim)))
+
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor(np.asarray(np.argmax(self.data), dtype=np.int64))

@@ -108,14 +108,15 @@ class ConvTranspose2d(Function):
 
 class Linear(Function):
     @staticmethod
-    def forward(ctx, x, w, b):
+    def forward(ctx, x, w, b, activation=None):
         ctx.has_bias = b is not None
         ctx.save_for_backward(x, w)
-        return ops.linear(x, w, b)
+        return _fused_forward(ctx, ops.linear, activation, x, w, b)
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
+        g = _act_backward(ctx, g)
         n = ctx.needs_input_grad
         mask = (bool(n[0]), bool(n[1]), bool(n[2]) and ctx.has_bias)
         return ops.linear_backward(g, x, w, output_mask=mask)

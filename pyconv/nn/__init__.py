@@ -1,5 +1,5 @@
 """pyconv.nn: Module, Parameter, containers, layers and losses (torch.nn's names and state-dict keys)."""
-from .. import functional  # noqa: F401  (pyconv.nn.functional, as torch.nn.functional)
+from . import functional  # noqa: F401  (pyconv.nn.functional is pyconv.functional)
 from . import init  # noqa: F401
 from .layers import (ELU, GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d,  # noqa: F401
                      CrossEntropyLoss, Dropout, Flatten, Hardswish, Identity, L1Loss, LeakyReLU, Linear,
