@@ -113,6 +113,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (0: all)")
+    ap.add_argument("--test-limit", type=int, default=0, help="use only the first N test images (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="kernel threads (0: pyconv's default)")
     ap.add_argument("--out", default="cifar10_net.npz", help="where to save the weights (.npz or .safetensors)")
@@ -127,6 +128,8 @@ def main(argv=None):
         xtr, ytr, xte, yte, classes, dataset = load_digits_3x32(args.seed)
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    if args.test_limit:
+        xte, yte = xte[:args.test_limit], yte[:args.test_limit]
     mean = xtr.mean(axis=(0, 2, 3)).astype(np.float32)
     std = (xtr.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32)
     xtr = (xtr - mean[:, None, None]) / std[:, None, None]

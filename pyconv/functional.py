@@ -36,7 +36,7 @@ def __getattr__(name):
 def _activation(name, x, **params):
     if isinstance(x, Tensor):
         return _fn.Activation.apply(x, act=name, params=params)
-    return getattr(ops, name)(x, **params)
+    return getattr(ops, name)(x, *params.values())
 
 
 def relu(input, inplace=False):

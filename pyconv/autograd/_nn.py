@@ -43,7 +43,7 @@ class Activation(Function):
     def forward(ctx, x, act, params):
         ctx.act, ctx.params = act, params
         ctx.save_for_backward(x)
-        return getattr(ops, act)(x, **params)
+        return getattr(ops, act)(x, *params.values())
 
     @staticmethod
     def backward(ctx, g):
