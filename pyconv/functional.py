@@ -7,7 +7,7 @@ Every op's array-level backward (`<op>_backward`) is re-exported from pyconv.ops
 import numpy as np
 
 from . import ops
-from .autograd import Tensor
+from .autograd import Tensor, is_grad_enabled
 from .autograd import _nn as _fn
 from .ops import nn_extra as _x
 from .ops.nn_extra import (adaptive_avg_pool2d_backward, avg_pool2d_backward,  # noqa: F401
@@ -99,14 +99,11 @@ def linear(input, weight, bias=None, *, activation=None):
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     if not isinstance(input, Tensor):
         return ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    if not (input.requires_grad and is_grad_enabled()):
+        r = ops.max_pool2d(input.data, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        return (Tensor(r[0]), Tensor(r[1])) if return_indices else Tensor(r)
     out = _fn.MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
-    if not return_indices:
-        return out
-    if out.grad_fn is not None:
-        idx = out.grad_fn.indices
-    else:  # not recorded: recompute the indices
-        idx = ops.max_pool2d(input.data, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
-    return out, Tensor(idx)
+    return (out, Tensor(out.grad_fn.indices)) if return_indices else out
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
