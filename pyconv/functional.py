@@ -24,6 +24,14 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+_OWN = ["relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "conv2d", "conv_transpose2d",
+        "linear", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax",
+        "cross_entropy", "mse_loss", "l1_loss", "batch_norm", "dropout", "pad", "softmax_backward",
+        "log_softmax_backward", "cross_entropy_backward", "mse_loss_backward", "l1_loss_backward",
+        "avg_pool2d_backward", "adaptive_avg_pool2d_backward", "batch_norm_backward", "dropout_backward"]
+__all__ = _OWN + [n for n in getattr(ops, "__all__", []) if n not in _OWN]
+
+
 def __getattr__(name):
     # every other array-level op and backward of pyconv.ops
     if not name.startswith("_") and hasattr(ops, name):
@@ -73,24 +81,35 @@ def hardswish(input, inplace=False):
 
 # ----------------------------------------------------------------------------- conv / linear
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
+def _no_preactivation(op, flag):
+    if flag:
+        raise ValueError(f"{op}: return_preactivation is for plain arrays; with Tensors autograd keeps it")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None,
+           return_preactivation=False):
     if not _has_tensor(input, weight, bias):
-        return ops.conv2d(input, weight, bias, stride, padding, dilation, groups, activation=activation)
+        return ops.conv2d(input, weight, bias, stride, padding, dilation, groups, activation=activation,
+                    return_preactivation=return_preactivation)
+    _no_preactivation("conv2d", return_preactivation)
     return _fn.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, activation=activation)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     activation=None):
+                     activation=None, return_preactivation=False):
     if not _has_tensor(input, weight, bias):
         return ops.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
-                                    activation=activation)
+                                    activation=activation, return_preactivation=return_preactivation)
+    _no_preactivation("conv_transpose2d", return_preactivation)
     return _fn.ConvTranspose2d.apply(input, weight, bias, stride, padding, output_padding, groups, dilation,
                                      activation=activation)
 
 
-def linear(input, weight, bias=None, *, activation=None):
+def linear(input, weight, bias=None, *, activation=None, return_preactivation=False):
     if not _has_tensor(input, weight, bias):
-        return ops.linear(input, weight, bias, activation=activation)
+        return ops.linear(input, weight, bias, activation=activation,
+                    return_preactivation=return_preactivation)
+    _no_preactivation("linear", return_preactivation)
     return _fn.Linear.apply(input, weight, bias, activation=activation)
 
 
