@@ -233,6 +233,24 @@ def test_cross_entropy(kw, spatial):
     close(gi, tx.grad)
 
 
+def test_cross_entropy_unbatched_and_all_ignored():
+    x, tx = pair(rand(5))
+    for red in ("mean", "sum", "none"):
+        x.grad, tx.grad = None, None
+        o, to = F.cross_entropy(x, np.array(3), reduction=red), TF.cross_entropy(tx, torch.tensor(3), reduction=red)
+        close(o, to)
+        o.backward()
+        to.backward()
+        close(x.grad, tx.grad)
+    x, tx = pair(rand(3, 4))
+    t = np.array([-100, -100, -100])
+    o, to = F.cross_entropy(x, t), TF.cross_entropy(tx, torch.tensor(t))
+    assert np.isnan(o.item()) and np.isnan(to.item())
+    o.backward()
+    to.backward()
+    close(x.grad, tx.grad)
+
+
 def test_cross_entropy_probability_targets_and_errors():
     x, tx = pair(rand(4, 3))
     p = rng.dirichlet(np.ones(3), size=4)

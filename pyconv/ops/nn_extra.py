@@ -207,7 +207,10 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     if reduction == "none" and unbatched:
         g = g[None]
     _, coef, scale, logp = _ce_grad_logp(x, t, w, probs, ignore_index, reduction, label_smoothing, g)
-    glogp = coef * (scale[:, None] if reduction == "none" else scale)
+    if reduction == "mean" and not np.isfinite(scale).all() and not probs and not coef.any():
+        glogp = np.zeros_like(coef)           # every target ignored: zero gradient, as torch
+    else:
+        glogp = coef * (scale[:, None] if reduction == "none" else scale)
     gi = glogp - np.exp(logp) * glogp.sum(axis=1, keepdims=True)
     gi = gi.astype(x.dtype, copy=False)
     return gi[0] if unbatched else gi
