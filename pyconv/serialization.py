@@ -1,5 +1,10 @@
 """pyconv.save / pyconv.load: state dicts (name -> array) in .npz or .safetensors files.
 
+A flat mapping of names to arrays is stored as such (np.load and any safetensors reader see
+the names). Anything else made of dicts, lists, tuples, strings, numbers, None and arrays (an
+optimizer's state_dict, a checkpoint {"model": ..., "optimizer": ..., "epoch": 3}) is stored as
+its arrays plus a JSON description of the structure, and load rebuilds it.
+
 Neither format can carry code: .npz members are written and read with allow_pickle=False,
 .safetensors is a JSON header plus raw little-endian bytes, written and parsed here with
 numpy and json only. Every malformed, truncated or hostile file raises ValueError naming
@@ -36,16 +41,77 @@ def _to_numpy(name, value):
     return arr
 
 
+_TREE = "__pyconv_tree__"
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _is_arraylike(v):
+    return (isinstance(v, (np.ndarray, np.generic)) or hasattr(v, "__cuda_array_interface__")
+            or (hasattr(v, "detach") and hasattr(v, "cpu")))
+
+
+def _is_flat(obj):
+    return hasattr(obj, "items") and all(isinstance(k, str) and _is_arraylike(v) for k, v in obj.items())
+
+
+def _encode_tree(obj, arrays, depth=0):
+    if depth > 100:
+        raise ValueError("pyconv.save: structure nested more than 100 levels deep")
+    if _is_arraylike(obj):
+        arrays[f"a{len(arrays)}"] = _to_numpy(f"a{len(arrays)}", obj)
+        return {"__array__": len(arrays) - 1}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if isinstance(obj, _SCALARS):
+        return obj
+    if hasattr(obj, "items"):
+        items = []
+        for k, v in obj.items():
+            if not isinstance(k, _SCALARS) or (isinstance(k, float) and not np.isfinite(k)):
+                raise TypeError(f"pyconv.save: dict keys must be str, int, float, bool or None, got {k!r}")
+            items.append([k, _encode_tree(v, arrays, depth + 1)])
+        return {"__dict__": items}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode_tree(v, arrays, depth + 1) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode_tree(v, arrays, depth + 1) for v in obj]
+    raise TypeError(f"pyconv.save: cannot store an object of type {type(obj).__name__} "
+                    f"(arrays, dicts, lists, tuples, str, numbers and None only)")
+
+
+def _decode_tree(node, arrays, bad, depth=0):
+    if depth > 100:
+        raise bad("structure nested too deeply")
+    if isinstance(node, _SCALARS):
+        return node
+    if isinstance(node, list):
+        return [_decode_tree(v, arrays, bad, depth + 1) for v in node]
+    if isinstance(node, dict) and len(node) == 1:
+        (tag, val), = node.items()
+        if tag == "__array__" and isinstance(val, int) and not isinstance(val, bool) and f"a{val}" in arrays:
+            return arrays[f"a{val}"]
+        if tag == "__float__" and val in ("inf", "-inf", "nan"):
+            return float(val)
+        if tag == "__tuple__" and isinstance(val, list):
+            return tuple(_decode_tree(v, arrays, bad, depth + 1) for v in val)
+        if tag == "__dict__" and isinstance(val, list) and all(
+                isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], _SCALARS) for kv in val):
+            return {k: _decode_tree(v, arrays, bad, depth + 1) for k, v in val}
+    raise bad(f"unexpected structure node {str(node)[:80]!r}")
+
+
 def _check_mapping(obj):
-    if not hasattr(obj, "items"):
-        raise TypeError(f"pyconv.save: expects a mapping of names to arrays (a state_dict), "
-                        f"got {type(obj).__name__}")
+    if not _is_flat(obj):
+        arrays = collections.OrderedDict()
+        tree = _encode_tree(obj, arrays)
+        arrays[_TREE] = np.frombuffer(json.dumps(tree).encode("utf-8"), dtype=np.uint8)
+        return arrays
     out = collections.OrderedDict()
     for k, v in obj.items():
         if not isinstance(k, str):
             raise TypeError(f"pyconv.save: keys must be strings, got {k!r}")
-        if k == "__metadata__":
-            raise ValueError("pyconv.save: '__metadata__' is reserved and cannot be used as a key")
+        if k in ("__metadata__", _TREE):
+            raise ValueError(f"pyconv.save: {k!r} is reserved and cannot be used as a key")
         out[k] = _to_numpy(k, v)
     return out
 
@@ -55,7 +121,8 @@ def _is_safetensors_path(path):
 
 
 def save(state_dict, path, format=None):
-    """Writes a mapping of names to arrays to `path` (a path or a writable binary file).
+    """Writes a mapping of names to arrays (or a nested structure, see above) to `path` (a path or a
+    writable binary file).
     format: "npz" or "safetensors"; by default safetensors when the name ends in .safetensors."""
     arrays = _check_mapping(state_dict)
     fmt = format or ("safetensors" if _is_safetensors_path(path) else "npz")
@@ -82,10 +149,24 @@ def load(path, format=None):
         raise TypeError("pyconv.load: expects a binary file")
     fmt = format or ("npz" if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06" else "safetensors")
     if fmt == "npz":
-        return _load_npz(data, where)
-    if fmt == "safetensors":
-        return _load_safetensors(data, where)
-    raise ValueError(f"pyconv.load: format expects 'npz' or 'safetensors', got {format!r}")
+        out = _load_npz(data, where)
+    elif fmt == "safetensors":
+        out = _load_safetensors(data, where)
+    else:
+        raise ValueError(f"pyconv.load: format expects 'npz' or 'safetensors', got {format!r}")
+    if _TREE not in out:
+        return out
+
+    def bad(msg):
+        return ValueError(f"pyconv.load: {where} has an invalid structure description: {msg}")
+    raw = out.pop(_TREE)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise bad("not a byte string")
+    try:
+        tree = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise bad(f"not valid JSON ({e})") from None
+    return _decode_tree(tree, out, bad)
 
 
 # ----------------------------------------------------------------------------- npz

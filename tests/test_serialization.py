@@ -179,6 +179,47 @@ def test_save_rejects_non_arrays(tmp_path):
     with pytest.raises(TypeError):
         pyconv.save({"w": np.array(["a", "b"])}, tmp_path / "x.npz")
     with pytest.raises(TypeError):
-        pyconv.save([np.zeros(2)], tmp_path / "x.npz")
+        pyconv.save({"w": object()}, tmp_path / "x.npz")
     with pytest.raises(TypeError):
-        pyconv.save({1: np.zeros(2)}, tmp_path / "x.npz")
+        pyconv.save({(1, 2): np.zeros(2)}, tmp_path / "x.npz")
+    with pytest.raises(ValueError):
+        pyconv.save({"__pyconv_tree__": np.zeros(2)}, tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_nested_checkpoint_roundtrip(tmp_path, suffix):
+    pyconv.manual_seed(0)
+    m = nn.Linear(3, 2)
+    opt = pyconv.optim.Adam(m.parameters(), lr=0.01)
+    m(pyconv.Tensor(np.ones((4, 3), np.float32))).sum().backward()
+    opt.step()
+    ckpt = {"model": m.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "note": "hi", "none": None,
+            "pair": (1.5, float("inf")), "list": [1, [2, np.arange(3)]], 7: True}
+    pyconv.save(ckpt, tmp_path / ("c" + suffix))
+    back = pyconv.load(tmp_path / ("c" + suffix))
+    assert back["epoch"] == 3 and back["note"] == "hi" and back["none"] is None and back[7] is True
+    assert back["pair"] == (1.5, float("inf"))
+    np.testing.assert_array_equal(back["list"][1][1], np.arange(3))
+    assert list(back["model"]) == ["weight", "bias"]
+    np.testing.assert_array_equal(back["model"]["weight"], m.weight.numpy())
+    opt2 = pyconv.optim.Adam(nn.Linear(3, 2).parameters(), lr=0.5)
+    opt2.load_state_dict(back["optimizer"])
+    assert opt2.param_groups[0]["lr"] == 0.01 and opt2.param_groups[0]["betas"] == (0.9, 0.999)
+    st = opt.state_dict()["state"][0]
+    np.testing.assert_array_equal(back["optimizer"]["state"][0]["exp_avg"], st["exp_avg"])
+
+
+@pytest.mark.parametrize("tree", [b"not json", b'{"__array__": 5}', b'{"__eval__": "1"}', b'[{"__dict__": [[[1], 2]]}]',
+                                  b'{"__float__": "1e400"}'])
+def test_hostile_structure_description(tmp_path, tree):
+    p = tmp_path / "t.npz"
+    pyconv.save({"a0": np.zeros(2), "__x": np.zeros(1)}, p)
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        for name, arr in (("a0", np.zeros(2)), ("__pyconv_tree__", np.frombuffer(tree, np.uint8))):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            zf.writestr(name + ".npy", buf.getvalue())
+    p.write_bytes(data.getvalue())
+    with pytest.raises(ValueError, match="structure"):
+        pyconv.load(p)
