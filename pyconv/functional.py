@@ -41,22 +41,25 @@ def __getattr__(name):
 
 # ----------------------------------------------------------------------------- activations
 
-def _activation(name, x, **params):
+def _activation(name, x, inplace=False, **params):
     if isinstance(x, Tensor):
+        # (inplace is accepted for torch compatibility; the Tensor path always returns a new tensor)
         return _fn.Activation.apply(x, act=name, params=params)
+    if inplace:
+        return getattr(ops, name)(x, *params.values(), inplace=True)
     return getattr(ops, name)(x, *params.values())
 
 
 def relu(input, inplace=False):
-    return _activation("relu", input)
+    return _activation("relu", input, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _activation("leaky_relu", input, negative_slope=negative_slope)
+    return _activation("leaky_relu", input, inplace, negative_slope=negative_slope)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _activation("elu", input, alpha=alpha)
+    return _activation("elu", input, inplace, alpha=alpha)
 
 
 def gelu(input, approximate="none"):
@@ -64,7 +67,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return _activation("silu", input)
+    return _activation("silu", input, inplace)
 
 
 def sigmoid(input):
@@ -76,7 +79,7 @@ def tanh(input):
 
 
 def hardswish(input, inplace=False):
-    return _activation("hardswish", input)
+    return _activation("hardswish", input, inplace)
 
 
 # ----------------------------------------------------------------------------- conv / linear

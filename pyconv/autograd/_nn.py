@@ -149,6 +149,8 @@ class MaxUnpool2d(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if hasattr(ops, "max_unpool2d_backward"):
+            return ops.max_unpool2d_backward(g, ctx.indices, *ctx.args), None
         # the gradient of an unpool is a gather at the indices
         idx = ctx.indices
         gf = g.reshape(g.shape[:-2] + (-1,))
