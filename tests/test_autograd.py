@@ -140,6 +140,16 @@ def test_grad_accumulates_and_graph_reuse():
         (x * x).sum().backward()
         (tx * tx).sum().backward()
     close(x.grad, tx.grad)
+    # a second backward through the same graph needs retain_graph, as torch
+    w, tw = pair(rand(3))
+    out, tout = (w * w).sum(), (tw * tw).sum()
+    out.backward(retain_graph=True)
+    out.backward()
+    tout.backward(retain_graph=True)
+    tout.backward()
+    close(w.grad, tw.grad)
+    with pytest.raises(RuntimeError, match="second time"):
+        out.backward()
     # a value used twice in one graph
     y, ty = pair(rand(3))
     z = y * 2

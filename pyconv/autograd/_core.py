@@ -135,7 +135,7 @@ def _unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def _run_backward(root, grad):
+def _run_backward(root, grad, retain_graph=False):
     # topological order, iterative depth-first post-order
     order, visited, stack = [], set(), [(root, False)]
     while stack:
@@ -165,9 +165,16 @@ def _run_backward(root, grad):
                 else:
                     t.grad.data = t.grad.data + g
             continue
+        if getattr(fn, "_freed", False):
+            raise RuntimeError("Trying to backward through the graph a second time (its saved arrays were "
+                               "freed); call .backward(retain_graph=True) the first time")
         in_grads = fn.backward(fn, g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
+        if not retain_graph:                   # free what forward saved, as torch does
+            inputs = fn.inputs
+            fn.__dict__.clear()
+            fn.inputs, fn._freed = inputs, True
         for inp, gi in zip(fn.inputs, in_grads):
             if inp is None or gi is None:
                 continue
@@ -387,7 +394,7 @@ class Tensor:
             if tuple(g.shape) != self.shape:
                 raise ValueError(f"backward: gradient expects shape {self.shape}, got {tuple(g.shape)}")
         with no_grad():
-            _run_backward(self, g)
+            _run_backward(self, g, bool(retain_graph))
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, o):
