@@ -459,3 +459,44 @@ def test_float32_and_dtype_errors():
         F.avg_pool2d(np.ones((1, 1, 4, 4), np.int32), 2)
     with pytest.raises(ValueError, match="avg_pool2d"):
         F.avg_pool2d(rand(1, 1, 4, 4), 2, padding=2)
+
+
+# ----------------------------------------------------------------------------- randomized sweeps
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@st.composite
+def pool_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    H = draw(st.integers(max(1, kh - 2 * ph), 9))
+    W = draw(st.integers(max(1, kw - 2 * pw), 9))
+    return dict(shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W), kernel_size=(kh, kw),
+                stride=(sh, sw), padding=(ph, pw), ceil_mode=draw(st.booleans()),
+                count_include_pad=draw(st.booleans()), divisor_override=draw(st.sampled_from([None, 3])))
+
+
+@given(pool_case())
+def test_avg_pool2d_sweep(case):
+    shape = case.pop("shape")
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    tx = torch.tensor(x, requires_grad=True)
+    to = TF.avg_pool2d(tx, **case)
+    o = F.avg_pool2d(x, **case)
+    close(o, to)
+    g = np.random.default_rng(1).standard_normal(to.shape)
+    to.backward(torch.tensor(g))
+    close(F.avg_pool2d_backward(g, x, **case), tx.grad)
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 6), st.integers(1, 6))
+def test_adaptive_avg_pool2d_sweep(H, W, oh, ow):
+    x = np.random.default_rng(H * 10 + W).standard_normal((2, 2, H, W))
+    tx = torch.tensor(x, requires_grad=True)
+    to = TF.adaptive_avg_pool2d(tx, (oh, ow))
+    close(F.adaptive_avg_pool2d(x, (oh, ow)), to)
+    g = np.ones(to.shape)
+    to.backward(torch.tensor(g))
+    close(F.adaptive_avg_pool2d_backward(g, x, (oh, ow)), tx.grad)
