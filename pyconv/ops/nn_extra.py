@@ -4,8 +4,6 @@ batch norm and dropout, each with its backward (torch.nn.functional semantics).
 Every `<op>_backward` returns fresh arrays (it never accumulates into its inputs).
 Arrays in, arrays out; nothing here knows about pyconv.Tensor.
 """
-import math
-
 import numpy as np
 
 from .. import _random
