@@ -1,5 +1,6 @@
 """The examples run end to end on a few images: train, save, load, classify (PNG, PPM, .npy)."""
 import os
+import pickle
 import struct
 import sys
 import zlib
@@ -72,3 +73,23 @@ def test_train_then_infer(tmp_path, capsys):
     img.write_bytes(b"P5 8 8 16\n" + np.arange(64, dtype=np.uint8).__mod__(17).tobytes())
     probs = infer.main([out, str(img)])
     assert probs.shape == (1, 10) and abs(probs.sum() - 1) < 1e-5
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_cifar_batches_loader(tmp_path):
+    r = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"data": r.integers(0, 256, (4, 3072)).astype(np.uint8),
+                         b"labels": [int(v) for v in r.integers(0, 10, 4)], b"batch_label": b"x"}, f, protocol=2)
+    xtr, ytr, xte, yte, classes, name = train_cifar10.load_cifar10(str(tmp_path))
+    assert xtr.shape == (20, 3, 32, 32) and ytr.shape == (20,) and xte.shape == (4, 3, 32, 32)
+    assert xtr.dtype == np.float32 and 0 <= xtr.min() and xtr.max() <= 1 and classes[0] == "airplane"
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": _Evil(), b"labels": []}, f)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        train_cifar10.load_cifar10(str(tmp_path))
