@@ -2,7 +2,7 @@
 from . import _C
 from . import ops, functional, cuda
 from ._random import manual_seed
-from .autograd import Tensor, enable_grad, no_grad, tensor
+from .autograd import Tensor, cat, enable_grad, no_grad, stack, tensor
 from . import nn, optim
 from .serialization import load, save
 
@@ -19,4 +19,4 @@ def get_num_threads() -> int:
 
 
 __all__ = ["functional", "ops", "cuda", "set_num_threads", "get_num_threads",
-           "Tensor", "tensor", "no_grad", "enable_grad", "manual_seed", "nn", "optim", "save", "load"]
+           "Tensor", "tensor", "cat", "stack", "no_grad", "enable_grad", "manual_seed", "nn", "optim", "save", "load"]

@@ -134,6 +134,25 @@ def test_shape_ops_and_indexing():
     close(y, tx[torch.tensor(m)])
 
 
+def test_cat_stack():
+    a, ta = pair(rand(2, 3, 4))
+    b, tb = pair(rand(2, 5, 4))
+    c, tc = pair(rand(2, 3, 4))
+    o, to = pyconv.cat([a, b, c], dim=1), torch.cat([ta, tb, tc], dim=1)
+    s, ts = pyconv.stack([a, c], dim=-1), torch.stack([ta, tc], dim=-1)
+    close(o, to)
+    close(s, ts)
+    g1, g2 = rand(*o.shape), rand(*s.shape)
+    ((o * Tensor(g1)).sum() + (s * Tensor(g2)).sum()).backward()
+    ((to * torch.tensor(g1)).sum() + (ts * torch.tensor(g2)).sum()).backward()
+    for x, tx in ((a, ta), (b, tb), (c, tc)):
+        close(x.grad, tx.grad)
+    with pytest.raises(ValueError, match="cat"):
+        pyconv.cat([a, b], dim=0)
+    with pytest.raises(ValueError, match="stack"):
+        pyconv.stack([a, b])
+
+
 def test_grad_accumulates_and_graph_reuse():
     x, tx = pair(rand(3))
     for _ in range(2):

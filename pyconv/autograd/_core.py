@@ -684,6 +684,36 @@ def _as_dtype(dtype):
     return np.dtype(s)
 
 
+def _tensors(op, tensors):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: expects a non-empty sequence of tensors")
+    return [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+
+
+def cat(tensors, dim=0):
+    """Concatenates tensors along an existing dim (torch.cat), differentiably."""
+    tensors = _tensors("cat", tensors)
+    nd = tensors[0].ndim
+    if not -nd <= dim < nd:
+        raise ValueError(f"cat: dim expects a value in [{-nd}, {nd - 1}], got {dim}")
+    try:
+        return _m.Cat.apply(*tensors, dim=dim % nd)
+    except ValueError as e:
+        raise ValueError(f"cat: shapes {[t.shape for t in tensors]} do not match outside dim {dim} ({e})") from None
+
+
+def stack(tensors, dim=0):
+    """Stacks same-shaped tensors along a new dim (torch.stack), differentiably."""
+    tensors = _tensors("stack", tensors)
+    nd = tensors[0].ndim + 1
+    if not -nd <= dim < nd:
+        raise ValueError(f"stack: dim expects a value in [{-nd}, {nd - 1}], got {dim}")
+    if len({t.shape for t in tensors}) != 1:
+        raise ValueError(f"stack: expects tensors of one shape, got {[t.shape for t in tensors]}")
+    return _m.Stack.apply(*tensors, dim=dim % nd)
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A new Tensor holding a copy of data (as torch.tensor)."""
     a = _to_array(data, dtype)
