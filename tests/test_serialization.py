@@ -223,3 +223,18 @@ def test_hostile_structure_description(tmp_path, tree):
     p.write_bytes(data.getvalue())
     with pytest.raises(ValueError, match="structure"):
         pyconv.load(p)
+
+
+def test_pyconv_weights_load_into_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    pyconv.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 5 * 5, 2))
+    m.eval()
+    pyconv.save(m.state_dict(), tmp_path / "m.safetensors")
+    tm = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                             torch.nn.Linear(4 * 5 * 5, 2)).eval()
+    tm.load_state_dict({k: torch.from_numpy(v) for k, v in pyconv.load(tmp_path / "m.safetensors").items()})
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    with pyconv.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(m(pyconv.Tensor(x)).numpy(), tm(torch.from_numpy(x)).numpy(), rtol=1e-4,
+                                   atol=1e-5)
