@@ -37,7 +37,7 @@ def split_activation(activation):
 
 class Activation(Function):
     def name(self):
-        return self.act.capitalize() + "Backward"
+        return getattr(self, "act", "activation").capitalize() + "Backward"
 
     @staticmethod
     def forward(ctx, x, act, params):
@@ -187,7 +187,7 @@ class CrossEntropy(Function):
 
 class PointLoss(Function):
     def name(self):
-        return {"mse": "MseLoss", "l1": "L1Loss"}[self.kind] + "Backward"
+        return {"mse": "MseLoss", "l1": "L1Loss"}.get(getattr(self, "kind", None), "PointLoss") + "Backward"
 
     @staticmethod
     def forward(ctx, x, y, kind, reduction):
