@@ -97,7 +97,7 @@ class Function:
         return type(self).__name__ + "Backward"
 
     def __repr__(self):
-        return f"<{self.name()}>"
+        return f"<{self.__dict__.get('_name') or self.name()}>"
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -172,9 +172,9 @@ def _run_backward(root, grad, retain_graph=False):
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         if not retain_graph:                   # free what forward saved, as torch does
-            inputs = fn.inputs
+            inputs, name = fn.inputs, fn.name()
             fn.__dict__.clear()
-            fn.inputs, fn._freed = inputs, True
+            fn.inputs, fn._freed, fn._name = inputs, True, name
         for inp, gi in zip(fn.inputs, in_grads):
             if inp is None or gi is None:
                 continue
