@@ -144,6 +144,7 @@ def main(argv=None):
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     rng = np.random.default_rng(args.seed)
     nb = (len(xtr) + args.batch_size - 1) // args.batch_size
+    test_acc = None
     for epoch in range(1, args.epochs + 1):
         perm = rng.permutation(len(xtr))
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
