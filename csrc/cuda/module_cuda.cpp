@@ -21,6 +21,7 @@
 #include "common/errors.h"
 #include "conv/conv_params.h"
 #include "cuda/conv_cuda.h"
+#include "cuda/cuda_array.h"
 
 namespace py = pybind11;
 
@@ -28,184 +29,14 @@ namespace pyconv::cuda_bind {
 
 namespace {
 
-using I2 = std::array<int64_t, 2>;
-using I4 = std::array<int64_t, 4>;
-
-enum class DType { f32, f64 };
-
-py::object& empty_fn() {
-  static auto* f = new py::object();  // leaked: outlives interpreter teardown
-  return *f;
-}
-py::object& stream_fn() {
-  static auto* f = new py::object();
-  return *f;
-}
-
-void check_cuda(cudaError_t e, const char* op) {
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(str_cat(op, ": CUDA error: ", cudaGetErrorString(e)));
-  }
-}
-
-cudaStream_t current_stream() {
-  if (!stream_fn() || stream_fn().is_none()) return nullptr;
-  return reinterpret_cast<cudaStream_t>(stream_fn()().cast<uintptr_t>());
-}
-
-// CAI's stream encoding: 1 = legacy default stream, 2 = per-thread default stream.
-cudaStream_t cai_stream(uintptr_t s) {
-  if (s == 1) return cudaStreamLegacy;
-  if (s == 2) return cudaStreamPerThread;
-  return reinterpret_cast<cudaStream_t>(s);
-}
-
-struct DevArray {
-  void* ptr = nullptr;
-  int ndim = 0;
-  std::array<int64_t, 4> shape{1, 1, 1, 1};
-  std::array<int64_t, 4> strides{0, 0, 0, 0};  // elements
-  DType dt = DType::f32;
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; ++i) n *= shape[i];
-    return n;
-  }
-  template <typename T>
-  View4<const T> view4() const {
-    View4<const T> v;
-    v.data = static_cast<const T*>(ptr);
-    for (int i = 0; i < 4; ++i) { v.size[i] = shape[i]; v.stride[i] = strides[i]; }
-    return v;
-  }
-};
-
-const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
-
-DevArray from_cai(const char* op, const py::handle& obj, const char* name, cudaStream_t stream) {
-  if (!py::hasattr(obj, "__cuda_array_interface__"))
-    throw TypeError(str_cat(op, ": ", name, " must be a CUDA array (with __cuda_array_interface__), got ",
-                            std::string(py::str(py::type::of(obj).attr("__name__")))));
-  py::dict d = obj.attr("__cuda_array_interface__");
-  DevArray a;
-  std::string ts = py::str(d["typestr"]);
-  int64_t item;
-  if (ts == "<f4") { a.dt = DType::f32; item = 4; }
-  else if (ts == "<f8") { a.dt = DType::f64; item = 8; }
-  else throw TypeError(str_cat(op, ": ", name, " must be float32 or float64, got typestr '", ts, "'"));
-  py::tuple shape = d["shape"];
-  if (shape.size() > 4)
-    throw ValueError(str_cat(op, ": ", name, " has ", shape.size(), " dimensions, at most 4 supported"));
-  a.ndim = static_cast<int>(shape.size());
-  for (int i = 0; i < a.ndim; ++i) a.shape[i] = shape[i].cast<int64_t>();
-  if (d.contains("mask") && !d["mask"].is_none())
-    throw ValueError(str_cat(op, ": ", name, " is a masked CUDA array, which is not supported"));
-  py::tuple data = d["data"];
-  a.ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
-  if (d.contains("strides") && !d["strides"].is_none()) {
-    py::tuple st = d["strides"];
-    for (int i = 0; i < a.ndim; ++i) {
-      int64_t s = st[i].cast<int64_t>();
-      if (s % item != 0)
-        throw ValueError(str_cat(op, ": ", name, " has strides that are not a multiple of its item size"));
-      a.strides[i] = s / item;
-    }
-  } else {
-    int64_t s = 1;
-    for (int i = a.ndim - 1; i >= 0; --i) { a.strides[i] = s; s *= a.shape[i]; }
-  }
-  if (reinterpret_cast<uintptr_t>(a.ptr) % item != 0)
-    throw ValueError(str_cat(op, ": ", name, " is not aligned to its item size"));
-  if (a.ptr && a.numel() > 0) {
-    cudaPointerAttributes attr;
-    if (cudaPointerGetAttributes(&attr, a.ptr) != cudaSuccess) {
-      cudaGetLastError();
-      throw ValueError(str_cat(op, ": ", name, " does not point to CUDA memory"));
-    }
-    int dev = 0;
-    check_cuda(cudaGetDevice(&dev), op);
-    if (attr.type == cudaMemoryTypeDevice && attr.device != dev)
-      throw ValueError(str_cat(op, ": ", name, " is on CUDA device ", attr.device,
-                               " but the current device is ", dev,
-                               "; run the call under `with cupy.cuda.Device(", attr.device, "):`"));
-    if (attr.type == cudaMemoryTypeHost || attr.type == cudaMemoryTypeUnregistered)
-      throw ValueError(str_cat(op, ": ", name, " does not point to CUDA device memory"));
-  }
-  if (d.contains("stream") && !d["stream"].is_none()) {
-    cudaStream_t prod = cai_stream(d["stream"].cast<uintptr_t>());
-    cudaStream_t ours = stream ? stream : cudaStreamLegacy;
-    if (prod != ours) {
-      cudaEvent_t ev;
-      check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), op);
-      cudaError_t e = cudaEventRecord(ev, prod);
-      if (e == cudaSuccess) e = cudaStreamWaitEvent(ours, ev, 0);
-      cudaEventDestroy(ev);
-      check_cuda(e, op);
-    }
-  }
-  return a;
-}
-
-// A CUDA array whose device buffer the kernels write.
-struct Output {
-  py::object obj;
-  void* ptr = nullptr;
-  template <typename T>
-  T* data() const { return static_cast<T*>(ptr); }
-};
-
-Output empty(const char* op, std::initializer_list<int64_t> shape, DType dt) {
-  if (!empty_fn() || empty_fn().is_none())
-    throw std::runtime_error(str_cat(op, ": pyconv._C_cuda was not initialised by pyconv.cuda"));
-  py::tuple sh(shape.size());
-  size_t i = 0;
-  for (int64_t s : shape) sh[i++] = py::int_(s);
-  Output o;
-  o.obj = empty_fn()(sh, dtype_name(dt));
-  py::dict d = o.obj.attr("__cuda_array_interface__");
-  o.ptr = reinterpret_cast<void*>(py::tuple(d["data"])[0].cast<uintptr_t>());
-  return o;
-}
-
-DType common_dtype(const char* op, std::initializer_list<std::pair<const DevArray*, const char*>> arrays) {
-  const DevArray* first = nullptr;
-  const char* first_name = nullptr;
-  for (auto& [a, name] : arrays) {
-    if (!a) continue;
-    if (first && a->dt != first->dt)
-      throw TypeError(str_cat(op, ": ", name, " has dtype ", dtype_name(a->dt), " but ", first_name,
-                              " has dtype ", dtype_name(first->dt), "; pass arrays of one dtype"));
-    if (!first) { first = a; first_name = name; }
-  }
-  return first->dt;
-}
-
-void require_ndim(const char* op, const DevArray& a, const char* name, int nd) {
-  if (a.ndim != nd)
-    throw ValueError(str_cat(op, ": ", name, " must be ", nd, "-dimensional, got ", a.ndim, " dimensions"));
-}
-
-void check_shape(const char* op, const char* name, const DevArray& a, I4 want) {
-  if (a.shape != want)
-    throw ValueError(str_cat(op, ": ", name, " must have shape (", want[0], ", ", want[1], ", ",
-                             want[2], ", ", want[3], "), got (", a.shape[0], ", ", a.shape[1],
-                             ", ", a.shape[2], ", ", a.shape[3], ")"));
-}
-
 // The kernels index GEMM rows and columns with 32-bit ints.
-void check_int32(const char* op, const ConvParams& p) {
+inline void check_int32(const char* op, const ConvParams& p) {
   const int64_t lim = INT_MAX;
   if (p.N * p.P * p.Q >= lim || p.N * p.H * p.W >= lim || p.C * p.R * p.S >= lim ||
       p.K * p.R * p.S >= lim || p.H * p.W >= lim || p.C >= lim || p.K >= lim)
     throw ValueError(str_cat(op, ": problem too large for the CUDA kernels (a GEMM dimension exceeds 2^31)"));
 }
 
-Activation make_act(int kind, double param) {
-  if (kind < 0 || kind > static_cast<int>(ActKind::hardswish))
-    throw ValueError(str_cat("unknown activation code ", kind));
-  return Activation{static_cast<ActKind>(kind), param};
-}
 
 struct Bias {
   bool present = false;
@@ -216,7 +47,7 @@ Bias get_bias(const char* op, const py::object& bias, cudaStream_t stream) {
   Bias b;
   if (bias.is_none()) return b;
   b.present = true;
-  b.a = from_cai(op, bias, "bias", stream);
+  b.a = float_cai(op, bias, "bias", stream);
   require_ndim(op, b.a, "bias", 1);
   return b;
 }
@@ -311,7 +142,7 @@ void bind_conv(py::module_& m) {
          int act_kind, double act_param, bool want_preact) -> py::object {
         const char* op = "conv2d";
         cudaStream_t s = current_stream();
-        DevArray x = from_cai(op, xo, "input", s), w = from_cai(op, wo, "weight", s);
+        DevArray x = float_cai(op, xo, "input", s), w = float_cai(op, wo, "weight", s);
         Bias b = get_bias(op, bias, s);
         DType dt = common_dtype(op, {{&x, "input"}, {&w, "weight"}, {b.present ? &b.a : nullptr, "bias"}});
         require_ndim(op, x, "input", 4);
@@ -334,8 +165,8 @@ void bind_conv(py::module_& m) {
          std::array<bool, 3> mask) -> py::tuple {
         const char* op = "conv2d_backward";
         cudaStream_t s = current_stream();
-        DevArray dy = from_cai(op, dyo, "grad_output", s), x = from_cai(op, xo, "input", s),
-                 w = from_cai(op, wo, "weight", s);
+        DevArray dy = float_cai(op, dyo, "grad_output", s), x = float_cai(op, xo, "input", s),
+                 w = float_cai(op, wo, "weight", s);
         DType dt = common_dtype(op, {{&dy, "grad_output"}, {&x, "input"}, {&w, "weight"}});
         require_ndim(op, dy, "grad_output", 4);
         require_ndim(op, x, "input", 4);
@@ -356,7 +187,7 @@ void bind_conv(py::module_& m) {
          int64_t groups, int act_kind, double act_param, bool want_preact) -> py::object {
         const char* op = "conv_transpose2d";
         cudaStream_t s = current_stream();
-        DevArray x = from_cai(op, xo, "input", s), w = from_cai(op, wo, "weight", s);
+        DevArray x = float_cai(op, xo, "input", s), w = float_cai(op, wo, "weight", s);
         Bias b = get_bias(op, bias, s);
         DType dt = common_dtype(op, {{&x, "input"}, {&w, "weight"}, {b.present ? &b.a : nullptr, "bias"}});
         require_ndim(op, x, "input", 4);
@@ -379,8 +210,8 @@ void bind_conv(py::module_& m) {
          int64_t groups, std::array<bool, 3> mask) -> py::tuple {
         const char* op = "conv_transpose2d_backward";
         cudaStream_t s = current_stream();
-        DevArray dy = from_cai(op, dyo, "grad_output", s), x = from_cai(op, xo, "input", s),
-                 w = from_cai(op, wo, "weight", s);
+        DevArray dy = float_cai(op, dyo, "grad_output", s), x = float_cai(op, xo, "input", s),
+                 w = float_cai(op, wo, "weight", s);
         DType dt = common_dtype(op, {{&dy, "grad_output"}, {&x, "input"}, {&w, "weight"}});
         require_ndim(op, dy, "grad_output", 4);
         require_ndim(op, x, "input", 4);
@@ -399,6 +230,11 @@ void bind_conv(py::module_& m) {
 }
 
 
+void bind_act(py::module_& m);
+#ifdef PYCONV_CUDA_POOL
+void bind_pool(py::module_& m);
+#endif
+
 }  // namespace pyconv::cuda_bind
 
 PYBIND11_MODULE(_C_cuda, m) {
@@ -408,6 +244,8 @@ PYBIND11_MODULE(_C_cuda, m) {
       if (p) std::rethrow_exception(p);
     } catch (const pyconv::TypeError& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pyconv::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
   m.def("device_count", [] {
@@ -453,4 +291,8 @@ PYBIND11_MODULE(_C_cuda, m) {
   acts["hardswish"] = static_cast<int>(pyconv::ActKind::hardswish);
   m.attr("ACTIVATIONS") = acts;
   pyconv::cuda_bind::bind_conv(m);
+  pyconv::cuda_bind::bind_act(m);
+#ifdef PYCONV_CUDA_POOL
+  pyconv::cuda_bind::bind_pool(m);
+#endif
 }
