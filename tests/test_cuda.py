@@ -6,6 +6,10 @@ and the CUDA build, runs the parity sweep of every CUDA op against torch (CPU to
 is the reference; fp64 references for fp32 results), forward and backward, fp32/fp64.
 """
 import itertools
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +53,37 @@ def test_mixing_devices_is_an_error():
     x = np.zeros((1, 3, 8, 8), np.float32)
     with pytest.raises(TypeError, match="one device"):
         F.conv2d(x, FakeCudaArray((4, 3, 3, 3)))
+
+
+# ---------------------------------------------------------------------------------
+# The CUDA kernels under a CPU emulation of the execution model (runs without a GPU):
+# csrc/cuda/emu/emu_check.cpp compiles conv_kernels.cuh / pool_kernels.cuh as C++ and
+# checks them against reference loops. Catches index, tiling and sync bugs early.
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cuda_kernels_under_cpu_emulation(tmp_path):
+    src = ROOT / "csrc" / "cuda" / "emu" / "emu_check.cpp"
+    if not src.exists():
+        pytest.skip("needs the source tree (csrc/cuda/emu)")
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to build the CUDA emulation check")
+    sources = [src, ROOT / "csrc" / "conv" / "conv_params.cpp"]
+    defines = []
+    if (ROOT / "csrc" / "pool" / "pool_params.cpp").exists():
+        sources.append(ROOT / "csrc" / "pool" / "pool_params.cpp")
+        defines.append("-DPYCONV_EMU_POOL")
+    exe = tmp_path / "emu_check"
+    build = subprocess.run([cxx, "-std=c++20", "-O1", "-pthread", *defines, f"-I{ROOT / 'csrc'}",
+                            *map(str, sources), "-o", str(exe)], capture_output=True, text=True)
+    if build.returncode != 0 and "barrier" in build.stderr:
+        pytest.skip(f"{cxx} lacks C++20 <barrier>")
+    assert build.returncode == 0, build.stderr[-4000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert run.stdout.strip().endswith("ok: 0 failure(s)")
 
 
 # ---------------------------------------------------------------------------------
@@ -240,3 +275,79 @@ def test_runs_on_current_stream():
         y = F.conv2d(cp.asarray(x), cp.asarray(w), None, 1, 1)
     s.synchronize()
     _close(y, tF.conv2d(_t(x), _t(w), None, 1, 1).numpy(), np.float32)
+
+
+POOL_CASES = [
+    # N, C, H, W, kernel, stride, padding, dilation, ceil_mode
+    (2, 3, 9, 9, 3, 2, 1, 1, False),
+    (1, 2, 10, 7, (2, 3), (2, 1), (1, 0), 2, True),
+    (2, 4, 8, 8, 2, 2, 0, 1, False),
+    (1, 3, 11, 13, 3, 1, 1, 1, True),
+]
+
+
+def _need(name):
+    if not hasattr(F, name):
+        pytest.skip(f"pyconv.functional has no {name} yet")
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_max_pool2d_and_unpool(case, dtype):
+    _need("max_pool2d")
+    N, C, H, W, k, s, p, d, ceil = case
+    rng = np.random.default_rng(6)
+    x = (np.round(rng.standard_normal((N, C, H, W)) * 2) / 2).astype(dtype)  # ties
+    x[0, 0, 1, 1] = np.nan
+    y, idx = F.max_pool2d(cp.asarray(x), k, s, p, d, ceil, return_indices=True)
+    tx = _t(x).requires_grad_()
+    ty, tidx = tF.max_pool2d(tx, k, s, p, d, ceil, return_indices=True)
+    _close(y, ty.detach().numpy(), dtype)
+    np.testing.assert_array_equal(_np(idx), tidx.numpy())
+    dy = _rand(rng, ty.shape, dtype)
+    ty.backward(_t(dy))
+    gi = F.max_pool2d_backward(cp.asarray(dy), cp.asarray(x), idx, k, s, p, d, ceil)
+    _close(gi, tx.grad.numpy(), dtype)
+    if d == 1:
+        u = F.max_unpool2d(y, idx, k, s, p, output_size=(H, W))
+        tu = tF.max_unpool2d(_t(_np(y)), tidx, k, s, p, output_size=(H, W))
+        _close(u, tu.numpy(), dtype)
+        du = _rand(rng, (N, C, H, W), dtype)
+        g = F.max_unpool2d_backward(cp.asarray(du), idx, k, s, p, output_size=(H, W))
+        ref = np.take_along_axis(du.reshape(N, C, -1), tidx.numpy().reshape(N, C, -1), 2)
+        _close(g, ref.reshape(_np(y).shape), dtype)
+
+
+@gpu
+def test_pool_bad_indices_raise():
+    _need("max_pool2d")
+    x = cp.asarray(np.random.default_rng(7).standard_normal((1, 1, 4, 4)).astype(np.float32))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    bad = idx.copy()
+    bad[0, 0, 0, 0] = 99
+    with pytest.raises(ValueError, match="invalid index 99"):
+        F.max_pool2d_backward(cp.ones_like(y), x, bad, 2)
+    with pytest.raises(ValueError, match="invalid index 99"):
+        F.max_unpool2d(y, bad, 2)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS, ids=str)
+def test_activation_kernels(act, dtype):
+    ext = pyconv.cuda._ext
+    from pyconv.ops._args import parse_activation
+    kind, param = parse_activation("test", act)
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((2, 3, 5, 7)) * 3).astype(dtype)
+    x.flat[:4] = [0.0, -3.0, 3.0, np.nan]
+    xs = cp.asarray(x)[:, :, ::2]  # strided input
+    y = ext.activation_forward(xs, kind, param)
+    tx = _t(x[:, :, ::2]).requires_grad_()
+    ty = _torch_act(act, tx)
+    _close(y, ty.detach().numpy(), dtype)
+    dy = _rand(rng, ty.shape, dtype)
+    ty.backward(_t(dy))
+    g = ext.activation_backward(cp.asarray(dy), xs, kind, param)
+    _close(g, tx.grad.numpy(), dtype)

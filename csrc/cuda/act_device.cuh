@@ -2,7 +2,9 @@
 // common/activation_scalar.h (which defines the semantics; torch's). Used by the
 // fused conv epilogues and the activation kernels.
 #pragma once
+#ifndef PYCONV_CUDA_EMU
 #include <cuda_runtime.h>
+#endif
 
 #include "common/activation.h"
 

@@ -1,0 +1,341 @@
+// The conv2d CUDA kernels and their argument setup, kept apart from the
+// launchers (conv_cuda.cu) so that the same source also compiles as plain C++
+// under csrc/cuda/emu/cuda_emu.h, where a CPU emulation of the CUDA execution
+// model checks the index arithmetic and the tiling without a GPU.
+#pragma once
+#ifndef PYCONV_CUDA_EMU
+#include <cuda_runtime.h>
+#endif
+
+#include <algorithm>
+#include <cstdint>
+
+#include "common/tensor.h"
+#include "conv/conv_params.h"
+#include "cuda/act_device.cuh"
+
+namespace pyconv::cuda::kern {
+
+enum Mode { kFwd = 0, kBwdData = 1, kBwdWeight = 2 };
+
+constexpr int BM = 64, BN = 64, BK = 16, PADS = 4, THREADS = 256;
+constexpr int TM = BM / 16, TN = BN / 16;  // 4x4 outputs per thread, strided by 16
+
+template <typename T>
+struct IgemmArgs {
+  const T* a;  // A operand source: w (kFwd, kBwdData) or dy (kBwdWeight)
+  int64_t as[4];
+  const T* b;  // B operand source: x (kFwd, kBwdWeight) or dy (kBwdData)
+  int64_t bs[4];
+  T* out;      // contiguous output (or split partials for kBwdWeight)
+  T* preact;
+  const T* bias;
+  int64_t bias_stride;
+  ActKind act;
+  T act_param;
+  int M, N, Kd;  // GEMM sizes per group
+  int Mtot;      // rows of all groups (output channels)
+  int L;         // columns per image (P*Q or H*W); N for kBwdWeight
+  int kchunk;    // reduction range per split (multiple of BK)
+  int groups;
+  int Cg, Kg, H, W, P, Q, R, S;
+  int sh, sw, dh, dw, pt, pl;
+};
+
+template <typename T, int MODE>
+__global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
+  __shared__ T As[2][BK][BM + PADS];
+  __shared__ T Bs[2][BK][BN + PADS];
+
+  const int t = threadIdx.x;
+  const int g = blockIdx.z % a.groups;
+  const int split = blockIdx.z / a.groups;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int kbeg = split * a.kchunk;
+  const int kend = min(a.Kd, kbeg + a.kchunk);
+  const int RS = a.R * a.S, PQ = a.P * a.Q;
+
+  // A loads: column a_k of the tile, rows a_m + 16*i. B loads: column b_n, rows b_k + 4*i.
+  const int a_k = t % BK, a_m = t / BK;
+  const int b_n = t % BN, b_k = t / BN;
+
+  // Per-thread constants of its B column.
+  const int nB = n0 + b_n;
+  const bool nB_ok = nB < a.N;
+  int64_t b_base = 0;
+  int c0 = 0, c1 = 0;  // kFwd: ih0, iw0; kBwdData: th0, tw0; kBwdWeight: r*dh-pt, s*dw-pl
+  if (nB_ok) {
+    if (MODE == kFwd) {
+      const int nb = nB / PQ, pq = nB % PQ;
+      b_base = nb * a.bs[0] + int64_t(g) * a.Cg * a.bs[1];
+      c0 = (pq / a.Q) * a.sh - a.pt;
+      c1 = (pq % a.Q) * a.sw - a.pl;
+    } else if (MODE == kBwdData) {
+      const int HW = a.H * a.W;
+      const int nb = nB / HW, hw = nB % HW;
+      b_base = nb * a.bs[0] + int64_t(g) * a.Kg * a.bs[1];
+      c0 = hw / a.W + a.pt;
+      c1 = hw % a.W + a.pl;
+    } else {
+      const int c = nB / RS, rs = nB % RS;
+      b_base = (int64_t(g) * a.Cg + c) * a.bs[1];
+      c0 = (rs / a.S) * a.dh - a.pt;
+      c1 = (rs % a.S) * a.dw - a.pl;
+    }
+  }
+
+  T ra[TM], rb[4];
+  auto load = [&](int k0) {
+    {  // A: one reduction index per thread, decomposed once for its 4 rows
+      const int kk = k0 + a_k;
+      const bool k_ok = kk < kend;
+      int64_t koff = 0;
+      if (k_ok) {
+        if (MODE == kFwd) {
+          const int c = kk / RS, rs = kk % RS;
+          koff = c * a.as[1] + (rs / a.S) * a.as[2] + (rs % a.S) * a.as[3];
+        } else if (MODE == kBwdData) {
+          const int k = kk / RS, rs = kk % RS;
+          koff = (int64_t(g) * a.Kg + k) * a.as[0] + (rs / a.S) * a.as[2] + (rs % a.S) * a.as[3];
+        } else {
+          const int nb = kk / PQ, pq = kk % PQ;
+          koff = nb * a.as[0] + (pq / a.Q) * a.as[2] + (pq % a.Q) * a.as[3];
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < TM; ++i) {
+        const int m = m0 + a_m + 16 * i;
+        T v = T(0);
+        if (k_ok && m < a.M) {
+          int64_t moff;
+          if (MODE == kFwd) moff = (int64_t(g) * a.Kg + m) * a.as[0];
+          else if (MODE == kBwdData) moff = m * a.as[1];
+          else moff = (int64_t(g) * a.Kg + m) * a.as[1];
+          v = a.a[moff + koff];
+        }
+        ra[i] = v;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // B
+      const int kk = k0 + b_k + 4 * i;
+      T v = T(0);
+      if (nB_ok && kk < kend) {
+        if (MODE == kFwd) {
+          const int c = kk / RS, rs = kk % RS;
+          const int ih = c0 + (rs / a.S) * a.dh, iw = c1 + (rs % a.S) * a.dw;
+          if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W)
+            v = a.b[b_base + c * a.bs[1] + ih * a.bs[2] + iw * a.bs[3]];
+        } else if (MODE == kBwdData) {
+          const int k = kk / RS, rs = kk % RS;
+          const int th = c0 - (rs / a.S) * a.dh, tw = c1 - (rs % a.S) * a.dw;
+          if (th >= 0 && tw >= 0 && th % a.sh == 0 && tw % a.sw == 0) {
+            const int p = th / a.sh, q = tw / a.sw;
+            if (p < a.P && q < a.Q) v = a.b[b_base + k * a.bs[1] + p * a.bs[2] + q * a.bs[3]];
+          }
+        } else {
+          const int nb = kk / PQ, pq = kk % PQ;
+          const int ih = (pq / a.Q) * a.sh + c0, iw = (pq % a.Q) * a.sw + c1;
+          if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W)
+            v = a.b[b_base + nb * a.bs[0] + ih * a.bs[2] + iw * a.bs[3]];
+        }
+      }
+      rb[i] = v;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < TM; ++i) As[buf][a_k][a_m + 16 * i] = ra[i];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) Bs[buf][b_k + 4 * i][b_n] = rb[i];
+  };
+
+  const int tx = t % 16, ty = t / 16;
+  T acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+
+  if (kbeg < kend) {
+    load(kbeg);
+    store(0);
+    __syncthreads();
+    int buf = 0;
+    for (int k0 = kbeg; k0 < kend; k0 += BK) {
+      const bool more = k0 + BK < kend;
+      if (more) load(k0 + BK);  // global loads in flight while this tile computes
+#pragma unroll
+      for (int kk = 0; kk < BK; ++kk) {
+        T av[TM], bv[TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i) av[i] = As[buf][kk][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < TN; ++j) bv[j] = Bs[buf][kk][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+          for (int j = 0; j < TN; ++j) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      }
+      if (more) {
+        store(buf ^ 1);
+        __syncthreads();
+        buf ^= 1;
+      }
+    }
+  }
+
+  // Epilogue: each output element is written by exactly one thread.
+#pragma unroll
+  for (int j = 0; j < TN; ++j) {
+    const int n = n0 + tx + 16 * j;
+    if (n >= a.N) continue;
+    int64_t col;
+    if (MODE == kBwdWeight) col = n + int64_t(split) * a.Mtot * a.N;
+    else col = int64_t(n / a.L) * a.Mtot * a.L + n % a.L;
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int m = m0 + ty + 16 * i;
+      if (m >= a.M) continue;
+      const int64_t ch = int64_t(g) * a.M + m;
+      const int64_t idx = col + ch * a.L;
+      T v = acc[i][j];
+      if (MODE != kBwdWeight) {
+        if (a.bias) v += a.bias[ch * a.bias_stride];
+        if (a.preact) a.preact[idx] = v;
+        v = act_forward<T>(a.act, a.act_param, v);
+      }
+      a.out[idx] = v;
+    }
+  }
+}
+
+// out[i] = sum_s parts[s * n + i], s in order.
+template <typename T>
+__global__ void sum_partials(const T* __restrict__ parts, int splits, int64_t n, T* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    T s = parts[i];
+    for (int k = 1; k < splits; ++k) s += parts[k * n + i];
+    out[i] = s;
+  }
+}
+
+// db[k] = sum over (n, p, q) of dy[n, k, p, q]; one block per channel, a fixed
+// per-thread order and a fixed tree: deterministic.
+template <typename T>
+__global__ void __launch_bounds__(THREADS) bias_grad(View4<const T> dy, T* __restrict__ db) {
+  __shared__ T red[THREADS];
+  const int64_t k = blockIdx.x;
+  const int64_t PQ = dy.size[2] * dy.size[3], total = dy.size[0] * PQ;
+  T s = T(0);
+  for (int64_t i = threadIdx.x; i < total; i += THREADS) {
+    const int64_t n = i / PQ, pq = i % PQ;
+    s += dy.data[n * dy.stride[0] + k * dy.stride[1] + (pq / dy.size[3]) * dy.stride[2] +
+                 (pq % dy.size[3]) * dy.stride[3]];
+  }
+  red[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = THREADS / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[k] = red[0];
+}
+
+template <typename T>
+IgemmArgs<T> base_args(const ConvParams& p) {
+  IgemmArgs<T> a{};
+  a.groups = static_cast<int>(p.groups);
+  a.Cg = static_cast<int>(p.Cg());
+  a.Kg = static_cast<int>(p.Kg());
+  a.H = static_cast<int>(p.H); a.W = static_cast<int>(p.W);
+  a.P = static_cast<int>(p.P); a.Q = static_cast<int>(p.Q);
+  a.R = static_cast<int>(p.R); a.S = static_cast<int>(p.S);
+  a.sh = static_cast<int>(p.stride_h); a.sw = static_cast<int>(p.stride_w);
+  a.dh = static_cast<int>(p.dil_h); a.dw = static_cast<int>(p.dil_w);
+  a.pt = static_cast<int>(p.pad_top); a.pl = static_cast<int>(p.pad_left);
+  a.act = ActKind::none;
+  return a;
+}
+
+template <typename T>
+void set_view(const T*& ptr, int64_t (&s)[4], View4<const T> v) {
+  ptr = v.data;
+  for (int i = 0; i < 4; ++i) s[i] = v.stride[i];
+}
+
+// GEMM sizes of the three forms (see conv_cuda.h).
+template <typename T>
+IgemmArgs<T> fwd_args(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                      int64_t bias_stride, Activation act, T* y, T* preact) {
+  IgemmArgs<T> a = base_args<T>(p);
+  set_view(a.a, a.as, w);
+  set_view(a.b, a.bs, x);
+  a.out = y; a.preact = preact; a.bias = bias; a.bias_stride = bias_stride;
+  a.act = act.kind; a.act_param = static_cast<T>(act.param);
+  a.M = a.Kg;
+  a.N = static_cast<int>(p.N * p.P * p.Q);
+  a.Kd = static_cast<int>(p.Cg() * p.R * p.S);
+  a.Mtot = static_cast<int>(p.K);
+  a.L = a.P * a.Q;
+  a.kchunk = a.Kd;
+  return a;
+}
+
+template <typename T>
+IgemmArgs<T> bwd_data_args(const ConvParams& p, View4<const T> dy, View4<const T> w,
+                           const T* bias, int64_t bias_stride, Activation act, T* dx, T* preact) {
+  IgemmArgs<T> a = base_args<T>(p);
+  set_view(a.a, a.as, w);
+  set_view(a.b, a.bs, dy);
+  a.out = dx; a.preact = preact; a.bias = bias; a.bias_stride = bias_stride;
+  a.act = act.kind; a.act_param = static_cast<T>(act.param);
+  a.M = a.Cg;
+  a.N = static_cast<int>(p.N * p.H * p.W);
+  a.Kd = static_cast<int>(p.Kg() * p.R * p.S);
+  a.Mtot = static_cast<int>(p.C);
+  a.L = a.H * a.W;
+  a.kchunk = a.Kd;
+  return a;
+}
+
+// Split count for the weight gradient: enough blocks for ~2 waves on `sms`
+// multiprocessors, each split at least 4 tiles deep.
+inline int wgrad_splits(const ConvParams& p, int sms) {
+  const int64_t M = p.Kg(), N = p.Cg() * p.R * p.S, Kd = p.N * p.P * p.Q;
+  const int64_t blocks = ((M + BM - 1) / BM) * ((N + BN - 1) / BN) * p.groups;
+  const int64_t target = 2 * int64_t(sms);
+  int64_t splits = std::min<int64_t>((target + blocks - 1) / blocks, (Kd + 4 * BK - 1) / (4 * BK));
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 64));
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / std::max<int64_t>(1, p.groups)));
+  // The split count actually used is fixed by the chunk size, rounded to whole tiles.
+  const int64_t chunk = ((Kd + splits - 1) / splits + BK - 1) / BK * BK;
+  return static_cast<int>(chunk > 0 ? (Kd + chunk - 1) / chunk : 1);
+}
+
+// dw = out when splits == 1, else the partials go to workspace (splits * K * Cg*R*S).
+template <typename T>
+IgemmArgs<T> bwd_weight_args(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw,
+                             int splits, T* workspace) {
+  IgemmArgs<T> a = base_args<T>(p);
+  set_view(a.a, a.as, dy);
+  set_view(a.b, a.bs, x);
+  a.M = a.Kg;
+  a.N = static_cast<int>(p.Cg() * p.R * p.S);
+  a.Kd = static_cast<int>(p.N * p.P * p.Q);
+  a.Mtot = static_cast<int>(p.K);
+  a.L = a.N;
+  a.kchunk = splits <= 1 ? std::max(a.Kd, 1) : ((a.Kd + splits - 1) / splits + BK - 1) / BK * BK;
+  a.out = splits <= 1 ? dw : workspace;
+  return a;
+}
+
+// Grid of conv_igemm: x over GEMM columns, y over rows, z over groups * splits.
+template <typename T>
+dim3 igemm_grid(const IgemmArgs<T>& a, int splits) {
+  return dim3((a.N + BN - 1) / BN, static_cast<unsigned>((a.M + BM - 1) / BM),
+              static_cast<unsigned>(int64_t(a.groups) * splits));
+}
+
+}  // namespace pyconv::cuda::kern
