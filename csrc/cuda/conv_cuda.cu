@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -21,22 +22,38 @@ void check_launch(const char* op) {
     throw std::runtime_error(std::string(op) + ": CUDA kernel launch failed: " + cudaGetErrorString(e));
 }
 
-template <typename T, int MODE>
-void launch(const char* op, const IgemmArgs<T>& a, int splits, cudaStream_t stream) {
-  if (a.M <= 0 || a.N <= 0) return;
-  if (int64_t(a.groups) * splits > 65535 || (a.M + BM - 1) / BM > 65535)
+template <typename T, int MODE, typename Tl>
+void launch_tile(const char* op, const IgemmArgs<T>& a, int splits, cudaStream_t stream) {
+  const dim3 grid = igemm_grid<Tl>(a, splits);
+  if (grid.y > 65535 || grid.z > 65535)
     throw std::runtime_error(std::string(op) + ": too many groups or channels for the CUDA kernels");
-  conv_igemm<T, MODE><<<igemm_grid(a, splits), THREADS, 0, stream>>>(a);
+  conv_igemm<T, MODE, Tl::BM, Tl::BN, Tl::BK, Tl::MINB><<<grid, THREADS, 0, stream>>>(a);
   check_launch(op);
 }
 
+template <typename T, int MODE>
+void launch(const char* op, const IgemmArgs<T>& a, bool big, int splits, cudaStream_t stream) {
+  if (a.M <= 0 || a.N <= 0) return;
+  if constexpr (sizeof(T) == 4) {  // fp64 never takes the big tile (its registers would spill)
+    if (big) return launch_tile<T, MODE, Tile128>(op, a, splits, stream);
+  }
+  launch_tile<T, MODE, Tile64>(op, a, splits, stream);
+}
+
 int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cache[kMaxDevices];  // 0 = not yet asked
   int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+  if (cudaGetDevice(&dev) != cudaSuccess) {
     cudaGetLastError();
     return 80;
   }
+  if (dev < kMaxDevices && (n = cache[dev].load(std::memory_order_relaxed)) > 0) return n;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
+    cudaGetLastError();
+    return 80;
+  }
+  if (dev < kMaxDevices) cache[dev].store(n, std::memory_order_relaxed);
   return n;
 }
 
@@ -46,17 +63,30 @@ template <typename T>
 void conv2d_forward(const char* op, const ConvParams& p, View4<const T> x, View4<const T> w,
                     const T* bias, int64_t bias_stride, Activation act, T* y, T* preact,
                     cudaStream_t stream) {
-  launch<T, kFwd>(op, fwd_args<T>(p, x, w, bias, bias_stride, act, y, preact), 1, stream);
+  const IgemmArgs<T> a = fwd_args<T>(p, x, w, bias, bias_stride, act, y, preact);
+  launch<T, kFwd>(op, a, use_tile128<T>(a.M, a.N, a.groups, sm_count(), false), 1, stream);
 }
 
 template <typename T>
 void conv2d_backward_data(const char* op, const ConvParams& p, View4<const T> dy,
                           View4<const T> w, const T* bias, int64_t bias_stride, Activation act,
                           T* dx, T* preact, cudaStream_t stream) {
-  launch<T, kBwdData>(op, bwd_data_args<T>(p, dy, w, bias, bias_stride, act, dx, preact), 1, stream);
+  const IgemmArgs<T> a = bwd_data_args<T>(p, dy, w, bias, bias_stride, act, dx, preact);
+  launch<T, kBwdData>(op, a, use_tile128<T>(a.M, a.N, a.groups, sm_count(), false), 1, stream);
 }
 
-int conv2d_backward_weight_splits(const ConvParams& p) { return wgrad_splits(p, sm_count()); }
+namespace {
+template <typename T>
+bool wgrad_tile128(const ConvParams& p) {
+  return use_tile128<T>(static_cast<int>(p.Kg()), static_cast<int>(p.Cg() * p.R * p.S),
+                        static_cast<int>(p.groups), sm_count(), true);
+}
+}  // namespace
+
+template <typename T>
+int conv2d_backward_weight_splits(const ConvParams& p) {
+  return wgrad_tile128<T>(p) ? wgrad_splits<Tile128>(p, sm_count()) : wgrad_splits<Tile64>(p, sm_count());
+}
 
 template <typename T>
 void conv2d_backward_weight(const char* op, const ConvParams& p, View4<const T> dy,
@@ -64,7 +94,7 @@ void conv2d_backward_weight(const char* op, const ConvParams& p, View4<const T> 
                             cudaStream_t stream) {
   splits = std::max(1, splits);
   IgemmArgs<T> a = bwd_weight_args<T>(p, dy, x, dw, splits, workspace);
-  launch<T, kBwdWeight>(op, a, splits, stream);
+  launch<T, kBwdWeight>(op, a, wgrad_tile128<T>(p), splits, stream);
   if (splits > 1) {
     const int64_t n = p.K * a.N;
     if (n == 0) return;
@@ -89,7 +119,8 @@ void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, cudaStream_t
                                         cudaStream_t);                                          \
   template void conv2d_backward_weight<T>(const char*, const ConvParams&, View4<const T>,      \
                                           View4<const T>, T*, int, T*, cudaStream_t);           \
-  template void conv2d_backward_bias<T>(const char*, View4<const T>, T*, cudaStream_t);
+  template void conv2d_backward_bias<T>(const char*, View4<const T>, T*, cudaStream_t);        \
+  template int conv2d_backward_weight_splits<T>(const ConvParams&);
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)
 #undef PYCONV_INSTANTIATE

@@ -5,7 +5,8 @@
 // Failures to launch throw std::runtime_error naming the op.
 //
 // The convolutions are implicit GEMMs (no im2col buffer) on one kernel
-// template, conv_igemm (64x64x16 tiles, 4x4 register blocking per thread):
+// template, conv_igemm (64x64x16 tiles with 4x4 outputs per thread, or for big
+// fp32 GEMMs 128x128x8 tiles with 8x8 per thread; conv_kernels.cuh):
 //   forward        C[k][(n,p,q)] = sum_(c,r,s) w[k,c,r,s] * x[n,c,p*sh-pt+r*dh,q*sw-pl+s*dw]
 //   backward-data  C[c][(n,h,w)] = sum_(k,r,s) w[k,c,r,s] * dy[n,k,(h+pt-r*dh)/sh,(w+pl-s*dw)/sw]
 //                  (gather form: each dx element is written by one thread, no atomics)
@@ -37,8 +38,9 @@ void conv2d_backward_data(const char* op, const ConvParams& p, View4<const T> dy
                           View4<const T> w, const T* bias, int64_t bias_stride, Activation act,
                           T* dx, T* preact, cudaStream_t stream);
 
-// Number of fixed-order partial sums conv2d_backward_weight uses for p on the
+// Number of fixed-order partial sums conv2d_backward_weight<T> uses for p on the
 // current device; when > 1 it needs a workspace of splits * K * C/g * R * S elements.
+template <typename T>
 int conv2d_backward_weight_splits(const ConvParams& p);
 
 // dw (K,C/g,R,S).

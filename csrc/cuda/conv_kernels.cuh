@@ -18,8 +18,39 @@ namespace pyconv::cuda::kern {
 
 enum Mode { kFwd = 0, kBwdData = 1, kBwdWeight = 2 };
 
-constexpr int BM = 64, BN = 64, BK = 16, PADS = 4, THREADS = 256;
-constexpr int TM = BM / 16, TN = BN / 16;  // 4x4 outputs per thread, strided by 16
+constexpr int THREADS = 256, PADS = 4;
+
+// Block tiles. Each thread computes (BM/16) x (BN/16) outputs: rows
+// {ci*64 + ty*4 + 0..3}, columns {cj*64 + tx*4 + 0..3} (ty, tx = thread / 16, % 16),
+// so that its operands are 4-wide vector loads from shared memory.
+struct Tile64 { static constexpr int BM = 64, BN = 64, BK = 16, MINB = 1; };
+struct Tile128 { static constexpr int BM = 128, BN = 128, BK = 8, MINB = 2; };  // fp32, big GEMMs
+constexpr int kChunkAlign = 16;  // split-K chunks are whole tiles of either BK
+
+// n / d for 0 <= n < 2^31 by multiply-high and shift (as CUTLASS's FastDivmod):
+// the kernels' index decompositions divide by runtime sizes in the inner loop.
+struct FastDiv {
+  uint32_t d = 1, mul = 0, shr = 0;
+  FastDiv() = default;
+  explicit FastDiv(int64_t denom) : d(static_cast<uint32_t>(denom)) {
+    if (d > 1) {
+      int l = 0;
+      while ((uint64_t(1) << l) < d) ++l;  // ceil(log2 d)
+      const uint64_t p = 31 + l;
+      mul = static_cast<uint32_t>(((uint64_t(1) << p) + d - 1) / d);
+      shr = static_cast<uint32_t>(p - 32);
+    }
+  }
+  __device__ __forceinline__ int div(int n) const {
+#if defined(__CUDA_ARCH__)
+    const uint32_t hi = __umulhi(static_cast<uint32_t>(n), mul);
+#else
+    const uint32_t hi = static_cast<uint32_t>((uint64_t(static_cast<uint32_t>(n)) * mul) >> 32);
+#endif
+    return d == 1 ? n : static_cast<int>(hi >> shr);
+  }
+  __device__ __forceinline__ int mod(int n, int q) const { return n - q * static_cast<int>(d); }
+};
 
 template <typename T>
 struct IgemmArgs {
@@ -36,16 +67,39 @@ struct IgemmArgs {
   int M, N, Kd;  // GEMM sizes per group
   int Mtot;      // rows of all groups (output channels)
   int L;         // columns per image (P*Q or H*W); N for kBwdWeight
-  int kchunk;    // reduction range per split (multiple of BK)
+  int kchunk;    // reduction range per split
   int groups;
   int Cg, Kg, H, W, P, Q, R, S;
   int sh, sw, dh, dw, pt, pl;
+  FastDiv div_RS, div_S, div_PQ, div_Q, div_sh, div_sw, div_L;
 };
 
-template <typename T, int MODE>
-__global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
-  __shared__ T As[2][BK][BM + PADS];
-  __shared__ T Bs[2][BK][BN + PADS];
+// Four consecutive elements from 16-byte-aligned shared memory.
+template <typename T>
+__device__ __forceinline__ void load4(const T* p, T* out) {
+#ifdef PYCONV_CUDA_EMU
+  emu_check_aligned(p, 16);
+  for (int i = 0; i < 4; ++i) out[i] = p[i];
+#else
+  if constexpr (sizeof(T) == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
+  } else {
+    const double2 v0 = reinterpret_cast<const double2*>(p)[0], v1 = reinterpret_cast<const double2*>(p)[1];
+    out[0] = v0.x; out[1] = v0.y; out[2] = v1.x; out[3] = v1.y;
+  }
+#endif
+}
+
+template <typename T, int MODE, int BM, int BN, int BK, int MINB>
+__global__ void __launch_bounds__(THREADS, MINB) conv_igemm(const IgemmArgs<T> a) {
+  constexpr int TM = BM / 16, TN = BN / 16;
+  constexpr int A_STEP = THREADS / BK, A_LOADS = BM / A_STEP;
+  constexpr int B_STEP = THREADS / BN, B_LOADS = BK / B_STEP;
+  static_assert(TM % 4 == 0 && TN % 4 == 0 && THREADS % BK == 0 && THREADS % BN == 0 &&
+                BM % A_STEP == 0 && BK % B_STEP == 0, "tile shape");
+  __shared__ __align__(16) T As[2][BK][BM + PADS];
+  __shared__ __align__(16) T Bs[2][BK][BN + PADS];
 
   const int t = threadIdx.x;
   const int g = blockIdx.z % a.groups;
@@ -53,9 +107,8 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int kbeg = split * a.kchunk;
   const int kend = min(a.Kd, kbeg + a.kchunk);
-  const int RS = a.R * a.S, PQ = a.P * a.Q;
 
-  // A loads: column a_k of the tile, rows a_m + 16*i. B loads: column b_n, rows b_k + 4*i.
+  // A loads: tile column a_k, rows a_m + A_STEP*i. B loads: tile column b_n, rows b_k + B_STEP*i.
   const int a_k = t % BK, a_m = t / BK;
   const int b_n = t % BN, b_k = t / BN;
 
@@ -66,7 +119,7 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
   int c0 = 0, c1 = 0;  // kFwd: ih0, iw0; kBwdData: th0, tw0; kBwdWeight: r*dh-pt, s*dw-pl
   if (nB_ok) {
     if (MODE == kFwd) {
-      const int nb = nB / PQ, pq = nB % PQ;
+      const int nb = nB / (a.P * a.Q), pq = nB % (a.P * a.Q);
       b_base = nb * a.bs[0] + int64_t(g) * a.Cg * a.bs[1];
       c0 = (pq / a.Q) * a.sh - a.pt;
       c1 = (pq % a.Q) * a.sw - a.pl;
@@ -77,6 +130,7 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
       c0 = hw / a.W + a.pt;
       c1 = hw % a.W + a.pl;
     } else {
+      const int RS = a.R * a.S;
       const int c = nB / RS, rs = nB % RS;
       b_base = (int64_t(g) * a.Cg + c) * a.bs[1];
       c0 = (rs / a.S) * a.dh - a.pt;
@@ -84,27 +138,27 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
     }
   }
 
-  T ra[TM], rb[4];
+  T ra[A_LOADS], rb[B_LOADS];
   auto load = [&](int k0) {
-    {  // A: one reduction index per thread, decomposed once for its 4 rows
+    {  // A: one reduction index per thread, decomposed once for all its rows
       const int kk = k0 + a_k;
       const bool k_ok = kk < kend;
       int64_t koff = 0;
       if (k_ok) {
-        if (MODE == kFwd) {
-          const int c = kk / RS, rs = kk % RS;
-          koff = c * a.as[1] + (rs / a.S) * a.as[2] + (rs % a.S) * a.as[3];
-        } else if (MODE == kBwdData) {
-          const int k = kk / RS, rs = kk % RS;
-          koff = (int64_t(g) * a.Kg + k) * a.as[0] + (rs / a.S) * a.as[2] + (rs % a.S) * a.as[3];
+        if (MODE == kFwd || MODE == kBwdData) {
+          const int q1 = a.div_RS.div(kk), rs = a.div_RS.mod(kk, q1);
+          const int r = a.div_S.div(rs), s = a.div_S.mod(rs, r);
+          koff = r * a.as[2] + s * a.as[3] +
+                 (MODE == kFwd ? q1 * a.as[1] : (int64_t(g) * a.Kg + q1) * a.as[0]);
         } else {
-          const int nb = kk / PQ, pq = kk % PQ;
-          koff = nb * a.as[0] + (pq / a.Q) * a.as[2] + (pq % a.Q) * a.as[3];
+          const int nb = a.div_PQ.div(kk), pq = a.div_PQ.mod(kk, nb);
+          const int p = a.div_Q.div(pq), q = a.div_Q.mod(pq, p);
+          koff = nb * a.as[0] + p * a.as[2] + q * a.as[3];
         }
       }
 #pragma unroll
-      for (int i = 0; i < TM; ++i) {
-        const int m = m0 + a_m + 16 * i;
+      for (int i = 0; i < A_LOADS; ++i) {
+        const int m = m0 + a_m + A_STEP * i;
         T v = T(0);
         if (k_ok && m < a.M) {
           int64_t moff;
@@ -117,25 +171,29 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
       }
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {  // B
-      const int kk = k0 + b_k + 4 * i;
+    for (int i = 0; i < B_LOADS; ++i) {  // B
+      const int kk = k0 + b_k + B_STEP * i;
       T v = T(0);
       if (nB_ok && kk < kend) {
         if (MODE == kFwd) {
-          const int c = kk / RS, rs = kk % RS;
-          const int ih = c0 + (rs / a.S) * a.dh, iw = c1 + (rs % a.S) * a.dw;
+          const int c = a.div_RS.div(kk), rs = a.div_RS.mod(kk, c);
+          const int r = a.div_S.div(rs), s = a.div_S.mod(rs, r);
+          const int ih = c0 + r * a.dh, iw = c1 + s * a.dw;
           if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W)
             v = a.b[b_base + c * a.bs[1] + ih * a.bs[2] + iw * a.bs[3]];
         } else if (MODE == kBwdData) {
-          const int k = kk / RS, rs = kk % RS;
-          const int th = c0 - (rs / a.S) * a.dh, tw = c1 - (rs % a.S) * a.dw;
-          if (th >= 0 && tw >= 0 && th % a.sh == 0 && tw % a.sw == 0) {
-            const int p = th / a.sh, q = tw / a.sw;
-            if (p < a.P && q < a.Q) v = a.b[b_base + k * a.bs[1] + p * a.bs[2] + q * a.bs[3]];
+          const int k = a.div_RS.div(kk), rs = a.div_RS.mod(kk, k);
+          const int r = a.div_S.div(rs), s = a.div_S.mod(rs, r);
+          const int th = c0 - r * a.dh, tw = c1 - s * a.dw;
+          if (th >= 0 && tw >= 0) {
+            const int p = a.div_sh.div(th), q = a.div_sw.div(tw);
+            if (a.div_sh.mod(th, p) == 0 && a.div_sw.mod(tw, q) == 0 && p < a.P && q < a.Q)
+              v = a.b[b_base + k * a.bs[1] + p * a.bs[2] + q * a.bs[3]];
           }
         } else {
-          const int nb = kk / PQ, pq = kk % PQ;
-          const int ih = (pq / a.Q) * a.sh + c0, iw = (pq % a.Q) * a.sw + c1;
+          const int nb = a.div_PQ.div(kk), pq = a.div_PQ.mod(kk, nb);
+          const int p = a.div_Q.div(pq), q = a.div_Q.mod(pq, p);
+          const int ih = p * a.sh + c0, iw = q * a.sw + c1;
           if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W)
             v = a.b[b_base + nb * a.bs[0] + ih * a.bs[2] + iw * a.bs[3]];
         }
@@ -145,9 +203,9 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
   };
   auto store = [&](int buf) {
 #pragma unroll
-    for (int i = 0; i < TM; ++i) As[buf][a_k][a_m + 16 * i] = ra[i];
+    for (int i = 0; i < A_LOADS; ++i) As[buf][a_k][a_m + A_STEP * i] = ra[i];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) Bs[buf][b_k + 4 * i][b_n] = rb[i];
+    for (int i = 0; i < B_LOADS; ++i) Bs[buf][b_k + B_STEP * i][b_n] = rb[i];
   };
 
   const int tx = t % 16, ty = t / 16;
@@ -169,9 +227,9 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
       for (int kk = 0; kk < BK; ++kk) {
         T av[TM], bv[TN];
 #pragma unroll
-        for (int i = 0; i < TM; ++i) av[i] = As[buf][kk][ty + 16 * i];
+        for (int ci = 0; ci < TM / 4; ++ci) load4(&As[buf][kk][ci * 64 + ty * 4], av + ci * 4);
 #pragma unroll
-        for (int j = 0; j < TN; ++j) bv[j] = Bs[buf][kk][tx + 16 * j];
+        for (int cj = 0; cj < TN / 4; ++cj) load4(&Bs[buf][kk][cj * 64 + tx * 4], bv + cj * 4);
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -188,14 +246,18 @@ __global__ void __launch_bounds__(THREADS) conv_igemm(const IgemmArgs<T> a) {
   // Epilogue: each output element is written by exactly one thread.
 #pragma unroll
   for (int j = 0; j < TN; ++j) {
-    const int n = n0 + tx + 16 * j;
+    const int n = n0 + (j / 4) * 64 + tx * 4 + j % 4;
     if (n >= a.N) continue;
     int64_t col;
-    if (MODE == kBwdWeight) col = n + int64_t(split) * a.Mtot * a.N;
-    else col = int64_t(n / a.L) * a.Mtot * a.L + n % a.L;
+    if (MODE == kBwdWeight) {
+      col = n + int64_t(split) * a.Mtot * a.N;
+    } else {
+      const int img = a.div_L.div(n);
+      col = int64_t(img) * a.Mtot * a.L + a.div_L.mod(n, img);
+    }
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-      const int m = m0 + ty + 16 * i;
+      const int m = m0 + (i / 4) * 64 + ty * 4 + i % 4;
       if (m >= a.M) continue;
       const int64_t ch = int64_t(g) * a.M + m;
       const int64_t idx = col + ch * a.L;
@@ -256,6 +318,9 @@ IgemmArgs<T> base_args(const ConvParams& p) {
   a.dh = static_cast<int>(p.dil_h); a.dw = static_cast<int>(p.dil_w);
   a.pt = static_cast<int>(p.pad_top); a.pl = static_cast<int>(p.pad_left);
   a.act = ActKind::none;
+  a.div_RS = FastDiv(p.R * p.S); a.div_S = FastDiv(p.S);
+  a.div_PQ = FastDiv(p.P * p.Q); a.div_Q = FastDiv(p.Q);
+  a.div_sh = FastDiv(p.stride_h); a.div_sw = FastDiv(p.stride_w);
   return a;
 }
 
@@ -279,6 +344,7 @@ IgemmArgs<T> fwd_args(const ConvParams& p, View4<const T> x, View4<const T> w, c
   a.Kd = static_cast<int>(p.Cg() * p.R * p.S);
   a.Mtot = static_cast<int>(p.K);
   a.L = a.P * a.Q;
+  a.div_L = FastDiv(a.L);
   a.kchunk = a.Kd;
   return a;
 }
@@ -296,21 +362,23 @@ IgemmArgs<T> bwd_data_args(const ConvParams& p, View4<const T> dy, View4<const T
   a.Kd = static_cast<int>(p.Kg() * p.R * p.S);
   a.Mtot = static_cast<int>(p.C);
   a.L = a.H * a.W;
+  a.div_L = FastDiv(a.L);
   a.kchunk = a.Kd;
   return a;
 }
 
-// Split count for the weight gradient: enough blocks for ~2 waves on `sms`
-// multiprocessors, each split at least 4 tiles deep.
-inline int wgrad_splits(const ConvParams& p, int sms) {
+// Split count for the weight gradient computed with tile Tl: enough blocks for
+// ~2 waves on `sms` multiprocessors, each split at least 64 reduction steps deep.
+template <typename Tl>
+int wgrad_splits(const ConvParams& p, int sms) {
   const int64_t M = p.Kg(), N = p.Cg() * p.R * p.S, Kd = p.N * p.P * p.Q;
-  const int64_t blocks = ((M + BM - 1) / BM) * ((N + BN - 1) / BN) * p.groups;
+  const int64_t blocks = ((M + Tl::BM - 1) / Tl::BM) * ((N + Tl::BN - 1) / Tl::BN) * p.groups;
   const int64_t target = 2 * int64_t(sms);
-  int64_t splits = std::min<int64_t>((target + blocks - 1) / blocks, (Kd + 4 * BK - 1) / (4 * BK));
+  int64_t splits = std::min<int64_t>((target + blocks - 1) / blocks, (Kd + 63) / 64);
   splits = std::max<int64_t>(1, std::min<int64_t>(splits, 64));
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / std::max<int64_t>(1, p.groups)));
   // The split count actually used is fixed by the chunk size, rounded to whole tiles.
-  const int64_t chunk = ((Kd + splits - 1) / splits + BK - 1) / BK * BK;
+  const int64_t chunk = ((Kd + splits - 1) / splits + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
   return static_cast<int>(chunk > 0 ? (Kd + chunk - 1) / chunk : 1);
 }
 
@@ -326,16 +394,31 @@ IgemmArgs<T> bwd_weight_args(const ConvParams& p, View4<const T> dy, View4<const
   a.Kd = static_cast<int>(p.N * p.P * p.Q);
   a.Mtot = static_cast<int>(p.K);
   a.L = a.N;
-  a.kchunk = splits <= 1 ? std::max(a.Kd, 1) : ((a.Kd + splits - 1) / splits + BK - 1) / BK * BK;
+  a.div_L = FastDiv(a.L);
+  a.kchunk = splits <= 1 ? std::max(a.Kd, 1)
+                         : ((a.Kd + splits - 1) / splits + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
   a.out = splits <= 1 ? dw : workspace;
   return a;
 }
 
-// Grid of conv_igemm: x over GEMM columns, y over rows, z over groups * splits.
-template <typename T>
+// Grid of conv_igemm with tile Tl: x over GEMM columns, y over rows, z over groups * splits.
+template <typename Tl, typename T>
 dim3 igemm_grid(const IgemmArgs<T>& a, int splits) {
-  return dim3((a.N + BN - 1) / BN, static_cast<unsigned>((a.M + BM - 1) / BM),
+  return dim3((a.N + Tl::BN - 1) / Tl::BN, static_cast<unsigned>((a.M + Tl::BM - 1) / Tl::BM),
               static_cast<unsigned>(int64_t(a.groups) * splits));
+}
+
+// The 128x128 tile pays off for fp32 with at least 128 rows and enough blocks
+// to fill the GPU (the weight gradient fills it with splits instead).
+template <typename T>
+bool use_tile128(int M, int N, int groups, int sms, bool split_k) {
+  if constexpr (sizeof(T) != 4) {
+    return false;
+  } else {
+    if (M < 128 || N < 128) return false;
+    if (split_k) return true;
+    return int64_t((M + 127) / 128) * ((N + 127) / 128) * groups >= sms;
+  }
 }
 
 }  // namespace pyconv::cuda::kern

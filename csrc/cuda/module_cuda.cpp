@@ -106,7 +106,7 @@ py::tuple conv_bwd(const char* op, const ConvParams& p, const DevArray& dy, cons
   if (mask[1]) {
     ow = empty(op, {p.K, p.Cg(), p.R, p.S}, dt);
     gw = ow.obj;
-    splits = cuda::conv2d_backward_weight_splits(p);
+    splits = cuda::conv2d_backward_weight_splits<T>(p);
     if (splits > 1) ws = empty(op, {splits * p.K * p.Cg() * p.R * p.S}, dt);
   }
   if (mask[2]) {

@@ -10,6 +10,8 @@
 
 #include <barrier>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -26,6 +28,7 @@ struct dim3 {
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 namespace emu {
 inline thread_local dim3 tid, bid;
@@ -38,6 +41,13 @@ inline std::mutex atomic_mutex;
 #define blockIdx (emu::bid)
 #define blockDim (emu::block_dim)
 #define gridDim (emu::grid_dim)
+
+inline void emu_check_aligned(const void* p, int bytes) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes) {
+    std::fprintf(stderr, "emu: misaligned %d-byte vector access at %p\n", bytes, p);
+    std::abort();
+  }
+}
 
 inline void __syncthreads() { emu::bar->arrive_and_wait(); }
 

@@ -9,6 +9,8 @@
 #include "cuda/emu/cuda_emu.h"
 
 #include <cstdio>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -67,7 +69,7 @@ struct Strided4 {
   }
 };
 
-template <typename T>
+template <typename T, typename Tl>
 static void conv_case(const char* name, const int64_t in[4], const int64_t wsz[4], const int64_t st[2],
                       const int64_t pad[4], const int64_t dil[2], int64_t groups, bool odd, int act_code) {
   std::mt19937 rng(42);
@@ -108,24 +110,26 @@ static void conv_case(const char* name, const int64_t in[4], const int64_t wsz[4
           z_ref[i] = s;
           y_ref[i] = activate<double>(act.kind, act.param, s);
         }
-  const std::string tag = std::string(name) + (sizeof(T) == 4 ? " f32" : " f64") + (odd ? " strided" : "");
+  std::string tag = std::string(name) + (sizeof(T) == 4 ? " f32" : " f64") + (odd ? " strided" : "");
+  constexpr int BM = Tl::BM, BN = Tl::BN, BK = Tl::BK, MINB = Tl::MINB;
+  tag += BM == 64 ? " tile64" : " tile128";
   // forward with the fused epilogue
   std::vector<T> y(y_ref.size()), z(y_ref.size());
   auto fa = fwd_args<T>(p, x.v, w.v, bias.data(), 1, act, y.data(), z.data());
-  emu_launch(igemm_grid(fa, 1), dim3(THREADS), conv_igemm<T, kFwd>, fa);
+  emu_launch(igemm_grid<Tl>(fa, 1), dim3(THREADS), conv_igemm<T, kFwd, BM, BN, BK, MINB>, fa);
   compare(tag + " forward preact", z, z_ref);
   compare(tag + " forward act", y, y_ref);
   // backward data
   std::vector<T> dx(dx_ref.size());
   auto da = bwd_data_args<T>(p, dy.v, w.v, nullptr, 0, Activation{}, dx.data(), nullptr);
-  emu_launch(igemm_grid(da, 1), dim3(THREADS), conv_igemm<T, kBwdData>, da);
+  emu_launch(igemm_grid<Tl>(da, 1), dim3(THREADS), conv_igemm<T, kBwdData, BM, BN, BK, MINB>, da);
   compare(tag + " backward data", dx, dx_ref);
   // backward weight: one split and several
   for (int sms : {1, 1000}) {
-    const int splits = wgrad_splits(p, sms);
+    const int splits = wgrad_splits<Tl>(p, sms);
     std::vector<T> dw(dw_ref.size(), T(-7)), ws(static_cast<size_t>(splits) * dw_ref.size());
     auto wa = bwd_weight_args<T>(p, dy.v, x.v, dw.data(), splits, ws.data());
-    emu_launch(igemm_grid(wa, splits), dim3(THREADS), conv_igemm<T, kBwdWeight>, wa);
+    emu_launch(igemm_grid<Tl>(wa, splits), dim3(THREADS), conv_igemm<T, kBwdWeight, BM, BN, BK, MINB>, wa);
     if (splits > 1)
       emu_launch(dim3(3), dim3(64), sum_partials<T>, static_cast<const T*>(ws.data()), splits,
                  static_cast<int64_t>(dw.size()), dw.data());
@@ -251,21 +255,40 @@ static void act_backward_case() {
   }
 }
 
+static void fastdiv_case() {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> any(0, INT32_MAX - 1);
+  for (int i = 0; i < 200000; ++i) {
+    const int d = i < 1000 ? i + 1 : 1 + any(rng) % (i % 2 ? 1000 : INT32_MAX - 1);
+    const int n = i % 3 ? any(rng) : any(rng) % (4 * d);
+    const FastDiv f(d);
+    const int q = f.div(n);
+    if (q != n / d || f.mod(n, q) != n % d) {
+      std::printf("FAIL FastDiv %d / %d gave %d\n", n, d, q);
+      ++failures;
+      return;
+    }
+  }
+}
+
 int main() {
-  struct C { const char* name; int64_t in[4], w[4], st[2], pad[4], dil[2], g; };
+  fastdiv_case();
+  struct C { const char* name; int64_t in[4], w[4], st[2], pad[4], dil[2], g; bool big; };
   const C cases[] = {
-      {"basic", {2, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1},
-      {"groups stride2", {1, 8, 10, 10}, {6, 4, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 2},
-      {"asym dilated", {2, 4, 10, 7}, {6, 4, 2, 3}, {2, 1}, {0, 1, 1, 2}, {2, 1}, 1},
-      {"depthwise", {1, 6, 8, 8}, {6, 1, 3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 6},
-      {"tile edges", {1, 70, 5, 5}, {66, 70, 1, 2}, {1, 1}, {0, 0, 0, 1}, {1, 1}, 1},
-      {"long reduction", {6, 2, 15, 15}, {3, 2, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1},
+      {"basic", {2, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, true},
+      {"groups stride2", {1, 8, 10, 10}, {6, 4, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 2, false},
+      {"asym dilated", {2, 4, 10, 7}, {6, 4, 2, 3}, {2, 1}, {0, 1, 1, 2}, {2, 1}, 1, true},
+      {"depthwise", {1, 6, 8, 8}, {6, 1, 3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 6, false},
+      {"tile edges", {1, 70, 5, 5}, {66, 70, 1, 2}, {1, 1}, {0, 0, 0, 1}, {1, 1}, 1, false},
+      {"long reduction", {6, 2, 15, 15}, {3, 2, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, false},
+      {"tile128 edges", {1, 9, 12, 12}, {130, 9, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, true},
   };
   int act = 0;
   for (const C& c : cases) {
     for (bool odd : {false, true}) {
-      conv_case<float>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
-      conv_case<double>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
+      conv_case<float, Tile64>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
+      conv_case<double, Tile64>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
+      if (c.big) conv_case<float, Tile128>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
       act = (act + 1) % (int(ActKind::hardswish) + 1);
     }
   }
