@@ -286,6 +286,7 @@ int main() {
   int act = 0;
   for (const C& c : cases) {
     for (bool odd : {false, true}) {
+      if (odd && !c.big) continue;  // strided operands: on the cases that also run tile128
       conv_case<float, Tile64>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
       conv_case<double, Tile64>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
       if (c.big) conv_case<float, Tile128>(c.name, c.in, c.w, c.st, c.pad, c.dil, c.g, odd, act);
