@@ -122,6 +122,7 @@ void bind_pool(py::module_& m) {
         auto in = shape4(x);
         PoolParams p = make_max_pool2d_params(op, in.data(), kernel.data(), stride.data(), pad.data(),
                                               dil.data(), ceil_mode);
+        check_int32_plane(op, p);
         return x.dt == DType::f32 ? pool_fwd<float>(op, p, x, want_idx, s) : pool_fwd<double>(op, p, x, want_idx, s);
       },
       py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),

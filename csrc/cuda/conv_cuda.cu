@@ -103,11 +103,28 @@ void conv2d_backward_weight(const char* op, const ConvParams& p, View4<const T> 
     check_launch(op);
   }
 }
+int conv2d_backward_bias_chunks(const int64_t dy_shape[4]) {
+  return bias_grad_chunks(dy_shape[0] * dy_shape[2] * dy_shape[3]);
+}
+
 template <typename T>
-void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, cudaStream_t stream) {
-  if (dy.size[1] == 0) return;
-  bias_grad<T><<<static_cast<unsigned>(dy.size[1]), THREADS, 0, stream>>>(dy, db);
+void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, int chunks, T* workspace,
+                          cudaStream_t stream) {
+  const int64_t K = dy.size[1], total = dy.size[0] * dy.size[2] * dy.size[3];
+  if (K == 0) return;
+  chunks = std::max(1, chunks);
+  const int64_t per = (total + chunks - 1) / chunks;
+  const dim3 grid(static_cast<unsigned>(K), static_cast<unsigned>(chunks));
+  T* out = chunks > 1 ? workspace : db;
+  const FastDiv dpq(std::max<int64_t>(1, dy.size[2] * dy.size[3])), dq(std::max<int64_t>(1, dy.size[3]));
+  if (total < (int64_t(1) << 31)) bias_grad<T, true><<<grid, THREADS, 0, stream>>>(dy, dpq, dq, per, out);
+  else bias_grad<T, false><<<grid, THREADS, 0, stream>>>(dy, dpq, dq, per, out);
   check_launch(op);
+  if (chunks > 1) {
+    sum_partials<T><<<static_cast<unsigned>(std::min<int64_t>((K + THREADS - 1) / THREADS, 4096)), THREADS, 0,
+                      stream>>>(workspace, chunks, K, db);
+    check_launch(op);
+  }
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                   \
@@ -119,7 +136,7 @@ void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, cudaStream_t
                                         cudaStream_t);                                          \
   template void conv2d_backward_weight<T>(const char*, const ConvParams&, View4<const T>,      \
                                           View4<const T>, T*, int, T*, cudaStream_t);           \
-  template void conv2d_backward_bias<T>(const char*, View4<const T>, T*, cudaStream_t);        \
+  template void conv2d_backward_bias<T>(const char*, View4<const T>, T*, int, T*, cudaStream_t); \
   template int conv2d_backward_weight_splits<T>(const ConvParams&);
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)

@@ -49,8 +49,13 @@ void conv2d_backward_weight(const char* op, const ConvParams& p, View4<const T> 
                             View4<const T> x, T* dw, int splits, T* workspace,
                             cudaStream_t stream);
 
-// db[k] = sum of dy[:, k, :, :] (dy has shape (N, Kb, P, Q)), in a fixed order.
+// Chunks the bias gradient of dy (N, Kb, P, Q) is split into; when > 1,
+// conv2d_backward_bias needs a workspace of chunks * Kb elements.
+int conv2d_backward_bias_chunks(const int64_t dy_shape[4]);
+
+// db[k] = sum of dy[:, k, :, :], in a fixed order (chunked partials summed in order).
 template <typename T>
-void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, cudaStream_t stream);
+void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, int chunks, T* workspace,
+                          cudaStream_t stream);
 
 }  // namespace pyconv::cuda

@@ -13,6 +13,7 @@
 #include "common/tensor.h"
 #include "conv/conv_params.h"
 #include "cuda/act_device.cuh"
+#include "cuda/fastdiv.cuh"
 
 namespace pyconv::cuda::kern {
 
@@ -26,31 +27,6 @@ constexpr int THREADS = 256, PADS = 4;
 struct Tile64 { static constexpr int BM = 64, BN = 64, BK = 16, MINB = 1; };
 struct Tile128 { static constexpr int BM = 128, BN = 128, BK = 8, MINB = 2; };  // fp32, big GEMMs
 constexpr int kChunkAlign = 16;  // split-K chunks are whole tiles of either BK
-
-// n / d for 0 <= n < 2^31 by multiply-high and shift (as CUTLASS's FastDivmod):
-// the kernels' index decompositions divide by runtime sizes in the inner loop.
-struct FastDiv {
-  uint32_t d = 1, mul = 0, shr = 0;
-  FastDiv() = default;
-  explicit FastDiv(int64_t denom) : d(static_cast<uint32_t>(denom)) {
-    if (d > 1) {
-      int l = 0;
-      while ((uint64_t(1) << l) < d) ++l;  // ceil(log2 d)
-      const uint64_t p = 31 + l;
-      mul = static_cast<uint32_t>(((uint64_t(1) << p) + d - 1) / d);
-      shr = static_cast<uint32_t>(p - 32);
-    }
-  }
-  __device__ __forceinline__ int div(int n) const {
-#if defined(__CUDA_ARCH__)
-    const uint32_t hi = __umulhi(static_cast<uint32_t>(n), mul);
-#else
-    const uint32_t hi = static_cast<uint32_t>((uint64_t(static_cast<uint32_t>(n)) * mul) >> 32);
-#endif
-    return d == 1 ? n : static_cast<int>(hi >> shr);
-  }
-  __device__ __forceinline__ int mod(int n, int q) const { return n - q * static_cast<int>(d); }
-};
 
 template <typename T>
 struct IgemmArgs {
@@ -283,18 +259,28 @@ __global__ void sum_partials(const T* __restrict__ parts, int splits, int64_t n,
   }
 }
 
-// db[k] = sum over (n, p, q) of dy[n, k, p, q]; one block per channel, a fixed
-// per-thread order and a fixed tree: deterministic.
-template <typename T>
-__global__ void __launch_bounds__(THREADS) bias_grad(View4<const T> dy, T* __restrict__ db) {
+// Partial bias gradients: block (k, chunk) sums dy[:, k] over flat (n, p, q)
+// positions [chunk * per, (chunk + 1) * per) in a fixed per-thread order and a
+// fixed tree, so the result is deterministic. With one chunk it writes db[k];
+// otherwise parts[chunk * K + k], summed in order by sum_partials.
+template <typename T, bool SMALL>
+__global__ void __launch_bounds__(THREADS) bias_grad(View4<const T> dy, FastDiv div_PQ, FastDiv div_Q,
+                                                     int64_t per, T* __restrict__ out) {
   __shared__ T red[THREADS];
-  const int64_t k = blockIdx.x;
-  const int64_t PQ = dy.size[2] * dy.size[3], total = dy.size[0] * PQ;
+  const int64_t k = blockIdx.x, chunk = blockIdx.y, K = gridDim.x;
+  const int64_t Q = dy.size[3], PQ = dy.size[2] * Q, total = dy.size[0] * PQ;
+  const int64_t beg = chunk * per, end = min(total, beg + per);
+  const bool flat = dy.stride[3] == 1 && dy.stride[2] == Q;  // each (n, k) plane contiguous
+  const T* base = dy.data + k * dy.stride[1];
   T s = T(0);
-  for (int64_t i = threadIdx.x; i < total; i += THREADS) {
-    const int64_t n = i / PQ, pq = i % PQ;
-    s += dy.data[n * dy.stride[0] + k * dy.stride[1] + (pq / dy.size[3]) * dy.stride[2] +
-                 (pq % dy.size[3]) * dy.stride[3]];
+  for (int64_t i = beg + threadIdx.x; i < end; i += THREADS) {
+    const int64_t n = div_by<SMALL>(div_PQ, i), pq = i - n * PQ;
+    if (flat) {
+      s += base[n * dy.stride[0] + pq];
+    } else {
+      const int64_t p = div_by<SMALL>(div_Q, pq);
+      s += base[n * dy.stride[0] + p * dy.stride[2] + (pq - p * Q) * dy.stride[3]];
+    }
   }
   red[threadIdx.x] = s;
   __syncthreads();
@@ -302,7 +288,13 @@ __global__ void __launch_bounds__(THREADS) bias_grad(View4<const T> dy, T* __res
     if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
     __syncthreads();
   }
-  if (threadIdx.x == 0) db[k] = red[0];
+  if (threadIdx.x == 0) out[chunk * K + k] = red[0];
+}
+
+// Chunks of the bias gradient: a function of the shape alone, so every GPU sums
+// in the same order.
+inline int bias_grad_chunks(int64_t total) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(64, total / 16384)));
 }
 
 template <typename T>

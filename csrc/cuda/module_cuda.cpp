@@ -109,9 +109,13 @@ py::tuple conv_bwd(const char* op, const ConvParams& p, const DevArray& dy, cons
     splits = cuda::conv2d_backward_weight_splits<T>(p);
     if (splits > 1) ws = empty(op, {splits * p.K * p.Cg() * p.R * p.S}, dt);
   }
+  int chunks = 1;
+  Output bws;
   if (mask[2]) {
     ob = empty(op, {transposed ? p.C : p.K}, dt);
     gb = ob.obj;
+    chunks = cuda::conv2d_backward_bias_chunks(dy.shape.data());
+    if (chunks > 1) bws = empty(op, {chunks * dy.shape[1]}, dt);
   }
   {
     py::gil_scoped_release nogil;
@@ -128,7 +132,7 @@ py::tuple conv_bwd(const char* op, const ConvParams& p, const DevArray& dy, cons
       else
         cuda::conv2d_backward_weight<T>(op, p, dyv, xv, ow.data<T>(), splits, ws.data<T>(), stream);
     }
-    if (mask[2]) cuda::conv2d_backward_bias<T>(op, dyv, ob.data<T>(), stream);
+    if (mask[2]) cuda::conv2d_backward_bias<T>(op, dyv, ob.data<T>(), chunks, bws.data<T>(), stream);
   }
   return py::make_tuple(gi, gw, gb);
 }

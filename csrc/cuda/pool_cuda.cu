@@ -24,6 +24,9 @@ void check(cudaError_t e, const char* op) {
   }
 }
 
+// Flat indices below 2^31 take the 32-bit multiply-shift decompositions.
+bool small(int64_t n) { return n < (int64_t(1) << 31); }
+
 unsigned blocks_for(int64_t n) {
   int64_t b = (n + THREADS - 1) / THREADS;
   return static_cast<unsigned>(b < 65536 * 8 ? (b > 0 ? b : 1) : 65536 * 8);
@@ -47,7 +50,9 @@ void max_pool2d_forward(const char* op, const PoolParams& p, View4<const T> x, T
                         cudaStream_t stream) {
   const int64_t n = p.N * p.C * p.OH * p.OW;
   if (n == 0) return;
-  max_pool_fwd<T><<<blocks_for(n), THREADS, 0, stream>>>(p, x, y, idx);
+  const PoolDivs dv(p);
+  if (small(n)) max_pool_fwd<T, true><<<blocks_for(n), THREADS, 0, stream>>>(p, dv, x, y, idx);
+  else max_pool_fwd<T, false><<<blocks_for(n), THREADS, 0, stream>>>(p, dv, x, y, idx);
   check(cudaGetLastError(), op);
 }
 
@@ -58,12 +63,15 @@ void max_pool2d_backward(const char* op, const PoolParams& p, View4<const T> dy,
   *bad_pos = -1;
   const int64_t n_out = p.N * p.C * p.OH * p.OW, n_in = p.N * p.C * p.H * p.W;
   if (n_in == 0) return;
+  const PoolDivs dv(p);
   if (n_out > 0) {
     flag_reset(flag, op, stream);
-    max_pool_check<<<blocks_for(n_out), THREADS, 0, stream>>>(p, idx, flag);
+    if (small(n_out)) max_pool_check<true><<<blocks_for(n_out), THREADS, 0, stream>>>(p, dv, idx, flag);
+    else max_pool_check<false><<<blocks_for(n_out), THREADS, 0, stream>>>(p, dv, idx, flag);
     check(cudaGetLastError(), op);
   }
-  max_pool_bwd<T><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dy, idx, dx);
+  if (small(n_in)) max_pool_bwd<T, true><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, dy, idx, dx);
+  else max_pool_bwd<T, false><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, dy, idx, dx);
   check(cudaGetLastError(), op);
   if (n_out > 0) *bad_pos = flag_read(flag, op, stream);
 }
@@ -79,9 +87,12 @@ void max_unpool2d_forward(const char* op, const PoolParams& p, View4<const T> x,
   if (n_in == 0) return;
   check(cudaMemsetAsync(winner, 0xff, sizeof(int32_t) * n_out, stream), op);
   flag_reset(flag, op, stream);
-  unpool_winner<<<blocks_for(n_in), THREADS, 0, stream>>>(p, idx, winner, flag);
+  const PoolDivs dv(p);
+  if (small(n_in)) unpool_winner<true><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, idx, winner, flag);
+  else unpool_winner<false><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, idx, winner, flag);
   check(cudaGetLastError(), op);
-  unpool_write<T><<<blocks_for(n_in), THREADS, 0, stream>>>(p, x, idx, winner, y);
+  if (small(n_in)) unpool_write<T, true><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, x, idx, winner, y);
+  else unpool_write<T, false><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, x, idx, winner, y);
   check(cudaGetLastError(), op);
   *bad_pos = flag_read(flag, op, stream);
 }
@@ -94,7 +105,9 @@ void max_unpool2d_backward(const char* op, const PoolParams& p, View4<const T> d
   const int64_t n_in = p.N * p.C * p.H * p.W;
   if (n_in == 0) return;
   flag_reset(flag, op, stream);
-  unpool_bwd<T><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dy, idx, dx, flag);
+  const PoolDivs dv(p);
+  if (small(n_in)) unpool_bwd<T, true><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, dy, idx, dx, flag);
+  else unpool_bwd<T, false><<<blocks_for(n_in), THREADS, 0, stream>>>(p, dv, dy, idx, dx, flag);
   check(cudaGetLastError(), op);
   *bad_pos = flag_read(flag, op, stream);
 }

@@ -9,9 +9,18 @@
 #include <cstdint>
 
 #include "common/tensor.h"
+#include "cuda/fastdiv.cuh"
 #include "pool/pool_params.h"
 
 namespace pyconv::cuda::kern {
+
+// Divisors of the flat index decompositions; every divisor is < 2^31.
+struct PoolDivs {
+  FastDiv OW, OH, W, H, C, HW, OHW;
+  explicit PoolDivs(const PoolParams& p)
+      : OW(p.OW), OH(p.OH), W(p.W), H(p.H), C(p.C), HW(p.H * p.W), OHW(p.OH * p.OW) {}
+  PoolDivs() = default;
+};
 
 #define GRID_STRIDE(i, n)                                                          \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n);        \
@@ -19,13 +28,15 @@ namespace pyconv::cuda::kern {
 
 // As pool_window.h (ATen's scan): rows then columns, start at -inf with the
 // index of the first valid tap, replace when v > max || isnan(v).
-template <typename T>
-__global__ void max_pool_fwd(const PoolParams p, View4<const T> x, T* __restrict__ y,
-                             int64_t* __restrict__ idx) {
+template <typename T, bool SMALL>
+__global__ void max_pool_fwd(const PoolParams p, const PoolDivs dv, View4<const T> x,
+                             T* __restrict__ y, int64_t* __restrict__ idx) {
   const int64_t total = p.N * p.C * p.OH * p.OW;
   GRID_STRIDE(i, total) {
-    const int64_t ow = i % p.OW, t1 = i / p.OW, oh = t1 % p.OH, plane = t1 / p.OH;
-    const T* xp = x.data + (plane / p.C) * x.stride[0] + (plane % p.C) * x.stride[1];
+    const int64_t t1 = div_by<SMALL>(dv.OW, i), ow = i - t1 * p.OW;
+    const int64_t plane = div_by<SMALL>(dv.OH, t1), oh = t1 - plane * p.OH;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
+    const T* xp = x.data + n * x.stride[0] + c * x.stride[1];
     int64_t ih0 = oh * p.stride_h - p.pad_h, iw0 = ow * p.stride_w - p.pad_w;
     const int64_t ih1 = min(ih0 + (p.kh - 1) * p.dil_h + 1, p.H);
     const int64_t iw1 = min(iw0 + (p.kw - 1) * p.dil_w + 1, p.W);
@@ -51,15 +62,19 @@ __device__ __forceinline__ void report_bad(int64_t* flag, int64_t pos) {
 }
 
 // Every index must lie in [0, H*W) and inside its own window.
-__global__ void max_pool_check(const PoolParams p, View4<const int64_t> idx, int64_t* flag) {
+template <bool SMALL>
+__global__ void max_pool_check(const PoolParams p, const PoolDivs dv, View4<const int64_t> idx,
+                               int64_t* flag) {
   const int64_t total = p.N * p.C * p.OH * p.OW;
   GRID_STRIDE(i, total) {
-    const int64_t ow = i % p.OW, t1 = i / p.OW, oh = t1 % p.OH, plane = t1 / p.OH;
-    const int64_t n = plane / p.C, c = plane % p.C;
+    const int64_t t1 = div_by<SMALL>(dv.OW, i), ow = i - t1 * p.OW;
+    const int64_t plane = div_by<SMALL>(dv.OH, t1), oh = t1 - plane * p.OH;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
     const int64_t j = idx.data[n * idx.stride[0] + c * idx.stride[1] + oh * idx.stride[2] + ow * idx.stride[3]];
     bool ok = j >= 0 && j < p.H * p.W;
     if (ok) {
-      const int64_t dh = j / p.W - (oh * p.stride_h - p.pad_h), dw = j % p.W - (ow * p.stride_w - p.pad_w);
+      const int64_t jh = div_by<SMALL>(dv.W, j);
+      const int64_t dh = jh - (oh * p.stride_h - p.pad_h), dw = (j - jh * p.W) - (ow * p.stride_w - p.pad_w);
       ok = dh >= 0 && dw >= 0 && dh % p.dil_h == 0 && dw % p.dil_w == 0 && dh / p.dil_h < p.kh &&
            dw / p.dil_w < p.kw;
     }
@@ -67,13 +82,14 @@ __global__ void max_pool_check(const PoolParams p, View4<const int64_t> idx, int
   }
 }
 
-template <typename T>
-__global__ void max_pool_bwd(const PoolParams p, View4<const T> dy, View4<const int64_t> idx,
-                             T* __restrict__ dx) {
+template <typename T, bool SMALL>
+__global__ void max_pool_bwd(const PoolParams p, const PoolDivs dv, View4<const T> dy,
+                             View4<const int64_t> idx, T* __restrict__ dx) {
   const int64_t total = p.N * p.C * p.H * p.W;
   GRID_STRIDE(i, total) {
-    const int64_t w = i % p.W, t1 = i / p.W, h = t1 % p.H, plane = t1 / p.H;
-    const int64_t n = plane / p.C, c = plane % p.C;
+    const int64_t t1 = div_by<SMALL>(dv.W, i), w = i - t1 * p.W;
+    const int64_t plane = div_by<SMALL>(dv.H, t1), h = t1 - plane * p.H;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
     const int64_t me = h * p.W + w;
     const T* d = dy.data + n * dy.stride[0] + c * dy.stride[1];
     const int64_t* k = idx.data + n * idx.stride[0] + c * idx.stride[1];
@@ -97,45 +113,50 @@ __global__ void max_pool_bwd(const PoolParams p, View4<const T> dy, View4<const 
 }
 
 // Pass 1 of unpool: the last input position (in plane order) that targets each output.
-__global__ void unpool_winner(const PoolParams p, View4<const int64_t> idx, int32_t* winner,
-                              int64_t* flag) {
+template <bool SMALL>
+__global__ void unpool_winner(const PoolParams p, const PoolDivs dv, View4<const int64_t> idx,
+                              int32_t* winner, int64_t* flag) {
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, total = p.N * p.C * HW;
   GRID_STRIDE(i, total) {
-    const int64_t hw = i % HW, plane = i / HW;
-    const int64_t j = idx.data[(plane / p.C) * idx.stride[0] + (plane % p.C) * idx.stride[1] +
-                               (hw / p.W) * idx.stride[2] + (hw % p.W) * idx.stride[3]];
+    const int64_t plane = div_by<SMALL>(dv.HW, i), hw = i - plane * HW;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
+    const int64_t h = div_by<SMALL>(dv.W, hw), w = hw - h * p.W;
+    const int64_t j = idx.data[n * idx.stride[0] + c * idx.stride[1] + h * idx.stride[2] + w * idx.stride[3]];
     if (j < 0 || j >= OHW) report_bad(flag, i);
     else atomicMax(winner + plane * OHW + j, static_cast<int32_t>(hw));
   }
 }
 
-template <typename T>
-__global__ void unpool_write(const PoolParams p, View4<const T> x, View4<const int64_t> idx,
-                             const int32_t* winner, T* __restrict__ y) {
+template <typename T, bool SMALL>
+__global__ void unpool_write(const PoolParams p, const PoolDivs dv, View4<const T> x,
+                             View4<const int64_t> idx, const int32_t* winner, T* __restrict__ y) {
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, total = p.N * p.C * HW;
   GRID_STRIDE(i, total) {
-    const int64_t hw = i % HW, plane = i / HW, n = plane / p.C, c = plane % p.C;
-    const int64_t h = hw / p.W, w = hw % p.W;
+    const int64_t plane = div_by<SMALL>(dv.HW, i), hw = i - plane * HW;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
+    const int64_t h = div_by<SMALL>(dv.W, hw), w = hw - h * p.W;
     const int64_t j = idx.data[n * idx.stride[0] + c * idx.stride[1] + h * idx.stride[2] + w * idx.stride[3]];
     if (j < 0 || j >= OHW || winner[plane * OHW + j] != hw) continue;
     y[plane * OHW + j] = x.data[n * x.stride[0] + c * x.stride[1] + h * x.stride[2] + w * x.stride[3]];
   }
 }
 
-template <typename T>
-__global__ void unpool_bwd(const PoolParams p, View4<const T> dy, View4<const int64_t> idx,
-                           T* __restrict__ dx, int64_t* flag) {
+template <typename T, bool SMALL>
+__global__ void unpool_bwd(const PoolParams p, const PoolDivs dv, View4<const T> dy,
+                           View4<const int64_t> idx, T* __restrict__ dx, int64_t* flag) {
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, total = p.N * p.C * HW;
   GRID_STRIDE(i, total) {
-    const int64_t hw = i % HW, plane = i / HW, n = plane / p.C, c = plane % p.C;
-    const int64_t j = idx.data[n * idx.stride[0] + c * idx.stride[1] + (hw / p.W) * idx.stride[2] +
-                               (hw % p.W) * idx.stride[3]];
+    const int64_t plane = div_by<SMALL>(dv.HW, i), hw = i - plane * HW;
+    const int64_t n = div_by<SMALL>(dv.C, plane), c = plane - n * p.C;
+    const int64_t h = div_by<SMALL>(dv.W, hw), w = hw - h * p.W;
+    const int64_t j = idx.data[n * idx.stride[0] + c * idx.stride[1] + h * idx.stride[2] + w * idx.stride[3]];
     if (j < 0 || j >= OHW) {
       report_bad(flag, i);
       dx[i] = T(0);
       continue;
     }
-    dx[i] = dy.data[n * dy.stride[0] + c * dy.stride[1] + (j / p.OW) * dy.stride[2] + (j % p.OW) * dy.stride[3]];
+    const int64_t jh = div_by<SMALL>(dv.OW, j);
+    dx[i] = dy.data[n * dy.stride[0] + c * dy.stride[1] + jh * dy.stride[2] + (j - jh * p.OW) * dy.stride[3]];
   }
 }
 
