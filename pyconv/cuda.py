@@ -51,6 +51,39 @@ def device_count() -> int:
     return int(_ext.device_count()) if _ext is not None else 0
 
 
+def _cupy(what: str):
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(f"{what}: CUDA arrays in pyconv are CuPy arrays; install CuPy "
+                           f"(pip install 'pyconv[cuda]')") from None
+    return cupy
+
+
+def to_device(a):
+    """numpy (or any) array -> CuPy array on the current CUDA device (for Tensor.cuda())."""
+    if not is_available():
+        backend("to_device")  # raises the clear no-CUDA error
+    return _cupy("to_device").asarray(a)
+
+
+def to_host(a):
+    """CUDA array -> numpy array (for Tensor.cpu()); numpy arrays pass through."""
+    if not hasattr(a, "__cuda_array_interface__"):
+        return a
+    return _cupy("to_host").asnumpy(a)
+
+
+def from_dlpack(x):
+    """A CUDA array with only DLPack (no __cuda_array_interface__) -> CuPy array, zero-copy."""
+    return _cupy("from_dlpack").from_dlpack(x)
+
+
+def synchronize() -> None:
+    """Waits for all work on the current device (timing, tests)."""
+    backend("synchronize").synchronize()
+
+
 def backend(op: str):
     """The CUDA kernel module, or a clear error naming `op`."""
     if _ext is None:

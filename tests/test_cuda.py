@@ -49,6 +49,16 @@ def test_cuda_array_without_cuda_gives_clear_error():
         F.conv_transpose2d(FakeCudaArray((1, 4, 8, 8)), FakeCudaArray((4, 3, 3, 3)))
 
 
+def test_device_helpers_without_cuda():
+    if pyconv.cuda.is_available():
+        pytest.skip("a CUDA device is available")
+    with pytest.raises(RuntimeError, match="to_device: got a CUDA array, but|to_device: .*CUDA"):
+        pyconv.cuda.to_device(np.zeros(3))
+    x = np.ones(2)
+    assert pyconv.cuda.to_host(x) is x
+    assert pyconv.cuda.device_count() == 0
+
+
 def test_mixing_devices_is_an_error():
     x = np.zeros((1, 3, 8, 8), np.float32)
     with pytest.raises(TypeError, match="one device"):
