@@ -1,4 +1,4 @@
-// CUDA conv2d entry points (host side; the kernels are in conv_cuda.cu).
+// CUDA conv2d entry points (host side; launchers in conv_cuda_impl.cuh, kernels in conv_kernels.cuh).
 // Every function WRITES its output (never accumulates); outputs are
 // contiguous NCHW device buffers, inputs are strided device views (strides in
 // elements). All work is enqueued on `stream`; nothing synchronises.

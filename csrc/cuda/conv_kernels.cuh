@@ -1,5 +1,5 @@
 // The conv2d CUDA kernels and their argument setup, kept apart from the
-// launchers (conv_cuda.cu) so that the same source also compiles as plain C++
+// launchers (conv_cuda_impl.cuh) so that the same source also compiles as plain C++
 // under csrc/cuda/emu/cuda_emu.h, where a CPU emulation of the CUDA execution
 // model checks the index arithmetic and the tiling without a GPU.
 #pragma once

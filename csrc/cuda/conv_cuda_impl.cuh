@@ -1,5 +1,8 @@
-// conv2d as implicit GEMM on CUDA cores, fp32 and fp64: the launchers. The
-// kernels and their argument setup are in conv_kernels.cuh.
+// conv2d as implicit GEMM on CUDA cores: the launchers, as templates. The
+// kernels and their argument setup are in conv_kernels.cuh; conv_cuda_f32.cu
+// and conv_cuda_f64.cu instantiate them, two translation units that compile in
+// parallel (this file's kernels dominate the build time).
+#pragma once
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -103,7 +106,7 @@ void conv2d_backward_weight(const char* op, const ConvParams& p, View4<const T> 
     check_launch(op);
   }
 }
-int conv2d_backward_bias_chunks(const int64_t dy_shape[4]) {
+inline int conv2d_backward_bias_chunks_impl(const int64_t dy_shape[4]) {
   return bias_grad_chunks(dy_shape[0] * dy_shape[2] * dy_shape[3]);
 }
 
@@ -126,20 +129,5 @@ void conv2d_backward_bias(const char* op, View4<const T> dy, T* db, int chunks, 
     check_launch(op);
   }
 }
-
-#define PYCONV_INSTANTIATE(T)                                                                   \
-  template void conv2d_forward<T>(const char*, const ConvParams&, View4<const T>,              \
-                                  View4<const T>, const T*, int64_t, Activation, T*, T*,       \
-                                  cudaStream_t);                                                \
-  template void conv2d_backward_data<T>(const char*, const ConvParams&, View4<const T>,        \
-                                        View4<const T>, const T*, int64_t, Activation, T*, T*, \
-                                        cudaStream_t);                                          \
-  template void conv2d_backward_weight<T>(const char*, const ConvParams&, View4<const T>,      \
-                                          View4<const T>, T*, int, T*, cudaStream_t);           \
-  template void conv2d_backward_bias<T>(const char*, View4<const T>, T*, int, T*, cudaStream_t); \
-  template int conv2d_backward_weight_splits<T>(const ConvParams&);
-PYCONV_INSTANTIATE(float)
-PYCONV_INSTANTIATE(double)
-#undef PYCONV_INSTANTIATE
 
 }  // namespace pyconv::cuda
