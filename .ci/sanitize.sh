@@ -25,6 +25,11 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 
 python=${PYTHON:-python}
+# It reinstalls pyconv: never into a system Python by accident.
+if ! "$python" -c "import sys; sys.exit(sys.prefix == sys.base_prefix)"; then
+  echo "sanitize: $(command -v "$python") is not a virtual environment; activate one (or set PYTHON)" >&2
+  exit 2
+fi
 pip_args=(-Ccmake.define.PYCONV_SANITIZE=ON -Ccmake.build-type=RelWithDebInfo
           -Ccmake.define.PYCONV_CUDA=OFF -Cbuild-dir=build/sanitize)
 # Reuse the build tools of the environment when it has them (faster, works offline).
@@ -40,7 +45,9 @@ ubsan=$(gcc -print-file-name=libubsan.so)
 for lib in "$asan" "$ubsan"; do
   if [ ! -e "$lib" ]; then echo "sanitize: $lib not found (gcc's sanitizer runtime)" >&2; exit 1; fi
 done
-so=$(cd /tmp && "$python" -c "import importlib.util as u; print(u.find_spec('pyconv._C').origin)")
+# (located without importing pyconv: importing the instrumented _C needs the preload)
+pkg=$(cd /tmp && "$python" -c "import importlib.util as u; print(u.find_spec('pyconv').submodule_search_locations[0])")
+so=$(ls "$pkg"/_C.*so | head -1)
 if ! ldd "$so" | grep -q libasan; then
   echo "sanitize: $so is not linked against ASan; the sanitizer build did not install" >&2
   exit 1
@@ -53,9 +60,12 @@ export PYCONV_HYPOTHESIS_EXAMPLES=${PYCONV_HYPOTHESIS_EXAMPLES:-10}
 export PYCONV_FUZZ_CALLS=${PYCONV_FUZZ_CALLS:-300}
 # pytest's script, not "python -m pytest": the source tree (without the compiled
 # extension) must not shadow the installed package.
-pytest_bin="$(dirname "$(command -v "$python")")/pytest"
+pytest_cmd=("$(dirname "$(command -v "$python")")/pytest")
+if [ ! -x "${pytest_cmd[0]}" ]; then
+  pytest_cmd=("$python" -P -m pytest)  # Python >= 3.11: -P keeps the cwd off sys.path
+fi
 # shellcheck disable=SC2086
-"$pytest_bin" -q -p no:cacheprovider \
+"${pytest_cmd[@]}" -q -p no:cacheprovider \
   --ignore=tests/test_bench.py --ignore=tests/test_memory.py -k "not bench" \
   ${PYCONV_SANITIZE_PYTEST_ARGS:-}
 echo "sanitize: ASan+UBSan test run passed; step done in $(( $(date +%s) - start )) s"
