@@ -67,13 +67,15 @@ def kernel_ready(a):
     if a is None:
         return None
     if not a.flags.aligned or any(s % a.itemsize for s in a.strides):
-        return np.ascontiguousarray(a)
+        return np.array(a, order="C")  # a copy: ascontiguousarray keeps an unaligned C array
     return a
 
 
 def vector(a):
     """Contiguous 1-d array (bias and the like) or None."""
-    return None if a is None else np.ascontiguousarray(a)
+    if a is None or (a.flags.c_contiguous and a.flags.aligned):
+        return a
+    return np.array(a, order="C")
 
 
 def int_param(op: str, name: str, v) -> int:
