@@ -1,0 +1,408 @@
+// GEMM-based conv2d: packers that read NCHW views through their strides
+// (implicit im2col, no im2col buffer) and stores that map tile columns to
+// NCHW outputs. Epilogue (bias + activation) runs on the just-computed tile,
+// still in L1, when the last reduction block is stored.
+#include <algorithm>
+#include <vector>
+
+#include "common/activation_scalar.h"
+#include "common/parallel.h"
+#include "conv/conv_fast.h"
+#include "gemm/gemm_driver.h"
+
+namespace pyconv::fast {
+
+using gemm::ceil_div;
+using gemm::kMC;
+using gemm::round_up;
+using gemm::UKernel;
+
+namespace {
+
+inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+
+// Valid l in [0, len) such that 0 <= i0 + l*st < lim, as [la, lb) with la <= lb.
+inline void valid_range(int64_t i0, int64_t st, int64_t lim, int64_t len, int64_t& la,
+                        int64_t& lb) {
+  la = i0 >= 0 ? 0 : ceil_div(-i0, st);
+  lb = lim - i0 > 0 ? ceil_div(lim - i0, st) : 0;
+  if (la > len) la = len;
+  if (lb > len) lb = len;
+  if (lb < la) lb = la;
+}
+
+// d[q] = src row element (i0 + (l0+q)*st) for l0+q in [la, lb), 0 elsewhere, q < cnt;
+// elements of the row are row[i*s3]. d has element stride ds.
+template <typename T>
+inline void copy_clipped(T* d, int64_t ds, int64_t cnt, int64_t l0, int64_t la, int64_t lb,
+                         const T* row, int64_t i0, int64_t st, int64_t s3) {
+  int64_t q = 0;
+  const int64_t za = std::clamp<int64_t>(la - l0, 0, cnt);
+  const int64_t zb = std::clamp<int64_t>(lb - l0, za, cnt);
+  for (; q < za; ++q) d[q * ds] = T(0);
+  if (st == 1 && s3 == 1 && ds == 1) {
+    const T* s = row + i0 + l0;
+    for (; q < zb; ++q) d[q] = s[q];
+  } else {
+    for (; q < zb; ++q) d[q * ds] = row[(i0 + (l0 + q) * st) * s3];
+  }
+  for (; q < cnt; ++q) d[q * ds] = T(0);
+}
+
+// B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
+// j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]]
+// (0 outside the source).
+template <typename T>
+struct GridB {
+  View4<const T> src;
+  int64_t cb;
+  int64_t Gh, Gw, sth, stw;
+  const int64_t* offh;
+  int64_t nth;
+  const int64_t* offw;
+  int64_t ntw;
+  int NR;
+
+  struct Seg {
+    int64_t jp, len, gi, gj;
+    const T* img;
+  };
+
+  void operator()(int64_t j0, int64_t nb, int64_t k0, int64_t kc, T* dst) const {
+    thread_local std::vector<Seg> segs;
+    segs.clear();
+    const int64_t GG = Gh * Gw, Hs = src.size[2], Ws = src.size[3];
+    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
+    for (int64_t j = j0; j < j0 + nb;) {
+      const int64_t len = std::min(Gw - gj, j0 + nb - j);
+      segs.push_back({j - j0, len, gi, gj, src.data + n * src.stride[0] + cb * src.stride[1]});
+      j += len;
+      gj = 0;
+      if (++gi == Gh) gi = 0, ++n;
+    }
+    const int64_t npan = ceil_div(nb, NR), tail = nb % NR;
+    if (tail)
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int64_t q = tail; q < NR; ++q) dst[(npan - 1) * NR * kc + kk * NR + q] = T(0);
+    const int64_t taps = nth * ntw;
+    if (kc == 0 || taps == 0) return;
+    int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
+    const int64_t s1 = src.stride[1], s2 = src.stride[2], s3 = src.stride[3];
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t oh = offh[th], ow = offw[tw];
+      for (const Seg& sg : segs) {
+        const int64_t ih = sg.gi * sth + oh, iw0 = sg.gj * stw + ow;
+        int64_t la = 0, lb = 0;
+        if (ih >= 0 && ih < Hs) valid_range(iw0, stw, Ws, sg.len, la, lb);
+        const T* row = sg.img + ch * s1 + ih * s2;
+        for (int64_t l = 0; l < sg.len;) {
+          const int64_t pj = sg.jp + l, lane = pj % NR;
+          const int64_t cnt = std::min<int64_t>(NR - lane, sg.len - l);
+          T* d = dst + (pj / NR) * NR * kc + kk * NR + lane;
+          copy_clipped(d, 1, cnt, l, la, lb, row, iw0, stw, s3);
+          l += cnt;
+        }
+      }
+      if (++tw == ntw) {
+        tw = 0;
+        if (++th == nth) th = 0, ++ch;
+      }
+    }
+  }
+};
+
+// C of forward / backward-data / backward-weight: row m at base + m*row_stride,
+// column j = (n, gi, gj) at off0 + n*img_stride + gi*row_step + gj*col_step.
+template <typename T>
+struct GridC {
+  T* base;
+  T* pre;  // receives the pre-activation (same layout), may be null
+  int64_t row_stride, img_stride, row_step, col_step, off0, Gh, Gw;
+  const T* bias;  // per row, may be null
+  Activation act;
+  int NR;
+
+  template <class Idx>
+  void emit(T* d, T* z, const T* t, int64_t nv, Idx idx, T b, bool first, bool last) const {
+    if (!last) {
+      if (first)
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = t[q];
+      else
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] += t[q];
+      return;
+    }
+    T v[gemm::kMaxNR];
+    if (first)
+      for (int64_t q = 0; q < nv; ++q) v[q] = t[q];
+    else
+      for (int64_t q = 0; q < nv; ++q) v[q] = d[idx(q)] + t[q];
+    if (bias)
+      for (int64_t q = 0; q < nv; ++q) v[q] += b;
+    if (z)
+      for (int64_t q = 0; q < nv; ++q) z[idx(q)] = v[q];
+    switch (act.kind) {
+      case ActKind::none:
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = v[q];
+        break;
+      case ActKind::relu:
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(ActKind::relu, T(0), v[q]);
+        break;
+      default: {
+        const T prm = static_cast<T>(act.param);
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(act.kind, prm, v[q]);
+      }
+    }
+  }
+
+  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, bool first,
+                  bool last) const {
+    int64_t off[gemm::kMaxNR];
+    const int64_t GG = Gh * Gw;
+    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
+    for (int64_t q = 0; q < nv; ++q) {
+      off[q] = off0 + n * img_stride + gi * row_step + gj * col_step;
+      if (++gj == Gw) {
+        gj = 0;
+        if (++gi == Gh) gi = 0, ++n;
+      }
+    }
+    const bool contig = off[nv - 1] - off[0] == nv - 1;
+    for (int64_t i = 0; i < mv; ++i) {
+      T* d = base + (m0 + i) * row_stride;
+      T* z = pre ? pre + (m0 + i) * row_stride : nullptr;
+      const T b = bias ? bias[m0 + i] : T(0);
+      if (contig)
+        emit(d + off[0], z ? z + off[0] : nullptr, tile + i * NR, nv,
+             [](int64_t q) { return q; }, b, first, last);
+      else
+        emit(d, z, tile + i * NR, nv, [&off](int64_t q) { return off[q]; }, b, first, last);
+    }
+  }
+};
+
+// Packs A = f(g, m, kk) for every group into MR-row panels per reduction block,
+// laid out so that block (m0, k0, kc) of group g is at
+// result + g*Mpad*Kd + Mpad*k0 + (m0/MR)*MR*kc. Held in the calling thread's scratch.
+template <typename T, class F>
+const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) {
+  const int MR = uk.mr;
+  const int64_t Mpad = round_up(M, MR), npan = Mpad / MR;
+  T* a = gemm::scratch<T>(2, G * Mpad * Kd);
+  const gemm::KBlocks kb(Kd);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t t = 0; t < G * npan; ++t) {
+    const int64_t g = t / npan, pan = t % npan;
+    for (int64_t pb = 0; pb < kb.nb; ++pb) {
+      const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
+      T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int i = 0; i < MR; ++i) {
+          const int64_t m = pan * MR + i;
+          d[kk * MR + i] = m < M ? f(g, m, k0 + kk) : T(0);
+        }
+    }
+  }
+  return a;
+}
+
+// Column-block width: enough tasks for the threads, at most kNB columns.
+inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
+  const int64_t want = 4 * num_threads();
+  const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
+  int64_t nb = round_up(ceil_div(ncol, per), NR);
+  if (nb > gemm::kNB) nb = gemm::kNB;
+  return nb < NR ? NR : nb;
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                         Activation act, T* y, T* preact) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
+  const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
+  if (Ncol == 0 || M == 0) return;
+  const int64_t Mpad = round_up(M, uk.mr);
+  const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+    const int64_t c = kk / RS, rs = kk % RS;
+    return w.at(g * M + m, c, rs / S, rs % S);
+  });
+  std::vector<int64_t> offh(R), offw(S);
+  for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
+  for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
+  const int64_t mch = ceil_div(M, kMC);
+  const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+  const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < total; ++t) {
+    const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
+    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+    const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+    GridB<T> pb{x, g * Cg, p.P, p.Q, p.stride_h, p.stride_w, offh.data(), R, offw.data(), S,
+                uk.nr};
+    GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
+                p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
+    const int MR = uk.mr;
+    auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+      return apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc;
+    };
+    gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
+  }
+}
+
+template <typename T>
+void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
+  if (p.N == 0 || M == 0) return;
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  for (int64_t ph = 0; ph < std::min(sh, p.H); ++ph)
+    for (int64_t pw = 0; pw < std::min(sw, p.W); ++pw) {
+      const int64_t Hph = ceil_div(p.H - ph, sh), Wph = ceil_div(p.W - pw, sw);
+      // Taps that hit this phase: ih + pt - r*dh == oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
+      std::vector<int64_t> rl, sl, offh, offw;
+      for (int64_t r = 0; r < p.R; ++r)
+        if (floor_mod(ph + p.pad_top - r * p.dil_h, sh) == 0)
+          rl.push_back(r), offh.push_back((ph + p.pad_top - r * p.dil_h) / sh);
+      for (int64_t s = 0; s < p.S; ++s)
+        if (floor_mod(pw + p.pad_left - s * p.dil_w, sw) == 0)
+          sl.push_back(s), offw.push_back((pw + p.pad_left - s * p.dil_w) / sw);
+      const int64_t nr = static_cast<int64_t>(rl.size()), ns = static_cast<int64_t>(sl.size());
+      const int64_t taps = nr * ns, Kd = Kg * taps, Ncol = p.N * Hph * Wph;
+      const int64_t Mpad = round_up(M, uk.mr);
+      const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+        const int64_t k = kk / taps, t = kk % taps;
+        return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
+      });
+      const int64_t mch = ceil_div(M, kMC);
+      const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+      const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+      for (int64_t t = 0; t < total; ++t) {
+        const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
+        const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+        const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+        GridB<T> pb{dy, g * Kg, Hph, Wph, 1, 1, offh.data(), nr, offw.data(), ns, uk.nr};
+        GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, ph * p.W + pw,
+                    Hph, Wph, nullptr, Activation{}, uk.nr};
+        const int MR = uk.mr;
+        auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+          return apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc;
+        };
+        gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
+      }
+    }
+}
+
+namespace {
+
+// Runs of consecutive reduction indices t = (n, oh, ow) over [t0, t0+tc) within one output row.
+struct Run {
+  int64_t tt, len, n, oh, ow;
+};
+inline void build_runs(std::vector<Run>& runs, int64_t t0, int64_t tc, int64_t P, int64_t Q) {
+  runs.clear();
+  const int64_t PQ = P * Q;
+  int64_t n = t0 / PQ, rem = t0 % PQ, oh = rem / Q, ow = rem % Q;
+  for (int64_t t = t0; t < t0 + tc;) {
+    const int64_t len = std::min(Q - ow, t0 + tc - t);
+    runs.push_back({t - t0, len, n, oh, ow});
+    t += len;
+    ow = 0;
+    if (++oh == P) oh = 0, ++n;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
+                                 T* dw) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
+  const int64_t Ncols = Cg * RS, NPQ = p.N * p.P * p.Q, KN = p.K * Ncols;
+  if (KN == 0) return;
+  // Fixed, shape-only chunking of the reduction (never the thread count).
+  int64_t nch = std::clamp<int64_t>(NPQ / 4096, 1, 8);
+  while (nch > 1 && nch * KN > (int64_t(1) << 22)) --nch;
+  T* out = nch == 1 ? dw : gemm::scratch<T>(2, nch * KN);
+  const int64_t mch = ceil_div(M, kMC);
+  const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
+  const int64_t total = G * nch * mch * ncb;
+  const int MR = uk.mr, NR = uk.nr;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < total; ++t) {
+    const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % nch,
+                  g = t / (ncb * mch * nch);
+    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+    const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
+    int64_t kbeg, kend;
+    split_range(NPQ, nch, chk, kbeg, kend);
+    // A: dy rows (output channels), reduction along (n, oh, ow).
+    auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> const T* {
+      thread_local std::vector<Run> runs;
+      build_runs(runs, t0, tc, p.P, p.Q);
+      for (int64_t i = 0; i < round_up(mb, MR); ++i) {
+        T* d = dst + (i / MR) * MR * tc + i % MR;
+        if (i >= mb) {
+          for (int64_t q = 0; q < tc; ++q) d[q * MR] = T(0);
+          continue;
+        }
+        const T* chp = dy.data + (g * M + am0 + i) * dy.stride[1];
+        for (const Run& rn : runs) {
+          const T* s = chp + rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow * dy.stride[3];
+          T* dd = d + rn.tt * MR;
+          for (int64_t l = 0; l < rn.len; ++l) dd[l * MR] = s[l * dy.stride[3]];
+        }
+      }
+      return dst;
+    };
+    // B: x gathered for columns (c, r, s), reduction along (n, oh, ow).
+    auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
+      thread_local std::vector<Run> runs;
+      build_runs(runs, t0, tc, p.P, p.Q);
+      for (int64_t jp = 0; jp < round_up(bnb, NR); ++jp) {
+        T* d = dst + (jp / NR) * NR * tc + jp % NR;
+        if (jp >= bnb) {
+          for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
+          continue;
+        }
+        const int64_t j = bj0 + jp, c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
+        const T* chp = x.data + (g * Cg + c) * x.stride[1];
+        const int64_t rowoff = r * p.dil_h - p.pad_top, coloff = s * p.dil_w - p.pad_left;
+        for (const Run& rn : runs) {
+          const int64_t ih = rn.oh * p.stride_h + rowoff, iw0 = rn.ow * p.stride_w + coloff;
+          int64_t la = 0, lb = 0;
+          if (ih >= 0 && ih < p.H) valid_range(iw0, p.stride_w, p.W, rn.len, la, lb);
+          const T* row = chp + rn.n * x.stride[0] + ih * x.stride[2];
+          copy_clipped(d + rn.tt * NR, NR, rn.len, 0, la, lb, row, iw0, p.stride_w, x.stride[3]);
+        }
+      }
+    };
+    GridC<T> st{out + chk * KN + g * M * Ncols, nullptr, Ncols, 0, 0, 1, 0, 1, Ncols,
+                nullptr, Activation{}, NR};
+    gemm::gemm_task<T>(uk, m0, m1, j0, j1, kbeg, kend, pa, pb, st);
+  }
+  if (nch > 1) {
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t i = 0; i < KN; ++i) {
+      T s = out[i];
+      for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
+      dw[i] = s;
+    }
+  }
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                  \
+  template void conv2d_forward_gemm<T>(const ConvParams&, View4<const T>, View4<const T>,      \
+                                       const T*, Activation, T*, T*);                          \
+  template void conv2d_backward_data_gemm<T>(const ConvParams&, View4<const T>, View4<const T>, \
+                                             T*);                                              \
+  template void conv2d_backward_weight_gemm<T>(const ConvParams&, View4<const T>,              \
+                                               View4<const T>, T*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv::fast
