@@ -3,6 +3,7 @@
 // NCHW outputs. Epilogue (bias + activation) runs on the just-computed tile,
 // still in L1, when the last reduction block is stored.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "common/activation_scalar.h"
@@ -68,46 +69,92 @@ struct GridB {
     const T* img;
   };
 
+  // Panel by panel, each written sequentially (kk-major within the panel).
   void operator()(int64_t j0, int64_t nb, int64_t k0, int64_t kc, T* dst) const {
-    thread_local std::vector<Seg> segs;
-    segs.clear();
     const int64_t GG = Gh * Gw, Hs = src.size[2], Ws = src.size[3];
-    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
-    for (int64_t j = j0; j < j0 + nb;) {
-      const int64_t len = std::min(Gw - gj, j0 + nb - j);
-      segs.push_back({j - j0, len, gi, gj, src.data + n * src.stride[0] + cb * src.stride[1]});
-      j += len;
-      gj = 0;
-      if (++gi == Gh) gi = 0, ++n;
-    }
-    const int64_t npan = ceil_div(nb, NR), tail = nb % NR;
-    if (tail)
-      for (int64_t kk = 0; kk < kc; ++kk)
-        for (int64_t q = tail; q < NR; ++q) dst[(npan - 1) * NR * kc + kk * NR + q] = T(0);
     const int64_t taps = nth * ntw;
     if (kc == 0 || taps == 0) return;
-    int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
     const int64_t s1 = src.stride[1], s2 = src.stride[2], s3 = src.stride[3];
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const int64_t oh = offh[th], ow = offw[tw];
-      for (const Seg& sg : segs) {
-        const int64_t ih = sg.gi * sth + oh, iw0 = sg.gj * stw + ow;
-        int64_t la = 0, lb = 0;
-        if (ih >= 0 && ih < Hs) valid_range(iw0, stw, Ws, sg.len, la, lb);
-        const T* row = sg.img + ch * s1 + ih * s2;
-        for (int64_t l = 0; l < sg.len;) {
-          const int64_t pj = sg.jp + l, lane = pj % NR;
-          const int64_t cnt = std::min<int64_t>(NR - lane, sg.len - l);
-          T* d = dst + (pj / NR) * NR * kc + kk * NR + lane;
-          copy_clipped(d, 1, cnt, l, la, lb, row, iw0, stw, s3);
-          l += cnt;
+    const bool unit = stw == 1 && s3 == 1;
+    // Per reduction row: tap offsets and the source offset relative to (n, gi*sth, gj*stw).
+    thread_local std::vector<int64_t> tab;
+    tab.resize(static_cast<size_t>(3 * kc));
+    int64_t *kh = tab.data(), *kw = kh + kc, *koff = kw + kc;
+    {
+      int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        kh[kk] = offh[th];
+        kw[kk] = offw[tw];
+        koff[kk] = ch * s1 + offh[th] * s2 + offw[tw] * s3;
+        if (++tw == ntw) {
+          tw = 0;
+          if (++th == nth) th = 0, ++ch;
         }
       }
-      if (++tw == ntw) {
-        tw = 0;
-        if (++th == nth) th = 0, ++ch;
+    }
+    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
+    Seg segs[gemm::kMaxNR];
+    for (int64_t pj = 0; pj < nb; pj += NR) {
+      const int64_t pv = std::min<int64_t>(NR, nb - pj);
+      int nseg = 0;
+      for (int64_t l = 0; l < pv;) {
+        const int64_t len = std::min(Gw - gj, pv - l);
+        segs[nseg++] = {l, len, gi, gj, src.data + n * src.stride[0] + cb * src.stride[1]};
+        l += len;
+        gj += len;
+        if (gj == Gw) {
+          gj = 0;
+          if (++gi == Gh) gi = 0, ++n;
+        }
+      }
+      T* d = dst + pj * kc;
+      if (unit && nseg == 1 && pv == NR) {
+        // Whole panel within one output row: a fixed-size copy unless it touches padding.
+        const Seg& sg = segs[0];
+        const int64_t ih0 = sg.gi * sth, iw00 = sg.gj;
+        const T* base = sg.img + ih0 * s2 + iw00;
+        for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+          const int64_t ih = ih0 + kh[kk], iw0 = iw00 + kw[kk];
+          __builtin_prefetch(base + koff[kk] + 3 * NR);  // for the panels after next
+          if (ih >= 0 && ih < Hs && iw0 >= 0 && iw0 + NR <= Ws) {
+            copy_panel_row(d, base + koff[kk]);
+          } else {
+            pack_seg(d, sg, kh[kk], kw[kk], (koff[kk] - kh[kk] * s2 - kw[kk] * s3), Hs, Ws, s2,
+                     s3);
+          }
+        }
+        continue;
+      }
+      for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+        const int64_t choff = koff[kk] - kh[kk] * s2 - kw[kk] * s3;
+        for (int sgi = 0; sgi < nseg; ++sgi) pack_seg(d, segs[sgi], kh[kk], kw[kk], choff, Hs, Ws, s2, s3);
+        for (int64_t q = pv; q < NR; ++q) d[q] = T(0);
       }
     }
+  }
+
+  void copy_panel_row(T* d, const T* s) const {
+    if (NR == 16)
+      std::memcpy(d, s, 16 * sizeof(T));
+    else if (NR == 8)
+      std::memcpy(d, s, 8 * sizeof(T));
+    else
+      std::memcpy(d, s, 32 * sizeof(T));
+  }
+
+  // One segment of one reduction row; choff = channel offset in the source.
+  void pack_seg(T* d, const Seg& sg, int64_t oh, int64_t ow, int64_t choff, int64_t Hs,
+                int64_t Ws, int64_t s2, int64_t s3) const {
+    const int64_t ih = sg.gi * sth + oh, iw0 = sg.gj * stw + ow;
+    T* dd = d + sg.jp;
+    if (ih < 0 || ih >= Hs) {
+      for (int64_t q = 0; q < sg.len; ++q) dd[q] = T(0);
+      return;
+    }
+    const T* row = sg.img + choff + ih * s2;
+    int64_t la, lb;
+    valid_range(iw0, stw, Ws, sg.len, la, lb);
+    copy_clipped(dd, 1, sg.len, 0, la, lb, row, iw0, stw, s3);
   }
 };
 
