@@ -2,7 +2,8 @@
 backward-weight, depthwise) against torch, across instruction sets and thread
 counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
 MR=6 rows, NR=16 (fp32 AVX2/scalar) / 8 (fp64) columns, KC=256 reduction,
-MC=144 rows, NB=192 columns, backward-weight reduction chunks of 4096.
+MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
+chunks and reads grad_output planes in place when P*Q >= 128.
 """
 import numpy as np
 import pytest
@@ -43,8 +44,9 @@ SHAPES = [
     (2, 8, 9, 9, 8, 3, 3, 1, (1, 1, 1, 1), 1, 8),          # depthwise
     (2, 6, 10, 9, 6, 3, 3, 2, (1, 0, 1, 1), 1, 6),         # depthwise, strided, asymmetric
     (1, 5, 11, 12, 5, 3, 3, (1, 3), (2, 2, 2, 2), 2, 5),   # depthwise, dilated, stride > kernel in w
-    (2, 4, 64, 64, 6, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # backward-weight: 2 chunks
-    (3, 2, 60, 70, 5, 3, 2, 1, (1, 1, 0, 1), 1, 1),        # 3 chunks, ragged
+    (2, 4, 64, 64, 6, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # backward-weight: 2 chunks, planes in place
+    (3, 2, 60, 70, 5, 3, 2, 1, (1, 1, 0, 1), 1, 1),        # 3 chunks, ragged rows in place
+    (11, 3, 16, 8, 13, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # 8 chunks of 11 images, P*Q == 128
     (0, 3, 5, 5, 4, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # empty batch
 ]
 
@@ -112,7 +114,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27)])
 def test_threads_bitwise(shape):
     args = make(shape, np.float32, seed=1)
     outs = []
@@ -136,7 +138,7 @@ def test_isas_agree():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 9, 17, 18, 21, 23)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 9, 17, 18, 21, 23, 26)])
 def test_strided_views(shape, dtype):
     """Packers read through View4 strides: reversed, sliced, transposed, zero strides."""
     x, w, b, dy, stride, pad, dil, groups = make(shape, dtype, seed=3)
@@ -149,7 +151,8 @@ def test_strided_views(shape, dtype):
     }
     for name, xv in views.items():
         assert np.array_equal(xv, x)
-        got = run_pyconv(xv, w[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1], b, dy[:, ::-1][:, ::-1], stride,
+        dyv = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got = run_pyconv(xv, w[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1], b, dyv, stride,
                          pad, dil, groups)
         for g, r, what in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
             assert_close(g, r, TOL[dtype], f"{what} {name}")

@@ -252,6 +252,52 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) 
   return a;
 }
 
+// When a grid read through tap offsets would leave the source (padding) or the
+// source is not unit-stride along W, copy it once into a zero-padded contiguous
+// buffer (scratch slot 3 of the calling thread) and shift the offsets, so
+// the packers copy without bounds checks. Returns the view to read.
+template <typename T>
+View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
+                          std::vector<int64_t>& offh, std::vector<int64_t>& offw) {
+  if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
+  const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
+  const auto [mnw, mxw] = std::minmax_element(offw.begin(), offw.end());
+  const int64_t H = src.size[2], W = src.size[3];
+  const int64_t pt = std::max<int64_t>(0, -*mnh), pb = std::max<int64_t>(0, (Gh - 1) * sth + *mxh - (H - 1));
+  const int64_t pl = std::max<int64_t>(0, -*mnw), pr = std::max<int64_t>(0, (Gw - 1) * stw + *mxw - (W - 1));
+  if (pt + pb + pl + pr == 0 && src.stride[3] == 1) return src;
+  const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
+  T* buf = gemm::scratch<T>(3, N * C * Hp * Wp);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      T* d = buf + (n * C + c) * Hp * Wp;
+      const T* sp = src.data + n * src.stride[0] + c * src.stride[1];
+      for (int64_t h = 0; h < Hp; ++h) {
+        T* dr = d + h * Wp;
+        const int64_t ih = h - pt;
+        if (ih < 0 || ih >= H) {
+          for (int64_t w = 0; w < Wp; ++w) dr[w] = T(0);
+          continue;
+        }
+        const T* sr = sp + ih * src.stride[2];
+        for (int64_t w = 0; w < pl; ++w) dr[w] = T(0);
+        if (src.stride[3] == 1)
+          std::memcpy(dr + pl, sr, static_cast<size_t>(W) * sizeof(T));
+        else
+          for (int64_t w = 0; w < W; ++w) dr[pl + w] = sr[w * src.stride[3]];
+        for (int64_t w = pl + W; w < Wp; ++w) dr[w] = T(0);
+      }
+    }
+  for (auto& o : offh) o += pt;
+  for (auto& o : offw) o += pl;
+  View4<const T> v;
+  v.data = buf;
+  v.size[0] = N, v.size[1] = C, v.size[2] = Hp, v.size[3] = Wp;
+  v.stride[3] = 1, v.stride[2] = Wp, v.stride[1] = Hp * Wp, v.stride[0] = C * Hp * Wp;
+  return v;
+}
+
 // Column-block width: enough tasks for the threads, at most kNB columns.
 inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
   const int64_t want = 4 * num_threads();
@@ -278,6 +324,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, p.stride_w, offh, offw);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb;
@@ -286,13 +333,13 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
     const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
     const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
     const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
-    GridB<T> pb{x, g * Cg, p.P, p.Q, p.stride_h, p.stride_w, offh.data(), R, offw.data(), S,
+    GridB<T> pb{xs, g * Cg, p.P, p.Q, p.stride_h, p.stride_w, offh.data(), R, offw.data(), S,
                 uk.nr};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
                 p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
     const int MR = uk.mr;
     auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
-      return apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc;
+      return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
     };
     gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
   }
@@ -322,6 +369,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         const int64_t k = kk / taps, t = kk % taps;
         return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
       });
+      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, 1, offh, offw);
       const int64_t mch = ceil_div(M, kMC);
       const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
       const int64_t total = G * mch * ncb;
@@ -330,12 +378,12 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
         const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
         const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
-        GridB<T> pb{dy, g * Kg, Hph, Wph, 1, 1, offh.data(), nr, offw.data(), ns, uk.nr};
+        GridB<T> pb{dys, g * Kg, Hph, Wph, 1, 1, offh.data(), nr, offw.data(), ns, uk.nr};
         GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, ph * p.W + pw,
                     Hph, Wph, nullptr, Activation{}, uk.nr};
         const int MR = uk.mr;
         auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
-          return apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc;
+          return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
         };
         gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
       }
@@ -368,11 +416,20 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
                                  T* dw) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
-  const int64_t Ncols = Cg * RS, NPQ = p.N * p.P * p.Q, KN = p.K * Ncols;
+  const int64_t Ncols = Cg * RS, KN = p.K * Ncols;
   if (KN == 0) return;
-  // Fixed, shape-only chunking of the reduction (never the thread count).
-  int64_t nch = std::clamp<int64_t>(NPQ / 4096, 1, 8);
+  if (p.N == 0 || p.P * p.Q == 0) {
+    for (int64_t i = 0; i < KN; ++i) dw[i] = T(0);
+    return;
+  }
+  // The reduction over (n, oh, ow) is split by images into a fixed, shape-only number
+  // of chunks (never the thread count); chunk partial sums are added in chunk order.
+  const int64_t PQ = p.P * p.Q;
+  int64_t nch = std::min<int64_t>(p.N, 8);
   while (nch > 1 && nch * KN > (int64_t(1) << 22)) --nch;
+  // grad_output planes read in place by the micro-kernel when they are unit-stride and
+  // long enough; each image is then its own sequence of reduction blocks.
+  const bool rows = dy.stride[3] == 1 && dy.stride[2] == p.Q && PQ >= 128;
   T* out = nch == 1 ? dw : gemm::scratch<T>(2, nch * KN);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
@@ -384,10 +441,15 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
                   g = t / (ncb * mch * nch);
     const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
     const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
-    int64_t kbeg, kend;
-    split_range(NPQ, nch, chk, kbeg, kend);
+    int64_t n0, n1;
+    split_range(p.N, nch, chk, n0, n1);
     // A: dy rows (output channels), reduction along (n, oh, ow).
-    auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> const T* {
+    auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> gemm::ABlock<T> {
+      if (rows) {
+        const int64_t n = t0 / PQ;
+        return {dy.data + n * dy.stride[0] + (g * M + am0) * dy.stride[1] + (t0 - n * PQ),
+                dy.stride[1]};
+      }
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
       for (int64_t i = 0; i < round_up(mb, MR); ++i) {
@@ -403,7 +465,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           for (int64_t l = 0; l < rn.len; ++l) dd[l * MR] = s[l * dy.stride[3]];
         }
       }
-      return dst;
+      return {dst, 0};
     };
     // B: x gathered for columns (c, r, s), reduction along (n, oh, ow).
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
@@ -429,7 +491,13 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     };
     GridC<T> st{out + chk * KN + g * M * Ncols, nullptr, Ncols, 0, 0, 1, 0, 1, Ncols,
                 nullptr, Activation{}, NR};
-    gemm::gemm_task<T>(uk, m0, m1, j0, j1, kbeg, kend, pa, pb, st);
+    if (rows) {
+      for (int64_t n = n0; n < n1; ++n)
+        gemm::gemm_task<T>(uk, m0, m1, j0, j1, n * PQ, (n + 1) * PQ, pa, pb, st, n == n0,
+                           n == n1 - 1);
+    } else {
+      gemm::gemm_task<T>(uk, m0, m1, j0, j1, n0 * PQ, n1 * PQ, pa, pb, st);
+    }
   }
   if (nch > 1) {
 #pragma omp parallel for schedule(static) num_threads(num_threads())

@@ -34,10 +34,15 @@ constexpr int kMaxNR = 32;
 template <typename T>
 using UkrFn = void (*)(int64_t kc, const T* a, const T* b, T* c);
 
+// The same with A read in place as MR rows: a[i*lda + k].
+template <typename T>
+using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c);
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
   UkrFn<T> fn = nullptr;
+  UkrRowsFn<T> fn_rows = nullptr;
   const char* name = "";
 };
 

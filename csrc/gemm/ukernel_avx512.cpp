@@ -34,10 +34,16 @@ struct VD {
 }  // namespace
 
 void f32_gemm_6x32(int64_t kc, const float* a, const float* b, float* c) {
-  ukr_tile<VF, 6>(kc, a, b, c);
+  ukr_tile<VF, 6, false>(kc, a, 0, b, c);
+}
+void f32_gemm_6x32_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
+  ukr_tile<VF, 6, true>(kc, a, lda, b, c);
 }
 void f64_gemm_6x16(int64_t kc, const double* a, const double* b, double* c) {
-  ukr_tile<VD, 6>(kc, a, b, c);
+  ukr_tile<VD, 6, false>(kc, a, 0, b, c);
+}
+void f64_gemm_6x16_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
+  ukr_tile<VD, 6, true>(kc, a, lda, b, c);
 }
 
 }  // namespace pyconv::avx512

@@ -42,10 +42,16 @@ struct VArr {
 }  // namespace
 
 void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c) {
-  ukr_tile<VArr<float, 8>, 6>(kc, a, b, c);
+  ukr_tile<VArr<float, 8>, 6, false>(kc, a, 0, b, c);
+}
+void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
+  ukr_tile<VArr<float, 8>, 6, true>(kc, a, lda, b, c);
 }
 void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c) {
-  ukr_tile<VArr<double, 4>, 6>(kc, a, b, c);
+  ukr_tile<VArr<double, 4>, 6, false>(kc, a, 0, b, c);
+}
+void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
+  ukr_tile<VArr<double, 4>, 6, true>(kc, a, lda, b, c);
 }
 
 }  // namespace pyconv::scalar
