@@ -51,8 +51,8 @@ inline void copy_clipped(T* d, int64_t ds, int64_t cnt, int64_t l0, int64_t la, 
 }
 
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
-// j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]]
-// (0 outside the source).
+// j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
+// Every such index must lie inside src: callers pass the zero-padded source of pad_source().
 template <typename T>
 struct GridB {
   View4<const T> src;
@@ -65,26 +65,22 @@ struct GridB {
   int NR;
 
   struct Seg {
-    int64_t jp, len, gi, gj;
-    const T* img;
+    int64_t jp, len;
+    const T* base;  // source of column jp at tap offset 0, channel 0
   };
 
   // Panel by panel, each written sequentially (kk-major within the panel).
   void operator()(int64_t j0, int64_t nb, int64_t k0, int64_t kc, T* dst) const {
-    const int64_t GG = Gh * Gw, Hs = src.size[2], Ws = src.size[3];
-    const int64_t taps = nth * ntw;
+    const int64_t GG = Gh * Gw, taps = nth * ntw;
     if (kc == 0 || taps == 0) return;
     const int64_t s1 = src.stride[1], s2 = src.stride[2], s3 = src.stride[3];
-    const bool unit = stw == 1 && s3 == 1;
-    // Per reduction row: tap offsets and the source offset relative to (n, gi*sth, gj*stw).
+    const int64_t cs = stw * s3;  // source step between neighbouring columns
     thread_local std::vector<int64_t> tab;
-    tab.resize(static_cast<size_t>(3 * kc));
-    int64_t *kh = tab.data(), *kw = kh + kc, *koff = kw + kc;
+    tab.resize(static_cast<size_t>(kc));
+    int64_t* koff = tab.data();
     {
       int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
       for (int64_t kk = 0; kk < kc; ++kk) {
-        kh[kk] = offh[th];
-        kw[kk] = offw[tw];
         koff[kk] = ch * s1 + offh[th] * s2 + offw[tw] * s3;
         if (++tw == ntw) {
           tw = 0;
@@ -99,7 +95,8 @@ struct GridB {
       int nseg = 0;
       for (int64_t l = 0; l < pv;) {
         const int64_t len = std::min(Gw - gj, pv - l);
-        segs[nseg++] = {l, len, gi, gj, src.data + n * src.stride[0] + cb * src.stride[1]};
+        segs[nseg++] = {l, len,
+                        src.data + n * src.stride[0] + cb * s1 + gi * sth * s2 + gj * cs};
         l += len;
         gj += len;
         if (gj == Gw) {
@@ -108,26 +105,25 @@ struct GridB {
         }
       }
       T* d = dst + pj * kc;
-      if (unit && nseg == 1 && pv == NR) {
-        // Whole panel within one output row: a fixed-size copy unless it touches padding.
-        const Seg& sg = segs[0];
-        const int64_t ih0 = sg.gi * sth, iw00 = sg.gj;
-        const T* base = sg.img + ih0 * s2 + iw00;
+      if (cs == 1 && nseg == 1 && pv == NR) {
+        const T* base = segs[0].base;
         for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
-          const int64_t ih = ih0 + kh[kk], iw0 = iw00 + kw[kk];
           __builtin_prefetch(base + koff[kk] + 3 * NR);  // for the panels after next
-          if (ih >= 0 && ih < Hs && iw0 >= 0 && iw0 + NR <= Ws) {
-            copy_panel_row(d, base + koff[kk]);
-          } else {
-            pack_seg(d, sg, kh[kk], kw[kk], (koff[kk] - kh[kk] * s2 - kw[kk] * s3), Hs, Ws, s2,
-                     s3);
-          }
+          copy_panel_row(d, base + koff[kk]);
         }
         continue;
       }
       for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
-        const int64_t choff = koff[kk] - kh[kk] * s2 - kw[kk] * s3;
-        for (int sgi = 0; sgi < nseg; ++sgi) pack_seg(d, segs[sgi], kh[kk], kw[kk], choff, Hs, Ws, s2, s3);
+        const int64_t ko = koff[kk];
+        for (int sgi = 0; sgi < nseg; ++sgi) {
+          const Seg& sg = segs[sgi];
+          const T* sp = sg.base + ko;
+          T* dd = d + sg.jp;
+          if (cs == 1)
+            for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q];
+          else
+            for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q * cs];
+        }
         for (int64_t q = pv; q < NR; ++q) d[q] = T(0);
       }
     }
@@ -140,21 +136,6 @@ struct GridB {
       std::memcpy(d, s, 8 * sizeof(T));
     else
       std::memcpy(d, s, 32 * sizeof(T));
-  }
-
-  // One segment of one reduction row; choff = channel offset in the source.
-  void pack_seg(T* d, const Seg& sg, int64_t oh, int64_t ow, int64_t choff, int64_t Hs,
-                int64_t Ws, int64_t s2, int64_t s3) const {
-    const int64_t ih = sg.gi * sth + oh, iw0 = sg.gj * stw + ow;
-    T* dd = d + sg.jp;
-    if (ih < 0 || ih >= Hs) {
-      for (int64_t q = 0; q < sg.len; ++q) dd[q] = T(0);
-      return;
-    }
-    const T* row = sg.img + choff + ih * s2;
-    int64_t la, lb;
-    valid_range(iw0, stw, Ws, sg.len, la, lb);
-    copy_clipped(dd, 1, sg.len, 0, la, lb, row, iw0, stw, s3);
   }
 };
 
