@@ -22,34 +22,6 @@ namespace {
 
 inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
 
-// Valid l in [0, len) such that 0 <= i0 + l*st < lim, as [la, lb) with la <= lb.
-inline void valid_range(int64_t i0, int64_t st, int64_t lim, int64_t len, int64_t& la,
-                        int64_t& lb) {
-  la = i0 >= 0 ? 0 : ceil_div(-i0, st);
-  lb = lim - i0 > 0 ? ceil_div(lim - i0, st) : 0;
-  if (la > len) la = len;
-  if (lb > len) lb = len;
-  if (lb < la) lb = la;
-}
-
-// d[q] = src row element (i0 + (l0+q)*st) for l0+q in [la, lb), 0 elsewhere, q < cnt;
-// elements of the row are row[i*s3]. d has element stride ds.
-template <typename T>
-inline void copy_clipped(T* d, int64_t ds, int64_t cnt, int64_t l0, int64_t la, int64_t lb,
-                         const T* row, int64_t i0, int64_t st, int64_t s3) {
-  int64_t q = 0;
-  const int64_t za = std::clamp<int64_t>(la - l0, 0, cnt);
-  const int64_t zb = std::clamp<int64_t>(lb - l0, za, cnt);
-  for (; q < za; ++q) d[q * ds] = T(0);
-  if (st == 1 && s3 == 1 && ds == 1) {
-    const T* s = row + i0 + l0;
-    for (; q < zb; ++q) d[q] = s[q];
-  } else {
-    for (; q < zb; ++q) d[q * ds] = row[(i0 + (l0 + q) * st) * s3];
-  }
-  for (; q < cnt; ++q) d[q * ds] = T(0);
-}
-
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
 // j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
 // Every such index must lie inside src: callers pass the zero-padded source of pad_source().
@@ -184,9 +156,21 @@ struct GridC {
 
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, bool first,
                   bool last) const {
-    int64_t off[gemm::kMaxNR];
     const int64_t GG = Gh * Gw;
-    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
+    int64_t n = j0 / GG, rem = j0 % GG;
+    if (col_step == 1 && row_step == Gw && rem + nv <= GG) {
+      // Dense grid, one image: the tile's columns are contiguous.
+      const int64_t o = off0 + n * img_stride + rem;
+      for (int64_t i = 0; i < mv; ++i) {
+        T* d = base + (m0 + i) * row_stride + o;
+        T* z = pre ? pre + (m0 + i) * row_stride + o : nullptr;
+        emit(d, z, tile + i * NR, nv, [](int64_t q) { return q; }, bias ? bias[m0 + i] : T(0),
+             first, last);
+      }
+      return;
+    }
+    int64_t off[gemm::kMaxNR];
+    int64_t gi = rem / Gw, gj = rem % Gw;
     for (int64_t q = 0; q < nv; ++q) {
       off[q] = off0 + n * img_stride + gi * row_step + gj * col_step;
       if (++gj == Gw) {
@@ -412,6 +396,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   // long enough; each image is then its own sequence of reduction blocks.
   const bool rows = dy.stride[3] == 1 && dy.stride[2] == p.Q && PQ >= 128;
   T* out = nch == 1 ? dw : gemm::scratch<T>(2, nch * KN);
+  std::vector<int64_t> offh(R), offw(S);
+  for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
+  for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, p.stride_w, offh, offw);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
   const int64_t total = G * nch * mch * ncb;
@@ -448,10 +436,12 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       }
       return {dst, 0};
     };
-    // B: x gathered for columns (c, r, s), reduction along (n, oh, ow).
+    // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
+    // reduction along (n, oh, ow).
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
+      const int64_t sh = p.stride_h, sw = p.stride_w;
       for (int64_t jp = 0; jp < round_up(bnb, NR); ++jp) {
         T* d = dst + (jp / NR) * NR * tc + jp % NR;
         if (jp >= bnb) {
@@ -459,14 +449,14 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           continue;
         }
         const int64_t j = bj0 + jp, c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
-        const T* chp = x.data + (g * Cg + c) * x.stride[1];
-        const int64_t rowoff = r * p.dil_h - p.pad_top, coloff = s * p.dil_w - p.pad_left;
+        const T* tap = xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s];
         for (const Run& rn : runs) {
-          const int64_t ih = rn.oh * p.stride_h + rowoff, iw0 = rn.ow * p.stride_w + coloff;
-          int64_t la = 0, lb = 0;
-          if (ih >= 0 && ih < p.H) valid_range(iw0, p.stride_w, p.W, rn.len, la, lb);
-          const T* row = chp + rn.n * x.stride[0] + ih * x.stride[2];
-          copy_clipped(d + rn.tt * NR, NR, rn.len, 0, la, lb, row, iw0, p.stride_w, x.stride[3]);
+          const T* sp = tap + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * sw;
+          T* dd = d + rn.tt * NR;
+          if (sw == 1)
+            for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l];
+          else
+            for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * sw];
         }
       }
     };
