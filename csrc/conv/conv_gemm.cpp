@@ -217,12 +217,14 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) 
   return a;
 }
 
-// When a grid read through tap offsets would leave the source (padding) or the
-// source is not unit-stride along W, copy it once into a zero-padded contiguous
-// buffer (scratch slot 3 of the calling thread) and shift the offsets, so
-// the packers copy without bounds checks. Returns the view to read.
+// When a grid read through tap offsets would leave the source (padding), the
+// source is not unit-stride along W, or the grid steps by stw > 1 along W, copy it
+// once into a zero-padded contiguous buffer (scratch slot 3 of the calling thread)
+// and rewrite the offsets, so the packers copy without bounds checks. With stw > 1
+// each row is stored split by column phase (w % stw, then w / stw), which turns the
+// strided gather into a unit-stride copy: stw becomes 1. Returns the view to read.
 template <typename T>
-View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
+View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t& stw,
                           std::vector<int64_t>& offh, std::vector<int64_t>& offw) {
   if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
   const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
@@ -230,36 +232,46 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t st
   const int64_t H = src.size[2], W = src.size[3];
   const int64_t pt = std::max<int64_t>(0, -*mnh), pb = std::max<int64_t>(0, (Gh - 1) * sth + *mxh - (H - 1));
   const int64_t pl = std::max<int64_t>(0, -*mnw), pr = std::max<int64_t>(0, (Gw - 1) * stw + *mxw - (W - 1));
-  if (pt + pb + pl + pr == 0 && src.stride[3] == 1) return src;
+  if (pt + pb + pl + pr == 0 && src.stride[3] == 1 && stw == 1) return src;
   const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
-  T* buf = gemm::scratch<T>(3, N * C * Hp * Wp);
+  const int64_t sp_ = stw, Wq = ceil_div(Wp, sp_), Wr = sp_ * Wq;  // row length
+  T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
-      T* d = buf + (n * C + c) * Hp * Wp;
+      T* d = buf + (n * C + c) * Hp * Wr;
       const T* sp = src.data + n * src.stride[0] + c * src.stride[1];
       for (int64_t h = 0; h < Hp; ++h) {
-        T* dr = d + h * Wp;
+        T* dr = d + h * Wr;
         const int64_t ih = h - pt;
         if (ih < 0 || ih >= H) {
-          for (int64_t w = 0; w < Wp; ++w) dr[w] = T(0);
+          for (int64_t w = 0; w < Wr; ++w) dr[w] = T(0);
           continue;
         }
         const T* sr = sp + ih * src.stride[2];
-        for (int64_t w = 0; w < pl; ++w) dr[w] = T(0);
-        if (src.stride[3] == 1)
-          std::memcpy(dr + pl, sr, static_cast<size_t>(W) * sizeof(T));
-        else
-          for (int64_t w = 0; w < W; ++w) dr[pl + w] = sr[w * src.stride[3]];
-        for (int64_t w = pl + W; w < Wp; ++w) dr[w] = T(0);
+        if (sp_ == 1) {
+          for (int64_t w = 0; w < pl; ++w) dr[w] = T(0);
+          if (src.stride[3] == 1)
+            std::memcpy(dr + pl, sr, static_cast<size_t>(W) * sizeof(T));
+          else
+            for (int64_t w = 0; w < W; ++w) dr[pl + w] = sr[w * src.stride[3]];
+          for (int64_t w = pl + W; w < Wr; ++w) dr[w] = T(0);
+        } else {
+          for (int64_t ph = 0; ph < sp_; ++ph)
+            for (int64_t q = 0; q < Wq; ++q) {
+              const int64_t iw = q * sp_ + ph - pl;
+              dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);
+            }
+        }
       }
     }
   for (auto& o : offh) o += pt;
-  for (auto& o : offw) o += pl;
+  for (auto& o : offw) o = (o + pl) % sp_ * Wq + (o + pl) / sp_;
+  stw = 1;
   View4<const T> v;
   v.data = buf;
-  v.size[0] = N, v.size[1] = C, v.size[2] = Hp, v.size[3] = Wp;
-  v.stride[3] = 1, v.stride[2] = Wp, v.stride[1] = Hp * Wp, v.stride[0] = C * Hp * Wp;
+  v.size[0] = N, v.size[1] = C, v.size[2] = Hp, v.size[3] = Wr;
+  v.stride[3] = 1, v.stride[2] = Wr, v.stride[1] = Hp * Wr, v.stride[0] = C * Hp * Wr;
   return v;
 }
 
@@ -289,7 +301,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, p.stride_w, offh, offw);
+  int64_t stw = p.stride_w;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb;
@@ -298,7 +311,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
     const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
     const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
     const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
-    GridB<T> pb{xs, g * Cg, p.P, p.Q, p.stride_h, p.stride_w, offh.data(), R, offw.data(), S,
+    GridB<T> pb{xs, g * Cg, p.P, p.Q, p.stride_h, stw, offh.data(), R, offw.data(), S,
                 uk.nr};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
                 p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
@@ -334,7 +347,8 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         const int64_t k = kk / taps, t = kk % taps;
         return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
       });
-      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, 1, offh, offw);
+      int64_t one = 1;
+      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw);
       const int64_t mch = ceil_div(M, kMC);
       const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
       const int64_t total = G * mch * ncb;
@@ -399,7 +413,8 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, p.stride_w, offh, offw);
+  int64_t sw = p.stride_w;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, sw, offh, offw);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
   const int64_t total = G * nch * mch * ncb;
@@ -441,7 +456,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
-      const int64_t sh = p.stride_h, sw = p.stride_w;
+      const int64_t sh = p.stride_h;
       for (int64_t jp = 0; jp < round_up(bnb, NR); ++jp) {
         T* d = dst + (jp / NR) * NR * tc + jp % NR;
         if (jp >= bnb) {
