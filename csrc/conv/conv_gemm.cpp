@@ -4,6 +4,11 @@
 // still in L1, when the last reduction block is stored.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <vector>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <vector>
 
 #include "common/activation_scalar.h"
@@ -158,7 +163,7 @@ struct GridC {
                   bool last) const {
     const int64_t GG = Gh * Gw;
     int64_t n = j0 / GG, rem = j0 % GG;
-    if (col_step == 1 && row_step == Gw && rem + nv <= GG) {
+    if (col_step == 1 && (row_step == Gw || Gh == 1) && rem + nv <= GG) {
       // Dense grid, one image: the tile's columns are contiguous.
       const int64_t o = off0 + n * img_stride + rem;
       for (int64_t i = 0; i < mv; ++i) {
@@ -452,26 +457,53 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       return {dst, 0};
     };
     // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
-    // reduction along (n, oh, ow).
+    // reduction along (n, oh, ow): a transpose, done 4x4 at a time for fp32.
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
       const int64_t sh = p.stride_h;
-      for (int64_t jp = 0; jp < round_up(bnb, NR); ++jp) {
+      auto tap = [&](int64_t j) {
+        const int64_t c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
+        return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s];
+      };
+      for (int64_t jp = bnb; jp < round_up(bnb, NR); ++jp) {
         T* d = dst + (jp / NR) * NR * tc + jp % NR;
-        if (jp >= bnb) {
-          for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
-          continue;
-        }
-        const int64_t j = bj0 + jp, c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
-        const T* tap = xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s];
+        for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
+      }
+      int64_t jp = 0;
+#if defined(__SSE__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (sw == 1)
+          for (; jp + 4 <= bnb && (jp % NR) + 4 <= NR; jp += 4) {
+            const float* tp[4] = {tap(bj0 + jp), tap(bj0 + jp + 1), tap(bj0 + jp + 2),
+                                  tap(bj0 + jp + 3)};
+            float* d = dst + (jp / NR) * NR * tc + jp % NR;
+            for (const Run& rn : runs) {
+              const int64_t o = rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow;
+              float* dd = d + rn.tt * NR;
+              int64_t l = 0;
+              for (; l + 4 <= rn.len; l += 4) {
+                __m128 r0 = _mm_loadu_ps(tp[0] + o + l), r1 = _mm_loadu_ps(tp[1] + o + l);
+                __m128 r2 = _mm_loadu_ps(tp[2] + o + l), r3 = _mm_loadu_ps(tp[3] + o + l);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dd + (l + 0) * NR, r0);
+                _mm_storeu_ps(dd + (l + 1) * NR, r1);
+                _mm_storeu_ps(dd + (l + 2) * NR, r2);
+                _mm_storeu_ps(dd + (l + 3) * NR, r3);
+              }
+              for (; l < rn.len; ++l)
+                for (int q = 0; q < 4; ++q) dd[l * NR + q] = tp[q][o + l];
+            }
+          }
+      }
+#endif
+      for (; jp < bnb; ++jp) {
+        T* d = dst + (jp / NR) * NR * tc + jp % NR;
+        const T* tp = tap(bj0 + jp);
         for (const Run& rn : runs) {
-          const T* sp = tap + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * sw;
+          const T* sp = tp + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * sw;
           T* dd = d + rn.tt * NR;
-          if (sw == 1)
-            for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l];
-          else
-            for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * sw];
+          for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * sw];
         }
       }
     };
