@@ -1,138 +1,133 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
-// a time, vectorised along W (the inner loops are unit-stride when the view is).
-// Each output element is reduced in a fixed order by one thread.
-#include <algorithm>
+// a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
+// allows. Each output element is reduced in a fixed order by one thread.
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common/activation_scalar.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
-#include "gemm/gemm.h"
+#include "common/cpu.h"
+
+#if defined(PYCONV_X86)
+namespace pyconv::avx2 {
+#define PYCONV_DW_DECLARE(T)                                                                    \
+  void dw_fwd_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*); \
+  void dw_bwd_data_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,        \
+                             int64_t, T*);                                                      \
+  void dw_bwd_weight_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,      \
+                               int64_t, T*);
+PYCONV_DW_DECLARE(float)
+PYCONV_DW_DECLARE(double)
+#undef PYCONV_DW_DECLARE
+}  // namespace pyconv::avx2
+#endif
 
 namespace pyconv::fast {
 
-using gemm::ceil_div;
-
 namespace {
-// ow in [lo, hi) such that 0 <= ow*st + off < lim, ow < Q.
-inline void ow_range(int64_t off, int64_t st, int64_t lim, int64_t Q, int64_t& lo, int64_t& hi) {
-  lo = off >= 0 ? 0 : ceil_div(-off, st);
-  hi = lim - off > 0 ? std::min(Q, ceil_div(lim - off, st)) : 0;
-  if (hi < lo) hi = lo;
+#include "conv/depthwise_plane.h"
+
+// Plane kernels of the active ISA (the baseline build of depthwise_plane.h or the AVX2 one).
+template <typename T>
+struct DwPlanes {
+  void (*fwd)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*bwd_data)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*bwd_weight)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+};
+
+template <typename T>
+void fwd_base(const void* g, const T* x, int64_t a, int64_t b, const T* w, int64_t c, int64_t d,
+              T* y) {
+  dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, a, b, w, c, d, y);
 }
+template <typename T>
+void bwd_data_base(const void* g, const T* dy, int64_t a, int64_t b, const T* w, int64_t c,
+                   int64_t d, T* dx) {
+  dw_bwd_data_plane<T>(*static_cast<const DwGeom*>(g), dy, a, b, w, c, d, dx);
+}
+template <typename T>
+void bwd_weight_base(const void* g, const T* dy, int64_t a, int64_t b, const T* x, int64_t c,
+                     int64_t d, T* acc) {
+  dw_bwd_weight_plane<T>(*static_cast<const DwGeom*>(g), dy, a, b, x, c, d, acc);
+}
+
+template <typename T>
+DwPlanes<T> dw_planes() {
+#if defined(PYCONV_X86)
+  if (active_isa() >= Isa::avx2) {
+    if constexpr (std::is_same_v<T, float>)
+      return {avx2::dw_fwd_plane_float, avx2::dw_bwd_data_plane_float,
+              avx2::dw_bwd_weight_plane_float};
+    else
+      return {avx2::dw_fwd_plane_double, avx2::dw_bwd_data_plane_double,
+              avx2::dw_bwd_weight_plane_double};
+  }
+#endif
+  return {fwd_base<T>, bwd_data_base<T>, bwd_weight_base<T>};
+}
+
+DwGeom geom(const ConvParams& p) {
+  return {p.H, p.W, p.P, p.Q, p.R, p.S, p.stride_h, p.stride_w, p.dil_h, p.dil_w, p.pad_top,
+          p.pad_left};
+}
+
 }  // namespace
 
 template <typename T>
 void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                        Activation act, T* y, T* preact) {
-  const int64_t C = p.C, PQ = p.P * p.Q, sw = p.stride_w, xs3 = x.stride[3];
+  const int64_t C = p.C, PQ = p.P * p.Q;
   const T prm = static_cast<T>(act.param);
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < C; ++c) {
-      const T* xp = x.data + n * x.stride[0] + c * x.stride[1];
       T* yp = y + (n * C + c) * PQ;
-      for (int64_t oh = 0; oh < p.P; ++oh) {
-        T* yr = yp + oh * p.Q;
-        for (int64_t q = 0; q < p.Q; ++q) yr[q] = T(0);
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t ih = oh * p.stride_h - p.pad_top + r * p.dil_h;
-          if (ih < 0 || ih >= p.H) continue;
-          const T* xr = xp + ih * x.stride[2];
-          for (int64_t s = 0; s < p.S; ++s) {
-            const T wv = w.at(c, 0, r, s);
-            const int64_t off = s * p.dil_w - p.pad_left;
-            int64_t lo, hi;
-            ow_range(off, sw, p.W, p.Q, lo, hi);
-            if (sw == 1 && xs3 == 1) {
-              const T* xs = xr + off;
-              for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xs[q];
-            } else {
-              for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xr[(q * sw + off) * xs3];
-            }
-          }
-        }
-        const T b = bias ? bias[c] : T(0);
-        T* zr = preact ? preact + (n * C + c) * PQ + oh * p.Q : nullptr;
-        if (bias)
-          for (int64_t q = 0; q < p.Q; ++q) yr[q] += b;
-        if (zr)
-          for (int64_t q = 0; q < p.Q; ++q) zr[q] = yr[q];
-        if (act.kind != ActKind::none)
-          for (int64_t q = 0; q < p.Q; ++q) yr[q] = activate(act.kind, prm, yr[q]);
+      k.fwd(&g, x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3],
+            w.data + c * w.stride[0], w.stride[2], w.stride[3], yp);
+      // Epilogue on the plane just written (still in L1).
+      if (bias) {
+        const T b = bias[c];
+        for (int64_t i = 0; i < PQ; ++i) yp[i] += b;
       }
+      if (preact) {
+        T* zp = preact + (n * C + c) * PQ;
+        for (int64_t i = 0; i < PQ; ++i) zp[i] = yp[i];
+      }
+      if (act.kind != ActKind::none)
+        for (int64_t i = 0; i < PQ; ++i) yp[i] = activate(act.kind, prm, yp[i]);
     }
 }
 
 template <typename T>
 void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  const int64_t C = p.C, HW = p.H * p.W, sw = p.stride_w, ds3 = dy.stride[3];
+  const int64_t C = p.C, HW = p.H * p.W;
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      const T* dp = dy.data + n * dy.stride[0] + c * dy.stride[1];
-      T* xp = dx + (n * C + c) * HW;
-      for (int64_t ih = 0; ih < p.H; ++ih) {
-        T* xr = xp + ih * p.W;
-        for (int64_t i = 0; i < p.W; ++i) xr[i] = T(0);
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t th = ih + p.pad_top - r * p.dil_h;
-          if (th < 0 || th % p.stride_h) continue;
-          const int64_t oh = th / p.stride_h;
-          if (oh >= p.P) continue;
-          const T* dr = dp + oh * dy.stride[2];
-          for (int64_t s = 0; s < p.S; ++s) {
-            const T wv = w.at(c, 0, r, s);
-            // dx[ow*sw + off] += w * dy[ow]
-            const int64_t off = s * p.dil_w - p.pad_left;
-            int64_t lo, hi;
-            ow_range(off, sw, p.W, p.Q, lo, hi);
-            if (sw == 1 && ds3 == 1) {
-              T* xs = xr + off;
-              for (int64_t q = lo; q < hi; ++q) xs[q] += wv * dr[q];
-            } else {
-              for (int64_t q = lo; q < hi; ++q) xr[q * sw + off] += wv * dr[q * ds3];
-            }
-          }
-        }
-      }
-    }
+    for (int64_t c = 0; c < C; ++c)
+      k.bwd_data(&g, dy.data + n * dy.stride[0] + c * dy.stride[1], dy.stride[2], dy.stride[3],
+                 w.data + c * w.stride[0], w.stride[2], w.stride[3], dx + (n * C + c) * HW);
 }
 
 template <typename T>
 void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
-  const int64_t C = p.C, RS = p.R * p.S, Q = p.Q, sw = p.stride_w, xs3 = x.stride[3];
+  const int64_t C = p.C, RS = p.R * p.S, Q = p.Q;
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t c = 0; c < C; ++c) {
     // acc[(r*S + s)*Q + ow] sums dy*x over (n, oh); reduced over ow at the end.
     thread_local std::vector<T> accv;
     accv.assign(static_cast<size_t>(RS * Q), T(0));
     T* acc = accv.data();
-    for (int64_t n = 0; n < p.N; ++n) {
-      const T* dp = dy.data + n * dy.stride[0] + c * dy.stride[1];
-      const T* xp = x.data + n * x.stride[0] + c * x.stride[1];
-      for (int64_t oh = 0; oh < p.P; ++oh) {
-        const T* dr = dp + oh * dy.stride[2];
-        const int64_t ds3 = dy.stride[3];
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t ih = oh * p.stride_h - p.pad_top + r * p.dil_h;
-          if (ih < 0 || ih >= p.H) continue;
-          const T* xr = xp + ih * x.stride[2];
-          for (int64_t s = 0; s < p.S; ++s) {
-            T* a = acc + (r * p.S + s) * Q;
-            const int64_t off = s * p.dil_w - p.pad_left;
-            int64_t lo, hi;
-            ow_range(off, sw, p.W, Q, lo, hi);
-            if (sw == 1 && xs3 == 1 && ds3 == 1) {
-              const T* xs = xr + off;
-              for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[q];
-            } else {
-              for (int64_t q = lo; q < hi; ++q) a[q] += dr[q * ds3] * xr[(q * sw + off) * xs3];
-            }
-          }
-        }
-      }
-    }
+    for (int64_t n = 0; n < p.N; ++n)
+      k.bwd_weight(&g, dy.data + n * dy.stride[0] + c * dy.stride[1], dy.stride[2], dy.stride[3],
+                   x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3], acc);
     for (int64_t rs = 0; rs < RS; ++rs) {
       T s = T(0);
       for (int64_t q = 0; q < Q; ++q) s += acc[rs * Q + q];
