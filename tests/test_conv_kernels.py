@@ -185,3 +185,34 @@ def test_zero_output_channels():
     gi, gw, gb = _C.conv2d_backward(np.ones((2, 0, 3, 3), np.float32), x, w, (1, 1), (0, 0, 0, 0),
                                     (1, 1), 1, [True, True, True])
     assert np.array_equal(gi, np.zeros_like(x)) and gw.shape == (0, 3, 3, 3)
+
+
+# conv_transpose2d runs as backward-data, its gradients as forward and backward-weight.
+# (N, Cin, H, W, Cout, R, S, stride, padding, output_padding, dilation, groups)
+CT_SHAPES = [
+    (2, 8, 5, 6, 6, 3, 3, 2, 1, 1, 1, 1),
+    (1, 12, 7, 4, 9, 4, 3, (3, 2), (1, 0), (2, 1), 1, 3),
+    (3, 5, 9, 9, 7, 3, 3, 1, 2, 0, 2, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", CT_SHAPES, ids=[str(i) for i in range(len(CT_SHAPES))])
+def test_conv_transpose_against_torch(shape, dtype):
+    from pyconv.ops import conv as ops
+    N, Ci, H, W, Co, R, S, st, pd, op, dil, g = shape
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
+    w = rng.standard_normal((Ci, Co // g, R, S)).astype(dtype)
+    b = rng.standard_normal(Co).astype(dtype)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    y = F.conv_transpose2d(xt, wt, bt, st, pd, op, g, dil)
+    dy = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    got_y = ops.conv_transpose2d(x, w, b, st, pd, op, g, dil)
+    gi, gw, gb = ops.conv_transpose2d_backward(dy, x, w, st, pd, op, g, dil)
+    for a, r, what in ((got_y, y, "forward"), (gi, xt.grad, "grad_input"),
+                       (gw, wt.grad, "grad_weight"), (gb, bt.grad, "grad_bias")):
+        assert_close(a, r.detach().numpy(), TOL[dtype], what)
