@@ -48,6 +48,8 @@ SHAPES = [
     (3, 2, 60, 70, 5, 3, 2, 1, (1, 1, 0, 1), 1, 1),        # 3 chunks, ragged rows in place
     (11, 3, 16, 8, 13, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # 8 chunks of 11 images, P*Q == 128
     (0, 3, 5, 5, 4, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # empty batch
+    (2, 2, 11, 10, 5, 2, 2, 3, (1, 0, 2, 1), (1, 2), 1),   # few channels, stride > kernel, dilation
+    (2, 4, 7, 7, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),          # groups with channel multiplier 2 (not depthwise)
 ]
 
 
@@ -114,7 +116,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29)])
 def test_threads_bitwise(shape):
     args = make(shape, np.float32, seed=1)
     outs = []
