@@ -21,12 +21,12 @@ namespace pyconv::gemm {
 // Zen 3 blocking: a KC x NB packed B block (256 x 192 fp32 = 192 KiB) stays in
 // the 512 KiB L2 while MR x KC A micro-panels (6 KiB) stream through L1; tasks
 // cover at most kMC rows so the A block they touch (144 x 256) also fits L2.
-// kNC bounds the columns of one task (the L3-resident B panel of BLIS is
-// replaced by re-packing per task, which costs 1/(2*M) of the arithmetic).
+// There is no NC (BLIS's L3-resident B panel): each task packs its own KC x NB
+// block, which costs one packed element per 2*M flops, and tasks stay
+// independent (no barriers, any thread count).
 constexpr int64_t kMC = 144;
 constexpr int64_t kKC = 256;
 constexpr int64_t kNB = 192;
-constexpr int64_t kNC = 4080;
 constexpr int kMaxMR = 6;
 constexpr int kMaxNR = 32;
 
