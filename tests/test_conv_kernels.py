@@ -218,3 +218,21 @@ def test_conv_transpose_against_torch(shape, dtype):
     for a, r, what in ((got_y, y, "forward"), (gi, xt.grad, "grad_input"),
                        (gw, wt.grad, "grad_weight"), (gb, bt.grad, "grad_bias")):
         assert_close(a, r.detach().numpy(), TOL[dtype], what)
+
+
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (1, 2, 0, 3)])
+def test_sparse_strides_read_in_place(pad):
+    """Strides far beyond the kernel: no padded copy of the input (read in place through
+    its strides, here reversed along W) or, with padding, the reference loops."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 2, 1030, 1030))[..., ::-1]
+    w = rng.standard_normal((3, 2, 2, 3))
+    b = rng.standard_normal(3)
+    stride, dil = (97, 101), (3, 2)
+    P = (1030 + pad[0] + pad[1] - dil[0] - 1) // stride[0] + 1
+    Q = (1030 + pad[2] + pad[3] - 2 * dil[1] - 1) // stride[1] + 1
+    dy = rng.standard_normal((1, 3, P, Q))
+    ref = torch_ref(np.ascontiguousarray(x), w, b, dy, stride, pad, dil, 1)
+    got = run_pyconv(x, w, b, dy, stride, pad, dil, 1)
+    for g, r, what in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, 1e-10, what)

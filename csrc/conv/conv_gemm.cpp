@@ -14,6 +14,7 @@
 #include "common/activation_scalar.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
+#include "conv/conv_ref.h"
 #include "gemm/gemm_driver.h"
 
 namespace pyconv::fast {
@@ -228,9 +229,14 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) 
 // and rewrite the offsets, so the packers copy without bounds checks. With stw > 1
 // each row is stored split by column phase (w % stw, then w / stw), which turns the
 // strided gather into a unit-stride copy: stw becomes 1. Returns the view to read.
+// When the copy would be much larger than what the convolution reads (strides far
+// beyond the kernel), it is skipped: without padding the source is read in place
+// (ok = true, offsets and stw unchanged); with padding ok = false and the caller
+// falls back to the reference loops.
 template <typename T>
 View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t& stw,
-                          std::vector<int64_t>& offh, std::vector<int64_t>& offw) {
+                          std::vector<int64_t>& offh, std::vector<int64_t>& offw, bool& ok) {
+  ok = true;
   if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
   const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
   const auto [mnw, mxw] = std::minmax_element(offw.begin(), offw.end());
@@ -240,6 +246,13 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t st
   if (pt + pb + pl + pr == 0 && src.stride[3] == 1 && stw == 1) return src;
   const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
   const int64_t sp_ = stw, Wq = ceil_div(Wp, sp_), Wr = sp_ * Wq;  // row length
+  const int64_t th = static_cast<int64_t>(offh.size()), tw = static_cast<int64_t>(offw.size());
+  const double touched = double(N) * C * std::min<double>(Hp, double(Gh) * th) *
+                         std::min<double>(Wr, double(Gw) * tw);
+  if (double(N) * C * Hp * Wr > 4.0 * touched + double(1 << 20)) {
+    ok = pt + pb + pl + pr == 0;
+    return src;
+  }
   T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t n = 0; n < N; ++n)
@@ -307,7 +320,9 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
   int64_t stw = p.stride_w;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw);
+  bool ok;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw, ok);
+  if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb;
@@ -353,7 +368,9 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
       });
       int64_t one = 1;
-      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw);
+      bool ok;
+      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw, ok);
+      if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
       const int64_t mch = ceil_div(M, kMC);
       const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
       const int64_t total = G * mch * ncb;
@@ -419,7 +436,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
   int64_t sw = p.stride_w;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, sw, offh, offw);
+  bool ok;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, sw, offh, offw, ok);
+  if (!ok) return ref::conv2d_backward_weight(p, dy, x, dw);
+  const int64_t xs3 = xs.stride[3], cs = sw * xs3;  // source step between neighbouring ow
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
   const int64_t total = G * nch * mch * ncb;
@@ -464,7 +484,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       const int64_t sh = p.stride_h;
       auto tap = [&](int64_t j) {
         const int64_t c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
-        return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s];
+        return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s] * xs3;
       };
       for (int64_t jp = bnb; jp < round_up(bnb, NR); ++jp) {
         T* d = dst + (jp / NR) * NR * tc + jp % NR;
@@ -473,7 +493,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       int64_t jp = 0;
 #if defined(__SSE__)
       if constexpr (std::is_same_v<T, float>) {
-        if (sw == 1)
+        if (cs == 1)
           for (; jp + 4 <= bnb && (jp % NR) + 4 <= NR; jp += 4) {
             const float* tp[4] = {tap(bj0 + jp), tap(bj0 + jp + 1), tap(bj0 + jp + 2),
                                   tap(bj0 + jp + 3)};
@@ -501,9 +521,9 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         T* d = dst + (jp / NR) * NR * tc + jp % NR;
         const T* tp = tap(bj0 + jp);
         for (const Run& rn : runs) {
-          const T* sp = tp + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * sw;
+          const T* sp = tp + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * cs;
           T* dd = d + rn.tt * NR;
-          for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * sw];
+          for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * cs];
         }
       }
     };
