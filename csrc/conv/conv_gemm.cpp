@@ -249,8 +249,10 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t st
   const int64_t th = static_cast<int64_t>(offh.size()), tw = static_cast<int64_t>(offw.size());
   const double touched = double(N) * C * std::min<double>(Hp, double(Gh) * th) *
                          std::min<double>(Wr, double(Gw) * tw);
-  if (double(N) * C * Hp * Wr > 4.0 * touched + double(1 << 20)) {
-    ok = pt + pb + pl + pr == 0;
+  const bool no_pad = pt + pb + pl + pr == 0;
+  if ((no_pad && double(N) * C * Hp * Wr > touched) ||  // subsampling (1x1 stride 2): in place
+      double(N) * C * Hp * Wr > 4.0 * touched + double(1 << 20)) {
+    ok = no_pad;
     return src;
   }
   T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
