@@ -42,6 +42,8 @@ def _scalar_to_array(x):
 
 
 def _forward(op, kind, param, input, inplace=False):
+    if inplace and not isinstance(input, np.ndarray) and not is_cuda_array(input):
+        raise TypeError(f"{op}: inplace=True needs an array to write into, got {_type_name(input)}")
     x = float_array(op, _scalar_to_array(input), "input")
     y = _backend(op, input=x).activation_forward(_ready(x), _C.ACTIVATIONS[kind], param, op)
     if inplace:
