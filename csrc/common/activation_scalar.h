@@ -11,10 +11,16 @@ template <typename T>
 inline T activate(ActKind kind, T param, T x) {
   switch (kind) {
     case ActKind::none: return x;
-    case ActKind::relu: return x > T(0) ? x : (x == x ? T(0) : x);
+    case ActKind::relu: return x < T(0) ? T(0) : x;  // keeps -0.0 and NaN, as torch's clamp_min
     case ActKind::leaky_relu: return x > T(0) ? x : x * param;
     case ActKind::elu: return x > T(0) ? x : param * std::expm1(x);
-    case ActKind::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+    case ActKind::gelu: {
+      // torch's float32 kernel computes 0.5x + 0.5x*erf (so gelu(-0.0) and the far
+      // negative tail give +0.0); its float64 kernel 0.5x * (1 + erf).
+      const T e = std::erf(x * T(M_SQRT1_2));
+      if constexpr (sizeof(T) == 4) return T(0.5) * x + T(0.5) * x * e;
+      return T(0.5) * x * (T(1) + e);
+    }
     case ActKind::gelu_tanh: {
       const T k = T(M_SQRT2 * M_2_SQRTPI * 0.5);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));

@@ -1,8 +1,12 @@
-// Kernel selection for conv2d on the CPU.
+// Kernel selection for conv2d on the CPU: depthwise (groups == C == K) runs the
+// direct kernels, everything else the packed GEMM (conv_gemm.cpp) with the
+// micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
+// oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).
 #include "conv/conv.h"
 
 #include "common/activation_scalar.h"
 #include "common/parallel.h"
+#include "conv/conv_fast.h"
 #include "conv/conv_ref.h"
 
 namespace pyconv {
@@ -10,22 +14,31 @@ namespace pyconv {
 template <typename T>
 void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                     Activation act, T* y, T* preact) {
-  ref::conv2d_forward(p, x, w, bias, act, y, preact);
+  if (fast::is_depthwise(p))
+    fast::depthwise_forward(p, x, w, bias, act, y, preact);
+  else
+    fast::conv2d_forward_gemm(p, x, w, bias, act, y, preact);
 }
 
 template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  ref::conv2d_backward_data(p, dy, w, dx);
+  if (fast::is_depthwise(p))
+    fast::depthwise_backward_data(p, dy, w, dx);
+  else
+    fast::conv2d_backward_data_gemm(p, dy, w, dx);
 }
 
 template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
-  ref::conv2d_backward_weight(p, dy, x, dw);
+  if (fast::is_depthwise(p))
+    fast::depthwise_backward_weight(p, dy, x, dw);
+  else
+    fast::conv2d_backward_weight_gemm(p, dy, x, dw);
 }
 
 template <typename T>
 void conv2d_backward_bias(View4<const T> dy, T* db) {
-  ref::conv2d_backward_bias(dy, db);
+  fast::backward_bias(dy, db);
 }
 
 template <typename T>

@@ -1,5 +1,81 @@
-#include <pybind11/pybind11.h>
+// Bindings for the standalone activations. The Python layer passes
+// C-contiguous arrays of any shape; outputs have the input's shape.
+#include "act/act.h"
+#include "python/array.h"
 
 namespace pyconv::py_bind {
-void bind_act(pybind11::module_&) {}
+
+namespace {
+
+Activation to_act(const char* op, int kind, double param) {
+  if (kind <= 0 || kind > static_cast<int>(ActKind::hardswish))
+    throw ValueError(str_cat(op, ": unknown activation code ", kind));
+  return Activation{static_cast<ActKind>(kind), param};
+}
+
+void need_contiguous(const char* op, const py::array& a, const char* name) {
+  if (!(a.flags() & py::array::c_style))
+    throw ValueError(str_cat(op, ": ", name, " must be C-contiguous"));
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+template <typename T>
+py::array fwd(Activation act, const py::array& x) {
+  py::array_t<T> y(shape_of(x));
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = y.mutable_data();
+  const int64_t n = x.size();
+  {
+    py::gil_scoped_release nogil;
+    activation_forward<T>(act, xp, yp, n);
+  }
+  return std::move(y);
+}
+
+template <typename T>
+py::array bwd(Activation act, const py::array& dy, const py::array& x) {
+  py::array_t<T> dx(shape_of(x));
+  const T* dyp = static_cast<const T*>(dy.data());
+  const T* xp = static_cast<const T*>(x.data());
+  T* dxp = dx.mutable_data();
+  const int64_t n = x.size();
+  {
+    py::gil_scoped_release nogil;
+    activation_backward<T>(act, dyp, xp, dxp, n);
+  }
+  return std::move(dx);
+}
+
+}  // namespace
+
+void bind_act(py::module_& m) {
+  m.def(
+      "activation_forward",
+      [](py::array x, int kind, double param, const std::string& op) -> py::array {
+        Activation act = to_act(op.c_str(), kind, param);
+        DType dt = dtype_of(op.c_str(), x, "input");
+        need_contiguous(op.c_str(), x, "input");
+        return dt == DType::f32 ? fwd<float>(act, x) : fwd<double>(act, x);
+      },
+      py::arg("input"), py::arg("act_kind"), py::arg("act_param"), py::arg("op"));
+
+  m.def(
+      "activation_backward",
+      [](py::array dy, py::array x, int kind, double param, const std::string& op) -> py::array {
+        const char* o = op.c_str();
+        Activation act = to_act(o, kind, param);
+        DType dt = common_dtype(o, {{&dy, "grad_output"}, {&x, "input"}});
+        need_contiguous(o, dy, "grad_output");
+        need_contiguous(o, x, "input");
+        if (shape_of(dy) != shape_of(x))
+          throw ValueError(str_cat(o, ": grad_output and input must have the same shape"));
+        return dt == DType::f32 ? bwd<float>(act, dy, x) : bwd<double>(act, dy, x);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("act_kind"), py::arg("act_param"),
+      py::arg("op"));
+}
+
 }  // namespace pyconv::py_bind

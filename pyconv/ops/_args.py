@@ -63,17 +63,19 @@ def same_device(op: str, **arrays) -> bool:
 
 
 def kernel_ready(a):
-    """numpy array the kernels can read through its strides (aligned, item-multiple strides)."""
-    if a is None:
-        return None
+    """Array the kernels can read through its strides (aligned, item-multiple strides).
+
+    CUDA arrays pass through: the CUDA kernels read any strides."""
+    if a is None or is_cuda_array(a):
+        return a
     if not a.flags.aligned or any(s % a.itemsize for s in a.strides):
         return np.array(a, order="C")  # a copy: ascontiguousarray keeps an unaligned C array
     return a
 
 
 def vector(a):
-    """Contiguous 1-d array (bias and the like) or None."""
-    if a is None or (a.flags.c_contiguous and a.flags.aligned):
+    """Contiguous 1-d array (bias and the like) or None; CUDA arrays pass through."""
+    if a is None or is_cuda_array(a) or (a.flags.c_contiguous and a.flags.aligned):
         return a
     return np.array(a, order="C")
 

@@ -1,0 +1,98 @@
+// Activation kernel selection and the scalar reference loops.
+#include "act/act.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "act/activation_grad.h"
+#include "common/activation_scalar.h"
+#include "common/cpu.h"
+#include "common/parallel.h"
+
+namespace pyconv {
+
+namespace ref {
+
+template <typename T>
+void activation_forward(Activation act, const T* x, T* y, int64_t n) {
+  const T param = static_cast<T>(act.param);
+  for (int64_t i = 0; i < n; ++i) y[i] = activate(act.kind, param, x[i]);
+}
+
+template <typename T>
+void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
+  const T param = static_cast<T>(act.param);
+  for (int64_t i = 0; i < n; ++i) dx[i] = activate_backward(act.kind, param, x[i], dy[i]);
+}
+
+}  // namespace ref
+
+namespace {
+
+constexpr int64_t kMinPerThread = 1 << 15;   // below this, one thread
+constexpr int64_t kStreamBytes = 16 << 20;   // outputs above this bypass the cache
+
+// Calls body(begin, end) on contiguous chunks (multiples of 16 elements) in parallel.
+template <typename F>
+void parallel_chunks(int64_t n, F body) {
+  const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(num_threads(), n / kMinPerThread));
+  if (nt == 1) {
+    body(int64_t(0), n);
+    return;
+  }
+  const int64_t blocks = (n + 15) / 16;
+#pragma omp parallel num_threads(static_cast<int>(nt))
+  {
+    // Split by the team actually granted (nested regions may get fewer threads).
+    int64_t b0, b1;
+    split_range(blocks, omp_get_num_threads(), omp_get_thread_num(), b0, b1);
+    const int64_t begin = std::min(n, b0 * 16), end = std::min(n, b1 * 16);
+    if (end > begin) body(begin, end);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void activation_forward(Activation act, const T* x, T* y, int64_t n) {
+  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && x != y;
+  parallel_chunks(n, [&](int64_t b, int64_t e) {
+#if defined(PYCONV_X86)
+    if constexpr (sizeof(T) == 4) {
+      if (active_isa() >= Isa::avx2) {
+        avx2::activation_forward_f32(act, x + b, y + b, e - b, stream);
+        return;
+      }
+    }
+#endif
+    ref::activation_forward(act, x + b, y + b, e - b);
+  });
+}
+
+template <typename T>
+void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
+  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != x;
+  parallel_chunks(n, [&](int64_t b, int64_t e) {
+#if defined(PYCONV_X86)
+    if constexpr (sizeof(T) == 4) {
+      if (active_isa() >= Isa::avx2) {
+        avx2::activation_backward_f32(act, dy + b, x + b, dx + b, e - b, stream);
+        return;
+      }
+    }
+#endif
+    ref::activation_backward(act, dy + b, x + b, dx + b, e - b);
+  });
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                \
+  template void activation_forward<T>(Activation, const T*, T*, int64_t);                  \
+  template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);       \
+  template void ref::activation_forward<T>(Activation, const T*, T*, int64_t);             \
+  template void ref::activation_backward<T>(Activation, const T*, const T*, T*, int64_t);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv

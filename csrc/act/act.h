@@ -1,0 +1,33 @@
+// Standalone activations on the CPU, elementwise over n contiguous elements.
+// Forward WRITES y = act(x); backward WRITES dx = dy * act'(x), x being the
+// forward's input (as torch's gelu/silu/hardswish backward take it). Split over
+// threads in contiguous chunks; y may alias x, dx may alias dy.
+#pragma once
+#include <cstdint>
+
+#include "common/activation.h"
+
+namespace pyconv {
+
+template <typename T>
+void activation_forward(Activation act, const T* x, T* y, int64_t n);
+template <typename T>
+void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n);
+
+namespace ref {
+// Scalar loops over activation_scalar.h / activation_grad.h (one thread's chunk).
+template <typename T>
+void activation_forward(Activation act, const T* x, T* y, int64_t n);
+template <typename T>
+void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n);
+}  // namespace ref
+
+namespace avx2 {
+// f32 over one thread's chunk; only when active_isa() >= avx2. `stream` selects
+// non-temporal stores (outputs much larger than the cache).
+void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream);
+void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx, int64_t n,
+                             bool stream);
+}  // namespace avx2
+
+}  // namespace pyconv

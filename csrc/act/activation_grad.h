@@ -1,0 +1,59 @@
+// Scalar activation derivatives, as torch's backward kernels write them:
+// dx = g * act'(x) with x the forward's input. The reference kernels and every
+// SIMD path's tail use these, so they define the backward semantics. Notable
+// points (all torch's): relu'(0) = 0 and NaN passes g (threshold_backward on
+// the output); leaky_relu'(0) = slope; elu'(x <= 0) = alpha * exp(x);
+// hardswish' is 0 for x <= -3, 1 for x >= 3, x/3 + 0.5 between. A NaN input
+// gives NaN for elu and hardswish, as torch's vectorised kernels do.
+#pragma once
+#include <cmath>
+
+#include "common/activation.h"
+
+namespace pyconv {
+
+template <typename T>
+inline T activate_backward(ActKind kind, T param, T x, T g) {
+  switch (kind) {
+    case ActKind::none: return g;
+    case ActKind::relu: return x <= T(0) ? T(0) : g;
+    case ActKind::leaky_relu: return x > T(0) ? g : g * param;
+    case ActKind::elu: return x > T(0) ? g : g * param * std::exp(x);
+    case ActKind::gelu: {
+      const T beta = T(M_2_SQRTPI * M_SQRT1_2 * 0.5);
+      const T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
+      const T pdf = beta * std::exp(x * x * T(-0.5));
+      return g * (cdf + x * pdf);
+    }
+    case ActKind::gelu_tanh: {
+      const T beta = T(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = T(0.044715);
+      const T x_sq = x * x, x_cube = x_sq * x;
+      const T inner = beta * (x + kappa * x_cube);
+      const T t = std::tanh(inner);
+      const T left = T(0.5) * x, right = T(1) + t;
+      const T left_d = T(0.5) * right;
+      const T right_d = left * (T(1) - t * t);
+      const T inner_d = beta * (T(1) + T(3) * kappa * x_sq);
+      return g * (left_d + right_d * inner_d);
+    }
+    case ActKind::silu: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      return g * s * (T(1) + x * (T(1) - s));
+    }
+    case ActKind::sigmoid: {
+      const T y = T(1) / (T(1) + std::exp(-x));
+      return g * (T(1) - y) * y;
+    }
+    case ActKind::tanh: {
+      const T y = std::tanh(x);
+      return g * (T(1) - y * y);
+    }
+    case ActKind::hardswish:
+      if (x <= T(-3)) return T(0);
+      if (x >= T(3)) return g;
+      return g * (x / T(3) + T(0.5));
+  }
+  return g;
+}
+
+}  // namespace pyconv

@@ -1,0 +1,169 @@
+// Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
+// a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
+// allows. Each output element is reduced in a fixed order by one thread.
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "common/activation_scalar.h"
+#include "common/parallel.h"
+#include "conv/conv_fast.h"
+#include "common/cpu.h"
+
+#if defined(PYCONV_X86)
+namespace pyconv::avx2 {
+#define PYCONV_DW_DECLARE(T)                                                                    \
+  void dw_fwd_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*); \
+  void dw_bwd_data_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,        \
+                             int64_t, T*);                                                      \
+  void dw_bwd_weight_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,      \
+                               int64_t, T*);
+PYCONV_DW_DECLARE(float)
+PYCONV_DW_DECLARE(double)
+#undef PYCONV_DW_DECLARE
+}  // namespace pyconv::avx2
+#endif
+
+namespace pyconv::fast {
+
+namespace {
+#include "conv/depthwise_plane.h"
+
+// Plane kernels of the active ISA (the baseline build of depthwise_plane.h or the AVX2 one).
+template <typename T>
+struct DwPlanes {
+  void (*fwd)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*bwd_data)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*bwd_weight)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+};
+
+template <typename T>
+void fwd_base(const void* g, const T* x, int64_t a, int64_t b, const T* w, int64_t c, int64_t d,
+              T* y) {
+  dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, a, b, w, c, d, y);
+}
+template <typename T>
+void bwd_data_base(const void* g, const T* dy, int64_t a, int64_t b, const T* w, int64_t c,
+                   int64_t d, T* dx) {
+  dw_bwd_data_plane<T>(*static_cast<const DwGeom*>(g), dy, a, b, w, c, d, dx);
+}
+template <typename T>
+void bwd_weight_base(const void* g, const T* dy, int64_t a, int64_t b, const T* x, int64_t c,
+                     int64_t d, T* acc) {
+  dw_bwd_weight_plane<T>(*static_cast<const DwGeom*>(g), dy, a, b, x, c, d, acc);
+}
+
+template <typename T>
+DwPlanes<T> dw_planes() {
+#if defined(PYCONV_X86)
+  if (active_isa() >= Isa::avx2) {
+    if constexpr (std::is_same_v<T, float>)
+      return {avx2::dw_fwd_plane_float, avx2::dw_bwd_data_plane_float,
+              avx2::dw_bwd_weight_plane_float};
+    else
+      return {avx2::dw_fwd_plane_double, avx2::dw_bwd_data_plane_double,
+              avx2::dw_bwd_weight_plane_double};
+  }
+#endif
+  return {fwd_base<T>, bwd_data_base<T>, bwd_weight_base<T>};
+}
+
+DwGeom geom(const ConvParams& p) {
+  return {p.H, p.W, p.P, p.Q, p.R, p.S, p.stride_h, p.stride_w, p.dil_h, p.dil_w, p.pad_top,
+          p.pad_left};
+}
+
+}  // namespace
+
+template <typename T>
+void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                       Activation act, T* y, T* preact) {
+  const int64_t C = p.C, PQ = p.P * p.Q;
+  const T prm = static_cast<T>(act.param);
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      T* yp = y + (n * C + c) * PQ;
+      k.fwd(&g, x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3],
+            w.data + c * w.stride[0], w.stride[2], w.stride[3], yp);
+      // Epilogue on the plane just written (still in L1).
+      if (bias) {
+        const T b = bias[c];
+        for (int64_t i = 0; i < PQ; ++i) yp[i] += b;
+      }
+      if (preact) {
+        T* zp = preact + (n * C + c) * PQ;
+        for (int64_t i = 0; i < PQ; ++i) zp[i] = yp[i];
+      }
+      if (act.kind != ActKind::none)
+        for (int64_t i = 0; i < PQ; ++i) yp[i] = activate(act.kind, prm, yp[i]);
+    }
+}
+
+template <typename T>
+void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  const int64_t C = p.C, HW = p.H * p.W;
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      k.bwd_data(&g, dy.data + n * dy.stride[0] + c * dy.stride[1], dy.stride[2], dy.stride[3],
+                 w.data + c * w.stride[0], w.stride[2], w.stride[3], dx + (n * C + c) * HW);
+}
+
+template <typename T>
+void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
+  const int64_t C = p.C, RS = p.R * p.S, Q = p.Q;
+  const DwPlanes<T> k = dw_planes<T>();
+  const DwGeom g = geom(p);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t c = 0; c < C; ++c) {
+    // acc[(r*S + s)*Q + ow] sums dy*x over (n, oh); reduced over ow at the end.
+    thread_local std::vector<T> accv;
+    accv.assign(static_cast<size_t>(RS * Q), T(0));
+    T* acc = accv.data();
+    for (int64_t n = 0; n < p.N; ++n)
+      k.bwd_weight(&g, dy.data + n * dy.stride[0] + c * dy.stride[1], dy.stride[2], dy.stride[3],
+                   x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3], acc);
+    for (int64_t rs = 0; rs < RS; ++rs) {
+      T s = T(0);
+      for (int64_t q = 0; q < Q; ++q) s += acc[rs * Q + q];
+      dw[c * RS + rs] = s;
+    }
+  }
+}
+
+template <typename T>
+void backward_bias(View4<const T> dy, T* db) {
+  const int64_t N = dy.size[0], K = dy.size[1], P = dy.size[2], Q = dy.size[3];
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t k = 0; k < K; ++k) {
+    double acc = 0.0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < P; ++oh) {
+        const T* r = dy.data + n * dy.stride[0] + k * dy.stride[1] + oh * dy.stride[2];
+        const int64_t s3 = dy.stride[3];
+        double a2 = 0.0;
+        for (int64_t ow = 0; ow < Q; ++ow) a2 += static_cast<double>(r[ow * s3]);
+        acc += a2;
+      }
+    db[k] = static_cast<T>(acc);
+  }
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                  \
+  template void depthwise_forward<T>(const ConvParams&, View4<const T>, View4<const T>,        \
+                                     const T*, Activation, T*, T*);                            \
+  template void depthwise_backward_data<T>(const ConvParams&, View4<const T>, View4<const T>,  \
+                                           T*);                                                \
+  template void depthwise_backward_weight<T>(const ConvParams&, View4<const T>,                \
+                                             View4<const T>, T*);                              \
+  template void backward_bias<T>(View4<const T>, T*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv::fast

@@ -1,0 +1,41 @@
+// Fast CPU conv2d kernels (dispatched from conv.cpp; same contracts as conv.h:
+// every function WRITES its output).
+//  - *_gemm: packed GEMM (gemm/gemm_driver.h) with implicit-im2col packers.
+//      forward:       per group, C[Kg x N*P*Q] = W[Kg x Cg*R*S] * im2col(x)
+//      backward_data: per group and stride phase (ih % sh, iw % sw), a dense GEMM over
+//                     only the taps that hit the phase: C[Cg x N*Hph*Wph] = W'^T * im2col'(dy)
+//      backward_weight: per group, C[Kg x Cg*R*S] = dy[Kg x N*P*Q] * im2col(x)^T, the
+//                     reduction split into a fixed (shape-only) number of chunks whose
+//                     partial sums are added in chunk order.
+//  - depthwise_* (groups == C == K): direct kernels vectorised along W.
+#pragma once
+#include "common/activation.h"
+#include "common/tensor.h"
+#include "conv/conv_params.h"
+
+namespace pyconv::fast {
+
+template <typename T>
+void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                         Activation act, T* y, T* preact);
+template <typename T>
+void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+template <typename T>
+void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
+                                 T* dw);
+
+inline bool is_depthwise(const ConvParams& p) {
+  return p.groups > 1 && p.groups == p.C && p.K == p.C;
+}
+template <typename T>
+void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                       Activation act, T* y, T* preact);
+template <typename T>
+void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+template <typename T>
+void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
+
+template <typename T>
+void backward_bias(View4<const T> dy, T* db);
+
+}  // namespace pyconv::fast

@@ -1,0 +1,563 @@
+// GEMM-based conv2d: packers that read NCHW views through their strides
+// (implicit im2col, no im2col buffer) and stores that map tile columns to
+// NCHW outputs. Epilogue (bias + activation) runs on the just-computed tile,
+// still in L1, when the last reduction block is stored.
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+#include <vector>
+
+#include "common/activation_scalar.h"
+#include "common/parallel.h"
+#include "conv/conv_fast.h"
+#include "conv/conv_ref.h"
+#include "gemm/gemm_driver.h"
+
+namespace pyconv::fast {
+
+using gemm::ceil_div;
+using gemm::kMC;
+using gemm::round_up;
+using gemm::UKernel;
+
+namespace {
+
+inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+
+// B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
+// j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
+// Every such index must lie inside src: callers pass the zero-padded source of pad_source().
+template <typename T>
+struct GridB {
+  View4<const T> src;
+  int64_t cb;
+  int64_t Gh, Gw, sth, stw;
+  const int64_t* offh;
+  int64_t nth;
+  const int64_t* offw;
+  int64_t ntw;
+  int NR;
+
+  struct Seg {
+    int64_t jp, len;
+    const T* base;  // source of column jp at tap offset 0, channel 0
+  };
+
+  // Panel by panel, each written sequentially (kk-major within the panel).
+  void operator()(int64_t j0, int64_t nb, int64_t k0, int64_t kc, T* dst) const {
+    const int64_t GG = Gh * Gw, taps = nth * ntw;
+    if (kc == 0 || taps == 0) return;
+    const int64_t s1 = src.stride[1], s2 = src.stride[2], s3 = src.stride[3];
+    const int64_t cs = stw * s3;  // source step between neighbouring columns
+    thread_local std::vector<int64_t> tab;
+    tab.resize(static_cast<size_t>(kc));
+    int64_t* koff = tab.data();
+    {
+      int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        koff[kk] = ch * s1 + offh[th] * s2 + offw[tw] * s3;
+        if (++tw == ntw) {
+          tw = 0;
+          if (++th == nth) th = 0, ++ch;
+        }
+      }
+    }
+    int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
+    Seg segs[gemm::kMaxNR];
+    for (int64_t pj = 0; pj < nb; pj += NR) {
+      const int64_t pv = std::min<int64_t>(NR, nb - pj);
+      int nseg = 0;
+      for (int64_t l = 0; l < pv;) {
+        const int64_t len = std::min(Gw - gj, pv - l);
+        segs[nseg++] = {l, len,
+                        src.data + n * src.stride[0] + cb * s1 + gi * sth * s2 + gj * cs};
+        l += len;
+        gj += len;
+        if (gj == Gw) {
+          gj = 0;
+          if (++gi == Gh) gi = 0, ++n;
+        }
+      }
+      T* d = dst + pj * kc;
+      if (cs == 1 && nseg == 1 && pv == NR) {
+        const T* base = segs[0].base;
+        for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+          __builtin_prefetch(base + koff[kk] + 3 * NR);  // for the panels after next
+          copy_panel_row(d, base + koff[kk]);
+        }
+        continue;
+      }
+      for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+        const int64_t ko = koff[kk];
+        for (int sgi = 0; sgi < nseg; ++sgi) {
+          const Seg& sg = segs[sgi];
+          const T* sp = sg.base + ko;
+          T* dd = d + sg.jp;
+          if (cs == 1)
+            for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q];
+          else
+            for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q * cs];
+        }
+        for (int64_t q = pv; q < NR; ++q) d[q] = T(0);
+      }
+    }
+  }
+
+  void copy_panel_row(T* d, const T* s) const {
+    if (NR == 16)
+      std::memcpy(d, s, 16 * sizeof(T));
+    else if (NR == 8)
+      std::memcpy(d, s, 8 * sizeof(T));
+    else
+      std::memcpy(d, s, 32 * sizeof(T));
+  }
+};
+
+// C of forward / backward-data / backward-weight: row m at base + m*row_stride,
+// column j = (n, gi, gj) at off0 + n*img_stride + gi*row_step + gj*col_step.
+template <typename T>
+struct GridC {
+  T* base;
+  T* pre;  // receives the pre-activation (same layout), may be null
+  int64_t row_stride, img_stride, row_step, col_step, off0, Gh, Gw;
+  const T* bias;  // per row, may be null
+  Activation act;
+  int NR;
+
+  template <class Idx>
+  void emit(T* d, T* z, const T* t, int64_t nv, Idx idx, T b, bool first, bool last) const {
+    if (!last) {
+      if (first)
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = t[q];
+      else
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] += t[q];
+      return;
+    }
+    T v[gemm::kMaxNR];
+    if (first)
+      for (int64_t q = 0; q < nv; ++q) v[q] = t[q];
+    else
+      for (int64_t q = 0; q < nv; ++q) v[q] = d[idx(q)] + t[q];
+    if (bias)
+      for (int64_t q = 0; q < nv; ++q) v[q] += b;
+    if (z)
+      for (int64_t q = 0; q < nv; ++q) z[idx(q)] = v[q];
+    switch (act.kind) {
+      case ActKind::none:
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = v[q];
+        break;
+      case ActKind::relu:
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(ActKind::relu, T(0), v[q]);
+        break;
+      default: {
+        const T prm = static_cast<T>(act.param);
+        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(act.kind, prm, v[q]);
+      }
+    }
+  }
+
+  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, bool first,
+                  bool last) const {
+    const int64_t GG = Gh * Gw;
+    int64_t n = j0 / GG, rem = j0 % GG;
+    if (col_step == 1 && (row_step == Gw || Gh == 1) && rem + nv <= GG) {
+      // Dense grid, one image: the tile's columns are contiguous.
+      const int64_t o = off0 + n * img_stride + rem;
+      for (int64_t i = 0; i < mv; ++i) {
+        T* d = base + (m0 + i) * row_stride + o;
+        T* z = pre ? pre + (m0 + i) * row_stride + o : nullptr;
+        emit(d, z, tile + i * NR, nv, [](int64_t q) { return q; }, bias ? bias[m0 + i] : T(0),
+             first, last);
+      }
+      return;
+    }
+    int64_t off[gemm::kMaxNR];
+    int64_t gi = rem / Gw, gj = rem % Gw;
+    for (int64_t q = 0; q < nv; ++q) {
+      off[q] = off0 + n * img_stride + gi * row_step + gj * col_step;
+      if (++gj == Gw) {
+        gj = 0;
+        if (++gi == Gh) gi = 0, ++n;
+      }
+    }
+    const bool contig = off[nv - 1] - off[0] == nv - 1;
+    for (int64_t i = 0; i < mv; ++i) {
+      T* d = base + (m0 + i) * row_stride;
+      T* z = pre ? pre + (m0 + i) * row_stride : nullptr;
+      const T b = bias ? bias[m0 + i] : T(0);
+      if (contig)
+        emit(d + off[0], z ? z + off[0] : nullptr, tile + i * NR, nv,
+             [](int64_t q) { return q; }, b, first, last);
+      else
+        emit(d, z, tile + i * NR, nv, [&off](int64_t q) { return off[q]; }, b, first, last);
+    }
+  }
+};
+
+// Packs A = f(g, m, kk) for every group into MR-row panels per reduction block,
+// laid out so that block (m0, k0, kc) of group g is at
+// result + g*Mpad*Kd + Mpad*k0 + (m0/MR)*MR*kc. Held in the calling thread's scratch.
+template <typename T, class F>
+const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) {
+  const int MR = uk.mr;
+  const int64_t Mpad = round_up(M, MR), npan = Mpad / MR;
+  T* a = gemm::scratch<T>(2, G * Mpad * Kd);
+  const gemm::KBlocks kb(Kd);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t t = 0; t < G * npan; ++t) {
+    const int64_t g = t / npan, pan = t % npan;
+    for (int64_t pb = 0; pb < kb.nb; ++pb) {
+      const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
+      T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int i = 0; i < MR; ++i) {
+          const int64_t m = pan * MR + i;
+          d[kk * MR + i] = m < M ? f(g, m, k0 + kk) : T(0);
+        }
+    }
+  }
+  return a;
+}
+
+// When a grid read through tap offsets would leave the source (padding), the
+// source is not unit-stride along W, or the grid steps by stw > 1 along W, copy it
+// once into a zero-padded contiguous buffer (scratch slot 3 of the calling thread)
+// and rewrite the offsets, so the packers copy without bounds checks. With stw > 1
+// each row is stored split by column phase (w % stw, then w / stw), which turns the
+// strided gather into a unit-stride copy: stw becomes 1. Returns the view to read.
+// When the copy would be much larger than what the convolution reads (strides far
+// beyond the kernel), it is skipped: without padding the source is read in place
+// (ok = true, offsets and stw unchanged); with padding ok = false and the caller
+// falls back to the reference loops.
+template <typename T>
+View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t& stw,
+                          std::vector<int64_t>& offh, std::vector<int64_t>& offw, bool& ok) {
+  ok = true;
+  if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
+  const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
+  const auto [mnw, mxw] = std::minmax_element(offw.begin(), offw.end());
+  const int64_t H = src.size[2], W = src.size[3];
+  const int64_t pt = std::max<int64_t>(0, -*mnh), pb = std::max<int64_t>(0, (Gh - 1) * sth + *mxh - (H - 1));
+  const int64_t pl = std::max<int64_t>(0, -*mnw), pr = std::max<int64_t>(0, (Gw - 1) * stw + *mxw - (W - 1));
+  if (pt + pb + pl + pr == 0 && src.stride[3] == 1 && stw == 1) return src;
+  const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
+  const int64_t sp_ = stw, Wq = ceil_div(Wp, sp_), Wr = sp_ * Wq;  // row length
+  const int64_t th = static_cast<int64_t>(offh.size()), tw = static_cast<int64_t>(offw.size());
+  const double touched = double(N) * C * std::min<double>(Hp, double(Gh) * th) *
+                         std::min<double>(Wr, double(Gw) * tw);
+  const bool no_pad = pt + pb + pl + pr == 0;
+  if ((no_pad && double(N) * C * Hp * Wr > touched) ||  // subsampling (1x1 stride 2): in place
+      double(N) * C * Hp * Wr > 4.0 * touched + double(1 << 20)) {
+    ok = no_pad;
+    return src;
+  }
+  T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      T* d = buf + (n * C + c) * Hp * Wr;
+      const T* sp = src.data + n * src.stride[0] + c * src.stride[1];
+      for (int64_t h = 0; h < Hp; ++h) {
+        T* dr = d + h * Wr;
+        const int64_t ih = h - pt;
+        if (ih < 0 || ih >= H) {
+          for (int64_t w = 0; w < Wr; ++w) dr[w] = T(0);
+          continue;
+        }
+        const T* sr = sp + ih * src.stride[2];
+        if (sp_ == 1) {
+          for (int64_t w = 0; w < pl; ++w) dr[w] = T(0);
+          if (src.stride[3] == 1)
+            std::memcpy(dr + pl, sr, static_cast<size_t>(W) * sizeof(T));
+          else
+            for (int64_t w = 0; w < W; ++w) dr[pl + w] = sr[w * src.stride[3]];
+          for (int64_t w = pl + W; w < Wr; ++w) dr[w] = T(0);
+        } else {
+          for (int64_t ph = 0; ph < sp_; ++ph)
+            for (int64_t q = 0; q < Wq; ++q) {
+              const int64_t iw = q * sp_ + ph - pl;
+              dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);
+            }
+        }
+      }
+    }
+  for (auto& o : offh) o += pt;
+  for (auto& o : offw) o = (o + pl) % sp_ * Wq + (o + pl) / sp_;
+  stw = 1;
+  View4<const T> v;
+  v.data = buf;
+  v.size[0] = N, v.size[1] = C, v.size[2] = Hp, v.size[3] = Wr;
+  v.stride[3] = 1, v.stride[2] = Wr, v.stride[1] = Hp * Wr, v.stride[0] = C * Hp * Wr;
+  return v;
+}
+
+// Column-block width: enough tasks for the threads, at most kNB columns.
+inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
+  const int64_t want = 4 * num_threads();
+  const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
+  int64_t nb = round_up(ceil_div(ncol, per), NR);
+  if (nb > gemm::kNB) nb = gemm::kNB;
+  return nb < NR ? NR : nb;
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                         Activation act, T* y, T* preact) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
+  const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
+  if (Ncol == 0 || M == 0) return;
+  const int64_t Mpad = round_up(M, uk.mr);
+  const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+    const int64_t c = kk / RS, rs = kk % RS;
+    return w.at(g * M + m, c, rs / S, rs % S);
+  });
+  std::vector<int64_t> offh(R), offw(S);
+  for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
+  for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
+  int64_t stw = p.stride_w;
+  bool ok;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw, ok);
+  if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
+  const int64_t mch = ceil_div(M, kMC);
+  const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+  const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < total; ++t) {
+    const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
+    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+    const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+    GridB<T> pb{xs, g * Cg, p.P, p.Q, p.stride_h, stw, offh.data(), R, offw.data(), S,
+                uk.nr};
+    GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
+                p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
+    const int MR = uk.mr;
+    auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+      return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+    };
+    gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
+  }
+}
+
+template <typename T>
+void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
+  if (p.N == 0 || M == 0) return;
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  for (int64_t ph = 0; ph < std::min(sh, p.H); ++ph)
+    for (int64_t pw = 0; pw < std::min(sw, p.W); ++pw) {
+      const int64_t Hph = ceil_div(p.H - ph, sh), Wph = ceil_div(p.W - pw, sw);
+      // Taps that hit this phase: ih + pt - r*dh == oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
+      std::vector<int64_t> rl, sl, offh, offw;
+      for (int64_t r = 0; r < p.R; ++r)
+        if (floor_mod(ph + p.pad_top - r * p.dil_h, sh) == 0)
+          rl.push_back(r), offh.push_back((ph + p.pad_top - r * p.dil_h) / sh);
+      for (int64_t s = 0; s < p.S; ++s)
+        if (floor_mod(pw + p.pad_left - s * p.dil_w, sw) == 0)
+          sl.push_back(s), offw.push_back((pw + p.pad_left - s * p.dil_w) / sw);
+      const int64_t nr = static_cast<int64_t>(rl.size()), ns = static_cast<int64_t>(sl.size());
+      const int64_t taps = nr * ns, Kd = Kg * taps, Ncol = p.N * Hph * Wph;
+      const int64_t Mpad = round_up(M, uk.mr);
+      const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+        const int64_t k = kk / taps, t = kk % taps;
+        return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
+      });
+      int64_t one = 1;
+      bool ok;
+      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw, ok);
+      if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
+      const int64_t mch = ceil_div(M, kMC);
+      const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+      const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+      for (int64_t t = 0; t < total; ++t) {
+        const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
+        const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+        const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+        GridB<T> pb{dys, g * Kg, Hph, Wph, 1, 1, offh.data(), nr, offw.data(), ns, uk.nr};
+        GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, ph * p.W + pw,
+                    Hph, Wph, nullptr, Activation{}, uk.nr};
+        const int MR = uk.mr;
+        auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+          return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+        };
+        gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
+      }
+    }
+}
+
+namespace {
+
+// Runs of consecutive reduction indices t = (n, oh, ow) over [t0, t0+tc) within one output row.
+struct Run {
+  int64_t tt, len, n, oh, ow;
+};
+inline void build_runs(std::vector<Run>& runs, int64_t t0, int64_t tc, int64_t P, int64_t Q) {
+  runs.clear();
+  const int64_t PQ = P * Q;
+  int64_t n = t0 / PQ, rem = t0 % PQ, oh = rem / Q, ow = rem % Q;
+  for (int64_t t = t0; t < t0 + tc;) {
+    const int64_t len = std::min(Q - ow, t0 + tc - t);
+    runs.push_back({t - t0, len, n, oh, ow});
+    t += len;
+    ow = 0;
+    if (++oh == P) oh = 0, ++n;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
+                                 T* dw) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
+  const int64_t Ncols = Cg * RS, KN = p.K * Ncols;
+  if (KN == 0) return;
+  if (p.N == 0 || p.P * p.Q == 0) {
+    for (int64_t i = 0; i < KN; ++i) dw[i] = T(0);
+    return;
+  }
+  // The reduction over (n, oh, ow) is split by images into a fixed, shape-only number
+  // of chunks (never the thread count); chunk partial sums are added in chunk order.
+  const int64_t PQ = p.P * p.Q;
+  int64_t nch = std::min<int64_t>(p.N, 8);
+  while (nch > 1 && nch * KN > (int64_t(1) << 22)) --nch;
+  // grad_output planes read in place by the micro-kernel when they are unit-stride and
+  // long enough; each image is then its own sequence of reduction blocks.
+  const bool rows = dy.stride[3] == 1 && dy.stride[2] == p.Q && PQ >= 128;
+  T* out = nch == 1 ? dw : gemm::scratch<T>(2, nch * KN);
+  std::vector<int64_t> offh(R), offw(S);
+  for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
+  for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
+  int64_t sw = p.stride_w;
+  bool ok;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, sw, offh, offw, ok);
+  if (!ok) return ref::conv2d_backward_weight(p, dy, x, dw);
+  const int64_t xs3 = xs.stride[3], cs = sw * xs3;  // source step between neighbouring ow
+  const int64_t mch = ceil_div(M, kMC);
+  const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
+  const int64_t total = G * nch * mch * ncb;
+  const int MR = uk.mr, NR = uk.nr;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < total; ++t) {
+    const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % nch,
+                  g = t / (ncb * mch * nch);
+    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+    const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
+    int64_t n0, n1;
+    split_range(p.N, nch, chk, n0, n1);
+    // A: dy rows (output channels), reduction along (n, oh, ow).
+    auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> gemm::ABlock<T> {
+      if (rows) {
+        const int64_t n = t0 / PQ;
+        return {dy.data + n * dy.stride[0] + (g * M + am0) * dy.stride[1] + (t0 - n * PQ),
+                dy.stride[1]};
+      }
+      thread_local std::vector<Run> runs;
+      build_runs(runs, t0, tc, p.P, p.Q);
+      for (int64_t i = 0; i < round_up(mb, MR); ++i) {
+        T* d = dst + (i / MR) * MR * tc + i % MR;
+        if (i >= mb) {
+          for (int64_t q = 0; q < tc; ++q) d[q * MR] = T(0);
+          continue;
+        }
+        const T* chp = dy.data + (g * M + am0 + i) * dy.stride[1];
+        for (const Run& rn : runs) {
+          const T* s = chp + rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow * dy.stride[3];
+          T* dd = d + rn.tt * MR;
+          for (int64_t l = 0; l < rn.len; ++l) dd[l * MR] = s[l * dy.stride[3]];
+        }
+      }
+      return {dst, 0};
+    };
+    // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
+    // reduction along (n, oh, ow): a transpose, done 4x4 at a time for fp32.
+    auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
+      thread_local std::vector<Run> runs;
+      build_runs(runs, t0, tc, p.P, p.Q);
+      const int64_t sh = p.stride_h;
+      auto tap = [&](int64_t j) {
+        const int64_t c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
+        return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s] * xs3;
+      };
+      for (int64_t jp = bnb; jp < round_up(bnb, NR); ++jp) {
+        T* d = dst + (jp / NR) * NR * tc + jp % NR;
+        for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
+      }
+      int64_t jp = 0;
+#if defined(__SSE__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (cs == 1)
+          for (; jp + 4 <= bnb && (jp % NR) + 4 <= NR; jp += 4) {
+            const float* tp[4] = {tap(bj0 + jp), tap(bj0 + jp + 1), tap(bj0 + jp + 2),
+                                  tap(bj0 + jp + 3)};
+            float* d = dst + (jp / NR) * NR * tc + jp % NR;
+            for (const Run& rn : runs) {
+              const int64_t o = rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow;
+              float* dd = d + rn.tt * NR;
+              int64_t l = 0;
+              for (; l + 4 <= rn.len; l += 4) {
+                __m128 r0 = _mm_loadu_ps(tp[0] + o + l), r1 = _mm_loadu_ps(tp[1] + o + l);
+                __m128 r2 = _mm_loadu_ps(tp[2] + o + l), r3 = _mm_loadu_ps(tp[3] + o + l);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dd + (l + 0) * NR, r0);
+                _mm_storeu_ps(dd + (l + 1) * NR, r1);
+                _mm_storeu_ps(dd + (l + 2) * NR, r2);
+                _mm_storeu_ps(dd + (l + 3) * NR, r3);
+              }
+              for (; l < rn.len; ++l)
+                for (int q = 0; q < 4; ++q) dd[l * NR + q] = tp[q][o + l];
+            }
+          }
+      }
+#endif
+      for (; jp < bnb; ++jp) {
+        T* d = dst + (jp / NR) * NR * tc + jp % NR;
+        const T* tp = tap(bj0 + jp);
+        for (const Run& rn : runs) {
+          const T* sp = tp + rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow * cs;
+          T* dd = d + rn.tt * NR;
+          for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * cs];
+        }
+      }
+    };
+    GridC<T> st{out + chk * KN + g * M * Ncols, nullptr, Ncols, 0, 0, 1, 0, 1, Ncols,
+                nullptr, Activation{}, NR};
+    if (rows) {
+      for (int64_t n = n0; n < n1; ++n)
+        gemm::gemm_task<T>(uk, m0, m1, j0, j1, n * PQ, (n + 1) * PQ, pa, pb, st, n == n0,
+                           n == n1 - 1);
+    } else {
+      gemm::gemm_task<T>(uk, m0, m1, j0, j1, n0 * PQ, n1 * PQ, pa, pb, st);
+    }
+  }
+  if (nch > 1) {
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t i = 0; i < KN; ++i) {
+      T s = out[i];
+      for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
+      dw[i] = s;
+    }
+  }
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                  \
+  template void conv2d_forward_gemm<T>(const ConvParams&, View4<const T>, View4<const T>,      \
+                                       const T*, Activation, T*, T*);                          \
+  template void conv2d_backward_data_gemm<T>(const ConvParams&, View4<const T>, View4<const T>, \
+                                             T*);                                              \
+  template void conv2d_backward_weight_gemm<T>(const ConvParams&, View4<const T>,              \
+                                               View4<const T>, T*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv::fast

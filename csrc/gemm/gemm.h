@@ -1,0 +1,65 @@
+// Packed GEMM core shared by the conv kernels: C[M x N] = A[M x Kd] * B[Kd x N].
+//
+// BLIS-style: A is packed into MR-row panels (a[k*MR + i]), B into NR-column
+// panels (b[k*NR + j]), both zero-padded to whole panels; a register-tile
+// micro-kernel computes one MR x NR tile over one reduction block of at most
+// kKC. The operands are never materialised as matrices: callers supply
+// packers that read straight from NCHW views (implicit im2col) and a store
+// that maps tile columns to output addresses (columns may span images) and
+// applies the bias/activation epilogue. See gemm_driver.h.
+//
+// Reduction blocking depends only on the reduction length (kblocks below), never
+// on the thread count, and every output element is reduced by one thread in one
+// order, so results are bitwise identical for any number of threads.
+#pragma once
+#include <cstdint>
+
+#include "common/cpu.h"
+
+namespace pyconv::gemm {
+
+// Zen 3 blocking: a KC x NB packed B block (256 x 192 fp32 = 192 KiB) stays in
+// the 512 KiB L2 while MR x KC A micro-panels (6 KiB) stream through L1; tasks
+// cover at most kMC rows so the A block they touch (144 x 256) also fits L2.
+// There is no NC (BLIS's L3-resident B panel): each task packs its own KC x NB
+// block, which costs one packed element per 2*M flops, and tasks stay
+// independent (no barriers, any thread count).
+constexpr int64_t kMC = 144;
+constexpr int64_t kKC = 256;
+constexpr int64_t kNB = 192;
+constexpr int kMaxMR = 6;
+constexpr int kMaxNR = 32;
+
+// c[i*NR + j] = sum_{k < kc} a[k*MR + i] * b[k*NR + j]  (overwrites c).
+template <typename T>
+using UkrFn = void (*)(int64_t kc, const T* a, const T* b, T* c);
+
+// The same with A read in place as MR rows: a[i*lda + k].
+template <typename T>
+using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c);
+
+template <typename T>
+struct UKernel {
+  int mr = 0, nr = 0;
+  UkrFn<T> fn = nullptr;
+  UkrRowsFn<T> fn_rows = nullptr;
+  const char* name = "";
+};
+
+// The micro-kernel for an instruction set (capped at what the CPU supports).
+template <typename T>
+UKernel<T> ukernel_for(Isa isa);
+
+// Reduction blocks of a length-n reduction: nb = ceil(n / kKC) nearly equal
+// blocks (one empty block when n == 0).
+struct KBlocks {
+  int64_t n, nb;
+  explicit KBlocks(int64_t n_) : n(n_), nb(n_ > 0 ? (n_ + kKC - 1) / kKC : 1) {}
+  int64_t begin(int64_t p) const { return p * (n / nb) + (p < n % nb ? p : n % nb); }
+  int64_t size(int64_t p) const { return n / nb + (p < n % nb ? 1 : 0); }
+};
+
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace pyconv::gemm

@@ -1,0 +1,79 @@
+// The GEMM driver: one task computes C[m0:m1, j0:j1] over the reduction
+// [k_begin, k_end), block by block (KBlocks of the reduction length only).
+//
+//   pack_a(m0, mb, k0, kc, scratch) -> ABlock  : A rows [m0, m0+mb), reduction [k0, k0+kc):
+//        either MR-row panels (lda == 0; panel i at p + i*MR*kc, may be prepacked data) or
+//        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k).
+//   pack_b(j0, nb, k0, kc, dst)                  : NR-column panels of B into dst,
+//        panel jp at dst + jp*NR*kc, columns past nb zero.
+//   store(m0, mv, j0, nv, tile, first, last)     : tile[i*NR + j] for rows m0+i < m0+mv and
+//        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
+//   first_call / last_call: whether this call's first block overwrites C and its last block
+//        applies the epilogue (a caller may split one reduction into several calls).
+//
+// Tasks are independent (no two write one element), so callers run them in any
+// order on any thread. Scratch buffers are thread_local and reused across calls:
+// slot 0 packed B, 1 packed A (tasks); 2 prepacked A / partial sums, 3 padded source
+// (the calling thread, shared read-only with the others).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "gemm/gemm.h"
+
+namespace pyconv::gemm {
+
+template <typename T>
+inline T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buf[4];
+  std::vector<T>& b = buf[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
+
+template <typename T>
+struct ABlock {
+  const T* p;
+  int64_t lda;  // 0: packed panels
+};
+
+template <typename T, class PackA, class PackB, class Store>
+void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t j1,
+               int64_t k_begin, int64_t k_end, PackA&& pack_a, PackB&& pack_b, Store&& store,
+               bool first_call = true, bool last_call = true) {
+  const int MR = uk.mr, NR = uk.nr;
+  const int64_t mb = m1 - m0, nb = j1 - j0;
+  if (mb <= 0 || nb <= 0) return;
+  const KBlocks kb(k_end - k_begin);
+  const int64_t kcmax = kb.size(0);
+  T* bbuf = scratch<T>(0, round_up(nb, NR) * kcmax);
+  T* abuf = scratch<T>(1, round_up(mb, MR) * kcmax);
+  alignas(64) T tile[kMaxMR * kMaxNR];
+  for (int64_t p = 0; p < kb.nb; ++p) {
+    const int64_t k0 = k_begin + kb.begin(p), kc = kb.size(p);
+    const bool first = first_call && p == 0, last = last_call && p == kb.nb - 1;
+    pack_b(j0, nb, k0, kc, bbuf);
+    const ABlock<T> a = pack_a(m0, mb, k0, kc, abuf);
+    for (int64_t i = 0; i < mb; i += MR) {
+      const int64_t mv = mb - i < MR ? mb - i : MR;
+      const T* ap = a.p + (i / MR) * MR * kc;
+      const bool rows = a.lda != 0 && mv == MR;
+      if (a.lda != 0 && !rows) {
+        // Ragged last rows read in place: pack them with zero rows (abuf is free here).
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) abuf[k * MR + r] = r < mv ? a.p[(i + r) * a.lda + k] : T(0);
+        ap = abuf;
+      }
+      for (int64_t j = 0; j < nb; j += NR) {
+        const int64_t nv = nb - j < NR ? nb - j : NR;
+        if (rows)
+          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bbuf + (j / NR) * NR * kc, tile);
+        else
+          uk.fn(kc, ap, bbuf + (j / NR) * NR * kc, tile);
+        store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), first, last);
+      }
+    }
+  }
+}
+
+}  // namespace pyconv::gemm

@@ -1,0 +1,47 @@
+// Micro-kernel selection by instruction set.
+#include "gemm/gemm.h"
+
+namespace pyconv {
+namespace scalar {
+void f32_gemm_6x16(int64_t, const float*, const float*, float*);
+void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*);
+void f64_gemm_6x8(int64_t, const double*, const double*, double*);
+void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*);
+}  // namespace scalar
+#if defined(PYCONV_X86)
+namespace avx2 {
+void f32_gemm_6x16(int64_t, const float*, const float*, float*);
+void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*);
+void f64_gemm_6x8(int64_t, const double*, const double*, double*);
+void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*);
+}  // namespace avx2
+namespace avx512 {
+void f32_gemm_6x32(int64_t, const float*, const float*, float*);
+void f32_gemm_6x32_rows(int64_t, const float*, int64_t, const float*, float*);
+void f64_gemm_6x16(int64_t, const double*, const double*, double*);
+void f64_gemm_6x16_rows(int64_t, const double*, int64_t, const double*, double*);
+}  // namespace avx512
+#endif
+
+namespace gemm {
+
+template <>
+UKernel<float> ukernel_for<float>(Isa isa) {
+#if defined(PYCONV_X86)
+  if (isa == Isa::avx512) return {6, 32, avx512::f32_gemm_6x32, avx512::f32_gemm_6x32_rows, "f32_gemm_6x32__avx512"};
+  if (isa == Isa::avx2) return {6, 16, avx2::f32_gemm_6x16, avx2::f32_gemm_6x16_rows, "f32_gemm_6x16__avx2"};
+#endif
+  return {6, 16, scalar::f32_gemm_6x16, scalar::f32_gemm_6x16_rows, "f32_gemm_6x16__scalar"};
+}
+
+template <>
+UKernel<double> ukernel_for<double>(Isa isa) {
+#if defined(PYCONV_X86)
+  if (isa == Isa::avx512) return {6, 16, avx512::f64_gemm_6x16, avx512::f64_gemm_6x16_rows, "f64_gemm_6x16__avx512"};
+  if (isa == Isa::avx2) return {6, 8, avx2::f64_gemm_6x8, avx2::f64_gemm_6x8_rows, "f64_gemm_6x8__avx2"};
+#endif
+  return {6, 8, scalar::f64_gemm_6x8, scalar::f64_gemm_6x8_rows, "f64_gemm_6x8__scalar"};
+}
+
+}  // namespace gemm
+}  // namespace pyconv

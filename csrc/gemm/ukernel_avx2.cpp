@@ -1,0 +1,47 @@
+// AVX2 + FMA register tiles: fp32 6x16, fp64 6x8 (compiled with -mavx2 -mfma).
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace pyconv::avx2 {
+namespace {
+
+struct VF {
+  using T = float;
+  using reg = __m256;
+  static constexpr int lanes = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, reg r) { _mm256_storeu_ps(p, r); }
+  static reg bcast(const T* p) { return _mm256_broadcast_ss(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+};
+struct VD {
+  using T = double;
+  using reg = __m256d;
+  static constexpr int lanes = 4;
+  static reg zero() { return _mm256_setzero_pd(); }
+  static reg load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, reg r) { _mm256_storeu_pd(p, r); }
+  static reg bcast(const T* p) { return _mm256_broadcast_sd(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+};
+
+#include "gemm/ukernel_tmpl.h"
+
+}  // namespace
+
+void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c) {
+  ukr_tile<VF, 6, false>(kc, a, 0, b, c);
+}
+void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
+  ukr_tile<VF, 6, true>(kc, a, lda, b, c);
+}
+void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c) {
+  ukr_tile<VD, 6, false>(kc, a, 0, b, c);
+}
+void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
+  ukr_tile<VD, 6, true>(kc, a, lda, b, c);
+}
+
+}  // namespace pyconv::avx2

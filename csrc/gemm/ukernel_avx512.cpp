@@ -1,0 +1,49 @@
+// AVX-512 register tiles: fp32 6x32, fp64 6x16. Same template as the AVX2
+// tiles (ukernel_tmpl.h) with 512-bit vectors. UNVERIFIED on the development
+// machine (Zen 3 has no AVX-512): selected only where the CPU reports it.
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace pyconv::avx512 {
+namespace {
+
+struct VF {
+  using T = float;
+  using reg = __m512;
+  static constexpr int lanes = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const T* p) { return _mm512_loadu_ps(p); }
+  static void store(T* p, reg r) { _mm512_storeu_ps(p, r); }
+  static reg bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+};
+struct VD {
+  using T = double;
+  using reg = __m512d;
+  static constexpr int lanes = 8;
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg load(const T* p) { return _mm512_loadu_pd(p); }
+  static void store(T* p, reg r) { _mm512_storeu_pd(p, r); }
+  static reg bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+};
+
+#include "gemm/ukernel_tmpl.h"
+
+}  // namespace
+
+void f32_gemm_6x32(int64_t kc, const float* a, const float* b, float* c) {
+  ukr_tile<VF, 6, false>(kc, a, 0, b, c);
+}
+void f32_gemm_6x32_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
+  ukr_tile<VF, 6, true>(kc, a, lda, b, c);
+}
+void f64_gemm_6x16(int64_t kc, const double* a, const double* b, double* c) {
+  ukr_tile<VD, 6, false>(kc, a, 0, b, c);
+}
+void f64_gemm_6x16_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
+  ukr_tile<VD, 6, true>(kc, a, lda, b, c);
+}
+
+}  // namespace pyconv::avx512

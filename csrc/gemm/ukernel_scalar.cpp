@@ -1,0 +1,57 @@
+// Portable register tiles (baseline x86-64 or any CPU): fp32 6x16, fp64 6x8,
+// the same template over a plain array "vector" the compiler may vectorise.
+#include <cstdint>
+
+namespace pyconv::scalar {
+namespace {
+
+template <typename T_, int L>
+struct VArr {
+  using T = T_;
+  static constexpr int lanes = L;
+  struct reg {
+    T v[L];
+  };
+  static reg zero() {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = T(0);
+    return r;
+  }
+  static reg load(const T* p) {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = p[l];
+    return r;
+  }
+  static void store(T* p, const reg& r) {
+    for (int l = 0; l < L; ++l) p[l] = r.v[l];
+  }
+  static reg bcast(const T* p) {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = *p;
+    return r;
+  }
+  static reg fma(const reg& a, const reg& b, const reg& c) {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
+    return r;
+  }
+};
+
+#include "gemm/ukernel_tmpl.h"
+
+}  // namespace
+
+void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c) {
+  ukr_tile<VArr<float, 8>, 6, false>(kc, a, 0, b, c);
+}
+void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
+  ukr_tile<VArr<float, 8>, 6, true>(kc, a, lda, b, c);
+}
+void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c) {
+  ukr_tile<VArr<double, 4>, 6, false>(kc, a, 0, b, c);
+}
+void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
+  ukr_tile<VArr<double, 4>, 6, true>(kc, a, lda, b, c);
+}
+
+}  // namespace pyconv::scalar

@@ -1,0 +1,39 @@
+// The register-tile micro-kernel, written once over a tiny vector type V and
+// included by ukernel_scalar.cpp, ukernel_avx2.cpp and ukernel_avx512.cpp
+// (each inside its own namespace, compiled with its own ISA flags), so the
+// AVX-512 tile is structurally identical to the tested AVX2 one.
+//
+// V provides: type T, lanes, reg, zero(), load(p), store(p, r), bcast(p), fma(a, b, c) = a*b + c.
+// The tile is MR x (2 * lanes): 2*MR accumulators, 2 B vectors, 1 A broadcast.
+// ROWS = false: A is a packed panel, a[k*MR + i]; ROWS = true: A is read in
+// place as MR rows, a[i*lda + k] (backward-weight reads grad_output planes so).
+// Deliberately free of std:: templates: inline functions shared with other
+// translation units would be merged by the linker across ISA flags.
+
+template <class V, int MR, bool ROWS>
+static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
+                     typename V::T* c) {
+  constexpr int W = V::lanes, NR = 2 * V::lanes;
+  typename V::reg c0[MR], c1[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = V::zero();
+    c1[i] = V::zero();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
+      c0[i] = V::fma(ai, b0, c0[i]);
+      c1[i] = V::fma(ai, b1, c1[i]);
+    }
+    a += ROWS ? 1 : MR;
+    b += NR;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    V::store(c + i * NR, c0[i]);
+    V::store(c + i * NR + W, c1[i]);
+  }
+}

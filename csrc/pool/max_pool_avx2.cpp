@@ -1,0 +1,145 @@
+// Max pooling with indices, fp32 AVX2: f32_maxpool_idx__avx2.
+// Vectorised along the output row: 8 adjacent outputs per register, each lane
+// scanning its own window in torch's order (rows, then columns), so ties and
+// NaNs resolve exactly as the scalar loop does (a vertical-max-first split would
+// pick the first maximum in column-major order, not torch's row-major one).
+// Only windows whose columns all lie inside the input run here; border columns
+// use max_pool_window. Stride 1: plain loads; stride 2: two loads and a
+// de-interleave; larger strides: gathers. Indices are kept as int32 lanes
+// (H*W < 2^31, checked by the caller) and widened on store. Outputs use plain
+// stores: streaming them row by row measured 2x slower (rows are only a few
+// cache lines, so the write-combining buffers flush partial lines).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "common/parallel.h"
+#include "pool/pool.h"
+#include "pool/pool_window.h"
+
+namespace pyconv::avx2 {
+
+namespace {
+
+template <int SW>
+inline __m256 load_taps(const float* src, int64_t sw, __m256i gather_off) {
+  if constexpr (SW == 1) {
+    return _mm256_loadu_ps(src);
+  } else if constexpr (SW == 2) {
+    // src[0, 2, ..., 14] from src[0..7] and src[7..14]; never reads past src[14].
+    const __m256 a = _mm256_loadu_ps(src);
+    const __m256 b = _mm256_loadu_ps(src + 7);
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+  } else {
+    return _mm256_i32gather_ps(src, gather_off, 4);
+  }
+}
+
+template <int SW>
+void pool_row(const PoolParams& p, const float* xp, int64_t rs, int64_t oh, int64_t ow_lo,
+              int64_t ow_hi, float* yr, int64_t* ir) {
+  const int64_t sw = p.stride_w;
+  int64_t ih0 = oh * p.stride_h - p.pad_h;
+  const int64_t ih1 = std::min(ih0 + (p.kh - 1) * p.dil_h + 1, p.H);
+  while (ih0 < 0) ih0 += p.dil_h;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i lane_off = _mm256_mullo_epi32(lane, _mm256_set1_epi32(static_cast<int>(sw)));
+  auto block = [&](int64_t ow) {
+    const int64_t c0 = ow * sw - p.pad_w;  // first column of lane 0's window
+    __m256 m = _mm256_set1_ps(0.f);
+    __m256i mi = _mm256_setzero_si256();
+    bool first = true;
+    for (int64_t ih = ih0; ih < ih1; ih += p.dil_h) {
+      const float* row = xp + ih * rs;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t c = c0 + j * p.dil_w;
+        const __m256 v = load_taps<SW>(row + c, sw, lane_off);
+        const __m256i vi =
+            _mm256_add_epi32(lane_off, _mm256_set1_epi32(static_cast<int>(ih * p.W + c)));
+        if (first) {
+          m = v;
+          mi = vi;
+          first = false;
+          continue;
+        }
+        const __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        m = _mm256_blendv_ps(m, v, take);
+        mi = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+      }
+    }
+    _mm256_storeu_ps(yr + ow, m);
+    if (ir) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow),
+                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mi)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow + 4),
+                          _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mi, 1)));
+    }
+  };
+  int64_t ow = ow_lo;
+  for (; ow + 8 <= ow_hi; ow += 8) block(ow);
+  // The tail overlaps the last full block: same values written twice.
+  if (ow < ow_hi) block(ow_hi - 8);
+}
+
+template <int SW>
+void run(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
+  const int64_t C = p.C, OH = p.OH, OW = p.OW;
+  // Columns [ow_lo, ow_hi) have every tap inside the input.
+  int64_t ow_lo = 0;
+  while (ow_lo < OW && ow_lo * p.stride_w - p.pad_w < 0) ++ow_lo;
+  int64_t ow_hi = OW;
+  while (ow_hi > ow_lo && (ow_hi - 1) * p.stride_w - p.pad_w + (p.kw - 1) * p.dil_w >= p.W)
+    --ow_hi;
+  const bool vec = ow_hi - ow_lo >= 8;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t plane = 0; plane < p.planes(); ++plane)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* xp = x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1];
+      float* yr = y + (plane * OH + oh) * OW;
+      int64_t* ir = idx ? idx + (plane * OH + oh) * OW : nullptr;
+      const int64_t ih_first = oh * p.stride_h - p.pad_h;
+      // A row whose window has no valid input row keeps torch's placeholder: scalar.
+      int64_t ih0 = ih_first;
+      while (ih0 < 0) ih0 += p.dil_h;
+      const bool any_row = ih0 < std::min(ih_first + (p.kh - 1) * p.dil_h + 1, p.H);
+      const int64_t lo = (vec && any_row) ? ow_lo : OW, hi = (vec && any_row) ? ow_hi : OW;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        if (ow == lo) {
+          pool_row<SW>(p, xp, x.stride[2], oh, lo, hi, yr, ir);
+          ow = hi - 1;
+          continue;
+        }
+        int64_t k;
+        max_pool_window(p, xp, x.stride[2], int64_t(1), oh, ow, yr[ow], k);
+        if (ir) ir[ow] = k;
+      }
+    }
+}
+
+}  // namespace
+
+void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
+  if (p.stride_w == 1) run<1>(p, x, y, idx);
+  else if (p.stride_w == 2) run<2>(p, x, y, idx);
+  else run<0>(p, x, y, idx);
+}
+
+void stream_copy(void* dst, const void* src, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  size_t head = (32 - reinterpret_cast<uintptr_t>(d) % 32) % 32;
+  if (head > bytes) head = bytes;
+  std::memcpy(d, s, head);
+  d += head; s += head; bytes -= head;
+  size_t i = 0;
+  for (; i + 32 <= bytes; i += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+  std::memcpy(d + i, s + i, bytes - i);
+  _mm_sfence();
+}
+
+}  // namespace pyconv::avx2

@@ -1,0 +1,153 @@
+// Max pooling / unpooling on the CPU: kernel selection, the reference forward,
+// and the (memory-bound, scalar) scatter/gather kernels.
+#include "pool/pool.h"
+
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "common/cpu.h"
+#include "common/parallel.h"
+#include "pool/pool_window.h"
+
+namespace pyconv {
+
+namespace ref {
+
+template <typename T>
+void max_pool2d_forward(const PoolParams& p, View4<const T> x, T* y, int64_t* idx) {
+  const int64_t C = p.C, OH = p.OH, OW = p.OW;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  for (int64_t plane = 0; plane < p.planes(); ++plane)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const T* xp = x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1];
+      T* yr = y + (plane * OH + oh) * OW;
+      int64_t* ir = idx ? idx + (plane * OH + oh) * OW : nullptr;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t k;
+        max_pool_window(p, xp, x.stride[2], x.stride[3], oh, ow, yr[ow], k);
+        if (ir) ir[ow] = k;
+      }
+    }
+}
+
+}  // namespace ref
+
+template <typename T>
+void max_pool2d_forward(const PoolParams& p, View4<const T> x, T* y, int64_t* idx) {
+#if defined(PYCONV_X86)
+  if constexpr (std::is_same_v<T, float>) {
+    if (active_isa() >= Isa::avx2 && x.stride[3] == 1 && p.H * p.W < (int64_t(1) << 31)) {
+      avx2::max_pool2d_forward_f32(p, x, y, idx);
+      return;
+    }
+  }
+#endif
+  ref::max_pool2d_forward(p, x, y, idx);
+}
+
+template <typename T>
+bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T* dx,
+                         int64_t* bad) {
+  const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
+  // Large gradients: each plane is built in a cache-resident scratch buffer and
+  // streamed out, so dx is written once without being read for ownership.
+  bool stream = false;
+#if defined(PYCONV_X86)
+  stream = active_isa() >= Isa::avx2 && p.planes() * HW * int64_t(sizeof(T)) >= (int64_t(16) << 20) &&
+           HW * int64_t(sizeof(T)) <= (int64_t(256) << 10);
+#endif
+  int64_t first_bad = 0;
+  bool ok = true;
+#pragma omp parallel num_threads(num_threads())
+  {
+    std::vector<T> scratch(stream ? HW : 0);
+#pragma omp for schedule(static)
+    for (int64_t plane = 0; plane < p.planes(); ++plane) {
+      T* g = stream ? scratch.data() : dx + plane * HW;
+      const T* d = dy + plane * OHW;
+      const int64_t* k = idx + plane * OHW;
+      std::memset(g, 0, sizeof(T) * HW);
+      for (int64_t i = 0; i < OHW; ++i) {
+        const int64_t j = k[i];
+        if (static_cast<uint64_t>(j) >= static_cast<uint64_t>(HW)) {
+#pragma omp critical(pyconv_pool_bad)
+          if (ok) { ok = false; first_bad = j; }
+          break;
+        }
+        g[j] += d[i];
+      }
+#if defined(PYCONV_X86)
+      if (stream) avx2::stream_copy(dx + plane * HW, g, HW * sizeof(T));
+#endif
+    }
+  }
+  if (!ok) *bad = first_bad;
+  return ok;
+}
+
+template <typename T>
+bool max_unpool2d_forward(const PoolParams& p, const T* x, const int64_t* idx, T* y,
+                          int64_t* bad) {
+  const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
+  int64_t first_bad = 0;
+  bool ok = true;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t plane = 0; plane < p.planes(); ++plane) {
+    T* o = y + plane * OHW;
+    const T* v = x + plane * HW;
+    const int64_t* k = idx + plane * HW;
+    std::memset(o, 0, sizeof(T) * OHW);
+    for (int64_t i = 0; i < HW; ++i) {
+      const int64_t j = k[i];
+      if (static_cast<uint64_t>(j) >= static_cast<uint64_t>(OHW)) {
+#pragma omp critical(pyconv_pool_bad)
+        if (ok) { ok = false; first_bad = j; }
+        break;
+      }
+      o[j] = v[i];
+    }
+  }
+  if (!ok) *bad = first_bad;
+  return ok;
+}
+
+template <typename T>
+bool max_unpool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T* dx,
+                           int64_t* bad) {
+  const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
+  int64_t first_bad = 0;
+  bool ok = true;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t plane = 0; plane < p.planes(); ++plane) {
+    const T* g = dy + plane * OHW;
+    T* o = dx + plane * HW;
+    const int64_t* k = idx + plane * HW;
+    for (int64_t i = 0; i < HW; ++i) {
+      const int64_t j = k[i];
+      if (static_cast<uint64_t>(j) >= static_cast<uint64_t>(OHW)) {
+#pragma omp critical(pyconv_pool_bad)
+        if (ok) { ok = false; first_bad = j; }
+        break;
+      }
+      o[i] = g[j];
+    }
+  }
+  if (!ok) *bad = first_bad;
+  return ok;
+}
+
+#define PYCONV_INSTANTIATE(T)                                                                 \
+  template void max_pool2d_forward<T>(const PoolParams&, View4<const T>, T*, int64_t*);      \
+  template void ref::max_pool2d_forward<T>(const PoolParams&, View4<const T>, T*, int64_t*); \
+  template bool max_pool2d_backward<T>(const PoolParams&, const T*, const int64_t*, T*,      \
+                                       int64_t*);                                           \
+  template bool max_unpool2d_forward<T>(const PoolParams&, const T*, const int64_t*, T*,     \
+                                        int64_t*);                                          \
+  template bool max_unpool2d_backward<T>(const PoolParams&, const T*, const int64_t*, T*,    \
+                                         int64_t*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv

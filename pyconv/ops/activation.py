@@ -1,0 +1,133 @@
+"""Activations on arrays of any shape: forward and explicit backward.
+
+Each <name>_backward(grad_output, input, [param]) takes the forward's input (as
+torch's gelu/silu/hardswish backward do) and returns the gradient with respect
+to it, with torch's values at the kinks and special values.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _C
+from ._args import _type_name, float_array, is_cuda_array, same_device, same_dtype
+
+
+def _backend(op, **arrays):
+    if same_device(op, **arrays):
+        from .. import cuda
+        return cuda.backend(op)
+    return _C
+
+
+def _ready(a):
+    return a if is_cuda_array(a) else np.require(a, requirements=["C", "A"])  # keeps 0-d
+
+
+def _real(op, name, v) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {_type_name(v)} {v!r}")
+    return float(v)
+
+
+def _approximate(op, approximate) -> str:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"{op}: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return "gelu_tanh" if approximate == "tanh" else "gelu"
+
+
+def _scalar_to_array(x):
+    return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+def _forward(op, kind, param, input, inplace=False):
+    x = float_array(op, _scalar_to_array(input), "input")
+    y = _backend(op, input=x).activation_forward(_ready(x), _C.ACTIVATIONS[kind], param, op)
+    if inplace:
+        x[...] = y
+        return x
+    return y
+
+
+def _backward(op, kind, param, grad_output, input):
+    x = float_array(op, _scalar_to_array(input), "input")
+    dy = float_array(op, _scalar_to_array(grad_output), "grad_output")
+    same_dtype(op, grad_output=dy, input=x)
+    if tuple(dy.shape) != tuple(x.shape):
+        raise ValueError(f"{op}: grad_output must have the input's shape {tuple(x.shape)}, "
+                         f"got {tuple(dy.shape)}")
+    be = _backend(op, grad_output=dy, input=x)
+    return be.activation_backward(_ready(dy), _ready(x), _C.ACTIVATIONS[kind], param, op)
+
+
+def relu(input, inplace=False):
+    return _forward("relu", "relu", 0.0, input, inplace)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    op = "leaky_relu"
+    return _forward(op, op, _real(op, "negative_slope", negative_slope), input, inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _forward("elu", "elu", _real("elu", "alpha", alpha), input, inplace)
+
+
+def gelu(input, approximate="none"):
+    return _forward("gelu", _approximate("gelu", approximate), 0.0, input)
+
+
+def silu(input, inplace=False):
+    return _forward("silu", "silu", 0.0, input, inplace)
+
+
+def sigmoid(input):
+    return _forward("sigmoid", "sigmoid", 0.0, input)
+
+
+def tanh(input):
+    return _forward("tanh", "tanh", 0.0, input)
+
+
+def hardswish(input, inplace=False):
+    return _forward("hardswish", "hardswish", 0.0, input, inplace)
+
+
+def relu_backward(grad_output, input):
+    return _backward("relu_backward", "relu", 0.0, grad_output, input)
+
+
+def leaky_relu_backward(grad_output, input, negative_slope=0.01):
+    op = "leaky_relu_backward"
+    return _backward(op, "leaky_relu", _real(op, "negative_slope", negative_slope), grad_output,
+                     input)
+
+
+def elu_backward(grad_output, input, alpha=1.0):
+    op = "elu_backward"
+    return _backward(op, "elu", _real(op, "alpha", alpha), grad_output, input)
+
+
+def gelu_backward(grad_output, input, approximate="none"):
+    op = "gelu_backward"
+    return _backward(op, _approximate(op, approximate), 0.0, grad_output, input)
+
+
+def silu_backward(grad_output, input):
+    return _backward("silu_backward", "silu", 0.0, grad_output, input)
+
+
+def sigmoid_backward(grad_output, input):
+    return _backward("sigmoid_backward", "sigmoid", 0.0, grad_output, input)
+
+
+def tanh_backward(grad_output, input):
+    return _backward("tanh_backward", "tanh", 0.0, grad_output, input)
+
+
+def hardswish_backward(grad_output, input):
+    return _backward("hardswish_backward", "hardswish", 0.0, grad_output, input)
+
+
+ACTIVATION_NAMES = ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish")

@@ -1,0 +1,511 @@
+"""Array-level ops written in vectorised numpy: softmax, losses, average pooling,
+batch norm and dropout, each with its backward (torch.nn.functional semantics).
+
+Every `<op>_backward` returns fresh arrays (it never accumulates into its inputs).
+Arrays in, arrays out; nothing here knows about pyconv.Tensor.
+"""
+import numpy as np
+
+from .. import _random
+
+__all__ = [
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
+    "l1_loss", "l1_loss_backward", "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm",
+    "batch_norm_backward", "dropout", "dropout_mask", "dropout_backward",
+]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _float_array(op, name, x):
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        x = np.asarray(x)
+    if x.dtype.kind != "f" or x.dtype.itemsize < 4:
+        raise TypeError(f"{op}: {name} expects a float32 or float64 array, got dtype {x.dtype}")
+    return x
+
+
+def _same_dtype(op, **arrays):
+    named = [(k, v) for k, v in arrays.items() if v is not None]
+    dtypes = {v.dtype for _, v in named}
+    if len(dtypes) > 1:
+        desc = ", ".join(f"{k} {v.dtype}" for k, v in named)
+        raise TypeError(f"{op}: all float inputs must have the same dtype, got {desc}")
+
+
+def _check_reduction(op, reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction expects one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _norm_dim(op, dim, ndim):
+    n = max(ndim, 1)
+    if not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+        raise ValueError(f"{op}: dim expects an int in [{-n}, {n - 1}], got {dim!r}")
+    return int(dim) % n
+
+
+def _pair(op, name, v):
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    v = tuple(v)
+    if len(v) == 1:
+        return int(v[0]), int(v[0])
+    if len(v) != 2:
+        raise ValueError(f"{op}: {name} expects an int or a pair, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def _implicit_softmax_dim(ndim):
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+# ----------------------------------------------------------------------------- softmax
+
+# softmax along `dim`; input any shape
+def softmax(input, dim=None):
+    x = _float_array("softmax", "input", input)
+    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
+    if x.ndim == 0:
+        return np.ones_like(x)
+    d = _norm_dim("softmax", dim, x.ndim)
+    e = np.exp(x - x.max(axis=d, keepdims=True))
+    return e / e.sum(axis=d, keepdims=True)
+
+
+def softmax_backward(grad_output, input, dim=None):
+    x = _float_array("softmax_backward", "input", input)
+    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
+    y = softmax(x, dim)
+    if x.ndim == 0:
+        return np.zeros_like(x)
+    d = _norm_dim("softmax_backward", dim, x.ndim)
+    g = np.asarray(grad_output, dtype=x.dtype) if not hasattr(grad_output, "dtype") else grad_output
+    return y * (g - (g * y).sum(axis=d, keepdims=True))
+
+
+def log_softmax(input, dim=None):
+    x = _float_array("log_softmax", "input", input)
+    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
+    if x.ndim == 0:
+        return np.zeros_like(x)
+    d = _norm_dim("log_softmax", dim, x.ndim)
+    s = x - x.max(axis=d, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=d, keepdims=True))
+
+
+def log_softmax_backward(grad_output, input, dim=None):
+    x = _float_array("log_softmax_backward", "input", input)
+    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
+    if x.ndim == 0:
+        return np.zeros_like(x)
+    d = _norm_dim("log_softmax_backward", dim, x.ndim)
+    y = np.exp(log_softmax(x, d))
+    return grad_output - y * grad_output.sum(axis=d, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- cross entropy
+
+def _ce_prepare(op, input, target, weight, ignore_index, reduction, label_smoothing):
+    x = _float_array(op, "input", input)
+    _check_reduction(op, reduction)
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"{op}: label_smoothing expects a value in [0, 1], got {label_smoothing}")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: input expects at least 1 dimension (C) or (N, C, ...), got a scalar")
+    unbatched = x.ndim == 1
+    if unbatched:
+        x = x[None]
+    C = x.shape[1]
+    if weight is not None:
+        weight = _float_array(op, "weight", weight)
+        if weight.shape != (C,):
+            raise ValueError(f"{op}: weight expects shape ({C},) (one per class), got {tuple(weight.shape)}")
+        _same_dtype(op, input=x, weight=weight)
+    t = np.asarray(target) if not hasattr(target, "dtype") else target
+    if t.dtype.kind == "f":
+        # class probabilities, same shape as input
+        t = t[None] if unbatched else t
+        if t.shape != x.shape:
+            raise ValueError(f"{op}: probability target expects the input's shape {tuple(x.shape)}, "
+                             f"got {tuple(t.shape)}")
+        _same_dtype(op, input=x, target=t)
+        return x, t, weight, True, unbatched
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target expects int64 class indices or float probabilities, got dtype {t.dtype}")
+    t = t[None] if unbatched else t
+    expected = (x.shape[0],) + x.shape[2:]
+    if t.shape != expected:
+        raise ValueError(f"{op}: target expects shape {expected} for input of shape "
+                         f"{tuple(x.shape)}, got {tuple(t.shape)}")
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= C))
+    if bad.any():
+        raise ValueError(f"{op}: target class indices must be in [0, {C - 1}] "
+                         f"(or ignore_index={ignore_index}), got {t[bad].ravel()[0]}")
+    return x, t.astype(np.int64), weight, False, unbatched
+
+
+def _ce_grad_logp(x, t, weight, probs, ignore_index, reduction, label_smoothing, grad=None):
+    """Returns (per-element loss or None, d loss / d log_softmax, reduced loss); grad is the upstream gradient."""
+    C = x.shape[1]
+    eps = float(label_smoothing)
+    logp = log_softmax(x, 1)
+    wc = np.ones(C, dtype=x.dtype) if weight is None else weight
+    wshape = (1, C) + (1,) * (x.ndim - 2)
+    wb = wc.reshape(wshape)
+    if probs:
+        q = t * (1.0 - eps) + eps / C if eps else t
+        coef = -(wb * q)                              # d loss_i / d logp
+        per = (coef * logp).sum(axis=1)
+        denom = x.shape[0] * (int(np.prod(x.shape[2:])) if x.ndim > 2 else 1)
+    else:
+        valid = t != ignore_index
+        tt = np.where(valid, t, 0)
+        wt = wc[tt] * valid                            # weight of the target class, 0 where ignored
+        onehot_coef = np.zeros_like(logp)
+        np.put_along_axis(onehot_coef, tt[:, None], (-(1.0 - eps) * wt)[:, None].astype(x.dtype), axis=1)
+        coef = onehot_coef
+        if eps:
+            coef = coef - (eps / C) * wb * valid[:, None].astype(x.dtype)
+        per = (coef * logp).sum(axis=1)
+        denom = wt.sum()
+    if reduction == "none":
+        loss = per
+        scale = None if grad is None else grad
+    elif reduction == "sum":
+        loss = per.sum()
+        scale = grad
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = per.sum() / denom
+            scale = None if grad is None else grad / denom
+    return loss, coef, scale, logp
+
+
+# input (N, C) or (N, C, d1, ...) or (C,); target (N,)/(N, d1, ...) int64 or probabilities like input
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    x, t, w, probs, unbatched = _ce_prepare("cross_entropy", input, target, weight, ignore_index,
+                                            reduction, label_smoothing)
+    loss, _, _, _ = _ce_grad_logp(x, t, w, probs, ignore_index, reduction, label_smoothing)
+    if reduction == "none" and unbatched:
+        loss = loss[0]
+    return np.asarray(loss, dtype=x.dtype)
+
+
+def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0):
+    x, t, w, probs, unbatched = _ce_prepare("cross_entropy_backward", input, target, weight, ignore_index,
+                                            reduction, label_smoothing)
+    g = np.asarray(grad_output, dtype=x.dtype)
+    if reduction == "none" and unbatched:
+        g = g[None]
+    _, coef, scale, logp = _ce_grad_logp(x, t, w, probs, ignore_index, reduction, label_smoothing, g)
+    if reduction == "mean" and not np.isfinite(scale).all() and not probs and not coef.any():
+        glogp = np.zeros_like(coef)           # every target ignored: zero gradient, as torch
+    else:
+        glogp = coef * (scale[:, None] if reduction == "none" else scale)
+    gi = glogp - np.exp(logp) * glogp.sum(axis=1, keepdims=True)
+    gi = gi.astype(x.dtype, copy=False)
+    return gi[0] if unbatched else gi
+
+
+# ----------------------------------------------------------------------------- mse / l1
+
+def _loss_prepare(op, input, target, reduction):
+    x = _float_array(op, "input", input)
+    y = _float_array(op, "target", target)
+    _same_dtype(op, input=x, target=y)
+    _check_reduction(op, reduction)
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} and target of shape {tuple(y.shape)} "
+                         f"do not broadcast") from None
+    return x, y
+
+
+def _reduce(per, reduction):
+    if reduction == "none":
+        return per
+    return np.asarray(per.sum() if reduction == "sum" else per.mean(), dtype=per.dtype)
+
+
+def _sum_to(g, shape):
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _loss_backward(diff_grad, x, y, grad_output, reduction, output_mask):
+    n = diff_grad.size
+    g = np.asarray(grad_output, dtype=x.dtype)
+    if reduction == "mean":
+        g = g / n
+    d = diff_grad * g
+    gi = _sum_to(d, x.shape).astype(x.dtype, copy=False) if output_mask[0] else None
+    gt = _sum_to(-d, y.shape).astype(x.dtype, copy=False) if output_mask[1] else None
+    return gi, gt
+
+
+def mse_loss(input, target, reduction="mean"):
+    x, y = _loss_prepare("mse_loss", input, target, reduction)
+    return _reduce((x - y) ** 2, reduction)
+
+
+def mse_loss_backward(grad_output, input, target, reduction="mean", output_mask=(True, True)):
+    x, y = _loss_prepare("mse_loss_backward", input, target, reduction)
+    return _loss_backward(2 * (x - y), x, y, grad_output, reduction, output_mask)
+
+
+def l1_loss(input, target, reduction="mean"):
+    x, y = _loss_prepare("l1_loss", input, target, reduction)
+    return _reduce(np.abs(x - y), reduction)
+
+
+def l1_loss_backward(grad_output, input, target, reduction="mean", output_mask=(True, True)):
+    x, y = _loss_prepare("l1_loss_backward", input, target, reduction)
+    return _loss_backward(np.sign(x - y), x, y, grad_output, reduction, output_mask)
+
+
+# ----------------------------------------------------------------------------- average pooling
+
+def _pool_out(op, size, k, s, p, ceil_mode):
+    if p > k // 2:
+        raise ValueError(f"{op}: padding should be at most half of the kernel size (kernel {k}), got {p}")
+    num = size + 2 * p - k
+    if num < 0:
+        raise ValueError(f"{op}: kernel size {k} is larger than the padded input size {size + 2 * p}")
+    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _batched4(op, x):
+    if x.ndim == 3:
+        return x[None], True
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input expects a 3D (C, H, W) or 4D (N, C, H, W) array, got shape {tuple(x.shape)}")
+    return x, False
+
+
+def _avg_params(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    kh, kw = _pair(op, "kernel_size", kernel_size)
+    sh, sw = (kh, kw) if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+        else _pair(op, "stride", stride)
+    ph, pw = _pair(op, "padding", padding)
+    if min(kh, kw) <= 0 or min(sh, sw) <= 0 or min(ph, pw) < 0:
+        raise ValueError(f"{op}: kernel_size and stride must be positive and padding non-negative, "
+                         f"got kernel_size={(kh, kw)}, stride={(sh, sw)}, padding={(ph, pw)}")
+    if divisor_override is not None and int(divisor_override) == 0:
+        raise ValueError(f"{op}: divisor_override must be non-zero")
+    H, W = x.shape[-2:]
+    OH = _pool_out(op, H, kh, sh, ph, ceil_mode)
+    OW = _pool_out(op, W, kw, sw, pw, ceil_mode)
+
+    def counts(size, o, k, s, p):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, size + p)
+        pool = end - start
+        cnt = np.minimum(end, size) - np.maximum(start, 0)
+        return (pool if count_include_pad else cnt)
+
+    if divisor_override is not None:
+        div = np.full((OH, OW), float(divisor_override))
+    else:
+        div = np.outer(counts(H, OH, kh, sh, ph), counts(W, OW, kw, sw, pw)).astype(np.float64)
+    # zero-padded extent so that every window lies inside
+    padb = max(0, (OH - 1) * sh + kh - ph - H)
+    padr = max(0, (OW - 1) * sw + kw - pw - W)
+    return (kh, kw, sh, sw, ph, pw, OH, OW, padb, padr), div.astype(x.dtype)
+
+
+# input (N, C, H, W) or (C, H, W)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    x = _float_array("avg_pool2d", "input", input)
+    x, unb = _batched4("avg_pool2d", x)
+    (kh, kw, sh, sw, ph, pw, OH, OW, padb, padr), div = _avg_params(
+        "avg_pool2d", x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, padb), (pw, padr)))
+    out = np.zeros(x.shape[:2] + (OH, OW), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out += xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+    out /= div
+    return out[0] if unb else out
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    x = _float_array("avg_pool2d_backward", "input", input)
+    x, unb = _batched4("avg_pool2d_backward", x)
+    (kh, kw, sh, sw, ph, pw, OH, OW, padb, padr), div = _avg_params(
+        "avg_pool2d_backward", x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    g = np.asarray(grad_output)
+    g = g[None] if unb else g
+    if g.shape != x.shape[:2] + (OH, OW):
+        raise ValueError(f"avg_pool2d_backward: grad_output expects shape {x.shape[:2] + (OH, OW)}, "
+                         f"got {tuple(g.shape)}")
+    g = g / div
+    H, W = x.shape[-2:]
+    gp = np.zeros((x.shape[0], x.shape[1], H + ph + padb, W + pw + padr), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += g
+    gi = np.ascontiguousarray(gp[:, :, ph:ph + H, pw:pw + W])
+    return gi[0] if unb else gi
+
+
+def _adaptive_matrices(op, x, output_size):
+    H, W = x.shape[-2:]
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        output_size = (output_size, output_size)
+    output_size = tuple(output_size)
+    if len(output_size) != 2:
+        raise ValueError(f"{op}: output_size expects an int or a pair, got {output_size!r}")
+    OH = H if output_size[0] is None else int(output_size[0])
+    OW = W if output_size[1] is None else int(output_size[1])
+    if OH <= 0 or OW <= 0:
+        raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
+    if H == 0 or W == 0:
+        raise ValueError(f"{op}: input spatial size must be non-zero, got {(H, W)}")
+
+    def mat(size, o):
+        i = np.arange(o)
+        start = (i * size) // o
+        end = -((-(i + 1) * size) // o)
+        cols = np.arange(size)
+        return ((cols[None, :] >= start[:, None]) & (cols[None, :] < end[:, None])).astype(x.dtype), end - start
+
+    Ah, lh = mat(H, OH)
+    Aw, lw = mat(W, OW)
+    return Ah, Aw, np.outer(lh, lw).astype(x.dtype)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    x = _float_array("adaptive_avg_pool2d", "input", input)
+    x, unb = _batched4("adaptive_avg_pool2d", x)
+    Ah, Aw, div = _adaptive_matrices("adaptive_avg_pool2d", x, output_size)
+    out = np.einsum("ph,nchw,qw->ncpq", Ah, x, Aw, optimize=True) / div
+    return out[0] if unb else out
+
+
+def adaptive_avg_pool2d_backward(grad_output, input, output_size):
+    x = _float_array("adaptive_avg_pool2d_backward", "input", input)
+    x, unb = _batched4("adaptive_avg_pool2d_backward", x)
+    Ah, Aw, div = _adaptive_matrices("adaptive_avg_pool2d_backward", x, output_size)
+    g = np.asarray(grad_output)
+    g = (g[None] if unb else g) / div
+    gi = np.einsum("ph,ncpq,qw->nchw", Ah, g, Aw, optimize=True).astype(x.dtype, copy=False)
+    return gi[0] if unb else gi
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+def _bn_prepare(op, x, weight, bias, running_mean, running_var):
+    x = _float_array(op, "input", x)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input expects at least 2 dimensions (N, C, ...), got shape {tuple(x.shape)}")
+    C = x.shape[1]
+    for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if a is not None:
+            _float_array(op, name, a)
+            if tuple(a.shape) != (C,):
+                raise ValueError(f"{op}: {name} expects shape ({C},) for input with {C} channels, "
+                                 f"got {tuple(a.shape)}")
+    _same_dtype(op, input=x, weight=weight, bias=bias)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, C) + (1,) * (x.ndim - 2)
+    return x, axes, shape
+
+
+# input (N, C, ...); running_mean/var (C,) updated in place in training (torch semantics)
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    x, axes, shape = _bn_prepare("batch_norm", input, weight, bias, running_mean, running_var)
+    if training:
+        n = x.size // x.shape[1]
+        if n <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {tuple(x.shape)}")
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        if running_mean is not None:
+            running_mean *= (1.0 - momentum)
+            running_mean += momentum * mean.astype(running_mean.dtype)
+        if running_var is not None:
+            running_var *= (1.0 - momentum)
+            running_var += momentum * (var * (n / (n - 1))).astype(running_var.dtype)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        mean, var = running_mean, running_var
+    invstd = 1.0 / np.sqrt(var + eps)
+    out = (x - mean.reshape(shape)) * invstd.astype(x.dtype).reshape(shape)
+    if weight is not None:
+        out *= weight.reshape(shape)
+    if bias is not None:
+        out += bias.reshape(shape)
+    return out.astype(x.dtype, copy=False)
+
+
+def batch_norm_backward(grad_output, input, weight=None, running_mean=None, running_var=None, training=False,
+                        eps=1e-5, output_mask=(True, True, True)):
+    x, axes, shape = _bn_prepare("batch_norm_backward", input, weight, None, running_mean, running_var)
+    g = grad_output
+    if training:
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+    else:
+        mean, var = running_mean, running_var
+    invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    gb = g.sum(axis=axes)
+    gw = (g * xhat).sum(axis=axes)
+    w = np.ones(x.shape[1], x.dtype) if weight is None else weight
+    gi = None
+    if output_mask[0]:
+        if training:
+            n = x.size // x.shape[1]
+            gi = (w * invstd / n).reshape(shape) * (n * g - gb.reshape(shape) - xhat * gw.reshape(shape))
+        else:
+            gi = g * (w * invstd).reshape(shape)
+        gi = gi.astype(x.dtype, copy=False)
+    return (gi, gw.astype(x.dtype, copy=False) if output_mask[1] else None,
+            gb.astype(x.dtype, copy=False) if output_mask[2] else None)
+
+
+# ----------------------------------------------------------------------------- dropout
+
+def dropout_mask(shape, p, dtype=np.float32):
+    """Scaled keep-mask for dropout: 0 where dropped, 1/(1-p) where kept (all zeros when p == 1)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p expects a value in [0, 1], got {p}")
+    if p == 1.0:
+        return np.zeros(shape, dtype=dtype)
+    keep = _random.generator().random(shape) >= p
+    return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
+
+
+def dropout(input, p=0.5, training=True):
+    x = _float_array("dropout", "input", input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p expects a value in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x.copy()
+    return x * dropout_mask(x.shape, p, x.dtype)
+
+
+def dropout_backward(grad_output, mask):
+    return grad_output * mask

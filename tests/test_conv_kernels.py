@@ -1,0 +1,238 @@
+"""The fast conv2d kernels (packed GEMM, stride-phase backward-data, chunked
+backward-weight, depthwise) against torch, across instruction sets and thread
+counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
+MR=6 rows, NR=16 (fp32 AVX2/scalar) / 8 (fp64) columns, KC=256 reduction,
+MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
+chunks and reads grad_output planes in place when P*Q >= 128.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pyconv
+from pyconv import _C
+
+ISAS = [i for i in ("scalar", "avx2", "avx512")
+        if ["scalar", "avx2", "avx512"].index(i) <= ["scalar", "avx2", "avx512"].index(_C.best_isa())]
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+# (N, C, H, W, K, R, S, stride, pad (t, b, l, r), dilation, groups)
+SHAPES = [
+    (1, 1, 1, 1, 1, 1, 1, 1, (0, 0, 0, 0), 1, 1),          # tiniest
+    (2, 3, 5, 5, 5, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # M < MR, P*Q < NR, across images
+    (2, 4, 4, 4, 6, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # M == MR, P*Q == NR
+    (3, 4, 5, 3, 7, 2, 2, 1, (1, 0, 0, 1), 1, 1),          # M = MR+1, asymmetric padding
+    (1, 5, 4, 17, 13, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # 1x1, columns 17 per row
+    (2, 28, 6, 6, 12, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # Kd = 252 < KC
+    (2, 29, 6, 6, 12, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # Kd = 261 > KC: two blocks
+    (1, 256, 3, 5, 8, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # Kd == KC
+    (1, 257, 3, 5, 8, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # Kd = KC+1
+    (2, 60, 4, 4, 9, 3, 3, 1, (1, 1, 1, 1), 1, 1),         # Kd = 540: three blocks
+    (1, 3, 4, 4, 143, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # M < MC
+    (1, 3, 4, 4, 144, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # M == MC
+    (1, 3, 4, 4, 145, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # M > MC
+    (1, 6, 1, 191, 7, 1, 1, 1, (0, 0, 0, 0), 1, 1),        # columns < NB
+    (1, 6, 1, 193, 7, 1, 3, 1, (0, 0, 1, 1), 1, 1),        # columns > NB
+    (2, 5, 13, 11, 6, 1, 1, 3, (0, 0, 0, 0), 1, 1),        # stride > kernel (empty phases)
+    (2, 4, 11, 13, 5, 2, 2, 3, (1, 0, 2, 1), 1, 1),        # stride > kernel, asymmetric pad
+    (2, 3, 17, 15, 8, 7, 7, 2, (3, 3, 3, 3), 1, 1),        # 7x7 s2 stem
+    (2, 5, 12, 12, 7, 3, 3, (2, 1), (2, 2, 2, 2), 2, 1),   # dilation with padding, mixed stride
+    (1, 4, 9, 10, 6, 3, 2, 1, (0, 0, 0, 0), (2, 3), 1),    # dilation, no padding
+    (2, 8, 7, 7, 12, 3, 3, 1, (1, 1, 1, 1), 1, 2),         # grouped
+    (2, 12, 6, 5, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),         # grouped, strided
+    (2, 8, 9, 9, 8, 3, 3, 1, (1, 1, 1, 1), 1, 8),          # depthwise
+    (2, 6, 10, 9, 6, 3, 3, 2, (1, 0, 1, 1), 1, 6),         # depthwise, strided, asymmetric
+    (1, 5, 11, 12, 5, 3, 3, (1, 3), (2, 2, 2, 2), 2, 5),   # depthwise, dilated, stride > kernel in w
+    (2, 4, 64, 64, 6, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # backward-weight: 2 chunks, planes in place
+    (3, 2, 60, 70, 5, 3, 2, 1, (1, 1, 0, 1), 1, 1),        # 3 chunks, ragged rows in place
+    (11, 3, 16, 8, 13, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # 8 chunks of 11 images, P*Q == 128
+    (0, 3, 5, 5, 4, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # empty batch
+    (2, 2, 11, 10, 5, 2, 2, 3, (1, 0, 2, 1), (1, 2), 1),   # few channels, stride > kernel, dilation
+    (2, 4, 7, 7, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),          # groups with channel multiplier 2 (not depthwise)
+]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def torch_ref(x, w, b, dy, stride, pad, dil, groups):
+    """Forward and gradients in float64 by torch (asymmetric padding via F.pad)."""
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    t, bo, l, r = pad
+    y = F.conv2d(F.pad(xt, (l, r, t, bo)), wt, bt, stride=stride, dilation=dil, groups=groups)
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    return [a.detach().numpy() for a in (y, xt.grad, wt.grad, bt.grad)]
+
+
+def run_pyconv(x, w, b, dy, stride, pad, dil, groups):
+    y = _C.conv2d_forward(x, w, b, stride, pad, dil, groups)
+    gi, gw, gb = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, True, True])
+    return [y, gi, gw, gb]
+
+
+def make(shape, dtype, seed=0):
+    N, C, H, W, K, R, S, stride, pad, dil, groups = shape
+    stride, dil = _pair(stride), _pair(dil)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, R, S)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    P = (H + pad[0] + pad[1] - dil[0] * (R - 1) - 1) // stride[0] + 1
+    Q = (W + pad[2] + pad[3] - dil[1] * (S - 1) - 1) // stride[1] + 1
+    dy = rng.standard_normal((N, K, P, Q)).astype(dtype)
+    return x, w, b, dy, stride, pad, dil, groups
+
+
+def assert_close(got, ref, tol, what):
+    assert got.shape == ref.shape, what
+    scale = max(float(np.abs(ref).max()) if ref.size else 0.0, 1e-30)
+    err = float(np.abs(got.astype(np.float64) - ref).max()) if ref.size else 0.0
+    assert err <= tol * scale, f"{what}: max error {err:.3g} > {tol:g} * {scale:.3g}"
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    isa, nt = _C.isa(), pyconv.get_num_threads()
+    yield
+    _C.set_isa(isa)
+    pyconv.set_num_threads(nt)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(i) for i in range(len(SHAPES))])
+def test_against_torch(shape, dtype, isa):
+    _C.set_isa(isa)
+    args = make(shape, dtype)
+    x, w, b, dy = args[:4]
+    ref = torch_ref(*args)
+    got = run_pyconv(*args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert g.dtype == dtype
+        assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
+
+
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29)])
+def test_threads_bitwise(shape):
+    args = make(shape, np.float32, seed=1)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(run_pyconv(*args))
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            assert np.array_equal(a, b)
+
+
+def test_isas_agree():
+    args = make(SHAPES[9], np.float32, seed=2)
+    res = {}
+    for isa in ISAS:
+        _C.set_isa(isa)
+        res[isa] = run_pyconv(*args)
+    for isa in ISAS[1:]:
+        for a, b in zip(res[ISAS[0]], res[isa]):
+            assert_close(a, b.astype(np.float64), 1e-4, isa)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 9, 17, 18, 21, 23, 26)])
+def test_strided_views(shape, dtype):
+    """Packers read through View4 strides: reversed, sliced, transposed, zero strides."""
+    x, w, b, dy, stride, pad, dil, groups = make(shape, dtype, seed=3)
+    rng = np.random.default_rng(4)
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
+    views = {
+        "x reversed w, sliced": np.ascontiguousarray(x[..., ::-1])[..., ::-1],
+        "x channels-last": np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+        "x every other": np.repeat(x, 2, axis=3)[..., ::2],
+    }
+    for name, xv in views.items():
+        assert np.array_equal(xv, x)
+        dyv = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got = run_pyconv(xv, w[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1], b, dyv, stride,
+                         pad, dil, groups)
+        for g, r, what in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[dtype], f"{what} {name}")
+    # zero strides: a broadcast input
+    xb = np.broadcast_to(rng.standard_normal((1, x.shape[1], 1, x.shape[3])).astype(dtype), x.shape)
+    refb = torch_ref(np.ascontiguousarray(xb), w, b, dy, stride, pad, dil, groups)
+    got = run_pyconv(xb, w, b, dy, stride, pad, dil, groups)
+    for g, r in zip(got, refb):
+        assert_close(g, r, TOL[dtype], "broadcast input")
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu"])
+def test_fused_epilogue(act):
+    x, w, b, dy, stride, pad, dil, groups = make(SHAPES[9], np.float32, seed=5)
+    y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
+    assert_close(z, ref, 1e-4, "preact")
+    fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}[act]
+    assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
+
+
+def test_zero_output_channels():
+    x = np.ones((2, 3, 5, 5), np.float32)
+    w = np.ones((0, 3, 3, 3), np.float32)
+    try:
+        y = _C.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    except ValueError:
+        return
+    assert y.shape == (2, 0, 3, 3)
+    gi, gw, gb = _C.conv2d_backward(np.ones((2, 0, 3, 3), np.float32), x, w, (1, 1), (0, 0, 0, 0),
+                                    (1, 1), 1, [True, True, True])
+    assert np.array_equal(gi, np.zeros_like(x)) and gw.shape == (0, 3, 3, 3)
+
+
+# conv_transpose2d runs as backward-data, its gradients as forward and backward-weight.
+# (N, Cin, H, W, Cout, R, S, stride, padding, output_padding, dilation, groups)
+CT_SHAPES = [
+    (2, 8, 5, 6, 6, 3, 3, 2, 1, 1, 1, 1),
+    (1, 12, 7, 4, 9, 4, 3, (3, 2), (1, 0), (2, 1), 1, 3),
+    (3, 5, 9, 9, 7, 3, 3, 1, 2, 0, 2, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", CT_SHAPES, ids=[str(i) for i in range(len(CT_SHAPES))])
+def test_conv_transpose_against_torch(shape, dtype):
+    from pyconv.ops import conv as ops
+    N, Ci, H, W, Co, R, S, st, pd, op, dil, g = shape
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
+    w = rng.standard_normal((Ci, Co // g, R, S)).astype(dtype)
+    b = rng.standard_normal(Co).astype(dtype)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    y = F.conv_transpose2d(xt, wt, bt, st, pd, op, g, dil)
+    dy = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    got_y = ops.conv_transpose2d(x, w, b, st, pd, op, g, dil)
+    gi, gw, gb = ops.conv_transpose2d_backward(dy, x, w, st, pd, op, g, dil)
+    for a, r, what in ((got_y, y, "forward"), (gi, xt.grad, "grad_input"),
+                       (gw, wt.grad, "grad_weight"), (gb, bt.grad, "grad_bias")):
+        assert_close(a, r.detach().numpy(), TOL[dtype], what)
+
+
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (1, 2, 0, 3)])
+def test_sparse_strides_read_in_place(pad):
+    """Strides far beyond the kernel: no padded copy of the input (read in place through
+    its strides, here reversed along W) or, with padding, the reference loops."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 2, 1030, 1030))[..., ::-1]
+    w = rng.standard_normal((3, 2, 2, 3))
+    b = rng.standard_normal(3)
+    stride, dil = (97, 101), (3, 2)
+    P = (1030 + pad[0] + pad[1] - dil[0] - 1) // stride[0] + 1
+    Q = (1030 + pad[2] + pad[3] - 2 * dil[1] - 1) // stride[1] + 1
+    dy = rng.standard_normal((1, 3, P, Q))
+    ref = torch_ref(np.ascontiguousarray(x), w, b, dy, stride, pad, dil, 1)
+    got = run_pyconv(x, w, b, dy, stride, pad, dil, 1)
+    for g, r, what in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, 1e-10, what)
