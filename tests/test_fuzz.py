@@ -422,16 +422,17 @@ def gen_max_pool2d(d, op):
         idx = np.zeros(oshape, np.int64)
     dy = arr(d, oshape, dt)
     case_unsafe = False
+    idx = layout(d, idx)
     if idx.size and d.int(0, 6) == 0:
         rng = np.random.default_rng(d.int(0, 2**32 - 1))
         bad = d.choice(["in", "neg", "big", "huge"])
-        idx = idx.copy()
+        idx = np.array(idx, order="C")  # reshape(-1) below must be a view
         pos = rng.integers(0, idx.size)
         plane = H * W
         idx.reshape(-1)[pos] = {"in": rng.integers(0, max(1, plane)), "neg": -1,
                                 "big": plane, "huge": 2**62}[bad]
         case_unsafe = bad != "in" or plane == 0
-    args = dict(grad_output=dy, input=x, indices=layout(d, idx), kernel_size=k, stride=s,
+    args = dict(grad_output=dy, input=x, indices=idx, kernel_size=k, stride=s,
                 padding=p, dilation=dil, ceil_mode=ceil)
 
     def ref(a, tt, tp):
@@ -551,6 +552,8 @@ def gen_activation(d, op):
     arrays = (["grad_output"] if op.endswith("_backward") else []) + ["input"]
     c = Case(args, ref, arrays=arrays, floats=floats, bools=["inplace"] if inplace else [],
              inplace=inplace)
+    if inplace and not x.flags.writeable:
+        c.dirty = "inplace into a read-only array"  # pyconv must refuse (numpy's ValueError)
     return c
 
 
@@ -711,7 +714,7 @@ def to_torch(device):
         if device == "meta":
             dt = torch.from_numpy(np.empty(0, a.dtype)).dtype
             return torch.empty(a.shape, dtype=dt, device="meta")
-        return torch.from_numpy(np.array(a))
+        return torch.from_numpy(np.array(a, order="C"))
     return tt
 
 
@@ -831,6 +834,21 @@ KNOWN = [
      "rejected", lambda op, c, m: _conv_op(op) and _empty(c, "input")),
     ("conv_transpose2d: an output size of exactly 0 is rejected; torch returns an empty array",
      "rejected", lambda op, c, m: op.startswith("conv_transpose2d") and "is not positive" in m),
+    ("max_unpool2d: input with 0 channels/height/width rejected; torch returns an empty array",
+     "rejected", lambda op, c, m: op.startswith("max_unpool2d") and "only the batch may be empty" in m),
+    ("max_unpool2d: an output size of 0 rejected; torch returns an empty array",
+     "rejected", lambda op, c, m: op.startswith("max_unpool2d") and "is not positive" in m),
+    ("activations: a numpy scalar is taken as a 0-d array (torch's functional rejects it)",
+     "accepted", lambda op, c, m: any(isinstance(v, np.generic) for v in c.kwargs.values())),
+    ("max_pool2d_backward: torch's forward gave an out-of-range index (window wholly in the "
+     "padding, ceil_mode); pyconv rejects that index",
+     "rejected", lambda op, c, m: op == "max_pool2d_backward" and "found an invalid index" in m),
+    ("elu_backward/hardswish_backward at input NaN: torch returns grad_output, pyconv NaN",
+     "mismatch", lambda op, c, m: op in ("elu_backward", "hardswish_backward")
+     and _nonfinite(c, "input")),
+    ("elu with alpha=NaN: torch gives 0 at input 0, pyconv NaN",
+     "mismatch", lambda op, c, m: op.startswith("elu") and isinstance(c.kwargs.get("alpha"), float)
+     and c.kwargs["alpha"] != c.kwargs["alpha"]),
     ("unaligned C-contiguous array rejected instead of copied",
      "rejected", lambda op, c, m: "not aligned" in m),
 ]
@@ -895,6 +913,8 @@ def judge(op, c: Case):
     if merr is not None and perr is not None:
         stats["both rejected" + (" (mutated)" if c.dirty else " (generated invalid)")] += 1
         return
+    if c.inplace:  # torch sees the arguments as they were before the call
+        c.kwargs = {k: saved[k][1] if k in saved else v for k, v in c.kwargs.items()}
     ref, terr, _ = run_torch(c, "cpu")
     if terr is not None:
         if perr is not None:
@@ -921,7 +941,7 @@ def judge(op, c: Case):
             return
         raise AssertionError(f"{e}\n{describe(c)}") from None
     if c.inplace and c.kwargs.get("inplace"):
-        x = c.kwargs[c.inplace]
+        x = saved[c.inplace][0]
         compare(op, x, to_numpy(ref), "inplace input")
     stats["compared equal"] += 1
 
