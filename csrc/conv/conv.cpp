@@ -45,7 +45,8 @@ template <typename T>
 void bias_activation(int64_t N, int64_t C, int64_t HW, const T* bias, Activation act, T* y,
                      T* preact) {
   const T param = static_cast<T>(act.param);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  // Small outputs (a linear layer's) cost less than waking the thread team.
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (N * C * HW >= (1 << 16))
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* yc = y + (n * C + c) * HW;
