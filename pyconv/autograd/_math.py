@@ -190,23 +190,18 @@ class Cast(Function):
 
 
 def _move(a, device):
+    """Array to "cpu" (numpy) or "cuda" (CuPy, through pyconv.cuda and its clear errors)."""
+    from .. import cuda as _cuda
     if device == "cpu":
-        return a.get() if _is_cuda_array(a) else a
+        return _cuda.to_host(a) if _is_cuda_array(a) else a
     if device != "cuda":
         raise ValueError(f"Tensor.to: unknown device {device!r} (expected 'cpu' or 'cuda')")
-    try:
-        from .. import cuda as _cuda
-        available = _cuda.is_available()
-    except Exception:
-        available = False
-    try:
-        import cupy
-    except ImportError:
-        cupy = None
-    if not available or cupy is None:
-        raise RuntimeError("Tensor.cuda: no CUDA device is available to pyconv (needs a CUDA build of pyconv, "
-                           "a CUDA device and CuPy); tensors stay on the cpu")
-    return cupy.asarray(a)
+    if _is_cuda_array(a):
+        return a
+    if not _cuda.is_available():
+        raise RuntimeError("Tensor.cuda: no CUDA device is available to pyconv (needs a CUDA build of pyconv "
+                           "and a CUDA device); tensors stay on the cpu")
+    return _cuda.to_device(a)
 
 
 class ToDevice(Function):
