@@ -188,40 +188,6 @@ void bind_conv(py::module_& m) {
       py::arg("act_param") = 0.0, py::arg("want_preact") = false);
 
   m.def(
-      "bias_activation_",
-      [](py::array y, py::object bias, int act_kind, double act_param, bool want_preact) -> py::object {
-        // In place on a freshly allocated (N, C, ...) output of linear: y = act(y + bias).
-        const char* op = "linear";
-        DType dt = common_dtype(op, {{&y, "output"}, {&bias, "bias"}});
-        if (y.ndim() < 1 || !(y.flags() & py::array::c_style) || !y.writeable())
-          throw ValueError("bias_activation_: expected a writable contiguous array");
-        const int64_t C = y.ndim() >= 2 ? y.shape(1) : y.shape(0);
-        const int64_t N = y.ndim() >= 2 ? y.shape(0) : 1;
-        const int64_t HW = C ? y.size() / (N * C ? N * C : 1) : 0;
-        Activation act = make_act(act_kind, act_param);
-        py::object z = py::none();
-        auto run = [&](auto tag) {
-          using T = decltype(tag);
-          int64_t blen;
-          const T* b = vec_ptr<T>(op, bias, "bias", blen);
-          if (b && blen != C) throw ValueError(str_cat(op, ": bias must have ", C, " elements"));
-          T* zp = nullptr;
-          if (want_preact) {
-            py::array_t<T> za(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
-            zp = za.mutable_data();
-            z = za;
-          }
-          T* yp = static_cast<T*>(y.mutable_data());
-          py::gil_scoped_release nogil;
-          bias_activation<T>(N, C, HW, b, act, yp, zp);
-        };
-        if (dt == DType::f32) run(float{}); else run(double{});
-        return z;
-      },
-      py::arg("output"), py::arg("bias"), py::arg("act_kind"), py::arg("act_param"),
-      py::arg("want_preact"));
-
-  m.def(
       "conv_transpose2d_backward",
       [](py::array dy, py::array x, py::array w, I2 stride, I2 pad, I2 out_pad, I2 dil,
          int64_t groups, std::array<bool, 3> mask) -> py::tuple {
