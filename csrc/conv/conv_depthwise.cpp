@@ -68,6 +68,16 @@ DwPlanes<T> dw_planes() {
   return {fwd_base<T>, bwd_data_base<T>, bwd_weight_base<T>};
 }
 
+// Dynamic scheduling in chunks of planes: each plane (or channel, for the weight
+// gradient) is still reduced by one thread in a fixed order, so results do not
+// depend on the schedule, but a thread delayed by the OS no longer holds up the
+// whole region with its static share.
+int64_t dw_chunk(int64_t items) {
+  const int64_t nt = num_threads();
+  const int64_t c = items / (nt * 8);
+  return c < 1 ? 1 : c;
+}
+
 DwGeom geom(const ConvParams& p) {
   return {p.H, p.W, p.P, p.Q, p.R, p.S, p.stride_h, p.stride_w, p.dil_h, p.dil_w, p.pad_top,
           p.pad_left};
@@ -82,7 +92,8 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
   const T prm = static_cast<T>(act.param);
   const DwPlanes<T> k = dw_planes<T>();
   const DwGeom g = geom(p);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  const int64_t chunk = dw_chunk(p.N * C);
+#pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* yp = y + (n * C + c) * PQ;
@@ -107,7 +118,8 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
   const int64_t C = p.C, HW = p.H * p.W;
   const DwPlanes<T> k = dw_planes<T>();
   const DwGeom g = geom(p);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+  const int64_t chunk = dw_chunk(p.N * C);
+#pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < C; ++c)
       k.bwd_data(&g, dy.data + n * dy.stride[0] + c * dy.stride[1], dy.stride[2], dy.stride[3],
@@ -119,7 +131,8 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
   const int64_t C = p.C, RS = p.R * p.S, Q = p.Q;
   const DwPlanes<T> k = dw_planes<T>();
   const DwGeom g = geom(p);
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+  const int64_t chunk = dw_chunk(C);
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t c = 0; c < C; ++c) {
     // acc[(r*S + s)*Q + ow] sums dy*x over (n, oh); reduced over ow at the end.
     thread_local std::vector<T> accv;

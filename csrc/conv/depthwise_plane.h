@@ -18,31 +18,204 @@ static inline void dw_ow_range(int64_t off, int64_t st, int64_t lim, int64_t Q, 
   if (hi < lo) hi = lo;
 }
 
+// Per-s ow ranges do not depend on the row: computed once per plane (two integer
+// divisions each) instead of once per (row, r, s).
+#define PYCONV_DW_MAXS 32
+struct DwRanges {
+  int64_t lo[PYCONV_DW_MAXS], hi[PYCONV_DW_MAXS];
+  bool pre;
+};
+static inline void dw_ranges(const DwGeom& g, DwRanges& rg) {
+  rg.pre = g.S <= PYCONV_DW_MAXS;
+  if (rg.pre)
+    for (int64_t s = 0; s < g.S; ++s) dw_ow_range(s * g.dw - g.pl, g.sw, g.W, g.Q, rg.lo[s], rg.hi[s]);
+}
+static inline void dw_range(const DwGeom& g, const DwRanges& rg, int64_t s, int64_t& lo,
+                            int64_t& hi) {
+  if (rg.pre) {
+    lo = rg.lo[s];
+    hi = rg.hi[s];
+  } else {
+    dw_ow_range(s * g.dw - g.pl, g.sw, g.W, g.Q, lo, hi);
+  }
+}
+
+// One output row, columns [qa, qb) only: y[oh, q] = sum over in-range (r, s), in
+// (r, s) order, of w[r,s] * x[...]. The whole row ([0, Q)) is the general kernel;
+// the 3x3 path below uses it for the border columns and rows.
+template <typename T>
+static void dw_fwd_row(const DwGeom& g, const DwRanges& rg, const T* x, int64_t xs2, int64_t xs3,
+                       const T* w, int64_t ws2, int64_t ws3, T* yr, int64_t oh, int64_t qa,
+                       int64_t qb) {
+  for (int64_t q = qa; q < qb; ++q) yr[q] = T(0);
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t ih = oh * g.sh - g.pt + r * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + ih * xs2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const T wv = w[r * ws2 + s * ws3];
+      const int64_t off = s * g.dw - g.pl;
+      int64_t lo, hi;
+      dw_range(g, rg, s, lo, hi);
+      if (lo < qa) lo = qa;
+      if (hi > qb) hi = qb;
+      if (g.sw == 1 && xs3 == 1) {
+        const T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xs[q];
+      } else if (g.sw == 2 && xs3 == 1) {
+        const T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xs[2 * q];
+      } else {
+        for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xr[(q * g.sw + off) * xs3];
+      }
+    }
+  }
+}
+
+// One output element of the general kernel (same taps, same order), for the few
+// border columns of the 3x3 path.
+template <typename T>
+static inline T dw_fwd_elem(const DwGeom& g, const DwRanges& rg, const T* x, int64_t xs2,
+                            int64_t xs3, const T* w, int64_t ws2, int64_t ws3, int64_t oh,
+                            int64_t q) {
+  T a = T(0);
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t ih = oh * g.sh - g.pt + r * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + ih * xs2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      if (q < rg.lo[s] || q >= rg.hi[s]) continue;
+      a += w[r * ws2 + s * ws3] * xr[(q * g.sw + s * g.dw - g.pl) * xs3];
+    }
+  }
+  return a;
+}
+
+// Columns where all three s taps are in range: [max lo_s, min hi_s).
+static inline void dw_interior(const DwRanges& rg, int64_t& qlo, int64_t& qhi) {
+  qlo = rg.lo[0];
+  qhi = rg.hi[0];
+  for (int s = 1; s < 3; ++s) {
+    if (rg.lo[s] > qlo) qlo = rg.lo[s];
+    if (rg.hi[s] < qhi) qhi = rg.hi[s];
+  }
+  if (qhi < qlo) qhi = qlo;
+}
+
 // y[oh, ow] = sum_{r,s} w[r,s] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw]   (y contiguous P x Q)
 template <typename T>
 static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, const T* w,
                          int64_t ws2, int64_t ws3, T* y) {
+  DwRanges rg;
+  dw_ranges(g, rg);
+  if (!(g.R == 3 && g.S == 3 && xs3 == 1 && (g.sw == 1 || g.sw == 2))) {
+    for (int64_t oh = 0; oh < g.P; ++oh)
+      dw_fwd_row(g, rg, x, xs2, xs3, w, ws2, ws3, y + oh * g.Q, oh, 0, g.Q);
+    return;
+  }
+  // 3x3: interior columns of interior rows take all nine taps in one pass, in the
+  // same (r, s) order and with the same operations as the general kernel.
+  int64_t qlo, qhi;
+  dw_interior(rg, qlo, qhi);
+  const T w00 = w[0], w01 = w[ws3], w02 = w[2 * ws3];
+  const T w10 = w[ws2], w11 = w[ws2 + ws3], w12 = w[ws2 + 2 * ws3];
+  const T w20 = w[2 * ws2], w21 = w[2 * ws2 + ws3], w22 = w[2 * ws2 + 2 * ws3];
+  const int64_t d1 = g.dw, d2 = 2 * g.dw;
   for (int64_t oh = 0; oh < g.P; ++oh) {
     T* yr = y + oh * g.Q;
-    for (int64_t q = 0; q < g.Q; ++q) yr[q] = T(0);
-    for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t ih = oh * g.sh - g.pt + r * g.dh;
-      if (ih < 0 || ih >= g.H) continue;
-      const T* xr = x + ih * xs2;
-      for (int64_t s = 0; s < g.S; ++s) {
-        const T wv = w[r * ws2 + s * ws3];
-        const int64_t off = s * g.dw - g.pl;
-        int64_t lo, hi;
-        dw_ow_range(off, g.sw, g.W, g.Q, lo, hi);
-        if (g.sw == 1 && xs3 == 1) {
-          const T* xs = xr + off;
-          for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xs[q];
-        } else {
-          for (int64_t q = lo; q < hi; ++q) yr[q] += wv * xr[(q * g.sw + off) * xs3];
-        }
+    const int64_t ih0 = oh * g.sh - g.pt;
+    if (ih0 < 0 || ih0 + 2 * g.dh >= g.H || qlo >= qhi) {
+      dw_fwd_row(g, rg, x, xs2, xs3, w, ws2, ws3, yr, oh, 0, g.Q);
+      continue;
+    }
+    for (int64_t q = 0; q < qlo; ++q) yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
+    const T* x0 = x + ih0 * xs2 - g.pl;
+    const T* x1 = x0 + g.dh * xs2;
+    const T* x2 = x1 + g.dh * xs2;
+    if (g.sw == 1) {
+      for (int64_t q = qlo; q < qhi; ++q) {
+        T a = T(0);
+        a += w00 * x0[q]; a += w01 * x0[q + d1]; a += w02 * x0[q + d2];
+        a += w10 * x1[q]; a += w11 * x1[q + d1]; a += w12 * x1[q + d2];
+        a += w20 * x2[q]; a += w21 * x2[q + d1]; a += w22 * x2[q + d2];
+        yr[q] = a;
+      }
+    } else {
+      for (int64_t q = qlo; q < qhi; ++q) {
+        const int64_t i = 2 * q;
+        T a = T(0);
+        a += w00 * x0[i]; a += w01 * x0[i + d1]; a += w02 * x0[i + d2];
+        a += w10 * x1[i]; a += w11 * x1[i + d1]; a += w12 * x1[i + d2];
+        a += w20 * x2[i]; a += w21 * x2[i + d1]; a += w22 * x2[i + d2];
+        yr[q] = a;
+      }
+    }
+    for (int64_t q = qhi; q < g.Q; ++q)
+      yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
+  }
+}
+
+// One dx row, columns [ia, ib) only (general kernel; see dw_bwd_data_plane).
+template <typename T>
+static void dw_bwd_data_row(const DwGeom& g, const DwRanges& rg, const T* dy, int64_t ds2,
+                            int64_t ds3, const T* w, int64_t ws2, int64_t ws3, T* xr, int64_t ih,
+                            int64_t ia, int64_t ib) {
+  for (int64_t i = ia; i < ib; ++i) xr[i] = T(0);
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t th = ih + g.pt - r * g.dh;
+    if (th < 0) continue;
+    int64_t oh = th;
+    if (g.sh != 1) {
+      if (th % g.sh) continue;
+      oh = th / g.sh;
+    }
+    if (oh >= g.P) continue;
+    const T* dr = dy + oh * ds2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const T wv = w[r * ws2 + s * ws3];
+      const int64_t off = s * g.dw - g.pl;
+      int64_t lo, hi;
+      dw_range(g, rg, s, lo, hi);
+      // iw = q*sw + off in [ia, ib)
+      if (ia > 0) {
+        const int64_t t = ia - off;
+        const int64_t l2 = t <= 0 ? 0 : (t + g.sw - 1) / g.sw;
+        if (l2 > lo) lo = l2;
+      }
+      if (ib < g.W) {
+        const int64_t t = ib - off;
+        const int64_t h2 = t <= 0 ? 0 : (t + g.sw - 1) / g.sw;
+        if (h2 < hi) hi = h2;
+      }
+      if (g.sw == 1 && ds3 == 1) {
+        T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) xs[q] += wv * dr[q];
+      } else if (g.sw == 2 && ds3 == 1) {
+        T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) xs[2 * q] += wv * dr[q];
+      } else {
+        for (int64_t q = lo; q < hi; ++q) xr[q * g.sw + off] += wv * dr[q * ds3];
       }
     }
   }
+}
+
+// One dx element of the general kernel at stride 1 (same taps, same order).
+template <typename T>
+static inline T dw_bwd_data_elem1(const DwGeom& g, const DwRanges& rg, const T* dy, int64_t ds2,
+                                  const T* w, int64_t ws2, int64_t ws3, int64_t ih, int64_t iw) {
+  T a = T(0);
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t oh = ih + g.pt - r * g.dh;
+    if (oh < 0 || oh >= g.P) continue;
+    const T* dr = dy + oh * ds2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t q = iw - (s * g.dw - g.pl);
+      if (q < rg.lo[s] || q >= rg.hi[s]) continue;
+      a += w[r * ws2 + s * ws3] * dr[q];
+    }
+  }
+  return a;
 }
 
 // dx[ih, iw] = sum over (r, s, oh, ow) with ih = oh*sh - pt + r*dh, iw = ow*sw - pl + s*dw
@@ -50,28 +223,46 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
 template <typename T>
 static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3, const T* w,
                               int64_t ws2, int64_t ws3, T* dx) {
+  DwRanges rg;
+  dw_ranges(g, rg);
+  if (!(g.R == 3 && g.S == 3 && ds3 == 1 && g.sh == 1 && g.sw == 1)) {
+    for (int64_t ih = 0; ih < g.H; ++ih)
+      dw_bwd_data_row(g, rg, dy, ds2, ds3, w, ws2, ws3, dx + ih * g.W, ih, 0, g.W);
+    return;
+  }
+  // 3x3 stride 1: dx[ih, iw] takes tap (r, s) from dy[ih + pt - r*dh, iw - off_s]; interior
+  // columns are those where every s is in range.
+  int64_t ilo = 0, ihi = g.W;
+  for (int s = 0; s < 3; ++s) {
+    const int64_t off = s * g.dw - g.pl;
+    if (rg.lo[s] + off > ilo) ilo = rg.lo[s] + off;
+    if (rg.hi[s] + off < ihi) ihi = rg.hi[s] + off;
+  }
+  if (ihi < ilo) ihi = ilo;
+  const T w00 = w[0], w01 = w[ws3], w02 = w[2 * ws3];
+  const T w10 = w[ws2], w11 = w[ws2 + ws3], w12 = w[ws2 + 2 * ws3];
+  const T w20 = w[2 * ws2], w21 = w[2 * ws2 + ws3], w22 = w[2 * ws2 + 2 * ws3];
+  const int64_t o0 = g.pl, o1 = g.pl - g.dw, o2 = g.pl - 2 * g.dw;  // dy col = iw + o_s
   for (int64_t ih = 0; ih < g.H; ++ih) {
     T* xr = dx + ih * g.W;
-    for (int64_t i = 0; i < g.W; ++i) xr[i] = T(0);
-    for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t th = ih + g.pt - r * g.dh;
-      if (th < 0 || th % g.sh) continue;
-      const int64_t oh = th / g.sh;
-      if (oh >= g.P) continue;
-      const T* dr = dy + oh * ds2;
-      for (int64_t s = 0; s < g.S; ++s) {
-        const T wv = w[r * ws2 + s * ws3];
-        const int64_t off = s * g.dw - g.pl;
-        int64_t lo, hi;
-        dw_ow_range(off, g.sw, g.W, g.Q, lo, hi);
-        if (g.sw == 1 && ds3 == 1) {
-          T* xs = xr + off;
-          for (int64_t q = lo; q < hi; ++q) xs[q] += wv * dr[q];
-        } else {
-          for (int64_t q = lo; q < hi; ++q) xr[q * g.sw + off] += wv * dr[q * ds3];
-        }
-      }
+    const int64_t oh0 = ih + g.pt;  // r = 0; r = 2 is oh0 - 2*dh
+    if (oh0 >= g.P || oh0 - 2 * g.dh < 0 || ilo >= ihi) {
+      dw_bwd_data_row(g, rg, dy, ds2, ds3, w, ws2, ws3, xr, ih, 0, g.W);
+      continue;
     }
+    for (int64_t i = 0; i < ilo; ++i) xr[i] = dw_bwd_data_elem1(g, rg, dy, ds2, w, ws2, ws3, ih, i);
+    const T* d0 = dy + oh0 * ds2;
+    const T* d1 = d0 - g.dh * ds2;
+    const T* d2 = d1 - g.dh * ds2;
+    for (int64_t i = ilo; i < ihi; ++i) {
+      T a = T(0);
+      a += w00 * d0[i + o0]; a += w01 * d0[i + o1]; a += w02 * d0[i + o2];
+      a += w10 * d1[i + o0]; a += w11 * d1[i + o1]; a += w12 * d1[i + o2];
+      a += w20 * d2[i + o0]; a += w21 * d2[i + o1]; a += w22 * d2[i + o2];
+      xr[i] = a;
+    }
+    for (int64_t i = ihi; i < g.W; ++i)
+      xr[i] = dw_bwd_data_elem1(g, rg, dy, ds2, w, ws2, ws3, ih, i);
   }
 }
 
@@ -79,6 +270,8 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
 template <typename T>
 static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3,
                                 const T* x, int64_t xs2, int64_t xs3, T* acc) {
+  DwRanges rg;
+  dw_ranges(g, rg);
   for (int64_t oh = 0; oh < g.P; ++oh) {
     const T* dr = dy + oh * ds2;
     for (int64_t r = 0; r < g.R; ++r) {
@@ -89,10 +282,13 @@ static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64
         T* a = acc + (r * g.S + s) * g.Q;
         const int64_t off = s * g.dw - g.pl;
         int64_t lo, hi;
-        dw_ow_range(off, g.sw, g.W, g.Q, lo, hi);
+        dw_range(g, rg, s, lo, hi);
         if (g.sw == 1 && xs3 == 1 && ds3 == 1) {
           const T* xs = xr + off;
           for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[q];
+        } else if (g.sw == 2 && xs3 == 1 && ds3 == 1) {
+          const T* xs = xr + off;
+          for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[2 * q];
         } else {
           for (int64_t q = lo; q < hi; ++q) a[q] += dr[q * ds3] * xr[(q * g.sw + off) * xs3];
         }
