@@ -218,6 +218,92 @@ static inline T dw_bwd_data_elem1(const DwGeom& g, const DwRanges& rg, const T* 
   return a;
 }
 
+// One dx element of the general kernel, any stride (same taps, same order).
+template <typename T>
+static inline T dw_bwd_data_elem(const DwGeom& g, const DwRanges& rg, const T* dy, int64_t ds2,
+                                 int64_t ds3, const T* w, int64_t ws2, int64_t ws3, int64_t ih,
+                                 int64_t iw) {
+  T a = T(0);
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t th = ih + g.pt - r * g.dh;
+    if (th < 0 || th % g.sh) continue;
+    const int64_t oh = th / g.sh;
+    if (oh >= g.P) continue;
+    const T* dr = dy + oh * ds2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t t = iw - (s * g.dw - g.pl);
+      if (t < 0 || t % g.sw) continue;
+      const int64_t q = t / g.sw;
+      if (q < rg.lo[s] || q >= rg.hi[s]) continue;
+      a += w[r * ws2 + s * ws3] * dr[q * ds3];
+    }
+  }
+  return a;
+}
+
+// 3x3, stride 2, dilation 1: dx row ih takes r in {0, 2} (ih + pt even) or r = 1 (odd),
+// column iw takes s in {0, 2} (iw + pl even) or s = 1 (odd); the pair of columns
+// (2u - pl, 2u + 1 - pl) reads dy columns u and u - 1. Border rows and columns go
+// through the general kernel.
+template <typename T>
+static void dw_bwd_data_plane_3x3s2(const DwGeom& g, const DwRanges& rg, const T* dy,
+                                    int64_t ds2, const T* w, int64_t ws2, int64_t ws3, T* dx) {
+  int64_t ilo = 0, ihi = g.W;
+  for (int s = 0; s < 3; ++s) {
+    const int64_t off = s - g.pl;
+    if (rg.lo[s] * 2 + off > ilo) ilo = rg.lo[s] * 2 + off;
+    if ((rg.hi[s] - 1) * 2 + off + 1 < ihi) ihi = (rg.hi[s] - 1) * 2 + off + 1;
+  }
+  if (ihi < ilo) ihi = ilo;
+  const T w00 = w[0], w01 = w[ws3], w02 = w[2 * ws3];
+  const T w10 = w[ws2], w11 = w[ws2 + ws3], w12 = w[ws2 + 2 * ws3];
+  const T w20 = w[2 * ws2], w21 = w[2 * ws2 + ws3], w22 = w[2 * ws2 + 2 * ws3];
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    T* xr = dx + ih * g.W;
+    const int64_t th = ih + g.pt;
+    const bool two = (th % 2) == 0;
+    const int64_t oh = two ? th / 2 : (th - 1) / 2;  // r = 0 (two) or r = 1; r = 2 is oh - 1
+    if (oh >= g.P || (two && oh - 1 < 0) || ilo >= ihi) {
+      dw_bwd_data_row(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, xr, ih, 0, g.W);
+      continue;
+    }
+    int64_t iw = 0;
+    for (; iw < ilo; ++iw) xr[iw] = dw_bwd_data_elem(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, ih, iw);
+    if ((iw + g.pl) % 2) {
+      xr[iw] = dw_bwd_data_elem(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, ih, iw);
+      ++iw;
+    }
+    // pairs (iw, iw + 1) = (2u - pl, 2u + 1 - pl) while iw + 1 < ihi
+    const int64_t u0 = (iw + g.pl) / 2;
+    const int64_t npair = iw + 1 < ihi ? (ihi - iw) / 2 : 0;
+    T* xe = xr + iw;
+    if (two) {
+      const T* dA = dy + oh * ds2 + u0;
+      const T* dB = dA - ds2;
+      for (int64_t j = 0; j < npair; ++j) {
+        T a = T(0);
+        a += w00 * dA[j]; a += w02 * dA[j - 1]; a += w20 * dB[j]; a += w22 * dB[j - 1];
+        T b = T(0);
+        b += w01 * dA[j]; b += w21 * dB[j];
+        xe[2 * j] = a;
+        xe[2 * j + 1] = b;
+      }
+    } else {
+      const T* dC = dy + oh * ds2 + u0;
+      for (int64_t j = 0; j < npair; ++j) {
+        T a = T(0);
+        a += w10 * dC[j]; a += w12 * dC[j - 1];
+        T b = T(0);
+        b += w11 * dC[j];
+        xe[2 * j] = a;
+        xe[2 * j + 1] = b;
+      }
+    }
+    for (iw += 2 * npair; iw < g.W; ++iw)
+      xr[iw] = dw_bwd_data_elem(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, ih, iw);
+  }
+}
+
 // dx[ih, iw] = sum over (r, s, oh, ow) with ih = oh*sh - pt + r*dh, iw = ow*sw - pl + s*dw
 // of w[r,s] * dy[oh, ow]; each dx row gathers its own taps (dx contiguous H x W).
 template <typename T>
@@ -225,6 +311,11 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
                               int64_t ws2, int64_t ws3, T* dx) {
   DwRanges rg;
   dw_ranges(g, rg);
+  if (g.R == 3 && g.S == 3 && ds3 == 1 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
+      g.S <= PYCONV_DW_MAXS) {
+    dw_bwd_data_plane_3x3s2(g, rg, dy, ds2, w, ws2, ws3, dx);
+    return;
+  }
   if (!(g.R == 3 && g.S == 3 && ds3 == 1 && g.sh == 1 && g.sw == 1)) {
     for (int64_t ih = 0; ih < g.H; ++ih)
       dw_bwd_data_row(g, rg, dy, ds2, ds3, w, ws2, ws3, dx + ih * g.W, ih, 0, g.W);
