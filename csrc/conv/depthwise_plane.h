@@ -226,14 +226,28 @@ static inline T dw_bwd_data_elem(const DwGeom& g, const DwRanges& rg, const T* d
   T a = T(0);
   for (int64_t r = 0; r < g.R; ++r) {
     const int64_t th = ih + g.pt - r * g.dh;
-    if (th < 0 || th % g.sh) continue;
-    const int64_t oh = th / g.sh;
+    if (th < 0) continue;
+    int64_t oh;
+    if (g.sh == 2) {  // no integer division on the common stride
+      if (th & 1) continue;
+      oh = th >> 1;
+    } else {
+      if (th % g.sh) continue;
+      oh = th / g.sh;
+    }
     if (oh >= g.P) continue;
     const T* dr = dy + oh * ds2;
     for (int64_t s = 0; s < g.S; ++s) {
       const int64_t t = iw - (s * g.dw - g.pl);
-      if (t < 0 || t % g.sw) continue;
-      const int64_t q = t / g.sw;
+      if (t < 0) continue;
+      int64_t q;
+      if (g.sw == 2) {
+        if (t & 1) continue;
+        q = t >> 1;
+      } else {
+        if (t % g.sw) continue;
+        q = t / g.sw;
+      }
       if (q < rg.lo[s] || q >= rg.hi[s]) continue;
       a += w[r * ws2 + s * ws3] * dr[q * ds3];
     }
