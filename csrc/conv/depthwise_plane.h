@@ -79,11 +79,11 @@ static inline T dw_fwd_elem(const DwGeom& g, const DwRanges& rg, const T* x, int
                             int64_t xs3, const T* w, int64_t ws2, int64_t ws3, int64_t oh,
                             int64_t q) {
   T a = T(0);
-  for (int64_t r = 0; r < g.R; ++r) {
+  for (int64_t r = 0; r < 3; ++r) {  // 3x3 path only
     const int64_t ih = oh * g.sh - g.pt + r * g.dh;
     if (ih < 0 || ih >= g.H) continue;
     const T* xr = x + ih * xs2;
-    for (int64_t s = 0; s < g.S; ++s) {
+    for (int64_t s = 0; s < 3; ++s) {
       if (q < rg.lo[s] || q >= rg.hi[s]) continue;
       a += w[r * ws2 + s * ws3] * xr[(q * g.sw + s * g.dw - g.pl) * xs3];
     }
@@ -125,7 +125,8 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
     T* yr = y + oh * g.Q;
     const int64_t ih0 = oh * g.sh - g.pt;
     if (ih0 < 0 || ih0 + 2 * g.dh >= g.H || qlo >= qhi) {
-      dw_fwd_row(g, rg, x, xs2, xs3, w, ws2, ws3, yr, oh, 0, g.Q);
+      for (int64_t q = 0; q < g.Q; ++q)
+        yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
       continue;
     }
     for (int64_t q = 0; q < qlo; ++q) yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
@@ -205,11 +206,11 @@ template <typename T>
 static inline T dw_bwd_data_elem1(const DwGeom& g, const DwRanges& rg, const T* dy, int64_t ds2,
                                   const T* w, int64_t ws2, int64_t ws3, int64_t ih, int64_t iw) {
   T a = T(0);
-  for (int64_t r = 0; r < g.R; ++r) {
+  for (int64_t r = 0; r < 3; ++r) {  // 3x3 path only
     const int64_t oh = ih + g.pt - r * g.dh;
     if (oh < 0 || oh >= g.P) continue;
     const T* dr = dy + oh * ds2;
-    for (int64_t s = 0; s < g.S; ++s) {
+    for (int64_t s = 0; s < 3; ++s) {
       const int64_t q = iw - (s * g.dw - g.pl);
       if (q < rg.lo[s] || q >= rg.hi[s]) continue;
       a += w[r * ws2 + s * ws3] * dr[q];
@@ -224,7 +225,7 @@ static inline T dw_bwd_data_elem(const DwGeom& g, const DwRanges& rg, const T* d
                                  int64_t ds3, const T* w, int64_t ws2, int64_t ws3, int64_t ih,
                                  int64_t iw) {
   T a = T(0);
-  for (int64_t r = 0; r < g.R; ++r) {
+  for (int64_t r = 0; r < 3; ++r) {  // 3x3 path only
     const int64_t th = ih + g.pt - r * g.dh;
     if (th < 0) continue;
     int64_t oh;
@@ -237,7 +238,7 @@ static inline T dw_bwd_data_elem(const DwGeom& g, const DwRanges& rg, const T* d
     }
     if (oh >= g.P) continue;
     const T* dr = dy + oh * ds2;
-    for (int64_t s = 0; s < g.S; ++s) {
+    for (int64_t s = 0; s < 3; ++s) {
       const int64_t t = iw - (s * g.dw - g.pl);
       if (t < 0) continue;
       int64_t q;
@@ -278,7 +279,8 @@ static void dw_bwd_data_plane_3x3s2(const DwGeom& g, const DwRanges& rg, const T
     const bool two = (th % 2) == 0;
     const int64_t oh = two ? th / 2 : (th - 1) / 2;  // r = 0 (two) or r = 1; r = 2 is oh - 1
     if (oh >= g.P || (two && oh - 1 < 0) || ilo >= ihi) {
-      dw_bwd_data_row(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, xr, ih, 0, g.W);
+      for (int64_t i = 0; i < g.W; ++i)
+        xr[i] = dw_bwd_data_elem(g, rg, dy, ds2, int64_t(1), w, ws2, ws3, ih, i);
       continue;
     }
     int64_t iw = 0;
@@ -352,7 +354,8 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
     T* xr = dx + ih * g.W;
     const int64_t oh0 = ih + g.pt;  // r = 0; r = 2 is oh0 - 2*dh
     if (oh0 >= g.P || oh0 - 2 * g.dh < 0 || ilo >= ihi) {
-      dw_bwd_data_row(g, rg, dy, ds2, ds3, w, ws2, ws3, xr, ih, 0, g.W);
+      for (int64_t i = 0; i < g.W; ++i)
+        xr[i] = dw_bwd_data_elem1(g, rg, dy, ds2, w, ws2, ws3, ih, i);
       continue;
     }
     for (int64_t i = 0; i < ilo; ++i) xr[i] = dw_bwd_data_elem1(g, rg, dy, ds2, w, ws2, ws3, ih, i);
