@@ -374,33 +374,92 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
   }
 }
 
+// One dy row of the general weight-gradient kernel, columns [qa, qb) only.
+template <typename T>
+static void dw_bwd_weight_row(const DwGeom& g, const DwRanges& rg, const T* dr, int64_t ds3,
+                              const T* x, int64_t xs2, int64_t xs3, T* acc, int64_t oh,
+                              int64_t qa, int64_t qb) {
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t ih = oh * g.sh - g.pt + r * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = x + ih * xs2;
+    for (int64_t s = 0; s < g.S; ++s) {
+      T* a = acc + (r * g.S + s) * g.Q;
+      const int64_t off = s * g.dw - g.pl;
+      int64_t lo, hi;
+      dw_range(g, rg, s, lo, hi);
+      if (lo < qa) lo = qa;
+      if (hi > qb) hi = qb;
+      if (g.sw == 1 && xs3 == 1 && ds3 == 1) {
+        const T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[q];
+      } else if (g.sw == 2 && xs3 == 1 && ds3 == 1) {
+        const T* xs = xr + off;
+        for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[2 * q];
+      } else {
+        for (int64_t q = lo; q < hi; ++q) a[q] += dr[q * ds3] * xr[(q * g.sw + off) * xs3];
+      }
+    }
+  }
+}
+
+// 3x3 interior columns of one interior dy row, one kernel row r: the three tap
+// accumulators of r in one pass (each acc element still gets one update per row).
+template <typename T, int SW>
+static void dw_bwd_weight_interior(const T* __restrict dr, const T* __restrict xr, int64_t d1,
+                                   int64_t d2, T* __restrict a0, T* __restrict a1,
+                                   T* __restrict a2, int64_t qlo, int64_t qhi) {
+  for (int64_t q = qlo; q < qhi; ++q) {
+    const T d = dr[q];
+    const int64_t i = SW * q;
+    a0[q] += d * xr[i];
+    a1[q] += d * xr[i + d1];
+    a2[q] += d * xr[i + d2];
+  }
+}
+
 // acc[(r*S + s)*Q + ow] += dy[oh, ow] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw] over oh.
 template <typename T>
 static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3,
                                 const T* x, int64_t xs2, int64_t xs3, T* acc) {
   DwRanges rg;
   dw_ranges(g, rg);
+  if (!(g.R == 3 && g.S == 3 && xs3 == 1 && ds3 == 1 && (g.sw == 1 || g.sw == 2))) {
+    for (int64_t oh = 0; oh < g.P; ++oh)
+      dw_bwd_weight_row(g, rg, dy + oh * ds2, ds3, x, xs2, xs3, acc, oh, 0, g.Q);
+    return;
+  }
+  int64_t qlo, qhi;
+  dw_interior(rg, qlo, qhi);
+  const int64_t Q = g.Q, d1 = g.dw, d2 = 2 * g.dw;
   for (int64_t oh = 0; oh < g.P; ++oh) {
     const T* dr = dy + oh * ds2;
-    for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t ih = oh * g.sh - g.pt + r * g.dh;
-      if (ih < 0 || ih >= g.H) continue;
-      const T* xr = x + ih * xs2;
-      for (int64_t s = 0; s < g.S; ++s) {
-        T* a = acc + (r * g.S + s) * g.Q;
-        const int64_t off = s * g.dw - g.pl;
-        int64_t lo, hi;
-        dw_range(g, rg, s, lo, hi);
-        if (g.sw == 1 && xs3 == 1 && ds3 == 1) {
-          const T* xs = xr + off;
-          for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[q];
-        } else if (g.sw == 2 && xs3 == 1 && ds3 == 1) {
-          const T* xs = xr + off;
-          for (int64_t q = lo; q < hi; ++q) a[q] += dr[q] * xs[2 * q];
-        } else {
-          for (int64_t q = lo; q < hi; ++q) a[q] += dr[q * ds3] * xr[(q * g.sw + off) * xs3];
+    const int64_t ih0 = oh * g.sh - g.pt;
+    if (ih0 < 0 || ih0 + 2 * g.dh >= g.H || qlo >= qhi) {
+      dw_bwd_weight_row(g, rg, dr, ds3, x, xs2, xs3, acc, oh, 0, Q);
+      continue;
+    }
+    const T* x0 = x + ih0 * xs2 - g.pl;
+    const T* x1 = x0 + g.dh * xs2;
+    const T* x2 = x1 + g.dh * xs2;
+    const T* xs[3] = {x0, x1, x2};
+    for (int r = 0; r < 3; ++r) {
+      T* a = acc + 3 * r * Q;
+      if (g.sw == 1)
+        dw_bwd_weight_interior<T, 1>(dr, xs[r], d1, d2, a, a + Q, a + 2 * Q, qlo, qhi);
+      else
+        dw_bwd_weight_interior<T, 2>(dr, xs[r], d1, d2, a, a + Q, a + 2 * Q, qlo, qhi);
+    }
+    // Border columns: scalar, only the in-range taps (all three rows are in range).
+    for (int64_t q = 0; q < Q; ++q) {
+      if (q == qlo) q = qhi;
+      if (q >= Q) break;
+      const T d = dr[q];
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s) {
+          if (q < rg.lo[s] || q >= rg.hi[s]) continue;
+          acc[(3 * r + s) * Q + q] += d * xs[r][q * g.sw + s * g.dw];
         }
-      }
     }
   }
 }
