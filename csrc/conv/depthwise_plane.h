@@ -102,6 +102,23 @@ static inline void dw_interior(const DwRanges& rg, int64_t& qlo, int64_t& qhi) {
   if (qhi < qlo) qhi = qlo;
 }
 
+// Interior columns of an interior output row: all nine taps in (r, s) order.
+template <typename T, int SW>
+static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
+                            const T* __restrict x2, int64_t d1, int64_t d2,
+                            const T* __restrict wk, T* __restrict yr, int64_t qlo, int64_t qhi) {
+  const T w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5],
+          w20 = wk[6], w21 = wk[7], w22 = wk[8];
+  for (int64_t q = qlo; q < qhi; ++q) {
+    const int64_t i = SW * q;
+    T a = T(0);
+    a += w00 * x0[i]; a += w01 * x0[i + d1]; a += w02 * x0[i + d2];
+    a += w10 * x1[i]; a += w11 * x1[i + d1]; a += w12 * x1[i + d2];
+    a += w20 * x2[i]; a += w21 * x2[i + d1]; a += w22 * x2[i + d2];
+    yr[q] = a;
+  }
+}
+
 // y[oh, ow] = sum_{r,s} w[r,s] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw]   (y contiguous P x Q)
 template <typename T>
 static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, const T* w,
@@ -121,6 +138,7 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
   const T w10 = w[ws2], w11 = w[ws2 + ws3], w12 = w[ws2 + 2 * ws3];
   const T w20 = w[2 * ws2], w21 = w[2 * ws2 + ws3], w22 = w[2 * ws2 + 2 * ws3];
   const int64_t d1 = g.dw, d2 = 2 * g.dw;
+  const T wk[9] = {w00, w01, w02, w10, w11, w12, w20, w21, w22};
   for (int64_t oh = 0; oh < g.P; ++oh) {
     T* yr = y + oh * g.Q;
     const int64_t ih0 = oh * g.sh - g.pt;
@@ -133,24 +151,10 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
     const T* x0 = x + ih0 * xs2 - g.pl;
     const T* x1 = x0 + g.dh * xs2;
     const T* x2 = x1 + g.dh * xs2;
-    if (g.sw == 1) {
-      for (int64_t q = qlo; q < qhi; ++q) {
-        T a = T(0);
-        a += w00 * x0[q]; a += w01 * x0[q + d1]; a += w02 * x0[q + d2];
-        a += w10 * x1[q]; a += w11 * x1[q + d1]; a += w12 * x1[q + d2];
-        a += w20 * x2[q]; a += w21 * x2[q + d1]; a += w22 * x2[q + d2];
-        yr[q] = a;
-      }
-    } else {
-      for (int64_t q = qlo; q < qhi; ++q) {
-        const int64_t i = 2 * q;
-        T a = T(0);
-        a += w00 * x0[i]; a += w01 * x0[i + d1]; a += w02 * x0[i + d2];
-        a += w10 * x1[i]; a += w11 * x1[i + d1]; a += w12 * x1[i + d2];
-        a += w20 * x2[i]; a += w21 * x2[i + d1]; a += w22 * x2[i + d2];
-        yr[q] = a;
-      }
-    }
+    if (g.sw == 1)
+      dw_fwd_interior<T, 1>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+    else
+      dw_fwd_interior<T, 2>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
     for (int64_t q = qhi; q < g.Q; ++q)
       yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
   }
