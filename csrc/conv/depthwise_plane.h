@@ -103,7 +103,8 @@ static inline void dw_interior(const DwRanges& rg, int64_t& qlo, int64_t& qhi) {
 }
 
 // Interior columns of an interior output row: all nine taps in (r, s) order.
-template <typename T, int SW>
+// RM: bit r set when kernel row r is in range (7 inside, 6 / 3 on the top / bottom row).
+template <typename T, int SW, int RM>
 static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
                             const T* __restrict x2, int64_t d1, int64_t d2,
                             const T* __restrict wk, T* __restrict yr, int64_t qlo, int64_t qhi) {
@@ -112,9 +113,9 @@ static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
   for (int64_t q = qlo; q < qhi; ++q) {
     const int64_t i = SW * q;
     T a = T(0);
-    a += w00 * x0[i]; a += w01 * x0[i + d1]; a += w02 * x0[i + d2];
-    a += w10 * x1[i]; a += w11 * x1[i + d1]; a += w12 * x1[i + d2];
-    a += w20 * x2[i]; a += w21 * x2[i + d1]; a += w22 * x2[i + d2];
+    if (RM & 1) { a += w00 * x0[i]; a += w01 * x0[i + d1]; a += w02 * x0[i + d2]; }
+    if (RM & 2) { a += w10 * x1[i]; a += w11 * x1[i + d1]; a += w12 * x1[i + d2]; }
+    if (RM & 4) { a += w20 * x2[i]; a += w21 * x2[i + d1]; a += w22 * x2[i + d2]; }
     yr[q] = a;
   }
 }
@@ -142,19 +143,28 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
   for (int64_t oh = 0; oh < g.P; ++oh) {
     T* yr = y + oh * g.Q;
     const int64_t ih0 = oh * g.sh - g.pt;
-    if (ih0 < 0 || ih0 + 2 * g.dh >= g.H || qlo >= qhi) {
+    const bool v0 = ih0 >= 0 && ih0 < g.H, v1 = ih0 + g.dh >= 0 && ih0 + g.dh < g.H,
+               v2 = ih0 + 2 * g.dh >= 0 && ih0 + 2 * g.dh < g.H;
+    const int rm = (v0 ? 1 : 0) | (v1 ? 2 : 0) | (v2 ? 4 : 0);
+    if (!(rm == 7 || rm == 6 || rm == 3) || qlo >= qhi) {
       for (int64_t q = 0; q < g.Q; ++q)
         yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
       continue;
     }
     for (int64_t q = 0; q < qlo; ++q) yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
+    // Row pointers of out-of-range kernel rows are never dereferenced.
     const T* x0 = x + ih0 * xs2 - g.pl;
     const T* x1 = x0 + g.dh * xs2;
     const T* x2 = x1 + g.dh * xs2;
-    if (g.sw == 1)
-      dw_fwd_interior<T, 1>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
-    else
-      dw_fwd_interior<T, 2>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+    if (g.sw == 1) {
+      if (rm == 7) dw_fwd_interior<T, 1, 7>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+      else if (rm == 6) dw_fwd_interior<T, 1, 6>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+      else dw_fwd_interior<T, 1, 3>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+    } else {
+      if (rm == 7) dw_fwd_interior<T, 2, 7>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+      else if (rm == 6) dw_fwd_interior<T, 2, 6>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+      else dw_fwd_interior<T, 2, 3>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
+    }
     for (int64_t q = qhi; q < g.Q; ++q)
       yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
   }
