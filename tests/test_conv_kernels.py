@@ -236,3 +236,43 @@ def test_sparse_strides_read_in_place(pad):
     got = run_pyconv(x, w, b, dy, stride, pad, dil, 1)
     for g, r, what in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
         assert_close(g, r, 1e-10, what)
+
+
+# The direct depthwise kernels (csrc/conv/depthwise_plane.h) branch on the kernel size
+# (3x3 single-pass interiors), the stride (1, 2, other), which kernel rows are in range
+# for each output row (row masks) and the interior column range; small planes, padding up
+# to and beyond the kernel, dilation and channel multipliers reach every branch.
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@st.composite
+def depthwise_problem(draw):
+    C = draw(st.integers(1, 4))
+    kg = draw(st.sampled_from([1, 1, 2]))
+    R = draw(st.sampled_from([3, 3, 3, 1, 2, 5]))
+    S = draw(st.sampled_from([R, R, 3, 1, 4]))
+    sh = draw(st.sampled_from([1, 1, 2, 2, 3]))
+    sw = draw(st.sampled_from([sh, sh, 1, 2, 3]))
+    dh, dw = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2), (3, 1)]))
+    pad = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    H = draw(st.integers(1, 19))
+    W = draw(st.integers(1, 23))
+    if H + pad[0] + pad[1] < dh * (R - 1) + 1 or W + pad[2] + pad[3] < dw * (S - 1) + 1:
+        H += dh * (R - 1) + 1
+        W += dw * (S - 1) + 1
+    N = draw(st.integers(1, 2))
+    return (N, C, H, W, C * kg, R, S, (sh, sw), pad, (dh, dw), C)
+
+
+@given(depthwise_problem(), st.sampled_from([np.float64, np.float32]), st.sampled_from(ISAS))
+def test_depthwise_sweep(shape, dtype, isa):
+    _C.set_isa(isa)
+    args = make(shape, dtype, seed=8)
+    ref = torch_ref(*args)
+    got = run_pyconv(*args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
+    pyconv.set_num_threads(1)
+    one = run_pyconv(*args)
+    for a, b in zip(got, one):
+        assert np.array_equal(a, b), f"threads differ {shape}"
