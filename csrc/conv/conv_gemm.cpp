@@ -97,9 +97,11 @@ struct GridB {
           const Seg& sg = segs[sgi];
           const T* sp = sg.base + ko;
           T* dd = d + sg.jp;
-          if (cs == 1)
-            for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q];
-          else
+          if (cs == 1) {
+            int64_t q = 0;
+            for (; q + 8 <= sg.len; q += 8) std::memcpy(dd + q, sp + q, 8 * sizeof(T));
+            for (; q < sg.len; ++q) dd[q] = sp[q];
+          } else
             for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q * cs];
         }
         for (int64_t q = pv; q < NR; ++q) d[q] = T(0);
@@ -158,6 +160,16 @@ struct GridC {
         for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(act.kind, prm, v[q]);
       }
     }
+  }
+
+  // A full tile written in place: dense grid, the tile's columns within one image.
+  T* direct(int64_t m0, int64_t j0, bool last, int64_t& ldc) const {
+    if (last && (bias || pre || act.kind != ActKind::none)) return nullptr;
+    if (col_step != 1 || !(row_step == Gw || Gh == 1)) return nullptr;
+    const int64_t GG = Gh * Gw, n = j0 / GG, rem = j0 % GG;
+    if (rem + NR > GG) return nullptr;
+    ldc = row_stride;
+    return base + m0 * row_stride + off0 + n * img_stride + rem;
   }
 
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, bool first,

@@ -30,13 +30,15 @@ constexpr int64_t kNB = 192;
 constexpr int kMaxMR = 6;
 constexpr int kMaxNR = 32;
 
-// c[i*NR + j] = sum_{k < kc} a[k*MR + i] * b[k*NR + j]  (overwrites c).
+// c[i*ldc + j] (+)= sum_{k < kc} a[k*MR + i] * b[k*NR + j]: overwrites c, or adds to it
+// when acc.
 template <typename T>
-using UkrFn = void (*)(int64_t kc, const T* a, const T* b, T* c);
+using UkrFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool acc);
 
 // The same with A read in place as MR rows: a[i*lda + k].
 template <typename T>
-using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c);
+using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
+                           bool acc);
 
 template <typename T>
 struct UKernel {

@@ -8,6 +8,10 @@
 //        panel jp at dst + jp*NR*kc, columns past nb zero.
 //   store(m0, mv, j0, nv, tile, first, last)     : tile[i*NR + j] for rows m0+i < m0+mv and
 //        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
+//   store.direct(m0, j0, last, ldc) -> T*        : where a full MR x NR tile at (m0, j0) may
+//        be written straight from registers (C row i at p + i*ldc), or null when its columns
+//        are not contiguous or the last block has an epilogue; the micro-kernel then
+//        overwrites (first) or adds to C there, with the same rounding as store().
 //   first_call / last_call: whether this call's first block overwrites C and its last block
 //        applies the epilogue (a caller may split one reduction into several calls).
 //
@@ -66,11 +70,15 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
       }
       for (int64_t j = 0; j < nb; j += NR) {
         const int64_t nv = nb - j < NR ? nb - j : NR;
+        const T* bp = bbuf + (j / NR) * NR * kc;
+        int64_t ldc = NR;
+        T* c = mv == MR && nv == NR ? store.direct(m0 + i, j0 + j, last, ldc) : nullptr;
+        if (!c) ldc = NR;
         if (rows)
-          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bbuf + (j / NR) * NR * kc, tile);
+          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c ? c : tile, ldc, c && !first);
         else
-          uk.fn(kc, ap, bbuf + (j / NR) * NR * kc, tile);
-        store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), first, last);
+          uk.fn(kc, ap, bp, c ? c : tile, ldc, c && !first);
+        if (!c) store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), first, last);
       }
     }
   }

@@ -3,23 +3,23 @@
 
 namespace pyconv {
 namespace scalar {
-void f32_gemm_6x16(int64_t, const float*, const float*, float*);
-void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*);
-void f64_gemm_6x8(int64_t, const double*, const double*, double*);
-void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*);
+void f32_gemm_6x16(int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+void f64_gemm_6x8(int64_t, const double*, const double*, double*, int64_t, bool);
+void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
 }  // namespace scalar
 #if defined(PYCONV_X86)
 namespace avx2 {
-void f32_gemm_6x16(int64_t, const float*, const float*, float*);
-void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*);
-void f64_gemm_6x8(int64_t, const double*, const double*, double*);
-void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*);
+void f32_gemm_6x16(int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+void f64_gemm_6x8(int64_t, const double*, const double*, double*, int64_t, bool);
+void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
 }  // namespace avx2
 namespace avx512 {
-void f32_gemm_6x32(int64_t, const float*, const float*, float*);
-void f32_gemm_6x32_rows(int64_t, const float*, int64_t, const float*, float*);
-void f64_gemm_6x16(int64_t, const double*, const double*, double*);
-void f64_gemm_6x16_rows(int64_t, const double*, int64_t, const double*, double*);
+void f32_gemm_6x32(int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_6x32_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+void f64_gemm_6x16(int64_t, const double*, const double*, double*, int64_t, bool);
+void f64_gemm_6x16_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
 }  // namespace avx512
 #endif
 

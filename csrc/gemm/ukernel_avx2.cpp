@@ -15,6 +15,7 @@ struct VF {
   static void store(T* p, reg r) { _mm256_storeu_ps(p, r); }
   static reg bcast(const T* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
 };
 struct VD {
   using T = double;
@@ -25,23 +26,28 @@ struct VD {
   static void store(T* p, reg r) { _mm256_storeu_pd(p, r); }
   static reg bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
 };
 
 #include "gemm/ukernel_tmpl.h"
 
 }  // namespace
 
-void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c) {
-  ukr_tile<VF, 6, false>(kc, a, 0, b, c);
+void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  bool acc) {
+  ukr_tile<VF, 6, false>(kc, a, 0, b, c, ldc, acc);
 }
-void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
-  ukr_tile<VF, 6, true>(kc, a, lda, b, c);
+void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                       int64_t ldc, bool acc) {
+  ukr_tile<VF, 6, true>(kc, a, lda, b, c, ldc, acc);
 }
-void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c) {
-  ukr_tile<VD, 6, false>(kc, a, 0, b, c);
+void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc) {
+  ukr_tile<VD, 6, false>(kc, a, 0, b, c, ldc, acc);
 }
-void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
-  ukr_tile<VD, 6, true>(kc, a, lda, b, c);
+void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
+                       int64_t ldc, bool acc) {
+  ukr_tile<VD, 6, true>(kc, a, lda, b, c, ldc, acc);
 }
 
 }  // namespace pyconv::avx2

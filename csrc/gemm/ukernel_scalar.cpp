@@ -30,6 +30,11 @@ struct VArr {
     for (int l = 0; l < L; ++l) r.v[l] = *p;
     return r;
   }
+  static reg add(const reg& a, const reg& b) {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = a.v[l] + b.v[l];
+    return r;
+  }
   static reg fma(const reg& a, const reg& b, const reg& c) {
     reg r;
     for (int l = 0; l < L; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
@@ -41,17 +46,21 @@ struct VArr {
 
 }  // namespace
 
-void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c) {
-  ukr_tile<VArr<float, 8>, 6, false>(kc, a, 0, b, c);
+void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  bool acc) {
+  ukr_tile<VArr<float, 8>, 6, false>(kc, a, 0, b, c, ldc, acc);
 }
-void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c) {
-  ukr_tile<VArr<float, 8>, 6, true>(kc, a, lda, b, c);
+void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                       int64_t ldc, bool acc) {
+  ukr_tile<VArr<float, 8>, 6, true>(kc, a, lda, b, c, ldc, acc);
 }
-void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c) {
-  ukr_tile<VArr<double, 4>, 6, false>(kc, a, 0, b, c);
+void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc) {
+  ukr_tile<VArr<double, 4>, 6, false>(kc, a, 0, b, c, ldc, acc);
 }
-void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c) {
-  ukr_tile<VArr<double, 4>, 6, true>(kc, a, lda, b, c);
+void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
+                       int64_t ldc, bool acc) {
+  ukr_tile<VArr<double, 4>, 6, true>(kc, a, lda, b, c, ldc, acc);
 }
 
 }  // namespace pyconv::scalar

@@ -3,16 +3,19 @@
 // (each inside its own namespace, compiled with its own ISA flags), so the
 // AVX-512 tile is structurally identical to the tested AVX2 one.
 //
-// V provides: type T, lanes, reg, zero(), load(p), store(p, r), bcast(p), fma(a, b, c) = a*b + c.
+// V provides: type T, lanes, reg, zero(), load(p), store(p, r), bcast(p), fma(a, b, c) = a*b + c,
+// add(a, b).
 // The tile is MR x (2 * lanes): 2*MR accumulators, 2 B vectors, 1 A broadcast.
 // ROWS = false: A is a packed panel, a[k*MR + i]; ROWS = true: A is read in
 // place as MR rows, a[i*lda + k] (backward-weight reads grad_output planes so).
+// The tile goes to c[i*ldc + j]: overwritten, or added to what is there when acc
+// (C += tile, the same rounding as adding a stored tile afterwards).
 // Deliberately free of std:: templates: inline functions shared with other
 // translation units would be merged by the linker across ISA flags.
 
 template <class V, int MR, bool ROWS>
 static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
-                     typename V::T* c) {
+                     typename V::T* c, int64_t ldc, bool acc) {
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   typename V::reg c0[MR], c1[MR];
 #pragma GCC unroll 8
@@ -31,9 +34,16 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
     a += ROWS ? 1 : MR;
     b += NR;
   }
+  if (acc) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+    }
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    V::store(c + i * NR, c0[i]);
-    V::store(c + i * NR + W, c1[i]);
+    V::store(c + i * ldc, c0[i]);
+    V::store(c + i * ldc + W, c1[i]);
   }
 }
