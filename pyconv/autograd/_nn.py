@@ -284,9 +284,13 @@ class Pad(Function):
         left, right, top, bottom = ctx.pad
         if ctx.npmode == "constant":
             return (g[..., top:top + ctx.H, left:left + ctx.W],)
-        # padded position -> source position along each axis, as one-hot matrices
+        # padded position -> source position along each axis; gradients of the positions
+        # that map to one source added there (np.add.at, not a product with one-hot
+        # matrices: 0 * NaN would spread a NaN of one position everywhere)
         ih = np.pad(np.arange(ctx.H), (top, bottom), mode=ctx.npmode)
         iw = np.pad(np.arange(ctx.W), (left, right), mode=ctx.npmode)
-        Ph = (ih[:, None] == np.arange(ctx.H)[None, :]).astype(g.dtype)
-        Pw = (iw[:, None] == np.arange(ctx.W)[None, :]).astype(g.dtype)
-        return (np.einsum("...ab,ah,bw->...hw", g, Ph, Pw, optimize=True),)
+        gh = np.zeros(g.shape[:-2] + (ctx.H, g.shape[-1]), g.dtype)
+        np.add.at(gh, (Ellipsis, ih, slice(None)), g)
+        gi = np.zeros(g.shape[:-2] + (ctx.H, ctx.W), g.dtype)
+        np.add.at(gi, (Ellipsis, iw), gh)
+        return (gi,)

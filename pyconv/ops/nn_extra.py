@@ -366,7 +366,7 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     return gi[0] if unb else gi
 
 
-def _adaptive_matrices(op, x, output_size):
+def _adaptive_windows(op, x, output_size):
     H, W = x.shape[-2:]
     if isinstance(output_size, (int, np.integer)) or output_size is None:
         output_size = (output_size, output_size)
@@ -380,33 +380,48 @@ def _adaptive_matrices(op, x, output_size):
     if H == 0 or W == 0:
         raise ValueError(f"{op}: input spatial size must be non-zero, got {(H, W)}")
 
-    def mat(size, o):
+    def windows(size, o):  # torch's rule: [floor(i*size/o), ceil((i+1)*size/o))
         i = np.arange(o)
-        start = (i * size) // o
-        end = -((-(i + 1) * size) // o)
-        cols = np.arange(size)
-        return ((cols[None, :] >= start[:, None]) & (cols[None, :] < end[:, None])).astype(x.dtype), end - start
+        return (i * size) // o, -((-(i + 1) * size) // o)
 
-    Ah, lh = mat(H, OH)
-    Aw, lw = mat(W, OW)
-    return Ah, Aw, np.outer(lh, lw).astype(x.dtype)
+    (h0, h1), (w0, w1) = windows(H, OH), windows(W, OW)
+    return h0, h1, w0, w1, np.outer(h1 - h0, w1 - w0).astype(x.dtype)
+
+
+# Window sums one output row / column at a time (separable; a loop over the output size,
+# never over pixels). Not a product with 0/1 averaging matrices: there a NaN or Inf
+# anywhere would reach every output through 0 * NaN.
+def _window_sum(x, axis, lo, hi):
+    return np.stack([x[(Ellipsis, slice(a, b)) + (slice(None),) * (-1 - axis)].sum(axis=axis)
+                     for a, b in zip(lo, hi)], axis=axis)
+
+
+def _window_scatter(g, axis, lo, hi, size):
+    shape = list(g.shape)
+    shape[axis] = size
+    out = np.zeros(shape, g.dtype)
+    tail = (slice(None),) * (-1 - axis)
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        out[(Ellipsis, slice(a, b)) + tail] += g[(Ellipsis, slice(i, i + 1)) + tail]
+    return out
 
 
 def adaptive_avg_pool2d(input, output_size):
     x = _float_array("adaptive_avg_pool2d", "input", input)
     x, unb = _batched4("adaptive_avg_pool2d", x)
-    Ah, Aw, div = _adaptive_matrices("adaptive_avg_pool2d", x, output_size)
-    out = np.einsum("ph,nchw,qw->ncpq", Ah, x, Aw, optimize=True) / div
+    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d", x, output_size)
+    out = _window_sum(_window_sum(x, -2, h0, h1), -1, w0, w1) / div
     return out[0] if unb else out
 
 
 def adaptive_avg_pool2d_backward(grad_output, input, output_size):
     x = _float_array("adaptive_avg_pool2d_backward", "input", input)
     x, unb = _batched4("adaptive_avg_pool2d_backward", x)
-    Ah, Aw, div = _adaptive_matrices("adaptive_avg_pool2d_backward", x, output_size)
+    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d_backward", x, output_size)
     g = np.asarray(grad_output)
-    g = (g[None] if unb else g) / div
-    gi = np.einsum("ph,ncpq,qw->nchw", Ah, g, Aw, optimize=True).astype(x.dtype, copy=False)
+    g = ((g[None] if unb else g) / div).astype(x.dtype, copy=False)
+    H, W = x.shape[-2:]
+    gi = _window_scatter(_window_scatter(g, -2, h0, h1, H), -1, w0, w1, W)
     return gi[0] if unb else gi
 
 
