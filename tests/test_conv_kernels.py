@@ -50,6 +50,8 @@ SHAPES = [
     (0, 3, 5, 5, 4, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # empty batch
     (2, 2, 11, 10, 5, 2, 2, 3, (1, 0, 2, 1), (1, 2), 1),   # few channels, stride > kernel, dilation
     (2, 4, 7, 7, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),          # groups with channel multiplier 2 (not depthwise)
+    (3, 5, 8, 8, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 8-column rows: panels of whole rows
+    (2, 3, 4, 4, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 4-column rows
 ]
 
 

@@ -91,6 +91,21 @@ struct GridB {
         }
         continue;
       }
+      // Output rows of 8 (or 4) columns, the panel made of whole rows: fixed-size copies.
+      if (cs == 1 && pv == NR && (segs[0].len == 8 || segs[0].len == 4) &&
+          nseg * segs[0].len == NR && segs[nseg - 1].len == segs[0].len) {
+        const T* bases[gemm::kMaxNR / 4];
+        for (int sgi = 0; sgi < nseg; ++sgi) bases[sgi] = segs[sgi].base;
+        if (segs[0].len == 8)
+          for (int64_t kk = 0; kk < kc; ++kk, d += NR)
+            for (int sgi = 0; sgi < nseg; ++sgi)
+              std::memcpy(d + 8 * sgi, bases[sgi] + koff[kk], 8 * sizeof(T));
+        else
+          for (int64_t kk = 0; kk < kc; ++kk, d += NR)
+            for (int sgi = 0; sgi < nseg; ++sgi)
+              std::memcpy(d + 4 * sgi, bases[sgi] + koff[kk], 4 * sizeof(T));
+        continue;
+      }
       for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
         const int64_t ko = koff[kk];
         for (int sgi = 0; sgi < nseg; ++sgi) {
