@@ -52,6 +52,7 @@ SHAPES = [
     (2, 4, 7, 7, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),          # groups with channel multiplier 2 (not depthwise)
     (3, 5, 8, 8, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 8-column rows: panels of whole rows
     (2, 3, 4, 4, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 4-column rows
+    (2, 7, 10, 9, 70, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # strided stores over several reduction blocks (local C)
 ]
 
 
@@ -197,6 +198,7 @@ CT_SHAPES = [
     (2, 8, 5, 6, 6, 3, 3, 2, 1, 1, 1, 1),
     (1, 12, 7, 4, 9, 4, 3, (3, 2), (1, 0), (2, 1), 1, 3),
     (3, 5, 9, 9, 7, 3, 3, 1, 2, 0, 2, 1),
+    (2, 300, 5, 6, 13, 4, 4, 2, 1, 1, 1, 1),   # 5 reduction blocks per phase, ragged rows
 ]
 
 

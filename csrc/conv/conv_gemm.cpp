@@ -187,8 +187,8 @@ struct GridC {
     return base + m0 * row_stride + off0 + n * img_stride + rem;
   }
 
-  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, bool first,
-                  bool last) const {
+  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
+                  bool first, bool last) const {
     const int64_t GG = Gh * Gw;
     int64_t n = j0 / GG, rem = j0 % GG;
     if (col_step == 1 && (row_step == Gw || Gh == 1) && rem + nv <= GG) {
@@ -197,7 +197,7 @@ struct GridC {
       for (int64_t i = 0; i < mv; ++i) {
         T* d = base + (m0 + i) * row_stride + o;
         T* z = pre ? pre + (m0 + i) * row_stride + o : nullptr;
-        emit(d, z, tile + i * NR, nv, [](int64_t q) { return q; }, bias ? bias[m0 + i] : T(0),
+        emit(d, z, tile + i * ldt, nv, [](int64_t q) { return q; }, bias ? bias[m0 + i] : T(0),
              first, last);
       }
       return;
@@ -217,19 +217,21 @@ struct GridC {
       T* z = pre ? pre + (m0 + i) * row_stride : nullptr;
       const T b = bias ? bias[m0 + i] : T(0);
       if (contig)
-        emit(d + off[0], z ? z + off[0] : nullptr, tile + i * NR, nv,
+        emit(d + off[0], z ? z + off[0] : nullptr, tile + i * ldt, nv,
              [](int64_t q) { return q; }, b, first, last);
       else
-        emit(d, z, tile + i * NR, nv, [&off](int64_t q) { return off[q]; }, b, first, last);
+        emit(d, z, tile + i * ldt, nv, [&off](int64_t q) { return off[q]; }, b, first, last);
     }
   }
 };
 
-// Packs A = f(g, m, kk) for every group into MR-row panels per reduction block,
-// laid out so that block (m0, k0, kc) of group g is at
+// Packs A[g][m, kk] = src[g*gs + m*ms + koff[kk]] for every group into MR-row panels per
+// reduction block, laid out so that block (m0, k0, kc) of group g is at
 // result + g*Mpad*Kd + Mpad*k0 + (m0/MR)*MR*kc. Held in the calling thread's scratch.
-template <typename T, class F>
-const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) {
+// (Offsets from a table: no index arithmetic per element; weights are repacked every call.)
+template <typename T>
+const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const T* src,
+                   int64_t gs, int64_t ms, const std::vector<int64_t>& koff) {
   const int MR = uk.mr;
   const int64_t Mpad = round_up(M, MR), npan = Mpad / MR;
   T* a = gemm::scratch<T>(2, G * Mpad * Kd);
@@ -240,11 +242,13 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, F f) 
     for (int64_t pb = 0; pb < kb.nb; ++pb) {
       const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
       T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
-      for (int64_t kk = 0; kk < kc; ++kk)
-        for (int i = 0; i < MR; ++i) {
-          const int64_t m = pan * MR + i;
-          d[kk * MR + i] = m < M ? f(g, m, k0 + kk) : T(0);
-        }
+      const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
+      const T* s = src + g * gs + pan * MR * ms;
+      const int64_t* ko = koff.data() + k0;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        for (int64_t i = 0; i < mv; ++i) d[kk * MR + i] = s[i * ms + ko[kk]];
+        for (int64_t i = mv; i < MR; ++i) d[kk * MR + i] = T(0);
+      }
     }
   }
   return a;
@@ -341,10 +345,12 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
   if (Ncol == 0 || M == 0) return;
   const int64_t Mpad = round_up(M, uk.mr);
-  const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+  std::vector<int64_t> koff(Kd);
+  for (int64_t kk = 0; kk < Kd; ++kk) {
     const int64_t c = kk / RS, rs = kk % RS;
-    return w.at(g * M + m, c, rs / S, rs % S);
-  });
+    koff[kk] = c * w.stride[1] + rs / S * w.stride[2] + rs % S * w.stride[3];
+  }
+  const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], w.stride[0], koff);
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
@@ -392,10 +398,12 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       const int64_t nr = static_cast<int64_t>(rl.size()), ns = static_cast<int64_t>(sl.size());
       const int64_t taps = nr * ns, Kd = Kg * taps, Ncol = p.N * Hph * Wph;
       const int64_t Mpad = round_up(M, uk.mr);
-      const T* apack = prepack_a<T>(uk, G, M, Kd, [&](int64_t g, int64_t m, int64_t kk) {
+      std::vector<int64_t> koff(Kd);
+      for (int64_t kk = 0; kk < Kd; ++kk) {
         const int64_t k = kk / taps, t = kk % taps;
-        return w.at(g * Kg + k, m, rl[t / ns], sl[t % ns]);
-      });
+        koff[kk] = k * w.stride[0] + rl[t / ns] * w.stride[2] + sl[t % ns] * w.stride[3];
+      }
+      const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, Kg * w.stride[0], w.stride[1], koff);
       int64_t one = 1;
       bool ok;
       const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw, ok);

@@ -6,19 +6,22 @@
 //        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k).
 //   pack_b(j0, nb, k0, kc, dst)                  : NR-column panels of B into dst,
 //        panel jp at dst + jp*NR*kc, columns past nb zero.
-//   store(m0, mv, j0, nv, tile, first, last)     : tile[i*NR + j] for rows m0+i < m0+mv and
+//   store(m0, mv, j0, nv, tile, ldt, first, last): tile[i*ldt + j] for rows m0+i < m0+mv and
 //        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
 //   store.direct(m0, j0, last, ldc) -> T*        : where a full MR x NR tile at (m0, j0) may
 //        be written straight from registers (C row i at p + i*ldc), or null when its columns
 //        are not contiguous or the last block has an epilogue; the micro-kernel then
 //        overwrites (first) or adds to C there, with the same rounding as store().
+// Tiles with no direct destination (strided or ragged columns), over more than one
+// reduction block, accumulate in a task-local C (scratch slot 4) and are stored once after
+// the last block: one scatter per call instead of one per block.
 //   first_call / last_call: whether this call's first block overwrites C and its last block
 //        applies the epilogue (a caller may split one reduction into several calls).
 //
 // Tasks are independent (no two write one element), so callers run them in any
 // order on any thread. Scratch buffers are thread_local and reused across calls:
-// slot 0 packed B, 1 packed A (tasks); 2 prepacked A / partial sums, 3 padded source
-// (the calling thread, shared read-only with the others).
+// slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums, 3 padded
+// source (the calling thread, shared read-only with the others).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -29,7 +32,7 @@ namespace pyconv::gemm {
 
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[4];
+  thread_local std::vector<T> buf[5];
   std::vector<T>& b = buf[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
@@ -53,6 +56,8 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
   T* bbuf = scratch<T>(0, round_up(nb, NR) * kcmax);
   T* abuf = scratch<T>(1, round_up(mb, MR) * kcmax);
   alignas(64) T tile[kMaxMR * kMaxNR];
+  const int64_t ldl = round_up(nb, NR);
+  T* cloc = kb.nb > 1 ? scratch<T>(4, round_up(mb, MR) * ldl) : nullptr;
   for (int64_t p = 0; p < kb.nb; ++p) {
     const int64_t k0 = k_begin + kb.begin(p), kc = kb.size(p);
     const bool first = first_call && p == 0, last = last_call && p == kb.nb - 1;
@@ -72,13 +77,21 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         const int64_t nv = nb - j < NR ? nb - j : NR;
         const T* bp = bbuf + (j / NR) * NR * kc;
         int64_t ldc = NR;
-        T* c = mv == MR && nv == NR ? store.direct(m0 + i, j0 + j, last, ldc) : nullptr;
-        if (!c) ldc = NR;
+        const bool full = mv == MR && nv == NR;
+        T* c = full ? store.direct(m0 + i, j0 + j, last, ldc) : nullptr;
+        bool acc = c && !first;
+        if (!c && cloc && !(full && store.direct(m0 + i, j0 + j, false, ldc))) {
+          c = cloc + i * ldl + j, ldc = ldl, acc = p > 0;  // local C
+        }
+        if (!c) c = tile, ldc = NR, acc = false;
         if (rows)
-          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c ? c : tile, ldc, c && !first);
+          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
         else
-          uk.fn(kc, ap, bp, c ? c : tile, ldc, c && !first);
-        if (!c) store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), first, last);
+          uk.fn(kc, ap, bp, c, ldc, acc);
+        if (c == tile)
+          store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), NR, first, last);
+        else if (cloc && c == cloc + i * ldl + j && p == kb.nb - 1)
+          store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(c), ldl, first_call, last_call);
       }
     }
   }
