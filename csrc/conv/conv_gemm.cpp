@@ -116,8 +116,12 @@ struct GridB {
             int64_t q = 0;
             for (; q + 8 <= sg.len; q += 8) std::memcpy(dd + q, sp + q, 8 * sizeof(T));
             for (; q < sg.len; ++q) dd[q] = sp[q];
-          } else
+          } else {
+            // Strided (subsampling in place): one cache line per few elements, across as
+            // many source rows as reduction rows, beyond what hardware prefetchers track.
+            __builtin_prefetch(sp + 2 * NR * cs);
             for (int64_t q = 0; q < sg.len; ++q) dd[q] = sp[q * cs];
+          }
         }
         for (int64_t q = pv; q < NR; ++q) d[q] = T(0);
       }
