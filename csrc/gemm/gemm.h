@@ -40,11 +40,18 @@ template <typename T>
 using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
                            bool acc);
 
+// The first mv < MR rows of a tile of a packed A panel (panel stride MR): only those rows
+// of c are written.
+template <typename T>
+using UkrRemFn = void (*)(int mv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                          bool acc);
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
   UkrFn<T> fn = nullptr;
   UkrRowsFn<T> fn_rows = nullptr;
+  UkrRemFn<T> fn_rem = nullptr;
   const char* name = "";
 };
 

@@ -86,6 +86,8 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         if (!c) c = tile, ldc = NR, acc = false;
         if (rows)
           uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
+        else if (mv < MR)
+          uk.fn_rem(static_cast<int>(mv), kc, ap, bp, c, ldc, acc);
         else
           uk.fn(kc, ap, bp, c, ldc, acc);
         if (c == tile)

@@ -63,4 +63,24 @@ void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b
   ukr_tile<VArr<double, 4>, 6, true>(kc, a, lda, b, c, ldc, acc);
 }
 
+template <class V>
+static void rem(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
+                typename V::T* c, int64_t ldc, bool acc) {
+  switch (mv) {
+    case 1: return ukr_rem<V, 1, 6>(kc, a, b, c, ldc, acc);
+    case 2: return ukr_rem<V, 2, 6>(kc, a, b, c, ldc, acc);
+    case 3: return ukr_rem<V, 3, 6>(kc, a, b, c, ldc, acc);
+    case 4: return ukr_rem<V, 4, 6>(kc, a, b, c, ldc, acc);
+    default: return ukr_rem<V, 5, 6>(kc, a, b, c, ldc, acc);
+  }
+}
+void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  bool acc) {
+  rem<VArr<float, 8>>(mv, kc, a, b, c, ldc, acc);
+}
+void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc) {
+  rem<VArr<double, 4>>(mv, kc, a, b, c, ldc, acc);
+}
+
 }  // namespace pyconv::scalar

@@ -47,3 +47,56 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
     V::store(c + i * ldc + W, c1[i]);
   }
 }
+
+// The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
+// computed and written. With 1 or 2 rows, few accumulators would wait on the FMA latency,
+// so even and odd reduction steps go to separate accumulators, added at the end (a fixed
+// order that depends only on kc: results do not depend on the thread count).
+template <class V, int MR, int PS>
+static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
+                    typename V::T* c, int64_t ldc, bool acc) {
+  constexpr int W = V::lanes, NR = 2 * V::lanes;
+  constexpr bool kSplit = MR <= 2;
+  typename V::reg c0[MR], c1[MR], d0[MR], d1[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = d0[i] = d1[i] = V::zero();
+  int64_t k = 0;
+  for (; kSplit && k + 2 <= kc; k += 2) {
+    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+    const typename V::reg e0 = V::load(b + NR), e1 = V::load(b + NR + W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const typename V::reg ai = V::bcast(a + i), aj = V::bcast(a + PS + i);
+      c0[i] = V::fma(ai, b0, c0[i]);
+      c1[i] = V::fma(ai, b1, c1[i]);
+      d0[i] = V::fma(aj, e0, d0[i]);
+      d1[i] = V::fma(aj, e1, d1[i]);
+    }
+    a += 2 * PS;
+    b += 2 * NR;
+  }
+  for (; k < kc; ++k) {
+    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const typename V::reg ai = V::bcast(a + i);
+      c0[i] = V::fma(ai, b0, c0[i]);
+      c1[i] = V::fma(ai, b1, c1[i]);
+    }
+    a += PS;
+    b += NR;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (kSplit) {
+      c0[i] = V::add(c0[i], d0[i]);
+      c1[i] = V::add(c1[i], d1[i]);
+    }
+    if (acc) {
+      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+    }
+    V::store(c + i * ldc, c0[i]);
+    V::store(c + i * ldc + W, c1[i]);
+  }
+}
