@@ -20,6 +20,11 @@ WT = rng.standard_normal((8, 5, 4, 4)).astype(np.float32)
 GT = rng.standard_normal(F.conv_transpose2d(X, WT, stride=2, padding=1).shape).astype(np.float32)
 XL = rng.standard_normal((33, 64)).astype(np.float32)
 WL = rng.standard_normal((48, 64)).astype(np.float32)
+GL = rng.standard_normal((33, 48)).astype(np.float32)
+YP, IP = F.max_pool2d(X, 3, 2, 1, return_indices=True)
+GP = rng.standard_normal(YP.shape).astype(np.float32)
+XA = rng.standard_normal((7, 50001)).astype(np.float32)   # several threads' worth
+GA = rng.standard_normal(XA.shape).astype(np.float32)
 
 CALLS = {
     "conv2d": lambda: [F.conv2d(X, W, B, **KW)],
@@ -29,7 +34,18 @@ CALLS = {
     "conv_transpose2d_backward": lambda: list(F.conv_transpose2d_backward(GT, X, WT, stride=2,
                                                                           padding=1)),
     "linear": lambda: [F.linear(XL, WL, activation="relu")],
+    "linear_backward": lambda: list(F.linear_backward(GL, XL, WL)),
+    "max_pool2d": lambda: list(F.max_pool2d(X, 3, 2, 1, return_indices=True)),
+    "max_pool2d_backward": lambda: [F.max_pool2d_backward(GP, X, IP, 3, 2, 1)],
+    "max_unpool2d": lambda: [F.max_unpool2d(YP, IP, 3, 2, 1, output_size=X.shape[-2:])],
+    "max_unpool2d_backward": lambda: [F.max_unpool2d_backward(X, IP, 3, 2, 1)],
+    "batch_norm": lambda: [F.batch_norm(X, None, None, training=True)],
+    "cross_entropy": lambda: [F.cross_entropy(XL, np.arange(33) % 64)],
+    "adaptive_avg_pool2d": lambda: [F.adaptive_avg_pool2d(X, 5)],
 }
+for _act in ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish"):
+    CALLS[_act] = (lambda f: lambda: [f(XA)])(getattr(F, _act))
+    CALLS[_act + "_backward"] = (lambda f: lambda: [f(GA, XA)])(getattr(F, _act + "_backward"))
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
