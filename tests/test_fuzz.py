@@ -444,7 +444,10 @@ def gen_max_pool2d(d, op):
         oshape = tuple(d.int(0, 4) for _ in xs)
         idx = np.zeros(oshape, np.int64)
     dy = arr(d, oshape, dt)
-    case_unsafe = False
+    # torch's forward can return an out-of-range index (a window wholly in the padding, with
+    # dilation), and torch's own backward then writes out of bounds (heap corruption that
+    # aborts a later call): torch must not see such indices; pyconv must refuse them
+    case_unsafe = bool(idx.size) and bool(idx.min() < 0 or idx.max() >= H * W)
     idx = layout(d, idx)
     if idx.size and d.int(0, 6) == 0:
         rng = np.random.default_rng(d.int(0, 2**32 - 1))
@@ -454,7 +457,7 @@ def gen_max_pool2d(d, op):
         plane = H * W
         idx.reshape(-1)[pos] = {"in": rng.integers(0, max(1, plane)), "neg": -1,
                                 "big": plane, "huge": 2**62}[bad]
-        case_unsafe = bad != "in" or plane == 0
+        case_unsafe = case_unsafe or bad != "in" or plane == 0
     args = dict(grad_output=dy, input=x, indices=idx, kernel_size=k, stride=s,
                 padding=p, dilation=dil, ceil_mode=ceil)
 
