@@ -519,3 +519,48 @@ def test_adaptive_avg_pool2d_sweep(H, W, oh, ow):
     g = np.ones(to.shape)
     to.backward(torch.tensor(g))
     close(F.adaptive_avg_pool2d_backward(g, x, (oh, ow)), tx.grad)
+
+
+# ----------------------------------------------------------------------------- fuzz regressions
+# Bugs found by tests/test_fuzz.py: each case compared with torch (same result, or both reject).
+
+def _torch_rejects(fn):
+    with pytest.raises((RuntimeError, TypeError, ValueError, IndexError)):
+        fn()
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_dim_type_range_0d_and_empty_like_torch(fn):
+    pf, tf = getattr(F, fn), getattr(TF, fn)
+    for x in (np.array(1.5), rand(3)):
+        for dim in (1.5, True, np.bool_(True), np.float64(0.0)):
+            _torch_rejects(lambda: tf(torch.tensor(x), dim=dim))
+            with pytest.raises(TypeError, match=f"{fn}: dim expects an int"):
+                pf(x, dim=dim)
+    for dim in (1, -2):  # out of range for a 0-d array
+        _torch_rejects(lambda: tf(torch.tensor(1.5), dim=dim))
+        with pytest.raises(ValueError, match=f"{fn}: dim expects an int in"):
+            pf(np.array(1.5), dim=dim)
+    for v in (1.5, np.inf, -np.inf, np.nan):  # 0-d: NaN/Inf propagate as in torch
+        o = pf(np.array(v), dim=np.int64(0))
+        assert isinstance(o, np.ndarray) and o.shape == ()
+        np.testing.assert_array_equal(o, tf(torch.tensor(v), dim=0).numpy())
+    for shape, dim in (((0, 3), 1), ((3, 0), 0), ((2, 0, 4), -1)):
+        o = pf(np.zeros(shape, np.float32), dim=dim)
+        assert o.shape == shape and o.dtype == np.float32
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_backward_validates_grad_output(fn):
+    back = getattr(F, fn + "_backward")
+    x = rand(2, 3)
+    with pytest.raises(TypeError, match=f"{fn}_backward: grad_output"):
+        back(3, x, 1)
+    with pytest.raises(ValueError, match=f"{fn}_backward: grad_output expects"):
+        back(rand(3), x, 1)
+    for v in (2.0, np.inf):  # 0-d
+        tx = torch.tensor(v, requires_grad=True)
+        getattr(TF, fn)(tx, 0).backward(torch.tensor(1.0, dtype=torch.float64))
+        o = back(np.array(1.0), np.array(v), 0)
+        assert isinstance(o, np.ndarray) and o.shape == ()
+        np.testing.assert_array_equal(o, tx.grad.numpy())

@@ -876,8 +876,6 @@ KNOWN = [
      "accepted", lambda op, c, m: any(isinstance(c.kwargs.get(n), (list, tuple, float, int,
                                                                    np.generic))
                                       for n in c.arrays)),
-    ("log_softmax_backward: grad_output is not validated (an int gives AttributeError)",
-     "other exception", lambda op, c, m: op == "log_softmax_backward" and "AttributeError" in m),
     ("max_pool2d_backward: torch's forward gave an out-of-range index (window wholly in the "
      "padding, ceil_mode); pyconv rejects that index",
      "rejected", lambda op, c, m: op == "max_pool2d_backward" and "found an invalid index" in m),
@@ -887,14 +885,6 @@ KNOWN = [
     ("elu with alpha=NaN: torch gives 0 at input 0, pyconv NaN",
      "mismatch", lambda op, c, m: op.startswith("elu") and isinstance(c.kwargs.get("alpha"), float)
      and c.kwargs["alpha"] != c.kwargs["alpha"]),
-    ("softmax/log_softmax of an empty array: numpy's 'zero-size array to reduction' error; "
-     "torch returns an empty array",
-     "rejected", lambda op, c, m: "softmax" in op and "zero-size array to reduction" in m),
-    ("softmax/log_softmax of a 0-d array: dim out of range accepted (torch: IndexError)",
-     "accepted", lambda op, c, m: "softmax" in op and "Dimension out of range" in m),
-    ("softmax/log_softmax of a 0-d NaN/Inf: pyconv 1 / 0, torch NaN",
-     "mismatch", lambda op, c, m: "softmax" in op and _nonfinite(c, "input")
-     and np.ndim(c.kwargs["input"]) == 0),
     ("unaligned C-contiguous array rejected instead of copied",
      "rejected", lambda op, c, m: "not aligned" in m),
 ]

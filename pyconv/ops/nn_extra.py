@@ -44,7 +44,9 @@ def _check_reduction(op, reduction):
 
 def _norm_dim(op, dim, ndim):
     n = max(ndim, 1)
-    if not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim expects an int, got {type(dim).__name__} {dim!r}")
+    if not -n <= dim < n:
         raise ValueError(f"{op}: dim expects an int in [{-n}, {n - 1}], got {dim!r}")
     return int(dim) % n
 
@@ -66,46 +68,70 @@ def _implicit_softmax_dim(ndim):
 
 # ----------------------------------------------------------------------------- softmax
 
-# softmax along `dim`; input any shape
-def softmax(input, dim=None):
-    x = _float_array("softmax", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.ones_like(x)
-    d = _norm_dim("softmax", dim, x.ndim)
+def _softmax_args(op, input, dim, grad_output=None):
+    """(input, axis, grad_output) checked; a 0-d input is taken as one element along dim 0
+    or -1 (as torch), so that NaN/Inf propagate as in the n-d case."""
+    x = _float_array(op, "input", input)
+    d = _norm_dim(op, _implicit_softmax_dim(x.ndim) if dim is None else dim, x.ndim)
+    g = None
+    if grad_output is not None or op.endswith("_backward"):
+        if grad_output is None:
+            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
+        g = _float_array(op, "grad_output", grad_output)
+        _same_dtype(op, grad_output=g, input=x)
+        if g.shape != x.shape:
+            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
+                             f"got {tuple(g.shape)}")
+    return x, d, g
+
+
+def _softmax(x, d):
     e = np.exp(x - x.max(axis=d, keepdims=True))
     return e / e.sum(axis=d, keepdims=True)
 
 
-def softmax_backward(grad_output, input, dim=None):
-    x = _float_array("softmax_backward", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    y = softmax(x, dim)
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("softmax_backward", dim, x.ndim)
-    g = np.asarray(grad_output, dtype=x.dtype) if not hasattr(grad_output, "dtype") else grad_output
-    return y * (g - (g * y).sum(axis=d, keepdims=True))
-
-
-def log_softmax(input, dim=None):
-    x = _float_array("log_softmax", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("log_softmax", dim, x.ndim)
+def _log_softmax(x, d):
     s = x - x.max(axis=d, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=d, keepdims=True))
 
 
+def _along(f, x, d, *more):
+    """f(x, d, *more) for an n-d x; a 0-d x as a 1-element vector, an empty x gives an empty
+    result (numpy's max has no identity); always an ndarray of x's shape and dtype."""
+    if x.size == 0:
+        return np.zeros(x.shape, x.dtype)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # NaN/Inf as torch, silently
+        if x.ndim == 0:
+            return np.asarray(f(x.reshape(1), 0, *(m.reshape(1) for m in more))).reshape(())
+        return f(x, d, *more)
+
+
+# softmax along `dim`; input any shape
+def softmax(input, dim=None):
+    x, d, _ = _softmax_args("softmax", input, dim)
+    return _along(_softmax, x, d)
+
+
+def softmax_backward(grad_output, input, dim=None):
+    x, d, g = _softmax_args("softmax_backward", input, dim, grad_output)
+
+    def f(x, d, g):
+        y = _softmax(x, d)
+        return y * (g - (g * y).sum(axis=d, keepdims=True))
+    return _along(f, x, d, g)
+
+
+def log_softmax(input, dim=None):
+    x, d, _ = _softmax_args("log_softmax", input, dim)
+    return _along(_log_softmax, x, d)
+
+
 def log_softmax_backward(grad_output, input, dim=None):
-    x = _float_array("log_softmax_backward", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("log_softmax_backward", dim, x.ndim)
-    y = np.exp(log_softmax(x, d))
-    return grad_output - y * grad_output.sum(axis=d, keepdims=True)
+    x, d, g = _softmax_args("log_softmax_backward", input, dim, grad_output)
+
+    def f(x, d, g):
+        return g - np.exp(_log_softmax(x, d)) * g.sum(axis=d, keepdims=True)
+    return _along(f, x, d, g)
 
 
 # ----------------------------------------------------------------------------- cross entropy
