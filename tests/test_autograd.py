@@ -564,3 +564,14 @@ def test_softmax_backward_validates_grad_output(fn):
         o = back(np.array(1.0), np.array(v), 0)
         assert isinstance(o, np.ndarray) and o.shape == ()
         np.testing.assert_array_equal(o, tx.grad.numpy())
+
+
+@pytest.mark.parametrize("fn", ["mse_loss", "l1_loss"])
+def test_pointwise_loss_none_on_0d_is_an_array(fn):
+    x, t = np.array(1.5), np.array(-0.5)
+    to = getattr(TF, fn)(torch.tensor(x), torch.tensor(t), reduction="none")
+    o = getattr(F, fn)(x, t, reduction="none")
+    assert isinstance(o, np.ndarray) and o.shape == () and o.dtype == np.float64
+    close(o, to)
+    gi, gt = getattr(F, fn + "_backward")(np.array(1.0), x, t, "none")
+    assert isinstance(gi, np.ndarray) and isinstance(gt, np.ndarray) and gi.shape == ()

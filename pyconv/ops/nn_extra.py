@@ -257,7 +257,7 @@ def _loss_prepare(op, input, target, reduction):
 
 def _reduce(per, reduction):
     if reduction == "none":
-        return per
+        return np.asarray(per)  # a 0-d array, never a numpy scalar
     return np.asarray(per.sum() if reduction == "sum" else per.mean(), dtype=per.dtype)
 
 
@@ -277,8 +277,8 @@ def _loss_backward(diff_grad, x, y, grad_output, reduction, output_mask):
     if reduction == "mean":
         g = g / n
     d = diff_grad * g
-    gi = _sum_to(d, x.shape).astype(x.dtype, copy=False) if output_mask[0] else None
-    gt = _sum_to(-d, y.shape).astype(x.dtype, copy=False) if output_mask[1] else None
+    gi = np.asarray(_sum_to(d, x.shape), dtype=x.dtype) if output_mask[0] else None
+    gt = np.asarray(_sum_to(-d, y.shape), dtype=x.dtype) if output_mask[1] else None
     return gi, gt
 
 
