@@ -529,6 +529,55 @@ def _torch_rejects(fn):
         fn()
 
 
+def test_avg_pool2d_zero_channels_rejected_like_torch():
+    for shape in [(2, 0, 7, 10), (0, 5, 5)]:
+        _torch_rejects(lambda: TF.avg_pool2d(torch.zeros(shape), 2))
+        with pytest.raises(ValueError, match="avg_pool2d: input expects non-zero channels"):
+            F.avg_pool2d(np.zeros(shape), 2)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 5, 1), (1, 1, 5, 1), (2, 2, 1, 2)])
+def test_avg_pool2d_kernel_beyond_input_with_ceil_mode(shape):
+    # torch accepts a kernel larger than the input when ceil_mode gives an output of >= 1
+    x = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    for cip in (False, True):
+        to = TF.avg_pool2d(torch.tensor(x), 3, 3, 0, True, cip)
+        o = F.avg_pool2d(x, 3, 3, 0, True, cip)
+        assert o.shape == tuple(to.shape)
+        close(o, to)
+    _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 3, 3, 0, False))
+    with pytest.raises(ValueError, match="avg_pool2d: output size is too small"):
+        F.avg_pool2d(x, 3, 3, 0, False)
+
+
+def test_avg_pool2d_big_endian_gives_native_dtype():
+    x = rand(1, 1, 4, 4, dtype=np.float32).astype(">f4")
+    o = F.avg_pool2d(x, (4, 2), ceil_mode=True)
+    assert o.dtype == np.float32
+    close(o, TF.avg_pool2d(torch.tensor(x.astype(np.float32)), (4, 2), ceil_mode=True), rtol=1e-6)
+    assert F.softmax(x, 1).dtype == np.float32
+
+
+def test_pool_flags_and_int32_params_checked_like_torch():
+    x = rand(1, 2, 6, 6)
+    for bad in ([1.0, 2.0], (1, "a"), 1, None):
+        _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 2, ceil_mode=bad))
+        with pytest.raises(TypeError, match="avg_pool2d: ceil_mode must be a bool"):
+            F.avg_pool2d(x, 2, ceil_mode=bad)
+        with pytest.raises(TypeError, match="avg_pool2d: count_include_pad must be a bool"):
+            F.avg_pool2d(x, 2, count_include_pad=bad)
+        _torch_rejects(lambda: TF.max_pool2d(torch.tensor(x), 2, ceil_mode=bad))
+        with pytest.raises(TypeError, match="max_pool2d: ceil_mode must be a bool"):
+            F.max_pool2d(x, 2, ceil_mode=bad)
+    for bad in (1.5, "2"):
+        _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="avg_pool2d: kernel_size"):
+            F.avg_pool2d(x, bad)
+    _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 2, (2**62, 2**62)))
+    with pytest.raises(ValueError, match="avg_pool2d: .*32-bit"):
+        F.avg_pool2d(x, 2, (2**62, 2**62))
+
+
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_dim_type_range_0d_and_empty_like_torch(fn):
     pf, tf = getattr(F, fn), getattr(TF, fn)

@@ -7,6 +7,7 @@ Arrays in, arrays out; nothing here knows about pyconv.Tensor.
 import numpy as np
 
 from .. import _random
+from . import _args
 
 __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
+_INT32_MAX = 2**31 - 1
 
 
 # ----------------------------------------------------------------------------- checks
@@ -26,6 +28,8 @@ def _float_array(op, name, x):
         x = np.asarray(x)
     if x.dtype.kind != "f" or x.dtype.itemsize < 4:
         raise TypeError(f"{op}: {name} expects a float32 or float64 array, got dtype {x.dtype}")
+    if not x.dtype.isnative:  # results in native byte order, as torch's
+        x = x.astype(x.dtype.newbyteorder("="))
     return x
 
 
@@ -52,14 +56,10 @@ def _norm_dim(op, dim, ndim):
 
 
 def _pair(op, name, v):
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    v = tuple(v)
-    if len(v) == 1:
-        return int(v[0]), int(v[0])
-    if len(v) != 2:
-        raise ValueError(f"{op}: {name} expects an int or a pair, got {v!r}")
-    return int(v[0]), int(v[1])
+    """int, (int,) or a pair of ints (Python or numpy ints; not bools or floats, as torch)."""
+    if isinstance(v, (list, tuple)) and len(v) == 1:
+        v = v[0]
+    return _args.pair(op, name, v)
 
 
 def _implicit_softmax_dim(ndim):
@@ -307,12 +307,13 @@ def l1_loss_backward(grad_output, input, target, reduction="mean", output_mask=(
 def _pool_out(op, size, k, s, p, ceil_mode):
     if p > k // 2:
         raise ValueError(f"{op}: padding should be at most half of the kernel size (kernel {k}), got {p}")
-    num = size + 2 * p - k
-    if num < 0:
-        raise ValueError(f"{op}: kernel size {k} is larger than the padded input size {size + 2 * p}")
-    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    # torch's pooling_output_shape (floor division rounds towards -inf, as its div_rtn)
+    out = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
+    if out < 1:
+        raise ValueError(f"{op}: output size is too small: kernel size {k}, stride {s} and padding {p} "
+                         f"on an input size of {size} give {out}")
     return out
 
 
@@ -326,14 +327,22 @@ def _batched4(op, x):
 
 def _avg_params(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     kh, kw = _pair(op, "kernel_size", kernel_size)
-    sh, sw = (kh, kw) if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+    sh, sw = (kh, kw) if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
         else _pair(op, "stride", stride)
     ph, pw = _pair(op, "padding", padding)
     if min(kh, kw) <= 0 or min(sh, sw) <= 0 or min(ph, pw) < 0:
         raise ValueError(f"{op}: kernel_size and stride must be positive and padding non-negative, "
                          f"got kernel_size={(kh, kw)}, stride={(sh, sw)}, padding={(ph, pw)}")
-    if divisor_override is not None and int(divisor_override) == 0:
+    if max(kh, kw, sh, sw, ph, pw) > _INT32_MAX:  # torch's pooling parameters are C ints
+        raise ValueError(f"{op}: kernel_size, stride and padding must fit in a 32-bit int, "
+                         f"got kernel_size={(kh, kw)}, stride={(sh, sw)}, padding={(ph, pw)}")
+    ceil_mode = _args.flag(op, "ceil_mode", ceil_mode)
+    count_include_pad = _args.flag(op, "count_include_pad", count_include_pad)
+    if divisor_override is not None and _args.int_param(op, "divisor_override", divisor_override) == 0:
         raise ValueError(f"{op}: divisor_override must be non-zero")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: input expects non-zero channels, height and width (only the batch may "
+                         f"be empty), got shape {tuple(x.shape)}")
     H, W = x.shape[-2:]
     OH = _pool_out(op, H, kh, sh, ph, ceil_mode)
     OW = _pool_out(op, W, kw, sw, pw, ceil_mode)

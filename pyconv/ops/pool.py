@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ._args import float_array, pair, same_device, same_dtype
+from ._args import flag, float_array, pair, same_device, same_dtype
 
 
 def _backend(op, **arrays):
@@ -76,7 +76,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     be = _backend(op, input=x)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     out = be.max_pool2d_forward(_rows_contiguous(x), k, s, p, pair(op, "dilation", dilation),
-                                bool(ceil_mode), bool(return_indices))
+                                flag(op, "ceil_mode", ceil_mode),
+                                flag(op, "return_indices", return_indices))
     if unbatched:
         return tuple(o[0] for o in out) if return_indices else out[0]
     return out
@@ -94,7 +95,7 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     be = _backend(op, grad_output=dy, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     gi = be.max_pool2d_backward(_contiguous(dy), x, _contiguous(idx), k, s, p,
-                                pair(op, "dilation", dilation), bool(ceil_mode))
+                                pair(op, "dilation", dilation), flag(op, "ceil_mode", ceil_mode))
     return gi[0] if unbatched else gi
 
 
