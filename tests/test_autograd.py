@@ -578,6 +578,16 @@ def test_pool_flags_and_int32_params_checked_like_torch():
         F.avg_pool2d(x, 2, (2**62, 2**62))
 
 
+def test_adaptive_avg_pool2d_empty_input_huge_output_size():
+    # no window arrays of the output size are built for an empty input
+    to = TF.adaptive_avg_pool2d(torch.zeros(0, 2, 3, 2), (2**28, 3))
+    o = F.adaptive_avg_pool2d(np.zeros((0, 2, 3, 2)), (2**28, 3))
+    assert o.shape == tuple(to.shape) and o.dtype == np.float64
+    # torch's shape (0, 0, 2**31 - 1, 2**31 - 1) has no numpy array: a clear error, at once
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output shape"):
+        F.adaptive_avg_pool2d(np.zeros((0, 0, 3, 2)), 2**31 - 1)
+
+
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_dim_type_range_0d_and_empty_like_torch(fn):
     pf, tf = getattr(F, fn), getattr(TF, fn)

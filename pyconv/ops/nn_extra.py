@@ -401,7 +401,7 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     return gi[0] if unb else gi
 
 
-def _adaptive_windows(op, x, output_size):
+def _adaptive_windows(op, x, output_size, shape_only=False):
     H, W = x.shape[-2:]
     if isinstance(output_size, (int, np.integer)) or output_size is None:
         output_size = (output_size, output_size)
@@ -414,6 +414,8 @@ def _adaptive_windows(op, x, output_size):
         raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
     if H == 0 or W == 0:
         raise ValueError(f"{op}: input spatial size must be non-zero, got {(H, W)}")
+    if shape_only:
+        return OH, None, OW, None, None
 
     def windows(size, o):  # torch's rule: [floor(i*size/o), ceil((i+1)*size/o))
         i = np.arange(o)
@@ -444,7 +446,14 @@ def _window_scatter(g, axis, lo, hi, size):
 def adaptive_avg_pool2d(input, output_size):
     x = _float_array("adaptive_avg_pool2d", "input", input)
     x, unb = _batched4("adaptive_avg_pool2d", x)
-    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d", x, output_size)
+    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d", x, output_size, x.size == 0)
+    if x.size == 0:  # no windows to build (output_size may be huge)
+        try:
+            out = np.zeros(x.shape[:2] + (h0, w0), x.dtype)
+        except ValueError:  # numpy bounds the product of the non-zero dims
+            raise ValueError(f"adaptive_avg_pool2d: output shape {x.shape[:2] + (h0, w0)} is too "
+                             f"large for a numpy array") from None
+        return out[0] if unb else out
     out = _window_sum(_window_sum(x, -2, h0, h1), -1, w0, w1) / div
     return out[0] if unb else out
 
