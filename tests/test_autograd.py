@@ -588,6 +588,28 @@ def test_adaptive_avg_pool2d_empty_input_huge_output_size():
         F.adaptive_avg_pool2d(np.zeros((0, 0, 3, 2)), 2**31 - 1)
 
 
+def test_batch_norm_non_array_arguments_are_clear_errors():
+    x = rand(2, 3, 4)
+    with pytest.raises(TypeError, match="batch_norm: running_mean"):
+        F.batch_norm(x, 0.5, np.ones(3))
+    with pytest.raises(TypeError, match="batch_norm: running_var"):
+        F.batch_norm(x, np.zeros(3), "mean")
+    with pytest.raises(TypeError, match="batch_norm: eps"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), eps="mean")
+    with pytest.raises(TypeError, match="batch_norm_backward: grad_output"):
+        F.batch_norm_backward("mean", x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: grad_output expects"):
+        F.batch_norm_backward(0.5, x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: grad_output expects"):
+        F.batch_norm_backward(rand(2, 3), x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: running_mean and running_var"):
+        F.batch_norm_backward(x, x)
+    # and the valid call still matches torch
+    to = TF.batch_norm(torch.tensor(x), torch.zeros(3, dtype=torch.float64),
+                       torch.ones(3, dtype=torch.float64))
+    close(F.batch_norm(x, np.zeros(3), np.ones(3)), to)
+
+
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_dim_type_range_0d_and_empty_like_torch(fn):
     pf, tf = getattr(F, fn), getattr(TF, fn)

@@ -471,30 +471,57 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size):
 
 # ----------------------------------------------------------------------------- batch norm
 
-def _bn_prepare(op, x, weight, bias, running_mean, running_var):
+def _real(op, name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} expects a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def _bn_prepare(op, x, weight, bias, running_mean, running_var, grad_output=None):
+    """Checked (input, weight, bias, running_mean, running_var, grad_output, axes, shape).
+    The running stats must be arrays (training updates them in place)."""
     x = _float_array(op, "input", x)
     if x.ndim < 2:
         raise ValueError(f"{op}: input expects at least 2 dimensions (N, C, ...), got shape {tuple(x.shape)}")
     C = x.shape[1]
+    out = {}
     for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
         if a is not None:
-            _float_array(op, name, a)
+            if name.startswith("running") and not isinstance(a, np.ndarray):
+                raise TypeError(f"{op}: {name} expects a float32 or float64 array or None, "
+                                f"got {type(a).__name__}")
+            a = _float_array(op, name, a)
             if tuple(a.shape) != (C,):
                 raise ValueError(f"{op}: {name} expects shape ({C},) for input with {C} channels, "
                                  f"got {tuple(a.shape)}")
-    _same_dtype(op, input=x, weight=weight, bias=bias)
+        out[name] = a
+    _same_dtype(op, input=x, weight=out["weight"], bias=out["bias"])
+    if op.endswith("_backward"):
+        if grad_output is None:
+            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
+        grad_output = _float_array(op, "grad_output", grad_output)
+        _same_dtype(op, grad_output=grad_output, input=x)
+        if grad_output.shape != x.shape:
+            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
+                             f"got {tuple(grad_output.shape)}")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, C) + (1,) * (x.ndim - 2)
-    return x, axes, shape
+    return (x, out["weight"], out["bias"], out["running_mean"], out["running_var"], grad_output,
+            axes, shape)
 
 
 # input (N, C, ...); running_mean/var (C,) updated in place in training (torch semantics)
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
-    x, axes, shape = _bn_prepare("batch_norm", input, weight, bias, running_mean, running_var)
+    x, weight, bias, rm_in, rv_in, _, axes, shape = _bn_prepare(
+        "batch_norm", input, weight, bias, running_mean, running_var)
+    momentum, eps = _real("batch_norm", "momentum", momentum), _real("batch_norm", "eps", eps)
     if training:
-        n = x.size // x.shape[1]
+        for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+            if a is not None and not a.flags.writeable:
+                raise ValueError(f"batch_norm: {name} is read-only; training updates it in place")
+        n = x.size // max(1, x.shape[1])
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)}")
@@ -509,7 +536,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-        mean, var = running_mean, running_var
+        mean, var = rm_in, rv_in
     invstd = 1.0 / np.sqrt(var + eps)
     out = (x - mean.reshape(shape)) * invstd.astype(x.dtype).reshape(shape)
     if weight is not None:
@@ -521,12 +548,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def batch_norm_backward(grad_output, input, weight=None, running_mean=None, running_var=None, training=False,
                         eps=1e-5, output_mask=(True, True, True)):
-    x, axes, shape = _bn_prepare("batch_norm_backward", input, weight, None, running_mean, running_var)
-    g = grad_output
+    x, weight, _, running_mean, running_var, g, axes, shape = _bn_prepare(
+        "batch_norm_backward", input, weight, None, running_mean, running_var, grad_output)
+    eps = _real("batch_norm_backward", "eps", eps)
+    if isinstance(output_mask, (str, bytes)) or not hasattr(output_mask, "__len__") \
+            or len(output_mask) != 3:
+        raise TypeError(f"batch_norm_backward: output_mask expects 3 booleans, got {output_mask!r}")
     if training:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
     else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm_backward: running_mean and running_var are required when "
+                             "training=False")
         mean, var = running_mean, running_var
     invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
     xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
@@ -536,7 +570,7 @@ def batch_norm_backward(grad_output, input, weight=None, running_mean=None, runn
     gi = None
     if output_mask[0]:
         if training:
-            n = x.size // x.shape[1]
+            n = x.size // max(1, x.shape[1])
             gi = (w * invstd / n).reshape(shape) * (n * g - gb.reshape(shape) - xhat * gw.reshape(shape))
         else:
             gi = g * (w * invstd).reshape(shape)
