@@ -656,3 +656,14 @@ def test_pointwise_loss_none_on_0d_is_an_array(fn):
     close(o, to)
     gi, gt = getattr(F, fn + "_backward")(np.array(1.0), x, t, "none")
     assert isinstance(gi, np.ndarray) and isinstance(gt, np.ndarray) and gi.shape == ()
+
+
+def test_pad_amounts_must_be_ints_like_torch():
+    x = rand(2, 3, 4)
+    for bad in ((1.5, 1), (float("inf"), 0), (True, 1), 3, (1, None)):
+        _torch_rejects(lambda: TF.pad(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="pad: pad"):
+            F.pad(x, bad)
+    close(F.pad(x, (np.int64(1), 1)), TF.pad(torch.tensor(x), (np.int64(1), 1)))
+    with pytest.raises(ValueError, match="pad: input expects at least 2 dimensions"):
+        F.pad(rand(4), (1, 1))
