@@ -882,9 +882,6 @@ KNOWN = [
     ("elu_backward/hardswish_backward at input NaN: torch returns grad_output, pyconv NaN",
      "mismatch", lambda op, c, m: op in ("elu_backward", "hardswish_backward")
      and _nonfinite(c, "input")),
-    ("elu with alpha=NaN: torch gives 0 at input 0, pyconv NaN",
-     "mismatch", lambda op, c, m: op.startswith("elu") and isinstance(c.kwargs.get("alpha"), float)
-     and c.kwargs["alpha"] != c.kwargs["alpha"]),
     ("unaligned C-contiguous array rejected instead of copied",
      "rejected", lambda op, c, m: "not aligned" in m),
 ]
