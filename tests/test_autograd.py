@@ -667,3 +667,16 @@ def test_pad_amounts_must_be_ints_like_torch():
     close(F.pad(x, (np.int64(1), 1)), TF.pad(torch.tensor(x), (np.int64(1), 1)))
     with pytest.raises(ValueError, match="pad: input expects at least 2 dimensions"):
         F.pad(rand(4), (1, 1))
+
+
+def test_adaptive_avg_pool2d_output_size_types_like_torch():
+    x = rand(1, 1, 9, 7)
+    for bad in (None, [1.0, 2.0], (True, 2), 1.5):
+        _torch_rejects(lambda: TF.adaptive_avg_pool2d(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="adaptive_avg_pool2d: output_size"):
+            F.adaptive_avg_pool2d(x, bad)
+    for ok in ((None, 3), [2, None], 4, (np.int64(2), 3)):
+        close(F.adaptive_avg_pool2d(x, ok),
+              TF.adaptive_avg_pool2d(torch.tensor(x), tuple(int(v) if v is not None else None
+                                                            for v in ok)
+                                     if isinstance(ok, (list, tuple)) else ok))

@@ -403,13 +403,16 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
 
 def _adaptive_windows(op, x, output_size, shape_only=False):
     H, W = x.shape[-2:]
-    if isinstance(output_size, (int, np.integer)) or output_size is None:
-        output_size = (output_size, output_size)
-    output_size = tuple(output_size)
+    # torch: an int, or a pair of ints where None keeps the input's size (a bare None, floats
+    # and bools are TypeErrors)
+    if isinstance(output_size, np.ndarray) and output_size.ndim == 1:
+        output_size = output_size.tolist()
+    if not isinstance(output_size, (list, tuple)):
+        output_size = (_args.int_param(op, "output_size", output_size),) * 2
     if len(output_size) != 2:
-        raise ValueError(f"{op}: output_size expects an int or a pair, got {output_size!r}")
-    OH = H if output_size[0] is None else int(output_size[0])
-    OW = W if output_size[1] is None else int(output_size[1])
+        raise ValueError(f"{op}: output_size expects an int or a pair, got {tuple(output_size)!r}")
+    OH, OW = (size if v is None else _args.int_param(op, "output_size", v)
+              for v, size in zip(output_size, (H, W)))
     if OH <= 0 or OW <= 0:
         raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
     if H == 0 or W == 0:
