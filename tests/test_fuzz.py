@@ -444,11 +444,12 @@ def gen_max_pool2d(d, op):
         oshape = tuple(d.int(0, 4) for _ in xs)
         idx = np.zeros(oshape, np.int64)
     dy = arr(d, oshape, dt)
+    idx = layout(d, idx)
     # torch's forward can return an out-of-range index (a window wholly in the padding, with
     # dilation), and torch's own backward then writes out of bounds (heap corruption that
-    # aborts a later call): torch must not see such indices; pyconv must refuse them
+    # aborts a later call): torch must not see such indices; pyconv must refuse them.
+    # (Checked after the layout: a broadcast view may have dropped the bad index.)
     case_unsafe = bool(idx.size) and bool(idx.min() < 0 or idx.max() >= H * W)
-    idx = layout(d, idx)
     if idx.size and d.int(0, 6) == 0:
         rng = np.random.default_rng(d.int(0, 2**32 - 1))
         bad = d.choice(["in", "neg", "big", "huge"])
