@@ -9,6 +9,7 @@ import numpy as np
 from . import ops
 from .autograd import Tensor, is_grad_enabled
 from .autograd import _nn as _fn
+from .ops import _args
 from .ops import nn_extra as _x
 from .ops.nn_extra import (adaptive_avg_pool2d_backward, avg_pool2d_backward,  # noqa: F401
                            batch_norm_backward, cross_entropy_backward, dropout_backward,
@@ -206,13 +207,26 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 def pad(input, pad, mode="constant", value=0.0):
     """Pads the last two dims: pad = (left, right, top, bottom); mode constant/reflect/replicate/circular."""
-    pad = tuple(int(p) for p in pad)
+    if not isinstance(pad, (tuple, list)):
+        raise TypeError(f"pad: pad expects a tuple of ints (left, right[, top, bottom]), "
+                        f"got {type(pad).__name__}")
+    pad = tuple(_args.int_param("pad", "pad", p) for p in pad)
     if len(pad) == 2:
         pad = pad + (0, 0)
     if len(pad) != 4:
         raise ValueError(f"pad: expects (left, right[, top, bottom]), got {pad}")
-    if mode not in _fn.Pad._MODES:
+    if not isinstance(mode, str) or mode not in _fn.Pad._MODES:
         raise ValueError(f"pad: mode expects one of {sorted(_fn.Pad._MODES)}, got {mode!r}")
+    if value is None:
+        value = 0.0
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"pad: value expects a number, got {type(value).__name__} {value!r}")
+    data = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if data.ndim < 2:
+        raise ValueError(f"pad: input expects at least 2 dimensions (pads the last two), "
+                         f"got shape {tuple(data.shape)}")
+    if min(pad) < 0:
+        raise ValueError(f"pad: negative padding (cropping) is not supported, got {pad}")
     if not isinstance(input, Tensor):
-        return _fn.Pad.forward(_fn.Pad(), np.asarray(input), pad, mode, value)
+        return _fn.Pad.forward(_fn.Pad(), data, pad, mode, value)
     return _fn.Pad.apply(input, pad, mode, value)

@@ -201,3 +201,14 @@ def test_inplace_and_empty():
 def test_bad_input_raises(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [float("inf"), float("-inf"), float("nan"), -0.5])
+def test_elu_at_zero_is_the_input_for_any_alpha(isa, dtype, alpha):
+    # fuzz regression: alpha * expm1(0) is NaN for an infinite alpha; torch returns x at +-0
+    x = np.array([0.0, -0.0, -1.0, 1.0, np.nan, -np.inf] * 5, dtype=dtype)  # vector + tail
+    want = TF.elu(torch.from_numpy(x), alpha).numpy()
+    got = ops.elu(x, alpha)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got[:2]), np.signbit(want[:2]))

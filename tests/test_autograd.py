@@ -519,3 +519,164 @@ def test_adaptive_avg_pool2d_sweep(H, W, oh, ow):
     g = np.ones(to.shape)
     to.backward(torch.tensor(g))
     close(F.adaptive_avg_pool2d_backward(g, x, (oh, ow)), tx.grad)
+
+
+# ----------------------------------------------------------------------------- fuzz regressions
+# Bugs found by tests/test_fuzz.py: each case compared with torch (same result, or both reject).
+
+def _torch_rejects(fn):
+    with pytest.raises((RuntimeError, TypeError, ValueError, IndexError)):
+        fn()
+
+
+def test_avg_pool2d_zero_channels_rejected_like_torch():
+    for shape in [(2, 0, 7, 10), (0, 5, 5)]:
+        _torch_rejects(lambda: TF.avg_pool2d(torch.zeros(shape), 2))
+        with pytest.raises(ValueError, match="avg_pool2d: input expects non-zero channels"):
+            F.avg_pool2d(np.zeros(shape), 2)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 5, 1), (1, 1, 5, 1), (2, 2, 1, 2)])
+def test_avg_pool2d_kernel_beyond_input_with_ceil_mode(shape):
+    # torch accepts a kernel larger than the input when ceil_mode gives an output of >= 1
+    x = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    for cip in (False, True):
+        to = TF.avg_pool2d(torch.tensor(x), 3, 3, 0, True, cip)
+        o = F.avg_pool2d(x, 3, 3, 0, True, cip)
+        assert o.shape == tuple(to.shape)
+        close(o, to)
+    _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 3, 3, 0, False))
+    with pytest.raises(ValueError, match="avg_pool2d: output size is too small"):
+        F.avg_pool2d(x, 3, 3, 0, False)
+
+
+def test_avg_pool2d_big_endian_gives_native_dtype():
+    x = rand(1, 1, 4, 4, dtype=np.float32).astype(">f4")
+    o = F.avg_pool2d(x, (4, 2), ceil_mode=True)
+    assert o.dtype == np.float32
+    close(o, TF.avg_pool2d(torch.tensor(x.astype(np.float32)), (4, 2), ceil_mode=True), rtol=1e-6)
+    assert F.softmax(x, 1).dtype == np.float32
+
+
+def test_pool_flags_and_int32_params_checked_like_torch():
+    x = rand(1, 2, 6, 6)
+    for bad in ([1.0, 2.0], (1, "a"), 1, None):
+        _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 2, ceil_mode=bad))
+        with pytest.raises(TypeError, match="avg_pool2d: ceil_mode must be a bool"):
+            F.avg_pool2d(x, 2, ceil_mode=bad)
+        with pytest.raises(TypeError, match="avg_pool2d: count_include_pad must be a bool"):
+            F.avg_pool2d(x, 2, count_include_pad=bad)
+        _torch_rejects(lambda: TF.max_pool2d(torch.tensor(x), 2, ceil_mode=bad))
+        with pytest.raises(TypeError, match="max_pool2d: ceil_mode must be a bool"):
+            F.max_pool2d(x, 2, ceil_mode=bad)
+    for bad in (1.5, "2"):
+        _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="avg_pool2d: kernel_size"):
+            F.avg_pool2d(x, bad)
+    _torch_rejects(lambda: TF.avg_pool2d(torch.tensor(x), 2, (2**62, 2**62)))
+    with pytest.raises(ValueError, match="avg_pool2d: .*32-bit"):
+        F.avg_pool2d(x, 2, (2**62, 2**62))
+
+
+def test_adaptive_avg_pool2d_empty_input_huge_output_size():
+    # no window arrays of the output size are built for an empty input
+    to = TF.adaptive_avg_pool2d(torch.zeros(0, 2, 3, 2), (2**28, 3))
+    o = F.adaptive_avg_pool2d(np.zeros((0, 2, 3, 2)), (2**28, 3))
+    assert o.shape == tuple(to.shape) and o.dtype == np.float64
+    # torch's shape (0, 0, 2**31 - 1, 2**31 - 1) has no numpy array: a clear error, at once
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output shape"):
+        F.adaptive_avg_pool2d(np.zeros((0, 0, 3, 2)), 2**31 - 1)
+
+
+def test_batch_norm_non_array_arguments_are_clear_errors():
+    x = rand(2, 3, 4)
+    with pytest.raises(TypeError, match="batch_norm: running_mean"):
+        F.batch_norm(x, 0.5, np.ones(3))
+    with pytest.raises(TypeError, match="batch_norm: running_var"):
+        F.batch_norm(x, np.zeros(3), "mean")
+    with pytest.raises(TypeError, match="batch_norm: eps"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), eps="mean")
+    with pytest.raises(TypeError, match="batch_norm_backward: grad_output"):
+        F.batch_norm_backward("mean", x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: grad_output expects"):
+        F.batch_norm_backward(0.5, x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: grad_output expects"):
+        F.batch_norm_backward(rand(2, 3), x, None, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="batch_norm_backward: running_mean and running_var"):
+        F.batch_norm_backward(x, x)
+    # and the valid call still matches torch
+    to = TF.batch_norm(torch.tensor(x), torch.zeros(3, dtype=torch.float64),
+                       torch.ones(3, dtype=torch.float64))
+    close(F.batch_norm(x, np.zeros(3), np.ones(3)), to)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_dim_type_range_0d_and_empty_like_torch(fn):
+    pf, tf = getattr(F, fn), getattr(TF, fn)
+    for x in (np.array(1.5), rand(3)):
+        for dim in (1.5, True, np.bool_(True), np.float64(0.0)):
+            _torch_rejects(lambda: tf(torch.tensor(x), dim=dim))
+            with pytest.raises(TypeError, match=f"{fn}: dim expects an int"):
+                pf(x, dim=dim)
+    for dim in (1, -2):  # out of range for a 0-d array
+        _torch_rejects(lambda: tf(torch.tensor(1.5), dim=dim))
+        with pytest.raises(ValueError, match=f"{fn}: dim expects an int in"):
+            pf(np.array(1.5), dim=dim)
+    for v in (1.5, np.inf, -np.inf, np.nan):  # 0-d: NaN/Inf propagate as in torch
+        o = pf(np.array(v), dim=np.int64(0))
+        assert isinstance(o, np.ndarray) and o.shape == ()
+        np.testing.assert_array_equal(o, tf(torch.tensor(v), dim=0).numpy())
+    for shape, dim in (((0, 3), 1), ((3, 0), 0), ((2, 0, 4), -1)):
+        o = pf(np.zeros(shape, np.float32), dim=dim)
+        assert o.shape == shape and o.dtype == np.float32
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_backward_validates_grad_output(fn):
+    back = getattr(F, fn + "_backward")
+    x = rand(2, 3)
+    with pytest.raises(TypeError, match=f"{fn}_backward: grad_output"):
+        back(3, x, 1)
+    with pytest.raises(ValueError, match=f"{fn}_backward: grad_output expects"):
+        back(rand(3), x, 1)
+    for v in (2.0, np.inf):  # 0-d
+        tx = torch.tensor(v, requires_grad=True)
+        getattr(TF, fn)(tx, 0).backward(torch.tensor(1.0, dtype=torch.float64))
+        o = back(np.array(1.0), np.array(v), 0)
+        assert isinstance(o, np.ndarray) and o.shape == ()
+        np.testing.assert_array_equal(o, tx.grad.numpy())
+
+
+@pytest.mark.parametrize("fn", ["mse_loss", "l1_loss"])
+def test_pointwise_loss_none_on_0d_is_an_array(fn):
+    x, t = np.array(1.5), np.array(-0.5)
+    to = getattr(TF, fn)(torch.tensor(x), torch.tensor(t), reduction="none")
+    o = getattr(F, fn)(x, t, reduction="none")
+    assert isinstance(o, np.ndarray) and o.shape == () and o.dtype == np.float64
+    close(o, to)
+    gi, gt = getattr(F, fn + "_backward")(np.array(1.0), x, t, "none")
+    assert isinstance(gi, np.ndarray) and isinstance(gt, np.ndarray) and gi.shape == ()
+
+
+def test_pad_amounts_must_be_ints_like_torch():
+    x = rand(2, 3, 4)
+    for bad in ((1.5, 1), (float("inf"), 0), (True, 1), 3, (1, None)):
+        _torch_rejects(lambda: TF.pad(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="pad: pad"):
+            F.pad(x, bad)
+    close(F.pad(x, (np.int64(1), 1)), TF.pad(torch.tensor(x), (np.int64(1), 1)))
+    with pytest.raises(ValueError, match="pad: input expects at least 2 dimensions"):
+        F.pad(rand(4), (1, 1))
+
+
+def test_adaptive_avg_pool2d_output_size_types_like_torch():
+    x = rand(1, 1, 9, 7)
+    for bad in (None, [1.0, 2.0], (True, 2), 1.5):
+        _torch_rejects(lambda: TF.adaptive_avg_pool2d(torch.tensor(x), bad))
+        with pytest.raises(TypeError, match="adaptive_avg_pool2d: output_size"):
+            F.adaptive_avg_pool2d(x, bad)
+    for ok in ((None, 3), [2, None], 4, (np.int64(2), 3)):
+        close(F.adaptive_avg_pool2d(x, ok),
+              TF.adaptive_avg_pool2d(torch.tensor(x), tuple(int(v) if v is not None else None
+                                                            for v in ok)
+                                     if isinstance(ok, (list, tuple)) else ok))

@@ -444,8 +444,12 @@ def gen_max_pool2d(d, op):
         oshape = tuple(d.int(0, 4) for _ in xs)
         idx = np.zeros(oshape, np.int64)
     dy = arr(d, oshape, dt)
-    case_unsafe = False
     idx = layout(d, idx)
+    # torch's forward can return an out-of-range index (a window wholly in the padding, with
+    # dilation), and torch's own backward then writes out of bounds (heap corruption that
+    # aborts a later call): torch must not see such indices; pyconv must refuse them.
+    # (Checked after the layout: a broadcast view may have dropped the bad index.)
+    case_unsafe = bool(idx.size) and bool(idx.min() < 0 or idx.max() >= H * W)
     if idx.size and d.int(0, 6) == 0:
         rng = np.random.default_rng(d.int(0, 2**32 - 1))
         bad = d.choice(["in", "neg", "big", "huge"])
@@ -454,7 +458,7 @@ def gen_max_pool2d(d, op):
         plane = H * W
         idx.reshape(-1)[pos] = {"in": rng.integers(0, max(1, plane)), "neg": -1,
                                 "big": plane, "huge": 2**62}[bad]
-        case_unsafe = bad != "in" or plane == 0
+        case_unsafe = case_unsafe or bad != "in" or plane == 0
     args = dict(grad_output=dy, input=x, indices=idx, kernel_size=k, stride=s,
                 padding=p, dilation=dil, ceil_mode=ceil)
 
@@ -873,25 +877,12 @@ KNOWN = [
      "accepted", lambda op, c, m: any(isinstance(c.kwargs.get(n), (list, tuple, float, int,
                                                                    np.generic))
                                       for n in c.arrays)),
-    ("log_softmax_backward: grad_output is not validated (an int gives AttributeError)",
-     "other exception", lambda op, c, m: op == "log_softmax_backward" and "AttributeError" in m),
     ("max_pool2d_backward: torch's forward gave an out-of-range index (window wholly in the "
      "padding, ceil_mode); pyconv rejects that index",
      "rejected", lambda op, c, m: op == "max_pool2d_backward" and "found an invalid index" in m),
     ("elu_backward/hardswish_backward at input NaN: torch returns grad_output, pyconv NaN",
      "mismatch", lambda op, c, m: op in ("elu_backward", "hardswish_backward")
      and _nonfinite(c, "input")),
-    ("elu with alpha=NaN: torch gives 0 at input 0, pyconv NaN",
-     "mismatch", lambda op, c, m: op.startswith("elu") and isinstance(c.kwargs.get("alpha"), float)
-     and c.kwargs["alpha"] != c.kwargs["alpha"]),
-    ("softmax/log_softmax of an empty array: numpy's 'zero-size array to reduction' error; "
-     "torch returns an empty array",
-     "rejected", lambda op, c, m: "softmax" in op and "zero-size array to reduction" in m),
-    ("softmax/log_softmax of a 0-d array: dim out of range accepted (torch: IndexError)",
-     "accepted", lambda op, c, m: "softmax" in op and "Dimension out of range" in m),
-    ("softmax/log_softmax of a 0-d NaN/Inf: pyconv 1 / 0, torch NaN",
-     "mismatch", lambda op, c, m: "softmax" in op and _nonfinite(c, "input")
-     and np.ndim(c.kwargs["input"]) == 0),
     ("unaligned C-contiguous array rejected instead of copied",
      "rejected", lambda op, c, m: "not aligned" in m),
 ]

@@ -383,3 +383,32 @@ def test_max_unpool2d_bad_input():
         ops.max_unpool2d_backward(np.zeros((1, 1, 4, 4), np.float32), np.full((1, 1, 2, 2), 16, np.int64), 2)
     with pytest.raises(TypeError, match=rf"{op}: indices must have dtype int64"):
         ops.max_unpool2d_backward(np.zeros((1, 1, 4, 4), np.float32), i.astype(np.float32), 2)
+
+
+def test_pool_parameters_beyond_int32_and_bad_unpool_sizes_rejected_like_torch():
+    # fuzz regressions
+    x = np.ones((3, 1, 7, 3), np.float32)
+    for kw in (dict(stride=(2**31, 1)), dict(dilation=(2**31, 1)), dict(padding=2**31)):
+        with pytest.raises(RuntimeError):
+            TF.max_pool2d(torch.from_numpy(x), 2, **kw)
+        with pytest.raises(ValueError, match="max_pool2d: .*32-bit"):
+            ops.max_pool2d(x, 2, **kw)
+    y, idx = TF.max_pool2d(torch.ones(1, 3, 8, 4), 2, return_indices=True)
+    y, idx = y.numpy(), idx.numpy()
+    # padding 2**63-1: torch's size is negative; int64 arithmetic used to wrap around
+    with pytest.raises(ValueError):
+        TF.max_unpool2d(torch.from_numpy(y), torch.from_numpy(idx), 2, 2, 2**63 - 1)
+    with pytest.raises(ValueError, match="max_unpool2d: output size out of range"):
+        ops.max_unpool2d(y, idx, 2, 2, 2**63 - 1)
+    # (-1, -1) is no "default" output size
+    with pytest.raises(ValueError):
+        TF.max_unpool2d(torch.from_numpy(y), torch.from_numpy(idx), 2, output_size=(-1, -1))
+    with pytest.raises(ValueError, match="max_unpool2d: output_size must be non-negative"):
+        ops.max_unpool2d(y, idx, 2, output_size=(-1, -1))
+    # an empty stride is max_pool2d's default, but not max_unpool2d's
+    with pytest.raises(IndexError):
+        TF.max_unpool2d(torch.from_numpy(y), torch.from_numpy(idx), 2, [])
+    with pytest.raises(ValueError, match="max_unpool2d: stride"):
+        ops.max_unpool2d(y, idx, 2, [])
+    with pytest.raises(ValueError, match="max_unpool2d_backward: stride"):
+        ops.max_unpool2d_backward(np.ones((1, 3, 8, 4), np.float32), idx, 2, [])

@@ -127,8 +127,9 @@ struct ActFwd {
       case ActKind::leaky_relu:
         return _mm256_blendv_ps(_mm256_mul_ps(x, set1(param)), x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ));
       case ActKind::elu:
-        return _mm256_blendv_ps(_mm256_mul_ps(set1(param), expm1_nonpos_ps(x)), x,
-                                _mm256_cmp_ps(x, zero, _CMP_GT_OQ));
+        // negative branch only below 0: at +-0 (and NaN) the input, as torch, also for alpha = +-Inf/NaN
+        return _mm256_blendv_ps(x, _mm256_mul_ps(set1(param), expm1_nonpos_ps(x)),
+                                _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
       case ActKind::gelu: {
         const __m256 hx = _mm256_mul_ps(x, set1(0.5f));
         return _mm256_fmadd_ps(hx, erf_ps(_mm256_mul_ps(x, set1(kSqrt1_2))), hx);

@@ -13,7 +13,8 @@ inline T activate(ActKind kind, T param, T x) {
     case ActKind::none: return x;
     case ActKind::relu: return x < T(0) ? T(0) : x;  // keeps -0.0 and NaN, as torch's clamp_min
     case ActKind::leaky_relu: return x > T(0) ? x : x * param;
-    case ActKind::elu: return x > T(0) ? x : param * std::expm1(x);
+    // x < 0, not x <= 0: at +-0 the input itself, as torch (0 * alpha is NaN for an infinite alpha)
+    case ActKind::elu: return x < T(0) ? param * std::expm1(x) : x;
     case ActKind::gelu: {
       // torch's float32 kernel computes 0.5x + 0.5x*erf (so gelu(-0.0) and the far
       // negative tail give +0.0); its float64 kernel 0.5x * (1 + erf).

@@ -16,7 +16,7 @@ __device__ __forceinline__ T act_forward(ActKind kind, T param, T x) {
     case ActKind::none: return x;
     case ActKind::relu: return x > T(0) ? x : (x == x ? T(0) : x);
     case ActKind::leaky_relu: return x > T(0) ? x : x * param;
-    case ActKind::elu: return x > T(0) ? x : param * expm1(x);
+    case ActKind::elu: return x < T(0) ? param * expm1(x) : x;  // +-0 -> x, as torch
     case ActKind::gelu: return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
     case ActKind::gelu_tanh: {
       const T k = T(0.79788456080286535588);  // sqrt(2/pi)

@@ -2,6 +2,8 @@
 
 #include "common/errors.h"
 
+#include <limits>
+
 namespace pyconv {
 
 namespace {
@@ -81,16 +83,26 @@ PoolParams make_max_unpool2d_params(const char* op, const int64_t in[4], const i
   p.kh = kernel[0]; p.kw = kernel[1];
   p.stride_h = stride[0]; p.stride_w = stride[1];
   p.pad_h = pad[0]; p.pad_w = pad[1];
-  const int64_t def[2] = {(p.H - 1) * p.stride_h - 2 * p.pad_h + p.kh,
-                          (p.W - 1) * p.stride_w - 2 * p.pad_w + p.kw};
-  int64_t out[2] = {def[0], def[1]};
+  // torch computes these with Python ints: 128-bit here, so that huge parameters give
+  // an honest (rejected) size instead of a wrapped-around one
+  using i128 = __int128;
+  const i128 def[2] = {i128(p.H - 1) * p.stride_h - i128(2) * p.pad_h + p.kh,
+                       i128(p.W - 1) * p.stride_w - i128(2) * p.pad_w + p.kw};
+  const i128 kMax = std::numeric_limits<int64_t>::max();
+  for (int d = 0; d < 2; ++d)
+    if (def[d] > kMax || def[d] < -kMax)
+      throw ValueError(str_cat(op, ": output size out of range for input of shape ",
+                               shape_str(in), " with kernel_size=(", p.kh, ", ", p.kw,
+                               "), stride=(", p.stride_h, ", ", p.stride_w, "), padding=(",
+                               p.pad_h, ", ", p.pad_w, ")"));
+  int64_t out[2] = {int64_t(def[0]), int64_t(def[1])};
   if (output_size[0] >= 0 || output_size[1] >= 0) {
     for (int d = 0; d < 2; ++d) {
-      const int64_t lo = def[d] - stride[d], hi = def[d] + stride[d];
+      const i128 lo = def[d] - stride[d], hi = def[d] + stride[d];
       if (!(lo < output_size[d] && output_size[d] < hi))
         throw ValueError(str_cat(op, ": invalid output_size (", output_size[0], ", ",
-                                 output_size[1], "): dim ", d, " must be strictly between ", lo,
-                                 " and ", hi));
+                                 output_size[1], "): dim ", d, " must be strictly between ",
+                                 int64_t(lo), " and ", int64_t(hi)));
       out[d] = output_size[d];
     }
   }

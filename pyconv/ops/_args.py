@@ -86,6 +86,13 @@ def int_param(op: str, name: str, v) -> int:
     return int(v)
 
 
+def flag(op: str, name: str, v) -> bool:
+    """A bool parameter: Python or numpy bool only (torch rejects ints, None, lists...)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {_type_name(v)} {v!r}")
+    return bool(v)
+
+
 def pair(op: str, name: str, v) -> tuple[int, int]:
     """int or sequence of two ints -> (int, int)."""
     if isinstance(v, (list, tuple)):

@@ -7,6 +7,7 @@ Arrays in, arrays out; nothing here knows about pyconv.Tensor.
 import numpy as np
 
 from .. import _random
+from . import _args
 
 __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
+_INT32_MAX = 2**31 - 1
 
 
 # ----------------------------------------------------------------------------- checks
@@ -26,6 +28,8 @@ def _float_array(op, name, x):
         x = np.asarray(x)
     if x.dtype.kind != "f" or x.dtype.itemsize < 4:
         raise TypeError(f"{op}: {name} expects a float32 or float64 array, got dtype {x.dtype}")
+    if not x.dtype.isnative:  # results in native byte order, as torch's
+        x = x.astype(x.dtype.newbyteorder("="))
     return x
 
 
@@ -44,20 +48,18 @@ def _check_reduction(op, reduction):
 
 def _norm_dim(op, dim, ndim):
     n = max(ndim, 1)
-    if not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim expects an int, got {type(dim).__name__} {dim!r}")
+    if not -n <= dim < n:
         raise ValueError(f"{op}: dim expects an int in [{-n}, {n - 1}], got {dim!r}")
     return int(dim) % n
 
 
 def _pair(op, name, v):
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    v = tuple(v)
-    if len(v) == 1:
-        return int(v[0]), int(v[0])
-    if len(v) != 2:
-        raise ValueError(f"{op}: {name} expects an int or a pair, got {v!r}")
-    return int(v[0]), int(v[1])
+    """int, (int,) or a pair of ints (Python or numpy ints; not bools or floats, as torch)."""
+    if isinstance(v, (list, tuple)) and len(v) == 1:
+        v = v[0]
+    return _args.pair(op, name, v)
 
 
 def _implicit_softmax_dim(ndim):
@@ -66,46 +68,70 @@ def _implicit_softmax_dim(ndim):
 
 # ----------------------------------------------------------------------------- softmax
 
-# softmax along `dim`; input any shape
-def softmax(input, dim=None):
-    x = _float_array("softmax", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.ones_like(x)
-    d = _norm_dim("softmax", dim, x.ndim)
+def _softmax_args(op, input, dim, grad_output=None):
+    """(input, axis, grad_output) checked; a 0-d input is taken as one element along dim 0
+    or -1 (as torch), so that NaN/Inf propagate as in the n-d case."""
+    x = _float_array(op, "input", input)
+    d = _norm_dim(op, _implicit_softmax_dim(x.ndim) if dim is None else dim, x.ndim)
+    g = None
+    if grad_output is not None or op.endswith("_backward"):
+        if grad_output is None:
+            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
+        g = _float_array(op, "grad_output", grad_output)
+        _same_dtype(op, grad_output=g, input=x)
+        if g.shape != x.shape:
+            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
+                             f"got {tuple(g.shape)}")
+    return x, d, g
+
+
+def _softmax(x, d):
     e = np.exp(x - x.max(axis=d, keepdims=True))
     return e / e.sum(axis=d, keepdims=True)
 
 
-def softmax_backward(grad_output, input, dim=None):
-    x = _float_array("softmax_backward", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    y = softmax(x, dim)
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("softmax_backward", dim, x.ndim)
-    g = np.asarray(grad_output, dtype=x.dtype) if not hasattr(grad_output, "dtype") else grad_output
-    return y * (g - (g * y).sum(axis=d, keepdims=True))
-
-
-def log_softmax(input, dim=None):
-    x = _float_array("log_softmax", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("log_softmax", dim, x.ndim)
+def _log_softmax(x, d):
     s = x - x.max(axis=d, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=d, keepdims=True))
 
 
+def _along(f, x, d, *more):
+    """f(x, d, *more) for an n-d x; a 0-d x as a 1-element vector, an empty x gives an empty
+    result (numpy's max has no identity); always an ndarray of x's shape and dtype."""
+    if x.size == 0:
+        return np.zeros(x.shape, x.dtype)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # NaN/Inf as torch, silently
+        if x.ndim == 0:
+            return np.asarray(f(x.reshape(1), 0, *(m.reshape(1) for m in more))).reshape(())
+        return f(x, d, *more)
+
+
+# softmax along `dim`; input any shape
+def softmax(input, dim=None):
+    x, d, _ = _softmax_args("softmax", input, dim)
+    return _along(_softmax, x, d)
+
+
+def softmax_backward(grad_output, input, dim=None):
+    x, d, g = _softmax_args("softmax_backward", input, dim, grad_output)
+
+    def f(x, d, g):
+        y = _softmax(x, d)
+        return y * (g - (g * y).sum(axis=d, keepdims=True))
+    return _along(f, x, d, g)
+
+
+def log_softmax(input, dim=None):
+    x, d, _ = _softmax_args("log_softmax", input, dim)
+    return _along(_log_softmax, x, d)
+
+
 def log_softmax_backward(grad_output, input, dim=None):
-    x = _float_array("log_softmax_backward", "input", input)
-    dim = _implicit_softmax_dim(x.ndim) if dim is None else dim
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    d = _norm_dim("log_softmax_backward", dim, x.ndim)
-    y = np.exp(log_softmax(x, d))
-    return grad_output - y * grad_output.sum(axis=d, keepdims=True)
+    x, d, g = _softmax_args("log_softmax_backward", input, dim, grad_output)
+
+    def f(x, d, g):
+        return g - np.exp(_log_softmax(x, d)) * g.sum(axis=d, keepdims=True)
+    return _along(f, x, d, g)
 
 
 # ----------------------------------------------------------------------------- cross entropy
@@ -231,7 +257,7 @@ def _loss_prepare(op, input, target, reduction):
 
 def _reduce(per, reduction):
     if reduction == "none":
-        return per
+        return np.asarray(per)  # a 0-d array, never a numpy scalar
     return np.asarray(per.sum() if reduction == "sum" else per.mean(), dtype=per.dtype)
 
 
@@ -251,8 +277,8 @@ def _loss_backward(diff_grad, x, y, grad_output, reduction, output_mask):
     if reduction == "mean":
         g = g / n
     d = diff_grad * g
-    gi = _sum_to(d, x.shape).astype(x.dtype, copy=False) if output_mask[0] else None
-    gt = _sum_to(-d, y.shape).astype(x.dtype, copy=False) if output_mask[1] else None
+    gi = np.asarray(_sum_to(d, x.shape), dtype=x.dtype) if output_mask[0] else None
+    gt = np.asarray(_sum_to(-d, y.shape), dtype=x.dtype) if output_mask[1] else None
     return gi, gt
 
 
@@ -281,12 +307,13 @@ def l1_loss_backward(grad_output, input, target, reduction="mean", output_mask=(
 def _pool_out(op, size, k, s, p, ceil_mode):
     if p > k // 2:
         raise ValueError(f"{op}: padding should be at most half of the kernel size (kernel {k}), got {p}")
-    num = size + 2 * p - k
-    if num < 0:
-        raise ValueError(f"{op}: kernel size {k} is larger than the padded input size {size + 2 * p}")
-    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    # torch's pooling_output_shape (floor division rounds towards -inf, as its div_rtn)
+    out = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
+    if out < 1:
+        raise ValueError(f"{op}: output size is too small: kernel size {k}, stride {s} and padding {p} "
+                         f"on an input size of {size} give {out}")
     return out
 
 
@@ -300,14 +327,22 @@ def _batched4(op, x):
 
 def _avg_params(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     kh, kw = _pair(op, "kernel_size", kernel_size)
-    sh, sw = (kh, kw) if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+    sh, sw = (kh, kw) if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
         else _pair(op, "stride", stride)
     ph, pw = _pair(op, "padding", padding)
     if min(kh, kw) <= 0 or min(sh, sw) <= 0 or min(ph, pw) < 0:
         raise ValueError(f"{op}: kernel_size and stride must be positive and padding non-negative, "
                          f"got kernel_size={(kh, kw)}, stride={(sh, sw)}, padding={(ph, pw)}")
-    if divisor_override is not None and int(divisor_override) == 0:
+    if max(kh, kw, sh, sw, ph, pw) > _INT32_MAX:  # torch's pooling parameters are C ints
+        raise ValueError(f"{op}: kernel_size, stride and padding must fit in a 32-bit int, "
+                         f"got kernel_size={(kh, kw)}, stride={(sh, sw)}, padding={(ph, pw)}")
+    ceil_mode = _args.flag(op, "ceil_mode", ceil_mode)
+    count_include_pad = _args.flag(op, "count_include_pad", count_include_pad)
+    if divisor_override is not None and _args.int_param(op, "divisor_override", divisor_override) == 0:
         raise ValueError(f"{op}: divisor_override must be non-zero")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: input expects non-zero channels, height and width (only the batch may "
+                         f"be empty), got shape {tuple(x.shape)}")
     H, W = x.shape[-2:]
     OH = _pool_out(op, H, kh, sh, ph, ceil_mode)
     OW = _pool_out(op, W, kw, sw, pw, ceil_mode)
@@ -366,19 +401,24 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     return gi[0] if unb else gi
 
 
-def _adaptive_windows(op, x, output_size):
+def _adaptive_windows(op, x, output_size, shape_only=False):
     H, W = x.shape[-2:]
-    if isinstance(output_size, (int, np.integer)) or output_size is None:
-        output_size = (output_size, output_size)
-    output_size = tuple(output_size)
+    # torch: an int, or a pair of ints where None keeps the input's size (a bare None, floats
+    # and bools are TypeErrors)
+    if isinstance(output_size, np.ndarray) and output_size.ndim == 1:
+        output_size = output_size.tolist()
+    if not isinstance(output_size, (list, tuple)):
+        output_size = (_args.int_param(op, "output_size", output_size),) * 2
     if len(output_size) != 2:
-        raise ValueError(f"{op}: output_size expects an int or a pair, got {output_size!r}")
-    OH = H if output_size[0] is None else int(output_size[0])
-    OW = W if output_size[1] is None else int(output_size[1])
+        raise ValueError(f"{op}: output_size expects an int or a pair, got {tuple(output_size)!r}")
+    OH, OW = (size if v is None else _args.int_param(op, "output_size", v)
+              for v, size in zip(output_size, (H, W)))
     if OH <= 0 or OW <= 0:
         raise ValueError(f"{op}: output_size must be positive, got {(OH, OW)}")
     if H == 0 or W == 0:
         raise ValueError(f"{op}: input spatial size must be non-zero, got {(H, W)}")
+    if shape_only:
+        return OH, None, OW, None, None
 
     def windows(size, o):  # torch's rule: [floor(i*size/o), ceil((i+1)*size/o))
         i = np.arange(o)
@@ -409,7 +449,14 @@ def _window_scatter(g, axis, lo, hi, size):
 def adaptive_avg_pool2d(input, output_size):
     x = _float_array("adaptive_avg_pool2d", "input", input)
     x, unb = _batched4("adaptive_avg_pool2d", x)
-    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d", x, output_size)
+    h0, h1, w0, w1, div = _adaptive_windows("adaptive_avg_pool2d", x, output_size, x.size == 0)
+    if x.size == 0:  # no windows to build (output_size may be huge)
+        try:
+            out = np.zeros(x.shape[:2] + (h0, w0), x.dtype)
+        except ValueError:  # numpy bounds the product of the non-zero dims
+            raise ValueError(f"adaptive_avg_pool2d: output shape {x.shape[:2] + (h0, w0)} is too "
+                             f"large for a numpy array") from None
+        return out[0] if unb else out
     out = _window_sum(_window_sum(x, -2, h0, h1), -1, w0, w1) / div
     return out[0] if unb else out
 
@@ -427,30 +474,57 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size):
 
 # ----------------------------------------------------------------------------- batch norm
 
-def _bn_prepare(op, x, weight, bias, running_mean, running_var):
+def _real(op, name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} expects a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def _bn_prepare(op, x, weight, bias, running_mean, running_var, grad_output=None):
+    """Checked (input, weight, bias, running_mean, running_var, grad_output, axes, shape).
+    The running stats must be arrays (training updates them in place)."""
     x = _float_array(op, "input", x)
     if x.ndim < 2:
         raise ValueError(f"{op}: input expects at least 2 dimensions (N, C, ...), got shape {tuple(x.shape)}")
     C = x.shape[1]
+    out = {}
     for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
         if a is not None:
-            _float_array(op, name, a)
+            if name.startswith("running") and not isinstance(a, np.ndarray):
+                raise TypeError(f"{op}: {name} expects a float32 or float64 array or None, "
+                                f"got {type(a).__name__}")
+            a = _float_array(op, name, a)
             if tuple(a.shape) != (C,):
                 raise ValueError(f"{op}: {name} expects shape ({C},) for input with {C} channels, "
                                  f"got {tuple(a.shape)}")
-    _same_dtype(op, input=x, weight=weight, bias=bias)
+        out[name] = a
+    _same_dtype(op, input=x, weight=out["weight"], bias=out["bias"])
+    if op.endswith("_backward"):
+        if grad_output is None:
+            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
+        grad_output = _float_array(op, "grad_output", grad_output)
+        _same_dtype(op, grad_output=grad_output, input=x)
+        if grad_output.shape != x.shape:
+            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
+                             f"got {tuple(grad_output.shape)}")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, C) + (1,) * (x.ndim - 2)
-    return x, axes, shape
+    return (x, out["weight"], out["bias"], out["running_mean"], out["running_var"], grad_output,
+            axes, shape)
 
 
 # input (N, C, ...); running_mean/var (C,) updated in place in training (torch semantics)
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
-    x, axes, shape = _bn_prepare("batch_norm", input, weight, bias, running_mean, running_var)
+    x, weight, bias, rm_in, rv_in, _, axes, shape = _bn_prepare(
+        "batch_norm", input, weight, bias, running_mean, running_var)
+    momentum, eps = _real("batch_norm", "momentum", momentum), _real("batch_norm", "eps", eps)
     if training:
-        n = x.size // x.shape[1]
+        for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+            if a is not None and not a.flags.writeable:
+                raise ValueError(f"batch_norm: {name} is read-only; training updates it in place")
+        n = x.size // max(1, x.shape[1])
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)}")
@@ -465,7 +539,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-        mean, var = running_mean, running_var
+        mean, var = rm_in, rv_in
     invstd = 1.0 / np.sqrt(var + eps)
     out = (x - mean.reshape(shape)) * invstd.astype(x.dtype).reshape(shape)
     if weight is not None:
@@ -477,12 +551,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def batch_norm_backward(grad_output, input, weight=None, running_mean=None, running_var=None, training=False,
                         eps=1e-5, output_mask=(True, True, True)):
-    x, axes, shape = _bn_prepare("batch_norm_backward", input, weight, None, running_mean, running_var)
-    g = grad_output
+    x, weight, _, running_mean, running_var, g, axes, shape = _bn_prepare(
+        "batch_norm_backward", input, weight, None, running_mean, running_var, grad_output)
+    eps = _real("batch_norm_backward", "eps", eps)
+    if isinstance(output_mask, (str, bytes)) or not hasattr(output_mask, "__len__") \
+            or len(output_mask) != 3:
+        raise TypeError(f"batch_norm_backward: output_mask expects 3 booleans, got {output_mask!r}")
     if training:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
     else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm_backward: running_mean and running_var are required when "
+                             "training=False")
         mean, var = running_mean, running_var
     invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
     xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
@@ -492,7 +573,7 @@ def batch_norm_backward(grad_output, input, weight=None, running_mean=None, runn
     gi = None
     if output_mask[0]:
         if training:
-            n = x.size // x.shape[1]
+            n = x.size // max(1, x.shape[1])
             gi = (w * invstd / n).reshape(shape) * (n * g - gb.reshape(shape) - xhat * gw.reshape(shape))
         else:
             gi = g * (w * invstd).reshape(shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ._args import float_array, pair, same_device, same_dtype
+from ._args import flag, float_array, pair, same_device, same_dtype
 
 
 def _backend(op, **arrays):
@@ -43,13 +43,27 @@ def _indices(op, indices, unbatched):
     return indices[None] if unbatched else indices
 
 
-def _pool_args(op, kernel_size, stride, padding):
-    k = pair(op, "kernel_size", kernel_size)
-    if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0):
+_INT32_MAX = 2**31 - 1
+
+
+def _int32(op, name, v):
+    """pair(v) whose entries fit in a C int (torch's max_pool2d rejects larger ones)."""
+    p = pair(op, name, v)
+    if max(abs(p[0]), abs(p[1])) > _INT32_MAX:
+        raise ValueError(f"{op}: {name} must fit in a 32-bit int, got {p}")
+    return p
+
+
+def _pool_args(op, kernel_size, stride, padding, unpool=False):
+    """(kernel, stride, padding) pairs. stride None (or, for max_pool2d, an empty sequence, as
+    torch's default) means the kernel size; max_pool2d's parameters must fit in 32 bits."""
+    conv = pair if unpool else lambda o, n, v: _int32(o, n, v)
+    k = conv(op, "kernel_size", kernel_size)
+    if stride is None or (not unpool and isinstance(stride, (list, tuple)) and len(stride) == 0):
         s = k
     else:
-        s = pair(op, "stride", stride)
-    return k, s, pair(op, "padding", padding)
+        s = conv(op, "stride", stride)
+    return k, s, conv(op, "padding", padding)
 
 
 def _contiguous(a):
@@ -75,8 +89,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, unbatched = _batched(op, input, "input")
     be = _backend(op, input=x)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
-    out = be.max_pool2d_forward(_rows_contiguous(x), k, s, p, pair(op, "dilation", dilation),
-                                bool(ceil_mode), bool(return_indices))
+    out = be.max_pool2d_forward(_rows_contiguous(x), k, s, p, _int32(op, "dilation", dilation),
+                                flag(op, "ceil_mode", ceil_mode),
+                                flag(op, "return_indices", return_indices))
     if unbatched:
         return tuple(o[0] for o in out) if return_indices else out[0]
     return out
@@ -94,7 +109,7 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     be = _backend(op, grad_output=dy, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     gi = be.max_pool2d_backward(_contiguous(dy), x, _contiguous(idx), k, s, p,
-                                pair(op, "dilation", dilation), bool(ceil_mode))
+                                _int32(op, "dilation", dilation), flag(op, "ceil_mode", ceil_mode))
     return gi[0] if unbatched else gi
 
 
@@ -113,7 +128,10 @@ def _output_size(op, output_size):
     if len(size) != 2:
         raise ValueError(f"{op}: output_size must have 2 or 4 entries, got {len(size)}: "
                          f"{tuple(output_size)!r}")
-    return pair(op, "output_size", size)
+    size = pair(op, "output_size", size)
+    if min(size) < 0:
+        raise ValueError(f"{op}: output_size must be non-negative, got {size}")
+    return size
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -122,7 +140,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     x, unbatched = _batched(op, input, "input")
     idx = _indices(op, indices, unbatched)
     be = _backend(op, input=x, indices=idx)
-    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    k, s, p = _pool_args(op, kernel_size, stride, padding, unpool=True)
     out = be.max_unpool2d_forward(_contiguous(x), _contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return out[0] if unbatched else out
@@ -139,7 +157,7 @@ def max_unpool2d_backward(grad_output, indices, kernel_size, stride=None, paddin
     dy = _like(op, grad_output, "grad_output", unbatched)
     idx = _indices(op, indices, unbatched)
     be = _backend(op, grad_output=dy, indices=idx)
-    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    k, s, p = _pool_args(op, kernel_size, stride, padding, unpool=True)
     gi = be.max_unpool2d_backward(_contiguous(dy), _contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return gi[0] if unbatched else gi
