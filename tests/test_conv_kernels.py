@@ -169,9 +169,14 @@ def test_strided_views(shape, dtype):
         assert_close(g, r, TOL[dtype], "broadcast input")
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (4, 9, 12)])
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu"])
-def test_fused_epilogue(act):
-    x, w, b, dy, stride, pad, dil, groups = make(SHAPES[9], np.float32, seed=5)
+def test_fused_epilogue(act, shape, isa):
+    """Bias + relu run in the micro-kernel's registers on direct tiles, other activations
+    on the stored tile; both over one or several reduction blocks and ragged rows."""
+    _C.set_isa(isa)
+    x, w, b, dy, stride, pad, dil, groups = make(shape, np.float32, seed=5)
     y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
     assert_close(z, ref, 1e-4, "preact")

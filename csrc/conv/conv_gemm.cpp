@@ -182,13 +182,41 @@ struct GridC {
   }
 
   // A full tile written in place: dense grid, the tile's columns within one image.
-  T* direct(int64_t m0, int64_t j0, bool last, int64_t& ldc) const {
-    if (last && (bias || pre || act.kind != ActKind::none)) return nullptr;
+  T* direct(int64_t m0, int64_t j0, int64_t& ldc) const {
     if (col_step != 1 || !(row_step == Gw || Gh == 1)) return nullptr;
     const int64_t GG = Gh * Gw, n = j0 / GG, rem = j0 % GG;
     if (rem + NR > GG) return nullptr;
     ldc = row_stride;
     return base + m0 * row_stride + off0 + n * img_stride + rem;
+  }
+
+  bool register_epilogue(int64_t m0, const T*& b, bool& relu) const {
+    if (pre || (act.kind != ActKind::none && act.kind != ActKind::relu)) return false;
+    b = bias ? bias + m0 : nullptr;
+    relu = act.kind == ActKind::relu;
+    return true;
+  }
+
+  // The epilogue on a direct tile's final values (v = C + bias, then as emit()).
+  void finish(int64_t m0, int64_t mv, int64_t j0, int64_t nv) const {
+    if (!bias && !pre && act.kind == ActKind::none) return;
+    int64_t ldc;
+    T* d0 = direct(m0, j0, ldc);
+    for (int64_t i = 0; i < mv; ++i) {
+      T* d = d0 + i * ldc;
+      const T b = bias ? bias[m0 + i] : T(0);
+      if (!pre && act.kind == ActKind::relu) {  // the common case, as one vector loop
+        for (int64_t q = 0; q < nv; ++q) {
+          const T v = bias ? d[q] + b : d[q];
+          d[q] = v < T(0) ? T(0) : v;  // activate(relu): keeps -0.0 and NaN
+        }
+      } else if (!pre && act.kind == ActKind::none) {
+        for (int64_t q = 0; q < nv; ++q) d[q] += b;
+      } else {
+        emit(d, pre ? pre + (d - base) : nullptr, d, nv, [](int64_t q) { return q; }, b, true,
+             true);
+      }
+    }
   }
 
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,

@@ -46,12 +46,19 @@ template <typename T>
 using UkrRemFn = void (*)(int mv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                           bool acc);
 
+// A full packed-A tile with the epilogue applied in registers: + bias[i] (bias may be null),
+// then relu when relu.
+template <typename T>
+using UkrEpiFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool acc,
+                          const T* bias, bool relu);
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
   UkrFn<T> fn = nullptr;
   UkrRowsFn<T> fn_rows = nullptr;
   UkrRemFn<T> fn_rem = nullptr;
+  UkrEpiFn<T> fn_epi = nullptr;
   const char* name = "";
 };
 

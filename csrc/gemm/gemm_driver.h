@@ -8,10 +8,15 @@
 //        panel jp at dst + jp*NR*kc, columns past nb zero.
 //   store(m0, mv, j0, nv, tile, ldt, first, last): tile[i*ldt + j] for rows m0+i < m0+mv and
 //        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
-//   store.direct(m0, j0, last, ldc) -> T*        : where a full MR x NR tile at (m0, j0) may
+//   store.direct(m0, j0, ldc) -> T*              : where a full MR x NR tile at (m0, j0) may
 //        be written straight from registers (C row i at p + i*ldc), or null when its columns
-//        are not contiguous or the last block has an epilogue; the micro-kernel then
-//        overwrites (first) or adds to C there, with the same rounding as store().
+//        are not contiguous; the micro-kernel then overwrites (first) or adds to C there,
+//        with the same rounding as store().
+//   store.finish(m0, mv, j0, nv)                 : the epilogue, in place, on a direct tile
+//        after its last block (while it is in L1).
+//   store.register_epilogue(m0, bias, relu) -> bool: whether the epilogue of rows m0.. is
+//        bias (+ bias[i], may be null) then optionally relu, which the micro-kernel applies
+//        in registers (a full packed-A tile's last block; finish() is then skipped).
 // Tiles with no direct destination (strided or ragged columns), over more than one
 // reduction block, accumulate in a task-local C (scratch slot 4) and are stored once after
 // the last block: one scatter per call instead of one per block.
@@ -78,22 +83,30 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         const T* bp = bbuf + (j / NR) * NR * kc;
         int64_t ldc = NR;
         const bool full = mv == MR && nv == NR;
-        T* c = full ? store.direct(m0 + i, j0 + j, last, ldc) : nullptr;
-        bool acc = c && !first;
-        if (!c && cloc && !(full && store.direct(m0 + i, j0 + j, false, ldc))) {
-          c = cloc + i * ldl + j, ldc = ldl, acc = p > 0;  // local C
-        }
+        T* c = full ? store.direct(m0 + i, j0 + j, ldc) : nullptr;
+        const bool direct = c != nullptr;
+        bool acc = direct && !first;
+        if (!c && cloc) c = cloc + i * ldl + j, ldc = ldl, acc = p > 0;  // local C
         if (!c) c = tile, ldc = NR, acc = false;
-        if (rows)
+        const T* ebias = nullptr;
+        bool erelu = false;
+        const bool epi = direct && last && !rows && mv == MR &&
+                         store.register_epilogue(m0 + i, ebias, erelu);
+        if (epi)
+          uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu);
+        else if (rows)
           uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
         else if (mv < MR)
           uk.fn_rem(static_cast<int>(mv), kc, ap, bp, c, ldc, acc);
         else
           uk.fn(kc, ap, bp, c, ldc, acc);
-        if (c == tile)
+        if (direct) {
+          if (last && !epi) store.finish(m0 + i, mv, j0 + j, nv);
+        } else if (c == tile) {
           store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(tile), NR, first, last);
-        else if (cloc && c == cloc + i * ldl + j && p == kb.nb - 1)
+        } else if (p == kb.nb - 1) {
           store(m0 + i, mv, j0 + j, nv, static_cast<const T*>(c), ldl, first_call, last_call);
+        }
       }
     }
   }

@@ -16,6 +16,9 @@ struct VF {
   static reg bcast(const T* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg relu(reg r) {
+    return _mm256_blendv_ps(r, _mm256_setzero_ps(), _mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_LT_OQ));
+  }
 };
 struct VD {
   using T = double;
@@ -27,6 +30,9 @@ struct VD {
   static reg bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg relu(reg r) {
+    return _mm256_blendv_pd(r, _mm256_setzero_pd(), _mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_LT_OQ));
+  }
 };
 
 #include "gemm/ukernel_tmpl.h"
@@ -68,6 +74,15 @@ void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, 
 void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                   bool acc) {
   rem<VD>(mv, kc, a, b, c, ldc, acc);
+}
+
+void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc,
+                  const float* bias, bool relu) {
+  ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
+}
+void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc, const double* bias, bool relu) {
+  ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
 }
 
 }  // namespace pyconv::avx2

@@ -18,6 +18,10 @@ struct VF {
   static reg bcast(const T* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg relu(reg r) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_LT_OQ), r,
+                                _mm512_setzero_ps());
+  }
 };
 struct VD {
   using T = double;
@@ -29,6 +33,10 @@ struct VD {
   static reg bcast(const T* p) { return _mm512_set1_pd(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg relu(reg r) {
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_LT_OQ), r,
+                                _mm512_setzero_pd());
+  }
 };
 
 #include "gemm/ukernel_tmpl.h"
@@ -70,6 +78,15 @@ void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, 
 void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                   bool acc) {
   rem<VD>(mv, kc, a, b, c, ldc, acc);
+}
+
+void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc,
+                  const float* bias, bool relu) {
+  ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
+}
+void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc, const double* bias, bool relu) {
+  ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
 }
 
 }  // namespace pyconv::avx512

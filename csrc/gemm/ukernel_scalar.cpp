@@ -35,6 +35,11 @@ struct VArr {
     for (int l = 0; l < L; ++l) r.v[l] = a.v[l] + b.v[l];
     return r;
   }
+  static reg relu(const reg& a) {
+    reg r;
+    for (int l = 0; l < L; ++l) r.v[l] = a.v[l] < T(0) ? T(0) : a.v[l];
+    return r;
+  }
   static reg fma(const reg& a, const reg& b, const reg& c) {
     reg r;
     for (int l = 0; l < L; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
@@ -81,6 +86,15 @@ void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, 
 void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                   bool acc) {
   rem<VArr<double, 4>>(mv, kc, a, b, c, ldc, acc);
+}
+
+void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc,
+                  const float* bias, bool relu) {
+  ukr_tile<VArr<float, 8>, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
+}
+void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                  bool acc, const double* bias, bool relu) {
+  ukr_tile<VArr<double, 4>, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
 }
 
 }  // namespace pyconv::scalar

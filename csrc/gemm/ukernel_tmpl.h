@@ -4,7 +4,7 @@
 // AVX-512 tile is structurally identical to the tested AVX2 one.
 //
 // V provides: type T, lanes, reg, zero(), load(p), store(p, r), bcast(p), fma(a, b, c) = a*b + c,
-// add(a, b).
+// add(a, b), relu(r) = r < 0 ? 0 : r (NaN and -0.0 kept).
 // The tile is MR x (2 * lanes): 2*MR accumulators, 2 B vectors, 1 A broadcast.
 // ROWS = false: A is a packed panel, a[k*MR + i]; ROWS = true: A is read in
 // place as MR rows, a[i*lda + k] (backward-weight reads grad_output planes so).
@@ -13,9 +13,12 @@
 // Deliberately free of std:: templates: inline functions shared with other
 // translation units would be merged by the linker across ISA flags.
 
-template <class V, int MR, bool ROWS>
+// EPI: the epilogue while the tile is in registers: + bias[i] (when bias), then relu (when
+// relu): the same operations, in the same order, as the store's scalar epilogue.
+template <class V, int MR, bool ROWS, bool EPI = false>
 static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
-                     typename V::T* c, int64_t ldc, bool acc) {
+                     typename V::T* c, int64_t ldc, bool acc, const typename V::T* bias = nullptr,
+                     bool relu = false) {
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   typename V::reg c0[MR], c1[MR];
 #pragma GCC unroll 8
@@ -40,6 +43,21 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
       c0[i] = V::add(V::load(c + i * ldc), c0[i]);
       c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
     }
+  }
+  if (EPI) {
+    if (bias)
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const typename V::reg bi = V::bcast(bias + i);
+        c0[i] = V::add(c0[i], bi);
+        c1[i] = V::add(c1[i], bi);
+      }
+    if (relu)
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        c0[i] = V::relu(c0[i]);
+        c1[i] = V::relu(c1[i]);
+      }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
