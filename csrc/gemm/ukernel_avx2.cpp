@@ -39,50 +39,6 @@ struct VD {
 
 }  // namespace
 
-void f32_gemm_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                  bool acc) {
-  ukr_tile<VF, 6, false>(kc, a, 0, b, c, ldc, acc);
-}
-void f32_gemm_6x16_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                       int64_t ldc, bool acc) {
-  ukr_tile<VF, 6, true>(kc, a, lda, b, c, ldc, acc);
-}
-void f64_gemm_6x8(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                  bool acc) {
-  ukr_tile<VD, 6, false>(kc, a, 0, b, c, ldc, acc);
-}
-void f64_gemm_6x8_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
-                       int64_t ldc, bool acc) {
-  ukr_tile<VD, 6, true>(kc, a, lda, b, c, ldc, acc);
-}
-
-template <class V>
-static void rem(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
-                typename V::T* c, int64_t ldc, bool acc) {
-  switch (mv) {
-    case 1: return ukr_rem<V, 1, 6>(kc, a, b, c, ldc, acc);
-    case 2: return ukr_rem<V, 2, 6>(kc, a, b, c, ldc, acc);
-    case 3: return ukr_rem<V, 3, 6>(kc, a, b, c, ldc, acc);
-    case 4: return ukr_rem<V, 4, 6>(kc, a, b, c, ldc, acc);
-    default: return ukr_rem<V, 5, 6>(kc, a, b, c, ldc, acc);
-  }
-}
-void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                  bool acc) {
-  rem<VF>(mv, kc, a, b, c, ldc, acc);
-}
-void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                  bool acc) {
-  rem<VD>(mv, kc, a, b, c, ldc, acc);
-}
-
-void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc,
-                  const float* bias, bool relu) {
-  ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
-}
-void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                  bool acc, const double* bias, bool relu) {
-  ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);
-}
+PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_6x16, f64_gemm_6x8)
 
 }  // namespace pyconv::avx2
