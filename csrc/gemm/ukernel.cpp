@@ -2,38 +2,30 @@
 #include "gemm/gemm.h"
 
 namespace pyconv {
+// The entry points of each ISA's file (PYCONV_UKERNEL_EXPORTS in ukernel_tmpl.h).
+#define PYCONV_UKERNEL_DECLARE(F32, F64)                                                     \
+  void F32(int64_t, const float*, const float*, float*, int64_t, bool);                      \
+  void F32##_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);      \
+  void F64(int64_t, const double*, const double*, double*, int64_t, bool);                   \
+  void F64##_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);   \
+  void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);        \
+  void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);     \
+  void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, \
+                    bool);                                                                   \
+  void f64_gemm_epi(int64_t, const double*, const double*, double*, int64_t, bool,           \
+                    const double*, bool);
 namespace scalar {
-void f32_gemm_6x16(int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
-void f64_gemm_6x8(int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
-void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, bool);
-void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_epi(int64_t, const double*, const double*, double*, int64_t, bool, const double*, bool);
+PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 }  // namespace scalar
 #if defined(PYCONV_X86)
 namespace avx2 {
-void f32_gemm_6x16(int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_6x16_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
-void f64_gemm_6x8(int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_6x8_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
-void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, bool);
-void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_epi(int64_t, const double*, const double*, double*, int64_t, bool, const double*, bool);
+PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 }  // namespace avx2
 namespace avx512 {
-void f32_gemm_6x32(int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_6x32_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
-void f64_gemm_6x16(int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_6x16_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);
-void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, bool);
-void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);
-void f64_gemm_epi(int64_t, const double*, const double*, double*, int64_t, bool, const double*, bool);
+PYCONV_UKERNEL_DECLARE(f32_gemm_6x32, f64_gemm_6x16)
 }  // namespace avx512
 #endif
+#undef PYCONV_UKERNEL_DECLARE
 
 namespace gemm {
 

@@ -67,49 +67,42 @@ py::object pool_fwd(const PoolParams& p, const py::array& x, bool want_idx) {
   return std::move(y);
 }
 
-template <typename T>
-py::array pool_bwd(const char* op, const PoolParams& p, const py::array& dy, const int64_t* ip) {
-  const T* dyp = contiguous_ptr<T>(op, dy, "grad_output");
-  auto dx = empty<T>({p.N, p.C, p.H, p.W});
-  T* dxp = dx.mutable_data();
+// The three index-driven kernels (max_pool2d backward, max_unpool2d forward and backward):
+// src (N, C, ...) -> a new (N, C, oh, ow) array, each refusing an index outside the
+// lim_h x lim_w plane ("input" or "output") with the op's error.
+template <typename T, class Kernel>
+py::array index_op(const char* op, const PoolParams& p, const py::array& src, const char* name,
+                   const int64_t* ip, int64_t oh, int64_t ow, int64_t lim_h, int64_t lim_w,
+                   const char* where, Kernel kernel) {
+  const T* sp = contiguous_ptr<T>(op, src, name);
+  auto out = empty<T>({p.N, p.C, oh, ow});
+  T* op_ = out.mutable_data();
   int64_t bad = 0;
   bool ok;
   {
     py::gil_scoped_release nogil;
-    ok = max_pool2d_backward<T>(p, dyp, ip, dxp, &bad);
+    ok = kernel(p, sp, ip, op_, &bad);
   }
-  if (!ok) bad_index(op, bad, p.H, p.W, "input");
-  return std::move(dx);
+  if (!ok) bad_index(op, bad, lim_h, lim_w, where);
+  return std::move(out);
+}
+
+template <typename T>
+py::array pool_bwd(const char* op, const PoolParams& p, const py::array& dy, const int64_t* ip) {
+  return index_op<T>(op, p, dy, "grad_output", ip, p.H, p.W, p.H, p.W, "input",
+                     max_pool2d_backward<T>);
 }
 
 template <typename T>
 py::array unpool_fwd(const char* op, const PoolParams& p, const py::array& x, const int64_t* ip) {
-  const T* xp = contiguous_ptr<T>(op, x, "input");
-  auto y = empty<T>({p.N, p.C, p.OH, p.OW});
-  T* yp = y.mutable_data();
-  int64_t bad = 0;
-  bool ok;
-  {
-    py::gil_scoped_release nogil;
-    ok = max_unpool2d_forward<T>(p, xp, ip, yp, &bad);
-  }
-  if (!ok) bad_index(op, bad, p.OH, p.OW, "output");
-  return std::move(y);
+  return index_op<T>(op, p, x, "input", ip, p.OH, p.OW, p.OH, p.OW, "output",
+                     max_unpool2d_forward<T>);
 }
 
 template <typename T>
 py::array unpool_bwd(const char* op, const PoolParams& p, const py::array& dy, const int64_t* ip) {
-  const T* dyp = contiguous_ptr<T>(op, dy, "grad_output");
-  auto dx = empty<T>({p.N, p.C, p.H, p.W});
-  T* dxp = dx.mutable_data();
-  int64_t bad = 0;
-  bool ok;
-  {
-    py::gil_scoped_release nogil;
-    ok = max_unpool2d_backward<T>(p, dyp, ip, dxp, &bad);
-  }
-  if (!ok) bad_index(op, bad, p.OH, p.OW, "output");
-  return std::move(dx);
+  return index_op<T>(op, p, dy, "grad_output", ip, p.H, p.W, p.OH, p.OW, "output",
+                     max_unpool2d_backward<T>);
 }
 
 }  // namespace
