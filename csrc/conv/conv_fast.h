@@ -8,6 +8,7 @@
 //                     reduction split into a fixed (shape-only) number of chunks whose
 //                     partial sums are added in chunk order.
 //  - depthwise_* (groups == C == K): direct kernels vectorised along W.
+//  - winograd_*: F(2x2, 3x3) transforms around 16 GEMMs, for 3x3 stride 1.
 #pragma once
 #include "common/activation.h"
 #include "common/tensor.h"
@@ -23,6 +24,17 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
 template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
+
+// Winograd F(2x2, 3x3) (conv_winograd.cpp) for 3x3 stride-1 undilated ungrouped
+// convolutions: returns false, doing nothing, when it does not apply or (auto mode)
+// would not pay off. The mode is process-wide (tests force it on or off).
+enum class WinogradMode { off = 0, auto_ = 1, on = 2 };
+void set_winograd_mode(WinogradMode m);
+template <typename T>
+bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                      Activation act, T* y, T* preact);
+template <typename T>
+bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 
 inline bool is_depthwise(const ConvParams& p) {
   return p.groups > 1 && p.groups == p.C && p.K == p.C;

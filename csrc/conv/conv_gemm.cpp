@@ -358,15 +358,6 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t st
   return v;
 }
 
-// Column-block width: enough tasks for the threads, at most kNB columns.
-inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
-  const int64_t want = 4 * num_threads();
-  const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
-  int64_t nb = round_up(ceil_div(ncol, per), NR);
-  if (nb > gemm::kNB) nb = gemm::kNB;
-  return nb < NR ? NR : nb;
-}
-
 }  // namespace
 
 template <typename T>
@@ -391,7 +382,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   const int64_t mch = ceil_div(M, kMC);
-  const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+  const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
   for (int64_t t = 0; t < total; ++t) {
@@ -441,7 +432,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw, ok);
       if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
       const int64_t mch = ceil_div(M, kMC);
-      const int64_t nb = pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+      const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
       const int64_t total = G * mch * ncb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
       for (int64_t t = 0; t < total; ++t) {
@@ -510,7 +501,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   if (!ok) return ref::conv2d_backward_weight(p, dy, x, dw);
   const int64_t xs3 = xs.stride[3], cs = sw * xs3;  // source step between neighbouring ow
   const int64_t mch = ceil_div(M, kMC);
-  const int64_t nb = pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
+  const int64_t nb = gemm::pick_nb(Ncols, G * mch * nch, uk.nr), ncb = ceil_div(Ncols, nb);
   const int64_t total = G * nch * mch * ncb;
   const int MR = uk.mr, NR = uk.nr;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())

@@ -5,7 +5,8 @@
 //        either MR-row panels (lda == 0; panel i at p + i*MR*kc, may be prepacked data) or
 //        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k).
 //   pack_b(j0, nb, k0, kc, dst)                  : NR-column panels of B into dst,
-//        panel jp at dst + jp*NR*kc, columns past nb zero.
+//        panel jp at dst + jp*NR*kc, columns past nb zero; or, returning a pointer, where
+//        such panels already are (prepacked B).
 //   store(m0, mv, j0, nv, tile, ldt, first, last): tile[i*ldt + j] for rows m0+i < m0+mv and
 //        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
 //   store.direct(m0, j0, ldc) -> T*              : where a full MR x NR tile at (m0, j0) may
@@ -26,21 +27,33 @@
 // Tasks are independent (no two write one element), so callers run them in any
 // order on any thread. Scratch buffers are thread_local and reused across calls:
 // slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums, 3 padded
-// source (the calling thread, shared read-only with the others).
+// source / Winograd input transform, 5 Winograd products (the calling thread, shared
+// read-only with the others).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "common/parallel.h"
 #include "gemm/gemm.h"
 
 namespace pyconv::gemm {
 
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[5];
+  thread_local std::vector<T> buf[6];
   std::vector<T>& b = buf[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
+}
+
+// Column-block width: enough tasks for the threads, at most kNB columns.
+inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
+  const int64_t want = 4 * num_threads();
+  const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
+  int64_t nb = round_up(ceil_div(ncol, per), NR);
+  if (nb > gemm::kNB) nb = gemm::kNB;
+  return nb < NR ? NR : nb;
 }
 
 template <typename T>
@@ -66,7 +79,11 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
   for (int64_t p = 0; p < kb.nb; ++p) {
     const int64_t k0 = k_begin + kb.begin(p), kc = kb.size(p);
     const bool first = first_call && p == 0, last = last_call && p == kb.nb - 1;
-    pack_b(j0, nb, k0, kc, bbuf);
+    const T* bpk = bbuf;
+    if constexpr (std::is_void_v<decltype(pack_b(j0, nb, k0, kc, bbuf))>)
+      pack_b(j0, nb, k0, kc, bbuf);
+    else
+      bpk = pack_b(j0, nb, k0, kc, bbuf);
     const ABlock<T> a = pack_a(m0, mb, k0, kc, abuf);
     for (int64_t i = 0; i < mb; i += MR) {
       const int64_t mv = mb - i < MR ? mb - i : MR;
@@ -80,7 +97,7 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
       }
       for (int64_t j = 0; j < nb; j += NR) {
         const int64_t nv = nb - j < NR ? nb - j : NR;
-        const T* bp = bbuf + (j / NR) * NR * kc;
+        const T* bp = bpk + (j / NR) * NR * kc;
         int64_t ldc = NR;
         const bool full = mv == MR && nv == NR;
         T* c = full ? store.direct(m0 + i, j0 + j, ldc) : nullptr;

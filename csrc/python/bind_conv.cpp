@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "conv/conv.h"
+#include "conv/conv_fast.h"
 #include "python/array.h"
 
 namespace pyconv::py_bind {
@@ -204,6 +205,14 @@ void bind_conv(py::module_& m) {
       py::arg("grad_output"), py::arg("input"), py::arg("weight"), py::arg("stride"),
       py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups"),
       py::arg("output_mask"));
+
+  // Private: tests force the Winograd kernels on (wherever they apply) or off.
+  m.def("_set_winograd", [](const std::string& mode) {
+    if (mode == "off") fast::set_winograd_mode(fast::WinogradMode::off);
+    else if (mode == "auto") fast::set_winograd_mode(fast::WinogradMode::auto_);
+    else if (mode == "on") fast::set_winograd_mode(fast::WinogradMode::on);
+    else throw ValueError("_set_winograd: expected 'off', 'auto' or 'on', got '" + mode + "'");
+  });
 }
 
 }  // namespace pyconv::py_bind

@@ -1,0 +1,24 @@
+// AVX2 + FMA builds of the Winograd row transforms (winograd_rows.h).
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace pyconv::avx2 {
+namespace {
+#include "conv/winograd_rows.h"
+}  // namespace
+
+#define PYCONV_WINO_EXPORT(T)                                                                \
+  void wino_in_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,   \
+                       int64_t t0, int64_t kc, T* vc) {                                      \
+    wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);          \
+  }                                                                                          \
+  void wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
+                        bool relu, T* y, T* z) {                                             \
+    wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);         \
+  }
+PYCONV_WINO_EXPORT(float)
+PYCONV_WINO_EXPORT(double)
+#undef PYCONV_WINO_EXPORT
+
+}  // namespace pyconv::avx2

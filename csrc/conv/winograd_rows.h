@@ -1,0 +1,206 @@
+// Winograd F(2x2, 3x3) transforms of one tile row, vectorised along the row by the
+// compiler. Included by conv_winograd.cpp (baseline) and conv_winograd_avx2.cpp
+// (-mavx2 -mfma), each inside its own namespace; like depthwise_plane.h, kept free
+// of std:: and shared inline functions so no ISA-specific code can be merged into
+// the baseline build by the linker.
+
+// The AVX2 build's includer includes <immintrin.h> (not here: this file is included
+// inside a namespace).
+
+#define PYCONV_WINO_MAXROW 256  // tiles per row + 1 (stack buffers)
+// Row pitch of the stack buffers: rows 4 KiB apart would alias (a load stalls behind an
+// earlier store to the same address modulo 4 KiB).
+#define PYCONV_WINO_PITCH (PYCONV_WINO_MAXROW + 8)
+
+struct WinoIn {
+  int64_t H, W, pt, pl, s2, s3;  // source plane: rows, columns, offsets, strides
+  int64_t NR, ps;                // panel width, stride between planes xi
+};
+
+// B^T d B of one 4x4 tile, d[a][j] = row a, column j; v[4i + j].
+template <typename T>
+static inline void wino_in_tile(const T (&d)[4][4], T* v) {
+  T c[4][4];  // B^T d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+  for (int j = 0; j < 4; ++j) {
+    c[0][j] = d[0][j] - d[2][j];
+    c[1][j] = d[1][j] + d[2][j];
+    c[2][j] = d[2][j] - d[1][j];
+    c[3][j] = d[1][j] - d[3][j];
+  }
+  for (int i = 0; i < 4; ++i) {  // (B^T d) B: the same combinations along the row
+    v[4 * i + 0] = c[i][0] - c[i][2];
+    v[4 * i + 1] = c[i][1] + c[i][2];
+    v[4 * i + 2] = c[i][2] - c[i][1];
+    v[4 * i + 3] = c[i][1] - c[i][3];
+  }
+}
+
+#if defined(__AVX2__)
+// Even and odd elements of a (x0..x7) then b (x8..x15).
+static inline void wino_deinterleave(__m256 a, __m256 b, __m256& ev, __m256& od) {
+  ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+  od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+}
+
+// Lanes [lo, hi) set.
+static inline __m256i wino_lanes(int64_t lo, int64_t hi) {
+  lo = lo < -1 ? -1 : (lo > 9 ? 9 : lo);
+  hi = hi < -1 ? -1 : (hi > 9 ? 9 : hi);
+  const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lo)), i),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), i));
+}
+
+// Tiles q .. q+7 of source rows p[a] (tile-space column 2q + j of tile q; source column
+// 2q + j - pl): B^T d B, tile q + i to column i of the panel row at d (planes xi ps
+// apart), for lanes [lo, hi) only. The 8 columns lie in one panel (groups are aligned
+// to 8 columns, NR a multiple of 8). Bounded: loads masked to source columns [0, W)
+// (masked-off lanes read nothing); otherwise all 18 columns must be inside the row.
+template <bool Bounded>
+static inline void wino_in_8tiles(const float* const* p, int64_t q, int64_t pl, int64_t W,
+                                  int lo, int hi, int64_t ps, float* d) {
+  __m256 c[4][4];  // vertical combination i at column offset j, for the 8 tiles
+  for (int h = 0; h < 2; ++h) {  // columns 2q + 2h + (0..15): offsets 2h (even), 2h+1 (odd)
+    const int64_t o = 2 * q + 2 * h;
+    __m256 a[4], b[4];
+    if constexpr (Bounded) {
+      const __m256i ma = wino_lanes(pl - o, W + pl - o), mb = wino_lanes(pl - o - 8, W + pl - o - 8);
+      for (int r = 0; r < 4; ++r)
+        a[r] = _mm256_maskload_ps(p[r] + o, ma), b[r] = _mm256_maskload_ps(p[r] + o + 8, mb);
+    } else {
+      for (int r = 0; r < 4; ++r)
+        a[r] = _mm256_loadu_ps(p[r] + o), b[r] = _mm256_loadu_ps(p[r] + o + 8);
+    }
+    wino_deinterleave(_mm256_sub_ps(a[0], a[2]), _mm256_sub_ps(b[0], b[2]), c[0][2 * h], c[0][2 * h + 1]);
+    wino_deinterleave(_mm256_add_ps(a[1], a[2]), _mm256_add_ps(b[1], b[2]), c[1][2 * h], c[1][2 * h + 1]);
+    wino_deinterleave(_mm256_sub_ps(a[2], a[1]), _mm256_sub_ps(b[2], b[1]), c[2][2 * h], c[2][2 * h + 1]);
+    wino_deinterleave(_mm256_sub_ps(a[1], a[3]), _mm256_sub_ps(b[1], b[3]), c[3][2 * h], c[3][2 * h + 1]);
+  }
+  __m256 v[16];
+  for (int i = 0; i < 4; ++i) {
+    v[4 * i + 0] = _mm256_sub_ps(c[i][0], c[i][2]);
+    v[4 * i + 1] = _mm256_add_ps(c[i][1], c[i][2]);
+    v[4 * i + 2] = _mm256_sub_ps(c[i][2], c[i][1]);
+    v[4 * i + 3] = _mm256_sub_ps(c[i][1], c[i][3]);
+  }
+  if (lo == 0 && hi == 8) {
+    for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(d + xi * ps, v[xi]);
+    return;
+  }
+  // The first or last group of a row: only its lanes (the others belong to other rows,
+  // written by other threads). Masked stores are microcoded and slow on AMD.
+  alignas(32) float tmp[8];
+  for (int xi = 0; xi < 16; ++xi) {
+    _mm256_store_ps(tmp, v[xi]);
+    for (int i = lo; i < hi; ++i) d[xi * ps + i] = tmp[i];
+  }
+}
+#endif
+
+// V = B^T d B for tiles [qa, qb) of tile row ty of one source plane, tile q going to
+// column t0 + q - qa of the packed panels at vc (column t at (t/NR)*NR*kc + t%NR; vc
+// already points at this channel's row of its reduction block; planes xi g.ps apart).
+// With AVX2, 8 tiles at a time in groups aligned to 8 columns, reading the source rows
+// in place (a row outside the plane reads zeros), with masked loads at the row's ends.
+// (Copying rows into padded buffers instead costs more: the vector loads straddle the
+// copy's stores, which defeats store-to-load forwarding.)
+template <typename T>
+static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa, int64_t qb,
+                        int64_t t0, int64_t kc, T* vc) {
+  const int64_t pl = g.pl, W = g.W, s3 = g.s3, NR = g.NR, ps = g.ps;
+  const T* rows[4];
+  for (int a = 0; a < 4; ++a) {
+    const int64_t iy = 2 * ty + a - g.pt;
+    rows[a] = iy >= 0 && iy < g.H ? plane + iy * g.s2 : nullptr;
+  }
+  auto one_tile = [&](int64_t q) {
+    T d[4][4];
+    for (int a = 0; a < 4; ++a)
+      for (int j = 0; j < 4; ++j) {
+        const int64_t ix = 2 * q + j - pl;
+        d[a][j] = rows[a] && ix >= 0 && ix < W ? rows[a][ix * s3] : T(0);
+      }
+    T v[16];
+    wino_in_tile(d, v);
+    const int64_t t = t0 + q - qa;
+    T* dst = vc + (t / NR) * NR * kc + t % NR;
+    for (int xi = 0; xi < 16; ++xi) dst[xi * ps] = v[xi];
+  };
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (s3 == 1) {
+      static const float zeros[2 * PYCONV_WINO_PITCH + 64] = {};
+      const float* p[4];
+      for (int a = 0; a < 4; ++a) p[a] = rows[a] ? rows[a] - pl : zeros + 32;
+      for (int64_t q = qa - t0 % 8; q < qb; q += 8) {
+        const int lo = q < qa ? static_cast<int>(qa - q) : 0;
+        const int hi = qb - q < 8 ? static_cast<int>(qb - q) : 8;
+        const int64_t t = t0 + q - qa;
+        float* d = vc + (t / NR) * NR * kc + t % NR;
+        if (2 * q - pl >= 0 && 2 * q + 17 - pl < W)  // columns all inside the row
+          wino_in_8tiles<false>(p, q, pl, W, lo, hi, ps, d);
+        else
+          wino_in_8tiles<true>(p, q, pl, W, lo, hi, ps, d);
+      }
+      return;
+    }
+  }
+#endif
+  for (int64_t q = qa; q < qb; ++q) one_tile(q);
+}
+
+struct WinoOut {
+  int64_t P, Q, ps;  // output plane, stride between product planes xi
+};
+
+// Output rows 2ty and 2ty+1 (those < P), columns 2qa .. 2qb-1 (those < Q), of one
+// plane: A^T M A + b over tiles [qa, qb) whose 16 products start at m (plane xi at
+// m + xi*ps), then relu when relu; z (may be null) receives the values before relu.
+// y and z point at the plane's row 0.
+template <typename T>
+static void wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b,
+                         bool relu, T* y, T* z) {
+  const int64_t n = qb - qa, ps = g.ps, Q = g.Q;
+  T buf[10][2 * PYCONV_WINO_PITCH];  // A^T M (row a, column j at 4a + j), then 2 output rows
+  T(*out)[2 * PYCONV_WINO_PITCH] = buf + 8;
+  for (int j = 0; j < 4; ++j) {
+    const T* __restrict m0 = m + j * ps;
+    const T* __restrict m1 = m0 + 4 * ps;
+    const T* __restrict m2 = m1 + 4 * ps;
+    const T* __restrict m3 = m2 + 4 * ps;
+    T* __restrict s0 = buf[j];
+    T* __restrict s1 = buf[4 + j];
+    for (int64_t i = 0; i < n; ++i) {
+      s0[i] = m0[i] + m1[i] + m2[i];
+      s1[i] = m1[i] - m2[i] - m3[i];
+    }
+  }
+  for (int a = 0; a < 2; ++a) {
+    const T* __restrict a0 = buf[4 * a];
+    const T* __restrict a1 = buf[4 * a + 1];
+    const T* __restrict a2 = buf[4 * a + 2];
+    const T* __restrict a3 = buf[4 * a + 3];
+    T* __restrict o = out[a];
+    for (int64_t i = 0; i < n; ++i) {
+      o[2 * i] = a0[i] + a1[i] + a2[i] + b;
+      o[2 * i + 1] = a1[i] - a2[i] - a3[i] + b;
+    }
+  }
+  const int64_t x0 = 2 * qa, nx = (2 * qb < Q ? 2 * qb : Q) - x0;
+  for (int a = 0; a < 2; ++a) {
+    const int64_t oy = 2 * ty + a;
+    if (oy >= g.P) break;
+    const T* __restrict src = out[a];
+    T* __restrict yr = y + oy * Q + x0;
+    if (z) {
+      T* __restrict zr = z + oy * Q + x0;
+      for (int64_t x = 0; x < nx; ++x) zr[x] = src[x];
+    }
+    if (relu)
+      for (int64_t x = 0; x < nx; ++x) yr[x] = src[x] < T(0) ? T(0) : src[x];  // keeps -0.0, NaN
+    else
+      for (int64_t x = 0; x < nx; ++x) yr[x] = src[x];
+  }
+}

@@ -1,0 +1,144 @@
+"""Winograd F(2x2, 3x3) (csrc/conv/conv_winograd.cpp) against torch.
+
+The kernels serve 3x3, stride-1, undilated, ungrouped conv2d forward and backward-data
+(so also conv_transpose2d with those parameters). In auto mode they run only when both
+channel counts reach 32; these tests force them on (`_C._set_winograd("on")`) so that a
+hypothesis sweep of small shapes covers every path: odd and prime sizes, tile rows split
+across blocks, padding 0..3 and asymmetric, empty batches, non-contiguous arrays, each
+activation, both instruction sets, and reduction blocks (C > 256).
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pyconv
+import pyconv.functional as PF
+from pyconv import _C
+from test_conv_kernels import ISAS, TOL, assert_close, make, run_pyconv, torch_ref
+
+
+@pytest.fixture(autouse=True)
+def _winograd_on():
+    isa, nt = _C.isa(), pyconv.get_num_threads()
+    _C._set_winograd("on")
+    yield
+    _C._set_winograd("auto")
+    _C.set_isa(isa)
+    pyconv.set_num_threads(nt)
+
+
+def _shape(N, C, H, W, K, pad):
+    return (N, C, H, W, K, 3, 3, 1, pad, 1, 1)
+
+
+@given(N=st.integers(0, 3), C=st.integers(1, 40), K=st.integers(1, 40),
+       H=st.integers(1, 23), W=st.integers(1, 23),
+       pad=st.tuples(*[st.integers(0, 3)] * 4),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]))
+def test_sweep(N, C, K, H, W, pad, dtype, isa, threads):
+    if H + pad[0] + pad[1] < 3 or W + pad[2] + pad[3] < 3:
+        return  # no output: rejected by the op (covered by the conv2d tests)
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    args = make(_shape(N, C, H, W, K, pad), dtype, seed=N + C + K + H + W)
+    ref = torch_ref(*args)
+    got = run_pyconv(*args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert g.dtype == dtype
+        assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
+
+
+# (N, C, H, W, K, pad): several tile blocks with rows split between them; reduction
+# blocks (C, K > 256); a plane as wide as the stack buffers allow and one wider (falls
+# back to the GEMM); many channels at a small plane.
+SHAPES = [
+    (3, 40, 17, 16, 33, (2, 2, 2, 2)),
+    (2, 300, 6, 7, 270, (1, 1, 1, 1)),
+    (1, 2, 3, 509, 3, (1, 1, 1, 1)),
+    (1, 2, 3, 511, 3, (1, 1, 1, 1)),
+    (2, 64, 5, 5, 64, (1, 1, 1, 1)),
+    (4, 33, 29, 31, 35, (1, 0, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s[:5]) for s in SHAPES])
+def test_shapes(shape, dtype):
+    args = make(_shape(*shape), dtype, seed=7)
+    for g, r, name in zip(run_pyconv(*args), torch_ref(*args), ("forward", "grad_input")):
+        assert_close(g, r, TOL[dtype], name)
+
+
+@pytest.mark.parametrize("shape", SHAPES[:2] + SHAPES[4:], ids=str)
+def test_threads_bitwise(shape):
+    args = make(_shape(*shape), np.float32, seed=8)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(run_pyconv(*args)[:2])
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            assert np.array_equal(a, b)
+
+
+def test_auto_and_off_agree_with_on():
+    """The three modes are three kernels computing the same function."""
+    args = make(_shape(2, 48, 13, 12, 40, (1, 1, 1, 1)), np.float64, seed=9)
+    ref = torch_ref(*args)
+    for mode in ("off", "auto", "on"):
+        _C._set_winograd(mode)
+        for g, r in zip(run_pyconv(*args)[:2], ref[:2]):
+            assert_close(g, r, TOL[np.float64], mode)
+    with pytest.raises(ValueError, match="_set_winograd"):
+        _C._set_winograd("fast")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "leaky_relu"])
+def test_fused_epilogue(act, isa):
+    """Bias and activation applied in the output transform; the pre-activation kept."""
+    _C.set_isa(isa)
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 36, 11, 13, 34, (1, 1, 1, 1)),
+                                                 np.float32, seed=10)
+    y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.2, True)
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
+    assert_close(z, ref, 1e-4, "preact")
+    fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu,
+          "leaky_relu": lambda t: F.leaky_relu(t, 0.2)}[act]
+    assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strided_views(dtype):
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 34, 9, 10, 33, (1, 1, 1, 1)),
+                                                 dtype, seed=11)
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
+    views = {
+        "reversed": np.ascontiguousarray(x[..., ::-1])[..., ::-1],
+        "channels-last": np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+        "every other": np.repeat(x, 2, axis=3)[..., ::2],
+    }
+    wv = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).transpose(2, 3, 0, 1)
+    dyv = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for name, xv in views.items():
+        got = run_pyconv(xv, wv, b, dyv, stride, pad, dil, groups)
+        for g, r, what in zip(got, ref, ("forward", "grad_input")):
+            assert_close(g, r, TOL[dtype], f"{what} {name}")
+
+
+def test_unbatched_same_padding_and_transpose():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((35, 12, 9)).astype(np.float32)
+    w = rng.standard_normal((33, 35, 3, 3)).astype(np.float32)
+    ref = F.conv2d(torch.tensor(x), torch.tensor(w), padding="same").numpy()
+    assert_close(PF.conv2d(x, w, padding="same"), ref, 1e-4, "same")
+    # conv_transpose2d, 3x3 stride 1, runs as the backward-data of a convolution
+    xt = rng.standard_normal((2, 40, 7, 11)).astype(np.float32)
+    wt = rng.standard_normal((40, 37, 3, 3)).astype(np.float32)
+    for p in (0, 1, 2):
+        ref = F.conv_transpose2d(torch.tensor(xt), torch.tensor(wt), padding=p).numpy()
+        assert_close(PF.conv_transpose2d(xt, wt, padding=p), ref, 1e-4, f"transpose p{p}")
