@@ -1,11 +1,12 @@
 """Winograd F(2x2, 3x3) (csrc/conv/conv_winograd.cpp) against torch.
 
-The kernels serve 3x3, stride-1, undilated, ungrouped conv2d forward and backward-data
-(so also conv_transpose2d with those parameters). In auto mode they run only when both
-channel counts reach 32; these tests force them on (`_C._set_winograd("on")`) so that a
-hypothesis sweep of small shapes covers every path: odd and prime sizes, tile rows split
-across blocks, padding 0..3 and asymmetric, empty batches, non-contiguous arrays, each
-activation, both instruction sets, and reduction blocks (C > 256).
+The kernels serve stride-1, undilated, ungrouped conv2d forward and backward-data (so
+also conv_transpose2d with those parameters) for kernels of 2..7 taps, larger ones as
+3x3 pieces. In auto mode they run only for 3x3 and 5x5 with enough channels and tiles;
+these tests force them on (`_C._set_winograd("on")`) so that a hypothesis sweep of small
+shapes covers every path: odd and prime sizes, tile rows split across blocks, padding
+0..3 and asymmetric, empty batches, non-contiguous arrays, each activation, both
+instruction sets, and reduction blocks (C > 256).
 """
 import numpy as np
 import pytest
@@ -30,21 +31,22 @@ def _winograd_on():
     pyconv.set_num_threads(nt)
 
 
-def _shape(N, C, H, W, K, pad):
-    return (N, C, H, W, K, 3, 3, 1, pad, 1, 1)
+def _shape(N, C, H, W, K, pad, R=3, S=3):
+    return (N, C, H, W, K, R, S, 1, pad, 1, 1)
 
 
 @given(N=st.integers(0, 3), C=st.integers(1, 40), K=st.integers(1, 40),
        H=st.integers(1, 23), W=st.integers(1, 23),
+       R=st.sampled_from([3, 3, 5, 2, 4, 7]), S=st.sampled_from([3, 3, 5, 2, 6]),
        pad=st.tuples(*[st.integers(0, 3)] * 4),
        dtype=st.sampled_from([np.float32, np.float64]),
        isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]))
-def test_sweep(N, C, K, H, W, pad, dtype, isa, threads):
-    if H + pad[0] + pad[1] < 3 or W + pad[2] + pad[3] < 3:
+def test_sweep(N, C, K, H, W, R, S, pad, dtype, isa, threads):
+    if H + pad[0] + pad[1] < R or W + pad[2] + pad[3] < S:
         return  # no output: rejected by the op (covered by the conv2d tests)
     _C.set_isa(isa)
     pyconv.set_num_threads(threads)
-    args = make(_shape(N, C, H, W, K, pad), dtype, seed=N + C + K + H + W)
+    args = make(_shape(N, C, H, W, K, pad, R, S), dtype, seed=N + C + K + H + W)
     ref = torch_ref(*args)
     got = run_pyconv(*args)
     for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
@@ -62,6 +64,8 @@ SHAPES = [
     (1, 2, 3, 511, 3, (1, 1, 1, 1)),
     (2, 64, 5, 5, 64, (1, 1, 1, 1)),
     (4, 33, 29, 31, 35, (1, 0, 0, 1)),
+    (3, 32, 16, 16, 32, (2, 2, 2, 2), 5, 5),   # CIFAR-10 conv2 at batch 3: four 3x3 pieces
+    (2, 70, 9, 8, 40, (3, 1, 0, 2), 5, 5),     # pieces over two reduction blocks (4*70 > 256)
 ]
 
 
@@ -69,6 +73,7 @@ SHAPES = [
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s[:5]) for s in SHAPES])
 def test_shapes(shape, dtype):
     args = make(_shape(*shape), dtype, seed=7)
+    assert args[1].shape[2:] == tuple(shape[6:8] or (3, 3))
     for g, r, name in zip(run_pyconv(*args), torch_ref(*args), ("forward", "grad_input")):
         assert_close(g, r, TOL[dtype], name)
 

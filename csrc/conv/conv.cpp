@@ -1,5 +1,5 @@
 // Kernel selection for conv2d on the CPU: depthwise (groups == C == K) runs the
-// direct kernels, 3x3 stride-1 convolutions with enough channels Winograd
+// direct kernels, 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
 // F(2x2, 3x3) (conv_winograd.cpp), everything else the packed GEMM (conv_gemm.cpp) with the
 // micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
 // oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).

@@ -8,7 +8,7 @@
 //                     reduction split into a fixed (shape-only) number of chunks whose
 //                     partial sums are added in chunk order.
 //  - depthwise_* (groups == C == K): direct kernels vectorised along W.
-//  - winograd_*: F(2x2, 3x3) transforms around 16 GEMMs, for 3x3 stride 1.
+//  - winograd_*: F(2x2, 3x3) transforms around 16 GEMMs, for 3x3 and 5x5 stride 1.
 #pragma once
 #include "common/activation.h"
 #include "common/tensor.h"
@@ -25,8 +25,8 @@ template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
 
-// Winograd F(2x2, 3x3) (conv_winograd.cpp) for 3x3 stride-1 undilated ungrouped
-// convolutions: returns false, doing nothing, when it does not apply or (auto mode)
+// Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
+// convolutions (auto: 3x3 and 5x5 with enough channels and tiles): returns false, doing nothing, when it does not apply or (auto mode)
 // would not pay off. The mode is process-wide (tests force it on or off).
 enum class WinogradMode { off = 0, auto_ = 1, on = 2 };
 void set_winograd_mode(WinogradMode m);

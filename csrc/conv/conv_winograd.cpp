@@ -1,5 +1,6 @@
-// Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions
-// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+// Winograd F(2x2, 3x3) for stride-1, undilated, ungrouped convolutions with 2..7-tap
+// kernels (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016);
+// kernels larger than 3x3 as a sum of 3x3 pieces (see pieces() below).
 //
 // Each 2x2 output tile is A^T [ U (.) V ] A, with U = G g G^T the 4x4 transform
 // of a 3x3 filter and V = B^T d B that of the 4x4 input tile d under it: 16
@@ -41,7 +42,6 @@ PYCONV_WINO_DECLARE(double)
 namespace pyconv::fast {
 
 using gemm::ceil_div;
-using gemm::kMaxMR;
 using gemm::kMC;
 using gemm::round_up;
 using gemm::UKernel;
@@ -59,57 +59,77 @@ constexpr int64_t kBlockBytes = int64_t(384) << 10;
 constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
 // Below this many channels on either side the transforms outweigh the saved multiplies.
 constexpr int64_t kMinChannels = 32;
+// Below this many tiles the blocks are too few and narrow (one 512-channel 7x7 image: 16).
+constexpr int64_t kMinTiles = 128;
+// 5x5 (four pieces, each a transform of its own) pays off from rows of 8 tiles up.
+constexpr int64_t kMinRow5 = 15;
 
-// A 3x3 stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
+// An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
 // (p, q) reads source rows p - pt + r and columns q - pl + s (zero outside).
 // Filter element (k, c, r, s) is at w + k*wk + c*wc + r*wr + s*ws.
 template <typename T>
 struct Problem {
-  int64_t N, C, H, W, K, P, Q, pt, pl;
+  int64_t N, C, H, W, K, P, Q, pt, pl, R, S;
   const T* w;
   int64_t wk, wc, wr, ws;
 };
 
-// U[xi] = (G g G^T)[xi] for every (k, c), packed as the GEMM's A operand: MR-row
-// panels per reduction block, block (m0, c0, kc) of xi at u + xi*Mpad*C + Mpad*c0 +
-// (m0/MR)*MR*kc (the layout of conv_gemm.cpp's prepack_a). Rows past K are zero.
+// A kernel larger than 3 taps is cut into 3-tap pieces at even offsets 0, 2, 4, ...
+// (tap 2i is in piece i only; taps past the kernel are zero): a 5x5 filter is four
+// 3x3 pieces, 16 multiplies per output instead of 25. A piece at offset (2a, 2b) is
+// the 3x3 problem on the source shifted by (2a, 2b): its tiles line up with the
+// output's, so the pieces just add reduction rows (piece-major, then channel).
+inline int64_t pieces(int64_t R) { return R <= 3 ? 1 : R / 2; }
+
+// U[xi] = (G g G^T)[xi] for every (k, piece, c), packed as the GEMM's A operand over
+// the reduction kk = piece*C + c: MR-row panels per reduction block, block (m0, k0, kc)
+// of xi at u + xi*ps + Mpad*k0 + (m0/MR)*MR*kc (the layout of conv_gemm.cpp's
+// prepack_a). Rows past K are zero.
 template <typename T>
-void transform_filter(const Problem<T>& pr, int MR, T* u) {
+void transform_filter(const Problem<T>& pr, int MR, T* u, int64_t ps) {
   const int64_t K = pr.K, C = pr.C, Mpad = round_up(K, MR), npan = Mpad / MR;
-  const gemm::KBlocks kb(C);
-  // By panels of MR filters: for each c, MR consecutive values per plane xi.
+  const int64_t nph = pieces(pr.R), npw = pieces(pr.S), Kd = nph * npw * C;
+  const gemm::KBlocks kb(Kd);
+  // By panels of MR filters: for each kk, MR consecutive values per plane xi.
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t pan = 0; pan < npan; ++pan) {
     int64_t blk = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      if (c >= kb.begin(blk) + kb.size(blk)) ++blk;
-      const int64_t c0 = kb.begin(blk), kc = kb.size(blk);
-      T vals[16][kMaxMR];
-      for (int i = 0; i < MR; ++i) {
+    for (int64_t kk = 0; kk < Kd; ++kk) {
+      if (kk >= kb.begin(blk) + kb.size(blk)) ++blk;
+      const int64_t k0 = kb.begin(blk), kc = kb.size(blk);
+      const int64_t c = kk % C, ph = kk / C / npw, pw = kk / C % npw;
+      // The piece's taps: rows 2ph + r (r = 0 belongs to the previous piece when ph > 0).
+      bool rok[3], sok[3];
+      for (int i = 0; i < 3; ++i) {
+        rok[i] = (i > 0 || ph == 0) && 2 * ph + i < pr.R;
+        sok[i] = (i > 0 || pw == 0) && 2 * pw + i < pr.S;
+      }
+      T* d = u + Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
+      for (int i = 0; i < MR; ++i, ++d) {  // (stores, not a copy loop gcc makes a memcpy call of)
         const int64_t k = pan * MR + i;
         if (k >= K) {
-          for (int xi = 0; xi < 16; ++xi) vals[xi][i] = T(0);
+          for (int xi = 0; xi < 16; ++xi) d[xi * ps] = T(0);
           continue;
         }
-        const T* g = pr.w + k * pr.wk + c * pr.wc;
+        const T* g = pr.w + k * pr.wk + c * pr.wc + 2 * ph * pr.wr + 2 * pw * pr.ws;
+        auto tap = [&](int r, int s_) {
+          return rok[r] && sok[s_] ? g[r * pr.wr + s_ * pr.ws] : T(0);
+        };
         T gg[4][3];  // G g
-        for (int s = 0; s < 3; ++s) {
-          const T g0 = g[s * pr.ws], g1 = g[pr.wr + s * pr.ws], g2 = g[2 * pr.wr + s * pr.ws];
-          gg[0][s] = g0;
-          gg[1][s] = T(0.5) * (g0 + g1 + g2);
-          gg[2][s] = T(0.5) * (g0 - g1 + g2);
-          gg[3][s] = g2;
+        for (int s_ = 0; s_ < 3; ++s_) {
+          const T g0 = tap(0, s_), g1 = tap(1, s_), g2 = tap(2, s_);
+          gg[0][s_] = g0;
+          gg[1][s_] = T(0.5) * (g0 + g1 + g2);
+          gg[2][s_] = T(0.5) * (g0 - g1 + g2);
+          gg[3][s_] = g2;
         }
         for (int a = 0; a < 4; ++a) {  // (G g) G^T
-          vals[a * 4 + 0][i] = gg[a][0];
-          vals[a * 4 + 1][i] = T(0.5) * (gg[a][0] + gg[a][1] + gg[a][2]);
-          vals[a * 4 + 2][i] = T(0.5) * (gg[a][0] - gg[a][1] + gg[a][2]);
-          vals[a * 4 + 3][i] = gg[a][2];
+          d[(a * 4 + 0) * ps] = gg[a][0];
+          d[(a * 4 + 1) * ps] = T(0.5) * (gg[a][0] + gg[a][1] + gg[a][2]);
+          d[(a * 4 + 2) * ps] = T(0.5) * (gg[a][0] - gg[a][1] + gg[a][2]);
+          d[(a * 4 + 3) * ps] = gg[a][2];
         }
       }
-      T* d = u + Mpad * c0 + pan * MR * kc + (c - c0) * MR;
-      for (int xi = 0; xi < 16; ++xi)
-        for (int i = 0; i < MR; ++i) d[xi * Mpad * C + i] = vals[xi][i];
     }
   }
 }
@@ -185,23 +205,28 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   const int MR = uk.mr, NR = uk.nr;
   const int64_t C = pr.C, K = pr.K, Mpad = round_up(K, MR), P = pr.P, Q = pr.Q;
   const int64_t TP = ceil_div(P, 2), TQ = ceil_div(Q, 2), ntile = pr.N * TP * TQ;
-  T* u = gemm::scratch<T>(2, 16 * Mpad * C);
-  transform_filter(pr, MR, u);
-  // Tiles per block: what fits the budget, at least two panels, and at least two
-  // blocks per thread when there are enough tiles.
-  const int64_t per_tile = 16 * (C + K) * static_cast<int64_t>(sizeof(T));
-  int64_t tb = std::max<int64_t>(kBlockBytes / per_tile, 2 * NR);
-  tb = std::min(tb, std::max<int64_t>(ceil_div(ntile, 2 * num_threads()), 2 * NR));
-  tb = round_up(tb, NR);
-  const int64_t nblk = ceil_div(ntile, tb);
+  const int64_t npw = pieces(pr.S), npc = pieces(pr.R) * npw, Kd = npc * C;
   // Planes xi 64 bytes apart modulo 4 KiB: the transforms stream 16 of them at once,
   // which at a multiple of 4 KiB would all map to the same L1 set.
   auto plane = [](int64_t n) {
     return round_up(n, 4096 / int64_t(sizeof(T))) + 64 / int64_t(sizeof(T));
   };
-  const int64_t psv = plane(C * tb), psm = plane(K * tb);
-  const gemm::KBlocks kb(C);
-  const WinoIn gi{pr.H, pr.W, pr.pt, pr.pl, src.stride[2], src.stride[3], NR, psv};
+  const int64_t psu = plane(Mpad * Kd);
+  T* u = gemm::scratch<T>(2, 16 * psu);
+  transform_filter(pr, MR, u, psu);
+  // Tiles per block: what fits the budget, at least two panels, and at least two
+  // blocks per thread when there are enough tiles.
+  const int64_t per_tile = 16 * (Kd + K) * static_cast<int64_t>(sizeof(T));
+  int64_t tb = std::max<int64_t>(kBlockBytes / per_tile, 2 * NR);
+  tb = std::min(tb, std::max<int64_t>(ceil_div(ntile, 2 * num_threads()), 2 * NR));
+  tb = round_up(tb, NR);
+  const int64_t nblk = ceil_div(ntile, tb);
+  const int64_t psv = plane(Kd * tb), psm = plane(K * tb);
+  const gemm::KBlocks kb(Kd);
+  std::vector<WinoIn> gi;  // per piece: the source shifted by the piece's offset
+  for (int64_t pc = 0; pc < npc; ++pc)
+    gi.push_back({pr.H, pr.W, pr.pt - 2 * (pc / npw), pr.pl - 2 * (pc % npw), src.stride[2],
+                  src.stride[3], NR, psv});
   const WinoOut go{P, Q, psm};
   const bool relu = act.kind == ActKind::relu, other = !relu && act.kind != ActKind::none;
   const T prm = static_cast<T>(act.param);
@@ -217,16 +242,17 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
       pcs.push_back({r, qa, qb, t - T0});
       t += qb - qa;
     }
-    // Input transform, channel by channel (consecutive rows of the same panels).
+    // Input transform, row kk = (piece, channel) after row (consecutive rows of the
+    // same panels).
     int64_t cb = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      if (c >= kb.begin(cb) + kb.size(cb)) ++cb;
-      const int64_t c0 = kb.begin(cb), kc = kb.size(cb);
-      T* vc = v + tb * c0 + (c - c0) * NR;
+    for (int64_t kk = 0; kk < Kd; ++kk) {
+      if (kk >= kb.begin(cb) + kb.size(cb)) ++cb;
+      const int64_t k0 = kb.begin(cb), kc = kb.size(cb), c = kk % C;
+      T* vc = v + tb * k0 + (kk - k0) * NR;
       for (const Piece& pc : pcs) {
         const int64_t n = pc.r / TP;
-        rw.in(&gi, src.data + n * src.stride[0] + c * src.stride[1], pc.r % TP, pc.qa, pc.qb,
-              pc.col, kc, vc);
+        rw.in(&gi[kk / C], src.data + n * src.stride[0] + c * src.stride[1], pc.r % TP, pc.qa,
+              pc.qb, pc.col, kc, vc);
       }
       if (tc < tb) {  // columns past the last tile: zero
         T* d = vc + (tc / NR) * NR * kc + tc % NR;
@@ -238,7 +264,7 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
     // M[xi] (K x tc) = U[xi] V[xi].
     for (int xi = 0; xi < 16; ++xi) {
       const T* vx = v + xi * psv;
-      const T* ux = u + xi * Mpad * C;
+      const T* ux = u + xi * psu;
       auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
         return gemm::ABlock<T>{ux + Mpad * k0 + (am0 / MR) * MR * kc, 0};
       };
@@ -247,7 +273,7 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
       };
       DenseC<T> st{mprod + xi * psm, tb, tc, NR};
       for (int64_t m0 = 0; m0 < K; m0 += kMC)
-        gemm::gemm_task<T>(uk, m0, std::min(K, m0 + kMC), 0, tc, 0, C, pa, pb, st);
+        gemm::gemm_task<T>(uk, m0, std::min(K, m0 + kMC), 0, tc, 0, Kd, pa, pb, st);
     }
     // Output transform, bias and activation.
     for (int64_t k = 0; k < K; ++k)
@@ -267,19 +293,23 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
 }
 
 // Whether the auto mode picks Winograd: enough channels on both sides for the GEMMs
-// to dominate the transforms.
-bool worth_it(int64_t C, int64_t K) { return C >= kMinChannels && K >= kMinChannels; }
-
-bool shape_ok(const ConvParams& p) {
-  return p.groups == 1 && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 &&
-         p.dil_h == 1 && p.dil_w == 1;
+// to dominate the transforms, and enough tiles to share among threads in blocks (the
+// choice must not depend on the thread count: results are bitwise the same for any).
+bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile) {
+  return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) && C >= kMinChannels &&
+         K >= kMinChannels && ntile >= kMinTiles;
 }
 
-bool use(const ConvParams& p, int64_t C, int64_t K, int64_t Q) {
+bool shape_ok(const ConvParams& p) {
+  return p.groups == 1 && p.R >= 2 && p.S >= 2 && p.R <= 7 && p.S <= 7 && p.stride_h == 1 &&
+         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1;
+}
+
+bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q) {
   const auto mode = static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == WinogradMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
-  return mode == WinogradMode::on || worth_it(C, K);
+  return mode == WinogradMode::on || worth_it(p, C, K, Q, N * ceil_div(P, 2) * ceil_div(Q, 2));
 }
 
 }  // namespace
@@ -289,9 +319,9 @@ void set_winograd_mode(WinogradMode m) { g_mode.store(static_cast<int>(m)); }
 template <typename T>
 bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                       Activation act, T* y, T* preact) {
-  if (!use(p, p.C, p.K, p.Q)) return false;
+  if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
   if (p.N * p.K * p.P * p.Q == 0) return true;
-  const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left,
+  const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
                       w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
   run(pr, x, bias, act, y, preact);
   return true;
@@ -299,12 +329,14 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
 
 template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  if (!use(p, p.K, p.C, p.W)) return false;
+  if (!use(p, p.N, p.K, p.C, p.H, p.W)) return false;
   if (p.N * p.C * p.H * p.W == 0) return true;
-  // dx[c, h, w] = sum_{k, r, s} dy[k, h - (2 - pt) + r, w - (2 - pl) + s] * w[k, c, 2 - r, 2 - s]
-  const Problem<T> pr{p.N, p.K, p.P, p.Q, p.C, p.H, p.W, 2 - p.pad_top, 2 - p.pad_left,
-                      w.data + 2 * w.stride[2] + 2 * w.stride[3], w.stride[1], w.stride[0],
-                      -w.stride[2], -w.stride[3]};
+  // dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
+  //                               * w[k, c, R-1 - r, S-1 - s]
+  const Problem<T> pr{p.N, p.K, p.P, p.Q, p.C, p.H, p.W, p.R - 1 - p.pad_top,
+                      p.S - 1 - p.pad_left, p.R, p.S,
+                      w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1],
+                      w.stride[0], -w.stride[2], -w.stride[3]};
   run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
   return true;
 }
