@@ -53,6 +53,7 @@ struct GridB {
     if (kc == 0 || taps == 0) return;
     const int64_t s1 = src.stride[1], s2 = src.stride[2], s3 = src.stride[3];
     const int64_t cs = stw * s3;  // source step between neighbouring columns
+    const bool rows_contig = cs == 1 && sth * s2 == Gw;
     thread_local std::vector<int64_t> tab;
     tab.resize(static_cast<size_t>(kc));
     int64_t* koff = tab.data();
@@ -72,13 +73,17 @@ struct GridB {
       const int64_t pv = std::min<int64_t>(NR, nb - pj);
       int nseg = 0;
       for (int64_t l = 0; l < pv;) {
-        const int64_t len = std::min(Gw - gj, pv - l);
+        // A run of columns contiguous in the source: to the end of the output row, or
+        // of the image when consecutive rows are contiguous too (1x1 stride 1, full
+        // rows): then a panel is one run even on planes narrower than the panel.
+        const int64_t run = rows_contig ? (Gh - gi) * Gw - gj : Gw - gj;
+        const int64_t len = std::min(run, pv - l);
         segs[nseg++] = {l, len,
                         src.data + n * src.stride[0] + cb * s1 + gi * sth * s2 + gj * cs};
         l += len;
         gj += len;
-        if (gj == Gw) {
-          gj = 0;
+        while (gj >= Gw) {
+          gj -= Gw;
           if (++gi == Gh) gi = 0, ++n;
         }
       }
@@ -295,10 +300,13 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
 // When the copy would be much larger than what the convolution reads (strides far
 // beyond the kernel), it is skipped: without padding the source is read in place
 // (ok = true, offsets and stw unchanged); with padding ok = false and the caller
-// falls back to the reference loops.
+// falls back to the reference loops. A single tap that subsamples without padding (a
+// strided 1x1 convolution) gets the subsampled planes instead, a dense grid: offsets
+// 0 and sth = stw = 1.
 template <typename T>
-View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t& stw,
-                          std::vector<int64_t>& offh, std::vector<int64_t>& offw, bool& ok) {
+View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& sth,
+                          int64_t& stw, std::vector<int64_t>& offh, std::vector<int64_t>& offw,
+                          bool& ok) {
   ok = true;
   if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
   const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
@@ -313,6 +321,26 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t st
   const double touched = double(N) * C * std::min<double>(Hp, double(Gh) * th) *
                          std::min<double>(Wr, double(Gw) * tw);
   const bool no_pad = pt + pb + pl + pr == 0;
+  if (no_pad && th == 1 && tw == 1) {
+    T* buf = gemm::scratch<T>(3, N * C * Gh * Gw);
+    const int64_t s0 = offh[0] * src.stride[2] + offw[0] * src.stride[3];
+    const int64_t rs = sth * src.stride[2], cs = stw * src.stride[3];
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        T* d = buf + (n * C + c) * Gh * Gw;
+        const T* sp = src.data + n * src.stride[0] + c * src.stride[1] + s0;
+        for (int64_t gi = 0; gi < Gh; ++gi, d += Gw)
+          for (int64_t gj = 0; gj < Gw; ++gj) d[gj] = sp[gi * rs + gj * cs];
+      }
+    offh[0] = offw[0] = 0;
+    sth = stw = 1;
+    View4<const T> v;
+    v.data = buf;
+    v.size[0] = N, v.size[1] = C, v.size[2] = Gh, v.size[3] = Gw;
+    v.stride[3] = 1, v.stride[2] = Gw, v.stride[1] = Gh * Gw, v.stride[0] = C * Gh * Gw;
+    return v;
+  }
   if ((no_pad && double(N) * C * Hp * Wr > touched) ||  // subsampling (1x1 stride 2): in place
       double(N) * C * Hp * Wr > 4.0 * touched + double(1 << 20)) {
     ok = no_pad;
@@ -377,9 +405,9 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
-  int64_t stw = p.stride_w;
+  int64_t sth = p.stride_h, stw = p.stride_w;
   bool ok;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, stw, offh, offw, ok);
+  const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
@@ -389,8 +417,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
     const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
     const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
     const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
-    GridB<T> pb{xs, g * Cg, p.P, p.Q, p.stride_h, stw, offh.data(), R, offw.data(), S,
-                uk.nr};
+    GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
                 p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
     const int MR = uk.mr;
@@ -427,9 +454,9 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         koff[kk] = k * w.stride[0] + rl[t / ns] * w.stride[2] + sl[t % ns] * w.stride[3];
       }
       const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, Kg * w.stride[0], w.stride[1], koff);
-      int64_t one = 1;
+      int64_t one = 1, one_h = 1;
       bool ok;
-      const View4<const T> dys = pad_source(dy, Hph, Wph, 1, one, offh, offw, ok);
+      const View4<const T> dys = pad_source(dy, Hph, Wph, one_h, one, offh, offw, ok);
       if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
       const int64_t mch = ceil_div(M, kMC);
       const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
@@ -497,7 +524,8 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
   int64_t sw = p.stride_w;
   bool ok;
-  const View4<const T> xs = pad_source(x, p.P, p.Q, p.stride_h, sw, offh, offw, ok);
+  int64_t sh = p.stride_h;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, sh, sw, offh, offw, ok);
   if (!ok) return ref::conv2d_backward_weight(p, dy, x, dw);
   const int64_t xs3 = xs.stride[3], cs = sw * xs3;  // source step between neighbouring ow
   const int64_t mch = ceil_div(M, kMC);
@@ -541,7 +569,6 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
-      const int64_t sh = p.stride_h;
       auto tap = [&](int64_t j) {
         const int64_t c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
         return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s] * xs3;
