@@ -1,6 +1,7 @@
 // Kernel selection for conv2d on the CPU: depthwise (groups == C == K) runs the
 // direct kernels, 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
-// F(2x2, 3x3) (conv_winograd.cpp), everything else the packed GEMM (conv_gemm.cpp) with the
+// F(2x2, 3x3) (conv_winograd.cpp), grouped stride-1 ones with few channels per group a
+// direct kernel (conv_grouped.cpp), everything else the packed GEMM (conv_gemm.cpp) with the
 // micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
 // oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).
 #include "conv/conv.h"
@@ -17,7 +18,8 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
                     Activation act, T* y, T* preact) {
   if (fast::is_depthwise(p))
     fast::depthwise_forward(p, x, w, bias, act, y, preact);
-  else if (!fast::winograd_forward(p, x, w, bias, act, y, preact))
+  else if (!fast::winograd_forward(p, x, w, bias, act, y, preact) &&
+           !fast::grouped_forward(p, x, w, bias, act, y, preact))
     fast::conv2d_forward_gemm(p, x, w, bias, act, y, preact);
 }
 
@@ -25,7 +27,8 @@ template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   if (fast::is_depthwise(p))
     fast::depthwise_backward_data(p, dy, w, dx);
-  else if (!fast::winograd_backward_data(p, dy, w, dx))
+  else if (!fast::winograd_backward_data(p, dy, w, dx) &&
+           !fast::grouped_backward_data(p, dy, w, dx))
     fast::conv2d_backward_data_gemm(p, dy, w, dx);
 }
 

@@ -1,0 +1,112 @@
+// Grouped stride-1 convolutions with few channels per group (ResNeXt's 32 groups of 4-16
+// channels): the direct AVX2 kernel of conv_grouped_avx2.cpp, one task per (image, group).
+// An im2col GEMM would pack 9x the input per group for only 2*Kg flops per packed
+// element. Float on AVX2 only; other cases return false and take the GEMM path.
+#include <type_traits>
+
+#include "common/activation_scalar.h"
+#include "common/cpu.h"
+#include "common/parallel.h"
+#include "conv/conv_fast.h"
+#include "conv/conv_grouped.h"
+#include "gemm/gemm_driver.h"
+
+namespace pyconv::fast {
+
+namespace {
+
+// Channels per group up to which the direct kernel beats the GEMM.
+constexpr int64_t kMaxGroupChannels = 32;
+
+bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q) {
+#if defined(PYCONV_X86)
+  return active_isa() >= Isa::avx2 && p.groups > 1 && !is_depthwise(p) && p.stride_h == 1 &&
+         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && Cin <= kMaxGroupChannels &&
+         Kout <= kMaxGroupChannels && p.R <= 7 && p.S <= 7 && Q <= 4096;
+#else
+  (void)p, (void)Cin, (void)Kout, (void)Q;
+  return false;
+#endif
+}
+
+// Every (image, group): y planes (n, g*Kout ..) = the group's convolution (+ bias), then
+// the pre-activation copy and the activation over those planes.
+void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, int64_t sg,
+         const float* w, int64_t wg, const float* bias, Activation act, float* y, float* preact) {
+  const int64_t plane = g.P * g.Q, per = g.Kout * plane, Ktot = G * g.Kout;
+  const int64_t nwt = grouped_direct_wt(g);
+  const float prm = static_cast<float>(act.param);
+  float* wt = gemm::scratch<float>(2, G * nwt);
+#pragma omp parallel num_threads(num_threads())
+  {
+#pragma omp for schedule(static)
+    for (int64_t gi = 0; gi < G; ++gi) {
+#if defined(PYCONV_X86)
+      avx2::grouped_direct_weights_float(g, w + gi * wg, wt + gi * nwt);
+#endif
+    }
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t t = 0; t < N * G; ++t) {
+    const int64_t n = t / G, gi = t % G;
+    float* xp = gemm::scratch<float>(3, grouped_direct_xp(g));
+    float* yo = y + (n * Ktot + gi * g.Kout) * plane;
+#if defined(PYCONV_X86)
+    avx2::grouped_direct_float(g, src + n * sn + gi * sg, wt + gi * nwt,
+                               bias ? bias + gi * g.Kout : nullptr, yo, xp);
+#endif
+    if (preact)
+      for (int64_t i = 0; i < per; ++i) preact[(n * Ktot + gi * g.Kout) * plane + i] = yo[i];
+    if (act.kind != ActKind::none)
+      for (int64_t i = 0; i < per; ++i) yo[i] = activate(act.kind, prm, yo[i]);
+  }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                     Activation act, T* y, T* preact) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    const int64_t Cg = p.Cg(), Kg = p.Kg();
+    if (!applies(p, Cg, Kg, p.Q)) return false;
+    const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
+                   x.stride[1], x.stride[2], x.stride[3],
+                   w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
+    run(g, p.N, p.groups, x.data, x.stride[0], Cg * x.stride[1], w.data, Kg * w.stride[0],
+        bias, act, y, preact);
+    return true;
+  }
+}
+
+template <typename T>
+bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    const int64_t Cg = p.Cg(), Kg = p.Kg();
+    if (!applies(p, Kg, Cg, p.W)) return false;
+    // dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
+    //                               * w[k, c, R-1 - r, S-1 - s]
+    const GdGeom g{Kg, p.P, p.Q, Cg, p.H, p.W, p.R, p.S, p.R - 1 - p.pad_top,
+                   p.S - 1 - p.pad_left, dy.stride[1], dy.stride[2], dy.stride[3],
+                   w.stride[1], w.stride[0], -w.stride[2], -w.stride[3]};
+    run(g, p.N, p.groups, dy.data, dy.stride[0], Kg * dy.stride[1],
+        w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], Kg * w.stride[0], nullptr,
+        Activation{}, dx, nullptr);
+    return true;
+  }
+}
+
+#define PYCONV_INSTANTIATE(T)                                                               \
+  template bool grouped_forward<T>(const ConvParams&, View4<const T>, View4<const T>,       \
+                                   const T*, Activation, T*, T*);                           \
+  template bool grouped_backward_data<T>(const ConvParams&, View4<const T>, View4<const T>, \
+                                         T*);
+PYCONV_INSTANTIATE(float)
+PYCONV_INSTANTIATE(double)
+#undef PYCONV_INSTANTIATE
+
+}  // namespace pyconv::fast
