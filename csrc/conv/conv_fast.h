@@ -37,12 +37,15 @@ template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 
 // Direct AVX2 kernel (conv_grouped.cpp) for grouped stride-1 convolutions with at most
-// 32 channels per group (float): returns false, doing nothing, when it does not apply.
+// 32 channels per group (float, all three passes): returns false, doing nothing, when it
+// does not apply.
 template <typename T>
 bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                      Activation act, T* y, T* preact);
 template <typename T>
 bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+template <typename T>
+bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 
 inline bool is_depthwise(const ConvParams& p) {
   return p.groups > 1 && p.groups == p.C && p.K == p.C;

@@ -2,6 +2,7 @@
 // channels): the direct AVX2 kernel of conv_grouped_avx2.cpp, one task per (image, group).
 // An im2col GEMM would pack 9x the input per group for only 2*Kg flops per packed
 // element. Float on AVX2 only; other cases return false and take the GEMM path.
+#include <algorithm>
 #include <type_traits>
 
 #include "common/activation_scalar.h"
@@ -100,11 +101,43 @@ bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T
   }
 }
 
+template <typename T>
+bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups;
+    if (!applies(p, Cg, Kg, p.Q)) return false;
+    const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
+                   x.stride[1], x.stride[2], x.stride[3], 0, 0, 0, 0};
+    const int64_t Qv = (p.Q + 7) / 8 * 8, per = Kg * Cg * p.R * p.S;
+    // Images per pass: their padded planes within about 256 KiB (L2).
+    const int64_t img = grouped_direct_xp(g) + Kg * p.P * Qv;
+    const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(p.N, (int64_t(64) << 10) / img));
+    // One group per task, every image in order: each weight is reduced by one thread.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+    for (int64_t gi = 0; gi < G; ++gi) {
+      float* xp = gemm::scratch<float>(3, nb * grouped_direct_xp(g));
+      float* dyp = gemm::scratch<float>(5, nb * Kg * p.P * Qv);
+      float* acc = gemm::scratch<float>(4, per * 8);
+#if defined(PYCONV_X86)
+      avx2::grouped_direct_weight_float(g, p.N, nb, x.data + gi * Cg * x.stride[1], x.stride[0],
+                                        dy.data + gi * Kg * dy.stride[1], dy.stride[0],
+                                        dy.stride[1], dy.stride[2], dy.stride[3],
+                                        dw + gi * per, xp, dyp, acc);
+#endif
+    }
+    return true;
+  }
+}
+
 #define PYCONV_INSTANTIATE(T)                                                               \
   template bool grouped_forward<T>(const ConvParams&, View4<const T>, View4<const T>,       \
                                    const T*, Activation, T*, T*);                           \
   template bool grouped_backward_data<T>(const ConvParams&, View4<const T>, View4<const T>, \
-                                         T*);
+                                         T*);                                               \
+  template bool grouped_backward_weight<T>(const ConvParams&, View4<const T>, View4<const T>, \
+                                           T*);
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)
 #undef PYCONV_INSTANTIATE

@@ -20,6 +20,14 @@ void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt);
 // grouped_direct_xp() floats.
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp);
+// The weight gradient of one group, summed over images [0, N) taken nb at a time:
+// dw (Kout, Cin, R, S) contiguous; src image n at src + n*sn, grad_output (Kout, P, Q)
+// of image n at dy + n*dn + k*d1 + p*d2 + q*d3. Scratch: xp of nb*grouped_direct_xp(),
+// dyp of nb*Kout*P*Qv, acc of Kout*Cin*R*S*8 floats.
+void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
+                                 int64_t sn, const float* dy, int64_t dn, int64_t d1,
+                                 int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
+                                 float* acc);
 }  // namespace avx2
 
 inline int64_t grouped_direct_xp(const GdGeom& g) {

@@ -41,6 +41,32 @@ inline void block(const float* xrow, int64_t Hp, int64_t Wp, int64_t Cin, int64_
     for (int v = 0; v < NV; ++v) out[kk][v] = acc[kk][v];
 }
 
+// Zero-padded source of one group: xp[c][i][j] = src[c][i - pt][j - pl] for rows
+// i < P + R - 1 and columns j < Qv + S - 1.
+inline void pad_source(const GdGeom& g, const float* src, float* xp) {
+  const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q;
+  const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
+  // Columns [jlo, jhi) are inside the row.
+  int64_t jlo = g.pl > 0 ? g.pl : 0, jhi = g.W + g.pl < Wp ? g.W + g.pl : Wp;
+  if (jhi < jlo) jhi = jlo;
+  for (int64_t c = 0; c < Cin; ++c)
+    for (int64_t i = 0; i < Hp; ++i) {
+      float* d = xp + (c * Hp + i) * Wp;
+      const int64_t ih = i - g.pt;
+      if (ih < 0 || ih >= g.H) {
+        for (int64_t j = 0; j < Wp; ++j) d[j] = 0.0f;
+        continue;
+      }
+      const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
+      for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
+      if (g.s3 == 1)
+        for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j];
+      else
+        for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
+      for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
+    }
+}
+
 }  // namespace
 
 void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt) {
@@ -61,25 +87,7 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
                           float* y, float* xp) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
-  // Zero-padded source: xp[c][i][j] = src[c][i - pt][j - pl]; columns [jlo, jhi) inside.
-  int64_t jlo = g.pl > 0 ? g.pl : 0, jhi = g.W + g.pl < Wp ? g.W + g.pl : Wp;
-  if (jhi < jlo) jhi = jlo;
-  for (int64_t c = 0; c < Cin; ++c)
-    for (int64_t i = 0; i < Hp; ++i) {
-      float* d = xp + (c * Hp + i) * Wp;
-      const int64_t ih = i - g.pt;
-      if (ih < 0 || ih >= g.H) {
-        for (int64_t j = 0; j < Wp; ++j) d[j] = 0.0f;
-        continue;
-      }
-      const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
-      for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
-      if (g.s3 == 1)
-        for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j];
-      else
-        for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
-      for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
-    }
+  pad_source(g, src, xp);
   const int64_t nkb = (Kout + kKB - 1) / kKB, CRS = Cin * R * S;
   alignas(32) float tmp[2][8];
   for (int64_t kb = 0; kb < nkb; ++kb) {
@@ -110,6 +118,75 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
         }
         q0 += 8 * nv;
       }
+  }
+}
+
+// Weight gradient of one group, summed over the images [0, N): images are taken nb at a
+// time, each source padded into xp (as above, image i at xp + i*Cin*Hp*Wp) and its
+// grad_output rows into dyp (Qv columns, zero past Q; image i at dyp + i*Kout*P*Qv);
+// acc holds 8 lanes per weight (Kout*Cin*R*S*8 floats), reduced in lane order into
+// dw (Kout, Cin, R, S) contiguous at the end. A register block is 4 output channels x
+// 3 taps along the row; source lanes past the row's last output are masked to zero so
+// that an inf or NaN there never meets a zero of grad_output.
+void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
+                                 int64_t sn, const float* dy, int64_t dn, int64_t d1,
+                                 int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
+                                 float* acc) {
+  const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
+  const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1, RS = R * S;
+  const int64_t nacc = Kout * Cin * RS * 8, xi = Cin * Hp * Wp, di = Kout * P * Qv;
+  for (int64_t i = 0; i < nacc; ++i) acc[i] = 0.0f;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 tail = _mm256_castsi256_ps(
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(Q - (Qv - 8))), lane));
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t ni = N - n0 < nb ? N - n0 : nb;
+    for (int64_t i = 0; i < ni; ++i) {
+      pad_source(g, src + (n0 + i) * sn, xp + i * xi);
+      for (int64_t k = 0; k < Kout; ++k)
+        for (int64_t p = 0; p < P; ++p) {
+          float* d = dyp + i * di + (k * P + p) * Qv;
+          const float* sr = dy + (n0 + i) * dn + k * d1 + p * d2;
+          for (int64_t q = 0; q < Qv; ++q) d[q] = q < Q ? sr[q * d3] : 0.0f;
+        }
+    }
+    for (int64_t k0 = 0; k0 < Kout; k0 += 4) {
+      const int kn = Kout - k0 < 4 ? static_cast<int>(Kout - k0) : 4;
+      for (int64_t c = 0; c < Cin; ++c)
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t s0 = 0; s0 < S; s0 += 3) {
+            const int sn3 = S - s0 < 3 ? static_cast<int>(S - s0) : 3;
+            __m256 a[4][3];
+            for (int kk = 0; kk < 4; ++kk)
+              for (int j = 0; j < 3; ++j) a[kk][j] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < ni; ++i)
+              for (int64_t p = 0; p < P; ++p) {
+                const float* xr = xp + i * xi + (c * Hp + p + r) * Wp + s0;
+                const float* dr = dyp + i * di + (k0 * P + p) * Qv;
+                for (int64_t q = 0; q < Qv; q += 8) {
+                  __m256 x[3];
+                  for (int j = 0; j < 3; ++j)
+                    x[j] = j < sn3 ? _mm256_loadu_ps(xr + q + j) : _mm256_setzero_ps();
+                  if (q + 8 == Qv)
+                    for (int j = 0; j < 3; ++j) x[j] = _mm256_and_ps(x[j], tail);
+                  for (int kk = 0; kk < 4; ++kk) {
+                    if (kk >= kn) break;
+                    const __m256 dv = _mm256_loadu_ps(dr + kk * P * Qv + q);
+                    for (int j = 0; j < 3; ++j) a[kk][j] = _mm256_fmadd_ps(dv, x[j], a[kk][j]);
+                  }
+                }
+              }
+            for (int kk = 0; kk < kn; ++kk)
+              for (int j = 0; j < sn3; ++j) {
+                float* ap = acc + ((((k0 + kk) * Cin + c) * R + r) * S + s0 + j) * 8;
+                _mm256_storeu_ps(ap, _mm256_add_ps(_mm256_loadu_ps(ap), a[kk][j]));
+              }
+          }
+    }
+  }
+  for (int64_t i = 0; i < Kout * Cin * RS; ++i) {
+    const float* ap = acc + i * 8;
+    dw[i] = ((ap[0] + ap[1]) + (ap[2] + ap[3])) + ((ap[4] + ap[5]) + (ap[6] + ap[7]));
   }
 }
 
