@@ -17,6 +17,14 @@
 #include "conv/conv_ref.h"
 #include "gemm/gemm_driver.h"
 
+#if defined(PYCONV_X86)
+namespace pyconv::avx2 {
+// dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd);
+}  // namespace pyconv::avx2
+#endif
+
 namespace pyconv::fast {
 
 using gemm::ceil_div;
@@ -565,7 +573,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       return {dst, 0};
     };
     // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
-    // reduction along (n, oh, ow): a transpose, done 4x4 at a time for fp32.
+    // reduction along (n, oh, ow): a transpose, done 8x8 (AVX2) or 4x4 at a time for fp32.
     auto pb = [&](int64_t bj0, int64_t bnb, int64_t t0, int64_t tc, T* dst) {
       thread_local std::vector<Run> runs;
       build_runs(runs, t0, tc, p.P, p.Q);
@@ -578,6 +586,20 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
       }
       int64_t jp = 0;
+#if defined(PYCONV_X86)
+      if constexpr (std::is_same_v<T, float>) {
+        if (cs == 1 && active_isa() >= Isa::avx2)
+          for (; jp + 8 <= bnb && (jp % NR) + 8 <= NR; jp += 8) {
+            const float* tp[8];
+            for (int q = 0; q < 8; ++q) tp[q] = tap(bj0 + jp + q);
+            float* d = dst + (jp / NR) * NR * tc + jp % NR;
+            for (const Run& rn : runs)
+              avx2::transpose8_rows_float(
+                  tp, rn.n * xs.stride[0] + rn.oh * sh * xs.stride[2] + rn.ow, rn.len,
+                  d + rn.tt * NR, NR);
+          }
+      }
+#endif
 #if defined(__SSE__)
       if constexpr (std::is_same_v<T, float>) {
         if (cs == 1)

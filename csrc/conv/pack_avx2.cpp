@@ -1,0 +1,41 @@
+// AVX2 transposing copy for the weight-gradient GEMM's B panels (conv_gemm.cpp):
+// eight source rows become eight interleaved columns, 8x8 at a time.
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace pyconv::avx2 {
+
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd) {
+  int64_t l = 0;
+  for (; l + 8 <= len; l += 8) {
+    __m256 r[8], t[8];
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + off + l);
+    t[0] = _mm256_unpacklo_ps(r[0], r[1]);
+    t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+    t[2] = _mm256_unpacklo_ps(r[2], r[3]);
+    t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+    t[4] = _mm256_unpacklo_ps(r[4], r[5]);
+    t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+    t[6] = _mm256_unpacklo_ps(r[6], r[7]);
+    t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+    r[0] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[1] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[2] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[3] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(1, 0, 1, 0));
+    r[5] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(3, 2, 3, 2));
+    r[6] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(1, 0, 1, 0));
+    r[7] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(3, 2, 3, 2));
+    // r[0..3]: rows 0..3 of columns {0,4}, {1,5}, {2,6}, {3,7}; r[4..7] rows 4..7.
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_ps(dst + (l + q) * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+      _mm256_storeu_ps(dst + (l + q + 4) * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+    }
+  }
+  for (; l < len; ++l)
+    for (int q = 0; q < 8; ++q) dst[l * ldd + q] = rows[q][off + l];
+}
+
+}  // namespace pyconv::avx2
