@@ -84,3 +84,16 @@ def test_nonfinite_stays_local():
     ref = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1, groups=2).numpy()
     np.testing.assert_array_equal(np.isfinite(y), np.isfinite(ref))
     assert np.isfinite(y[:, 8:]).all()
+
+
+@pytest.mark.parametrize("cg,kg", [(0, 3), (3, 0), (0, 0)])
+def test_empty_groups(cg, kg):
+    """Groups with no input or no output channels (all three passes): the output is the
+    bias, the gradients zero or empty (torch's autograd refuses these shapes)."""
+    x, w, b, dy, stride, pad, dil, groups = make((2, 2 * cg, 6, 7, 2 * kg, 3, 3, 1,
+                                                  (1, 1, 1, 1), 1, 2), np.float32, seed=5)
+    y, gi, gw, gb = run_pyconv(x, w, b, dy, stride, pad, dil, groups)
+    assert y.shape == (2, 2 * kg, 6, 7) and gi.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_array_equal(y, np.broadcast_to(b[:, None, None], y.shape))
+    np.testing.assert_array_equal(gi, np.zeros_like(x))
+    assert_close(gb, dy.astype(np.float64).sum(axis=(0, 2, 3)), TOL[np.float32], "bias")

@@ -147,3 +147,28 @@ def test_unbatched_same_padding_and_transpose():
     for p in (0, 1, 2):
         ref = F.conv_transpose2d(torch.tensor(xt), torch.tensor(wt), padding=p).numpy()
         assert_close(PF.conv_transpose2d(xt, wt, padding=p), ref, 1e-4, f"transpose p{p}")
+
+
+@pytest.mark.parametrize("mode", ["on", "auto"])
+@pytest.mark.parametrize("where", ["input", "weight", "overflow"])
+def test_nonfinite_lands_where_torch_puts_it(where, mode):
+    """Winograd's transforms spread an inf or NaN over whole tiles (inf - inf); such calls
+    are redone by the GEMM, so non-finite outputs sit exactly where torch's do."""
+    _C._set_winograd(mode)
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 32, 16, 17, 32, (1, 1, 1, 1)),
+                                                 np.float32, seed=13)
+    if where == "input":
+        x[1, 3, 5, 6] = np.inf
+        x[0, 7, 9, 2] = np.nan
+    elif where == "weight":
+        w[4, 2, 1, 1] = -np.inf
+    else:
+        x[0, :, 4, 4] = 3e38  # the transform's sums overflow, the direct sum may not
+        w[:] = np.abs(w) * 1e-3
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
+    got = run_pyconv(x, w, b, dy, stride, pad, dil, groups)
+    for g, r, name in zip(got, ref, ("forward", "grad_input")):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r), err_msg=name)
+        np.testing.assert_array_equal(np.isinf(g), np.isinf(r), err_msg=name)
+        fin = np.isfinite(r)
+        assert_close(g[fin], r[fin], TOL[np.float32], name)

@@ -26,8 +26,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
                                  T* dw);
 
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
-// convolutions (auto: 3x3 and 5x5 with enough channels and tiles): returns false, doing nothing, when it does not apply or (auto mode)
-// would not pay off. The mode is process-wide (tests force it on or off).
+// convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
+// it does not apply or (auto mode) would not pay off, doing nothing, and when an output
+// came out non-finite (its output is then to be recomputed). The mode is process-wide
+// (tests force it on or off).
 enum class WinogradMode { off = 0, auto_ = 1, on = 2 };
 void set_winograd_mode(WinogradMode m);
 template <typename T>

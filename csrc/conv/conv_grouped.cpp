@@ -112,7 +112,7 @@ bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const
                    x.stride[1], x.stride[2], x.stride[3], 0, 0, 0, 0};
     const int64_t Qv = (p.Q + 7) / 8 * 8, per = Kg * Cg * p.R * p.S;
     // Images per pass: their padded planes within about 256 KiB (L2).
-    const int64_t img = grouped_direct_xp(g) + Kg * p.P * Qv;
+    const int64_t img = std::max<int64_t>(1, grouped_direct_xp(g) + Kg * p.P * Qv);
     const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(p.N, (int64_t(64) << 10) / img));
     // One group per task, every image in order: each weight is reduced by one thread.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())

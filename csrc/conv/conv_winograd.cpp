@@ -32,7 +32,7 @@
 namespace pyconv::avx2 {
 #define PYCONV_WINO_DECLARE(T)                                                            \
   void wino_in_row_##T(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*); \
-  void wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
+  bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
 #undef PYCONV_WINO_DECLARE
@@ -138,7 +138,7 @@ void transform_filter(const Problem<T>& pr, int MR, T* u, int64_t ps) {
 template <typename T>
 struct Rows {
   void (*in)(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*);
-  void (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
+  bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
 };
 
 template <typename T>
@@ -147,9 +147,9 @@ void in_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, 
   wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);
 }
 template <typename T>
-void out_base(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, bool relu,
+bool out_base(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, bool relu,
               T* y, T* z) {
-  wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);
+  return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);
 }
 
 template <typename T>
@@ -197,8 +197,12 @@ struct Piece {
   int64_t r, qa, qb, col;
 };
 
+// Returns false when some output is not finite: an inf or NaN in the input or filter
+// (or an overflow in a transform) spreads over whole tiles in Winograd's arithmetic,
+// where the direct sum confines it to the outputs that read it; the caller then
+// recomputes with the GEMM, so non-finite values land where torch puts them.
 template <typename T>
-void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act, T* y,
+bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act, T* y,
          T* preact) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const Rows<T> rw = rows_for_isa<T>();
@@ -230,7 +234,8 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   const WinoOut go{P, Q, psm};
   const bool relu = act.kind == ActKind::relu, other = !relu && act.kind != ActKind::none;
   const T prm = static_cast<T>(act.param);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  bool finite = true;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads()) reduction(&& : finite)
   for (int64_t blk = 0; blk < nblk; ++blk) {
     T* v = gemm::scratch<T>(3, 16 * psv);
     T* mprod = gemm::scratch<T>(5, 16 * psm);
@@ -279,8 +284,8 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
     for (int64_t k = 0; k < K; ++k)
       for (const Piece& pc : pcs) {
         const int64_t n = pc.r / TP, ty = pc.r % TP, o = (n * K + k) * P * Q;
-        rw.out(&go, mprod + k * tb + pc.col, ty, pc.qa, pc.qb, bias ? bias[k] : T(0), relu,
-               y + o, preact ? preact + o : nullptr);
+        finite &= rw.out(&go, mprod + k * tb + pc.col, ty, pc.qa, pc.qb,
+                         bias ? bias[k] : T(0), relu, y + o, preact ? preact + o : nullptr);
         if (other) {
           const int64_t x0 = 2 * pc.qa, x1 = std::min(Q, 2 * pc.qb);
           for (int64_t oy = 2 * ty; oy < std::min(P, 2 * ty + 2); ++oy) {
@@ -290,6 +295,7 @@ void run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
         }
       }
   }
+  return finite;
 }
 
 // Whether the auto mode picks Winograd: enough channels on both sides for the GEMMs
@@ -323,8 +329,7 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
   if (p.N * p.K * p.P * p.Q == 0) return true;
   const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
                       w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
-  run(pr, x, bias, act, y, preact);
-  return true;
+  return run(pr, x, bias, act, y, preact);
 }
 
 template <typename T>
@@ -337,8 +342,7 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
                       p.S - 1 - p.pad_left, p.R, p.S,
                       w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1],
                       w.stride[0], -w.stride[2], -w.stride[3]};
-  run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
-  return true;
+  return run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                \

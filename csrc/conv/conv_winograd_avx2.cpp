@@ -13,9 +13,9 @@ namespace {
                        int64_t t0, int64_t kc, T* vc) {                                      \
     wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);          \
   }                                                                                          \
-  void wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
+  bool wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
                         bool relu, T* y, T* z) {                                             \
-    wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);         \
+    return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);  \
   }
 PYCONV_WINO_EXPORT(float)
 PYCONV_WINO_EXPORT(double)

@@ -158,13 +158,15 @@ struct WinoOut {
 // Output rows 2ty and 2ty+1 (those < P), columns 2qa .. 2qb-1 (those < Q), of one
 // plane: A^T M A + b over tiles [qa, qb) whose 16 products start at m (plane xi at
 // m + xi*ps), then relu when relu; z (may be null) receives the values before relu.
-// y and z point at the plane's row 0.
+// y and z point at the plane's row 0. Returns whether every value is finite (see
+// conv_winograd.cpp: otherwise the convolution is redone without Winograd).
 template <typename T>
-static void wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b,
+static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b,
                          bool relu, T* y, T* z) {
   const int64_t n = qb - qa, ps = g.ps, Q = g.Q;
   T buf[10][2 * PYCONV_WINO_PITCH];  // A^T M (row a, column j at 4a + j), then 2 output rows
   T(*out)[2 * PYCONV_WINO_PITCH] = buf + 8;
+  bool nonfinite = false;
   for (int j = 0; j < 4; ++j) {
     const T* __restrict m0 = m + j * ps;
     const T* __restrict m1 = m0 + 4 * ps;
@@ -184,8 +186,10 @@ static void wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     const T* __restrict a3 = buf[4 * a + 3];
     T* __restrict o = out[a];
     for (int64_t i = 0; i < n; ++i) {
-      o[2 * i] = a0[i] + a1[i] + a2[i] + b;
-      o[2 * i + 1] = a1[i] - a2[i] - a3[i] + b;
+      const T e = a0[i] + a1[i] + a2[i] + b, f = a1[i] - a2[i] - a3[i] + b;
+      o[2 * i] = e;
+      o[2 * i + 1] = f;
+      nonfinite |= !(e - e == T(0)) | !(f - f == T(0));  // inf - inf, NaN - NaN: NaN
     }
   }
   const int64_t x0 = 2 * qa, nx = (2 * qb < Q ? 2 * qb : Q) - x0;
@@ -203,4 +207,5 @@ static void wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     else
       for (int64_t x = 0; x < nx; ++x) yr[x] = src[x];
   }
+  return !nonfinite;
 }
