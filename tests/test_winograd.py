@@ -66,6 +66,9 @@ SHAPES = [
     (4, 33, 29, 31, 35, (1, 0, 0, 1)),
     (3, 32, 16, 16, 32, (2, 2, 2, 2), 5, 5),   # CIFAR-10 conv2 at batch 3: four 3x3 pieces
     (2, 70, 9, 8, 40, (3, 1, 0, 2), 5, 5),     # pieces over two reduction blocks (4*70 > 256)
+    (3, 32, 8, 8, 64, (2, 2, 2, 2), 5, 5),     # CIFAR-10 conv3: rows of 4 tiles, two at a time
+    (5, 36, 7, 7, 33, (1, 1, 1, 1)),           # ResNet 512@7-like: 4 tiles, the last one ragged
+    (3, 33, 6, 9, 34, (0, 1, 1, 0), 3, 5),     # rows of 4 tiles from asymmetric padding
 ]
 
 

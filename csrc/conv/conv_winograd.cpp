@@ -32,6 +32,8 @@
 namespace pyconv::avx2 {
 #define PYCONV_WINO_DECLARE(T)                                                            \
   void wino_in_row_##T(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*); \
+  bool wino_in_row_pair_##T(const void*, const T*, int64_t, const T*, int64_t, int64_t,   \
+                            int64_t, T*);                                                \
   bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
@@ -61,8 +63,8 @@ constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
 constexpr int64_t kMinChannels = 32;
 // Below this many tiles the blocks are too few and narrow (one 512-channel 7x7 image: 16).
 constexpr int64_t kMinTiles = 128;
-// 5x5 (four pieces, each a transform of its own) pays off from rows of 8 tiles up.
-constexpr int64_t kMinRow5 = 15;
+// 5x5 (four pieces, each a transform of its own) pays off from rows of 4 tiles up.
+constexpr int64_t kMinRow5 = 7;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
 // (p, q) reads source rows p - pt + r and columns q - pl + s (zero outside).
@@ -138,6 +140,7 @@ void transform_filter(const Problem<T>& pr, int MR, T* u, int64_t ps) {
 template <typename T>
 struct Rows {
   void (*in)(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*);
+  bool (*in_pair)(const void*, const T*, int64_t, const T*, int64_t, int64_t, int64_t, T*);
   bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
 };
 
@@ -145,6 +148,11 @@ template <typename T>
 void in_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, int64_t t0,
              int64_t kc, T* vc) {
   wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);
+}
+template <typename T>
+bool in_pair_base(const void* g, const T* pa, int64_t tya, const T* pb, int64_t tyb, int64_t t0,
+                  int64_t kc, T* vc) {
+  return wino_in_row_pair<T>(*static_cast<const WinoIn*>(g), pa, tya, pb, tyb, t0, kc, vc);
 }
 template <typename T>
 bool out_base(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, bool relu,
@@ -157,12 +165,13 @@ Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
   if (active_isa() >= Isa::avx2) {
     if constexpr (std::is_same_v<T, float>)
-      return {avx2::wino_in_row_float, avx2::wino_out_row_float};
+      return {avx2::wino_in_row_float, avx2::wino_in_row_pair_float, avx2::wino_out_row_float};
     else
-      return {avx2::wino_in_row_double, avx2::wino_out_row_double};
+      return {avx2::wino_in_row_double, avx2::wino_in_row_pair_double,
+              avx2::wino_out_row_double};
   }
 #endif
-  return {in_base<T>, out_base<T>};
+  return {in_base<T>, in_pair_base<T>, out_base<T>};
 }
 
 // Store of the products: a dense K x ncol matrix per xi.
@@ -254,10 +263,21 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
       if (kk >= kb.begin(cb) + kb.size(cb)) ++cb;
       const int64_t k0 = kb.begin(cb), kc = kb.size(cb), c = kk % C;
       T* vc = v + tb * k0 + (kk - k0) * NR;
-      for (const Piece& pc : pcs) {
-        const int64_t n = pc.r / TP;
-        rw.in(&gi[kk / C], src.data + n * src.stride[0] + c * src.stride[1], pc.r % TP, pc.qa,
-              pc.qb, pc.col, kc, vc);
+      const WinoIn* g = &gi[kk / C];
+      auto plane = [&](const Piece& pc) {
+        return src.data + pc.r / TP * src.stride[0] + c * src.stride[1];
+      };
+      for (size_t i = 0; i < pcs.size(); ++i) {
+        const Piece& pc = pcs[i];
+        // Rows of 4 tiles go two at a time (one 8-tile vector).
+        if (TQ == 4 && i + 1 < pcs.size() && pc.qb - pc.qa == 4 &&
+            pcs[i + 1].qb - pcs[i + 1].qa == 4 &&
+            rw.in_pair(g, plane(pc), pc.r % TP, plane(pcs[i + 1]), pcs[i + 1].r % TP, pc.col,
+                       kc, vc)) {
+          ++i;
+          continue;
+        }
+        rw.in(g, plane(pc), pc.r % TP, pc.qa, pc.qb, pc.col, kc, vc);
       }
       if (tc < tb) {  // columns past the last tile: zero
         T* d = vc + (tc / NR) * NR * kc + tc % NR;

@@ -58,20 +58,24 @@ static inline __m256i wino_lanes(int64_t lo, int64_t hi) {
 // apart), for lanes [lo, hi) only. The 8 columns lie in one panel (groups are aligned
 // to 8 columns, NR a multiple of 8). Bounded: loads masked to source columns [0, W)
 // (masked-off lanes read nothing); otherwise all 18 columns must be inside the row.
+// Lanes 4..7 come from columns 8..15 of the same rows (pb == p, ob == 8) or, for rows of
+// 4 tiles, from columns 0..7 of the next tile row's source rows pb (ob == 0).
 template <bool Bounded>
-static inline void wino_in_8tiles(const float* const* p, int64_t q, int64_t pl, int64_t W,
-                                  int lo, int hi, int64_t ps, float* d) {
+static inline void wino_in_8tiles(const float* const* p, const float* const* pb, int64_t ob,
+                                  int64_t q, int64_t pl, int64_t W, int lo, int hi, int64_t ps,
+                                  float* d) {
   __m256 c[4][4];  // vertical combination i at column offset j, for the 8 tiles
   for (int h = 0; h < 2; ++h) {  // columns 2q + 2h + (0..15): offsets 2h (even), 2h+1 (odd)
     const int64_t o = 2 * q + 2 * h;
     __m256 a[4], b[4];
     if constexpr (Bounded) {
-      const __m256i ma = wino_lanes(pl - o, W + pl - o), mb = wino_lanes(pl - o - 8, W + pl - o - 8);
+      const __m256i ma = wino_lanes(pl - o, W + pl - o);
+      const __m256i mb = wino_lanes(pl - o - ob, W + pl - o - ob);
       for (int r = 0; r < 4; ++r)
-        a[r] = _mm256_maskload_ps(p[r] + o, ma), b[r] = _mm256_maskload_ps(p[r] + o + 8, mb);
+        a[r] = _mm256_maskload_ps(p[r] + o, ma), b[r] = _mm256_maskload_ps(pb[r] + o + ob, mb);
     } else {
       for (int r = 0; r < 4; ++r)
-        a[r] = _mm256_loadu_ps(p[r] + o), b[r] = _mm256_loadu_ps(p[r] + o + 8);
+        a[r] = _mm256_loadu_ps(p[r] + o), b[r] = _mm256_loadu_ps(pb[r] + o + ob);
     }
     wino_deinterleave(_mm256_sub_ps(a[0], a[2]), _mm256_sub_ps(b[0], b[2]), c[0][2 * h], c[0][2 * h + 1]);
     wino_deinterleave(_mm256_add_ps(a[1], a[2]), _mm256_add_ps(b[1], b[2]), c[1][2 * h], c[1][2 * h + 1]);
@@ -140,15 +144,44 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
         const int64_t t = t0 + q - qa;
         float* d = vc + (t / NR) * NR * kc + t % NR;
         if (2 * q - pl >= 0 && 2 * q + 17 - pl < W)  // columns all inside the row
-          wino_in_8tiles<false>(p, q, pl, W, lo, hi, ps, d);
+          wino_in_8tiles<false>(p, p, 8, q, pl, W, lo, hi, ps, d);
         else
-          wino_in_8tiles<true>(p, q, pl, W, lo, hi, ps, d);
+          wino_in_8tiles<true>(p, p, 8, q, pl, W, lo, hi, ps, d);
       }
       return;
     }
   }
 #endif
   for (int64_t q = qa; q < qb; ++q) one_tile(q);
+}
+
+// Rows of 4 tiles (7- and 8-wide outputs), two at a time: tile rows tya of plane a and
+// tyb of plane b to columns t0 .. t0+7 (t0 a multiple of 8, in one panel). Returns false
+// (nothing done) where that does not apply; the caller then runs wino_in_row twice.
+template <typename T>
+static bool wino_in_row_pair(const WinoIn& g, const T* plane_a, int64_t tya, const T* plane_b,
+                             int64_t tyb, int64_t t0, int64_t kc, T* vc) {
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (g.s3 != 1 || t0 % 8 != 0) return false;
+    static const float zeros[64] = {};
+    const float* pa[4];
+    const float* pb[4];
+    for (int a = 0; a < 4; ++a) {
+      const int64_t ia = 2 * tya + a - g.pt, ib = 2 * tyb + a - g.pt;
+      pa[a] = ia >= 0 && ia < g.H ? plane_a + ia * g.s2 - g.pl : zeros + 16;
+      pb[a] = ib >= 0 && ib < g.H ? plane_b + ib * g.s2 - g.pl : zeros + 16;
+    }
+    float* d = vc + (t0 / g.NR) * g.NR * kc + t0 % g.NR;
+    if (-g.pl >= 0 && 9 - g.pl < g.W)  // columns 0..9 (tiles 0..3) inside the rows
+      wino_in_8tiles<false>(pa, pb, 0, 0, g.pl, g.W, 0, 8, g.ps, d);
+    else
+      wino_in_8tiles<true>(pa, pb, 0, 0, g.pl, g.W, 0, 8, g.ps, d);
+    return true;
+  }
+#endif
+  (void)g, (void)plane_a, (void)tya, (void)plane_b, (void)tyb, (void)t0, (void)kc, (void)vc;
+  return false;
 }
 
 struct WinoOut {
@@ -186,7 +219,7 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     const T* __restrict a3 = buf[4 * a + 3];
     T* __restrict o = out[a];
     for (int64_t i = 0; i < n; ++i) {
-      const T e = a0[i] + a1[i] + a2[i] + b, f = a1[i] - a2[i] - a3[i] + b;
+      const T e = a0[i] + a1[i] + a2[i] + b, f = a1[i] - a2[i] - a3[i] + b;  // conv, + bias
       o[2 * i] = e;
       o[2 * i + 1] = f;
       nonfinite |= !(e - e == T(0)) | !(f - f == T(0));  // inf - inf, NaN - NaN: NaN
@@ -198,14 +231,21 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     if (oy >= g.P) break;
     const T* __restrict src = out[a];
     T* __restrict yr = y + oy * Q + x0;
-    if (z) {
-      T* __restrict zr = z + oy * Q + x0;
-      for (int64_t x = 0; x < nx; ++x) zr[x] = src[x];
+    // (Copy loops over a few values would become memcpy calls: y is written with one
+    // 8-value vector where it can be, values past the row end dropped.)
+    T* __restrict zr = z ? z + oy * Q + x0 : nullptr;
+    int64_t x = 0;
+    for (; x + 8 <= nx; x += 8)
+      for (int l = 0; l < 8; ++l) {
+        const T v = src[x + l];
+        if (zr) zr[x + l] = v;
+        yr[x + l] = relu && v < T(0) ? T(0) : v;  // relu keeps -0.0 and NaN
+      }
+    for (; x < nx; ++x) {
+      const T v = src[x];
+      if (zr) zr[x] = v;
+      yr[x] = relu && v < T(0) ? T(0) : v;
     }
-    if (relu)
-      for (int64_t x = 0; x < nx; ++x) yr[x] = src[x] < T(0) ? T(0) : src[x];  // keeps -0.0, NaN
-    else
-      for (int64_t x = 0; x < nx; ++x) yr[x] = src[x];
   }
   return !nonfinite;
 }
