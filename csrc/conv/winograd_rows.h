@@ -219,7 +219,7 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     const T* __restrict a3 = buf[4 * a + 3];
     T* __restrict o = out[a];
     for (int64_t i = 0; i < n; ++i) {
-      const T e = a0[i] + a1[i] + a2[i] + b, f = a1[i] - a2[i] - a3[i] + b;  // conv, + bias
+      const T e = a0[i] + a1[i] + a2[i], f = a1[i] - a2[i] - a3[i];  // bias: at the store
       o[2 * i] = e;
       o[2 * i + 1] = f;
       nonfinite |= !(e - e == T(0)) | !(f - f == T(0));  // inf - inf, NaN - NaN: NaN
@@ -231,20 +231,25 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     if (oy >= g.P) break;
     const T* __restrict src = out[a];
     T* __restrict yr = y + oy * Q + x0;
-    // (Copy loops over a few values would become memcpy calls: y is written with one
-    // 8-value vector where it can be, values past the row end dropped.)
-    T* __restrict zr = z ? z + oy * Q + x0 : nullptr;
-    int64_t x = 0;
-    for (; x + 8 <= nx; x += 8)
-      for (int l = 0; l < 8; ++l) {
-        const T v = src[x + l];
-        if (zr) zr[x + l] = v;
-        yr[x + l] = relu && v < T(0) ? T(0) : v;  // relu keeps -0.0 and NaN
+    // conv, then + bias (one loop per case; the bias add also keeps gcc from turning a
+    // copy of a few values into a memcpy call)
+    if (z) {
+      T* __restrict zr = z + oy * Q + x0;
+      if (relu)
+        for (int64_t x = 0; x < nx; ++x) {
+          const T v = src[x] + b;
+          zr[x] = v;
+          yr[x] = v < T(0) ? T(0) : v;  // relu keeps -0.0 and NaN
+        }
+      else
+        for (int64_t x = 0; x < nx; ++x) zr[x] = yr[x] = src[x] + b;
+    } else if (relu) {
+      for (int64_t x = 0; x < nx; ++x) {
+        const T v = src[x] + b;
+        yr[x] = v < T(0) ? T(0) : v;
       }
-    for (; x < nx; ++x) {
-      const T v = src[x];
-      if (zr) zr[x] = v;
-      yr[x] = relu && v < T(0) ? T(0) : v;
+    } else {
+      for (int64_t x = 0; x < nx; ++x) yr[x] = src[x] + b;
     }
   }
   return !nonfinite;
