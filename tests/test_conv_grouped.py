@@ -13,15 +13,8 @@ from hypothesis import strategies as st
 
 import pyconv
 from pyconv import _C
-from test_conv_kernels import ISAS, TOL, assert_close, make, run_pyconv, torch_ref
-
-
-@pytest.fixture(autouse=True)
-def _restore():
-    isa, nt = _C.isa(), pyconv.get_num_threads()
-    yield
-    _C.set_isa(isa)
-    pyconv.set_num_threads(nt)
+from test_conv_kernels import (ISAS, TOL, _restore, assert_close,  # noqa: F401 (fixture)
+                               assert_threads_bitwise, make, run_pyconv, torch_ref)
 
 
 @given(N=st.integers(0, 3), G=st.integers(2, 5), Cg=st.integers(1, 17), Kg=st.integers(1, 14),
@@ -49,14 +42,8 @@ SHAPES = [(2, 32, 4, 9, 4), (2, 32, 8, 15, 8), (2, 8, 16, 14, 16), (1, 2, 32, 9,
 def test_threads_bitwise(shape):
     N, G, Cg, H, Kg = shape
     args = make((N, G * Cg, H, H + 3, G * Kg, 3, 3, 1, (1, 1, 1, 1), 1, G), np.float32, seed=2)
-    outs = []
-    for nt in (1, 2, 3):
-        pyconv.set_num_threads(nt)
-        outs.append(run_pyconv(*args)[:2])
-    for o in outs[1:]:
-        for a, b in zip(outs[0], o):
-            assert np.array_equal(a, b)
-    for g, r in zip(outs[0], torch_ref(*args)[:2]):
+    out = assert_threads_bitwise(args, 2)
+    for g, r in zip(out, torch_ref(*args)[:2]):
         assert_close(g, r, TOL[np.float32], str(shape))
 
 
