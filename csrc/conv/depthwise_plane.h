@@ -121,9 +121,73 @@ static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
 }
 
 // y[oh, ow] = sum_{r,s} w[r,s] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw]   (y contiguous P x Q)
+// Small planes, 3x3, stride 1 (where per-row border handling costs more than the
+// arithmetic): the source is copied once into a zero-padded plane with rows padded to
+// whole 8-lane vectors, and every output row runs the nine taps over whole vectors.
+// Padded zeros take part in the sums (a tap outside the plane adds w * 0; as torch's
+// materialised padding does). Returns false when the plane is too large for the stack
+// buffer.
+#define PYCONV_DW_SMALL 4096
+// The zero-padded copy of a source plane for the small-plane kernels: xp[i][j] =
+// in[i - pt][j - pl] (zero outside H x W), Hp rows of Wp. Copies run 8 values at a time
+// (a loop of a few values would become a memcpy call).
+template <typename T>
+static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* in,
+                         int64_t is2, int64_t is3, int64_t Hp, int64_t Wp, T* xp) {
+  int64_t jlo = pl > 0 ? pl : 0, jhi = W + pl < Wp ? W + pl : Wp;
+  if (jhi < jlo) jhi = jlo;
+  for (int64_t i = 0; i < Hp; ++i) {
+    const int64_t ih = i - pt;
+    T* d = xp + i * Wp;
+    if (ih < 0 || ih >= H) {
+      for (int64_t j = 0; j < Wp; ++j) d[j] = T(0);
+      continue;
+    }
+    const T* sr = in + ih * is2 - pl * is3;
+    for (int64_t j = 0; j < jlo; ++j) d[j] = T(0);
+    int64_t j = jlo;
+    if (is3 == 1)
+      for (; j + 8 <= jhi; j += 8) __builtin_memcpy(d + j, sr + j, 8 * sizeof(T));
+    for (; j < jhi; ++j) d[j] = sr[j * is3];
+    for (j = jhi; j < Wp; ++j) d[j] = T(0);
+  }
+}
+
+// out[oh][ow] = sum_{r, s} wk[3r + s] * in[oh + r*dh - pt][ow + s*dw - pl] (zero outside
+// in's H x W), for the P x Q outputs (row stride Q).
+template <typename T>
+static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt, int64_t pl,
+                          int64_t dh, int64_t dw, const T* in, int64_t is2, int64_t is3,
+                          const T* wk, T* out) {
+  const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + 2 * dh, Wp = Qv + 2 * dw;
+  if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
+  T xp[PYCONV_DW_SMALL];
+  dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wp, xp);
+  T acc[256];
+  for (int64_t oh = 0; oh < P; ++oh) {
+    for (int64_t q = 0; q < Qv; ++q) acc[q] = T(0);
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s) {
+        const T wv = wk[3 * r + s];
+        const T* xr = xp + (oh + r * dh) * Wp + s * dw;
+        for (int64_t q = 0; q < Qv; ++q) acc[q] += wv * xr[q];
+      }
+    T* o = out + oh * Q;
+    int64_t q = 0;
+    for (; q + 8 <= Q; q += 8) __builtin_memcpy(o + q, acc + q, 8 * sizeof(T));
+    for (; q < Q; ++q) o[q] = acc[q];
+  }
+  return true;
+}
+
 template <typename T>
 static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, const T* w,
                          int64_t ws2, int64_t ws3, T* y) {
+  if (g.R == 3 && g.S == 3 && g.sh == 1 && g.sw == 1) {
+    const T wk[9] = {w[0], w[ws3], w[2 * ws3], w[ws2], w[ws2 + ws3], w[ws2 + 2 * ws3],
+                     w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
+    if (dw_small_corr(g.H, g.W, g.P, g.Q, g.pt, g.pl, g.dh, g.dw, x, xs2, xs3, wk, y)) return;
+  }
   DwRanges rg;
   dw_ranges(g, rg);
   if (!(g.R == 3 && g.S == 3 && xs3 == 1 && (g.sw == 1 || g.sw == 2))) {
@@ -339,6 +403,15 @@ static void dw_bwd_data_plane_3x3s2(const DwGeom& g, const DwRanges& rg, const T
 template <typename T>
 static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3, const T* w,
                               int64_t ws2, int64_t ws3, T* dx) {
+  if (g.R == 3 && g.S == 3 && g.sh == 1 && g.sw == 1) {
+    // dx[ih][iw] = sum_{r, s} dy[ih + pt - r*dh][iw + pl - s*dw] w[r][s]: the correlation of
+    // dy with the flipped filter, padded by 2*dh - pt and 2*dw - pl.
+    const T wk[9] = {w[2 * ws2 + 2 * ws3], w[2 * ws2 + ws3], w[2 * ws2], w[ws2 + 2 * ws3],
+                     w[ws2 + ws3], w[ws2], w[2 * ws3], w[ws3], w[0]};
+    if (dw_small_corr(g.P, g.Q, g.H, g.W, 2 * g.dh - g.pt, 2 * g.dw - g.pl, g.dh, g.dw, dy, ds2,
+                      ds3, wk, dx))
+      return;
+  }
   DwRanges rg;
   dw_ranges(g, rg);
   if (g.R == 3 && g.S == 3 && ds3 == 1 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
@@ -433,9 +506,38 @@ static void dw_bwd_weight_interior(const T* __restrict dr, const T* __restrict x
 }
 
 // acc[(r*S + s)*Q + ow] += dy[oh, ow] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw] over oh.
+// acc[(3r + s)*Q + q] += sum_oh dy[oh][q] * x[oh + r*dh - pt][q + s*dw - pl] (stride 1,
+// small planes; see dw_small_corr): per plane into a local sum over whole vectors (dy
+// rows zero past Q), then added to acc.
+template <typename T>
+static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3,
+                                const T* x, int64_t xs2, int64_t xs3, T* acc) {
+  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Hp = P + 2 * g.dh, Wp = Qv + 2 * g.dw;
+  if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
+  T xp[PYCONV_DW_SMALL];
+  dw_small_pad(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, Wp, xp);
+  T loc[9 * 256], dr[256];
+  for (int64_t i = 0; i < 9 * Qv; ++i) loc[i] = T(0);
+  for (int64_t oh = 0; oh < P; ++oh) {
+    for (int64_t q = 0; q < Qv; ++q) dr[q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s) {
+        T* a = loc + (3 * r + s) * Qv;
+        const T* xr = xp + (oh + r * g.dh) * Wp + s * g.dw;
+        for (int64_t q = 0; q < Qv; ++q) a[q] += dr[q] * xr[q];
+      }
+  }
+  for (int rs = 0; rs < 9; ++rs)
+    for (int64_t q = 0; q < Q; ++q) acc[rs * Q + q] += loc[rs * Qv + q];
+  return true;
+}
+
 template <typename T>
 static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3,
                                 const T* x, int64_t xs2, int64_t xs3, T* acc) {
+  if (g.R == 3 && g.S == 3 && g.sh == 1 && g.sw == 1 &&
+      dw_small_bwd_weight(g, dy, ds2, ds3, x, xs2, xs3, acc))
+    return;
   DwRanges rg;
   dw_ranges(g, rg);
   if (!(g.R == 3 && g.S == 3 && xs3 == 1 && ds3 == 1 && (g.sw == 1 || g.sw == 2))) {
