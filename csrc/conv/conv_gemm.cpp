@@ -441,49 +441,84 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
   if (p.N == 0 || M == 0) return;
-  const int64_t sh = p.stride_h, sw = p.stride_w;
+  const int64_t sh = p.stride_h, sw = p.stride_w, MR = uk.mr, Mpad = round_up(M, MR);
+  // Per phase (ih % sh, iw % sw): the taps that hit it. Taps with ih + pt - r*dh ==
+  // oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
+  struct Phase {
+    int64_t ph, pw, Hph, Wph, nr, ns, Kd, aoff;
+    std::vector<int64_t> rl, sl, offh, offw;
+  };
+  std::vector<Phase> phs;
+  int64_t atotal = 0;
   for (int64_t ph = 0; ph < std::min(sh, p.H); ++ph)
     for (int64_t pw = 0; pw < std::min(sw, p.W); ++pw) {
-      const int64_t Hph = ceil_div(p.H - ph, sh), Wph = ceil_div(p.W - pw, sw);
-      // Taps that hit this phase: ih + pt - r*dh == oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
-      std::vector<int64_t> rl, sl, offh, offw;
+      Phase f;
+      f.ph = ph, f.pw = pw, f.Hph = ceil_div(p.H - ph, sh), f.Wph = ceil_div(p.W - pw, sw);
       for (int64_t r = 0; r < p.R; ++r)
         if (floor_mod(ph + p.pad_top - r * p.dil_h, sh) == 0)
-          rl.push_back(r), offh.push_back((ph + p.pad_top - r * p.dil_h) / sh);
+          f.rl.push_back(r), f.offh.push_back((ph + p.pad_top - r * p.dil_h) / sh);
       for (int64_t s = 0; s < p.S; ++s)
         if (floor_mod(pw + p.pad_left - s * p.dil_w, sw) == 0)
-          sl.push_back(s), offw.push_back((pw + p.pad_left - s * p.dil_w) / sw);
-      const int64_t nr = static_cast<int64_t>(rl.size()), ns = static_cast<int64_t>(sl.size());
-      const int64_t taps = nr * ns, Kd = Kg * taps, Ncol = p.N * Hph * Wph;
-      const int64_t Mpad = round_up(M, uk.mr);
-      std::vector<int64_t> koff(Kd);
-      for (int64_t kk = 0; kk < Kd; ++kk) {
-        const int64_t k = kk / taps, t = kk % taps;
-        koff[kk] = k * w.stride[0] + rl[t / ns] * w.stride[2] + sl[t % ns] * w.stride[3];
-      }
-      const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, Kg * w.stride[0], w.stride[1], koff);
-      int64_t one = 1, one_h = 1;
-      bool ok;
-      const View4<const T> dys = pad_source(dy, Hph, Wph, one_h, one, offh, offw, ok);
-      if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
-      const int64_t mch = ceil_div(M, kMC);
-      const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
-      const int64_t total = G * mch * ncb;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
-      for (int64_t t = 0; t < total; ++t) {
-        const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
-        const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
-        const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
-        GridB<T> pb{dys, g * Kg, Hph, Wph, 1, 1, offh.data(), nr, offw.data(), ns, uk.nr};
-        GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, ph * p.W + pw,
-                    Hph, Wph, nullptr, Activation{}, uk.nr};
-        const int MR = uk.mr;
-        auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
-          return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
-        };
-        gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
-      }
+          f.sl.push_back(s), f.offw.push_back((pw + p.pad_left - s * p.dil_w) / sw);
+      f.nr = static_cast<int64_t>(f.rl.size()), f.ns = static_cast<int64_t>(f.sl.size());
+      f.Kd = Kg * f.nr * f.ns, f.aoff = atotal;
+      atotal += G * Mpad * f.Kd;
+      phs.push_back(std::move(f));
     }
+  // Every phase's filter, packed as prepack_a() does (MR-row panels per reduction block,
+  // kk = (k, tap)), in one pass over w: a phase uses a few taps of every filter row, and
+  // packing phase by phase streamed the whole filter once per phase.
+  T* abuf = gemm::scratch<T>(2, atotal);
+  const int64_t npan = Mpad / MR, nph = static_cast<int64_t>(phs.size());
+  std::vector<gemm::KBlocks> kbs;
+  for (const Phase& f : phs) kbs.emplace_back(f.Kd);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t t = 0; t < G * npan; ++t) {
+    const int64_t g = t / npan, pan = t % npan, mv = std::min<int64_t>(MR, M - pan * MR);
+    const T* wg = w.data + g * Kg * w.stride[0] + pan * MR * w.stride[1];
+    std::vector<int64_t> blk(static_cast<size_t>(nph), 0);
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t q = 0; q < nph; ++q) {
+        const Phase& f = phs[q];
+        const gemm::KBlocks& kb = kbs[q];
+        const int64_t taps = f.nr * f.ns;
+        for (int64_t tt = 0; tt < taps; ++tt) {
+          const int64_t kk = k * taps + tt;
+          while (kk >= kb.begin(blk[q]) + kb.size(blk[q])) ++blk[q];
+          const int64_t k0 = kb.begin(blk[q]), kc = kb.size(blk[q]);
+          T* d = abuf + f.aoff + g * Mpad * f.Kd + Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
+          const T* src = wg + k * w.stride[0] + f.rl[tt / f.ns] * w.stride[2] +
+                         f.sl[tt % f.ns] * w.stride[3];
+          for (int64_t i = 0; i < mv; ++i) d[i] = src[i * w.stride[1]];
+          for (int64_t i = mv; i < MR; ++i) d[i] = T(0);
+        }
+      }
+  }
+  for (Phase& f : phs) {
+    const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd;
+    const T* apack = abuf + f.aoff;
+    int64_t one = 1, one_h = 1;
+    bool ok;
+    const View4<const T> dys = pad_source(dy, f.Hph, f.Wph, one_h, one, f.offh, f.offw, ok);
+    if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
+    const int64_t mch = ceil_div(M, kMC);
+    const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
+    const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+    for (int64_t t = 0; t < total; ++t) {
+      const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
+      const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+      const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+      GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
+                  uk.nr};
+      GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, f.ph * p.W + f.pw,
+                  f.Hph, f.Wph, nullptr, Activation{}, uk.nr};
+      auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+        return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+      };
+      gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
+    }
+  }
 }
 
 namespace {
