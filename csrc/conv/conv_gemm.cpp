@@ -396,6 +396,24 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
 
 }  // namespace
 
+namespace {
+
+// Runs fn(g, m0, m1, j0, j1) for every task of G independent M x Ncol GEMMs: rows in
+// blocks of kMC, columns in blocks of pick_nb, in any order on any thread.
+template <class Fn>
+void for_each_task(int64_t G, int64_t M, int64_t Ncol, int NR, Fn&& fn) {
+  const int64_t mch = ceil_div(M, kMC);
+  const int64_t nb = gemm::pick_nb(Ncol, G * mch, NR), ncb = ceil_div(Ncol, nb);
+  const int64_t total = G * mch * ncb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < total; ++t) {
+    const int64_t g = t / (mch * ncb), m0 = t / ncb % mch * kMC, j0 = t % ncb * nb;
+    fn(g, m0, std::min(M, m0 + kMC), j0, std::min(Ncol, j0 + nb));
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                          Activation act, T* y, T* preact) {
@@ -417,14 +435,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   bool ok;
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
-  const int64_t mch = ceil_div(M, kMC);
-  const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
-  const int64_t total = G * mch * ncb;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
-  for (int64_t t = 0; t < total; ++t) {
-    const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
-    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
-    const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+  for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
+                                       int64_t j1) {
     GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
                 p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
@@ -433,7 +445,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
       return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
     };
     gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
-  }
+  });
 }
 
 template <typename T>
@@ -501,14 +513,8 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     bool ok;
     const View4<const T> dys = pad_source(dy, f.Hph, f.Wph, one_h, one, f.offh, f.offw, ok);
     if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
-    const int64_t mch = ceil_div(M, kMC);
-    const int64_t nb = gemm::pick_nb(Ncol, G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
-    const int64_t total = G * mch * ncb;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
-    for (int64_t t = 0; t < total; ++t) {
-      const int64_t g = t / (mch * ncb), mi = t / ncb % mch, ci = t % ncb;
-      const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
-      const int64_t j0 = ci * nb, j1 = std::min(Ncol, j0 + nb);
+    for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
+                                         int64_t j1) {
       GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
                   uk.nr};
       GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, f.ph * p.W + f.pw,
@@ -517,7 +523,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
       };
       gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
-    }
+    });
   }
 }
 

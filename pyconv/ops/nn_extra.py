@@ -41,6 +41,18 @@ def _same_dtype(op, **arrays):
         raise TypeError(f"{op}: all float inputs must have the same dtype, got {desc}")
 
 
+def _grad_output_like(op, grad_output, x):
+    """grad_output checked for a backward whose gradient has the input's shape and dtype."""
+    if grad_output is None:
+        raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
+    g = _float_array(op, "grad_output", grad_output)
+    _same_dtype(op, grad_output=g, input=x)
+    if g.shape != x.shape:
+        raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
+                         f"got {tuple(g.shape)}")
+    return g
+
+
 def _check_reduction(op, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction expects one of {_REDUCTIONS}, got {reduction!r}")
@@ -75,13 +87,7 @@ def _softmax_args(op, input, dim, grad_output=None):
     d = _norm_dim(op, _implicit_softmax_dim(x.ndim) if dim is None else dim, x.ndim)
     g = None
     if grad_output is not None or op.endswith("_backward"):
-        if grad_output is None:
-            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
-        g = _float_array(op, "grad_output", grad_output)
-        _same_dtype(op, grad_output=g, input=x)
-        if g.shape != x.shape:
-            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
-                             f"got {tuple(g.shape)}")
+        g = _grad_output_like(op, grad_output, x)
     return x, d, g
 
 
@@ -501,13 +507,7 @@ def _bn_prepare(op, x, weight, bias, running_mean, running_var, grad_output=None
         out[name] = a
     _same_dtype(op, input=x, weight=out["weight"], bias=out["bias"])
     if op.endswith("_backward"):
-        if grad_output is None:
-            raise TypeError(f"{op}: grad_output expects a float32 or float64 array, got None")
-        grad_output = _float_array(op, "grad_output", grad_output)
-        _same_dtype(op, grad_output=grad_output, input=x)
-        if grad_output.shape != x.shape:
-            raise ValueError(f"{op}: grad_output expects the input's shape {tuple(x.shape)}, "
-                             f"got {tuple(grad_output.shape)}")
+        grad_output = _grad_output_like(op, grad_output, x)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, C) + (1,) * (x.ndim - 2)
     return (x, out["weight"], out["bias"], out["running_mean"], out["running_var"], grad_output,
