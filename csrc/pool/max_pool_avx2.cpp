@@ -11,7 +11,9 @@
 // cache lines, so the write-combining buffers flush partial lines).
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "common/parallel.h"
 #include "pool/pool.h"
@@ -84,6 +86,50 @@ void pool_row(const PoolParams& p, const float* xp, int64_t rs, int64_t oh, int6
   if (ow < ow_hi) block(ow_hi - 8);
 }
 
+// Planes whose output rows are narrower than a vector (a 2x2 pool of 8x8 planes) and
+// whose windows all lie inside the input: the plane's outputs as one flat run, 8
+// consecutive outputs per register (across rows), each lane gathering its window's taps
+// in the same order as pool_row. off[o] / ind[o]: output o's first tap as an offset
+// into the plane and as an index (the same for every plane; 32 bits: checked by the
+// caller).
+void pool_plane_flat(const PoolParams& p, const float* xp, int64_t rs, const int32_t* off,
+                     const int32_t* ind, float* y, int64_t* ir) {
+  const int64_t n = p.OH * p.OW;
+  auto block = [&](int64_t o0) {
+    const __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + o0));
+    const __m256i oi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ind + o0));
+    __m256 m = _mm256_set1_ps(0.f);
+    __m256i mi = _mm256_setzero_si256();
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int32_t d = static_cast<int32_t>(i * p.dil_h * rs + j * p.dil_w);
+        const int32_t di = static_cast<int32_t>(i * p.dil_h * p.W + j * p.dil_w);
+        const __m256 v = _mm256_i32gather_ps(xp, _mm256_add_epi32(o, _mm256_set1_epi32(d)), 4);
+        const __m256i vi = _mm256_add_epi32(oi, _mm256_set1_epi32(di));
+        if (i == 0 && j == 0) {
+          m = v;
+          mi = vi;
+          continue;
+        }
+        const __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        m = _mm256_blendv_ps(m, v, take);
+        mi = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+      }
+    _mm256_storeu_ps(y + o0, m);
+    if (ir) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + o0),
+                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mi)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + o0 + 4),
+                          _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mi, 1)));
+    }
+  };
+  int64_t o = 0;
+  for (; o + 8 <= n; o += 8) block(o);
+  if (o < n) block(n - 8);  // overlaps the last full block: same values written twice
+}
+
 template <int SW>
 void run(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
   const int64_t C = p.C, OH = p.OH, OW = p.OW;
@@ -94,6 +140,27 @@ void run(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
   while (ow_hi > ow_lo && (ow_hi - 1) * p.stride_w - p.pad_w + (p.kw - 1) * p.dil_w >= p.W)
     --ow_hi;
   const bool vec = ow_hi - ow_lo >= 8;
+  // Every window inside the input (no padding reached, no ceil_mode overhang)?
+  const auto inside = [](int64_t n_out, int64_t s, int64_t pad, int64_t k, int64_t d, int64_t in) {
+    return n_out == 0 || (-pad >= 0 && (n_out - 1) * s - pad + (k - 1) * d < in);
+  };
+  if (!vec && p.OH * p.OW >= 8 && inside(p.OH, p.stride_h, p.pad_h, p.kh, p.dil_h, p.H) &&
+      inside(p.OW, p.stride_w, p.pad_w, p.kw, p.dil_w, p.W) &&
+      (p.H - 1) * std::abs(x.stride[2]) + p.W < (int64_t(1) << 31)) {
+    std::vector<int32_t> off(OH * OW), ind(OH * OW);
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t ih = oh * p.stride_h - p.pad_h, iw = ow * p.stride_w - p.pad_w;
+        off[oh * OW + ow] = static_cast<int32_t>(ih * x.stride[2] + iw);
+        ind[oh * OW + ow] = static_cast<int32_t>(ih * p.W + iw);
+      }
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t plane = 0; plane < p.planes(); ++plane)
+      pool_plane_flat(p, x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1],
+                      x.stride[2], off.data(), ind.data(), y + plane * OH * OW,
+                      idx ? idx + plane * OH * OW : nullptr);
+    return;
+  }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t plane = 0; plane < p.planes(); ++plane)
     for (int64_t oh = 0; oh < OH; ++oh) {

@@ -6,7 +6,9 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
+#include "common/buffer_cache.h"
 #include "common/errors.h"
 #include "common/tensor.h"
 
@@ -73,9 +75,32 @@ const T* vec_ptr(const char* op, const py::object& o, const char* name, int64_t&
   return static_cast<const T*>(a.data());
 }
 
+// A new uninitialised array. Large ones take their memory from the buffer cache
+// (common/buffer_cache.h); the array's base object gives it back.
+template <typename T>
+py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
+  size_t n = 1;
+  bool fits = true;
+  for (py::ssize_t s : shape) {
+    if (s < 0 || (s > 0 && n > SIZE_MAX / sizeof(T) / static_cast<size_t>(s))) fits = false;
+    n *= static_cast<size_t>(s);
+  }
+  // Small arrays, and sizes numpy must refuse itself, the usual way.
+  if (!fits || n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape);
+  void* p = cache::acquire(n * sizeof(T));
+  py::capsule owner;
+  try {
+    owner = py::capsule(p, [](void* q) { cache::release(q); });
+  } catch (...) {
+    cache::release(p);
+    throw;
+  }
+  return py::array_t<T>(shape, static_cast<T*>(p), owner);
+}
+
 template <typename T>
 py::array_t<T> empty(std::initializer_list<int64_t> shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return empty<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
 }  // namespace pyconv::py_bind

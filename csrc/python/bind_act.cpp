@@ -24,7 +24,7 @@ std::vector<py::ssize_t> shape_of(const py::array& a) {
 
 template <typename T>
 py::array fwd(Activation act, const py::array& x) {
-  py::array_t<T> y(shape_of(x));
+  auto y = empty<T>(shape_of(x));
   const T* xp = static_cast<const T*>(x.data());
   T* yp = y.mutable_data();
   const int64_t n = x.size();
@@ -37,7 +37,7 @@ py::array fwd(Activation act, const py::array& x) {
 
 template <typename T>
 py::array bwd(Activation act, const py::array& dy, const py::array& x) {
-  py::array_t<T> dx(shape_of(x));
+  auto dx = empty<T>(shape_of(x));
   const T* dyp = static_cast<const T*>(dy.data());
   const T* xp = static_cast<const T*>(x.data());
   T* dxp = dx.mutable_data();

@@ -2,6 +2,7 @@
 // kernels; each op family binds itself in its own bind_*.cpp.
 #include <pybind11/pybind11.h>
 
+#include "common/buffer_cache.h"
 #include "common/cpu.h"
 #include "common/errors.h"
 #include "common/parallel.h"
@@ -12,7 +13,6 @@ namespace pyconv::py_bind {
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_act(py::module_& m);
-void bind_linear(py::module_& m);
 }  // namespace pyconv::py_bind
 
 PYBIND11_MODULE(_C, m) {
@@ -42,8 +42,24 @@ PYBIND11_MODULE(_C, m) {
     else throw pyconv::ValueError("set_isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
     pyconv::set_isa(isa);
   });
+  // The output buffer cache (common/buffer_cache.h).
+  m.def("_cache_info", [] {
+    const auto i = pyconv::cache::info();
+    py::dict d;
+    d["idle_bytes"] = i.idle_bytes;
+    d["idle_blocks"] = i.idle_blocks;
+    d["limit"] = i.limit;
+    d["hits"] = i.hits;
+    d["misses"] = i.misses;
+    return d;
+  });
+  m.def("_set_cache_fill", &pyconv::cache::set_fill, "tests: fill new output buffers with a byte (-1: off)");
+  m.def("_empty_cache", &pyconv::cache::clear, "frees the idle output buffers");
+  m.def("_set_cache_limit", [](int64_t bytes) {
+    if (bytes < 0) throw pyconv::ValueError(pyconv::str_cat("_set_cache_limit: expected bytes >= 0, got ", bytes));
+    pyconv::cache::set_limit(static_cast<size_t>(bytes));
+  });
   pyconv::py_bind::bind_conv(m);
   pyconv::py_bind::bind_pool(m);
   pyconv::py_bind::bind_act(m);
-  pyconv::py_bind::bind_linear(m);
 }

@@ -1,5 +1,0 @@
-#include <pybind11/pybind11.h>
-
-namespace pyconv::py_bind {
-void bind_linear(pybind11::module_&) {}
-}  // namespace pyconv::py_bind
