@@ -36,7 +36,8 @@ template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
   if (fast::is_depthwise(p))
     fast::depthwise_backward_weight(p, dy, x, dw);
-  else if (!fast::grouped_backward_weight(p, dy, x, dw))
+  else if (!fast::winograd_backward_weight(p, dy, x, dw) &&
+           !fast::grouped_backward_weight(p, dy, x, dw))
     fast::conv2d_backward_weight_gemm(p, dy, x, dw);
 }
 

@@ -37,6 +37,8 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
                       Activation act, T* y, T* preact);
 template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+template <typename T>
+bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 
 // Direct AVX2 kernel (conv_grouped.cpp) for grouped stride-1 convolutions with at most
 // 32 channels per group (float, all three passes): returns false, doing nothing, when it

@@ -20,6 +20,10 @@ namespace {
   bool wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
                         bool relu, T* y, T* z) {                                             \
     return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);  \
+  }                                                                                          \
+  void wino_grad_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,  \
+                         T* m) {                                                             \
+    wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);               \
   }
 PYCONV_WINO_EXPORT(float)
 PYCONV_WINO_EXPORT(double)

@@ -254,3 +254,49 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
   }
   return !nonfinite;
 }
+
+struct WinoGrad {
+  int64_t P, Q, s2, s3;  // grad_output plane: rows, columns, strides
+  int64_t ps;            // stride between planes xi
+};
+
+// The weight gradient's transform of grad_output tiles, A dY A^T (dY: the 2x2 tile, zero
+// past the plane's last row or column), for tiles [qa, qb) of tile row ty of one plane:
+// tile qa + i to m[xi*ps + i]. With A = [1 0; 1 1; 1 -1; 0 -1], row i of A dY is e_i =
+// (a, b), (a + c, b + d), (a - c, b - d), (-c, -d) for dY = [a b; c d], and row i of the
+// result is (e0, e0 + e1, e0 - e1, -e1) of e_i.
+template <typename T>
+static void wino_grad_row(const WinoGrad& g, const T* plane, int64_t ty, int64_t qa, int64_t qb,
+                          T* m) {
+  const int64_t n = qb - qa, ps = g.ps;
+  T buf[4][PYCONV_WINO_PITCH];  // a, b, c, d of each tile
+  for (int r = 0; r < 2; ++r) {
+    const int64_t oy = 2 * ty + r;
+    T* __restrict ev = buf[2 * r];
+    T* __restrict od = buf[2 * r + 1];
+    if (oy >= g.P) {
+      for (int64_t i = 0; i < n; ++i) ev[i] = od[i] = T(0);
+      continue;
+    }
+    const T* row = plane + oy * g.s2;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t x = 2 * (qa + i);
+      ev[i] = row[x * g.s3];
+      od[i] = x + 1 < g.Q ? row[(x + 1) * g.s3] : T(0);
+    }
+  }
+  const T* __restrict a = buf[0];
+  const T* __restrict b = buf[1];
+  const T* __restrict c = buf[2];
+  const T* __restrict d = buf[3];
+  for (int64_t i = 0; i < n; ++i) {
+    const T e[4][2] = {{a[i], b[i]}, {a[i] + c[i], b[i] + d[i]}, {a[i] - c[i], b[i] - d[i]},
+                       {-c[i], -d[i]}};
+    for (int r = 0; r < 4; ++r) {
+      m[(4 * r + 0) * ps + i] = e[r][0];
+      m[(4 * r + 1) * ps + i] = e[r][0] + e[r][1];
+      m[(4 * r + 2) * ps + i] = e[r][0] - e[r][1];
+      m[(4 * r + 3) * ps + i] = -e[r][1];
+    }
+  }
+}

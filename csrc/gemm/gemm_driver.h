@@ -26,9 +26,9 @@
 //
 // Tasks are independent (no two write one element), so callers run them in any
 // order on any thread. Scratch buffers are thread_local and reused across calls:
-// slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums, 3 padded
-// source / Winograd input transform, 5 Winograd products (the calling thread, shared
-// read-only with the others).
+// slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums (the calling
+// thread's, shared with the others), 3 padded source / Winograd input transform, 5 Winograd
+// products / grad_output transform, 6 its packed form (Winograd weight gradient).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -41,7 +41,7 @@ namespace pyconv::gemm {
 
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[6];
+  thread_local std::vector<T> buf[7];
   std::vector<T>& b = buf[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
