@@ -35,7 +35,8 @@ namespace pyconv::avx2 {
   bool wino_in_row_pair_##T(const void*, const T*, int64_t, const T*, int64_t, int64_t,   \
                             int64_t, T*);                                                \
   bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*); \
-  void wino_grad_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T*);
+  void wino_grad_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T*);              \
+  bool wino_grad_row_pair_##T(const void*, const T*, const T*, int64_t, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
 #undef PYCONV_WINO_DECLARE
@@ -147,6 +148,7 @@ struct Rows {
   bool (*in_pair)(const void*, const T*, int64_t, const T*, int64_t, int64_t, int64_t, T*);
   bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
   void (*grad)(const void*, const T*, int64_t, int64_t, int64_t, T*);
+  bool (*grad_pair)(const void*, const T*, const T*, int64_t, T*);
 };
 
 template <typename T>
@@ -169,6 +171,10 @@ template <typename T>
 void grad_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, T* m) {
   wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);
 }
+template <typename T>
+bool grad_pair_base(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {
+  return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);
+}
 
 template <typename T>
 Rows<T> rows_for_isa() {
@@ -176,13 +182,14 @@ Rows<T> rows_for_isa() {
   if (active_isa() >= Isa::avx2) {
     if constexpr (std::is_same_v<T, float>)
       return {avx2::wino_in_row_float, avx2::wino_in_row_pair_float, avx2::wino_out_row_float,
-              avx2::wino_grad_row_float};
+              avx2::wino_grad_row_float, avx2::wino_grad_row_pair_float};
     else
       return {avx2::wino_in_row_double, avx2::wino_in_row_pair_double,
-              avx2::wino_out_row_double, avx2::wino_grad_row_double};
+              avx2::wino_out_row_double, avx2::wino_grad_row_double,
+              avx2::wino_grad_row_pair_double};
   }
 #endif
-  return {in_base<T>, in_pair_base<T>, out_base<T>, grad_base<T>};
+  return {in_base<T>, in_pair_base<T>, out_base<T>, grad_base<T>, grad_pair_base<T>};
 }
 
 // Store of the products: a dense K x ncol matrix per xi.
@@ -457,11 +464,18 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         }
       // dM[xi]: row k, real positions only; then packed as NR-column panels per reduction
       // block (column k, reduction index = position).
-      for (int64_t k = 0; k < K; ++k)
+      for (int64_t k = 0; k < K; ++k) {
+        auto dyp = [&](int64_t i) { return dy.data + (n0 + i) * dy.stride[0] + k * dy.stride[1]; };
         for (int64_t ty = ty0; ty < ty1; ++ty)
-          for (int64_t i = 0; i < nb; ++i)
-            rw.grad(&gg, dy.data + (n0 + i) * dy.stride[0] + k * dy.stride[1], ty, 0, TQ,
-                    dm + k * ldv + col(ty, i));
+          for (int64_t i = 0; i < nb; ++i) {
+            T* d = dm + k * ldv + col(ty, i);
+            if (TQ == 4 && i + 1 < nb && rw.grad_pair(&gg, dyp(i), dyp(i + 1), ty, d)) {
+              ++i;  // rows of 4 tiles, two at a time
+              continue;
+            }
+            rw.grad(&gg, dyp(i), ty, 0, TQ, d);
+          }
+      }
       const gemm::KBlocks kb(len);
       for (int xi = 0; xi < 16; ++xi)
         for (int64_t q = 0; q < kb.nb; ++q)

@@ -24,6 +24,9 @@ namespace {
   void wino_grad_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,  \
                          T* m) {                                                             \
     wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);               \
+  }                                                                                          \
+  bool wino_grad_row_pair_##T(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {   \
+    return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);          \
   }
 PYCONV_WINO_EXPORT(float)
 PYCONV_WINO_EXPORT(double)

@@ -260,6 +260,63 @@ struct WinoGrad {
   int64_t ps;            // stride between planes xi
 };
 
+#if defined(__AVX2__)
+// n < 8 leading lanes of v to d (no masked stores: microcoded on AMD; no copy loop that gcc
+// would make a memcpy call of).
+static inline void wino_store_lanes(float* d, __m256 v, int64_t n) {
+  __m128 x = _mm256_castps256_ps128(v);
+  if (n >= 4) {
+    _mm_storeu_ps(d, x);
+    x = _mm256_extractf128_ps(v, 1);
+    d += 4, n -= 4;
+  }
+  if (n >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(d), x);
+    x = _mm_movehl_ps(x, x);
+    d += 2, n -= 2;
+  }
+  if (n >= 1) _mm_store_ss(d, x);
+}
+
+// Columns x..x+7 of grad_output rows r0 and r1 (r1 null: past the plane, zeros), masked
+// to the row's Q columns.
+static inline void wino_grad_load(const float* r0, const float* r1, int64_t x, int64_t Q,
+                                  __m256& a, __m256& b) {
+  const __m256i mk = wino_lanes(0, Q - x);
+  if (x + 8 <= Q) {
+    a = _mm256_loadu_ps(r0 + x);
+    b = r1 ? _mm256_loadu_ps(r1 + x) : _mm256_setzero_ps();
+  } else {
+    a = _mm256_maskload_ps(r0 + x, mk);
+    b = r1 ? _mm256_maskload_ps(r1 + x, mk) : _mm256_setzero_ps();
+  }
+}
+
+// A dY A^T of 8 tiles from v = {row 0 columns 0..7, 8..15, row 1 columns 0..7, 8..15} (tile
+// i's columns 2i, 2i + 1): lanes [0, n) of plane xi to m + xi*ps.
+static inline void wino_grad_8tiles(const __m256 (&v)[4], int64_t ps, int64_t n, float* m) {
+  __m256 a, b, c, d;
+  wino_deinterleave(v[0], v[1], a, b);
+  wino_deinterleave(v[2], v[3], c, d);
+  const __m256 z = _mm256_set1_ps(-0.f);  // negation: flip the sign bit, as -x does
+  const __m256 e[4][2] = {{a, b},
+                          {_mm256_add_ps(a, c), _mm256_add_ps(b, d)},
+                          {_mm256_sub_ps(a, c), _mm256_sub_ps(b, d)},
+                          {_mm256_xor_ps(z, c), _mm256_xor_ps(z, d)}};
+  __m256 o[16];
+  for (int r = 0; r < 4; ++r) {
+    o[4 * r + 0] = e[r][0];
+    o[4 * r + 1] = _mm256_add_ps(e[r][0], e[r][1]);
+    o[4 * r + 2] = _mm256_sub_ps(e[r][0], e[r][1]);
+    o[4 * r + 3] = _mm256_xor_ps(z, e[r][1]);
+  }
+  if (n == 8)
+    for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(m + xi * ps, o[xi]);
+  else
+    for (int xi = 0; xi < 16; ++xi) wino_store_lanes(m + xi * ps, o[xi], n);
+}
+#endif
+
 // The weight gradient's transform of grad_output tiles, A dY A^T (dY: the 2x2 tile, zero
 // past the plane's last row or column), for tiles [qa, qb) of tile row ty of one plane:
 // tile qa + i to m[xi*ps + i]. With A = [1 0; 1 1; 1 -1; 0 -1], row i of A dY is e_i =
@@ -269,6 +326,24 @@ template <typename T>
 static void wino_grad_row(const WinoGrad& g, const T* plane, int64_t ty, int64_t qa, int64_t qb,
                           T* m) {
   const int64_t n = qb - qa, ps = g.ps;
+#if defined(__AVX2__)
+  // 8 tiles at a time: two rows of 16 columns, split into even (a, c) and odd (b, d)
+  // columns; masked loads past the row's end, only the group's own lanes stored.
+  if constexpr (sizeof(T) == 4) {
+    if (g.s3 == 1) {
+      const float* r0 = plane + 2 * ty * g.s2;
+      const float* r1 = 2 * ty + 1 < g.P ? r0 + g.s2 : nullptr;
+      for (int64_t q = qa; q < qb; q += 8) {
+        const int64_t x = 2 * q;
+        __m256 v[4];  // row 0 columns x..x+7, x+8..x+15, row 1 the same
+        wino_grad_load(r0, r1, x, g.Q, v[0], v[2]);
+        wino_grad_load(r0, r1, x + 8, g.Q, v[1], v[3]);
+        wino_grad_8tiles(v, ps, qb - q < 8 ? qb - q : 8, m + (q - qa));
+      }
+      return;
+    }
+  }
+#endif
   T buf[4][PYCONV_WINO_PITCH];  // a, b, c, d of each tile
   for (int r = 0; r < 2; ++r) {
     const int64_t oy = 2 * ty + r;
@@ -299,4 +374,27 @@ static void wino_grad_row(const WinoGrad& g, const T* plane, int64_t ty, int64_t
       m[(4 * r + 3) * ps + i] = -e[r][1];
     }
   }
+}
+
+// Rows of 4 tiles (7- and 8-wide grad_output planes), two planes at a time: tile row ty
+// of plane a to m[0..3] and of plane b to m[4..7] (planes xi ps apart). Returns false
+// (nothing done) where that does not apply; the caller then runs wino_grad_row twice.
+template <typename T>
+static bool wino_grad_row_pair(const WinoGrad& g, const T* plane_a, const T* plane_b, int64_t ty,
+                               T* m) {
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (g.s3 != 1) return false;
+    const bool two = 2 * ty + 1 < g.P;
+    const float* a0 = plane_a + 2 * ty * g.s2;
+    const float* b0 = plane_b + 2 * ty * g.s2;
+    __m256 v[4];  // row 0 of a, of b, row 1 of a, of b
+    wino_grad_load(a0, two ? a0 + g.s2 : nullptr, 0, g.Q, v[0], v[2]);
+    wino_grad_load(b0, two ? b0 + g.s2 : nullptr, 0, g.Q, v[1], v[3]);
+    wino_grad_8tiles(v, g.ps, 8, m);
+    return true;
+  }
+#endif
+  (void)g, (void)plane_a, (void)plane_b, (void)ty, (void)m;
+  return false;
 }
