@@ -17,7 +17,8 @@ namespace pyconv::avx2 {
   void dw_bwd_data_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,        \
                              int64_t, T*);                                                      \
   void dw_bwd_weight_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,      \
-                               int64_t, T*);
+                               int64_t, T*);                                                    \
+  void bias_plane_##T(const T*, int64_t, int64_t, int64_t, double*);
 PYCONV_DW_DECLARE(float)
 PYCONV_DW_DECLARE(double)
 #undef PYCONV_DW_DECLARE
@@ -152,6 +153,13 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
 template <typename T>
 void backward_bias(View4<const T> dy, T* db) {
   const int64_t N = dy.size[0], K = dy.size[1], P = dy.size[2], Q = dy.size[3];
+  void (*plane)(const T*, int64_t, int64_t, int64_t, double*) = bias_plane<T>;
+#if defined(PYCONV_X86)
+  if (active_isa() >= Isa::avx2) {
+    if constexpr (std::is_same_v<T, float>) plane = avx2::bias_plane_float;
+    else plane = avx2::bias_plane_double;
+  }
+#endif
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t k = 0; k < K; ++k) {
     // Sums in double, in 8 lanes by position along each row (independent chains the
@@ -159,15 +167,15 @@ void backward_bias(View4<const T> dy, T* db) {
     // in a fixed order: the result depends on the shape alone.
     double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     const int64_t s3 = dy.stride[3];
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t oh = 0; oh < P; ++oh) {
-        const T* r = dy.data + n * dy.stride[0] + k * dy.stride[1] + oh * dy.stride[2];
-        int64_t ow = 0;
-        if (s3 == 1)
-          for (; ow + 8 <= Q; ow += 8)
-            for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(r[ow + j]);
-        for (; ow < Q; ++ow) lane[ow % 8] += static_cast<double>(r[ow * s3]);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* pl = dy.data + n * dy.stride[0] + k * dy.stride[1];
+      if (s3 == 1) {
+        plane(pl, dy.stride[2], P, Q, lane);
+        continue;
       }
+      for (int64_t oh = 0; oh < P; ++oh)
+        for (int64_t ow = 0; ow < Q; ++ow) lane[ow % 8] += static_cast<double>(pl[oh * dy.stride[2] + ow * s3]);
+    }
     db[k] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
                            ((lane[4] + lane[5]) + (lane[6] + lane[7])));
   }

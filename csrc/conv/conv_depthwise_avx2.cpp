@@ -18,6 +18,9 @@ namespace {
   void dw_bwd_weight_plane_##T(const void* g, const T* dy, int64_t ds2, int64_t ds3, const T* x, \
                                int64_t xs2, int64_t xs3, T* acc) {                               \
     dw_bwd_weight_plane<T>(*static_cast<const DwGeom*>(g), dy, ds2, ds3, x, xs2, xs3, acc);      \
+  }                                                                                              \
+  void bias_plane_##T(const T* r, int64_t s2, int64_t P, int64_t Q, double* lane) {              \
+    bias_plane<T>(r, s2, P, Q, lane);                                                            \
   }
 PYCONV_DW_EXPORT(float)
 PYCONV_DW_EXPORT(double)

@@ -579,3 +579,18 @@ static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64
     }
   }
 }
+
+// Adds the P x Q plane r (rows s2 apart, unit stride along them) into 8 double lanes by
+// position along each row, lane[ow % 8] (the bias gradient, conv_depthwise.cpp).
+template <typename T>
+static void bias_plane(const T* r, int64_t s2, int64_t P, int64_t Q, double* lane) {
+  double acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = lane[j];
+  for (int64_t oh = 0; oh < P; ++oh, r += s2) {
+    int64_t ow = 0;
+    for (; ow + 8 <= Q; ow += 8)
+      for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(r[ow + j]);
+    for (; ow < Q; ++ow) acc[ow % 8] += static_cast<double>(r[ow]);
+  }
+  for (int j = 0; j < 8; ++j) lane[j] = acc[j];
+}
