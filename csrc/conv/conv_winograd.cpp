@@ -242,48 +242,130 @@ void pack_columns(const T* src, int64_t ld, int64_t K, int64_t t0, int64_t tc, i
   }
 }
 
-// The tiles [T0, T1) of a block as pieces of tile rows: row r = n*TP + ty, tiles
-// [qa, qb) of it, at block column col.
-struct Piece {
-  int64_t r, qa, qb, col;
+// A block's tiles as segments of tile rows: tiles [qa, qb) of tile row ty of image n at
+// positions col .. col + qb - qa of the block (real: outputs of the block; otherwise an
+// extra row only read through a piece's shift).
+struct Seg {
+  int64_t n, ty, qa, qb, col;
+  bool real;
 };
 
-void segments(int64_t T0, int64_t T1, int64_t TQ, std::vector<Piece>& pcs) {
-  pcs.clear();
-  for (int64_t t = T0; t < T1;) {
-    const int64_t r = t / TQ, qa = t % TQ, qb = std::min(TQ, qa + (T1 - t));
-    pcs.push_back({r, qa, qb, t - T0});
-    t += qb - qa;
+// How the tiles are cut into blocks of about `target` tiles, in one of two layouts:
+//  - kernels of 3 taps or fewer per column (one piece row): any range of tiles in
+//    (image, tile row, column) order, NR-aligned, so no GEMM column is wasted;
+//  - taller kernels: NB whole images, or bands of `band` tile rows of one image, laid out
+//    row-interleaved: tile (image n0 + i, tile row ty, column q) at position
+//    ((ty - ty0)*nb + i)*TQ + q. A kernel piece at offset (2a, 2b) reads the source 2a
+//    rows lower, i.e. the same transform a tile rows further on: position + a*nb*TQ
+//    (shift(a)). So only the npw column offsets are transformed, over the band's rows plus
+//    nph - 1 extra rows (a 5x5 filter: 2.25 transforms per tile and channel instead of 4).
+struct Blocks {
+  int64_t N, TP, TQ, nph, NB = 1, band = 1, nbands = 1, tb = 0, nblk;
+  Blocks(int64_t N_, int64_t TP_, int64_t TQ_, int64_t nph_, int64_t target, int NR)
+      : N(N_), TP(TP_), TQ(TQ_), nph(nph_) {
+    if (nph == 1) {
+      tb = std::max<int64_t>(NR, round_up(target, NR));
+      nblk = ceil_div(N * TP * TQ, tb);
+      return;
+    }
+    NB = std::max<int64_t>(1, std::min(N, target / std::max<int64_t>(1, TP * TQ)));
+    band = NB > 1 ? TP : std::min(TP, std::max<int64_t>(1, ceil_div(target, TQ)));
+    nbands = ceil_div(TP, band);
+    nblk = ceil_div(N, NB) * nbands;
   }
+  // Positions of the largest block, extra rows included.
+  int64_t max_positions() const { return nph == 1 ? tb : (band + nph - 1) * NB * TQ; }
+  // Block b's segments (the real ones first, in position order) and its number of real
+  // positions; shift: positions per piece row.
+  int64_t get(int64_t b, std::vector<Seg>& segs, int64_t& shift) const {
+    segs.clear();
+    if (nph == 1) {
+      const int64_t T0 = b * tb, T1 = std::min(N * TP * TQ, T0 + tb);
+      for (int64_t t = T0; t < T1;) {
+        const int64_t r = t / TQ, qa = t % TQ, qb = std::min(TQ, qa + (T1 - t));
+        segs.push_back({r / TP, r % TP, qa, qb, t - T0, true});
+        t += qb - qa;
+      }
+      shift = 0;
+      return T1 - T0;
+    }
+    const int64_t n0 = b / nbands * NB, nb = std::min(NB, N - n0);
+    const int64_t ty0 = b % nbands * band, ty1 = std::min(TP, ty0 + band);
+    for (int64_t r = 0; r < ty1 - ty0 + nph - 1; ++r)
+      for (int64_t i = 0; i < nb; ++i)
+        segs.push_back({n0 + i, ty0 + r, 0, TQ, (r * nb + i) * TQ, ty0 + r < ty1});
+    shift = nb * TQ;
+    return (ty1 - ty0) * nb * TQ;
+  }
+};
+
+// V_b of a block for each column offset b < npw (source shifted by 2b columns: gi[b]),
+// segment by segment, planes xi gi[b].ps apart. Dense rows (ldv > 0): channel c along row
+// b*Cp + c, ldv apart. Otherwise (one piece) the GEMM's packed B panels of width gi[0].NR
+// over the reduction blocks kb of the channels, tb columns per block (what the GEMM
+// streams best when no piece needs a shifted view).
+template <typename T>
+void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<const T> src,
+                     int64_t C, int64_t Cp, const std::vector<Seg>& segs, int64_t ldv,
+                     const gemm::KBlocks& kb, int64_t tb, T* v) {
+  int64_t blk = 0;
+  for (size_t b = 0; b < gi.size(); ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      T* vr = v + (static_cast<int64_t>(b) * Cp + c) * ldv;
+      int64_t kc = 1;
+      if (ldv == 0) {
+        if (c >= kb.begin(blk) + kb.size(blk)) ++blk;
+        kc = kb.size(blk);
+        vr = v + tb * kb.begin(blk) + (c - kb.begin(blk)) * gi[b].NR;
+      }
+      auto plane = [&](const Seg& g) { return src.data + g.n * src.stride[0] + c * src.stride[1]; };
+      for (size_t i = 0; i < segs.size(); ++i) {
+        const Seg& g = segs[i];
+        // Rows of 4 tiles go two at a time (one 8-tile vector).
+        if (g.qb - g.qa == 4 && g.qa == 0 && i + 1 < segs.size() && segs[i + 1].qa == 0 &&
+            segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4 &&
+            rw.in_pair(&gi[b], plane(g), g.ty, plane(segs[i + 1]), segs[i + 1].ty, g.col, kc, vr)) {
+          ++i;
+          continue;
+        }
+        rw.in(&gi[b], plane(g), g.ty, g.qa, g.qb, g.col, kc, vr);
+      }
+    }
 }
 
-// The input transform of channel c of every tile of a block (pieces pcs) under g, tile at
-// block column t to column t of the panels at vc (of width g.NR, reduction block length kc).
+// Planes xi 64 bytes apart modulo 4 KiB: the transforms stream 16 of them at once, which at
+// a multiple of 4 KiB would all map to the same L1 set.
 template <typename T>
-void transform_input_row(const Rows<T>& rw, const WinoIn& g, View4<const T> src, int64_t c,
-                         int64_t TP, int64_t TQ, const std::vector<Piece>& pcs, int64_t kc,
-                         T* vc) {
-  auto plane = [&](const Piece& pc) {
-    return src.data + pc.r / TP * src.stride[0] + c * src.stride[1];
-  };
-  for (size_t i = 0; i < pcs.size(); ++i) {
-    const Piece& pc = pcs[i];
-    // Rows of 4 tiles go two at a time (one 8-tile vector).
-    if (TQ == 4 && i + 1 < pcs.size() && pc.qb - pc.qa == 4 &&
-        pcs[i + 1].qb - pcs[i + 1].qa == 4 &&
-        rw.in_pair(&g, plane(pc), pc.r % TP, plane(pcs[i + 1]), pcs[i + 1].r % TP, pc.col, kc,
-                   vc)) {
-      ++i;
-      continue;
-    }
-    rw.in(&g, plane(pc), pc.r % TP, pc.qa, pc.qb, pc.col, kc, vc);
-  }
+int64_t plane_stride(int64_t n) {
+  return round_up(n, 4096 / int64_t(sizeof(T))) + 64 / int64_t(sizeof(T));
+}
+
+// p rounded up to a multiple of 64 bytes (scratch buffers have 64 values to spare): B rows
+// read in place then start on cache lines.
+template <typename T>
+T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// Pitch of rows of n values read several at a time: 64-byte multiples, never a multiple
+// of 4 KiB (rows that far apart share L1 sets).
+template <typename T>
+int64_t row_pitch(int64_t n) {
+  const int64_t line = 64 / int64_t(sizeof(T)), p = round_up(n, line);
+  return p % (4096 / int64_t(sizeof(T))) == 0 ? p + line : p;
 }
 
 // Returns false when some output is not finite: an inf or NaN in the input or filter
 // (or an overflow in a transform) spreads over whole tiles in Winograd's arithmetic,
 // where the direct sum confines it to the outputs that read it; the caller then
 // recomputes with the GEMM, so non-finite values land where torch puts them.
+//
+// Per block (Blocks): the input transform (transform_block), then per xi the GEMM
+// M[xi] (K x positions) = U[xi] (K x Kd) * V[xi] (Kd x positions) over kk = (piece, c),
+// with V read in place: row kk at an offset (the piece's column offset b picks V_b, its
+// row offset a the position shift), then the output transform with bias and activation.
+// Each thread runs whole blocks; only the transformed filter U is shared. Every output's
+// reduction order depends on C alone: results are bitwise the same for any thread count.
 template <typename T>
 bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act, T* y,
          T* preact) {
@@ -291,78 +373,76 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   const Rows<T> rw = rows_for_isa<T>();
   const int MR = uk.mr, NR = uk.nr;
   const int64_t C = pr.C, K = pr.K, Mpad = round_up(K, MR), P = pr.P, Q = pr.Q;
-  const int64_t TP = ceil_div(P, 2), TQ = ceil_div(Q, 2), ntile = pr.N * TP * TQ;
-  const int64_t npw = pieces(pr.S), npc = pieces(pr.R) * npw, Kd = npc * C;
-  // Planes xi 64 bytes apart modulo 4 KiB: the transforms stream 16 of them at once,
-  // which at a multiple of 4 KiB would all map to the same L1 set.
-  auto plane = [](int64_t n) {
-    return round_up(n, 4096 / int64_t(sizeof(T))) + 64 / int64_t(sizeof(T));
-  };
-  const int64_t psu = plane(Mpad * Kd);
+  const int64_t TP = ceil_div(P, 2), TQ = ceil_div(Q, 2);
+  const int64_t nph = pieces(pr.R), npw = pieces(pr.S), npc = nph * npw, Kd = npc * C;
+  const int64_t psu = plane_stride<T>(Mpad * Kd);
   T* u = gemm::scratch<T>(2, 16 * psu);
   transform_filter(pr, MR, u, psu);
-  // Tiles per block: what fits the budget, at least two panels, and at least two
-  // blocks per thread when there are enough tiles.
-  const int64_t per_tile = 16 * (Kd + K) * static_cast<int64_t>(sizeof(T));
-  int64_t tb = std::max<int64_t>(kBlockBytes / per_tile, 2 * NR);
-  tb = std::min(tb, std::max<int64_t>(ceil_div(ntile, 2 * num_threads()), 2 * NR));
-  tb = round_up(tb, NR);
-  const int64_t nblk = ceil_div(ntile, tb);
-  const int64_t psv = plane(Kd * tb), psm = plane(K * tb);
-  const gemm::KBlocks kb(Kd);
-  std::vector<WinoIn> gi;  // per piece: the source shifted by the piece's offset
-  for (int64_t pc = 0; pc < npc; ++pc)
-    gi.push_back({pr.H, pr.W, pr.pt - 2 * (pc / npw), pr.pl - 2 * (pc % npw), src.stride[2],
-                  src.stride[3], NR, psv});
+  // Blocks whose transformed input and products fit the budget, at least two per thread
+  // when there are enough tiles (the blocking does not change any result).
+  const int64_t per_pos = 16 * (npw * C + K) * static_cast<int64_t>(sizeof(T));
+  int64_t target = std::clamp<int64_t>(kBlockBytes / per_pos, 2 * NR, gemm::kKC);
+  Blocks bl(pr.N, TP, TQ, nph, target, NR);
+  while (bl.nblk < 2 * num_threads() && target > 2 * NR)
+    bl = Blocks(pr.N, TP, TQ, nph, target /= 2, NR);
+  // V: one piece reads the GEMM's packed panels (tb columns), several dense rows (ldv),
+  // which hold a block's positions plus what its last NR-column tile reads past them.
+  const bool panels = npc == 1;
+  const int64_t tb = round_up(bl.max_positions(), NR);
+  const int64_t ldv = panels ? 0 : row_pitch<T>(bl.max_positions() + NR), ldm = row_pitch<T>(tb);
+  const int64_t psv = plane_stride<T>(panels ? C * tb : npw * C * ldv);
+  const int64_t psm = plane_stride<T>(K * ldm);
+  std::vector<WinoIn> gi;  // per column offset b: the source shifted by 2b columns
+  for (int64_t b = 0; b < npw; ++b)
+    gi.push_back({pr.H, pr.W, pr.pt, pr.pl - 2 * b, src.stride[2], src.stride[3],
+                  panels ? NR : int64_t(1) << 40, psv});
   const WinoOut go{P, Q, psm};
+  const gemm::KBlocks kb(Kd);
   const bool relu = act.kind == ActKind::relu, other = !relu && act.kind != ActKind::none;
   const T prm = static_cast<T>(act.param);
   bool finite = true;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads()) reduction(&& : finite)
-  for (int64_t blk = 0; blk < nblk; ++blk) {
-    T* v = gemm::scratch<T>(3, 16 * psv);
-    T* mprod = gemm::scratch<T>(5, 16 * psm);
-    const int64_t T0 = blk * tb, T1 = std::min(ntile, T0 + tb), tc = T1 - T0;
-    thread_local std::vector<Piece> pcs;
-    segments(T0, T1, TQ, pcs);
-    // Input transform, row kk = (piece, channel) after row (consecutive rows of the
-    // same panels).
-    int64_t cb = 0;
-    for (int64_t kk = 0; kk < Kd; ++kk) {
-      if (kk >= kb.begin(cb) + kb.size(cb)) ++cb;
-      const int64_t k0 = kb.begin(cb), kc = kb.size(cb);
-      T* vc = v + tb * k0 + (kk - k0) * NR;
-      transform_input_row(rw, gi[kk / C], src, kk % C, TP, TQ, pcs, kc, vc);
-      if (tc < tb) {  // columns past the last tile: zero
-        T* d = vc + (tc / NR) * NR * kc + tc % NR;
-        const int64_t nz = round_up(tc, NR) - tc;
-        for (int xi = 0; xi < 16; ++xi)
-          for (int64_t q = 0; q < nz; ++q) d[xi * psv + q] = T(0);
-      }
+  for (int64_t blk = 0; blk < bl.nblk; ++blk) {
+    T* v = align64(gemm::scratch<T>(3, 16 * psv + 64));
+    T* mprod = align64(gemm::scratch<T>(5, 16 * psm + 64));
+    thread_local std::vector<int64_t> boff;
+    thread_local std::vector<Seg> segs;
+    int64_t shift;
+    const int64_t len = bl.get(blk, segs, shift);
+    transform_block(rw, gi, src, C, C, segs, ldv, kb, tb, v);
+    // Row kk of B: in a packed panel, at (kk - k0)*NR; in dense rows, row (b, c) of V_b,
+    // a*shift positions on for the piece (a, b).
+    boff.resize(static_cast<size_t>(Kd));
+    for (int64_t kk = 0, q = 0; kk < Kd; ++kk) {
+      if (kk >= kb.begin(q) + kb.size(q)) ++q;
+      const int64_t pc = kk / C;
+      boff[kk] = panels ? (kk - kb.begin(q)) * NR
+                        : ((pc % npw) * C + kk % C) * ldv + (pc / npw) * shift;
     }
-    // M[xi] (K x tc) = U[xi] V[xi].
     for (int xi = 0; xi < 16; ++xi) {
       const T* vx = v + xi * psv;
       const T* ux = u + xi * psu;
-      auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
-        return gemm::ABlock<T>{ux + Mpad * k0 + (am0 / MR) * MR * kc, 0};
-      };
-      auto pb = [&](int64_t bj0, int64_t, int64_t k0, int64_t kc, T*) -> const T* {
-        return vx + tb * k0 + (bj0 / NR) * NR * kc;
-      };
-      DenseC<T> st{mprod + xi * psm, tb, tc, NR};
-      for (int64_t m0 = 0; m0 < K; m0 += kMC)
-        gemm::gemm_task<T>(uk, m0, std::min(K, m0 + kMC), 0, tc, 0, Kd, pa, pb, st);
+      T* mx = mprod + xi * psm;
+      for (int64_t q = 0; q < kb.nb; ++q) {
+        const int64_t k0 = kb.begin(q), kc = kb.size(q);
+        // A's MR-row panel stays in L1 across the block's columns (B rows come from L2).
+        for (int64_t m0 = 0; m0 < K; m0 += MR)
+          for (int64_t j = 0; j < len; j += NR)
+            uk.fn_off(static_cast<int>(std::min<int64_t>(MR, K - m0)), kc, ux + Mpad * k0 + m0 * kc,
+                      panels ? vx + tb * k0 + j * kc : vx + j, boff.data() + k0,
+                      mx + m0 * ldm + j, ldm, q > 0);
+      }
     }
     // Output transform, bias and activation.
     for (int64_t k = 0; k < K; ++k)
-      for (const Piece& pc : pcs) {
-        const int64_t n = pc.r / TP, ty = pc.r % TP, o = (n * K + k) * P * Q;
-        finite &= rw.out(&go, mprod + k * tb + pc.col, ty, pc.qa, pc.qb,
-                         bias ? bias[k] : T(0), relu, y + o, preact ? preact + o : nullptr);
+      for (const Seg& g : segs) {
+        if (!g.real) break;  // the real segments come first
+        const int64_t o = (g.n * K + k) * P * Q;
+        finite &= rw.out(&go, mprod + k * ldm + g.col, g.ty, g.qa, g.qb, bias ? bias[k] : T(0),
+                         relu, y + o, preact ? preact + o : nullptr);
         if (other) {
-          const int64_t x0 = 2 * pc.qa, x1 = std::min(Q, 2 * pc.qb);
-          for (int64_t oy = 2 * ty; oy < std::min(P, 2 * ty + 2); ++oy) {
+          const int64_t x0 = 2 * g.qa, x1 = std::min(Q, 2 * g.qb);
+          for (int64_t oy = 2 * g.ty; oy < std::min(P, 2 * g.ty + 2); ++oy) {
             T* yr = y + o + oy * Q;
             for (int64_t x = x0; x < x1; ++x) yr[x] = activate(act.kind, prm, yr[x]);
           }
@@ -371,18 +451,6 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   }
   return finite;
 }
-
-// Blocks of the weight gradient (run_weight): about one reduction block of tiles each,
-// NB whole images, or bands of `band` tile rows of one image.
-struct WeightBlocks {
-  int64_t NB, band, nbands, nblk;
-  WeightBlocks(int64_t N, int64_t TP, int64_t TQ) {
-    NB = std::max<int64_t>(1, std::min(N, gemm::kKC / std::max<int64_t>(1, TP * TQ)));
-    band = NB > 1 ? TP : std::min(TP, ceil_div(gemm::kKC, TQ));
-    nbands = ceil_div(TP, band);
-    nblk = ceil_div(N, NB) * nbands;
-  }
-};
 
 // The weight gradient, dg = G^T [ sum_t (A dY_t A^T) (.) V_t ] G per (filter, channel,
 // piece), over every tile t: per xi and piece the GEMM
@@ -412,14 +480,12 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   // would otherwise be copied out of place for every block and piece.
   const int64_t Cp = round_up(C, uk.mr);
   const int64_t nph = pieces(p.R), npw = pieces(p.S), npc = nph * npw, Kd = npc * Cp;
-  auto plane = [](int64_t n) {  // as in run(): planes 64 bytes apart modulo 4 KiB
-    return round_up(n, 4096 / int64_t(sizeof(T))) + 64 / int64_t(sizeof(T));
-  };
-  const WeightBlocks wb(N, TP, TQ);
-  const int64_t NB = wb.NB, band = wb.band, nbands = wb.nbands, nblk = wb.nblk;
-  const int64_t pos = (band + nph - 1) * NB * TQ;  // positions of a block, extra rows included
-  const int64_t ldv = round_up(pos, 8) + 64 / int64_t(sizeof(T));  // not 4 KiB apart
-  const int64_t psv = plane(npw * Cp * ldv), psm = plane(K * ldv), psp = plane(Kpad * pos);
+  // About one reduction block of tiles per block; the blocks depend on the shape alone.
+  const Blocks bl(N, TP, TQ, nph, gemm::kKC, NR);
+  const int64_t nblk = bl.nblk, pos = bl.max_positions();
+  const int64_t ldv = row_pitch<T>(pos);
+  const int64_t psv = plane_stride<T>(npw * Cp * ldv), psm = plane_stride<T>(K * ldv),
+                psp = plane_stride<T>(Kpad * pos);
   const int64_t psu = Kd * Kpad;  // a chunk's partial sums: dU[xi] dense, row kk, column k
   int64_t nch = std::min<int64_t>(nblk, 8);
   while (nch > 1 && nch * 16 * psu * static_cast<int64_t>(sizeof(T)) > (int64_t(64) << 20)) --nch;
@@ -440,41 +506,27 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         std::fill_n(v + xi * psv + (b * Cp + C) * ldv, (Cp - C) * ldv, T(0));
     int64_t b0, b1;
     split_range(nblk, nch, ch, b0, b1);
+    thread_local std::vector<Seg> segs;
     for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t n0 = blk / nbands * NB, nb = std::min(NB, N - n0);
-      const int64_t ty0 = blk % nbands * band, ty1 = std::min(TP, ty0 + band);
-      const int64_t rows = ty1 - ty0 + nph - 1, len = (ty1 - ty0) * nb * TQ;
-      auto col = [&](int64_t ty, int64_t i) { return ((ty - ty0) * nb + i) * TQ; };
-      // V_b[xi]: row b*C + c, positions along the row.
-      for (int64_t b = 0; b < npw; ++b)
-        for (int64_t c = 0; c < C; ++c) {
-          T* vr = v + (b * Cp + c) * ldv;
-          auto src = [&](int64_t i) { return x.data + (n0 + i) * x.stride[0] + c * x.stride[1]; };
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t i = 0; i < nb; ++i) {
-              const int64_t ty = ty0 + r, t0 = col(ty, i);
-              // Rows of 4 tiles go two at a time (one 8-tile vector).
-              if (TQ == 4 && i + 1 < nb &&
-                  rw.in_pair(&gi[b], src(i), ty, src(i + 1), ty, t0, 1, vr)) {
-                ++i;
-                continue;
-              }
-              rw.in(&gi[b], src(i), ty, 0, TQ, t0, 1, vr);
-            }
-        }
+      int64_t shift;
+      const int64_t len = bl.get(blk, segs, shift);
+      transform_block(rw, gi, x, C, Cp, segs, ldv, gemm::KBlocks(C), 0, v);
       // dM[xi]: row k, real positions only; then packed as NR-column panels per reduction
       // block (column k, reduction index = position).
       for (int64_t k = 0; k < K; ++k) {
-        auto dyp = [&](int64_t i) { return dy.data + (n0 + i) * dy.stride[0] + k * dy.stride[1]; };
-        for (int64_t ty = ty0; ty < ty1; ++ty)
-          for (int64_t i = 0; i < nb; ++i) {
-            T* d = dm + k * ldv + col(ty, i);
-            if (TQ == 4 && i + 1 < nb && rw.grad_pair(&gg, dyp(i), dyp(i + 1), ty, d)) {
-              ++i;  // rows of 4 tiles, two at a time
-              continue;
-            }
-            rw.grad(&gg, dyp(i), ty, 0, TQ, d);
+        auto dyp = [&](const Seg& g) { return dy.data + g.n * dy.stride[0] + k * dy.stride[1]; };
+        for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
+          const Seg& g = segs[i];
+          T* d = dm + k * ldv + g.col;
+          // Rows of 4 tiles, two at a time.
+          if (g.qa == 0 && g.qb == 4 && i + 1 < segs.size() && segs[i + 1].real &&
+              segs[i + 1].qa == 0 && segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4 &&
+              segs[i + 1].ty == g.ty && rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
+            ++i;
+            continue;
           }
+          rw.grad(&gg, dyp(g), g.ty, g.qa, g.qb, d);
+        }
       }
       const gemm::KBlocks kb(len);
       for (int xi = 0; xi < 16; ++xi)
@@ -489,7 +541,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         DenseC<T> st{dU + xi * psu, Kpad, K, NR};
         for (int64_t pc = 0; pc < npc; ++pc) {
           // Piece (a, b): rows c of V_b, a tile rows on (GEMM row pc*Cp + c).
-          const T* va = v + xi * psv + (pc % npw) * Cp * ldv + (pc / npw) * nb * TQ;
+          const T* va = v + xi * psv + (pc % npw) * Cp * ldv + (pc / npw) * shift;
           auto pa = [&](int64_t am0, int64_t, int64_t t0, int64_t, T*) {
             return gemm::ABlock<T>{va + (am0 - pc * Cp) * ldv + t0, ldv};
           };
@@ -592,7 +644,8 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on &&
-      WeightBlocks(p.N, ceil_div(p.P, 2), ceil_div(p.Q, 2)).nblk < 2)
+      Blocks(p.N, ceil_div(p.P, 2), ceil_div(p.Q, 2), pieces(p.R), gemm::kKC,
+             gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
     return false;
   if (p.K * p.C * p.R * p.S == 0) return true;
   if (p.N * p.P * p.Q == 0) {

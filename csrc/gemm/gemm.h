@@ -52,6 +52,12 @@ template <typename T>
 using UkrEpiFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool acc,
                           const T* bias, bool relu);
 
+// mv <= MR rows of a packed A panel (panel stride MR) times B read in place through
+// offsets: reduction row k at b + boff[k], NR contiguous values.
+template <typename T>
+using UkrOffFn = void (*)(int mv, int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
+                          int64_t ldc, bool acc);
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
@@ -59,6 +65,7 @@ struct UKernel {
   UkrRowsFn<T> fn_rows = nullptr;
   UkrRemFn<T> fn_rem = nullptr;
   UkrEpiFn<T> fn_epi = nullptr;
+  UkrOffFn<T> fn_off = nullptr;
   const char* name = "";
 };
 

@@ -15,10 +15,12 @@
 
 // EPI: the epilogue while the tile is in registers: + bias[i] (when bias), then relu (when
 // relu): the same operations, in the same order, as the store's scalar epilogue.
-template <class V, int MR, bool ROWS, bool EPI = false>
+// OFF: B is read in place, reduction row k at b + boff[k] (NR contiguous values), instead of
+// a packed panel (b[k*NR + j]): XNNPACK's indirection, as offsets.
+template <class V, int MR, bool ROWS, bool EPI = false, bool OFF = false>
 static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
                      typename V::T* c, int64_t ldc, bool acc, const typename V::T* bias = nullptr,
-                     bool relu = false) {
+                     bool relu = false, const int64_t* boff = nullptr) {
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   typename V::reg c0[MR], c1[MR];
 #pragma GCC unroll 8
@@ -27,7 +29,8 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
     c1[i] = V::zero();
   }
   for (int64_t k = 0; k < kc; ++k) {
-    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+    const typename V::T* bk = OFF ? b + boff[k] : b;
+    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
@@ -35,7 +38,7 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
       c1[i] = V::fma(ai, b1, c1[i]);
     }
     a += ROWS ? 1 : MR;
-    b += NR;
+    if (!OFF) b += NR;
   }
   if (acc) {
 #pragma GCC unroll 8
@@ -70,9 +73,9 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
 // computed and written. With 1 or 2 rows, few accumulators would wait on the FMA latency,
 // so even and odd reduction steps go to separate accumulators, added at the end (a fixed
 // order that depends only on kc: results do not depend on the thread count).
-template <class V, int MR, int PS>
+template <class V, int MR, int PS, bool OFF = false>
 static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
-                    typename V::T* c, int64_t ldc, bool acc) {
+                    typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr) {
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   constexpr bool kSplit = MR <= 2;
   typename V::reg c0[MR], c1[MR], d0[MR], d1[MR];
@@ -80,8 +83,10 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = d0[i] = d1[i] = V::zero();
   int64_t k = 0;
   for (; kSplit && k + 2 <= kc; k += 2) {
-    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
-    const typename V::reg e0 = V::load(b + NR), e1 = V::load(b + NR + W);
+    const typename V::T* bk = OFF ? b + boff[k] : b;
+    const typename V::T* bn = OFF ? b + boff[k + 1] : b + NR;
+    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
+    const typename V::reg e0 = V::load(bn), e1 = V::load(bn + W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(a + i), aj = V::bcast(a + PS + i);
@@ -91,10 +96,11 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
       d1[i] = V::fma(aj, e1, d1[i]);
     }
     a += 2 * PS;
-    b += 2 * NR;
+    if (!OFF) b += 2 * NR;
   }
   for (; k < kc; ++k) {
-    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+    const typename V::T* bk = OFF ? b + boff[k] : b;
+    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(a + i);
@@ -102,7 +108,7 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
       c1[i] = V::fma(ai, b1, c1[i]);
     }
     a += PS;
-    b += NR;
+    if (!OFF) b += NR;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
@@ -119,15 +125,15 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
   }
 }
 
-template <class V>
+template <class V, bool OFF = false>
 static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
-                         typename V::T* c, int64_t ldc, bool acc) {
+                         typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr) {
   switch (mv) {
-    case 1: return ukr_rem<V, 1, 6>(kc, a, b, c, ldc, acc);
-    case 2: return ukr_rem<V, 2, 6>(kc, a, b, c, ldc, acc);
-    case 3: return ukr_rem<V, 3, 6>(kc, a, b, c, ldc, acc);
-    case 4: return ukr_rem<V, 4, 6>(kc, a, b, c, ldc, acc);
-    default: return ukr_rem<V, 5, 6>(kc, a, b, c, ldc, acc);
+    case 1: return ukr_rem<V, 1, 6, OFF>(kc, a, b, c, ldc, acc, boff);
+    case 2: return ukr_rem<V, 2, 6, OFF>(kc, a, b, c, ldc, acc, boff);
+    case 3: return ukr_rem<V, 3, 6, OFF>(kc, a, b, c, ldc, acc, boff);
+    case 4: return ukr_rem<V, 4, 6, OFF>(kc, a, b, c, ldc, acc, boff);
+    default: return ukr_rem<V, 5, 6, OFF>(kc, a, b, c, ldc, acc, boff);
   }
 }
 
@@ -164,4 +170,18 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
   void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,     \
                     bool acc, const double* bias, bool relu) {                                 \
     ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);                        \
+  }                                                                                            \
+  void f32_gemm_off(int mv, int64_t kc, const float* a, const float* b, const int64_t* boff,  \
+                    float* c, int64_t ldc, bool acc) {                                         \
+    if (mv == 6)                                                                               \
+      ukr_tile<VF, 6, false, false, true>(kc, a, 0, b, c, ldc, acc, nullptr, false, boff);     \
+    else                                                                                       \
+      ukr_rem_rows<VF, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
+  }                                                                                            \
+  void f64_gemm_off(int mv, int64_t kc, const double* a, const double* b, const int64_t* boff, \
+                    double* c, int64_t ldc, bool acc) {                                        \
+    if (mv == 6)                                                                               \
+      ukr_tile<VD, 6, false, false, true>(kc, a, 0, b, c, ldc, acc, nullptr, false, boff);     \
+    else                                                                                       \
+      ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }
