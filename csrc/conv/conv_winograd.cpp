@@ -11,13 +11,16 @@
 // 0, +-1 and +-1/2, so float32 keeps its accuracy (F(4x4, 3x3) would not: PERF.md).
 //
 // Backward-data of such a convolution is the same computation on grad_output
-// with the filter flipped and its channel axes swapped, so both share run().
+// with the filter flipped and its channel axes swapped, so both share run(). The
+// weight gradient (run_weight) is G^T [ sum over tiles of (A dY A^T) (.) V ] G, again
+// 16 GEMMs, reduced over the tiles.
 //
 // Each thread runs the whole pipeline (input transform, 16 GEMMs, output
-// transform) on one block of tiles at a time, sized so the block's transformed
-// input and products stay in its L2 cache; only the transformed filter is shared.
-// Every step is elementwise or a GEMM whose reduction blocking depends on C only:
-// results are bitwise identical for any thread count.
+// transform) on one block of tiles at a time (Blocks), sized so the block's transformed
+// input and products stay in its L2 cache; only the transformed filter is shared. The
+// GEMMs read the transformed input in place (a piece of a larger kernel as a shifted
+// view of the same transform). Every step is elementwise or a GEMM whose reduction
+// blocking depends on the shape only: results are bitwise identical for any thread count.
 #include <algorithm>
 #include <atomic>
 #include <type_traits>
@@ -455,15 +458,9 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
 // The weight gradient, dg = G^T [ sum_t (A dY_t A^T) (.) V_t ] G per (filter, channel,
 // piece), over every tile t: per xi and piece the GEMM
 //   dU[xi] (C x K) = V[xi] (C x T) * dM[xi]^T (T x K),   dM = A dY A^T,
-// with V read in place as rows (the input transform's lanes are tiles) and dM packed as
-// the B panels.
-//
-// A block is NB whole images (or, for large images, one image's band of tile rows) laid
-// out row-interleaved: tile (image i, tile row ty, column q) at position ((ty - ty0)*NB + i)
-// * TQ + q. The piece at offset (2a, 2b) reads the source 2a rows lower, i.e. the same
-// transform a tile rows further on: position + a*NB*TQ. So only the npw column offsets are
-// transformed, over the band's rows plus nph - 1 more (a 5x5 filter: 2.25 transforms per
-// tile and channel instead of 4), and the reduction runs over the real tiles alone.
+// with V read in place as rows (the input transform's lanes are tiles; a piece a tile rows
+// down is the same rows shifted, see Blocks) and dM packed as the B panels; the reduction
+// runs over the real tiles alone.
 //
 // Blocks depend on the shape only, and fall into a fixed, shape-only number of chunks
 // whose partial sums are added in chunk order: results are bitwise the same for any
