@@ -81,6 +81,29 @@ def test_linear_matches_torch_with_backward():
         close(gb, tb.grad.numpy(), np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_backward_masks(dtype):
+    """Each gradient alone, with the batch-sized reduction of the weight gradient (the rows
+    as one image), matches torch; output_mask must be three flags."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 300)).astype(dtype)
+    w = rng.standard_normal((37, 300)).astype(dtype)
+    g = rng.standard_normal((64, 37)).astype(dtype)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, np.zeros(37, dtype)))
+    TF.linear(tx, tw, tb).backward(torch.tensor(g))
+    ref = (tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy())
+    for mask in [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]:
+        got = F.linear_backward(g, x, w, mask)
+        for m, gv, r in zip(mask, got, ref):
+            if m:
+                close(gv, r, dtype)
+            else:
+                assert gv is None
+    for bad in [(), (True, True), (True, True, True, True)]:
+        with pytest.raises(TypeError, match=r"linear_backward: output_mask must be 3 booleans"):
+            F.linear_backward(g, x, w, bad)
+
+
 @pytest.mark.parametrize("act, exc, msg", [
     (("relu", 1.0), ValueError, r"activation 'relu' takes no parameter"),
     (("gelu", "fast"), ValueError, r"gelu's approximate must be 'none' or 'tanh'"),

@@ -68,6 +68,9 @@ def linear_backward(grad_output, input, weight, output_mask=_OUT_MASK):
         raise ValueError(f"{op}: grad_output must have shape {x.shape[:-1] + (w.shape[0],)}, "
                          f"got {tuple(g.shape)}")
     mask = [bool(m) for m in output_mask]
+    if len(mask) != 3:
+        raise TypeError(f"{op}: output_mask must be 3 booleans (grad_input, grad_weight, "
+                        f"grad_bias), got {output_mask!r}")
     x4, w4 = _as_conv(x, w)
     gi = gw = gb = None
     if mask[0]:
