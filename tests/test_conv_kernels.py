@@ -290,3 +290,22 @@ def test_depthwise_sweep(shape, dtype, isa):
     one = run_pyconv(*args)
     for a, b in zip(got, one):
         assert np.array_equal(a, b), f"threads differ {shape}"
+
+
+# Small-plane depthwise 3x3 stride 1 (padded copy + whole-vector rows, AVX2 float: up to 4
+# vectors of a row in registers): rows wider than 32 columns take several register blocks,
+# the last one ragged (1-4 vectors, partial last vector); a strided view takes the scalar copy.
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("W, dil, pad", [(33, 1, (1, 1, 1, 1)), (40, 2, (2, 2, 2, 2)),
+                                         (57, 1, (0, 1, 2, 0)), (64, 1, (1, 1, 1, 1)),
+                                         (71, 2, (1, 3, 0, 2)), (90, 1, (1, 1, 1, 1))])
+def test_depthwise_small_plane_wide_rows(W, dil, pad, isa):
+    _C.set_isa(isa)
+    for dtype in (np.float32, np.float64):
+        args = make((2, 3, 6, W, 3, 3, 3, 1, pad, dil, 3), dtype, seed=W)
+        ref = torch_ref(*args)
+        for views in (False, True):
+            x = np.repeat(args[0], 2, axis=3)[..., ::2] if views else args[0]
+            got = run_pyconv(x, *args[1:])
+            for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+                assert_close(g, r, TOL[dtype], f"{name} W={W} views={views}")

@@ -1,4 +1,6 @@
 // AVX2 + FMA builds of the depthwise plane kernels (depthwise_plane.h).
+#include <immintrin.h>
+
 #include <cstdint>
 
 namespace pyconv::avx2 {

@@ -4,6 +4,8 @@
 // free of std:: and shared inline functions so no ISA-specific code can be
 // merged into the baseline build by the linker.
 
+#include "common/store_lanes.h"
+
 struct DwGeom {
   int64_t H, W, P, Q, R, S;
   int64_t sh, sw, dh, dw, pt, pl;
@@ -134,6 +136,34 @@ static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
 template <typename T>
 static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* in,
                          int64_t is2, int64_t is3, int64_t Hp, int64_t Wp, T* xp) {
+#if defined(__AVX2__)
+  // Whole 8-column vectors, masked loads for the columns outside the source row (a masked
+  // lane reads nothing): 3 loads and stores for a 14-wide row instead of a copy loop and
+  // two zero fills. Writes up to 7 values past the row (the caller's buffer has room).
+  if constexpr (sizeof(T) == 4) {
+    if (is3 == 1) {
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      for (int64_t i = 0; i < Hp; ++i) {
+        const int64_t ih = i - pt;
+        T* d = xp + i * Wp;
+        if (ih < 0 || ih >= H) {
+          for (int64_t j = 0; j < Wp; j += 8) _mm256_storeu_ps(d + j, _mm256_setzero_ps());
+          continue;
+        }
+        const T* sr = in + ih * is2 - pl;  // column j of the padded row: sr[j]
+        for (int64_t j = 0; j < Wp; j += 8) {
+          // lanes with 0 <= j + l - pl < W
+          const __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(j - pl)));
+          const __m256i m = _mm256_andnot_si256(
+              _mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
+              _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(W)), c));
+          _mm256_storeu_ps(d + j, _mm256_maskload_ps(sr + j, m));
+        }
+      }
+      return;
+    }
+  }
+#endif
   int64_t jlo = pl > 0 ? pl : 0, jhi = W + pl < Wp ? W + pl : Wp;
   if (jhi < jlo) jhi = jlo;
   for (int64_t i = 0; i < Hp; ++i) {
@@ -153,6 +183,27 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
   }
 }
 
+#if defined(__AVX2__)
+// NV vectors of one output row of dw_small_corr: the nine taps over the padded rows at xr
+// (row r*dh, column s*dw further on), stored to o (n valid columns).
+template <int NV>
+static inline void dw_corr_vecs(const float* xr, int64_t Wp, int64_t dh, int64_t dw,
+                                const float* wk, float* o, int64_t n) {
+  __m256 a[NV];
+  for (int v = 0; v < NV; ++v) a[v] = _mm256_setzero_ps();
+  for (int r = 0; r < 3; ++r)
+    for (int s = 0; s < 3; ++s) {
+      const __m256 wv = _mm256_set1_ps(wk[3 * r + s]);
+      const float* x = xr + r * dh * Wp + s * dw;
+      for (int v = 0; v < NV; ++v) a[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * v), a[v]);
+    }
+  for (int v = 0; v < NV; ++v) {
+    if (8 * v + 8 <= n) _mm256_storeu_ps(o + 8 * v, a[v]);
+    else if (8 * v < n) store_lanes_f32(o + 8 * v, a[v], n - 8 * v);
+  }
+}
+#endif
+
 // out[oh][ow] = sum_{r, s} wk[3r + s] * in[oh + r*dh - pt][ow + s*dw - pl] (zero outside
 // in's H x W), for the P x Q outputs (row stride Q).
 template <typename T>
@@ -161,8 +212,25 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
                           const T* wk, T* out) {
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + 2 * dh, Wp = Qv + 2 * dw;
   if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
-  T xp[PYCONV_DW_SMALL];
+  T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
   dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wp, xp);
+#if defined(__AVX2__)
+  // Up to 32 columns of a row in registers across the nine taps.
+  if constexpr (sizeof(T) == 4) {
+    for (int64_t oh = 0; oh < P; ++oh)
+      for (int64_t q = 0; q < Qv; q += 32) {
+        const float* xr = xp + oh * Wp + q;
+        float* o = out + oh * Q + q;
+        switch ((Qv - q) / 8) {
+          case 1: dw_corr_vecs<1>(xr, Wp, dh, dw, wk, o, Q - q); break;
+          case 2: dw_corr_vecs<2>(xr, Wp, dh, dw, wk, o, Q - q); break;
+          case 3: dw_corr_vecs<3>(xr, Wp, dh, dw, wk, o, Q - q); break;
+          default: dw_corr_vecs<4>(xr, Wp, dh, dw, wk, o, Q - q); break;
+        }
+      }
+    return true;
+  }
+#endif
   T acc[256];
   for (int64_t oh = 0; oh < P; ++oh) {
     for (int64_t q = 0; q < Qv; ++q) acc[q] = T(0);
@@ -514,8 +582,49 @@ static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64
                                 const T* x, int64_t xs2, int64_t xs3, T* acc) {
   const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Hp = P + 2 * g.dh, Wp = Qv + 2 * g.dw;
   if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
-  T xp[PYCONV_DW_SMALL];
+  T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
   dw_small_pad(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, Wp, xp);
+#if defined(__AVX2__)
+  // Per tap row r: the three taps x up to 32 columns in registers over every output row
+  // (dy rows zero-padded to whole vectors once); the same sums in the same order.
+  if constexpr (sizeof(T) == 4) {
+    T dp[PYCONV_DW_SMALL];
+    for (int64_t oh = 0; oh < P; ++oh)
+      for (int64_t q = 0; q < Qv; ++q) dp[oh * Qv + q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
+    const int64_t nvt = Qv / 8;
+    for (int r = 0; r < 3; ++r)
+      for (int64_t v0 = 0; v0 < nvt; v0 += 4) {
+        const int64_t nv = nvt - v0 < 4 ? nvt - v0 : 4;
+        __m256 a[3][4];
+        for (int s = 0; s < 3; ++s)
+          for (int v = 0; v < 4; ++v) a[s][v] = _mm256_setzero_ps();
+        for (int64_t oh = 0; oh < P; ++oh) {
+          const float* dr = dp + oh * Qv + 8 * v0;
+          const float* xr = xp + (oh + r * g.dh) * Wp + 8 * v0;
+          for (int v = 0; v < 4; ++v) {
+            if (v >= nv) break;
+            const __m256 d = _mm256_loadu_ps(dr + 8 * v);
+            for (int s = 0; s < 3; ++s)
+              a[s][v] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + s * g.dw + 8 * v), a[s][v]);
+          }
+        }
+        for (int s = 0; s < 3; ++s)
+          for (int v = 0; v < nv; ++v) {
+            const int64_t q = 8 * (v0 + v);
+            float* dst = acc + (3 * r + s) * Q + q;
+            const __m256 sum = q + 8 <= Q ? _mm256_add_ps(_mm256_loadu_ps(dst), a[s][v]) : a[s][v];
+            if (q + 8 <= Q) {
+              _mm256_storeu_ps(dst, sum);
+            } else {
+              alignas(32) float t[8];
+              _mm256_store_ps(t, sum);
+              for (int64_t i = 0; i < Q - q; ++i) dst[i] += t[i];
+            }
+          }
+      }
+    return true;
+  }
+#endif
   T loc[9 * 256], dr[256];
   for (int64_t i = 0; i < 9 * Qv; ++i) loc[i] = T(0);
   for (int64_t oh = 0; oh < P; ++oh) {

@@ -7,6 +7,8 @@
 // The AVX2 build's includer includes <immintrin.h> (not here: this file is included
 // inside a namespace).
 
+#include "common/store_lanes.h"
+
 #define PYCONV_WINO_MAXROW 256  // tiles per row + 1 (stack buffers)
 // Row pitch of the stack buffers: rows 4 KiB apart would alias (a load stalls behind an
 // earlier store to the same address modulo 4 KiB).
@@ -261,23 +263,6 @@ struct WinoGrad {
 };
 
 #if defined(__AVX2__)
-// n < 8 leading lanes of v to d (no masked stores: microcoded on AMD; no copy loop that gcc
-// would make a memcpy call of).
-static inline void wino_store_lanes(float* d, __m256 v, int64_t n) {
-  __m128 x = _mm256_castps256_ps128(v);
-  if (n >= 4) {
-    _mm_storeu_ps(d, x);
-    x = _mm256_extractf128_ps(v, 1);
-    d += 4, n -= 4;
-  }
-  if (n >= 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(d), x);
-    x = _mm_movehl_ps(x, x);
-    d += 2, n -= 2;
-  }
-  if (n >= 1) _mm_store_ss(d, x);
-}
-
 // Columns x..x+7 of grad_output rows r0 and r1 (r1 null: past the plane, zeros), masked
 // to the row's Q columns.
 static inline void wino_grad_load(const float* r0, const float* r1, int64_t x, int64_t Q,
@@ -313,7 +298,7 @@ static inline void wino_grad_8tiles(const __m256 (&v)[4], int64_t ps, int64_t n,
   if (n == 8)
     for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(m + xi * ps, o[xi]);
   else
-    for (int xi = 0; xi < 16; ++xi) wino_store_lanes(m + xi * ps, o[xi], n);
+    for (int xi = 0; xi < 16; ++xi) store_lanes_f32(m + xi * ps, o[xi], n);
 }
 #endif
 
