@@ -484,27 +484,47 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   const int64_t npan = Mpad / MR, nph = static_cast<int64_t>(phs.size());
   std::vector<gemm::KBlocks> kbs;
   for (const Phase& f : phs) kbs.emplace_back(f.Kd);
+  // By filter rows k (each read once, sequentially: by panels, the reads strode through
+  // the whole filter and waited on memory): every (phase, tap) of row k gets its place in
+  // the packed A once (block lookups outside the panel loop), then each panel's MR
+  // filters are gathered tap-major and MR values copied per (phase, tap).
+  const int64_t RS = p.R * p.S;
+  struct Dst {
+    int64_t base, pan_stride, tap;  // abuf + base + pan*pan_stride <- tv + tap*MR
+  };
 #pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t t = 0; t < G * npan; ++t) {
-    const int64_t g = t / npan, pan = t % npan, mv = std::min<int64_t>(MR, M - pan * MR);
-    const T* wg = w.data + g * Kg * w.stride[0] + pan * MR * w.stride[1];
-    std::vector<int64_t> blk(static_cast<size_t>(nph), 0);
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t q = 0; q < nph; ++q) {
-        const Phase& f = phs[q];
-        const gemm::KBlocks& kb = kbs[q];
-        const int64_t taps = f.nr * f.ns;
-        for (int64_t tt = 0; tt < taps; ++tt) {
-          const int64_t kk = k * taps + tt;
-          while (kk >= kb.begin(blk[q]) + kb.size(blk[q])) ++blk[q];
-          const int64_t k0 = kb.begin(blk[q]), kc = kb.size(blk[q]);
-          T* d = abuf + f.aoff + g * Mpad * f.Kd + Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
-          const T* src = wg + k * w.stride[0] + f.rl[tt / f.ns] * w.stride[2] +
-                         f.sl[tt % f.ns] * w.stride[3];
-          for (int64_t i = 0; i < mv; ++i) d[i] = src[i * w.stride[1]];
-          for (int64_t i = mv; i < MR; ++i) d[i] = T(0);
-        }
+  for (int64_t t = 0; t < G * Kg; ++t) {
+    const int64_t g = t / Kg, k = t % Kg;
+    thread_local std::vector<T> tv;  // tv[tap*MR + i]
+    thread_local std::vector<Dst> dst;
+    tv.assign(static_cast<size_t>(RS * MR), T(0));
+    dst.clear();
+    for (int64_t q = 0; q < nph; ++q) {
+      const Phase& f = phs[q];
+      const gemm::KBlocks& kb = kbs[q];
+      const int64_t taps = f.nr * f.ns;
+      for (int64_t tt = 0; tt < taps; ++tt) {
+        const int64_t kk = k * taps + tt, bi = kb.index(kk), k0 = kb.begin(bi);
+        dst.push_back({f.aoff + g * Mpad * f.Kd + Mpad * k0 + (kk - k0) * MR, MR * kb.size(bi),
+                       f.rl[tt / f.ns] * p.S + f.sl[tt % f.ns]});
       }
+    }
+    for (int64_t pan = 0; pan < npan; ++pan) {
+      const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
+      const T* wk = w.data + (g * Kg + k) * w.stride[0] + pan * MR * w.stride[1];
+      for (int64_t rs = 0; rs < RS; ++rs) {
+        const T* src = wk + rs / p.S * w.stride[2] + rs % p.S * w.stride[3];
+        for (int64_t i = 0; i < mv; ++i) tv[rs * MR + i] = src[i * w.stride[1]];
+      }
+      for (const Dst& e : dst) {
+        T* d = abuf + e.base + pan * e.pan_stride;
+        const T* sv = tv.data() + e.tap * MR;
+        if (MR == 6)  // (a constant count: moves, not a memcpy call)
+          for (int i = 0; i < 6; ++i) d[i] = sv[i];
+        else
+          for (int64_t i = 0; i < MR; ++i) d[i] = sv[i];
+      }
+    }
   }
   for (Phase& f : phs) {
     const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd;

@@ -80,6 +80,11 @@ struct KBlocks {
   explicit KBlocks(int64_t n_) : n(n_), nb(n_ > 0 ? (n_ + kKC - 1) / kKC : 1) {}
   int64_t begin(int64_t p) const { return p * (n / nb) + (p < n % nb ? p : n % nb); }
   int64_t size(int64_t p) const { return n / nb + (p < n % nb ? 1 : 0); }
+  // The block holding index i (0 <= i < n).
+  int64_t index(int64_t i) const {
+    const int64_t q = n / nb, r = n % nb;
+    return i < r * (q + 1) ? i / (q + 1) : r + (i - r * (q + 1)) / q;
+  }
 };
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
