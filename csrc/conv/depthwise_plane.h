@@ -184,23 +184,41 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
 }
 
 #if defined(__AVX2__)
-// NV vectors of one output row of dw_small_corr: the nine taps over the padded rows at xr
-// (row r*dh, column s*dw further on), stored to o (n valid columns).
-template <int NV>
+// RB output rows x NV vectors of dw_small_corr: the nine taps over the padded rows at xr
+// (row oh + r*dh, column s*dw further on), stored to o (rows Q apart, n valid columns).
+// RB*NV independent accumulators: one chain of nine FMAs would wait on their latency.
+template <int RB, int NV>
 static inline void dw_corr_vecs(const float* xr, int64_t Wp, int64_t dh, int64_t dw,
-                                const float* wk, float* o, int64_t n) {
-  __m256 a[NV];
-  for (int v = 0; v < NV; ++v) a[v] = _mm256_setzero_ps();
+                                const float* wk, float* o, int64_t Q, int64_t n) {
+  __m256 a[RB][NV];
+  for (int rr = 0; rr < RB; ++rr)
+    for (int v = 0; v < NV; ++v) a[rr][v] = _mm256_setzero_ps();
   for (int r = 0; r < 3; ++r)
     for (int s = 0; s < 3; ++s) {
       const __m256 wv = _mm256_set1_ps(wk[3 * r + s]);
-      const float* x = xr + r * dh * Wp + s * dw;
-      for (int v = 0; v < NV; ++v) a[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * v), a[v]);
+      for (int rr = 0; rr < RB; ++rr) {
+        const float* x = xr + (rr + r * dh) * Wp + s * dw;
+        for (int v = 0; v < NV; ++v)
+          a[rr][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * v), a[rr][v]);
+      }
     }
-  for (int v = 0; v < NV; ++v) {
-    if (8 * v + 8 <= n) _mm256_storeu_ps(o + 8 * v, a[v]);
-    else if (8 * v < n) store_lanes_f32(o + 8 * v, a[v], n - 8 * v);
-  }
+  for (int rr = 0; rr < RB; ++rr)
+    for (int v = 0; v < NV; ++v) {
+      if (8 * v + 8 <= n) _mm256_storeu_ps(o + rr * Q + 8 * v, a[rr][v]);
+      else if (8 * v < n) store_lanes_f32(o + rr * Q + 8 * v, a[rr][v], n - 8 * v);
+    }
+}
+
+// Rows [0, P) of up to 4 vectors starting at column q: blocks of RB rows, then one at a time.
+template <int NV>
+static inline void dw_corr_cols(const float* xp, int64_t Wp, int64_t dh, int64_t dw,
+                                const float* wk, float* out, int64_t P, int64_t Q, int64_t q) {
+  constexpr int RB = NV <= 2 ? 4 : 2;
+  int64_t oh = 0;
+  for (; oh + RB <= P; oh += RB)
+    dw_corr_vecs<RB, NV>(xp + oh * Wp + q, Wp, dh, dw, wk, out + oh * Q + q, Q, Q - q);
+  for (; oh < P; ++oh)
+    dw_corr_vecs<1, NV>(xp + oh * Wp + q, Wp, dh, dw, wk, out + oh * Q + q, Q, Q - q);
 }
 #endif
 
@@ -215,18 +233,13 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
   T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
   dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wp, xp);
 #if defined(__AVX2__)
-  // Up to 32 columns of a row in registers across the nine taps.
+  // Up to 32 columns of up to 4 rows in registers across the nine taps.
   if constexpr (sizeof(T) == 4) {
-    for (int64_t oh = 0; oh < P; ++oh)
-      for (int64_t q = 0; q < Qv; q += 32) {
-        const float* xr = xp + oh * Wp + q;
-        float* o = out + oh * Q + q;
-        switch ((Qv - q) / 8) {
-          case 1: dw_corr_vecs<1>(xr, Wp, dh, dw, wk, o, Q - q); break;
-          case 2: dw_corr_vecs<2>(xr, Wp, dh, dw, wk, o, Q - q); break;
-          case 3: dw_corr_vecs<3>(xr, Wp, dh, dw, wk, o, Q - q); break;
-          default: dw_corr_vecs<4>(xr, Wp, dh, dw, wk, o, Q - q); break;
-        }
+    for (int64_t q = 0; q < Qv; q += 32) switch ((Qv - q) / 8) {
+        case 1: dw_corr_cols<1>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
+        case 2: dw_corr_cols<2>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
+        case 3: dw_corr_cols<3>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
+        default: dw_corr_cols<4>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
       }
     return true;
   }
@@ -585,43 +598,44 @@ static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64
   T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
   dw_small_pad(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, Wp, xp);
 #if defined(__AVX2__)
-  // Per tap row r: the three taps x up to 32 columns in registers over every output row
-  // (dy rows zero-padded to whole vectors once); the same sums in the same order.
+  // Per vector of 8 columns: the nine taps' sums in registers over every output row (nine
+  // independent chains; dy rows zero-padded to whole vectors once); the same sums in the
+  // same order as below.
   if constexpr (sizeof(T) == 4) {
     T dp[PYCONV_DW_SMALL];
-    for (int64_t oh = 0; oh < P; ++oh)
-      for (int64_t q = 0; q < Qv; ++q) dp[oh * Qv + q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
-    const int64_t nvt = Qv / 8;
-    for (int r = 0; r < 3; ++r)
-      for (int64_t v0 = 0; v0 < nvt; v0 += 4) {
-        const int64_t nv = nvt - v0 < 4 ? nvt - v0 : 4;
-        __m256 a[3][4];
-        for (int s = 0; s < 3; ++s)
-          for (int v = 0; v < 4; ++v) a[s][v] = _mm256_setzero_ps();
-        for (int64_t oh = 0; oh < P; ++oh) {
-          const float* dr = dp + oh * Qv + 8 * v0;
-          const float* xr = xp + (oh + r * g.dh) * Wp + 8 * v0;
-          for (int v = 0; v < 4; ++v) {
-            if (v >= nv) break;
-            const __m256 d = _mm256_loadu_ps(dr + 8 * v);
-            for (int s = 0; s < 3; ++s)
-              a[s][v] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + s * g.dw + 8 * v), a[s][v]);
-          }
+    if (ds3 == 1) {  // whole vectors, masked past the row's end
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      for (int64_t oh = 0; oh < P; ++oh)
+        for (int64_t q = 0; q < Qv; q += 8) {
+          const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(Q - q)), lane);
+          _mm256_storeu_ps(dp + oh * Qv + q, _mm256_maskload_ps(dy + oh * ds2 + q, m));
         }
-        for (int s = 0; s < 3; ++s)
-          for (int v = 0; v < nv; ++v) {
-            const int64_t q = 8 * (v0 + v);
-            float* dst = acc + (3 * r + s) * Q + q;
-            const __m256 sum = q + 8 <= Q ? _mm256_add_ps(_mm256_loadu_ps(dst), a[s][v]) : a[s][v];
-            if (q + 8 <= Q) {
-              _mm256_storeu_ps(dst, sum);
-            } else {
-              alignas(32) float t[8];
-              _mm256_store_ps(t, sum);
-              for (int64_t i = 0; i < Q - q; ++i) dst[i] += t[i];
-            }
-          }
+    } else {
+      for (int64_t oh = 0; oh < P; ++oh)
+        for (int64_t q = 0; q < Qv; ++q) dp[oh * Qv + q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
+    }
+    for (int64_t q = 0; q < Qv; q += 8) {
+      __m256 a[9];
+      for (int t = 0; t < 9; ++t) a[t] = _mm256_setzero_ps();
+      for (int64_t oh = 0; oh < P; ++oh) {
+        const __m256 d = _mm256_loadu_ps(dp + oh * Qv + q);
+        for (int r = 0; r < 3; ++r) {
+          const float* xr = xp + (oh + r * g.dh) * Wp + q;
+          for (int s = 0; s < 3; ++s)
+            a[3 * r + s] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + s * g.dw), a[3 * r + s]);
+        }
       }
+      for (int t = 0; t < 9; ++t) {
+        float* dst = acc + t * Q + q;
+        if (q + 8 <= Q) {
+          _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
+        } else {
+          alignas(32) float tt[8];
+          _mm256_store_ps(tt, a[t]);
+          for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
+        }
+      }
+    }
     return true;
   }
 #endif
