@@ -292,17 +292,21 @@ def test_depthwise_sweep(shape, dtype, isa):
         assert np.array_equal(a, b), f"threads differ {shape}"
 
 
-# Small-plane depthwise 3x3 stride 1 (padded copy + whole-vector rows, AVX2 float: up to 4
-# vectors of a row in registers): rows wider than 32 columns take several register blocks,
-# the last one ragged (1-4 vectors, partial last vector); a strided view takes the scalar copy.
+# Small-plane depthwise 3x3 (padded copy + whole-vector rows, AVX2 float: up to 4 vectors
+# of up to 4 rows in registers): rows wider than 32 columns take several register blocks,
+# the last one ragged (1-4 vectors, partial last vector); a strided view takes the scalar
+# copy.
+# Stride 2 (undilated) splits the padded plane into even and odd columns.
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("W, dil, pad", [(33, 1, (1, 1, 1, 1)), (40, 2, (2, 2, 2, 2)),
-                                         (57, 1, (0, 1, 2, 0)), (64, 1, (1, 1, 1, 1)),
-                                         (71, 2, (1, 3, 0, 2)), (90, 1, (1, 1, 1, 1))])
-def test_depthwise_small_plane_wide_rows(W, dil, pad, isa):
+@pytest.mark.parametrize("W, dil, pad, stride", [
+    (33, 1, (1, 1, 1, 1), 1), (40, 2, (2, 2, 2, 2), 1), (57, 1, (0, 1, 2, 0), 1),
+    (64, 1, (1, 1, 1, 1), 1), (71, 2, (1, 3, 0, 2), 1), (90, 1, (1, 1, 1, 1), 1),
+    (28, 1, (1, 1, 1, 1), 2), (71, 1, (0, 1, 1, 0), 2), (90, 1, (2, 0, 0, 2), 2),
+    (17, 1, (0, 0, 0, 0), 2)])
+def test_depthwise_small_plane_wide_rows(W, dil, pad, stride, isa):
     _C.set_isa(isa)
     for dtype in (np.float32, np.float64):
-        args = make((2, 3, 6, W, 3, 3, 3, 1, pad, dil, 3), dtype, seed=W)
+        args = make((2, 3, 6 + 5 * (stride - 1), W, 3, 3, 3, stride, pad, dil, 3), dtype, seed=W)
         ref = torch_ref(*args)
         for views in (False, True):
             x = np.repeat(args[0], 2, axis=3)[..., ::2] if views else args[0]

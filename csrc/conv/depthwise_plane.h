@@ -184,24 +184,22 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
 }
 
 #if defined(__AVX2__)
-// RB output rows x NV vectors of dw_small_corr: the nine taps over the padded rows at xr
-// (row oh + r*dh, column s*dw further on), stored to o (rows Q apart, n valid columns).
-// RB*NV independent accumulators: one chain of nine FMAs would wait on their latency.
+// RB output rows x NV vectors of a small-plane 3x3 depthwise correlation: tap t of output
+// row rr, vector v reads tb[t] + rr*rstep + 8v; stored to o (rows Q apart, n valid
+// columns). RB*NV independent accumulators: one chain of nine FMAs per vector would wait
+// on their latency.
 template <int RB, int NV>
-static inline void dw_corr_vecs(const float* xr, int64_t Wp, int64_t dh, int64_t dw,
-                                const float* wk, float* o, int64_t Q, int64_t n) {
+static inline void dw_corr_vecs(const float* const* tb, int64_t rstep, const float* wk, float* o,
+                                int64_t Q, int64_t n) {
   __m256 a[RB][NV];
   for (int rr = 0; rr < RB; ++rr)
     for (int v = 0; v < NV; ++v) a[rr][v] = _mm256_setzero_ps();
-  for (int r = 0; r < 3; ++r)
-    for (int s = 0; s < 3; ++s) {
-      const __m256 wv = _mm256_set1_ps(wk[3 * r + s]);
-      for (int rr = 0; rr < RB; ++rr) {
-        const float* x = xr + (rr + r * dh) * Wp + s * dw;
-        for (int v = 0; v < NV; ++v)
-          a[rr][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 8 * v), a[rr][v]);
-      }
-    }
+  for (int t = 0; t < 9; ++t) {
+    const __m256 wv = _mm256_set1_ps(wk[t]);
+    for (int rr = 0; rr < RB; ++rr)
+      for (int v = 0; v < NV; ++v)
+        a[rr][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(tb[t] + rr * rstep + 8 * v), a[rr][v]);
+  }
   for (int rr = 0; rr < RB; ++rr)
     for (int v = 0; v < NV; ++v) {
       if (8 * v + 8 <= n) _mm256_storeu_ps(o + rr * Q + 8 * v, a[rr][v]);
@@ -209,16 +207,143 @@ static inline void dw_corr_vecs(const float* xr, int64_t Wp, int64_t dh, int64_t
     }
 }
 
-// Rows [0, P) of up to 4 vectors starting at column q: blocks of RB rows, then one at a time.
+// Output rows [0, P), up to 4 vectors from column q: blocks of RB rows, then one at a time.
+// Tap t of output row oh reads from tb0[t] + oh*rstep (+ the column).
 template <int NV>
-static inline void dw_corr_cols(const float* xp, int64_t Wp, int64_t dh, int64_t dw,
-                                const float* wk, float* out, int64_t P, int64_t Q, int64_t q) {
+static inline void dw_corr_cols(const float* const* tb0, int64_t rstep, const float* wk,
+                                float* out, int64_t P, int64_t Q, int64_t q) {
   constexpr int RB = NV <= 2 ? 4 : 2;
-  int64_t oh = 0;
-  for (; oh + RB <= P; oh += RB)
-    dw_corr_vecs<RB, NV>(xp + oh * Wp + q, Wp, dh, dw, wk, out + oh * Q + q, Q, Q - q);
-  for (; oh < P; ++oh)
-    dw_corr_vecs<1, NV>(xp + oh * Wp + q, Wp, dh, dw, wk, out + oh * Q + q, Q, Q - q);
+  const float* tb[9];
+  for (int64_t oh = 0; oh < P;) {
+    const int rb = oh + RB <= P ? RB : 1;
+    for (int t = 0; t < 9; ++t) tb[t] = tb0[t] + oh * rstep + q;
+    if (rb == RB) dw_corr_vecs<RB, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q);
+    else dw_corr_vecs<1, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q);
+    oh += rb;
+  }
+}
+
+// The whole P x Q output of a small-plane correlation, column blocks of up to 4 vectors.
+static inline void dw_corr_plane(const float* const* tb0, int64_t rstep, const float* wk,
+                                 float* out, int64_t P, int64_t Q) {
+  const int64_t Qv = (Q + 7) / 8 * 8;
+  for (int64_t q = 0; q < Qv; q += 32) switch ((Qv - q) / 8) {
+      case 1: dw_corr_cols<1>(tb0, rstep, wk, out, P, Q, q); break;
+      case 2: dw_corr_cols<2>(tb0, rstep, wk, out, P, Q, q); break;
+      case 3: dw_corr_cols<3>(tb0, rstep, wk, out, P, Q, q); break;
+      default: dw_corr_cols<4>(tb0, rstep, wk, out, P, Q, q); break;
+    }
+}
+
+// The weight gradient of a small plane: acc[t*Q + q] += sum_oh dy[oh][q] * (tap t's source),
+// dp: dy rows zero-padded to Qv columns; per 8-column vector the nine sums in registers
+// over every output row (nine independent chains), in the order of the scalar loops.
+static inline void dw_bwd_weight_taps(const float* dp, int64_t P, int64_t Q,
+                                      const float* const* tb0, int64_t rstep, float* acc) {
+  const int64_t Qv = (Q + 7) / 8 * 8;
+  for (int64_t q = 0; q < Qv; q += 8) {
+    __m256 a[9];
+    for (int t = 0; t < 9; ++t) a[t] = _mm256_setzero_ps();
+    for (int64_t oh = 0; oh < P; ++oh) {
+      const __m256 d = _mm256_loadu_ps(dp + oh * Qv + q);
+      for (int t = 0; t < 9; ++t)
+        a[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tb0[t] + oh * rstep + q), a[t]);
+    }
+    for (int t = 0; t < 9; ++t) {
+      float* dst = acc + t * Q + q;
+      if (q + 8 <= Q) {
+        _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
+      } else {
+        alignas(32) float tt[8];
+        _mm256_store_ps(tt, a[t]);
+        for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
+      }
+    }
+  }
+}
+
+// dy rows zero-padded to whole vectors (masked loads when unit stride).
+static inline void dw_pad_rows(const float* dy, int64_t ds2, int64_t ds3, int64_t P, int64_t Q,
+                               float* dp) {
+  const int64_t Qv = (Q + 7) / 8 * 8;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t oh = 0; oh < P; ++oh)
+    for (int64_t q = 0; q < Qv; q += 8) {
+      if (ds3 == 1) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(Q - q)), lane);
+        _mm256_storeu_ps(dp + oh * Qv + q, _mm256_maskload_ps(dy + oh * ds2 + q, m));
+      } else {
+        for (int64_t i = 0; i < 8; ++i)
+          dp[oh * Qv + q + i] = q + i < Q ? dy[oh * ds2 + (q + i) * ds3] : 0.f;
+      }
+    }
+}
+
+// Stride 2 (undilated): the zero-padded source as its even and odd columns, two planes of
+// Hp rows x ld (xe[i][j] = padded[i][2j], xo = xe + Hp*ld the odd ones), so every tap of a
+// stride-2 output row is a unit-stride read: (s = 0, 1, 2) -> xe[.][q], xo[.][q],
+// xe[.][q + 1]. Source column 2j - pl of row i - pt (zero outside H x W).
+static inline void dw_pad_split(int64_t H, int64_t W, int64_t pt, int64_t pl, const float* in,
+                                int64_t is2, int64_t is3, int64_t Hp, int64_t ld, float* xe) {
+  float* xo = xe + Hp * ld;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t i = 0; i < Hp; ++i) {
+    const int64_t ih = i - pt;
+    for (int64_t j = 0; j < ld; j += 8) {
+      __m256 ev = _mm256_setzero_ps(), od = _mm256_setzero_ps();
+      if (ih >= 0 && ih < H) {
+        const float* sr = in + ih * is2;
+        __m256 h[2];
+        for (int k = 0; k < 2; ++k) {  // padded columns 2j + 8k .. + 7 = source c0 + lane
+          const int64_t c0 = 2 * j + 8 * k - pl;
+          if (is3 == 1) {
+            const __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(c0)));
+            const __m256i m = _mm256_andnot_si256(
+                _mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(W)), c));
+            h[k] = _mm256_maskload_ps(sr + c0, m);
+          } else {
+            alignas(32) float t[8];
+            for (int l = 0; l < 8; ++l) t[l] = c0 + l >= 0 && c0 + l < W ? sr[(c0 + l) * is3] : 0.f;
+            h[k] = _mm256_load_ps(t);
+          }
+        }
+        // even and odd elements of h[0] then h[1]
+        ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(h[0], h[1], _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+        od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(h[0], h[1], _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+      }
+      _mm256_storeu_ps(xe + i * ld + j, ev);
+      _mm256_storeu_ps(xo + i * ld + j, od);
+    }
+  }
+}
+
+// Forward (and weight gradient) of a small 3x3 stride-2 undilated plane: false when the
+// planes do not fit the stack buffer.
+static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs3,
+                        const float* wk, const float* dy, int64_t ds2, int64_t ds3,
+                        float* out) {
+  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Hp = 2 * P + 1, ld = Qv + 8;
+  if (2 * Hp * ld > PYCONV_DW_SMALL || Q > 256) return false;
+  float xe[PYCONV_DW_SMALL];
+  dw_pad_split(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, ld, xe);
+  const float* xo = xe + Hp * ld;
+  const float* tb[9];
+  for (int r = 0; r < 3; ++r) {
+    tb[3 * r] = xe + r * ld;
+    tb[3 * r + 1] = xo + r * ld;
+    tb[3 * r + 2] = xe + r * ld + 1;
+  }
+  if (!dy) {
+    dw_corr_plane(tb, 2 * ld, wk, out, P, Q);
+  } else {
+    float dp[PYCONV_DW_SMALL];
+    dw_pad_rows(dy, ds2, ds3, P, Q, dp);
+    dw_bwd_weight_taps(dp, P, Q, tb, 2 * ld, out);
+  }
+  return true;
 }
 #endif
 
@@ -235,12 +360,9 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
 #if defined(__AVX2__)
   // Up to 32 columns of up to 4 rows in registers across the nine taps.
   if constexpr (sizeof(T) == 4) {
-    for (int64_t q = 0; q < Qv; q += 32) switch ((Qv - q) / 8) {
-        case 1: dw_corr_cols<1>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
-        case 2: dw_corr_cols<2>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
-        case 3: dw_corr_cols<3>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
-        default: dw_corr_cols<4>(xp, Wp, dh, dw, wk, out, P, Q, q); break;
-      }
+    const float* tb[9];
+    for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * dh * Wp + t % 3 * dw;
+    dw_corr_plane(tb, Wp, wk, out, P, Q);
     return true;
   }
 #endif
@@ -269,6 +391,15 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
                      w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
     if (dw_small_corr(g.H, g.W, g.P, g.Q, g.pt, g.pl, g.dh, g.dw, x, xs2, xs3, wk, y)) return;
   }
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (g.R == 3 && g.S == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1) {
+      const float wk[9] = {w[0], w[ws3], w[2 * ws3], w[ws2], w[ws2 + ws3], w[ws2 + 2 * ws3],
+                           w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
+      if (dw_small_s2(g, x, xs2, xs3, wk, nullptr, 0, 0, y)) return;
+    }
+  }
+#endif
   DwRanges rg;
   dw_ranges(g, rg);
   if (!(g.R == 3 && g.S == 3 && xs3 == 1 && (g.sw == 1 || g.sw == 2))) {
@@ -598,44 +729,13 @@ static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64
   T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
   dw_small_pad(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, Wp, xp);
 #if defined(__AVX2__)
-  // Per vector of 8 columns: the nine taps' sums in registers over every output row (nine
-  // independent chains; dy rows zero-padded to whole vectors once); the same sums in the
-  // same order as below.
+  // dy rows padded once, then the nine taps' sums in registers (dw_bwd_weight_taps).
   if constexpr (sizeof(T) == 4) {
     T dp[PYCONV_DW_SMALL];
-    if (ds3 == 1) {  // whole vectors, masked past the row's end
-      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      for (int64_t oh = 0; oh < P; ++oh)
-        for (int64_t q = 0; q < Qv; q += 8) {
-          const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(Q - q)), lane);
-          _mm256_storeu_ps(dp + oh * Qv + q, _mm256_maskload_ps(dy + oh * ds2 + q, m));
-        }
-    } else {
-      for (int64_t oh = 0; oh < P; ++oh)
-        for (int64_t q = 0; q < Qv; ++q) dp[oh * Qv + q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
-    }
-    for (int64_t q = 0; q < Qv; q += 8) {
-      __m256 a[9];
-      for (int t = 0; t < 9; ++t) a[t] = _mm256_setzero_ps();
-      for (int64_t oh = 0; oh < P; ++oh) {
-        const __m256 d = _mm256_loadu_ps(dp + oh * Qv + q);
-        for (int r = 0; r < 3; ++r) {
-          const float* xr = xp + (oh + r * g.dh) * Wp + q;
-          for (int s = 0; s < 3; ++s)
-            a[3 * r + s] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xr + s * g.dw), a[3 * r + s]);
-        }
-      }
-      for (int t = 0; t < 9; ++t) {
-        float* dst = acc + t * Q + q;
-        if (q + 8 <= Q) {
-          _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
-        } else {
-          alignas(32) float tt[8];
-          _mm256_store_ps(tt, a[t]);
-          for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
-        }
-      }
-    }
+    dw_pad_rows(dy, ds2, ds3, P, Q, dp);
+    const float* tb[9];
+    for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * g.dh * Wp + t % 3 * g.dw;
+    dw_bwd_weight_taps(dp, P, Q, tb, Wp, acc);
     return true;
   }
 #endif
@@ -661,6 +761,13 @@ static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64
   if (g.R == 3 && g.S == 3 && g.sh == 1 && g.sw == 1 &&
       dw_small_bwd_weight(g, dy, ds2, ds3, x, xs2, xs3, acc))
     return;
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (g.R == 3 && g.S == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
+        dw_small_s2(g, x, xs2, xs3, nullptr, dy, ds2, ds3, acc))
+      return;
+  }
+#endif
   DwRanges rg;
   dw_ranges(g, rg);
   if (!(g.R == 3 && g.S == 3 && xs3 == 1 && ds3 == 1 && (g.sw == 1 || g.sw == 2))) {
