@@ -38,6 +38,27 @@ inline __m256 load_taps(const float* src, int64_t sw, __m256i gather_off) {
   }
 }
 
+// The running max (m, its indices mi) takes v (indices vi) where v > m or v is NaN:
+// torch's first-maximum-wins, last-NaN-wins scan, lane by lane.
+inline void take_max(__m256& m, __m256i& mi, __m256 v, __m256i vi) {
+  const __m256 take =
+      _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  m = _mm256_blendv_ps(m, v, take);
+  mi = _mm256_castps_si256(
+      _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+}
+
+// 8 outputs and (when ir) their indices, widened to int64.
+inline void store_block(float* y, int64_t* ir, __m256 m, __m256i mi) {
+  _mm256_storeu_ps(y, m);
+  if (ir) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir),
+                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mi)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + 4),
+                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mi, 1)));
+  }
+}
+
 template <int SW>
 void pool_row(const PoolParams& p, const float* xp, int64_t rs, int64_t oh, int64_t ow_lo,
               int64_t ow_hi, float* yr, int64_t* ir) {
@@ -65,20 +86,10 @@ void pool_row(const PoolParams& p, const float* xp, int64_t rs, int64_t oh, int6
           first = false;
           continue;
         }
-        const __m256 take =
-            _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        m = _mm256_blendv_ps(m, v, take);
-        mi = _mm256_castps_si256(
-            _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+        take_max(m, mi, v, vi);
       }
     }
-    _mm256_storeu_ps(yr + ow, m);
-    if (ir) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow),
-                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mi)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow + 4),
-                          _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mi, 1)));
-    }
+    store_block(yr + ow, ir ? ir + ow : nullptr, m, mi);
   };
   int64_t ow = ow_lo;
   for (; ow + 8 <= ow_hi; ow += 8) block(ow);
@@ -111,19 +122,9 @@ void pool_plane_flat(const PoolParams& p, const float* xp, int64_t rs, const int
           mi = vi;
           continue;
         }
-        const __m256 take =
-            _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        m = _mm256_blendv_ps(m, v, take);
-        mi = _mm256_castps_si256(
-            _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+        take_max(m, mi, v, vi);
       }
-    _mm256_storeu_ps(y + o0, m);
-    if (ir) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + o0),
-                          _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mi)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + o0 + 4),
-                          _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mi, 1)));
-    }
+    store_block(y + o0, ir ? ir + o0 : nullptr, m, mi);
   };
   int64_t o = 0;
   for (; o + 8 <= n; o += 8) block(o);
