@@ -302,6 +302,13 @@ struct Blocks {
   }
 };
 
+// The weight gradient's blocks, from the shape alone (their reduction order fixes the
+// result): one GEMM reduction block of tiles each, smaller (down to 64 tiles) so that
+// there are about 16 of them to spread over threads and chunks.
+inline Blocks weight_blocks(int64_t N, int64_t TP, int64_t TQ, int64_t nph, int NR) {
+  return Blocks(N, TP, TQ, nph, std::clamp<int64_t>(N * TP * TQ / 16, 64, gemm::kKC), NR);
+}
+
 // V_b of a block for each column offset b < npw (source shifted by 2b columns: gi[b]),
 // segment by segment, planes xi gi[b].ps apart. Dense rows (ldv > 0): channel c along row
 // b*Cp + c, ldv apart. Otherwise (one piece) the GEMM's packed B panels of width gi[0].NR
@@ -477,8 +484,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   // would otherwise be copied out of place for every block and piece.
   const int64_t Cp = round_up(C, uk.mr);
   const int64_t nph = pieces(p.R), npw = pieces(p.S), npc = nph * npw, Kd = npc * Cp;
-  // About one reduction block of tiles per block; the blocks depend on the shape alone.
-  const Blocks bl(N, TP, TQ, nph, gemm::kKC, NR);
+  const Blocks bl = weight_blocks(N, TP, TQ, nph, NR);
   const int64_t nblk = bl.nblk, pos = bl.max_positions();
   const int64_t ldv = row_pitch<T>(pos);
   const int64_t psv = plane_stride<T>(npw * Cp * ldv), psm = plane_stride<T>(K * ldv),
@@ -641,8 +647,8 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on &&
-      Blocks(p.N, ceil_div(p.P, 2), ceil_div(p.Q, 2), pieces(p.R), gemm::kKC,
-             gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
+      weight_blocks(p.N, ceil_div(p.P, 2), ceil_div(p.Q, 2), pieces(p.R),
+                    gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
     return false;
   if (p.K * p.C * p.R * p.S == 0) return true;
   if (p.N * p.P * p.Q == 0) {
