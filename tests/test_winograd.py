@@ -2,7 +2,8 @@
 
 The kernels serve stride-1, undilated, ungrouped conv2d forward, backward-data (so
 also conv_transpose2d with those parameters) and backward-weight for kernels of 2..7
-taps, larger ones as 3x3 pieces. In auto mode they run only for 3x3 and 5x5 with enough channels and tiles;
+taps, larger ones as 3x3 pieces; dilated ones as undilated convolutions of their polyphase
+sub-images. In auto mode they run only for 3x3 and 5x5 with enough channels and tiles;
 these tests force them on (`_C._set_winograd("on")`) so that a hypothesis sweep of small
 shapes covers every path: odd and prime sizes, tile rows split across blocks, padding
 0..3 and asymmetric, empty batches, non-contiguous arrays, each activation, both
@@ -53,6 +54,35 @@ def test_sweep(N, C, K, H, W, R, S, pad, dtype, isa, threads):
     for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
         assert g.dtype == dtype
         assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
+
+
+@given(N=st.integers(1, 3), C=st.integers(1, 36), K=st.integers(1, 36),
+       H=st.integers(1, 29), W=st.integers(1, 29),
+       R=st.sampled_from([3, 3, 2, 5]), S=st.sampled_from([3, 3, 2, 4]),
+       pad=st.tuples(*[st.integers(0, 4)] * 4),
+       dil=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]))
+def test_dilated_sweep(N, C, K, H, W, R, S, pad, dil, dtype, isa, threads):
+    """Dilated convolutions run as undilated ones on polyphase sub-images (all three passes;
+    residues whose sub-problem would be empty fall back to the GEMM)."""
+    if H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1:
+        return
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    args = make((N, C, H, W, K, R, S, 1, pad, dil, 1), dtype, seed=N + C + K + H + W)
+    for g, r, name in zip(run_pyconv(*args), torch_ref(*args),
+                          ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
+
+
+def test_dilated_threads_bitwise_and_auto():
+    args = make((2, 40, 30, 29, 36, 3, 3, 1, (2, 2, 2, 2), 2, 1), np.float32, seed=14)
+    assert_threads_bitwise(args, 3)
+    ref = torch_ref(*args)
+    _C._set_winograd("auto")  # 2x15x15 tiles per sub-problem: auto picks the polyphase path
+    for g, r, name in zip(run_pyconv(*args), ref, ("forward", "grad_input", "grad_weight")):
+        assert_close(g, r, TOL[np.float32], name)
 
 
 # (N, C, H, W, K, pad): several tile blocks with rows split between them; reduction

@@ -605,14 +605,102 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
 
 bool shape_ok(const ConvParams& p) {
   return p.groups == 1 && p.R >= 2 && p.S >= 2 && p.R <= 7 && p.S <= 7 && p.stride_h == 1 &&
-         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1;
+         p.stride_w == 1 && p.dil_h >= 1 && p.dil_w >= 1;
 }
 
 bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q) {
   const auto mode = static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == WinogradMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
-  return mode == WinogradMode::on || worth_it(p, C, K, Q, N * ceil_div(P, 2) * ceil_div(Q, 2));
+  // (A dilated problem by the size of one of its undilated sub-problems: see Polyphase.)
+  const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
+  return mode == WinogradMode::on ||
+         worth_it(p, C, K, Qs, N * ceil_div(Ps, 2) * ceil_div(Qs, 2));
+}
+
+template <typename T>
+bool forward_impl(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                  Activation act, T* y, T* preact) {
+  const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
+                      w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
+  return run(pr, x, bias, act, y, preact);
+}
+
+template <typename T>
+bool backward_data_impl(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  // dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
+  //                               * w[k, c, R-1 - r, S-1 - s]
+  const Problem<T> pr{p.N, p.K, p.P, p.Q, p.C, p.H, p.W, p.R - 1 - p.pad_top,
+                      p.S - 1 - p.pad_left, p.R, p.S,
+                      w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1],
+                      w.stride[0], -w.stride[2], -w.stride[3]};
+  return run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
+}
+
+// A dilated convolution (stride 1, dilation dh x dw) as dh*dw undilated ones: output rows
+// a, a + dh, a + 2dh, ... read only source rows of one residue ra = (a - pt) mod dh, so
+// the output's polyphase sub-image (a, b) is the undilated convolution of the source's
+// sub-image (ra, rb), rows and columns offset by -qa, -qb (a - pt = dh*qa + ra). As a runs
+// over [0, dh), ra does too: every source row belongs to exactly one sub-problem (which
+// backward-data relies on). Each sub-image is copied out, run, and scattered back.
+struct Polyphase {
+  int64_t a, b, ra, rb;  // output and source residues
+  ConvParams q;          // the undilated sub-problem (pad_top/left = -qa/-qb)
+};
+
+inline int64_t floor_div(int64_t a, int64_t b) { return (a >= 0 ? a : a - b + 1) / b; }
+inline int64_t strided_count(int64_t n, int64_t start, int64_t d) {
+  return n > start ? (n - start + d - 1) / d : 0;
+}
+
+// The sub-problems, or none when one of them would be empty (then the GEMM runs).
+std::vector<Polyphase> polyphases(const ConvParams& p) {
+  std::vector<Polyphase> fs;
+  for (int64_t a = 0; a < p.dil_h; ++a)
+    for (int64_t b = 0; b < p.dil_w; ++b) {
+      const int64_t qa = floor_div(a - p.pad_top, p.dil_h), qb = floor_div(b - p.pad_left, p.dil_w);
+      Polyphase f{a, b, a - p.pad_top - p.dil_h * qa, b - p.pad_left - p.dil_w * qb, p};
+      f.q.H = strided_count(p.H, f.ra, p.dil_h), f.q.W = strided_count(p.W, f.rb, p.dil_w);
+      f.q.P = strided_count(p.P, a, p.dil_h), f.q.Q = strided_count(p.Q, b, p.dil_w);
+      f.q.dil_h = f.q.dil_w = 1;
+      f.q.pad_top = -qa, f.q.pad_left = -qb;
+      if (f.q.H * f.q.W * f.q.P * f.q.Q == 0) return {};
+      fs.push_back(f);
+    }
+  return fs;
+}
+
+// dst (N, C, rows, cols), contiguous = src[:, :, r0 :: dh, c0 :: dw].
+template <typename T>
+View4<const T> gather(View4<const T> src, int64_t r0, int64_t c0, int64_t dh, int64_t dw,
+                      int64_t rows, int64_t cols, T* dst) {
+  const int64_t N = src.size[0], C = src.size[1];
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const T* s = src.data + nc / C * src.stride[0] + nc % C * src.stride[1] + r0 * src.stride[2] +
+                 c0 * src.stride[3];
+    T* d = dst + nc * rows * cols;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) d[i * cols + j] = s[i * dh * src.stride[2] + j * dw * src.stride[3]];
+  }
+  View4<const T> v;
+  v.data = dst;
+  v.size[0] = N, v.size[1] = C, v.size[2] = rows, v.size[3] = cols;
+  v.stride[0] = C * rows * cols, v.stride[1] = rows * cols, v.stride[2] = cols, v.stride[3] = 1;
+  return v;
+}
+
+// dst (planes of H x W)[:, r0 :: dh, c0 :: dw] = src (planes of rows x cols).
+template <typename T>
+void scatter(const T* src, int64_t planes, int64_t rows, int64_t cols, int64_t r0, int64_t c0,
+             int64_t dh, int64_t dw, int64_t H, int64_t W, T* dst) {
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* s = src + (pl * rows + i) * cols;
+      T* d = dst + pl * H * W + (r0 + i * dh) * W + c0;
+      for (int64_t j = 0; j < cols; ++j) d[j * dw] = s[j];
+    }
 }
 
 }  // namespace
@@ -624,38 +712,72 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
                       Activation act, T* y, T* preact) {
   if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
   if (p.N * p.K * p.P * p.Q == 0) return true;
-  const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
-                      w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
-  return run(pr, x, bias, act, y, preact);
+  if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
+  const std::vector<Polyphase> fs = polyphases(p);
+  if (fs.empty()) return false;
+  for (const Polyphase& f : fs) {
+    const ConvParams& q = f.q;
+    const auto xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W,
+                           gemm::scratch<T>(7, q.N * q.C * q.H * q.W));
+    T* ys = gemm::scratch<T>(8, q.N * q.K * q.P * q.Q);
+    T* zs = preact ? gemm::scratch<T>(9, q.N * q.K * q.P * q.Q) : nullptr;
+    if (!forward_impl(q, xs, w, bias, act, ys, zs)) return false;
+    scatter(ys, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, y);
+    if (preact) scatter(zs, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, preact);
+  }
+  return true;
 }
 
 template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   if (!use(p, p.N, p.K, p.C, p.H, p.W)) return false;
   if (p.N * p.C * p.H * p.W == 0) return true;
-  // dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
-  //                               * w[k, c, R-1 - r, S-1 - s]
-  const Problem<T> pr{p.N, p.K, p.P, p.Q, p.C, p.H, p.W, p.R - 1 - p.pad_top,
-                      p.S - 1 - p.pad_left, p.R, p.S,
-                      w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1],
-                      w.stride[0], -w.stride[2], -w.stride[3]};
-  return run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
+  if (p.dil_h == 1 && p.dil_w == 1) return backward_data_impl(p, dy, w, dx);
+  const std::vector<Polyphase> fs = polyphases(p);
+  if (fs.empty()) return false;
+  for (const Polyphase& f : fs) {  // source sub-image (ra, rb) of dx from dy's (a, b)
+    const ConvParams& q = f.q;
+    const auto dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q,
+                            gemm::scratch<T>(7, q.N * q.K * q.P * q.Q));
+    T* dxs = gemm::scratch<T>(8, q.N * q.C * q.H * q.W);
+    if (!backward_data_impl(q, dys, w, dxs)) return false;
+    scatter(dxs, q.N * q.C, q.H, q.W, f.ra, f.rb, p.dil_h, p.dil_w, p.H, p.W, dx);
+  }
+  return true;
 }
 
 template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
   if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
+  const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on &&
-      weight_blocks(p.N, ceil_div(p.P, 2), ceil_div(p.Q, 2), pieces(p.R),
+      weight_blocks(p.N, ceil_div(p.P, 2 * p.dil_h), ceil_div(p.Q, 2 * p.dil_w), pieces(p.R),
                     gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
     return false;
-  if (p.K * p.C * p.R * p.S == 0) return true;
+  const int64_t KCRS = p.K * p.C * p.R * p.S;
+  if (KCRS == 0) return true;
   if (p.N * p.P * p.Q == 0) {
-    for (int64_t i = 0; i < p.K * p.C * p.R * p.S; ++i) dw[i] = T(0);
+    for (int64_t i = 0; i < KCRS; ++i) dw[i] = T(0);
     return true;
   }
-  return run_weight(p, x, dy, dw);
+  if (!dilated) return run_weight(p, x, dy, dw);
+  // The sum of the sub-problems' weight gradients, in a fixed order.
+  const std::vector<Polyphase> fs = polyphases(p);
+  if (fs.empty()) return false;
+  for (size_t i = 0; i < fs.size(); ++i) {
+    const Polyphase& f = fs[i];
+    const ConvParams& q = f.q;
+    const auto xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W,
+                           gemm::scratch<T>(7, q.N * q.C * q.H * q.W));
+    const auto dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q,
+                            gemm::scratch<T>(8, q.N * q.K * q.P * q.Q));
+    T* part = i == 0 ? dw : gemm::scratch<T>(9, KCRS);
+    if (!run_weight(q, xs, dys, part)) return false;
+    if (i > 0)
+      for (int64_t j = 0; j < KCRS; ++j) dw[j] += part[j];
+  }
+  return true;
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                \

@@ -28,7 +28,8 @@
 // order on any thread. Scratch buffers are thread_local and reused across calls:
 // slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums (the calling
 // thread's, shared with the others), 3 padded source / Winograd input transform, 5 Winograd
-// products / grad_output transform, 6 its packed form (Winograd weight gradient).
+// products / grad_output transform, 6 its packed form (Winograd weight gradient), 7-9 the
+// polyphase sub-images of a dilated Winograd convolution (the calling thread).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -41,7 +42,7 @@ namespace pyconv::gemm {
 
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[7];
+  thread_local std::vector<T> buf[10];
   std::vector<T>& b = buf[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
