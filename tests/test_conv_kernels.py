@@ -313,3 +313,50 @@ def test_depthwise_small_plane_wide_rows(W, dil, pad, stride, isa):
             got = run_pyconv(x, *args[1:])
             for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
                 assert_close(g, r, TOL[dtype], f"{name} W={W} views={views}")
+
+
+# Banded depthwise 3x3 (csrc/conv/depthwise_plane.h, AVX2 float): planes whose padded rows
+# do not fit one 16 KiB stack buffer run in bands of output rows (stride 1, any dilation;
+# stride 2 on the even/odd column split; all three passes), and stride-2 backward-data
+# runs by its polyphase parts in bands of dx rows. Heights reach past several bands for
+# every width (band sizes: stride 1 from 32 rows at W = 112 to 254 at W = 1, stride 2
+# from 15 output rows, stride-2 backward-data from 106 dx rows); widths straddle vectors
+# and the 16-column interleave blocks; paddings of both parities on each side.
+@st.composite
+def banded_problem(draw):
+    stride = draw(st.sampled_from([1, 1, 2, 2]))
+    dil = 1 if stride == 2 else draw(st.sampled_from([1, 1, 2]))
+    W = draw(st.sampled_from([1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 56, 57, 64, 112, 113, 130]))
+    H = draw(st.integers(1, 420 if W <= 17 else 150))
+    pad = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    span = 2 * dil + 1
+    H = max(H, span - pad[0] - pad[1])
+    W = max(W, span - pad[2] - pad[3])
+    return (1, 2, H, W, 2, 3, 3, stride, pad, dil, 2)
+
+
+@given(banded_problem(), st.sampled_from([np.float32, np.float64]))
+def test_depthwise_banded_sweep(shape, dtype):
+    for isa in ISAS:
+        _C.set_isa(isa)
+        args = make(shape, dtype, seed=shape[2] + shape[3])
+        ref = torch_ref(*args)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
+
+
+# Band edges exactly: heights one below, at and above a band multiple, for the widest rows
+# the small-plane path takes (Q = 256) and a typical MobileNet width.
+@pytest.mark.parametrize("H, W, stride", [
+    (31, 112, 1), (32, 112, 1), (33, 112, 1), (65, 112, 1), (29, 113, 2), (30, 112, 2),
+    (31, 112, 2), (106, 112, 2), (107, 112, 2), (213, 112, 2), (12, 256, 1), (9, 257, 1),
+    (40, 256, 2), (40, 512, 2), (254, 1, 1), (255, 1, 1)])
+def test_depthwise_band_edges(H, W, stride):
+    for isa in ISAS:
+        _C.set_isa(isa)
+        args = make((2, 3, H, W, 3, 3, 3, stride, (1, 1, 1, 1), 1, 3), np.float32, seed=H)
+        ref = torch_ref(*args)
+        got = run_pyconv(*args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} H={H} W={W} {isa}")

@@ -142,7 +142,17 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
   // two zero fills. Writes up to 7 values past the row (the caller's buffer has room).
   if constexpr (sizeof(T) == 4) {
     if (is3 == 1) {
+      // Vector j covers padded columns j .. j+7 = source columns j - pl + lane: whole
+      // vectors inside the row [ja, jb) are plain loads, the few at the edges masked.
+      const int64_t ja = pl <= 0 ? 0 : (pl + 7) / 8 * 8;
+      int64_t jb = ja;
+      while (jb + 8 <= Wp && jb - pl + 8 <= W) jb += 8;
       const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      auto mask = [&](int64_t j) {  // lanes with 0 <= j + l - pl < W
+        const __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(j - pl)));
+        return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
+                                   _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(W)), c));
+      };
       for (int64_t i = 0; i < Hp; ++i) {
         const int64_t ih = i - pt;
         T* d = xp + i * Wp;
@@ -151,14 +161,15 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
           continue;
         }
         const T* sr = in + ih * is2 - pl;  // column j of the padded row: sr[j]
-        for (int64_t j = 0; j < Wp; j += 8) {
-          // lanes with 0 <= j + l - pl < W
-          const __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(j - pl)));
-          const __m256i m = _mm256_andnot_si256(
-              _mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
-              _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(W)), c));
-          _mm256_storeu_ps(d + j, _mm256_maskload_ps(sr + j, m));
+        for (int64_t j = 0; j < ja && j < Wp; j += 8)
+          _mm256_storeu_ps(d + j, _mm256_maskload_ps(sr + j, mask(j)));
+        for (int64_t j = ja; j < jb; j += 8) {
+          __m256 v = _mm256_loadu_ps(sr + j);
+          asm("" : "+x"(v));  // an opaque value: gcc would make the loop a memcpy call
+          _mm256_storeu_ps(d + j, v);
         }
+        for (int64_t j = jb > ja ? jb : ja; j < Wp; j += 8)
+          _mm256_storeu_ps(d + j, _mm256_maskload_ps(sr + j, mask(j)));
       }
       return;
     }
@@ -320,65 +331,221 @@ static inline void dw_pad_split(int64_t H, int64_t W, int64_t pt, int64_t pl, co
   }
 }
 
-// Forward (and weight gradient) of a small 3x3 stride-2 undilated plane: false when the
-// planes do not fit the stack buffer.
+// RB output rows of one 8-column vector of a stride-1 3x3 correlation whose kernel rows
+// are consecutive source rows (dh = 1): output row rr takes kernel row r from source row
+// rr + r, so each of the RB + 2 source rows is loaded once (three vectors, dw apart) and
+// feeds up to three output rows, with the nine weights held in registers (dw_corr_vecs
+// loads every tap of every row). Each output still sums its nine taps in (r, s) order,
+// with the same FMAs as dw_corr_vecs.
+template <int RB>
+static inline void dw_corr_rows(const float* x, int64_t ld, int64_t dw, const __m256* wv,
+                                float* o, int64_t Q, int64_t n) {
+  __m256 a[RB];
+  for (int rr = 0; rr < RB; ++rr) a[rr] = _mm256_setzero_ps();
+  // Fully unrolled (gcc left the r-range tests to run time otherwise).
+#pragma GCC unroll 16
+  for (int i = 0; i < RB + 2; ++i) {
+    const float* xr = x + i * ld;
+    const __m256 v0 = _mm256_loadu_ps(xr), v1 = _mm256_loadu_ps(xr + dw),
+                 v2 = _mm256_loadu_ps(xr + 2 * dw);
+#pragma GCC unroll 16
+    for (int rr = 0; rr < RB; ++rr) {
+      const int r = i - rr;
+      if (r < 0 || r > 2) continue;
+      a[rr] = _mm256_fmadd_ps(wv[3 * r], v0, a[rr]);
+      a[rr] = _mm256_fmadd_ps(wv[3 * r + 1], v1, a[rr]);
+      a[rr] = _mm256_fmadd_ps(wv[3 * r + 2], v2, a[rr]);
+    }
+  }
+  for (int rr = 0; rr < RB; ++rr) {
+    if (n >= 8) _mm256_storeu_ps(o + rr * Q, a[rr]);
+    else store_lanes_f32(o + rr * Q, a[rr], n);
+  }
+}
+
+// RB-row blocks of dw_corr_rows over output rows [oh, oh + RB), left to right.
+template <int RB>
+static inline void dw_corr_block(const float* xp, int64_t ld, int64_t dw, const __m256* wv,
+                                 float* out, int64_t oh, int64_t Q) {
+  for (int64_t q = 0; q < Q; q += 8)
+    dw_corr_rows<RB>(xp + oh * ld + q, ld, dw, wv, out + oh * Q + q, Q, Q - q);
+}
+
+// The P x Q output of a stride-1, dh = 1 correlation over the padded rows xp (row stride
+// ld): blocks of 8 output rows (eight FMA chains: four were bound by their latency), each
+// written left to right (column strips down the plane were store-miss bound).
+static inline void dw_corr_plane_s1(const float* xp, int64_t ld, int64_t dw, const float* wk,
+                                    float* out, int64_t P, int64_t Q) {
+  __m256 wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(wk[t]);
+  int64_t oh = 0;
+  for (; oh + 8 <= P; oh += 8) dw_corr_block<8>(xp, ld, dw, wv, out, oh, Q);
+  if (oh + 4 <= P) dw_corr_block<4>(xp, ld, dw, wv, out, oh, Q), oh += 4;
+  if (oh + 2 <= P) dw_corr_block<2>(xp, ld, dw, wv, out, oh, Q), oh += 2;
+  if (oh < P) dw_corr_block<1>(xp, ld, dw, wv, out, oh, Q);
+}
+
+// Forward (and weight gradient) of a 3x3 stride-2 undilated plane, in bands of output rows
+// whose split source rows fit the stack buffer: false when not even one row fits.
 static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs3,
                         const float* wk, const float* dy, int64_t ds2, int64_t ds3,
                         float* out) {
-  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Hp = 2 * P + 1, ld = Qv + 8;
-  if (2 * Hp * ld > PYCONV_DW_SMALL || Q > 256) return false;
-  float xe[PYCONV_DW_SMALL];
-  dw_pad_split(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, ld, xe);
-  const float* xo = xe + Hp * ld;
-  const float* tb[9];
-  for (int r = 0; r < 3; ++r) {
-    tb[3 * r] = xe + r * ld;
-    tb[3 * r + 1] = xo + r * ld;
-    tb[3 * r + 2] = xe + r * ld + 1;
-  }
-  if (!dy) {
-    dw_corr_plane(tb, 2 * ld, wk, out, P, Q);
-  } else {
-    float dp[PYCONV_DW_SMALL];
-    dw_pad_rows(dy, ds2, ds3, P, Q, dp);
-    dw_bwd_weight_taps(dp, P, Q, tb, 2 * ld, out);
+  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, ld = Qv + 8;
+  // A band of b output rows reads 2b + 1 source rows, each split in two rows of ld.
+  const int64_t most = (PYCONV_DW_SMALL / (2 * ld) - 1) / 2;
+  if (most < 1 || Q > 256) return false;
+  const int64_t nb = (P + most - 1) / most, B = P <= most ? P : (P + nb - 1) / nb;
+  alignas(32) float xe[PYCONV_DW_SMALL];
+  for (int64_t oh0 = 0; oh0 < P; oh0 += B) {
+    const int64_t b = P - oh0 < B ? P - oh0 : B, Hp = 2 * b + 1;
+    // Split row i of the band is padded source row 2*oh0 + i.
+    dw_pad_split(g.H, g.W, g.pt - 2 * oh0, g.pl, x, xs2, xs3, Hp, ld, xe);
+    // Taps (s = 0, 1, 2) of a row: xe[q], xo[q], xe[q + 1]. (The row-sharing kernel of
+    // stride 1 measured slower here: a source row serves at most two output rows.)
+    const float* xo = xe + Hp * ld;
+    const float* tb[9];
+    for (int r = 0; r < 3; ++r) {
+      tb[3 * r] = xe + r * ld;
+      tb[3 * r + 1] = xo + r * ld;
+      tb[3 * r + 2] = xe + r * ld + 1;
+    }
+    if (!dy) {
+      dw_corr_plane(tb, 2 * ld, wk, out + oh0 * Q, b, Q);
+    } else {
+      float dp[PYCONV_DW_SMALL];  // b * Qv values
+      dw_pad_rows(dy + oh0 * ds2, ds2, ds3, b, Q, dp);
+      dw_bwd_weight_taps(dp, b, Q, tb, 2 * ld, out);
+    }
   }
   return true;
 }
 #endif
 
+
+#if defined(__AVX2__)
+// Backward-data of a 3x3 stride-2 undilated plane by its polyphase parts: dx row ih takes
+// kernel rows r = 0, 2 (u = ih + pt even: dy rows u/2, u/2 - 1) or r = 1 (u odd: row
+// (u - 1)/2); column iw likewise s = 0, 2 or s = 1 by the parity of v = iw + pl. With dy
+// copied zero-padded (dp[rho][kappa] = dy[rho - 1][kappa - 1]), an even v = 2m sums
+// w[r][0] dp[.][m + 1] + w[r][2] dp[.][m] and an odd v = 2m + 1 takes w[r][1] dp[.][m + 1]:
+// eight of each per vector, interleaved into 16 dx columns. No scatter, no zero taps of the
+// stride (the generic kernel gathers each dx column's taps one by one). Bands of dx rows
+// whose dy rows fit the stack buffer; false when not even one fits. wk: w in (r, s) order.
+static bool dw_bwd_data_s2(const DwGeom& g, const float* dy, int64_t ds2, int64_t ds3,
+                           const float* wk, float* dx) {
+  const int64_t H = g.H, W = g.W, pt = g.pt, pl = g.pl, c = pl / 2;
+  if (pt < 0 || pl < 0) return false;
+  // Columns read: M + kappa for M = iw0/2 + c (iw0 < W, a multiple of 16), kappa in [0, 10).
+  const int64_t Wd = ((W - 1) / 2 + c + 10 + 7) / 8 * 8;
+  const int64_t B = 2 * (PYCONV_DW_SMALL / Wd - 3);  // dx rows per band (b/2 + 2 dy rows)
+  if (B < 2) return false;
+  alignas(32) float dp[PYCONV_DW_SMALL + 8];
+  __m256 wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(wk[t]);
+  const bool odd = pl % 2 != 0;
+  for (int64_t ih0 = 0; ih0 < H; ih0 += B) {
+    const int64_t b = H - ih0 < B ? H - ih0 : B;
+    const int64_t rho0 = (ih0 + pt) / 2, rho1 = (ih0 + b - 1 + pt) / 2 + 1;
+    // Band row i is dp row rho0 + i = dy row rho0 + i - 1.
+    dw_small_pad(g.P, g.Q, 1 - rho0, 1, dy, ds2, ds3, rho1 - rho0 + 1, Wd, dp);
+    for (int64_t ih = ih0; ih < ih0 + b; ++ih) {
+      const int64_t u = ih + pt;
+      float* xr = dx + ih * W;
+      // Kernel rows of this dx row: (ra, rows da) and, for even u, (rb, rows db).
+      const bool ev = u % 2 == 0;
+      const float* da = dp + ((ev ? u / 2 + 1 : (u - 1) / 2 + 1) - rho0) * Wd;
+      const float* db = dp + (u / 2 - rho0) * Wd;  // (used for even u only)
+      const int ra = ev ? 0 : 1;
+      for (int64_t iw0 = 0; iw0 < W; iw0 += 16) {
+        const int64_t M = iw0 / 2 + c;
+        // Even-v outputs at m = M + e (e = 1 when pl is odd), odd-v outputs at m = M.
+        const int64_t e = odd ? 1 : 0;
+        __m256 E = _mm256_mul_ps(wv[3 * ra], _mm256_loadu_ps(da + M + e + 1));
+        E = _mm256_fmadd_ps(wv[3 * ra + 2], _mm256_loadu_ps(da + M + e), E);
+        __m256 O = _mm256_mul_ps(wv[3 * ra + 1], _mm256_loadu_ps(da + M + 1));
+        if (ev) {
+          E = _mm256_fmadd_ps(wv[6], _mm256_loadu_ps(db + M + e + 1), E);
+          E = _mm256_fmadd_ps(wv[8], _mm256_loadu_ps(db + M + e), E);
+          O = _mm256_fmadd_ps(wv[7], _mm256_loadu_ps(db + M + 1), O);
+        }
+        // dx[iw0 + 2j] and dx[iw0 + 2j + 1]: (E, O) for even pl, (O, E) for odd.
+        const __m256 lo = odd ? O : E, hi = odd ? E : O;
+        const __m256 u0 = _mm256_unpacklo_ps(lo, hi), u1 = _mm256_unpackhi_ps(lo, hi);
+        const __m256 f0 = _mm256_permute2f128_ps(u0, u1, 0x20),
+                     f1 = _mm256_permute2f128_ps(u0, u1, 0x31);
+        const int64_t n = W - iw0;
+        if (n >= 16) {
+          _mm256_storeu_ps(xr + iw0, f0);
+          _mm256_storeu_ps(xr + iw0 + 8, f1);
+        } else if (n >= 8) {  // (store_lanes_f32 stores at most 7 lanes)
+          _mm256_storeu_ps(xr + iw0, f0);
+          if (n > 8) store_lanes_f32(xr + iw0 + 8, f1, n - 8);
+        } else {
+          store_lanes_f32(xr + iw0, f0, n);
+        }
+      }
+    }
+  }
+  return true;
+}
+#endif
+
+// Output rows per band of a banded small-plane kernel: bands of at most PYCONV_DW_SMALL
+// padded values (Wp wide, halo rows above and below), as even as possible; 0 when not even
+// one row fits.
+static inline int64_t dw_band_rows(int64_t P, int64_t Wp, int64_t halo) {
+  const int64_t most = PYCONV_DW_SMALL / Wp - halo;
+  if (most < 1) return 0;
+  if (P <= most) return P > 0 ? P : 1;
+  const int64_t nb = (P + most - 1) / most;
+  return (P + nb - 1) / nb;
+}
+
 // out[oh][ow] = sum_{r, s} wk[3r + s] * in[oh + r*dh - pt][ow + s*dw - pl] (zero outside
-// in's H x W), for the P x Q outputs (row stride Q).
+// in's H x W), for the P x Q outputs (row stride Q). Bands of output rows: each band's
+// source rows are copied zero-padded into a stack buffer (in L1), then every output row
+// runs the nine taps over whole vectors; false when the rows are too wide for the buffer.
 template <typename T>
 static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt, int64_t pl,
                           int64_t dh, int64_t dw, const T* in, int64_t is2, int64_t is3,
                           const T* wk, T* out) {
-  const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + 2 * dh, Wp = Qv + 2 * dw;
-  if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
-  T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
-  dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wp, xp);
+  // Padded rows of whole aligned vectors: the copy's stores never straddle cache lines.
+  const int64_t Qv = (Q + 7) / 8 * 8, Wp = (Qv + 2 * dw + 7) / 8 * 8;
+  const int64_t B = dw_band_rows(P, Wp, 2 * dh);
+  if (B == 0 || Q > 256) return false;
+  alignas(32) T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
+  for (int64_t oh0 = 0; oh0 < P; oh0 += B) {
+    const int64_t b = P - oh0 < B ? P - oh0 : B;
+    // Padded row i of the band is source row oh0 + i - pt.
+    dw_small_pad(H, W, pt - oh0, pl, in, is2, is3, b + 2 * dh, Wp, xp);
+    T* ob = out + oh0 * Q;
 #if defined(__AVX2__)
-  // Up to 32 columns of up to 4 rows in registers across the nine taps.
-  if constexpr (sizeof(T) == 4) {
-    const float* tb[9];
-    for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * dh * Wp + t % 3 * dw;
-    dw_corr_plane(tb, Wp, wk, out, P, Q);
-    return true;
-  }
-#endif
-  T acc[256];
-  for (int64_t oh = 0; oh < P; ++oh) {
-    for (int64_t q = 0; q < Qv; ++q) acc[q] = T(0);
-    for (int r = 0; r < 3; ++r)
-      for (int s = 0; s < 3; ++s) {
-        const T wv = wk[3 * r + s];
-        const T* xr = xp + (oh + r * dh) * Wp + s * dw;
-        for (int64_t q = 0; q < Qv; ++q) acc[q] += wv * xr[q];
+    if constexpr (sizeof(T) == 4) {
+      if (dh == 1) {
+        dw_corr_plane_s1(xp, Wp, dw, wk, ob, b, Q);
+      } else {
+        // Up to 32 columns of up to 4 rows in registers across the nine taps.
+        const float* tb[9];
+        for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * dh * Wp + t % 3 * dw;
+        dw_corr_plane(tb, Wp, wk, ob, b, Q);
       }
-    T* o = out + oh * Q;
-    int64_t q = 0;
-    for (; q + 8 <= Q; q += 8) __builtin_memcpy(o + q, acc + q, 8 * sizeof(T));
-    for (; q < Q; ++q) o[q] = acc[q];
+      continue;
+    }
+#endif
+    T acc[256];
+    for (int64_t oh = 0; oh < b; ++oh) {
+      for (int64_t q = 0; q < Qv; ++q) acc[q] = T(0);
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s) {
+          const T wv = wk[3 * r + s];
+          const T* xr = xp + (oh + r * dh) * Wp + s * dw;
+          for (int64_t q = 0; q < Qv; ++q) acc[q] += wv * xr[q];
+        }
+      T* o = ob + oh * Q;
+      int64_t q = 0;
+      for (; q + 8 <= Q; q += 8) __builtin_memcpy(o + q, acc + q, 8 * sizeof(T));
+      for (; q < Q; ++q) o[q] = acc[q];
+    }
   }
   return true;
 }
@@ -624,6 +791,15 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
                       ds3, wk, dx))
       return;
   }
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    if (g.R == 3 && g.S == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1) {
+      const float wk[9] = {w[0], w[ws3], w[2 * ws3], w[ws2], w[ws2 + ws3], w[ws2 + 2 * ws3],
+                           w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
+      if (dw_bwd_data_s2(g, dy, ds2, ds3, wk, dx)) return;
+    }
+  }
+#endif
   DwRanges rg;
   dw_ranges(g, rg);
   if (g.R == 3 && g.S == 3 && ds3 == 1 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
@@ -718,40 +894,45 @@ static void dw_bwd_weight_interior(const T* __restrict dr, const T* __restrict x
 }
 
 // acc[(r*S + s)*Q + ow] += dy[oh, ow] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw] over oh.
-// acc[(3r + s)*Q + q] += sum_oh dy[oh][q] * x[oh + r*dh - pt][q + s*dw - pl] (stride 1,
-// small planes; see dw_small_corr): per plane into a local sum over whole vectors (dy
+// acc[(3r + s)*Q + q] += sum_oh dy[oh][q] * x[oh + r*dh - pt][q + s*dw - pl] (stride 1;
+// bands of dy rows as in dw_small_corr): per band into a local sum over whole vectors (dy
 // rows zero past Q), then added to acc.
 template <typename T>
 static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64_t ds3,
                                 const T* x, int64_t xs2, int64_t xs3, T* acc) {
-  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Hp = P + 2 * g.dh, Wp = Qv + 2 * g.dw;
-  if (Hp * Wp > PYCONV_DW_SMALL || Q > 256) return false;
-  T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
-  dw_small_pad(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, Wp, xp);
+  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, Wp = (Qv + 2 * g.dw + 7) / 8 * 8;
+  const int64_t B = dw_band_rows(P, Wp, 2 * g.dh);
+  if (B == 0 || Q > 256) return false;
+  alignas(32) T xp[PYCONV_DW_SMALL + 8];  // (dw_small_pad may write 7 values past the plane)
+  for (int64_t oh0 = 0; oh0 < P; oh0 += B) {
+    const int64_t b = P - oh0 < B ? P - oh0 : B;
+    const T* dyb = dy + oh0 * ds2;
+    dw_small_pad(g.H, g.W, g.pt - oh0, g.pl, x, xs2, xs3, b + 2 * g.dh, Wp, xp);
 #if defined(__AVX2__)
-  // dy rows padded once, then the nine taps' sums in registers (dw_bwd_weight_taps).
-  if constexpr (sizeof(T) == 4) {
-    T dp[PYCONV_DW_SMALL];
-    dw_pad_rows(dy, ds2, ds3, P, Q, dp);
-    const float* tb[9];
-    for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * g.dh * Wp + t % 3 * g.dw;
-    dw_bwd_weight_taps(dp, P, Q, tb, Wp, acc);
-    return true;
-  }
+    // dy rows padded once, then the nine taps' sums in registers (dw_bwd_weight_taps).
+    if constexpr (sizeof(T) == 4) {
+      T dp[PYCONV_DW_SMALL];  // b * Qv <= b * Wp values
+      dw_pad_rows(dyb, ds2, ds3, b, Q, dp);
+      const float* tb[9];
+      for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * g.dh * Wp + t % 3 * g.dw;
+      dw_bwd_weight_taps(dp, b, Q, tb, Wp, acc);
+      continue;
+    }
 #endif
-  T loc[9 * 256], dr[256];
-  for (int64_t i = 0; i < 9 * Qv; ++i) loc[i] = T(0);
-  for (int64_t oh = 0; oh < P; ++oh) {
-    for (int64_t q = 0; q < Qv; ++q) dr[q] = q < Q ? dy[oh * ds2 + q * ds3] : T(0);
-    for (int r = 0; r < 3; ++r)
-      for (int s = 0; s < 3; ++s) {
-        T* a = loc + (3 * r + s) * Qv;
-        const T* xr = xp + (oh + r * g.dh) * Wp + s * g.dw;
-        for (int64_t q = 0; q < Qv; ++q) a[q] += dr[q] * xr[q];
-      }
+    T loc[9 * 256], dr[256];
+    for (int64_t i = 0; i < 9 * Qv; ++i) loc[i] = T(0);
+    for (int64_t oh = 0; oh < b; ++oh) {
+      for (int64_t q = 0; q < Qv; ++q) dr[q] = q < Q ? dyb[oh * ds2 + q * ds3] : T(0);
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s) {
+          T* a = loc + (3 * r + s) * Qv;
+          const T* xr = xp + (oh + r * g.dh) * Wp + s * g.dw;
+          for (int64_t q = 0; q < Qv; ++q) a[q] += dr[q] * xr[q];
+        }
+    }
+    for (int rs = 0; rs < 9; ++rs)
+      for (int64_t q = 0; q < Q; ++q) acc[rs * Q + q] += loc[rs * Qv + q];
   }
-  for (int rs = 0; rs < 9; ++rs)
-    for (int64_t q = 0; q < Q; ++q) acc[rs * Q + q] += loc[rs * Qv + q];
   return true;
 }
 
