@@ -76,11 +76,14 @@ def test_dilated_sweep(N, C, K, H, W, R, S, pad, dil, dtype, isa, threads):
         assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
 
 
-def test_dilated_threads_bitwise_and_auto():
-    args = make((2, 40, 30, 29, 36, 3, 3, 1, (2, 2, 2, 2), 2, 1), np.float32, seed=14)
+# W = 29: sub-problems of two widths, run one by one; W = 28 (and dilations 2 x 3 on
+# 30 x 27): all of one shape, run as one batch of N * dil_h * dil_w images.
+@pytest.mark.parametrize("H, W, dil", [(30, 29, 2), (30, 28, 2), (30, 27, (2, 3))])
+def test_dilated_threads_bitwise_and_auto(H, W, dil):
+    args = make((2, 40, H, W, 36, 3, 3, 1, (2, 2, 2, 2), dil, 1), np.float32, seed=14)
     assert_threads_bitwise(args, 3)
     ref = torch_ref(*args)
-    _C._set_winograd("auto")  # 2x15x15 tiles per sub-problem: auto picks the polyphase path
+    _C._set_winograd("auto")  # >= 2x15x9 tiles per sub-problem: auto picks the polyphase path
     for g, r, name in zip(run_pyconv(*args), ref, ("forward", "grad_input", "grad_weight")):
         assert_close(g, r, TOL[np.float32], name)
 

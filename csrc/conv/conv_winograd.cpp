@@ -612,10 +612,11 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   const auto mode = static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == WinogradMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
-  // (A dilated problem by the size of one of its undilated sub-problems: see Polyphase.)
+  // (A dilated problem by the size of its undilated sub-problems, which run as one batch of
+  // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   return mode == WinogradMode::on ||
-         worth_it(p, C, K, Qs, N * ceil_div(Ps, 2) * ceil_div(Qs, 2));
+         worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2));
 }
 
 template <typename T>
@@ -642,7 +643,10 @@ bool backward_data_impl(const ConvParams& p, View4<const T> dy, View4<const T> w
 // the output's polyphase sub-image (a, b) is the undilated convolution of the source's
 // sub-image (ra, rb), rows and columns offset by -qa, -qb (a - pt = dh*qa + ra). As a runs
 // over [0, dh), ra does too: every source row belongs to exactly one sub-problem (which
-// backward-data relies on). Each sub-image is copied out, run, and scattered back.
+// backward-data relies on). Each sub-image is copied out, run, and scattered back; when the
+// sub-problems all have one shape (H and W multiples of the dilation, the usual "same"
+// padding) they run as one batch of N * dil_h * dil_w images: one call, one filter
+// transform, dil_h * dil_w times the tiles to share among the threads.
 struct Polyphase {
   int64_t a, b, ra, rb;  // output and source residues
   ConvParams q;          // the undilated sub-problem (pad_top/left = -qa/-qb)
@@ -668,6 +672,22 @@ std::vector<Polyphase> polyphases(const ConvParams& p) {
       fs.push_back(f);
     }
   return fs;
+}
+
+// The sub-problems as one batch: every one the same shape (sub-problem i is images
+// [i*N, (i+1)*N) of the batch), else none.
+ConvParams batched(const std::vector<Polyphase>& fs) {
+  ConvParams b = fs[0].q;
+  for (const Polyphase& f : fs) {
+    const ConvParams& q = f.q;
+    if (q.H != b.H || q.W != b.W || q.P != b.P || q.Q != b.Q || q.pad_top != b.pad_top ||
+        q.pad_left != b.pad_left) {
+      b.N = 0;
+      return b;
+    }
+  }
+  b.N *= static_cast<int64_t>(fs.size());
+  return b;
 }
 
 // dst (N, C, rows, cols), contiguous = src[:, :, r0 :: dh, c0 :: dw].
@@ -715,6 +735,26 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
   if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
+  const ConvParams qb = batched(fs);
+  if (qb.N > 0) {
+    const ConvParams& q = fs[0].q;
+    const int64_t in = q.N * q.C * q.H * q.W, out = q.N * q.K * q.P * q.Q;
+    T* xb = gemm::scratch<T>(7, fs.size() * in);
+    T* yb = gemm::scratch<T>(8, fs.size() * out);
+    T* zb = preact ? gemm::scratch<T>(9, fs.size() * out) : nullptr;
+    View4<const T> xs;
+    for (size_t i = 0; i < fs.size(); ++i)
+      xs = gather(x, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * in);
+    xs.data = xb, xs.size[0] = qb.N;
+    if (!forward_impl(qb, xs, w, bias, act, yb, zb)) return false;
+    for (size_t i = 0; i < fs.size(); ++i) {
+      const Polyphase& f = fs[i];
+      scatter(yb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, y);
+      if (preact)
+        scatter(zb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, preact);
+    }
+    return true;
+  }
   for (const Polyphase& f : fs) {
     const ConvParams& q = f.q;
     const auto xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W,
@@ -735,6 +775,22 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
   if (p.dil_h == 1 && p.dil_w == 1) return backward_data_impl(p, dy, w, dx);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
+  const ConvParams qb = batched(fs);
+  if (qb.N > 0) {
+    const ConvParams& q = fs[0].q;
+    const int64_t in = q.N * q.K * q.P * q.Q, out = q.N * q.C * q.H * q.W;
+    T* db = gemm::scratch<T>(7, fs.size() * in);
+    T* xb = gemm::scratch<T>(8, fs.size() * out);
+    View4<const T> dys;
+    for (size_t i = 0; i < fs.size(); ++i)
+      dys = gather(dy, fs[i].a, fs[i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * in);
+    dys.data = db, dys.size[0] = qb.N;
+    if (!backward_data_impl(qb, dys, w, xb)) return false;
+    for (size_t i = 0; i < fs.size(); ++i)
+      scatter(xb + i * out, q.N * q.C, q.H, q.W, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, p.H,
+              p.W, dx);
+    return true;
+  }
   for (const Polyphase& f : fs) {  // source sub-image (ra, rb) of dx from dy's (a, b)
     const ConvParams& q = f.q;
     const auto dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q,
@@ -750,8 +806,15 @@ template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
   if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
+  const bool autom =
+      static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on;
+  // Auto, dilated: only when one sub-problem alone has the tiles (the batched weight
+  // gradient of 256@28 d2 at batch 2, 7x7 tiles per sub-image, ran 0.82-0.91x the GEMM).
+  const int64_t Ps = ceil_div(p.P, p.dil_h), Qs = ceil_div(p.Q, p.dil_w);
+  if (autom && dilated && !worth_it(p, p.C, p.K, Qs, p.N * ceil_div(Ps, 2) * ceil_div(Qs, 2)))
+    return false;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
-  if (static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on &&
+  if (autom &&
       weight_blocks(p.N, ceil_div(p.P, 2 * p.dil_h), ceil_div(p.Q, 2 * p.dil_w), pieces(p.R),
                     gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
     return false;
@@ -762,9 +825,24 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
     return true;
   }
   if (!dilated) return run_weight(p, x, dy, dw);
-  // The sum of the sub-problems' weight gradients, in a fixed order.
+  // The sum of the sub-problems' weight gradients: one batch, or in a fixed order.
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
+  const ConvParams qb = batched(fs);
+  if (qb.N > 0) {
+    const ConvParams& q = fs[0].q;
+    const int64_t nx = q.N * q.C * q.H * q.W, ny = q.N * q.K * q.P * q.Q;
+    T* xb = gemm::scratch<T>(7, fs.size() * nx);
+    T* db = gemm::scratch<T>(8, fs.size() * ny);
+    View4<const T> xs, dys;
+    for (size_t i = 0; i < fs.size(); ++i) {
+      xs = gather(x, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * nx);
+      dys = gather(dy, fs[i].a, fs[i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * ny);
+    }
+    xs.data = xb, xs.size[0] = qb.N;
+    dys.data = db, dys.size[0] = qb.N;
+    return run_weight(qb, xs, dys, dw);
+  }
   for (size_t i = 0; i < fs.size(); ++i) {
     const Polyphase& f = fs[i];
     const ConvParams& q = f.q;
