@@ -315,13 +315,14 @@ def test_depthwise_small_plane_wide_rows(W, dil, pad, stride, isa):
                 assert_close(g, r, TOL[dtype], f"{name} W={W} views={views}")
 
 
-# Banded depthwise 3x3 (csrc/conv/depthwise_plane.h, AVX2 float): planes whose padded rows
-# do not fit one 16 KiB stack buffer run in bands of output rows (stride 1, any dilation;
-# stride 2 on the even/odd column split; all three passes), and stride-2 backward-data
-# runs by its polyphase parts in bands of dx rows. Heights reach past several bands for
-# every width (band sizes: stride 1 from 32 rows at W = 112 to 254 at W = 1, stride 2
-# from 15 output rows, stride-2 backward-data from 106 dx rows); widths straddle vectors
-# and the 16-column interleave blocks; paddings of both parities on each side.
+# Banded depthwise 3x3 (csrc/conv/depthwise_plane.h, AVX2 float): stride-1 planes (any
+# dilation) whose padded rows do not fit one 16 KiB stack buffer run in bands of output
+# rows in all three passes, and stride-2 backward-data runs by its polyphase parts in bands
+# of dx rows; stride-2 forward and weight gradient take the split small-plane kernel up to
+# the buffer's size and the per-row kernel beyond. Heights reach past several bands for
+# every width (band sizes: stride 1 from 32 rows at W = 112 to 254 at W = 1, stride-2
+# backward-data from 106 dx rows); widths straddle vectors and the 16-column interleave
+# blocks; paddings of both parities on each side.
 @st.composite
 def banded_problem(draw):
     stride = draw(st.sampled_from([1, 1, 2, 2]))

@@ -297,6 +297,25 @@ static inline void dw_pad_rows(const float* dy, int64_t ds2, int64_t ds3, int64_
 static inline void dw_pad_split(int64_t H, int64_t W, int64_t pt, int64_t pl, const float* in,
                                 int64_t is2, int64_t is3, int64_t Hp, int64_t ld, float* xe) {
   float* xo = xe + Hp * ld;
+  // Unit stride: the zero-padded rows first (dw_small_pad: plain loads inside the row, masks
+  // only at its edges), then the split with plain loads from them. (Splitting straight from
+  // the source took two masked loads per edge vector, each stalling on memory.)
+  const int64_t Wq = 2 * ld + 8;
+  if (is3 == 1 && Hp * Wq <= PYCONV_DW_SMALL) {
+    alignas(32) float xp[PYCONV_DW_SMALL + 8];
+    dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wq, xp);
+    for (int64_t i = 0; i < Hp; ++i) {
+      const float* r = xp + i * Wq;
+      for (int64_t j = 0; j < ld; j += 8) {
+        const __m256 h0 = _mm256_loadu_ps(r + 2 * j), h1 = _mm256_loadu_ps(r + 2 * j + 8);
+        _mm256_storeu_ps(xe + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8)));
+        _mm256_storeu_ps(xo + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8)));
+      }
+    }
+    return;
+  }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t i = 0; i < Hp; ++i) {
     const int64_t ih = i - pt;
@@ -385,37 +404,32 @@ static inline void dw_corr_plane_s1(const float* xp, int64_t ld, int64_t dw, con
   if (oh < P) dw_corr_block<1>(xp, ld, dw, wv, out, oh, Q);
 }
 
-// Forward (and weight gradient) of a 3x3 stride-2 undilated plane, in bands of output rows
-// whose split source rows fit the stack buffer: false when not even one row fits.
+// Forward (and weight gradient) of a small 3x3 stride-2 undilated plane: false when its
+// split rows do not fit the stack buffer. (Larger planes take the per-row kernel: in bands,
+// the copies measured 0.89-0.97x of it on 112x112 planes, which are bound by memory.)
 static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs3,
                         const float* wk, const float* dy, int64_t ds2, int64_t ds3,
                         float* out) {
-  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, ld = Qv + 8;
-  // A band of b output rows reads 2b + 1 source rows, each split in two rows of ld.
-  const int64_t most = (PYCONV_DW_SMALL / (2 * ld) - 1) / 2;
-  if (most < 1 || Q > 256) return false;
-  const int64_t nb = (P + most - 1) / most, B = P <= most ? P : (P + nb - 1) / nb;
+  const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, ld = Qv + 8, Hp = 2 * P + 1;
+  // 2P + 1 source rows, each split in two rows of ld (and padded first to 2*ld + 8 values).
+  if (Hp * (2 * ld + 8) > PYCONV_DW_SMALL || Q > 256) return false;
   alignas(32) float xe[PYCONV_DW_SMALL];
-  for (int64_t oh0 = 0; oh0 < P; oh0 += B) {
-    const int64_t b = P - oh0 < B ? P - oh0 : B, Hp = 2 * b + 1;
-    // Split row i of the band is padded source row 2*oh0 + i.
-    dw_pad_split(g.H, g.W, g.pt - 2 * oh0, g.pl, x, xs2, xs3, Hp, ld, xe);
-    // Taps (s = 0, 1, 2) of a row: xe[q], xo[q], xe[q + 1]. (The row-sharing kernel of
-    // stride 1 measured slower here: a source row serves at most two output rows.)
-    const float* xo = xe + Hp * ld;
-    const float* tb[9];
-    for (int r = 0; r < 3; ++r) {
-      tb[3 * r] = xe + r * ld;
-      tb[3 * r + 1] = xo + r * ld;
-      tb[3 * r + 2] = xe + r * ld + 1;
-    }
-    if (!dy) {
-      dw_corr_plane(tb, 2 * ld, wk, out + oh0 * Q, b, Q);
-    } else {
-      float dp[PYCONV_DW_SMALL];  // b * Qv values
-      dw_pad_rows(dy + oh0 * ds2, ds2, ds3, b, Q, dp);
-      dw_bwd_weight_taps(dp, b, Q, tb, 2 * ld, out);
-    }
+  dw_pad_split(g.H, g.W, g.pt, g.pl, x, xs2, xs3, Hp, ld, xe);
+  // Taps (s = 0, 1, 2) of a row: xe[q], xo[q], xe[q + 1]. (The row-sharing kernel of
+  // stride 1 measured slower here: a source row serves at most two output rows.)
+  const float* xo = xe + Hp * ld;
+  const float* tb[9];
+  for (int r = 0; r < 3; ++r) {
+    tb[3 * r] = xe + r * ld;
+    tb[3 * r + 1] = xo + r * ld;
+    tb[3 * r + 2] = xe + r * ld + 1;
+  }
+  if (!dy) {
+    dw_corr_plane(tb, 2 * ld, wk, out, P, Q);
+  } else {
+    float dp[PYCONV_DW_SMALL];
+    dw_pad_rows(dy, ds2, ds3, P, Q, dp);
+    dw_bwd_weight_taps(dp, P, Q, tb, 2 * ld, out);
   }
   return true;
 }
