@@ -674,20 +674,24 @@ std::vector<Polyphase> polyphases(const ConvParams& p) {
   return fs;
 }
 
-// The sub-problems as one batch: every one the same shape (sub-problem i is images
-// [i*N, (i+1)*N) of the batch), else none.
-ConvParams batched(const std::vector<Polyphase>& fs) {
-  ConvParams b = fs[0].q;
+// Runs the sub-problems in batches: all of them at once when they share one shape (sub-
+// problem i0 + i is images [i*N, (i+1)*N) of the batch), else one at a time.
+// fn(qb, i0, n): qb the batch's problem (N * n images) of sub-problems [i0, i0 + n).
+template <class Fn>
+bool for_each_batch(const std::vector<Polyphase>& fs, Fn&& fn) {
+  size_t n = fs.size();
   for (const Polyphase& f : fs) {
-    const ConvParams& q = f.q;
-    if (q.H != b.H || q.W != b.W || q.P != b.P || q.Q != b.Q || q.pad_top != b.pad_top ||
-        q.pad_left != b.pad_left) {
-      b.N = 0;
-      return b;
-    }
+    const ConvParams &q = f.q, &q0 = fs[0].q;
+    if (q.H != q0.H || q.W != q0.W || q.P != q0.P || q.Q != q0.Q ||
+        q.pad_top != q0.pad_top || q.pad_left != q0.pad_left)
+      n = 1;
   }
-  b.N *= static_cast<int64_t>(fs.size());
-  return b;
+  for (size_t i0 = 0; i0 < fs.size(); i0 += n) {
+    ConvParams qb = fs[i0].q;
+    qb.N *= static_cast<int64_t>(n);
+    if (!fn(qb, i0, n)) return false;
+  }
+  return true;
 }
 
 // dst (N, C, rows, cols), contiguous = src[:, :, r0 :: dh, c0 :: dw].
@@ -735,37 +739,25 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
   if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
-  const ConvParams qb = batched(fs);
-  if (qb.N > 0) {
-    const ConvParams& q = fs[0].q;
+  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
+    const ConvParams& q = fs[i0].q;
     const int64_t in = q.N * q.C * q.H * q.W, out = q.N * q.K * q.P * q.Q;
-    T* xb = gemm::scratch<T>(7, fs.size() * in);
-    T* yb = gemm::scratch<T>(8, fs.size() * out);
-    T* zb = preact ? gemm::scratch<T>(9, fs.size() * out) : nullptr;
+    T* xb = gemm::scratch<T>(7, n * in);
+    T* yb = gemm::scratch<T>(8, n * out);
+    T* zb = preact ? gemm::scratch<T>(9, n * out) : nullptr;
     View4<const T> xs;
-    for (size_t i = 0; i < fs.size(); ++i)
-      xs = gather(x, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * in);
+    for (size_t i = 0; i < n; ++i)
+      xs = gather(x, fs[i0 + i].ra, fs[i0 + i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * in);
     xs.data = xb, xs.size[0] = qb.N;
     if (!forward_impl(qb, xs, w, bias, act, yb, zb)) return false;
-    for (size_t i = 0; i < fs.size(); ++i) {
-      const Polyphase& f = fs[i];
+    for (size_t i = 0; i < n; ++i) {
+      const Polyphase& f = fs[i0 + i];
       scatter(yb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, y);
       if (preact)
         scatter(zb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, preact);
     }
     return true;
-  }
-  for (const Polyphase& f : fs) {
-    const ConvParams& q = f.q;
-    const auto xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W,
-                           gemm::scratch<T>(7, q.N * q.C * q.H * q.W));
-    T* ys = gemm::scratch<T>(8, q.N * q.K * q.P * q.Q);
-    T* zs = preact ? gemm::scratch<T>(9, q.N * q.K * q.P * q.Q) : nullptr;
-    if (!forward_impl(q, xs, w, bias, act, ys, zs)) return false;
-    scatter(ys, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, y);
-    if (preact) scatter(zs, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, preact);
-  }
-  return true;
+  });
 }
 
 template <typename T>
@@ -775,31 +767,22 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
   if (p.dil_h == 1 && p.dil_w == 1) return backward_data_impl(p, dy, w, dx);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
-  const ConvParams qb = batched(fs);
-  if (qb.N > 0) {
-    const ConvParams& q = fs[0].q;
+  // Source sub-image (ra, rb) of dx from dy's (a, b).
+  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
+    const ConvParams& q = fs[i0].q;
     const int64_t in = q.N * q.K * q.P * q.Q, out = q.N * q.C * q.H * q.W;
-    T* db = gemm::scratch<T>(7, fs.size() * in);
-    T* xb = gemm::scratch<T>(8, fs.size() * out);
+    T* db = gemm::scratch<T>(7, n * in);
+    T* xb = gemm::scratch<T>(8, n * out);
     View4<const T> dys;
-    for (size_t i = 0; i < fs.size(); ++i)
-      dys = gather(dy, fs[i].a, fs[i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * in);
+    for (size_t i = 0; i < n; ++i)
+      dys = gather(dy, fs[i0 + i].a, fs[i0 + i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * in);
     dys.data = db, dys.size[0] = qb.N;
     if (!backward_data_impl(qb, dys, w, xb)) return false;
-    for (size_t i = 0; i < fs.size(); ++i)
-      scatter(xb + i * out, q.N * q.C, q.H, q.W, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, p.H,
-              p.W, dx);
+    for (size_t i = 0; i < n; ++i)
+      scatter(xb + i * out, q.N * q.C, q.H, q.W, fs[i0 + i].ra, fs[i0 + i].rb, p.dil_h, p.dil_w,
+              p.H, p.W, dx);
     return true;
-  }
-  for (const Polyphase& f : fs) {  // source sub-image (ra, rb) of dx from dy's (a, b)
-    const ConvParams& q = f.q;
-    const auto dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q,
-                            gemm::scratch<T>(7, q.N * q.K * q.P * q.Q));
-    T* dxs = gemm::scratch<T>(8, q.N * q.C * q.H * q.W);
-    if (!backward_data_impl(q, dys, w, dxs)) return false;
-    scatter(dxs, q.N * q.C, q.H, q.W, f.ra, f.rb, p.dil_h, p.dil_w, p.H, p.W, dx);
-  }
-  return true;
+  });
 }
 
 template <typename T>
@@ -828,34 +811,25 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   // The sum of the sub-problems' weight gradients: one batch, or in a fixed order.
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
-  const ConvParams qb = batched(fs);
-  if (qb.N > 0) {
-    const ConvParams& q = fs[0].q;
+  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
+    const ConvParams& q = fs[i0].q;
     const int64_t nx = q.N * q.C * q.H * q.W, ny = q.N * q.K * q.P * q.Q;
-    T* xb = gemm::scratch<T>(7, fs.size() * nx);
-    T* db = gemm::scratch<T>(8, fs.size() * ny);
+    T* xb = gemm::scratch<T>(7, n * nx);
+    T* db = gemm::scratch<T>(8, n * ny);
     View4<const T> xs, dys;
-    for (size_t i = 0; i < fs.size(); ++i) {
-      xs = gather(x, fs[i].ra, fs[i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * nx);
-      dys = gather(dy, fs[i].a, fs[i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * ny);
+    for (size_t i = 0; i < n; ++i) {
+      const Polyphase& f = fs[i0 + i];
+      xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * nx);
+      dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q, db + i * ny);
     }
     xs.data = xb, xs.size[0] = qb.N;
     dys.data = db, dys.size[0] = qb.N;
-    return run_weight(qb, xs, dys, dw);
-  }
-  for (size_t i = 0; i < fs.size(); ++i) {
-    const Polyphase& f = fs[i];
-    const ConvParams& q = f.q;
-    const auto xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W,
-                           gemm::scratch<T>(7, q.N * q.C * q.H * q.W));
-    const auto dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q,
-                            gemm::scratch<T>(8, q.N * q.K * q.P * q.Q));
-    T* part = i == 0 ? dw : gemm::scratch<T>(9, KCRS);
-    if (!run_weight(q, xs, dys, part)) return false;
-    if (i > 0)
+    T* part = i0 == 0 ? dw : gemm::scratch<T>(9, KCRS);
+    if (!run_weight(qb, xs, dys, part)) return false;
+    if (i0 > 0)
       for (int64_t j = 0; j < KCRS; ++j) dw[j] += part[j];
-  }
-  return true;
+    return true;
+  });
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                \
