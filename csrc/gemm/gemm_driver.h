@@ -6,7 +6,9 @@
 //        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k).
 //   pack_b(j0, nb, k0, kc, dst)                  : NR-column panels of B into dst,
 //        panel jp at dst + jp*NR*kc, columns past nb zero; or, returning a pointer, where
-//        such panels already are (prepacked B).
+//        such panels already are (prepacked B); or, returning BPanels, some panels read in
+//        place: panel jp's reduction row k at in_place[jp] + koff[k] (NR contiguous values)
+//        where in_place[jp] is not null (the micro-kernel's offset entry), packed otherwise.
 //   store(m0, mv, j0, nv, tile, ldt, first, last): tile[i*ldt + j] for rows m0+i < m0+mv and
 //        columns j0+j < j0+nv. first: overwrite C; otherwise add; last: apply the epilogue.
 //   store.direct(m0, j0, ldc) -> T*              : where a full MR x NR tile at (m0, j0) may
@@ -58,6 +60,13 @@ inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
 }
 
 template <typename T>
+struct BPanels {
+  const T* packed;
+  const T* const* in_place;  // per NR-column panel; null entries are packed
+  const int64_t* koff;
+};
+
+template <typename T>
 struct ABlock {
   const T* p;
   int64_t lda;  // 0: packed panels
@@ -81,10 +90,17 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
     const int64_t k0 = k_begin + kb.begin(p), kc = kb.size(p);
     const bool first = first_call && p == 0, last = last_call && p == kb.nb - 1;
     const T* bpk = bbuf;
-    if constexpr (std::is_void_v<decltype(pack_b(j0, nb, k0, kc, bbuf))>)
+    const T* const* bin = nullptr;  // panels read in place (BPanels)
+    const int64_t* bkoff = nullptr;
+    using BRet = decltype(pack_b(j0, nb, k0, kc, bbuf));
+    if constexpr (std::is_void_v<BRet>) {
       pack_b(j0, nb, k0, kc, bbuf);
-    else
+    } else if constexpr (std::is_same_v<BRet, BPanels<T>>) {
+      const BPanels<T> bp = pack_b(j0, nb, k0, kc, bbuf);
+      bpk = bp.packed, bin = bp.in_place, bkoff = bp.koff;
+    } else {
       bpk = pack_b(j0, nb, k0, kc, bbuf);
+    }
     const ABlock<T> a = pack_a(m0, mb, k0, kc, abuf);
     for (int64_t i = 0; i < mb; i += MR) {
       const int64_t mv = mb - i < MR ? mb - i : MR;
@@ -99,6 +115,7 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
       for (int64_t j = 0; j < nb; j += NR) {
         const int64_t nv = nb - j < NR ? nb - j : NR;
         const T* bp = bpk + (j / NR) * NR * kc;
+        const T* bplace = bin && !rows ? bin[j / NR] : nullptr;
         int64_t ldc = NR;
         const bool full = mv == MR && nv == NR;
         T* c = full ? store.direct(m0 + i, j0 + j, ldc) : nullptr;
@@ -108,9 +125,11 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         if (!c) c = tile, ldc = NR, acc = false;
         const T* ebias = nullptr;
         bool erelu = false;
-        const bool epi = direct && last && !rows && mv == MR &&
+        const bool epi = direct && last && !rows && mv == MR && !bplace &&
                          store.register_epilogue(m0 + i, ebias, erelu);
-        if (epi)
+        if (bplace)
+          uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc);
+        else if (epi)
           uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu);
         else if (rows)
           uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
