@@ -189,24 +189,30 @@ def test_fused_epilogue(act, shape, isa):
     assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
 
 
-# Forward convolutions with at most 64 output channels read B panels in place where a panel
-# is one contiguous run of 16 source columns, and pack the others (row ends, several output
-# rows in one panel, strides): widths that give only in-place panels (32, 48), a mix (33,
-# 40, 21) and none (7, stride 2); 64 and 65 output channels straddle the threshold; reduction
-# over one and several blocks (3 and 40 channels); bias + relu / gelu and the pre-activation
-# on in-place tiles.
+# GEMM convolutions with at most 64 rows of A (output channels of the forward, input
+# channels of backward-data) and a small source footprint read B panels in place where a
+# panel is one contiguous run of 16 source columns, and pack the others (row ends, several
+# output rows in one panel, strides): widths that give only in-place panels (32, 48), a mix
+# (33, 40, 21) and none (7, the strided forward); 64 and 65 channels straddle the threshold;
+# reduction over one and several blocks (3 and 40 channels); backward-data's stride phases
+# (stride 2); bias + relu / gelu and the pre-activation on in-place tiles.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("W, K, C, stride", [
     (32, 32, 3, 1), (48, 20, 3, 1), (33, 32, 3, 1), (40, 64, 5, 1), (21, 7, 40, 1),
     (32, 65, 3, 1), (7, 12, 3, 1), (48, 32, 3, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_forward_in_place_panels(W, K, C, stride, dtype, isa):
+def test_in_place_panels(W, K, C, stride, dtype, isa):
     _C.set_isa(isa)
+    for shape in ((2, C, 9, W, K, 5, 5, stride, (2, 2, 2, 2), 1, 1),   # forward: K rows
+                  (2, K, 9, W, C, 5, 5, stride, (2, 2, 2, 2), 1, 1)):  # backward-data: K rows
+        args = make(shape, dtype, seed=W + K)
+        ref = torch_ref(*args)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
     args = make((2, C, 9, W, K, 5, 5, stride, (2, 2, 2, 2), 1, 1), dtype, seed=W + K)
     x, w, b, dy, st, pad, dil, groups = args
     ref = torch_ref(*args)
-    got = assert_threads_bitwise(args, 1)
-    assert_close(got[0], ref[0], TOL[dtype], f"forward {isa}")
     for act, fn in (("relu", torch.relu), ("gelu", F.gelu)):
         y, z = _C.conv2d_forward(x, w, b, st, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
         assert_close(z, ref[0], TOL[dtype], f"preact {act}")

@@ -9,7 +9,6 @@
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
-#include <vector>
 
 #include "common/activation_scalar.h"
 #include "common/parallel.h"
@@ -30,10 +29,24 @@ namespace pyconv::fast {
 using gemm::ceil_div;
 using gemm::kMC;
 
-// Forward convolutions with at most this many output channels (rows of A) read B panels in
-// place (GridB::in_place) instead of packing them: packing a panel costs about one copy per
-// MR rows of arithmetic on it, 14% of a 32-channel stem (CIFAR-10 conv1).
+// Whether B panels are read in place (GridB::in_place) instead of packed: only with few
+// rows of A (M, the output channels of the forward or the input channels of backward-data),
+// since packing a panel costs about one copy per MR rows of arithmetic on it (14% of
+// CIFAR-10 conv1's forward), and only when a reduction block's source rows stay in L1 (the
+// packed panel is streamed from L1; the 7x7 stride-2 stem's backward-data, 30 KB of rows
+// per block, ran 0.90-0.95x reading them in place).
 constexpr int64_t kInPlaceRows = 64;
+constexpr int64_t kInPlaceBytes = 16 << 10;
+
+template <typename T>
+bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>& offh,
+                int64_t taps, int64_t channels) {
+  if (M > kInPlaceRows || offh.empty() || taps == 0) return false;
+  const auto [lo, hi] = std::minmax_element(offh.begin(), offh.end());
+  const int64_t rows = *hi - *lo + 1;
+  const int64_t chans = std::min(channels, ceil_div(gemm::kKC, taps) + 1);
+  return chans * rows * src.stride[2] * static_cast<int64_t>(sizeof(T)) <= kInPlaceBytes;
+}
 using gemm::round_up;
 using gemm::UKernel;
 
@@ -451,10 +464,11 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   bool ok;
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
+  const bool in_place = in_place_b(M, xs, offh, RS, Cg);
   for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
                                        int64_t j1) {
     GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr,
-                M <= kInPlaceRows};
+                in_place};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
                 p.P, p.Q, bias ? bias + g * M : nullptr, act, uk.nr};
     const int MR = uk.mr;
@@ -550,10 +564,11 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     bool ok;
     const View4<const T> dys = pad_source(dy, f.Hph, f.Wph, one_h, one, f.offh, f.offw, ok);
     if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
+    const bool in_place = in_place_b(M, dys, f.offh, f.nr * f.ns, Kg);
     for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
                                          int64_t j1) {
       GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
-                  uk.nr};
+                  uk.nr, in_place};
       GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, f.ph * p.W + f.pw,
                   f.Hph, f.Wph, nullptr, Activation{}, uk.nr};
       auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
