@@ -32,10 +32,11 @@ using gemm::kMC;
 // Whether B panels are read in place (GridB::in_place) instead of packed: only with few
 // rows of A (M, the output channels of the forward or the input channels of backward-data),
 // since packing a panel costs about one copy per MR rows of arithmetic on it (14% of
-// CIFAR-10 conv1's forward), and only when a reduction block's source rows stay in L1 (the
-// packed panel is streamed from L1; the 7x7 stride-2 stem's backward-data, 30 KB of rows
-// per block, ran 0.90-0.95x reading them in place).
-constexpr int64_t kInPlaceRows = 64;
+// CIFAR-10 conv1's forward, M = 32) while every further pass over a panel reads scattered
+// rows instead of a contiguous block (DCGAN 128 -> 64 at 16x16, M = 64, ran 0.76-0.89x in
+// place); and only when a reduction block's source rows stay in L1 (the 7x7 stride-2 stem's
+// backward-data, 30 KB of rows per block, ran 0.90-0.95x in place).
+constexpr int64_t kInPlaceRows = 32;
 constexpr int64_t kInPlaceBytes = 16 << 10;
 
 template <typename T>
