@@ -48,7 +48,10 @@ done
 # (located without importing pyconv: importing the instrumented _C needs the preload)
 pkg=$(cd /tmp && "$python" -c "import importlib.util as u; print(u.find_spec('pyconv').submodule_search_locations[0])")
 so=$(ls "$pkg"/_C.*so | head -1)
-if ! ldd "$so" | grep -q libasan; then
+# (ldd's output captured first: with pipefail, grep -q exiting at the first match could
+# SIGPIPE ldd and fail the check on a library that is linked; seen once in CI)
+deps=$(ldd "$so")
+if ! grep -q libasan <<<"$deps"; then
   echo "sanitize: $so is not linked against ASan; the sanitizer build did not install" >&2
   exit 1
 fi
