@@ -28,6 +28,8 @@ namespace pyconv::fast {
 
 using gemm::ceil_div;
 using gemm::kMC;
+using gemm::round_up;
+using gemm::UKernel;
 
 // Whether B panels are read in place (GridB::in_place) instead of packed: only with few
 // rows of A (M, the output channels of the forward or the input channels of backward-data),
@@ -48,8 +50,6 @@ bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>
   const int64_t chans = std::min(channels, ceil_div(gemm::kKC, taps) + 1);
   return chans * rows * src.stride[2] * static_cast<int64_t>(sizeof(T)) <= kInPlaceBytes;
 }
-using gemm::round_up;
-using gemm::UKernel;
 
 namespace {
 
@@ -69,8 +69,7 @@ struct GridB {
   int64_t ntw;
   int NR;
   // Panels that are one contiguous run of NR source columns are read in place by the
-  // micro-kernel (no packing) when set: where the packing costs a noticeable share of the
-  // arithmetic, i.e. few rows of A (see conv2d_forward_gemm).
+  // micro-kernel (no packing) when set: see in_place_b.
   bool in_place = false;
 
   struct Seg {

@@ -293,59 +293,24 @@ static inline void dw_pad_rows(const float* dy, int64_t ds2, int64_t ds3, int64_
 // Stride 2 (undilated): the zero-padded source as its even and odd columns, two planes of
 // Hp rows x ld (xe[i][j] = padded[i][2j], xo = xe + Hp*ld the odd ones), so every tap of a
 // stride-2 output row is a unit-stride read: (s = 0, 1, 2) -> xe[.][q], xo[.][q],
-// xe[.][q + 1]. Source column 2j - pl of row i - pt (zero outside H x W).
+// xe[.][q + 1]. Source column 2j - pl of row i - pt (zero outside H x W). The rows are
+// zero-padded first (dw_small_pad: plain loads inside a unit-stride row, masks only at its
+// edges), then split with plain loads (splitting straight from the source took two masked
+// loads per edge vector, each stalling on memory). Hp * (2*ld + 8) <= PYCONV_DW_SMALL.
 static inline void dw_pad_split(int64_t H, int64_t W, int64_t pt, int64_t pl, const float* in,
                                 int64_t is2, int64_t is3, int64_t Hp, int64_t ld, float* xe) {
   float* xo = xe + Hp * ld;
-  // Unit stride: the zero-padded rows first (dw_small_pad: plain loads inside the row, masks
-  // only at its edges), then the split with plain loads from them. (Splitting straight from
-  // the source took two masked loads per edge vector, each stalling on memory.)
   const int64_t Wq = 2 * ld + 8;
-  if (is3 == 1 && Hp * Wq <= PYCONV_DW_SMALL) {
-    alignas(32) float xp[PYCONV_DW_SMALL + 8];
-    dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wq, xp);
-    for (int64_t i = 0; i < Hp; ++i) {
-      const float* r = xp + i * Wq;
-      for (int64_t j = 0; j < ld; j += 8) {
-        const __m256 h0 = _mm256_loadu_ps(r + 2 * j), h1 = _mm256_loadu_ps(r + 2 * j + 8);
-        _mm256_storeu_ps(xe + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8)));
-        _mm256_storeu_ps(xo + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8)));
-      }
-    }
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  alignas(32) float xp[PYCONV_DW_SMALL + 8];
+  dw_small_pad(H, W, pt, pl, in, is2, is3, Hp, Wq, xp);
   for (int64_t i = 0; i < Hp; ++i) {
-    const int64_t ih = i - pt;
+    const float* r = xp + i * Wq;
     for (int64_t j = 0; j < ld; j += 8) {
-      __m256 ev = _mm256_setzero_ps(), od = _mm256_setzero_ps();
-      if (ih >= 0 && ih < H) {
-        const float* sr = in + ih * is2;
-        __m256 h[2];
-        for (int k = 0; k < 2; ++k) {  // padded columns 2j + 8k .. + 7 = source c0 + lane
-          const int64_t c0 = 2 * j + 8 * k - pl;
-          if (is3 == 1) {
-            const __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>(c0)));
-            const __m256i m = _mm256_andnot_si256(
-                _mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(W)), c));
-            h[k] = _mm256_maskload_ps(sr + c0, m);
-          } else {
-            alignas(32) float t[8];
-            for (int l = 0; l < 8; ++l) t[l] = c0 + l >= 0 && c0 + l < W ? sr[(c0 + l) * is3] : 0.f;
-            h[k] = _mm256_load_ps(t);
-          }
-        }
-        // even and odd elements of h[0] then h[1]
-        ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(h[0], h[1], _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-        od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(h[0], h[1], _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
-      }
-      _mm256_storeu_ps(xe + i * ld + j, ev);
-      _mm256_storeu_ps(xo + i * ld + j, od);
+      const __m256 h0 = _mm256_loadu_ps(r + 2 * j), h1 = _mm256_loadu_ps(r + 2 * j + 8);
+      _mm256_storeu_ps(xe + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
+          _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8)));
+      _mm256_storeu_ps(xo + i * ld + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
+          _mm256_castps_pd(_mm256_shuffle_ps(h0, h1, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8)));
     }
   }
 }
@@ -457,6 +422,7 @@ static bool dw_bwd_data_s2(const DwGeom& g, const float* dy, int64_t ds2, int64_
   __m256 wv[9];
   for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(wk[t]);
   const bool odd = pl % 2 != 0;
+  const int64_t e = odd ? 1 : 0;  // even-v outputs at m = M + e, odd-v ones at m = M
   for (int64_t ih0 = 0; ih0 < H; ih0 += B) {
     const int64_t b = H - ih0 < B ? H - ih0 : B;
     const int64_t rho0 = (ih0 + pt) / 2, rho1 = (ih0 + b - 1 + pt) / 2 + 1;
@@ -472,8 +438,6 @@ static bool dw_bwd_data_s2(const DwGeom& g, const float* dy, int64_t ds2, int64_
       const int ra = ev ? 0 : 1;
       for (int64_t iw0 = 0; iw0 < W; iw0 += 16) {
         const int64_t M = iw0 / 2 + c;
-        // Even-v outputs at m = M + e (e = 1 when pl is odd), odd-v outputs at m = M.
-        const int64_t e = odd ? 1 : 0;
         __m256 E = _mm256_mul_ps(wv[3 * ra], _mm256_loadu_ps(da + M + e + 1));
         E = _mm256_fmadd_ps(wv[3 * ra + 2], _mm256_loadu_ps(da + M + e), E);
         __m256 O = _mm256_mul_ps(wv[3 * ra + 1], _mm256_loadu_ps(da + M + 1));
