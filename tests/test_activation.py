@@ -129,6 +129,32 @@ def test_matches_torch(isa, xg, name):
     check(name, *xg)
 
 
+TORCH_FROM_OUTPUT = {"sigmoid": torch.ops.aten.sigmoid_backward, "tanh": torch.ops.aten.tanh_backward}
+
+
+@given(arrays(), st.sampled_from(sorted(TORCH_FROM_OUTPUT)), st.booleans())
+def test_backward_from_output_matches_torch(isa, xg, name, special):
+    # sigmoid/tanh_backward(grad_output, output=y) is torch's aten.<name>_backward(g, y),
+    # for any y (special values included), and through y = act(x) it is exactly the
+    # gradient taken from x.
+    x, g = xg
+    f, b, _, _ = ACTS[name]
+    y = f(x)
+    if special and y.size:
+        y = np.ascontiguousarray(y)
+        sp = np.resize(np.asarray(SPECIAL + [0.999, -0.999, 1.0, -1.0], y.dtype), y.size)
+        y.flat[::2] = sp[::2]
+    yb = y.copy()
+    got = b(g, output=y)
+    ref = TORCH_FROM_OUTPUT[name](torch.tensor(np.ascontiguousarray(g)),
+                                  torch.tensor(np.ascontiguousarray(y))).numpy()
+    assert got.shape == y.shape and got.dtype == y.dtype
+    np.testing.assert_allclose(got, ref, equal_nan=True, **tol(y.dtype))
+    np.testing.assert_array_equal(y, yb)
+    if not special:
+        np.testing.assert_array_equal(b(g, output=y), b(g, x))
+
+
 def test_large_arrays_threads_and_stream():
     import pyconv
     rng = np.random.default_rng(1)
@@ -144,6 +170,13 @@ def test_large_arrays_threads_and_stream():
         ty, tg = torch_both(name, x, g)
         np.testing.assert_allclose(y2, ty, **tol(np.float32))
         np.testing.assert_allclose(g2, tg, **tol(np.float32))
+    for name in TORCH_FROM_OUTPUT:
+        y = ACTS[name][0](x)
+        pyconv.set_num_threads(1)
+        g1 = ACTS[name][1](g, output=y)
+        pyconv.set_num_threads(2)
+        np.testing.assert_array_equal(g1, ACTS[name][1](g, output=y))
+        np.testing.assert_array_equal(g1, ACTS[name][1](g, x))
     xs = x[1:1_000_001]  # misaligned start
     np.testing.assert_array_equal(ops.relu(xs), np.maximum(xs, 0))
 
@@ -197,6 +230,12 @@ def test_inplace_and_empty():
     (lambda: ops.gelu_backward(np.zeros(3), np.zeros(3), "x"), ValueError, r"gelu_backward: approximate must be"),
     (lambda: ops.elu_backward(np.zeros(3), np.zeros(3), "a"), TypeError, r"elu_backward: alpha must be a real number"),
     (lambda: ops.tanh_backward(np.zeros(3), np.zeros(3, np.bool_)), TypeError, r"tanh_backward: input must have dtype"),
+    (lambda: ops.tanh_backward(np.zeros(3), np.zeros(3), output=np.zeros(3)), TypeError, r"tanh_backward: give exactly one of input and output"),
+    (lambda: ops.sigmoid_backward(np.zeros(3)), TypeError, r"sigmoid_backward: give exactly one of input and output"),
+    (lambda: ops.sigmoid_backward(np.zeros(3), output=np.zeros(4)), ValueError, r"sigmoid_backward: grad_output must have the output's shape \(4,\), got \(3,\)"),
+    (lambda: ops.tanh_backward(np.zeros(3, np.float32), output=np.zeros(3)), TypeError, r"tanh_backward: output has dtype float64 but grad_output has dtype float32"),
+    (lambda: ops.tanh_backward(np.zeros(3), output=[0.5, 0.5, 0.5]), TypeError, r"tanh_backward: output must be an array"),
+    (lambda: _C.activation_backward(np.zeros(3), np.zeros(3), _C.ACTIVATIONS["relu"], 0.0, "x", True), ValueError, r"x: the gradient cannot be taken from the output"),
 ])
 def test_bad_input_raises(call, exc, msg):
     with pytest.raises(exc, match=msg):

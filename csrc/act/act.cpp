@@ -86,9 +86,26 @@ void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t
   });
 }
 
+template <typename T>
+void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* dx, int64_t n) {
+  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != y;
+  parallel_chunks(n, [&](int64_t b, int64_t e) {
+#if defined(PYCONV_X86)
+    if constexpr (sizeof(T) == 4) {
+      if (active_isa() >= Isa::avx2) {
+        avx2::activation_backward_from_output_f32(kind, dy + b, y + b, dx + b, e - b, stream);
+        return;
+      }
+    }
+#endif
+    for (int64_t i = b; i < e; ++i) dx[i] = activate_backward_from_output(kind, y[i], dy[i]);
+  });
+}
+
 #define PYCONV_INSTANTIATE(T)                                                                \
   template void activation_forward<T>(Activation, const T*, T*, int64_t);                  \
   template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);       \
+  template void activation_backward_from_output<T>(ActKind, const T*, const T*, T*, int64_t); \
   template void ref::activation_forward<T>(Activation, const T*, T*, int64_t);             \
   template void ref::activation_backward<T>(Activation, const T*, const T*, T*, int64_t);
 PYCONV_INSTANTIATE(float)

@@ -13,6 +13,10 @@ template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n);
 template <typename T>
 void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n);
+// The same gradient written through the forward's output y = act(x), for the
+// kinds where grad_from_output_ok (act/activation_grad.h): sigmoid and tanh.
+template <typename T>
+void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* dx, int64_t n);
 
 namespace ref {
 // Scalar loops over activation_scalar.h / activation_grad.h (one thread's chunk).
@@ -28,6 +32,8 @@ namespace avx2 {
 void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream);
 void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx, int64_t n,
                              bool stream);
+void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y, float* dx,
+                                         int64_t n, bool stream);
 }  // namespace avx2
 
 }  // namespace pyconv

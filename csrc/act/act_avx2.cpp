@@ -105,4 +105,12 @@ void activation_backward_f32(Activation act, const float* dy, const float* x, fl
 #undef PYCONV_CALL
 }
 
+void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y, float* dx,
+                                         int64_t n, bool stream) {
+  if (kind == ActKind::sigmoid)
+    drive<2>(vmath::ActBwdFromOutput<ActKind::sigmoid>{}, dy, y, dx, n, stream);
+  else
+    drive<2>(vmath::ActBwdFromOutput<ActKind::tanh>{}, dy, y, dx, n, stream);
+}
+
 }  // namespace pyconv::avx2

@@ -156,6 +156,19 @@ struct ActFwd {
   }
 };
 
+// dx = g * act'(x) through y = act(x), for sigmoid and tanh (grad_from_output_ok).
+template <ActKind kind>
+struct ActBwdFromOutput {
+  static_assert(kind == ActKind::sigmoid || kind == ActKind::tanh);
+  inline __m256 operator()(__m256 g, __m256 y) const {
+    const __m256 one = set1(1.0f);
+    if constexpr (kind == ActKind::sigmoid)
+      return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_sub_ps(one, y)), y);
+    else
+      return _mm256_mul_ps(g, _mm256_fnmadd_ps(y, y, one));
+  }
+};
+
 template <ActKind kind>
 struct ActBwd {
   float param;
@@ -190,14 +203,8 @@ struct ActBwd {
         const __m256 t = _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one);
         return _mm256_mul_ps(_mm256_mul_ps(g, s), t);
       }
-      case ActKind::sigmoid: {
-        const __m256 y = sigmoid_ps(x);
-        return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_sub_ps(one, y)), y);
-      }
-      case ActKind::tanh: {
-        const __m256 y = tanh_ps(x);
-        return _mm256_mul_ps(g, _mm256_fnmadd_ps(y, y, one));
-      }
+      case ActKind::sigmoid: return ActBwdFromOutput<ActKind::sigmoid>{}(g, sigmoid_ps(x));
+      case ActKind::tanh: return ActBwdFromOutput<ActKind::tanh>{}(g, tanh_ps(x));
       case ActKind::hardswish: {
         const __m256 mid = _mm256_mul_ps(g, _mm256_add_ps(_mm256_div_ps(x, set1(3.0f)), set1(0.5f)));
         __m256 r = _mm256_blendv_ps(mid, g, _mm256_cmp_ps(x, set1(3.0f), _CMP_GE_OQ));

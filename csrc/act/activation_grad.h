@@ -12,6 +12,19 @@
 
 namespace pyconv {
 
+// The activations whose derivative is a function of the forward's output y:
+// sigmoid' = y (1 - y), tanh' = 1 - y^2. Their backward may take y instead of
+// x (torch's sigmoid_backward / tanh_backward do), which skips the exp/tanh.
+inline bool grad_from_output_ok(ActKind kind) {
+  return kind == ActKind::sigmoid || kind == ActKind::tanh;
+}
+
+// dx = g * act'(x) written through y = act(x); only for grad_from_output_ok kinds.
+template <typename T>
+inline T activate_backward_from_output(ActKind kind, T y, T g) {
+  return kind == ActKind::sigmoid ? g * (T(1) - y) * y : g * (T(1) - y * y);
+}
+
 template <typename T>
 inline T activate_backward(ActKind kind, T param, T x, T g) {
   switch (kind) {
@@ -40,14 +53,9 @@ inline T activate_backward(ActKind kind, T param, T x, T g) {
       const T s = T(1) / (T(1) + std::exp(-x));
       return g * s * (T(1) + x * (T(1) - s));
     }
-    case ActKind::sigmoid: {
-      const T y = T(1) / (T(1) + std::exp(-x));
-      return g * (T(1) - y) * y;
-    }
-    case ActKind::tanh: {
-      const T y = std::tanh(x);
-      return g * (T(1) - y * y);
-    }
+    case ActKind::sigmoid:
+      return activate_backward_from_output(kind, T(1) / (T(1) + std::exp(-x)), g);
+    case ActKind::tanh: return activate_backward_from_output(kind, std::tanh(x), g);
     case ActKind::hardswish:
       if (x <= T(-3)) return T(0);
       if (x >= T(3)) return g;

@@ -40,12 +40,16 @@ __global__ void act_fwd(ActKind kind, T param, const T* __restrict__ x, const St
     y[i] = act_forward<T>(kind, param, x[CONTIG ? i : offset(xs, i)]);
 }
 
+// v is the forward's input x, or its output y when from_output (sigmoid, tanh).
 template <typename T, bool CONTIG>
-__global__ void act_bwd(ActKind kind, T param, const T* __restrict__ dy, const Strided dys,
-                        const T* __restrict__ x, const Strided xs, int64_t n, T* __restrict__ dx) {
+__global__ void act_bwd(ActKind kind, T param, bool from_output, const T* __restrict__ dy,
+                        const Strided dys, const T* __restrict__ v, const Strided vs, int64_t n,
+                        T* __restrict__ dx) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dx[i] = act_backward<T>(kind, param, dy[CONTIG ? i : offset(dys, i)], x[CONTIG ? i : offset(xs, i)]);
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const T g = dy[CONTIG ? i : offset(dys, i)], a = v[CONTIG ? i : offset(vs, i)];
+    dx[i] = from_output ? act_backward_from_output<T>(kind, g, a) : act_backward<T>(kind, param, g, a);
+  }
 }
 
 int64_t numel(const Strided& s) {
@@ -81,23 +85,23 @@ void activation_forward(const char* op, Activation act, const T* x, Strided xs, 
 }
 
 template <typename T>
-void activation_backward(const char* op, Activation act, const T* dy, Strided dys, const T* x,
-                         Strided xs, T* dx, cudaStream_t stream) {
-  const int64_t n = numel(xs);
+void activation_backward(const char* op, Activation act, bool from_output, const T* dy, Strided dys,
+                         const T* v, Strided vs, T* dx, cudaStream_t stream) {
+  const int64_t n = numel(vs);
   if (n == 0) return;
   const T param = static_cast<T>(act.param);
-  if (contiguous(xs) && contiguous(dys))
-    act_bwd<T, true><<<blocks_for(n), THREADS, 0, stream>>>(act.kind, param, dy, dys, x, xs, n, dx);
+  if (contiguous(vs) && contiguous(dys))
+    act_bwd<T, true><<<blocks_for(n), THREADS, 0, stream>>>(act.kind, param, from_output, dy, dys, v, vs, n, dx);
   else
-    act_bwd<T, false><<<blocks_for(n), THREADS, 0, stream>>>(act.kind, param, dy, dys, x, xs, n, dx);
+    act_bwd<T, false><<<blocks_for(n), THREADS, 0, stream>>>(act.kind, param, from_output, dy, dys, v, vs, n, dx);
   check(op);
 }
 
 template void activation_forward<float>(const char*, Activation, const float*, Strided, float*, cudaStream_t);
 template void activation_forward<double>(const char*, Activation, const double*, Strided, double*, cudaStream_t);
-template void activation_backward<float>(const char*, Activation, const float*, Strided, const float*,
-                                         Strided, float*, cudaStream_t);
-template void activation_backward<double>(const char*, Activation, const double*, Strided, const double*,
-                                          Strided, double*, cudaStream_t);
+template void activation_backward<float>(const char*, Activation, bool, const float*, Strided,
+                                         const float*, Strided, float*, cudaStream_t);
+template void activation_backward<double>(const char*, Activation, bool, const double*, Strided,
+                                          const double*, Strided, double*, cudaStream_t);
 
 }  // namespace pyconv::cuda

@@ -21,9 +21,10 @@ template <typename T>
 void activation_forward(const char* op, Activation act, const T* x, Strided xs, T* y,
                         cudaStream_t stream);
 
-// dx = dy * act'(x), dx contiguous; dy and x have the same shape.
+// dx = dy * act'(x), dx contiguous; dy and v have the same shape. v is x, or
+// the output y = act(x) when from_output (sigmoid and tanh only).
 template <typename T>
-void activation_backward(const char* op, Activation act, const T* dy, Strided dys, const T* x,
-                         Strided xs, T* dx, cudaStream_t stream);
+void activation_backward(const char* op, Activation act, bool from_output, const T* dy,
+                         Strided dys, const T* v, Strided vs, T* dx, cudaStream_t stream);
 
 }  // namespace pyconv::cuda

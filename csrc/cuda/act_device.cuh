@@ -34,6 +34,13 @@ __device__ __forceinline__ T act_forward(ActKind kind, T param, T x) {
   return x;
 }
 
+// The same through the output y = act(x), for sigmoid and tanh only (as torch's
+// sigmoid_backward / tanh_backward take it).
+template <typename T>
+__device__ __forceinline__ T act_backward_from_output(ActKind kind, T dy, T y) {
+  return kind == ActKind::sigmoid ? dy * (T(1) - y) * y : dy * (T(1) - y * y);
+}
+
 // dy * d act(x) / dx, as torch's backward formulas (in terms of the input x).
 template <typename T>
 __device__ __forceinline__ T act_backward(ActKind kind, T param, T dy, T x) {
@@ -63,14 +70,8 @@ __device__ __forceinline__ T act_backward(ActKind kind, T param, T dy, T x) {
       const T s = T(1) / (T(1) + exp(-x));
       return dy * s * (T(1) + x * (T(1) - s));
     }
-    case ActKind::sigmoid: {
-      const T y = T(1) / (T(1) + exp(-x));
-      return dy * (T(1) - y) * y;
-    }
-    case ActKind::tanh: {
-      const T y = tanh(x);
-      return dy * (T(1) - y * y);
-    }
+    case ActKind::sigmoid: return act_backward_from_output<T>(kind, dy, T(1) / (T(1) + exp(-x)));
+    case ActKind::tanh: return act_backward_from_output<T>(kind, dy, tanh(x));
     case ActKind::hardswish:
       if (x < T(-3)) return T(0);
       if (x <= T(3)) return dy * (x / T(3) + T(0.5));

@@ -1,6 +1,7 @@
 // Bindings for the standalone activations. The Python layer passes
 // C-contiguous arrays of any shape; outputs have the input's shape.
 #include "act/act.h"
+#include "act/activation_grad.h"
 #include "python/array.h"
 
 namespace pyconv::py_bind {
@@ -36,15 +37,18 @@ py::array fwd(Activation act, const py::array& x) {
 }
 
 template <typename T>
-py::array bwd(Activation act, const py::array& dy, const py::array& x) {
-  auto dx = empty<T>(shape_of(x));
+py::array bwd(Activation act, const py::array& dy, const py::array& v, bool from_output) {
+  auto dx = empty<T>(shape_of(v));
   const T* dyp = static_cast<const T*>(dy.data());
-  const T* xp = static_cast<const T*>(x.data());
+  const T* vp = static_cast<const T*>(v.data());
   T* dxp = dx.mutable_data();
-  const int64_t n = x.size();
+  const int64_t n = v.size();
   {
     py::gil_scoped_release nogil;
-    activation_backward<T>(act, dyp, xp, dxp, n);
+    if (from_output)
+      activation_backward_from_output<T>(act.kind, dyp, vp, dxp, n);
+    else
+      activation_backward<T>(act, dyp, vp, dxp, n);
   }
   return std::move(dx);
 }
@@ -62,20 +66,26 @@ void bind_act(py::module_& m) {
       },
       py::arg("input"), py::arg("act_kind"), py::arg("act_param"), py::arg("op"));
 
+  // from_output: the second array is the forward's output (sigmoid and tanh only).
   m.def(
       "activation_backward",
-      [](py::array dy, py::array x, int kind, double param, const std::string& op) -> py::array {
+      [](py::array dy, py::array v, int kind, double param, const std::string& op,
+         bool from_output) -> py::array {
         const char* o = op.c_str();
         Activation act = to_act(o, kind, param);
-        DType dt = common_dtype(o, {{&dy, "grad_output"}, {&x, "input"}});
+        if (from_output && !grad_from_output_ok(act.kind))
+          throw ValueError(str_cat(o, ": the gradient cannot be taken from the output"));
+        const char* vname = from_output ? "output" : "input";
+        DType dt = common_dtype(o, {{&dy, "grad_output"}, {&v, vname}});
         need_contiguous(o, dy, "grad_output");
-        need_contiguous(o, x, "input");
-        if (shape_of(dy) != shape_of(x))
-          throw ValueError(str_cat(o, ": grad_output and input must have the same shape"));
-        return dt == DType::f32 ? bwd<float>(act, dy, x) : bwd<double>(act, dy, x);
+        need_contiguous(o, v, vname);
+        if (shape_of(dy) != shape_of(v))
+          throw ValueError(str_cat(o, ": grad_output and ", vname, " must have the same shape"));
+        return dt == DType::f32 ? bwd<float>(act, dy, v, from_output)
+                                : bwd<double>(act, dy, v, from_output);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("act_kind"), py::arg("act_param"),
-      py::arg("op"));
+      py::arg("op"), py::arg("from_output") = false);
 }
 
 }  // namespace pyconv::py_bind

@@ -35,6 +35,9 @@ def split_activation(activation):
     return name, params
 
 
+_FROM_OUTPUT = ("sigmoid", "tanh")
+
+
 class Activation(Function):
     def name(self):
         return getattr(self, "act", "activation").capitalize() + "Backward"
@@ -42,13 +45,20 @@ class Activation(Function):
     @staticmethod
     def forward(ctx, x, act, params):
         ctx.act, ctx.params = act, params
-        ctx.save_for_backward(x)
-        return getattr(ops, act)(x, *params.values())
+        y = getattr(ops, act)(x, *params.values())
+        # sigmoid and tanh differentiate through their output (as torch's autograd does):
+        # no exp/tanh to recompute in the backward
+        ctx.from_output = act in _FROM_OUTPUT
+        ctx.save_for_backward(y if ctx.from_output else x)
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return (getattr(ops, ctx.act + "_backward")(g, x, *ctx.params.values()),)
+        (v,) = ctx.saved_tensors
+        bwd = getattr(ops, ctx.act + "_backward")
+        if ctx.from_output:
+            return (bwd(g, output=v),)
+        return (bwd(g, v, *ctx.params.values()),)
 
 
 def _act_backward(ctx, g):

@@ -319,7 +319,8 @@ def _build_act(env: Env, a: str, shape, d: str) -> Impl:
         return Impl(subject)
     y = np.asarray(f(x))
     go = env.randn(*shape)
-    vals = dict(grad_output=go, input=x, output=y)
+    # sigmoid and tanh take the forward's output, as torch's sigmoid/tanh_backward do
+    vals = dict(grad_output=go, **({"output": y} if a in ("sigmoid", "tanh") else {"input": x}))
     if a == "gelu":
         vals["approximate"] = "none"
     subject = bind(env.op(a + "_backward"), vals)

@@ -55,11 +55,37 @@ def same_dtype(op: str, **arrays):
 
 def same_device(op: str, **arrays) -> bool:
     """True when the arrays live on a CUDA device, False for numpy; mixing is a TypeError."""
-    kinds = {name: is_cuda_array(a) for name, a in arrays.items() if a is not None}
-    if len(set(kinds.values())) > 1:
-        where = ", ".join(f"{n} on {'cuda' if c else 'cpu'}" for n, c in kinds.items())
+    cuda = cpu = False
+    for a in arrays.values():   # a plain loop: this runs on every call of every op
+        if a is None:
+            continue
+        if is_cuda_array(a):
+            cuda = True
+        else:
+            cpu = True
+    if cuda and cpu:
+        where = ", ".join(f"{n} on {'cuda' if is_cuda_array(a) else 'cpu'}"
+                          for n, a in arrays.items() if a is not None)
         raise TypeError(f"{op}: all arrays must be on one device, got {where}")
-    return any(kinds.values())
+    return cuda
+
+
+def backend(op: str, **arrays):
+    """The kernels for these arrays: pyconv._C for numpy, the CUDA module for CUDA arrays."""
+    if same_device(op, **arrays):
+        from .. import cuda
+        return cuda.backend(op)
+    return _C
+
+
+def contiguous(a):
+    """C-contiguous, aligned numpy array (CUDA arrays pass through: their kernels read strides).
+    Checks the flags before np.require, which costs microseconds even when it copies nothing."""
+    if isinstance(a, np.ndarray):
+        f = a.flags
+        if not (f.c_contiguous and f.aligned):
+            return np.require(a, requirements=["C", "A"])
+    return a
 
 
 def kernel_ready(a):

@@ -2,7 +2,9 @@
 
 Each <name>_backward(grad_output, input, [param]) takes the forward's input (as
 torch's gelu/silu/hardswish backward do) and returns the gradient with respect
-to it, with torch's values at the kinks and special values.
+to it, with torch's values at the kinks and special values. sigmoid_backward and
+tanh_backward take the forward's output instead when given `output=` (as torch's
+do): the derivative is then y(1 - y) or 1 - y^2, with nothing to recompute.
 """
 from __future__ import annotations
 
@@ -11,18 +13,7 @@ import numbers
 import numpy as np
 
 from .. import _C
-from ._args import _type_name, float_array, is_cuda_array, same_device, same_dtype
-
-
-def _backend(op, **arrays):
-    if same_device(op, **arrays):
-        from .. import cuda
-        return cuda.backend(op)
-    return _C
-
-
-def _ready(a):
-    return a if is_cuda_array(a) else np.require(a, requirements=["C", "A"])  # keeps 0-d
+from ._args import _type_name, backend, contiguous, float_array, is_cuda_array, same_dtype
 
 
 def _real(op, name, v) -> float:
@@ -45,22 +36,29 @@ def _forward(op, kind, param, input, inplace=False):
     if inplace and not isinstance(input, np.ndarray) and not is_cuda_array(input):
         raise TypeError(f"{op}: inplace=True needs an array to write into, got {_type_name(input)}")
     x = float_array(op, _scalar_to_array(input), "input")
-    y = _backend(op, input=x).activation_forward(_ready(x), _C.ACTIVATIONS[kind], param, op)
+    y = backend(op, input=x).activation_forward(contiguous(x), _C.ACTIVATIONS[kind], param, op)
     if inplace:
         x[...] = y
         return x
     return y
 
 
-def _backward(op, kind, param, grad_output, input):
-    x = float_array(op, _scalar_to_array(input), "input")
+def _backward(op, kind, param, grad_output, input, output=None):
+    """dx = grad_output * act'(input); through the forward's output instead when one is
+    given (sigmoid and tanh: no exp/tanh to recompute, as torch's own backward does)."""
+    if (input is None) == (output is None):
+        raise TypeError(f"{op}: give exactly one of input and output")
+    from_output = output is not None
+    name = "output" if from_output else "input"
+    v = float_array(op, _scalar_to_array(output if from_output else input), name)
     dy = float_array(op, _scalar_to_array(grad_output), "grad_output")
-    same_dtype(op, grad_output=dy, input=x)
-    if tuple(dy.shape) != tuple(x.shape):
-        raise ValueError(f"{op}: grad_output must have the input's shape {tuple(x.shape)}, "
+    same_dtype(op, **{"grad_output": dy, name: v})
+    if tuple(dy.shape) != tuple(v.shape):
+        raise ValueError(f"{op}: grad_output must have the {name}'s shape {tuple(v.shape)}, "
                          f"got {tuple(dy.shape)}")
-    be = _backend(op, grad_output=dy, input=x)
-    return be.activation_backward(_ready(dy), _ready(x), _C.ACTIVATIONS[kind], param, op)
+    be = backend(op, **{"grad_output": dy, name: v})
+    return be.activation_backward(contiguous(dy), contiguous(v), _C.ACTIVATIONS[kind], param, op,
+                                  from_output)
 
 
 def relu(input, inplace=False):
@@ -120,12 +118,12 @@ def silu_backward(grad_output, input):
     return _backward("silu_backward", "silu", 0.0, grad_output, input)
 
 
-def sigmoid_backward(grad_output, input):
-    return _backward("sigmoid_backward", "sigmoid", 0.0, grad_output, input)
+def sigmoid_backward(grad_output, input=None, output=None):
+    return _backward("sigmoid_backward", "sigmoid", 0.0, grad_output, input, output)
 
 
-def tanh_backward(grad_output, input):
-    return _backward("tanh_backward", "tanh", 0.0, grad_output, input)
+def tanh_backward(grad_output, input=None, output=None):
+    return _backward("tanh_backward", "tanh", 0.0, grad_output, input, output)
 
 
 def hardswish_backward(grad_output, input):

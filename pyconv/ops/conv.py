@@ -5,20 +5,10 @@ Shapes follow torch: input (N, C, H, W) or unbatched (C, H, W), weight
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .. import _C
-from ._args import (float_array, kernel_ready, pair, int_param, parse_activation, same_device,
+from ._args import (backend, float_array, kernel_ready, pair, int_param, parse_activation,
                     same_dtype, vector)
 
 _OUT_MASK = (True, True, True)
-
-
-def _backend(op, **arrays):
-    if same_device(op, **arrays):
-        from .. import cuda
-        return cuda.backend(op)
-    return _C
 
 
 def _conv_padding(op, padding, kernel_hw, stride, dilation):
@@ -81,7 +71,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     x, unbatched = _batched(op, input, "input")
     w, b = _weight(op, weight), _bias(op, bias)
     same_dtype(op, input=x, weight=w, bias=b)
-    be = _backend(op, input=x, weight=w, bias=b)
+    be = backend(op, input=x, weight=w, bias=b)
     stride, dilation = pair(op, "stride", stride), pair(op, "dilation", dilation)
     pad = _conv_padding(op, padding, w.shape[2:], stride, dilation)
     kind, param = parse_activation(op, activation)
@@ -101,7 +91,7 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     dy = dy[None] if unbatched else dy
     w = _weight(op, weight)
     same_dtype(op, grad_output=dy, input=x, weight=w)
-    be = _backend(op, grad_output=dy, input=x, weight=w)
+    be = backend(op, grad_output=dy, input=x, weight=w)
     stride, dilation = pair(op, "stride", stride), pair(op, "dilation", dilation)
     pad = _conv_padding(op, padding, w.shape[2:], stride, dilation)
     gi, gw, gb = be.conv2d_backward(kernel_ready(dy), kernel_ready(x), kernel_ready(w), stride,
@@ -119,7 +109,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     x, unbatched = _batched(op, input, "input")
     w, b = _weight(op, weight), _bias(op, bias)
     same_dtype(op, input=x, weight=w, bias=b)
-    be = _backend(op, input=x, weight=w, bias=b)
+    be = backend(op, input=x, weight=w, bias=b)
     kind, param = parse_activation(op, activation)
     out = be.conv_transpose2d_forward(
         kernel_ready(x), kernel_ready(w), vector(b), pair(op, "stride", stride),
@@ -140,7 +130,7 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
     dy = dy[None] if unbatched else dy
     w = _weight(op, weight)
     same_dtype(op, grad_output=dy, input=x, weight=w)
-    be = _backend(op, grad_output=dy, input=x, weight=w)
+    be = backend(op, grad_output=dy, input=x, weight=w)
     gi, gw, gb = be.conv_transpose2d_backward(
         kernel_ready(dy), kernel_ready(x), kernel_ready(w), pair(op, "stride", stride),
         pair(op, "padding", padding), pair(op, "output_padding", output_padding),

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _C
-from ._args import flag, float_array, pair, same_device, same_dtype
-
-
-def _backend(op, **arrays):
-    if same_device(op, **arrays):
-        from .. import cuda
-        return cuda.backend(op)
-    return _C
+from ._args import backend, contiguous, flag, float_array, pair, same_dtype
 
 
 def _batched(op, x, name):
@@ -66,11 +58,6 @@ def _pool_args(op, kernel_size, stride, padding, unpool=False):
     return k, s, conv(op, "padding", padding)
 
 
-def _contiguous(a):
-    """C-contiguous, aligned numpy array (CUDA arrays pass through)."""
-    return a if not isinstance(a, np.ndarray) else np.require(a, requirements=["C", "A"])
-
-
 def _rows_contiguous(x):
     """Aligned array with item-multiple strides and a unit-stride last axis (the fast
     kernels read rows); anything else is copied."""
@@ -87,7 +74,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """torch.nn.functional.max_pool2d; with return_indices=True returns (output, indices)."""
     op = "max_pool2d"
     x, unbatched = _batched(op, input, "input")
-    be = _backend(op, input=x)
+    be = backend(op, input=x)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     out = be.max_pool2d_forward(_rows_contiguous(x), k, s, p, _int32(op, "dilation", dilation),
                                 flag(op, "ceil_mode", ceil_mode),
@@ -106,9 +93,9 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     dy = _like(op, grad_output, "grad_output", unbatched)
     idx = _indices(op, indices, unbatched)
     same_dtype(op, grad_output=dy, input=x)
-    be = _backend(op, grad_output=dy, input=x, indices=idx)
+    be = backend(op, grad_output=dy, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
-    gi = be.max_pool2d_backward(_contiguous(dy), x, _contiguous(idx), k, s, p,
+    gi = be.max_pool2d_backward(contiguous(dy), x, contiguous(idx), k, s, p,
                                 _int32(op, "dilation", dilation), flag(op, "ceil_mode", ceil_mode))
     return gi[0] if unbatched else gi
 
@@ -139,9 +126,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     op = "max_unpool2d"
     x, unbatched = _batched(op, input, "input")
     idx = _indices(op, indices, unbatched)
-    be = _backend(op, input=x, indices=idx)
+    be = backend(op, input=x, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding, unpool=True)
-    out = be.max_unpool2d_forward(_contiguous(x), _contiguous(idx), k, s, p,
+    out = be.max_unpool2d_forward(contiguous(x), contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return out[0] if unbatched else out
 
@@ -156,8 +143,8 @@ def max_unpool2d_backward(grad_output, indices, kernel_size, stride=None, paddin
     unbatched = indices.ndim == 3
     dy = _like(op, grad_output, "grad_output", unbatched)
     idx = _indices(op, indices, unbatched)
-    be = _backend(op, grad_output=dy, indices=idx)
+    be = backend(op, grad_output=dy, indices=idx)
     k, s, p = _pool_args(op, kernel_size, stride, padding, unpool=True)
-    gi = be.max_unpool2d_backward(_contiguous(dy), _contiguous(idx), k, s, p,
+    gi = be.max_unpool2d_backward(contiguous(dy), contiguous(idx), k, s, p,
                                   _output_size(op, output_size))
     return gi[0] if unbatched else gi

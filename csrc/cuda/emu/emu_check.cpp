@@ -4,7 +4,8 @@
 // with and without split partials, backward-bias, strided (non-contiguous)
 // operands, tile edges; max_pool2d forward/backward, max_unpool2d
 // forward/backward; the activation backward formulas against finite
-// differences of common/activation_scalar.h. Prints one line per failure and
+// differences of common/activation_scalar.h (and, for sigmoid and tanh, the
+// same gradient taken through the output). Prints one line per failure and
 // exits 1 if any. Build: see tests/test_cuda.py (g++ -std=c++20 -pthread).
 #include "cuda/emu/cuda_emu.h"
 
@@ -259,6 +260,11 @@ static void act_backward_case() {
       if (std::abs(got - fd) > 1e-6 * std::max(1.0, std::abs(fd)) ||
           std::abs(fwd - activate<double>(kind, param, x)) > 1e-15) {
         std::printf("FAIL activation %d at x=%g: backward %.12g, finite difference %.12g\n", k, x, got, fd);
+        ++failures;
+      }
+      if ((kind == ActKind::sigmoid || kind == ActKind::tanh) &&
+          cuda::act_backward_from_output<double>(kind, 1.0, fwd) != got) {
+        std::printf("FAIL activation %d at x=%g: backward from the output differs\n", k, x);
         ++failures;
       }
     }
