@@ -1,7 +1,9 @@
 """The direct kernel for grouped stride-1 convolutions with at most 32 channels per group
 (csrc/conv/conv_grouped*.cpp: float, AVX2) against torch, forward and backward-data, over
-a hypothesis sweep of groups, channels per group around the 6-channel register block,
-kernel sizes 1..7, padding (asymmetric), widths around the 8- and 16-column vectors,
+a hypothesis sweep of groups, channels per group around the 4- and 6-channel forward
+blocks and the 3-channel weight-gradient block (remainders of 1 and 2), kernel sizes 1..7
+(3x3 has its own unrolled blocks), padding (asymmetric), widths around the 8- and
+16-column vectors and the unrolled 1-4-vector rows,
 empty batches, strided views, activations, and thread counts (bitwise).
 """
 import numpy as np
@@ -17,7 +19,7 @@ from test_conv_kernels import (ISAS, TOL, _restore, assert_close,  # noqa: F401 
                                assert_threads_bitwise, make, run_pyconv, torch_ref)
 
 
-@given(N=st.integers(0, 3), G=st.integers(2, 5), Cg=st.integers(1, 17), Kg=st.integers(1, 14),
+@given(N=st.integers(0, 3), G=st.integers(2, 5), Cg=st.integers(1, 17), Kg=st.integers(1, 17),
        H=st.integers(1, 12), W=st.integers(1, 34), R=st.integers(1, 7), S=st.integers(1, 7),
        pad=st.tuples(*[st.integers(0, 3)] * 4), isa=st.sampled_from(ISAS),
        threads=st.sampled_from([1, 2, 3]))

@@ -33,8 +33,12 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
 inline int64_t grouped_direct_xp(const GdGeom& g) {
   return g.Cin * (g.P + g.R - 1) * ((g.Q + 7) / 8 * 8 + g.S - 1);
 }
+// Output channels per register block of the forward kernel (x 16 columns): 4 when they
+// divide Kout (ResNeXt's 4, 8, 16: no idle accumulators), else 6.
+inline int grouped_direct_kb(int64_t Kout) { return Kout % 4 == 0 ? 4 : 6; }
 inline int64_t grouped_direct_wt(const GdGeom& g) {
-  return (g.Kout + 5) / 6 * 6 * g.Cin * g.R * g.S;
+  const int64_t kb = grouped_direct_kb(g.Kout);
+  return (g.Kout + kb - 1) / kb * kb * g.Cin * g.R * g.S;
 }
 
 }  // namespace pyconv
