@@ -15,7 +15,6 @@ namespace pyconv::avx2 {
 namespace {
 
 constexpr int kKB = 6;  // the most output channels per forward block (grouped_direct_kb)
-constexpr int kWK = 4;  // output channels per weight-gradient block (x 3 taps)
 
 // acc[kk][v] over vectors v < NV of 8 output columns at xrow (row r of channel c at
 // xrow + (c*Hp + r)*Wp), weights wv[((c*R + r)*S + s)*KB + kk]. RC, SC > 0 fix R
@@ -176,19 +175,19 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
     direct<6>(g, wt, bias, y, xp);
 }
 
-// The weight-gradient register block: acc lanes of kn (<= kWK) output channels x sn
+// The weight-gradient register block: acc lanes of kn (<= WK) output channels x sn
 // (<= 3) taps along a row, summed over ni images of P rows of Qv columns: ap[kk*ks + j*8]
 // += the lanes. KN, SN, NQ > 0 fix kn, sn and the row's vectors Qv / 8 at compile time,
 // so that the accumulators stay in registers and a row is one straight block.
-template <int KN, int SN, int NQ>
+template <int WK, int KN, int SN, int NQ>
 inline void weight_block(const float* xr, const float* dr, int64_t ni, int64_t xi, int64_t di,
                          int64_t P, int64_t Wp, int64_t Qv, __m256 tail, float* ap, int64_t ks,
-                         int kn_ = kWK, int sn_ = 3) {
+                         int kn_ = WK, int sn_ = 3) {
   const int kn = KN > 0 ? KN : kn_, sn = SN > 0 ? SN : sn_;
   const int64_t nq = NQ > 0 ? NQ : Qv / 8, plane = P * Qv;
-  __m256 a[kWK][3];
+  __m256 a[WK][3];
 #pragma GCC unroll 4
-  for (int kk = 0; kk < kWK; ++kk)
+  for (int kk = 0; kk < WK; ++kk)
 #pragma GCC unroll 3
     for (int j = 0; j < 3; ++j) a[kk][j] = _mm256_setzero_ps();
   for (int64_t i = 0; i < ni; ++i)
@@ -206,7 +205,7 @@ inline void weight_block(const float* xr, const float* dr, int64_t ni, int64_t x
           for (int j = 0; j < 3; ++j) x[j] = _mm256_and_ps(x[j], tail);
         }
 #pragma GCC unroll 4
-        for (int kk = 0; kk < kWK; ++kk) {
+        for (int kk = 0; kk < WK; ++kk) {
           if (kk >= kn) break;
           const __m256 dv = _mm256_loadu_ps(drow + kk * plane + 8 * v);
 #pragma GCC unroll 3
@@ -221,15 +220,45 @@ inline void weight_block(const float* xr, const float* dr, int64_t ni, int64_t x
     }
 }
 
-template <int KN>
+template <int WK, int KN>
 inline void weight_block_q(const float* xr, const float* dr, int64_t ni, int64_t xi, int64_t di,
                            int64_t P, int64_t Wp, int64_t Qv, __m256 tail, float* ap, int64_t ks) {
   switch (Qv / 8) {
-    case 1: weight_block<KN, 3, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 2: weight_block<KN, 3, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 3: weight_block<KN, 3, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 4: weight_block<KN, 3, 4>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    default: weight_block<KN, 3, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    case 1: weight_block<WK, KN, 3, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    case 2: weight_block<WK, KN, 3, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    case 3: weight_block<WK, KN, 3, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    case 4: weight_block<WK, KN, 3, 4>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    default: weight_block<WK, KN, 3, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+  }
+}
+
+// Every register block of one pass (ni images) of the weight gradient, WK output channels
+// at a time (remainders of 1 to WK - 1 channels and taps past the last 3 included).
+template <int WK>
+void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t Qv, __m256 tail,
+                   const float* xp, const float* dyp, float* acc) {
+  const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Kout = g.Kout;
+  const int64_t Hp = P + R - 1, Wp = Qv + S - 1, ks = Cin * R * S * 8;
+  for (int64_t k0 = 0; k0 < Kout; k0 += WK) {
+    const int kn = Kout - k0 < WK ? static_cast<int>(Kout - k0) : WK;
+    for (int64_t c = 0; c < Cin; ++c)
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s0 = 0; s0 < S; s0 += 3) {
+          const int sn3 = S - s0 < 3 ? static_cast<int>(S - s0) : 3;
+          const float* xr = xp + (c * Hp + r) * Wp + s0;
+          const float* dr = dyp + k0 * P * Qv;
+          float* ap = acc + ((k0 * Cin + c) * R + r) * S * 8 + s0 * 8;
+          if (sn3 == 3 && kn == WK)
+            weight_block_q<WK, WK>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+          else if (sn3 == 3 && kn == 3)
+            weight_block_q<WK, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+          else if (sn3 == 3 && kn == 2)
+            weight_block_q<WK, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+          else if (sn3 == 3)
+            weight_block_q<WK, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+          else
+            weight_block<WK, 0, 0, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, kn, sn3);
+        }
   }
 }
 
@@ -237,8 +266,8 @@ inline void weight_block_q(const float* xr, const float* dr, int64_t ni, int64_t
 // time, each source padded into xp (as above, image i at xp + i*Cin*Hp*Wp) and its
 // grad_output rows into dyp (Qv columns, zero past Q; image i at dyp + i*Kout*P*Qv);
 // acc holds 8 lanes per weight (Kout*Cin*R*S*8 floats), reduced in lane order into
-// dw (Kout, Cin, R, S) contiguous at the end. A register block is 4 output channels x
-// 3 taps along the row (one row at a time: a row's vectors unrolled, its loads folded
+// dw (Kout, Cin, R, S) contiguous at the end. A register block is 3 or 4 output channels
+// x 3 taps along the row (one row at a time: a row's vectors unrolled, its loads folded
 // into the FMAs); source lanes past the row's last output are masked to zero so that an
 // inf or NaN there never meets a zero of grad_output.
 void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
@@ -248,6 +277,10 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1, RS = R * S;
   const int64_t nacc = Kout * Cin * RS * 8, xi = Cin * Hp * Wp, di = Kout * P * Qv;
+  // 4-channel blocks load each source row fewer times, but with 12 accumulators gcc
+  // spills one: worth it only on rows of 3+ vectors (measured: 4 channels 1.10-1.25x
+  // faster at widths 28 and 56, 3 channels 1.19x at width 14).
+  const int wk = Kout % 4 == 0 && Qv > 16 ? 4 : 3;
   for (int64_t i = 0; i < nacc; ++i) acc[i] = 0.0f;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 tail = _mm256_castsi256_ps(
@@ -266,28 +299,10 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
             for (int64_t q = 0; q < Qv; ++q) d[q] = q < Q ? sr[q * d3] : 0.0f;
         }
     }
-    for (int64_t k0 = 0; k0 < Kout; k0 += kWK) {
-      const int kn = Kout - k0 < kWK ? static_cast<int>(Kout - k0) : kWK;
-      for (int64_t c = 0; c < Cin; ++c)
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t s0 = 0; s0 < S; s0 += 3) {
-            const int sn3 = S - s0 < 3 ? static_cast<int>(S - s0) : 3;
-            const float* xr = xp + (c * Hp + r) * Wp + s0;
-            const float* dr = dyp + k0 * P * Qv;
-            float* ap = acc + ((k0 * Cin + c) * R + r) * S * 8 + s0 * 8;
-            const int64_t ks = Cin * RS * 8;
-            if (sn3 == 3 && kn == 4)
-              weight_block_q<4>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
-            else if (sn3 == 3 && kn == 3)
-              weight_block_q<3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
-            else if (sn3 == 3 && kn == 2)
-              weight_block_q<2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
-            else if (sn3 == 3)
-              weight_block_q<1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
-            else
-              weight_block<0, 0, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, kn, sn3);
-          }
-    }
+    if (wk == 4)
+      weight_blocks<4>(g, ni, xi, di, Qv, tail, xp, dyp, acc);
+    else
+      weight_blocks<3>(g, ni, xi, di, Qv, tail, xp, dyp, acc);
   }
   // dw[i] = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) of its 8 lanes, eight
   // weights at a time by hadd (the same sums in the same order as the scalar tail).
