@@ -557,8 +557,17 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       }
     }
   }
-  for (Phase& f : phs) {
-    const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd;
+  // Strided: each phase's (N, C, Hph, Wph) goes to a phase-major buffer through the
+  // direct (in-place) tile stores, then one pass interleaves the phases into dx. Scattering
+  // every tile into every sw-th column took 18% of dcgan 128->64 in scalar stores.
+  const bool split = nph > 1;
+  T* pbuf = split ? gemm::scratch<T>(10, p.N * p.C * HW) : nullptr;
+  std::vector<int64_t> poff;
+  for (int64_t q = 0, o = 0; q < nph; o += p.N * p.C * phs[q].Hph * phs[q].Wph, ++q)
+    poff.push_back(o);
+  for (int64_t q = 0; q < nph; ++q) {
+    Phase& f = phs[q];
+    const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd, PHW = f.Hph * f.Wph;
     const T* apack = abuf + f.aoff;
     int64_t one = 1, one_h = 1;
     bool ok;
@@ -569,13 +578,42 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
                                          int64_t j1) {
       GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
                   uk.nr, in_place};
-      GridC<T> st{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw, f.ph * p.W + f.pw,
-                  f.Hph, f.Wph, nullptr, Activation{}, uk.nr};
+      const GridC<T> st =
+          split ? GridC<T>{pbuf + poff[q] + g * M * PHW, nullptr, PHW, p.C * PHW, f.Wph, 1, 0,
+                           f.Hph, f.Wph, nullptr, Activation{}, uk.nr}
+                : GridC<T>{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw,
+                           f.ph * p.W + f.pw, f.Hph, f.Wph, nullptr, Activation{}, uk.nr};
       auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
         return gemm::ABlock<T>{apack + g * Mpad * Kd + Mpad * k0 + (am0 / MR) * MR * kc, 0};
       };
       gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
     });
+  }
+  if (!split) return;
+  // dx[n, c, ph + sh*i, pw + sw*j] = phase (ph, pw)[n, c, i, j], one output row at a time.
+  const int64_t nsw = std::min(sw, p.W), NC = p.N * p.C;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t t = 0; t < NC * p.H; ++t) {
+    const int64_t nc = t / p.H, h = t % p.H, ph = h % sh, i = h / sh;
+    T* d = dx + t * p.W;
+    const Phase& f0 = phs[ph * nsw];
+    const T* a = pbuf + poff[ph * nsw] + (nc * f0.Hph + i) * f0.Wph;
+    if (nsw == 2) {  // the usual stride 2: two sources, one sequential pass over the row
+      const Phase& f1 = phs[ph * nsw + 1];
+      const T* b = pbuf + poff[ph * nsw + 1] + (nc * f1.Hph + i) * f1.Wph;
+      const int64_t W2 = p.W / 2;
+      for (int64_t j = 0; j < W2; ++j) {
+        d[2 * j] = a[j];
+        d[2 * j + 1] = b[j];
+      }
+      if (p.W % 2) d[p.W - 1] = a[W2];
+      continue;
+    }
+    for (int64_t pw = 0; pw < nsw; ++pw) {
+      const Phase& f = phs[ph * nsw + pw];
+      const T* src = pbuf + poff[ph * nsw + pw] + (nc * f.Hph + i) * f.Wph;
+      for (int64_t j = 0; j < f.Wph; ++j) d[pw + sw * j] = src[j];
+    }
   }
 }
 

@@ -44,7 +44,7 @@ namespace pyconv::gemm {
 
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[10];
+  thread_local std::vector<T> buf[11];
   std::vector<T>& b = buf[slot];
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();
