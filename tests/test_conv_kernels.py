@@ -1,6 +1,6 @@
 """The fast conv2d kernels (packed GEMM, stride-phase backward-data, chunked
-backward-weight, depthwise) against torch, across instruction sets and thread
-counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
+backward-weight, col2im backward-data, depthwise) against torch, across instruction
+sets and thread counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
 MR=6 rows, NR=16 (fp32 AVX2/scalar) / 8 (fp64) columns, KC=256 reduction,
 MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
 chunks and reads grad_output planes in place when P*Q >= 128.
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, strategies as st
 
 import pyconv
 from pyconv import _C
@@ -52,7 +53,8 @@ SHAPES = [
     (2, 4, 7, 7, 8, 3, 3, 2, (1, 1, 1, 1), 1, 4),          # groups with channel multiplier 2 (not depthwise)
     (3, 5, 8, 8, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 8-column rows: panels of whole rows
     (2, 3, 4, 4, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 4-column rows
-    (2, 7, 10, 9, 70, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # strided stores over several reduction blocks (local C)
+    (2, 9, 10, 9, 70, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # strided stores over several reduction blocks (local C)
+    (2, 3, 13, 12, 40, 5, 5, 2, (2, 1, 2, 2), 1, 1),       # few input channels: col2im backward-data
 ]
 
 
@@ -219,6 +221,40 @@ def test_in_place_panels(W, K, C, stride, dtype, isa):
         assert_close(y, fn(torch.tensor(ref[0])).numpy(), TOL[dtype], act)
 
 
+# col2im backward-data (csrc/conv/conv_col2im.cpp: at most 8 input channels, at least 32
+# and 4x as many output channels): strides 1-3 in each direction (stride > kernel: taps
+# that reach no row), dilation, asymmetric padding of both parities, odd sizes, both
+# dtypes, every ISA; threads bitwise.
+@given(N=st.integers(1, 3), C=st.integers(1, 8), K=st.integers(32, 48), H=st.integers(1, 13),
+       W=st.integers(1, 13), R=st.integers(1, 5), S=st.integers(1, 5),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pad=st.tuples(*[st.integers(0, 3)] * 4), dtype=st.sampled_from([np.float32, np.float64]),
+       isa=st.sampled_from(ISAS))
+def test_col2im_backward_data(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa):
+    if (H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1
+            or R * S == 1):
+        return
+    _C.set_isa(isa)
+    K = max(K, 4 * C)
+    args = make((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype, seed=N + C + H + W + R + S)
+    x, w, b, dy = args[:4]
+    ref = torch_ref(*args)
+    gi = assert_threads_bitwise(args, k=2)[1]
+    assert_close(gi, ref[1], TOL[dtype], "grad_input")
+
+
+def test_col2im_chunks_and_views():
+    # dcol of one image is 392 x 75*75 > 2^21 values: three images in three passes; grad_output
+    # channels-last (the GEMM reads it through its strides)
+    args = make((3, 8, 150, 149, 32, 7, 7, 2, (3, 3, 3, 2), 1, 1), np.float32, seed=5)
+    x, w, b, dy, stride, pad, dil, groups = args
+    ref = torch_ref(*args)
+    dyv = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    gi = _C.conv2d_backward(dyv, x, w, stride, pad, dil, groups, [True, False, False])[0]
+    assert_close(gi, ref[1], TOL[np.float32], "grad_input")
+
+
 def test_zero_output_channels():
     x = np.ones((2, 3, 5, 5), np.float32)
     w = np.ones((0, 3, 3, 3), np.float32)
@@ -239,6 +275,7 @@ CT_SHAPES = [
     (1, 12, 7, 4, 9, 4, 3, (3, 2), (1, 0), (2, 1), 1, 3),
     (3, 5, 9, 9, 7, 3, 3, 1, 2, 0, 2, 1),
     (2, 300, 5, 6, 13, 4, 4, 2, 1, 1, 1, 1),   # 5 reduction blocks per phase, ragged rows
+    (3, 64, 7, 6, 3, 4, 4, 2, 1, 1, 1, 1),     # DCGAN's last layer: col2im, output_padding
 ]
 
 
@@ -286,7 +323,6 @@ def test_sparse_strides_read_in_place(pad):
 # (3x3 single-pass interiors), the stride (1, 2, other), which kernel rows are in range
 # for each output row (row masks) and the interior column range; small planes, padding up
 # to and beyond the kernel, dilation and channel multipliers reach every branch.
-from hypothesis import given, strategies as st  # noqa: E402
 
 
 @st.composite

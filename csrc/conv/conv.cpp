@@ -28,7 +28,8 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
   if (fast::is_depthwise(p))
     fast::depthwise_backward_data(p, dy, w, dx);
   else if (!fast::winograd_backward_data(p, dy, w, dx) &&
-           !fast::grouped_backward_data(p, dy, w, dx))
+           !fast::grouped_backward_data(p, dy, w, dx) &&
+           !fast::backward_data_col2im(p, dy, w, dx))
     fast::conv2d_backward_data_gemm(p, dy, w, dx);
 }
 

@@ -21,6 +21,11 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
                          Activation act, T* y, T* preact);
 template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+// Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im
+// (conv_col2im.cpp), for ungrouped convolutions with at most 8 input channels and at least
+// 32 and 4x as many output channels: returns false, doing nothing, when it does not apply.
+template <typename T>
+bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
