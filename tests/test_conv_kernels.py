@@ -55,6 +55,8 @@ SHAPES = [
     (2, 3, 4, 4, 7, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # 4-column rows
     (2, 9, 10, 9, 70, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # strided stores over several reduction blocks (local C)
     (2, 3, 13, 12, 40, 5, 5, 2, (2, 1, 2, 2), 1, 1),       # few input channels: col2im backward-data
+    (3, 256, 6, 6, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # backward-weight: 2^17+ weights, one chunk
+    (2, 130, 9, 9, 128, 4, 4, 2, (1, 1, 1, 1), 1, 1),      # one chunk, strided, two reduction blocks per image
 ]
 
 
@@ -133,7 +135,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, -2, -1)])
 def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 
