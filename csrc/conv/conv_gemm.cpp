@@ -517,18 +517,16 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   for (const Phase& f : phs) kbs.emplace_back(f.Kd);
   // By filter rows k (each read once, sequentially: by panels, the reads strode through
   // the whole filter and waited on memory): every (phase, tap) of row k gets its place in
-  // the packed A once (block lookups outside the panel loop), then each panel's MR
-  // filters are gathered tap-major and MR values copied per (phase, tap).
-  const int64_t RS = p.R * p.S;
+  // the packed A once (block lookups outside the panel loop), then each panel's MR values
+  // of a tap are read straight from the filter into it (rows past M get zeros).
   struct Dst {
-    int64_t base, pan_stride, tap;  // abuf + base + pan*pan_stride <- tv + tap*MR
+    int64_t base, pan_stride, src;  // abuf + base + pan*pan_stride <- w row k + src (the tap)
   };
+  const int64_t ws1 = w.stride[1];
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t t = 0; t < G * Kg; ++t) {
     const int64_t g = t / Kg, k = t % Kg;
-    thread_local std::vector<T> tv;  // tv[tap*MR + i]
     thread_local std::vector<Dst> dst;
-    tv.assign(static_cast<size_t>(RS * MR), T(0));
     dst.clear();
     for (int64_t q = 0; q < nph; ++q) {
       const Phase& f = phs[q];
@@ -537,23 +535,19 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       for (int64_t tt = 0; tt < taps; ++tt) {
         const int64_t kk = k * taps + tt, bi = kb.index(kk), k0 = kb.begin(bi);
         dst.push_back({f.aoff + g * Mpad * f.Kd + Mpad * k0 + (kk - k0) * MR, MR * kb.size(bi),
-                       f.rl[tt / f.ns] * p.S + f.sl[tt % f.ns]});
+                       f.rl[tt / f.ns] * w.stride[2] + f.sl[tt % f.ns] * w.stride[3]});
       }
     }
     for (int64_t pan = 0; pan < npan; ++pan) {
       const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
-      const T* wk = w.data + (g * Kg + k) * w.stride[0] + pan * MR * w.stride[1];
-      for (int64_t rs = 0; rs < RS; ++rs) {
-        const T* src = wk + rs / p.S * w.stride[2] + rs % p.S * w.stride[3];
-        for (int64_t i = 0; i < mv; ++i) tv[rs * MR + i] = src[i * w.stride[1]];
-      }
+      const T* wk = w.data + (g * Kg + k) * w.stride[0] + pan * MR * ws1;
       for (const Dst& e : dst) {
         T* d = abuf + e.base + pan * e.pan_stride;
-        const T* sv = tv.data() + e.tap * MR;
-        if (MR == 6)  // (a constant count: moves, not a memcpy call)
-          for (int i = 0; i < 6; ++i) d[i] = sv[i];
+        const T* sv = wk + e.src;
+        if (MR == 6 && mv == 6)  // (a constant count: moves, not a loop)
+          for (int i = 0; i < 6; ++i) d[i] = sv[i * ws1];
         else
-          for (int64_t i = 0; i < MR; ++i) d[i] = sv[i];
+          for (int64_t i = 0; i < MR; ++i) d[i] = i < mv ? sv[i * ws1] : T(0);
       }
     }
   }
