@@ -34,9 +34,11 @@ __all__ = _OWN + [n for n in getattr(ops, "__all__", []) if n not in _OWN]
 
 
 def __getattr__(name):
-    # every other array-level op and backward of pyconv.ops
+    # every other array-level op and backward of pyconv.ops; kept as a module global once
+    # looked up, so that later calls (F.relu_backward in a loop) skip this hook
     if not name.startswith("_") and hasattr(ops, name):
-        return getattr(ops, name)
+        fn = globals()[name] = getattr(ops, name)
+        return fn
     raise AttributeError(f"module 'pyconv.functional' has no attribute {name!r}")
 
 

@@ -46,17 +46,19 @@ def _forward(op, kind, param, input, inplace=False):
 def _backward(op, kind, param, grad_output, input, output=None):
     """dx = grad_output * act'(input); through the forward's output instead when one is
     given (sigmoid and tanh: no exp/tanh to recompute, as torch's own backward does)."""
-    if (input is None) == (output is None):
-        raise TypeError(f"{op}: give exactly one of input and output")
     from_output = output is not None
+    if from_output == (input is not None):
+        raise TypeError(f"{op}: give exactly one of input and output")
     name = "output" if from_output else "input"
     v = float_array(op, _scalar_to_array(output if from_output else input), name)
     dy = float_array(op, _scalar_to_array(grad_output), "grad_output")
-    same_dtype(op, **{"grad_output": dy, name: v})
-    if tuple(dy.shape) != tuple(v.shape):
+    if dy.dtype != v.dtype:
+        same_dtype(op, grad_output=dy, **{name: v})
+    if dy.shape != v.shape:
         raise ValueError(f"{op}: grad_output must have the {name}'s shape {tuple(v.shape)}, "
                          f"got {tuple(dy.shape)}")
-    be = backend(op, **{"grad_output": dy, name: v})
+    be = (backend(op, grad_output=dy, output=v) if from_output
+          else backend(op, grad_output=dy, input=v))
     return be.activation_backward(contiguous(dy), contiguous(v), _C.ACTIVATIONS[kind], param, op,
                                   from_output)
 
