@@ -19,6 +19,7 @@ namespace {
 constexpr int64_t kMaxC = 8;   // input channels up to which it applies
 constexpr int64_t kMinK = 32;  // output channels from which the GEMM pays (16: 0.76x)
 constexpr int64_t kChunkElems = 1 << 21;  // dcol per pass (images at a time)
+constexpr int64_t kMaxImageElems = 1 << 23;  // one image's dcol beyond this: the phase GEMM
 
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -77,7 +78,7 @@ template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   const int64_t C = p.C, K = p.K, RS = p.R * p.S, CRS = C * RS, PQ = p.P * p.Q;
   if (p.groups != 1 || C > kMaxC || K < std::max<int64_t>(kMinK, 4 * C) || RS == 1 ||
-      p.N == 0 || PQ == 0)
+      p.N == 0 || PQ == 0 || CRS * PQ > kMaxImageElems)
     return false;
   // W^T as the 1x1 convolution's weight (C*R*S, K, 1, 1).
   std::vector<T> wt(static_cast<size_t>(CRS * K));

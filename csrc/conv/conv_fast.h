@@ -23,7 +23,8 @@ template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 // Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im
 // (conv_col2im.cpp), for ungrouped convolutions with at most 8 input channels and at least
-// 32 and 4x as many output channels: returns false, doing nothing, when it does not apply.
+// 32 and 4x as many output channels, and at most 2^23 dcol values per image: returns false,
+// doing nothing, when it does not apply.
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 template <typename T>
