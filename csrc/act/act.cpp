@@ -70,36 +70,42 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   });
 }
 
+namespace {
+
+// dx = dy * act'(x), with v = x, or v = y = act(x) when from_output (sigmoid, tanh).
 template <typename T>
-void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
-  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != x;
+void backward(Activation act, bool from_output, const T* dy, const T* v, T* dx, int64_t n) {
+  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != v;
   parallel_chunks(n, [&](int64_t b, int64_t e) {
 #if defined(PYCONV_X86)
     if constexpr (sizeof(T) == 4) {
       if (active_isa() >= Isa::avx2) {
-        avx2::activation_backward_f32(act, dy + b, x + b, dx + b, e - b, stream);
+        if (from_output)
+          avx2::activation_backward_from_output_f32(act.kind, dy + b, v + b, dx + b, e - b,
+                                                    stream);
+        else
+          avx2::activation_backward_f32(act, dy + b, v + b, dx + b, e - b, stream);
         return;
       }
     }
 #endif
-    ref::activation_backward(act, dy + b, x + b, dx + b, e - b);
+    if (from_output)
+      for (int64_t i = b; i < e; ++i) dx[i] = activate_backward_from_output(act.kind, v[i], dy[i]);
+    else
+      ref::activation_backward(act, dy + b, v + b, dx + b, e - b);
   });
+}
+
+}  // namespace
+
+template <typename T>
+void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
+  backward(act, false, dy, x, dx, n);
 }
 
 template <typename T>
 void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* dx, int64_t n) {
-  const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != y;
-  parallel_chunks(n, [&](int64_t b, int64_t e) {
-#if defined(PYCONV_X86)
-    if constexpr (sizeof(T) == 4) {
-      if (active_isa() >= Isa::avx2) {
-        avx2::activation_backward_from_output_f32(kind, dy + b, y + b, dx + b, e - b, stream);
-        return;
-      }
-    }
-#endif
-    for (int64_t i = b; i < e; ++i) dx[i] = activate_backward_from_output(kind, y[i], dy[i]);
-  });
+  backward(Activation{kind, 0.0}, true, dy, y, dx, n);
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                \

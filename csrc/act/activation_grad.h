@@ -12,13 +12,6 @@
 
 namespace pyconv {
 
-// The activations whose derivative is a function of the forward's output y:
-// sigmoid' = y (1 - y), tanh' = 1 - y^2. Their backward may take y instead of
-// x (torch's sigmoid_backward / tanh_backward do), which skips the exp/tanh.
-inline bool grad_from_output_ok(ActKind kind) {
-  return kind == ActKind::sigmoid || kind == ActKind::tanh;
-}
-
 // dx = g * act'(x) written through y = act(x); only for grad_from_output_ok kinds.
 template <typename T>
 inline T activate_backward_from_output(ActKind kind, T y, T g) {

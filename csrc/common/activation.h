@@ -17,6 +17,13 @@ enum class ActKind {
   hardswish,
 };
 
+// The activations whose derivative is a function of the forward's output y:
+// sigmoid' = y (1 - y), tanh' = 1 - y^2. Their backward may take y instead of
+// x (torch's sigmoid_backward / tanh_backward do), which skips the exp/tanh.
+inline bool grad_from_output_ok(ActKind kind) {
+  return kind == ActKind::sigmoid || kind == ActKind::tanh;
+}
+
 struct Activation {
   ActKind kind = ActKind::none;
   double param = 0.0;

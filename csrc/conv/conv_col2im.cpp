@@ -21,8 +21,8 @@ constexpr int64_t kMinK = 32;  // output channels from which the GEMM pays (16: 
 constexpr int64_t kChunkElems = 1 << 21;  // dcol per pass (images at a time)
 constexpr int64_t kMaxImageElems = 1 << 23;  // one image's dcol beyond this: the phase GEMM
 
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using gemm::ceil_div;
+using gemm::floor_div;
 
 // dx rows (n, c, h) of images [0, nb) from dcol (nb, C*R*S, P, Q) contiguous. A row sums
 // its taps (r, then s, ascending) into sw phase-major rows (w = j*sw + phase), then
@@ -35,6 +35,8 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<T> acc(static_cast<size_t>(sw * Wl));
+    std::vector<const T*> rows(static_cast<size_t>(sw));  // the phase rows within acc
+    for (int64_t pw = 0; pw < sw; ++pw) rows[static_cast<size_t>(pw)] = acc.data() + pw * Wl;
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < nb * C * H; ++t) {
       const int64_t n = t / (C * H), c = t / H % C, h = t % H;
@@ -54,20 +56,7 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
           for (int64_t q = q0; q < q1; ++q) a[q + base] += src[q];
         }
       }
-      T* d = dx + t * W;
-      if (sw == 1) {
-        std::copy(acc.begin(), acc.begin() + W, d);
-      } else if (sw == 2) {
-        const T* a0 = acc.data();
-        const T* a1 = a0 + Wl;
-        for (int64_t j = 0; j < W / 2; ++j) {
-          d[2 * j] = a0[j];
-          d[2 * j + 1] = a1[j];
-        }
-        if (W % 2) d[W - 1] = a0[W / 2];
-      } else {
-        for (int64_t w = 0; w < W; ++w) d[w] = acc[(w % sw) * Wl + w / sw];
-      }
+      interleave_phase_row(dx + t * W, W, sw, rows.data());
     }
   }
 }

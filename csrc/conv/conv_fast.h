@@ -57,6 +57,25 @@ bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T
 template <typename T>
 bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 
+// One dx row of width W from its column phases: d[pw + sw*j] = src[pw][j] (phase pw holds
+// ceil((W - pw) / sw) values; min(sw, W) phases). Stride 2, the usual one, in one sequential
+// pass over two sources. Used where stride-phase kernels wrote phase-major rows.
+template <typename T>
+inline void interleave_phase_row(T* d, int64_t W, int64_t sw, const T* const* src) {
+  if (sw == 2 && W >= 2) {
+    const T* a = src[0];
+    const T* b = src[1];
+    for (int64_t j = 0; j < W / 2; ++j) {
+      d[2 * j] = a[j];
+      d[2 * j + 1] = b[j];
+    }
+    if (W % 2) d[W - 1] = a[W / 2];
+    return;
+  }
+  for (int64_t pw = 0; pw < sw && pw < W; ++pw)
+    for (int64_t j = 0; pw + sw * j < W; ++j) d[pw + sw * j] = src[pw][j];
+}
+
 inline bool is_depthwise(const ConvParams& p) {
   return p.groups > 1 && p.groups == p.C && p.K == p.C;
 }

@@ -27,6 +27,7 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
 namespace pyconv::fast {
 
 using gemm::ceil_div;
+using gemm::floor_mod;
 using gemm::kMC;
 using gemm::round_up;
 using gemm::UKernel;
@@ -53,7 +54,6 @@ bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>
 
 namespace {
 
-inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
 
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
 // j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
@@ -488,11 +488,11 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   // Per phase (ih % sh, iw % sw): the taps that hit it. Taps with ih + pt - r*dh ==
   // oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
   struct Phase {
-    int64_t ph, pw, Hph, Wph, nr, ns, Kd, aoff;
+    int64_t ph, pw, Hph, Wph, nr, ns, Kd, aoff, boff;  // boff: its planes in the phase buffer
     std::vector<int64_t> rl, sl, offh, offw;
   };
   std::vector<Phase> phs;
-  int64_t atotal = 0;
+  int64_t atotal = 0, btotal = 0;
   for (int64_t ph = 0; ph < std::min(sh, p.H); ++ph)
     for (int64_t pw = 0; pw < std::min(sw, p.W); ++pw) {
       Phase f;
@@ -504,8 +504,9 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
         if (floor_mod(pw + p.pad_left - s * p.dil_w, sw) == 0)
           f.sl.push_back(s), f.offw.push_back((pw + p.pad_left - s * p.dil_w) / sw);
       f.nr = static_cast<int64_t>(f.rl.size()), f.ns = static_cast<int64_t>(f.sl.size());
-      f.Kd = Kg * f.nr * f.ns, f.aoff = atotal;
+      f.Kd = Kg * f.nr * f.ns, f.aoff = atotal, f.boff = btotal;
       atotal += G * Mpad * f.Kd;
+      btotal += p.N * p.C * f.Hph * f.Wph;
       phs.push_back(std::move(f));
     }
   // Every phase's filter, packed as prepack_a() does (MR-row panels per reduction block,
@@ -555,12 +556,8 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   // direct (in-place) tile stores, then one pass interleaves the phases into dx. Scattering
   // every tile into every sw-th column took 18% of dcgan 128->64 in scalar stores.
   const bool split = nph > 1;
-  T* pbuf = split ? gemm::scratch<T>(10, p.N * p.C * HW) : nullptr;
-  std::vector<int64_t> poff;
-  for (int64_t q = 0, o = 0; q < nph; o += p.N * p.C * phs[q].Hph * phs[q].Wph, ++q)
-    poff.push_back(o);
-  for (int64_t q = 0; q < nph; ++q) {
-    Phase& f = phs[q];
+  T* pbuf = split ? gemm::scratch<T>(10, btotal) : nullptr;
+  for (Phase& f : phs) {
     const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd, PHW = f.Hph * f.Wph;
     const T* apack = abuf + f.aoff;
     int64_t one = 1, one_h = 1;
@@ -573,7 +570,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
                   uk.nr, in_place};
       const GridC<T> st =
-          split ? GridC<T>{pbuf + poff[q] + g * M * PHW, nullptr, PHW, p.C * PHW, f.Wph, 1, 0,
+          split ? GridC<T>{pbuf + f.boff + g * M * PHW, nullptr, PHW, p.C * PHW, f.Wph, 1, 0,
                            f.Hph, f.Wph, nullptr, Activation{}, uk.nr}
                 : GridC<T>{dx + g * M * HW, nullptr, HW, p.C * HW, sh * p.W, sw,
                            f.ph * p.W + f.pw, f.Hph, f.Wph, nullptr, Activation{}, uk.nr};
@@ -586,27 +583,17 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   if (!split) return;
   // dx[n, c, ph + sh*i, pw + sw*j] = phase (ph, pw)[n, c, i, j], one output row at a time.
   const int64_t nsw = std::min(sw, p.W), NC = p.N * p.C;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t t = 0; t < NC * p.H; ++t) {
-    const int64_t nc = t / p.H, h = t % p.H, ph = h % sh, i = h / sh;
-    T* d = dx + t * p.W;
-    const Phase& f0 = phs[ph * nsw];
-    const T* a = pbuf + poff[ph * nsw] + (nc * f0.Hph + i) * f0.Wph;
-    if (nsw == 2) {  // the usual stride 2: two sources, one sequential pass over the row
-      const Phase& f1 = phs[ph * nsw + 1];
-      const T* b = pbuf + poff[ph * nsw + 1] + (nc * f1.Hph + i) * f1.Wph;
-      const int64_t W2 = p.W / 2;
-      for (int64_t j = 0; j < W2; ++j) {
-        d[2 * j] = a[j];
-        d[2 * j + 1] = b[j];
+#pragma omp parallel num_threads(num_threads())
+  {
+    std::vector<const T*> rows(static_cast<size_t>(nsw));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < NC * p.H; ++t) {
+      const int64_t nc = t / p.H, h = t % p.H, ph = h % sh, i = h / sh;
+      for (int64_t pw = 0; pw < nsw; ++pw) {
+        const Phase& f = phs[ph * nsw + pw];
+        rows[static_cast<size_t>(pw)] = pbuf + f.boff + (nc * f.Hph + i) * f.Wph;
       }
-      if (p.W % 2) d[p.W - 1] = a[W2];
-      continue;
-    }
-    for (int64_t pw = 0; pw < nsw; ++pw) {
-      const Phase& f = phs[ph * nsw + pw];
-      const T* src = pbuf + poff[ph * nsw + pw] + (nc * f.Hph + i) * f.Wph;
-      for (int64_t j = 0; j < f.Wph; ++j) d[pw + sw * j] = src[j];
+      interleave_phase_row(dx + t * p.W, p.W, sw, rows.data());
     }
   }
 }

@@ -652,7 +652,7 @@ struct Polyphase {
   ConvParams q;          // the undilated sub-problem (pad_top/left = -qa/-qb)
 };
 
-inline int64_t floor_div(int64_t a, int64_t b) { return (a >= 0 ? a : a - b + 1) / b; }
+using gemm::floor_div;
 inline int64_t strided_count(int64_t n, int64_t start, int64_t d) {
   return n > start ? (n - start + d - 1) / d : 0;
 }

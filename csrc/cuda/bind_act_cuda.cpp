@@ -69,7 +69,7 @@ void bind_act(py::module_& m) {
         if (dy.ndim != v.ndim || dy.shape != v.shape)
           throw ValueError(str_cat(op, ": grad_output and ", vname, " must have the same shape"));
         Activation act = make_act(act_kind, act_param);
-        if (from_output && act.kind != ActKind::sigmoid && act.kind != ActKind::tanh)
+        if (from_output && !grad_from_output_ok(act.kind))
           throw ValueError(str_cat(op, ": the gradient cannot be taken from the output"));
         Output dx = empty_like(op, v);
         {

@@ -1,7 +1,6 @@
 // Bindings for the standalone activations. The Python layer passes
 // C-contiguous arrays of any shape; outputs have the input's shape.
 #include "act/act.h"
-#include "act/activation_grad.h"
 #include "python/array.h"
 
 namespace pyconv::py_bind {
