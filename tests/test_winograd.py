@@ -141,10 +141,11 @@ def test_auto_and_off_agree_with_on():
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "leaky_relu"])
-def test_fused_epilogue(act, isa):
+@pytest.mark.parametrize("hw", [(11, 13), (8, 7)], ids=["rows-of-7-tiles", "rows-of-4-in-pairs"])
+def test_fused_epilogue(act, isa, hw):
     """Bias and activation applied in the output transform; the pre-activation kept."""
     _C.set_isa(isa)
-    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 36, 11, 13, 34, (1, 1, 1, 1)),
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 36, *hw, 34, (1, 1, 1, 1)),
                                                  np.float32, seed=10)
     y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.2, True)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
@@ -188,19 +189,20 @@ def test_unbatched_same_padding_and_transpose():
 
 @pytest.mark.parametrize("mode", ["on", "auto"])
 @pytest.mark.parametrize("where", ["input", "weight", "grad_output", "overflow"])
-def test_nonfinite_lands_where_torch_puts_it(where, mode):
+@pytest.mark.parametrize("hw", [(16, 17), (8, 8)], ids=["rows-of-9-tiles", "rows-of-4-in-pairs"])
+def test_nonfinite_lands_where_torch_puts_it(where, mode, hw):
     """Winograd's transforms spread an inf or NaN over whole tiles (inf - inf); such calls
     are redone by the GEMM, so non-finite outputs sit exactly where torch's do."""
     _C._set_winograd(mode)
-    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 32, 16, 17, 32, (1, 1, 1, 1)),
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(32, 32, *hw, 32, (1, 1, 1, 1)),
                                                  np.float32, seed=13)
     if where == "input":
         x[1, 3, 5, 6] = np.inf
-        x[0, 7, 9, 2] = np.nan
+        x[0, 7, 7, 2] = np.nan
     elif where == "weight":
         w[4, 2, 1, 1] = -np.inf
     elif where == "grad_output":
-        dy[1, 5, 7, 8] = np.inf
+        dy[1, 5, 7, 6] = np.inf
     else:
         x[0, :, 4, 4] = 3e38  # the transform's sums overflow, the direct sum may not
         w[:] = np.abs(w) * 1e-3

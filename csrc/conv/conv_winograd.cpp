@@ -38,6 +38,8 @@ namespace pyconv::avx2 {
   bool wino_in_row_pair_##T(const void*, const T*, int64_t, const T*, int64_t, int64_t,   \
                             int64_t, T*);                                                \
   bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*); \
+  bool wino_out_row_pair_##T(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, \
+                             bool*);                                                       \
   void wino_grad_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T*);              \
   bool wino_grad_row_pair_##T(const void*, const T*, const T*, int64_t, T*);
 PYCONV_WINO_DECLARE(float)
@@ -150,6 +152,7 @@ struct Rows {
   void (*in)(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*);
   bool (*in_pair)(const void*, const T*, int64_t, const T*, int64_t, int64_t, int64_t, T*);
   bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
+  bool (*out_pair)(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, bool*);
   void (*grad)(const void*, const T*, int64_t, int64_t, int64_t, T*);
   bool (*grad_pair)(const void*, const T*, const T*, int64_t, T*);
 };
@@ -169,6 +172,12 @@ bool out_base(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b
               T* y, T* z) {
   return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);
 }
+template <typename T>
+bool out_pair_base(const void* g, const T* m, int64_t tya, int64_t tyb, T b, bool relu, T* ya,
+                   T* za, T* yb, T* zb, bool* finite) {
+  return wino_out_row_pair<T>(*static_cast<const WinoOut*>(g), m, tya, tyb, b, relu, ya, za, yb,
+                              zb, finite);
+}
 
 template <typename T>
 void grad_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, T* m) {
@@ -184,15 +193,17 @@ Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
   if (active_isa() >= Isa::avx2) {
     if constexpr (std::is_same_v<T, float>)
-      return {avx2::wino_in_row_float, avx2::wino_in_row_pair_float, avx2::wino_out_row_float,
-              avx2::wino_grad_row_float, avx2::wino_grad_row_pair_float};
+      return {avx2::wino_in_row_float,      avx2::wino_in_row_pair_float,
+              avx2::wino_out_row_float,     avx2::wino_out_row_pair_float,
+              avx2::wino_grad_row_float,    avx2::wino_grad_row_pair_float};
     else
-      return {avx2::wino_in_row_double, avx2::wino_in_row_pair_double,
-              avx2::wino_out_row_double, avx2::wino_grad_row_double,
-              avx2::wino_grad_row_pair_double};
+      return {avx2::wino_in_row_double,     avx2::wino_in_row_pair_double,
+              avx2::wino_out_row_double,    avx2::wino_out_row_pair_double,
+              avx2::wino_grad_row_double,   avx2::wino_grad_row_pair_double};
   }
 #endif
-  return {in_base<T>, in_pair_base<T>, out_base<T>, grad_base<T>, grad_pair_base<T>};
+  return {in_base<T>,   in_pair_base<T>,   out_base<T>,
+          out_pair_base<T>, grad_base<T>,  grad_pair_base<T>};
 }
 
 // Store of the products: a dense K x ncol matrix per xi.
@@ -443,21 +454,40 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
                       mx + m0 * ldm + j, ldm, q > 0);
       }
     }
-    // Output transform, bias and activation.
-    for (int64_t k = 0; k < K; ++k)
-      for (const Seg& g : segs) {
-        if (!g.real) break;  // the real segments come first
-        const int64_t o = (g.n * K + k) * P * Q;
-        finite &= rw.out(&go, mprod + k * ldm + g.col, g.ty, g.qa, g.qb, bias ? bias[k] : T(0),
-                         relu, y + o, preact ? preact + o : nullptr);
-        if (other) {
-          const int64_t x0 = 2 * g.qa, x1 = std::min(Q, 2 * g.qb);
-          for (int64_t oy = 2 * g.ty; oy < std::min(P, 2 * g.ty + 2); ++oy) {
-            T* yr = y + o + oy * Q;
-            for (int64_t x = x0; x < x1; ++x) yr[x] = activate(act.kind, prm, yr[x]);
+    // Output transform, bias and activation (the real segments come first).
+    for (int64_t k = 0; k < K; ++k) {
+      const T bk = bias ? bias[k] : T(0);
+      auto plane = [&](const Seg& g) { return (g.n * K + k) * P * Q; };
+      auto activate_rest = [&](const Seg& g) {  // activations other than relu, in place
+        const int64_t x0 = 2 * g.qa, x1 = std::min(Q, 2 * g.qb);
+        for (int64_t oy = 2 * g.ty; oy < std::min(P, 2 * g.ty + 2); ++oy) {
+          T* yr = y + plane(g) + oy * Q;
+          for (int64_t x = x0; x < x1; ++x) yr[x] = activate(act.kind, prm, yr[x]);
+        }
+      };
+      for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
+        const Seg& g = segs[i];
+        const int64_t o = plane(g);
+        // Rows of 4 tiles go two at a time (one 8-tile vector).
+        if (g.qa == 0 && g.qb == 4 && i + 1 < segs.size() && segs[i + 1].real &&
+            segs[i + 1].qa == 0 && segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4) {
+          const Seg& h = segs[i + 1];
+          const int64_t oh = plane(h);
+          bool ok = true;
+          if (rw.out_pair(&go, mprod + k * ldm + g.col, g.ty, h.ty, bk, relu, y + o,
+                          preact ? preact + o : nullptr, y + oh, preact ? preact + oh : nullptr,
+                          &ok)) {
+            finite &= ok;
+            if (other) activate_rest(g), activate_rest(h);
+            ++i;
+            continue;
           }
         }
+        finite &= rw.out(&go, mprod + k * ldm + g.col, g.ty, g.qa, g.qb, bk, relu, y + o,
+                         preact ? preact + o : nullptr);
+        if (other) activate_rest(g);
       }
+    }
   }
   return finite;
 }

@@ -21,6 +21,11 @@ namespace {
                         bool relu, T* y, T* z) {                                             \
     return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);  \
   }                                                                                          \
+  bool wino_out_row_pair_##T(const void* g, const T* m, int64_t tya, int64_t tyb, T b,       \
+                             bool relu, T* ya, T* za, T* yb, T* zb, bool* finite) {          \
+    return wino_out_row_pair<T>(*static_cast<const WinoOut*>(g), m, tya, tyb, b, relu, ya, za, \
+                                yb, zb, finite);                                             \
+  }                                                                                          \
   void wino_grad_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,  \
                          T* m) {                                                             \
     wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);               \

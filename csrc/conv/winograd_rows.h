@@ -70,11 +70,17 @@ static inline void wino_in_8tiles(const float* const* p, const float* const* pb,
   for (int h = 0; h < 2; ++h) {  // columns 2q + 2h + (0..15): offsets 2h (even), 2h+1 (odd)
     const int64_t o = 2 * q + 2 * h;
     __m256 a[4], b[4];
-    if constexpr (Bounded) {
-      const __m256i ma = wino_lanes(pl - o, W + pl - o);
-      const __m256i mb = wino_lanes(pl - o - ob, W + pl - o - ob);
-      for (int r = 0; r < 4; ++r)
-        a[r] = _mm256_maskload_ps(p[r] + o, ma), b[r] = _mm256_maskload_ps(pb[r] + o + ob, mb);
+    if constexpr (Bounded) {  // (masked loads only where some lane is outside the row)
+      auto load4 = [&](const float* const* rows, int64_t off, __m256* v) {
+        if (pl - off <= 0 && W + pl - off >= 8) {
+          for (int r = 0; r < 4; ++r) v[r] = _mm256_loadu_ps(rows[r] + off);
+        } else {
+          const __m256i mk = wino_lanes(pl - off, W + pl - off);
+          for (int r = 0; r < 4; ++r) v[r] = _mm256_maskload_ps(rows[r] + off, mk);
+        }
+      };
+      load4(p, o, a);
+      load4(pb, o + ob, b);
     } else {
       for (int r = 0; r < 4; ++r)
         a[r] = _mm256_loadu_ps(p[r] + o), b[r] = _mm256_loadu_ps(pb[r] + o + ob);
@@ -190,6 +196,52 @@ struct WinoOut {
   int64_t P, Q, ps;  // output plane, stride between product planes xi
 };
 
+#if defined(__AVX2__)
+// A^T M A of the 8 tiles whose products start at m (planes xi ps apart), lanes [0, n)
+// loaded (the rest read nothing and stay zero): output row a, columns 0..7 (tiles 0..3) in
+// o[a][0] and 8..15 (tiles 4..7) in o[a][1]. The operations and their order are those of
+// wino_out_row's scalar loops (bitwise the same results). Returns whether every value is
+// finite.
+static inline bool wino_out_8tiles(const float* m, int64_t ps, int n, __m256 (&o)[2][2]) {
+  __m256 v[16];
+  if (n == 8) {
+    for (int xi = 0; xi < 16; ++xi) v[xi] = _mm256_loadu_ps(m + xi * ps);
+  } else {
+    const __m256i mk = wino_lanes(0, n);
+    for (int xi = 0; xi < 16; ++xi) v[xi] = _mm256_maskload_ps(m + xi * ps, mk);
+  }
+  __m256 s[2][4];  // A^T M: row a, column j
+  for (int j = 0; j < 4; ++j) {
+    s[0][j] = _mm256_add_ps(_mm256_add_ps(v[j], v[4 + j]), v[8 + j]);
+    s[1][j] = _mm256_sub_ps(_mm256_sub_ps(v[4 + j], v[8 + j]), v[12 + j]);
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 bad = zero;
+  for (int a = 0; a < 2; ++a) {
+    const __m256 e = _mm256_add_ps(_mm256_add_ps(s[a][0], s[a][1]), s[a][2]);
+    const __m256 f = _mm256_sub_ps(_mm256_sub_ps(s[a][1], s[a][2]), s[a][3]);
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(e, e), zero, _CMP_NEQ_UQ));
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(f, f), zero, _CMP_NEQ_UQ));
+    const __m256 lo = _mm256_unpacklo_ps(e, f), hi = _mm256_unpackhi_ps(e, f);
+    o[a][0] = _mm256_permute2f128_ps(lo, hi, 0x20);
+    o[a][1] = _mm256_permute2f128_ps(lo, hi, 0x31);
+  }
+  return _mm256_movemask_ps(bad) == 0;
+}
+
+// v + b to columns [0, n) of y and, when z, of z; relu'd in y when relu (v < 0 ? 0 : v,
+// as the scalar loop: -0.0 and NaN kept).
+static inline void wino_out_store(__m256 v, float b, bool relu, float* y, float* z, int64_t n) {
+  if (n <= 0) return;
+  v = _mm256_add_ps(v, _mm256_set1_ps(b));
+  if (z) n >= 8 ? _mm256_storeu_ps(z, v) : store_lanes_f32(z, v, n);
+  if (relu)
+    v = _mm256_blendv_ps(v, _mm256_setzero_ps(),
+                         _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+  n >= 8 ? _mm256_storeu_ps(y, v) : store_lanes_f32(y, v, n);
+}
+#endif
+
 // Output rows 2ty and 2ty+1 (those < P), columns 2qa .. 2qb-1 (those < Q), of one
 // plane: A^T M A + b over tiles [qa, qb) whose 16 products start at m (plane xi at
 // m + xi*ps), then relu when relu; z (may be null) receives the values before relu.
@@ -199,6 +251,23 @@ template <typename T>
 static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b,
                          bool relu, T* y, T* z) {
   const int64_t n = qb - qa, ps = g.ps, Q = g.Q;
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {  // 8 tiles (16 columns) at a time
+    const int64_t end = 2 * qb < Q ? 2 * qb : Q;  // columns past it belong to other tiles
+    bool finite = true;
+    for (int64_t q = qa; q < qb; q += 8) {
+      __m256 o[2][2];
+      finite &= wino_out_8tiles(m + (q - qa), ps, qb - q < 8 ? static_cast<int>(qb - q) : 8, o);
+      const int64_t x = 2 * q;
+      for (int a = 0; a < 2 && 2 * ty + a < g.P; ++a) {
+        const int64_t r = (2 * ty + a) * Q + x;
+        wino_out_store(o[a][0], b, relu, y + r, z ? z + r : nullptr, end - x);
+        wino_out_store(o[a][1], b, relu, y + r + 8, z ? z + r + 8 : nullptr, end - x - 8);
+      }
+    }
+    return finite;
+  }
+#endif
   T buf[10][2 * PYCONV_WINO_PITCH];  // A^T M (row a, column j at 4a + j), then 2 output rows
   T(*out)[2 * PYCONV_WINO_PITCH] = buf + 8;
   bool nonfinite = false;
@@ -255,6 +324,35 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     }
   }
   return !nonfinite;
+}
+
+// Rows of 4 tiles (7- and 8-wide outputs), two at a time: the 8 tiles at m are tile row
+// tya of plane a (ya, za) and tile row tyb of plane b (yb, zb); otherwise as wino_out_row.
+// Returns false (nothing done, *finite untouched) where that does not apply; the caller
+// then runs wino_out_row twice.
+template <typename T>
+static bool wino_out_row_pair(const WinoOut& g, const T* m, int64_t tya, int64_t tyb, T b,
+                              bool relu, T* ya, T* za, T* yb, T* zb, bool* finite) {
+#if defined(__AVX2__)
+  if constexpr (sizeof(T) == 4) {
+    __m256 o[2][2];
+    *finite = wino_out_8tiles(m, g.ps, 8, o);
+    for (int a = 0; a < 2; ++a) {
+      if (2 * tya + a < g.P) {
+        const int64_t r = (2 * tya + a) * g.Q;
+        wino_out_store(o[a][0], b, relu, ya + r, za ? za + r : nullptr, g.Q);
+      }
+      if (2 * tyb + a < g.P) {
+        const int64_t r = (2 * tyb + a) * g.Q;
+        wino_out_store(o[a][1], b, relu, yb + r, zb ? zb + r : nullptr, g.Q);
+      }
+    }
+    return true;
+  }
+#endif
+  (void)g, (void)m, (void)tya, (void)tyb, (void)b, (void)relu, (void)ya, (void)za, (void)yb;
+  (void)zb, (void)finite;
+  return false;
 }
 
 struct WinoGrad {
