@@ -35,9 +35,13 @@ def test_sweep(N, G, Cg, Kg, H, W, R, S, pad, isa, threads):
         assert_close(g, r, TOL[np.float32], f"{name} {shape} {isa}")
 
 
-# ResNeXt-like groups (4, 8, 16 channels), the limit (32), and one past it (GEMM).
+# ResNeXt-like groups (4, 8, 16 channels), the limit (32), and one past it (GEMM); output
+# channels per group in every plan of forward blocks (grouped_direct_block: 10 = 6 + 4,
+# 14 = 6 + 4 + 4, 20 = 6 + 6 + 4 + 4, 28 = 6 * 4 + 4; 9 and 23: blocks of 6, the last
+# partly idle).
 SHAPES = [(2, 32, 4, 9, 4), (2, 32, 8, 15, 8), (2, 8, 16, 14, 16), (1, 2, 32, 9, 32),
-          (1, 2, 33, 7, 31)]
+          (1, 2, 33, 7, 31), (2, 3, 8, 13, 10), (1, 2, 5, 9, 14), (1, 2, 12, 11, 20),
+          (1, 2, 16, 10, 28), (2, 2, 7, 12, 9), (1, 2, 9, 10, 23)]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

@@ -33,12 +33,18 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
 inline int64_t grouped_direct_xp(const GdGeom& g) {
   return g.Cin * (g.P + g.R - 1) * ((g.Q + 7) / 8 * 8 + g.S - 1);
 }
-// Output channels per register block of the forward kernel (x 16 columns): 4 when they
-// divide Kout (ResNeXt's 4, 8, 16: no idle accumulators), else 6.
-inline int grouped_direct_kb(int64_t Kout) { return Kout % 4 == 0 ? 4 : 6; }
+// Output channels of the forward kernel's register block (x 16 columns) that starts at
+// channel k0. When 4 divides Kout: blocks of 6 (12 accumulators, the FMA latency hidden
+// with room to spare) while at least 10 or exactly 6 channels remain, then blocks of 4
+// (ResNeXt's 16 = 6 + 6 + 4, 8 = 4 + 4: no idle accumulators). Otherwise blocks of 6,
+// the last one partly idle.
+inline int grouped_direct_block(int64_t Kout, int64_t k0) {
+  const int64_t rem = Kout - k0;
+  return Kout % 4 != 0 || rem >= 10 || rem == 6 ? 6 : 4;
+}
+// Block b's channels start at (filter rows) k0 and its weights at k0 * Cin * R * S.
 inline int64_t grouped_direct_wt(const GdGeom& g) {
-  const int64_t kb = grouped_direct_kb(g.Kout);
-  return (g.Kout + kb - 1) / kb * kb * g.Cin * g.R * g.S;
+  return (g.Kout % 4 == 0 ? g.Kout : (g.Kout + 5) / 6 * 6) * g.Cin * g.R * g.S;
 }
 
 }  // namespace pyconv

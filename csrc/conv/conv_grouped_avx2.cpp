@@ -14,7 +14,9 @@ namespace pyconv::avx2 {
 
 namespace {
 
-constexpr int kKB = 6;  // the most output channels per forward block (grouped_direct_kb)
+#include "common/store_lanes.h"
+
+constexpr int kKB = 6;  // the most output channels per forward block (grouped_direct_block)
 
 // acc[kk][v] over vectors v < NV of 8 output columns at xrow (row r of channel c at
 // xrow + (c*Hp + r)*Wp), weights wv[((c*R + r)*S + s)*KB + kk]. RC, SC > 0 fix R
@@ -75,8 +77,8 @@ inline void copy_row_zero_tail(const float* s, float* d, int64_t n, int64_t m) {
     if (j + 8 <= m) {
       _mm256_storeu_ps(d + j, v);
       j += 8;
-    } else {
-      _mm256_maskstore_ps(d + j, mask, v);
+    } else {  // (no masked store: microcoded and slow on AMD)
+      store_lanes_f32(d + j, v, n - j);
       j = n;
     }
   }
@@ -101,67 +103,79 @@ inline void pad_source(const GdGeom& g, const float* src, float* xp) {
       }
       const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
       for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
-      if (g.s3 == 1)
-        copy_row_zero_tail(sr + jlo, d + jlo, jhi - jlo, jhi - jlo);
-      else
-        for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
+      if (g.s3 == 1) {  // (the row's zeros past jhi: room for whole-vector stores)
+        copy_row_zero_tail(sr + jlo, d + jlo, jhi - jlo, Wp - jlo);
+        continue;
+      }
+      for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
       for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
     }
 }
 
 }  // namespace
 
+namespace {
+
+// The weights of filters [0, kn) (kn <= KB, the rest zero) at w, tap by tap: KB values
+// per (c, r, s), in that order.
+template <int KB>
+void repack_block(const GdGeom& g, const float* w, int kn, float* d) {
+  for (int64_t c = 0; c < g.Cin; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s, d += KB) {
+        const float* src = w + c * g.wc + r * g.wr + s * g.ws;
+#pragma GCC unroll 6
+        for (int kk = 0; kk < KB; ++kk) d[kk] = kk < kn ? src[kk * g.wk] : 0.0f;
+      }
+}
+
+}  // namespace
+
 void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt) {
-  const int64_t Cin = g.Cin, R = g.R, S = g.S, Kout = g.Kout, KB = grouped_direct_kb(Kout);
-  const int64_t nkb = (Kout + KB - 1) / KB, CRS = Cin * R * S;
-  for (int64_t kb = 0; kb < nkb; ++kb)
-    for (int64_t c = 0; c < Cin; ++c)
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t s = 0; s < S; ++s)
-          for (int64_t kk = 0; kk < KB; ++kk) {
-            const int64_t k = kb * KB + kk;
-            wt[(kb * CRS + (c * R + r) * S + s) * KB + kk] =
-                k < Kout ? w[k * g.wk + c * g.wc + r * g.wr + s * g.ws] : 0.0f;
-          }
+  const int64_t CRS = g.Cin * g.R * g.S;
+  for (int64_t k0 = 0; k0 < g.Kout;) {
+    const int kb = grouped_direct_block(g.Kout, k0);
+    const int kn = g.Kout - k0 < kb ? static_cast<int>(g.Kout - k0) : kb;
+    if (kb == 4)
+      repack_block<4>(g, w + k0 * g.wk, kn, wt + k0 * CRS);
+    else
+      repack_block<6>(g, w + k0 * g.wk, kn, wt + k0 * CRS);
+    k0 += kb;
+  }
 }
 
 namespace {
 
+// Output channels [k0, k0 + kn) (kn <= KB) from their block's weights wv.
 template <int KB>
-void direct(const GdGeom& g, const float* wt, const float* bias, float* y, const float* xp) {
-  const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
+void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* bias, float* y,
+            const float* xp) {
+  const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
-  const int64_t nkb = (Kout + KB - 1) / KB, CRS = Cin * R * S;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t kb = 0; kb < nkb; ++kb) {
-    const float* wv = wt + kb * CRS * KB;
-    const int kn = Kout - kb * KB < KB ? static_cast<int>(Kout - kb * KB) : KB;
-    for (int64_t p = 0; p < P; ++p)
-      for (int64_t q0 = 0; q0 < Qv;) {
-        __m256 acc[kKB][2];
-        const int nv = q0 + 16 <= Qv ? 2 : 1;
-        if (nv == 2)
-          block_rs<KB, 2>(xp + p * Wp + q0, Hp, Wp, Cin, R, S, wv, acc);
-        else
-          block_rs<KB, 1>(xp + p * Wp + q0, Hp, Wp, Cin, R, S, wv, acc);
-        const int64_t nq = Q - q0 < 8 * nv ? Q - q0 : 8 * nv;
-        for (int kk = 0; kk < kn; ++kk) {
-          const int64_t k = kb * KB + kk;
-          const __m256 b = _mm256_set1_ps(bias ? bias[k] : 0.0f);
-          float* yr = y + (k * P + p) * Q + q0;
-          for (int v = 0; v < nv; ++v) {
-            // conv, then + bias (the order of the GEMM path's epilogue)
-            const __m256 o = bias ? _mm256_add_ps(acc[kk][v], b) : acc[kk][v];
-            if (8 * v + 8 <= nq)
-              _mm256_storeu_ps(yr + 8 * v, o);
-            else if (8 * v < nq)
-              _mm256_maskstore_ps(yr + 8 * v,
-                  _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(nq - 8 * v)), lane), o);
-          }
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t q0 = 0; q0 < Qv;) {
+      __m256 acc[kKB][2];
+      const int nv = q0 + 16 <= Qv ? 2 : 1;
+      if (nv == 2)
+        block_rs<KB, 2>(xp + p * Wp + q0, Hp, Wp, Cin, R, S, wv, acc);
+      else
+        block_rs<KB, 1>(xp + p * Wp + q0, Hp, Wp, Cin, R, S, wv, acc);
+      const int64_t nq = Q - q0 < 8 * nv ? Q - q0 : 8 * nv;
+      for (int kk = 0; kk < kn; ++kk) {
+        const int64_t k = k0 + kk;
+        const __m256 b = _mm256_set1_ps(bias ? bias[k] : 0.0f);
+        float* yr = y + (k * P + p) * Q + q0;
+        for (int v = 0; v < nv; ++v) {
+          // conv, then + bias (the order of the GEMM path's epilogue)
+          const __m256 o = bias ? _mm256_add_ps(acc[kk][v], b) : acc[kk][v];
+          if (8 * v + 8 <= nq)
+            _mm256_storeu_ps(yr + 8 * v, o);
+          else
+            store_lanes_f32(yr + 8 * v, o, nq - 8 * v);
         }
-        q0 += 8 * nv;
       }
-  }
+      q0 += 8 * nv;
+    }
 }
 
 }  // namespace
@@ -169,10 +183,16 @@ void direct(const GdGeom& g, const float* wt, const float* bias, float* y, const
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp) {
   pad_source(g, src, xp);
-  if (grouped_direct_kb(g.Kout) == 4)
-    direct<4>(g, wt, bias, y, xp);
-  else
-    direct<6>(g, wt, bias, y, xp);
+  const int64_t CRS = g.Cin * g.R * g.S;
+  for (int64_t k0 = 0; k0 < g.Kout;) {
+    const int kb = grouped_direct_block(g.Kout, k0);
+    const int kn = g.Kout - k0 < kb ? static_cast<int>(g.Kout - k0) : kb;
+    if (kb == 4)
+      direct<4>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
+    else
+      direct<6>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
+    k0 += kb;
+  }
 }
 
 // The weight-gradient register block: acc lanes of kn (<= WK) output channels x sn
