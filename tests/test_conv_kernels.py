@@ -429,3 +429,26 @@ def test_depthwise_band_edges(H, W, stride):
         got = run_pyconv(*args)
         for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
             assert_close(g, r, TOL[np.float32], f"{name} H={H} W={W} {isa}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("P, Q", [(1, 1), (3, 7), (4, 8), (5, 9), (2, 17), (7, 33)])
+def test_bias_gradient_is_the_rounded_exact_sum(P, Q, isa):
+    """grad_bias sums grad_output in double (16 lanes by row parity and column): within a
+    float32 rounding of the exact sum, and bitwise the same for a channels-last
+    grad_output (the strided path) and for any thread count."""
+    _C.set_isa(isa)
+    rng = np.random.default_rng(P * 100 + Q)
+    dy = rng.standard_normal((3, 5, P, Q)).astype(np.float32) * 100
+    x = rng.standard_normal((3, 2, P, Q)).astype(np.float32)
+    w = rng.standard_normal((5, 2, 1, 1)).astype(np.float32)
+    exact = dy.astype(np.float64).sum(axis=(0, 2, 3))
+    got = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        for g in (dy, np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+            got.append(_C.conv2d_backward(g, x, w, (1, 1), (0, 0, 0, 0), (1, 1), 1,
+                                          (False, False, True))[2])
+    np.testing.assert_allclose(got[0], exact, rtol=1e-6, atol=1e-4)
+    for g in got[1:]:
+        assert np.array_equal(g, got[0])

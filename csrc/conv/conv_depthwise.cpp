@@ -1,6 +1,8 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
 // allows. Each output element is reduced in a fixed order by one thread.
+#include <omp.h>
+
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -160,24 +162,35 @@ void backward_bias(View4<const T> dy, T* db) {
     else plane = avx2::bias_plane_double;
   }
 #endif
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t k = 0; k < K; ++k) {
-    // Sums in double, in 8 lanes by position along each row (independent chains the
-    // compiler vectorises; one chain waits on the add latency per element), lanes added
-    // in a fixed order: the result depends on the shape alone.
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // Each thread takes a range of channels and sweeps the images in order, its channels'
+  // planes of one image at a time (contiguous memory when dy is). Per channel the sums are
+  // in double, in 16 lanes by row parity and position along the row (independent chains
+  // the compiler vectorises; one chain waits on the add latency per element), lanes added
+  // in a fixed order: the result depends on the shape alone, not on the thread count.
+#pragma omp parallel num_threads(num_threads())
+  {
+    int64_t k0, k1;
+    split_range(K, omp_get_num_threads(), omp_get_thread_num(), k0, k1);
+    std::vector<double> lanes(static_cast<size_t>(16 * (k1 - k0)), 0.0);
     const int64_t s3 = dy.stride[3];
-    for (int64_t n = 0; n < N; ++n) {
-      const T* pl = dy.data + n * dy.stride[0] + k * dy.stride[1];
-      if (s3 == 1) {
-        plane(pl, dy.stride[2], P, Q, lane);
-        continue;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = k0; k < k1; ++k) {
+        double* lane = lanes.data() + 16 * (k - k0);
+        const T* pl = dy.data + n * dy.stride[0] + k * dy.stride[1];
+        if (s3 == 1) {
+          plane(pl, dy.stride[2], P, Q, lane);
+          continue;
+        }
+        for (int64_t oh = 0; oh < P; ++oh)
+          for (int64_t ow = 0; ow < Q; ++ow)
+            lane[oh % 2 * 8 + ow % 8] += static_cast<double>(pl[oh * dy.stride[2] + ow * s3]);
       }
-      for (int64_t oh = 0; oh < P; ++oh)
-        for (int64_t ow = 0; ow < Q; ++ow) lane[ow % 8] += static_cast<double>(pl[oh * dy.stride[2] + ow * s3]);
+    for (int64_t k = k0; k < k1; ++k) {
+      double* lane = lanes.data() + 16 * (k - k0);
+      for (int j = 0; j < 8; ++j) lane[j] += lane[8 + j];
+      db[k] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+                             ((lane[4] + lane[5]) + (lane[6] + lane[7])));
     }
-    db[k] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-                           ((lane[4] + lane[5]) + (lane[6] + lane[7])));
   }
 }
 

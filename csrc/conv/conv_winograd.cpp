@@ -451,7 +451,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
           for (int64_t j = 0; j < len; j += NR)
             uk.fn_off(static_cast<int>(std::min<int64_t>(MR, K - m0)), kc, ux + Mpad * k0 + m0 * kc,
                       panels ? vx + tb * k0 + j * kc : vx + j, boff.data() + k0,
-                      mx + m0 * ldm + j, ldm, q > 0);
+                      mx + m0 * ldm + j, ldm, q > 0, nullptr, false);
       }
     }
     // Output transform, bias and activation (the real segments come first).

@@ -53,10 +53,11 @@ using UkrEpiFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                           const T* bias, bool relu);
 
 // mv <= MR rows of a packed A panel (panel stride MR) times B read in place through
-// offsets: reduction row k at b + boff[k], NR contiguous values.
+// offsets: reduction row k at b + boff[k], NR contiguous values. A full tile (mv == MR)
+// gets the epilogue in registers as UkrEpiFn (bias may be null); a ragged one ignores it.
 template <typename T>
 using UkrOffFn = void (*)(int mv, int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
-                          int64_t ldc, bool acc);
+                          int64_t ldc, bool acc, const T* bias, bool relu);
 
 template <typename T>
 struct UKernel {

@@ -125,10 +125,10 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         if (!c) c = tile, ldc = NR, acc = false;
         const T* ebias = nullptr;
         bool erelu = false;
-        const bool epi = direct && last && !rows && mv == MR && !bplace &&
+        const bool epi = direct && last && !rows && mv == MR &&
                          store.register_epilogue(m0 + i, ebias, erelu);
         if (bplace)
-          uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc);
+          uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc, ebias, erelu);
         else if (epi)
           uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu);
         else if (rows)

@@ -172,16 +172,16 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
     ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);                        \
   }                                                                                            \
   void f32_gemm_off(int mv, int64_t kc, const float* a, const float* b, const int64_t* boff,  \
-                    float* c, int64_t ldc, bool acc) {                                         \
+                    float* c, int64_t ldc, bool acc, const float* bias, bool relu) {           \
     if (mv == 6)                                                                               \
-      ukr_tile<VF, 6, false, false, true>(kc, a, 0, b, c, ldc, acc, nullptr, false, boff);     \
+      ukr_tile<VF, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff);          \
     else                                                                                       \
       ukr_rem_rows<VF, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }                                                                                            \
   void f64_gemm_off(int mv, int64_t kc, const double* a, const double* b, const int64_t* boff, \
-                    double* c, int64_t ldc, bool acc) {                                        \
+                    double* c, int64_t ldc, bool acc, const double* bias, bool relu) {         \
     if (mv == 6)                                                                               \
-      ukr_tile<VD, 6, false, false, true>(kc, a, 0, b, c, ldc, acc, nullptr, false, boff);     \
+      ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff);          \
     else                                                                                       \
       ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }
