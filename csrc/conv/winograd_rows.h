@@ -16,8 +16,14 @@
 
 struct WinoIn {
   int64_t H, W, pt, pl, s2, s3;  // source plane: rows, columns, offsets, strides
-  int64_t NR, ps;                // panel width, stride between planes xi
+  int64_t NR, ps;                // panel width (a power of two), stride between planes xi
 };
+
+// Where column t of the panels of width NR (a power of two: no division) starts.
+static inline int64_t wino_panel_pos(int64_t t, int64_t NR, int64_t kc) {
+  const int sh = __builtin_ctzll(static_cast<unsigned long long>(NR));
+  return (t >> sh) * NR * kc + (t & (NR - 1));
+}
 
 // B^T d B of one 4x4 tile, d[a][j] = row a, column j; v[4i + j].
 template <typename T>
@@ -137,7 +143,7 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
     T v[16];
     wino_in_tile(d, v);
     const int64_t t = t0 + q - qa;
-    T* dst = vc + (t / NR) * NR * kc + t % NR;
+    T* dst = vc + wino_panel_pos(t, NR, kc);
     for (int xi = 0; xi < 16; ++xi) dst[xi * ps] = v[xi];
   };
 #if defined(__AVX2__)
@@ -145,12 +151,18 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
     if (s3 == 1) {
       static const float zeros[2 * PYCONV_WINO_PITCH + 64] = {};
       const float* p[4];
-      for (int a = 0; a < 4; ++a) p[a] = rows[a] ? rows[a] - pl : zeros + 32;
+      for (int a = 0; a < 4; ++a) {
+        p[a] = rows[a] ? rows[a] - pl : zeros + 32;
+        // (scalar: gcc vectorised these four selects through a stack copy of rows, a
+        // store-forwarding stall on every call)
+        asm("" : "+r"(p[a]));
+      }
       for (int64_t q = qa - t0 % 8; q < qb; q += 8) {
         const int lo = q < qa ? static_cast<int>(qa - q) : 0;
         const int hi = qb - q < 8 ? static_cast<int>(qb - q) : 8;
         const int64_t t = t0 + q - qa;
-        float* d = vc + (t / NR) * NR * kc + t % NR;
+        float* d = vc + wino_panel_pos(t, NR, kc);
+        asm("" : "+r"(d));  // opaque: see wino_out_row
         if (2 * q - pl >= 0 && 2 * q + 17 - pl < W)  // columns all inside the row
           wino_in_8tiles<false>(p, p, 8, q, pl, W, lo, hi, ps, d);
         else
@@ -179,8 +191,9 @@ static bool wino_in_row_pair(const WinoIn& g, const T* plane_a, int64_t tya, con
       const int64_t ia = 2 * tya + a - g.pt, ib = 2 * tyb + a - g.pt;
       pa[a] = ia >= 0 && ia < g.H ? plane_a + ia * g.s2 - g.pl : zeros + 16;
       pb[a] = ib >= 0 && ib < g.H ? plane_b + ib * g.s2 - g.pl : zeros + 16;
+      asm("" : "+r"(pa[a]), "+r"(pb[a]));  // scalar selects (see wino_in_row)
     }
-    float* d = vc + (t0 / g.NR) * g.NR * kc + t0 % g.NR;
+    float* d = vc + wino_panel_pos(t0, g.NR, kc);
     if (-g.pl >= 0 && 9 - g.pl < g.W)  // columns 0..9 (tiles 0..3) inside the rows
       wino_in_8tiles<false>(pa, pb, 0, 0, g.pl, g.W, 0, 8, g.ps, d);
     else
@@ -256,8 +269,12 @@ static bool wino_out_row(const WinoOut& g, const T* m, int64_t ty, int64_t qa, i
     const int64_t end = 2 * qb < Q ? 2 * qb : Q;  // columns past it belong to other tiles
     bool finite = true;
     for (int64_t q = qa; q < qb; q += 8) {
+      // An opaque pointer per group: otherwise gcc keeps one induction variable per plane
+      // (16), most of them on the stack, each bumped in memory every group.
+      const float* mq = m + (q - qa);
+      asm("" : "+r"(mq));
       __m256 o[2][2];
-      finite &= wino_out_8tiles(m + (q - qa), ps, qb - q < 8 ? static_cast<int>(qb - q) : 8, o);
+      finite &= wino_out_8tiles(mq, ps, qb - q < 8 ? static_cast<int>(qb - q) : 8, o);
       const int64_t x = 2 * q;
       for (int a = 0; a < 2 && 2 * ty + a < g.P; ++a) {
         const int64_t r = (2 * ty + a) * Q + x;
@@ -421,7 +438,9 @@ static void wino_grad_row(const WinoGrad& g, const T* plane, int64_t ty, int64_t
         __m256 v[4];  // row 0 columns x..x+7, x+8..x+15, row 1 the same
         wino_grad_load(r0, r1, x, g.Q, v[0], v[2]);
         wino_grad_load(r0, r1, x + 8, g.Q, v[1], v[3]);
-        wino_grad_8tiles(v, ps, qb - q < 8 ? qb - q : 8, m + (q - qa));
+        float* mq = m + (q - qa);
+        asm("" : "+r"(mq));  // opaque: see wino_out_row
+        wino_grad_8tiles(v, ps, qb - q < 8 ? qb - q : 8, mq);
       }
       return;
     }
