@@ -42,7 +42,8 @@ inline int grouped_direct_block(int64_t Kout, int64_t k0) {
   const int64_t rem = Kout - k0;
   return Kout % 4 != 0 || rem >= 10 || rem == 6 ? 6 : 4;
 }
-// Block b's channels start at (filter rows) k0 and its weights at k0 * Cin * R * S.
+// Floats of the rearranged filter: the block starting at channel k0 has its weights at
+// k0 * Cin * R * S (a partly idle last block of 6 padded with zeros).
 inline int64_t grouped_direct_wt(const GdGeom& g) {
   return (g.Kout % 4 == 0 ? g.Kout : (g.Kout + 5) / 6 * 6) * g.Cin * g.R * g.S;
 }

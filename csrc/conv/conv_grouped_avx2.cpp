@@ -112,10 +112,6 @@ inline void pad_source(const GdGeom& g, const float* src, float* xp) {
     }
 }
 
-}  // namespace
-
-namespace {
-
 // The weights of filters [0, kn) (kn <= KB, the rest zero) at w, tap by tap: KB values
 // per (c, r, s), in that order.
 template <int KB>
