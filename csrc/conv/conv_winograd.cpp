@@ -67,6 +67,13 @@ std::atomic<int> g_mode{static_cast<int>(WinogradMode::auto_)};
 // Per-thread budget for a block's transformed input (16*C per tile) and products
 // (16*K per tile): most of Zen 3's 512 KiB L2.
 constexpr int64_t kBlockBytes = int64_t(384) << 10;
+// The same for kernels of one piece (3x3), whose GEMMs stream packed panels one plane xi
+// at a time: a plane's slice (1/16) within L2 is what counts, and larger blocks re-read
+// the transformed filter less often. Measured against 384 KiB: ResNet 64@56 and 128@28
+// 1.14-1.17x, dilated 64@56 1.11x, 256@14 and 512@7 1.02-1.04x; 6 MiB was slower again
+// (128@28 0.8x). Kernels of several pieces read shifted views of dense rows and keep
+// 384 KiB (768 KiB: CIFAR-10 conv2/conv3 0.9-1.05x).
+constexpr int64_t kBlockBytesOnePiece = int64_t(3) << 20;
 // Tile rows are transformed through stack buffers of this many tiles (+1).
 constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
 // Below this many channels on either side the transforms outweigh the saved multiplies.
@@ -402,7 +409,8 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   // Blocks whose transformed input and products fit the budget, at least two per thread
   // when there are enough tiles (the blocking does not change any result).
   const int64_t per_pos = 16 * (npw * C + K) * static_cast<int64_t>(sizeof(T));
-  int64_t target = std::clamp<int64_t>(kBlockBytes / per_pos, 2 * NR, gemm::kKC);
+  const int64_t budget = npc == 1 ? kBlockBytesOnePiece : kBlockBytes;
+  int64_t target = std::clamp<int64_t>(budget / per_pos, 2 * NR, gemm::kKC);
   Blocks bl(pr.N, TP, TQ, nph, target, NR);
   while (bl.nblk < 2 * num_threads() && target > 2 * NR)
     bl = Blocks(pr.N, TP, TQ, nph, target /= 2, NR);
