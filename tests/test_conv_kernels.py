@@ -452,3 +452,34 @@ def test_bias_gradient_is_the_rounded_exact_sum(P, Q, isa):
     np.testing.assert_allclose(got[0], exact, rtol=1e-6, atol=1e-4)
     for g in got[1:]:
         assert np.array_equal(g, got[0])
+
+
+# (N, C, H, W, K, R, S, stride, pad): outputs (forward) and input gradients (stride-1
+# backward-data) of 4 MiB and more are written with non-temporal stores when two or more
+# threads run: 32-wide rows (aligned tiles stream), 35-wide rows (tiles mostly unaligned:
+# cached stores), an in-place-B stem (conv1-like) and a stride-1 backward-data into a
+# 4 MiB dx. The values must not depend on the store kind: 1 and 2 threads bitwise equal.
+STREAM_SHAPES = [
+    (16, 3, 64, 64, 64, 4, 4, 2, (1, 1, 1, 1)),
+    (16, 3, 35, 35, 64, 5, 5, 1, (2, 2, 2, 2)),
+    (32, 3, 32, 32, 32, 5, 5, 1, (2, 2, 2, 2)),
+    (4, 64, 64, 64, 8, 3, 3, 1, (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("shape", STREAM_SHAPES, ids=str)
+def test_streaming_stores_for_large_outputs(shape):
+    N, C, H, W, K, R, S, stride, pad = shape
+    x, w, b, dy, stride, pad, dil, groups = make((N, C, H, W, K, R, S, stride, pad, 1, 1),
+                                                 np.float32, seed=21)
+    assert max(N * K * dy.shape[2] * dy.shape[3], x.size) * 4 >= 4 << 20
+    outs = []
+    for nt in (1, 2):
+        pyconv.set_num_threads(nt)
+        y = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS["relu"], 0.0)
+        gi = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+        outs.append((y, gi))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
+    assert_close(outs[1][0], np.maximum(ref[0], 0), TOL[np.float32], "forward + bias + relu")
+    assert_close(outs[1][1], ref[1], TOL[np.float32], "grad_input")

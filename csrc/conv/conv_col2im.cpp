@@ -87,7 +87,7 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
     d.data += n0 * dy.stride[0];
     d.size[0] = m;
     conv2d_forward_gemm(q, d, wv, static_cast<const T*>(nullptr), Activation{}, dcol,
-                        static_cast<T*>(nullptr));
+                        static_cast<T*>(nullptr), /*cache_output=*/true);
     col2im(p, m, dcol, dx + n0 * C * p.H * p.W);
   }
   return true;

@@ -16,9 +16,11 @@
 
 namespace pyconv::fast {
 
+// cache_output: false when the output is a scratch that is read again right away (col2im's
+// dcol); otherwise outputs of kStreamOutBytes and more are written around the caches.
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
-                         Activation act, T* y, T* preact);
+                         Activation act, T* y, T* preact, bool cache_output = false);
 template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 // Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im

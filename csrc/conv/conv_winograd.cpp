@@ -225,6 +225,7 @@ struct DenseC {
     return c + m0 * ld + j0;
   }
   bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
+  bool stream() const { return false; }
   void finish(int64_t, int64_t, int64_t, int64_t) const {}
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
                   bool first, bool) const {
@@ -465,7 +466,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
           for (int64_t j = 0; j < len; j += NR)
             uk.fn_off(static_cast<int>(std::min<int64_t>(MR, K - m0)), kc, ux + Mpad * k0 + m0 * kc,
                       panels ? vx + tb * k0 + j * kc : vx + j, boff.data() + k0,
-                      mx + m0 * ldm + j, ldm, q > 0, nullptr, false);
+                      mx + m0 * ldm + j, ldm, q > 0, nullptr, false, false);
       }
     }
     // Output transform, bias and activation (the real segments come first).

@@ -47,17 +47,18 @@ using UkrRemFn = void (*)(int mv, int64_t kc, const T* a, const T* b, T* c, int6
                           bool acc);
 
 // A full packed-A tile with the epilogue applied in registers: + bias[i] (bias may be null),
-// then relu when relu.
+// then relu when relu; a tile that overwrites C (!acc) with non-temporal stores when stream
+// (and C's rows are aligned for them): the caller fences afterwards.
 template <typename T>
 using UkrEpiFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool acc,
-                          const T* bias, bool relu);
+                          const T* bias, bool relu, bool stream);
 
 // mv <= MR rows of a packed A panel (panel stride MR) times B read in place through
 // offsets: reduction row k at b + boff[k], NR contiguous values. A full tile (mv == MR)
 // gets the epilogue in registers as UkrEpiFn (bias may be null); a ragged one ignores it.
 template <typename T>
 using UkrOffFn = void (*)(int mv, int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
-                          int64_t ldc, bool acc, const T* bias, bool relu);
+                          int64_t ldc, bool acc, const T* bias, bool relu, bool stream);
 
 template <typename T>
 struct UKernel {

@@ -20,6 +20,9 @@
 //   store.register_epilogue(m0, bias, relu) -> bool: whether the epilogue of rows m0.. is
 //        bias (+ bias[i], may be null) then optionally relu, which the micro-kernel applies
 //        in registers (a full packed-A tile's last block; finish() is then skipped).
+//   store.stream() -> bool                       : whether such register-epilogue tiles that
+//        overwrite C go out with non-temporal stores (large outputs: no read for ownership);
+//        the task then ends with a store fence.
 // Tiles with no direct destination (strided or ragged columns), over more than one
 // reduction block, accumulate in a task-local C (scratch slot 4) and are stored once after
 // the last block: one scatter per call instead of one per block.
@@ -33,6 +36,10 @@
 // products / grad_output transform, 6 its packed form (Winograd weight gradient), 7-9 the
 // polyphase sub-images of a dilated Winograd convolution (the calling thread).
 #pragma once
+#if defined(PYCONV_X86)
+#include <xmmintrin.h>
+#endif
+
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -127,10 +134,11 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         bool erelu = false;
         const bool epi = direct && last && !rows && mv == MR &&
                          store.register_epilogue(m0 + i, ebias, erelu);
+        const bool nt = epi && store.stream();
         if (bplace)
-          uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc, ebias, erelu);
+          uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc, ebias, erelu, nt);
         else if (epi)
-          uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu);
+          uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu, nt);
         else if (rows)
           uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
         else if (mv < MR)
@@ -147,6 +155,9 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
       }
     }
   }
+#if defined(PYCONV_X86)
+  if (store.stream()) _mm_sfence();  // the non-temporal stores before anyone reads C
+#endif
 }
 
 }  // namespace pyconv::gemm

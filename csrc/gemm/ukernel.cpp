@@ -11,13 +11,13 @@ namespace pyconv {
   void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);        \
   void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);     \
   void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, \
-                    bool);                                                                   \
+                    bool, bool);                                                             \
   void f64_gemm_epi(int64_t, const double*, const double*, double*, int64_t, bool,           \
-                    const double*, bool);                                                    \
+                    const double*, bool, bool);                                              \
   void f32_gemm_off(int, int64_t, const float*, const float*, const int64_t*, float*, int64_t, \
-                    bool, const float*, bool);                                               \
+                    bool, const float*, bool, bool);                                         \
   void f64_gemm_off(int, int64_t, const double*, const double*, const int64_t*, double*,     \
-                    int64_t, bool, const double*, bool);
+                    int64_t, bool, const double*, bool, bool);
 namespace scalar {
 PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 }  // namespace scalar

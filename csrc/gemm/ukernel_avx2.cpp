@@ -13,6 +13,8 @@ struct VF {
   static reg zero() { return _mm256_setzero_ps(); }
   static reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, reg r) { _mm256_storeu_ps(p, r); }
+  static constexpr uintptr_t kStreamAlign = 32;
+  static void stream(T* p, reg r) { _mm256_stream_ps(p, r); }
   static reg bcast(const T* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
@@ -27,6 +29,8 @@ struct VD {
   static reg zero() { return _mm256_setzero_pd(); }
   static reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, reg r) { _mm256_storeu_pd(p, r); }
+  static constexpr uintptr_t kStreamAlign = 32;
+  static void stream(T* p, reg r) { _mm256_stream_pd(p, r); }
   static reg bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }

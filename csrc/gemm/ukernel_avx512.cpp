@@ -15,6 +15,8 @@ struct VF {
   static reg zero() { return _mm512_setzero_ps(); }
   static reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, reg r) { _mm512_storeu_ps(p, r); }
+  static constexpr uintptr_t kStreamAlign = 64;
+  static void stream(T* p, reg r) { _mm512_stream_ps(p, r); }
   static reg bcast(const T* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
@@ -30,6 +32,8 @@ struct VD {
   static reg zero() { return _mm512_setzero_pd(); }
   static reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, reg r) { _mm512_storeu_pd(p, r); }
+  static constexpr uintptr_t kStreamAlign = 64;
+  static void stream(T* p, reg r) { _mm512_stream_pd(p, r); }
   static reg bcast(const T* p) { return _mm512_set1_pd(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }

@@ -25,6 +25,8 @@ struct VArr {
   static void store(T* p, const reg& r) {
     for (int l = 0; l < L; ++l) p[l] = r.v[l];
   }
+  static constexpr uintptr_t kStreamAlign = 1;  // no streaming stores: plain ones
+  static void stream(T* p, const reg& r) { store(p, r); }
   static reg bcast(const T* p) {
     reg r;
     for (int l = 0; l < L; ++l) r.v[l] = *p;

@@ -17,10 +17,13 @@
 // relu): the same operations, in the same order, as the store's scalar epilogue.
 // OFF: B is read in place, reduction row k at b + boff[k] (NR contiguous values), instead of
 // a packed panel (b[k*NR + j]): XNNPACK's indirection, as offsets.
+// stream (EPI only): a tile that overwrites C goes out with non-temporal stores (V::stream)
+// when its rows are aligned to V::kStreamAlign bytes: large outputs skip the read for
+// ownership of every line. The caller fences (gemm_task).
 template <class V, int MR, bool ROWS, bool EPI = false, bool OFF = false>
 static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
                      typename V::T* c, int64_t ldc, bool acc, const typename V::T* bias = nullptr,
-                     bool relu = false, const int64_t* boff = nullptr) {
+                     bool relu = false, const int64_t* boff = nullptr, bool stream = false) {
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   typename V::reg c0[MR], c1[MR];
 #pragma GCC unroll 8
@@ -61,6 +64,16 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
         c0[i] = V::relu(c0[i]);
         c1[i] = V::relu(c1[i]);
       }
+  }
+  if (EPI && stream && !acc &&
+      ((reinterpret_cast<uintptr_t>(c) | static_cast<uintptr_t>(ldc * sizeof(*c))) %
+       V::kStreamAlign) == 0) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      V::stream(c + i * ldc, c0[i]);
+      V::stream(c + i * ldc + W, c1[i]);
+    }
+    return;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
@@ -164,24 +177,26 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
     ukr_rem_rows<VD>(mv, kc, a, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,        \
-                    bool acc, const float* bias, bool relu) {                                  \
-    ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);                        \
+                    bool acc, const float* bias, bool relu, bool stream) {                     \
+    ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
   }                                                                                            \
   void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,     \
-                    bool acc, const double* bias, bool relu) {                                 \
-    ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu);                        \
+                    bool acc, const double* bias, bool relu, bool stream) {                    \
+    ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
   }                                                                                            \
   void f32_gemm_off(int mv, int64_t kc, const float* a, const float* b, const int64_t* boff,  \
-                    float* c, int64_t ldc, bool acc, const float* bias, bool relu) {           \
+                    float* c, int64_t ldc, bool acc, const float* bias, bool relu,             \
+                    bool stream) {                                                             \
     if (mv == 6)                                                                               \
-      ukr_tile<VF, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff);          \
+      ukr_tile<VF, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
       ukr_rem_rows<VF, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }                                                                                            \
   void f64_gemm_off(int mv, int64_t kc, const double* a, const double* b, const int64_t* boff, \
-                    double* c, int64_t ldc, bool acc, const double* bias, bool relu) {         \
+                    double* c, int64_t ldc, bool acc, const double* bias, bool relu,           \
+                    bool stream) {                                                             \
     if (mv == 6)                                                                               \
-      ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff);          \
+      ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
       ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }
