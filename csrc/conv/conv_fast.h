@@ -16,8 +16,9 @@
 
 namespace pyconv::fast {
 
-// cache_output: false when the output is a scratch that is read again right away (col2im's
-// dcol); otherwise outputs of kStreamOutBytes and more are written around the caches.
+// cache_output: true when the output is a scratch that is read again right away (col2im's
+// dcol); otherwise outputs of 12 MiB and more may be written around the caches
+// (conv_gemm.cpp, stream_output).
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                          Activation act, T* y, T* preact, bool cache_output = false);
