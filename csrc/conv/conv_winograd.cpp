@@ -272,6 +272,14 @@ struct Seg {
   bool real;
 };
 
+// Whether segment i is a whole row of 4 tiles followed, at the next 4 positions, by
+// another: such pairs fill one 8-tile vector in the row transforms.
+inline bool pairs_with_next(const std::vector<Seg>& segs, size_t i) {
+  if (i + 1 >= segs.size()) return false;
+  const Seg &g = segs[i], &h = segs[i + 1];
+  return g.qa == 0 && g.qb == 4 && h.qa == 0 && h.qb == 4 && h.col == g.col + 4;
+}
+
 // How the tiles are cut into blocks of about `target` tiles, in one of two layouts:
 //  - kernels of 3 taps or fewer per column (one piece row): any range of tiles in
 //    (image, tile row, column) order, NR-aligned, so no GEMM column is wasted;
@@ -357,8 +365,7 @@ void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<con
       for (size_t i = 0; i < segs.size(); ++i) {
         const Seg& g = segs[i];
         // Rows of 4 tiles go two at a time (one 8-tile vector).
-        if (g.qb - g.qa == 4 && g.qa == 0 && i + 1 < segs.size() && segs[i + 1].qa == 0 &&
-            segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4 &&
+        if (pairs_with_next(segs, i) &&
             rw.in_pair(&gi[b], plane(g), g.ty, plane(segs[i + 1]), segs[i + 1].ty, g.col, kc, vr)) {
           ++i;
           continue;
@@ -484,8 +491,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
         const Seg& g = segs[i];
         const int64_t o = plane(g);
         // Rows of 4 tiles go two at a time (one 8-tile vector).
-        if (g.qa == 0 && g.qb == 4 && i + 1 < segs.size() && segs[i + 1].real &&
-            segs[i + 1].qa == 0 && segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4) {
+        if (pairs_with_next(segs, i) && segs[i + 1].real) {
           const Seg& h = segs[i + 1];
           const int64_t oh = plane(h);
           bool ok = true;
@@ -567,9 +573,8 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
           const Seg& g = segs[i];
           T* d = dm + k * ldv + g.col;
           // Rows of 4 tiles, two at a time.
-          if (g.qa == 0 && g.qb == 4 && i + 1 < segs.size() && segs[i + 1].real &&
-              segs[i + 1].qa == 0 && segs[i + 1].qb == 4 && segs[i + 1].col == g.col + 4 &&
-              segs[i + 1].ty == g.ty && rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
+          if (pairs_with_next(segs, i) && segs[i + 1].real && segs[i + 1].ty == g.ty &&
+              rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
             ++i;
             continue;
           }
