@@ -431,6 +431,24 @@ def test_depthwise_band_edges(H, W, stride):
             assert_close(g, r, TOL[np.float32], f"{name} H={H} W={W} {isa}")
 
 
+# Stride-2 forward rows too tall for the split small-plane kernel (AVX2 float: eight outputs
+# per vector from in-lane shuffles, a last partial vector recomputed over the previous one's
+# columns): interior column counts from 7 (the scalar loop) through 8, 9, 15, 16, 17 and 24;
+# both paddings' parities on each side, so the first and last rows mask kernel rows.
+@pytest.mark.parametrize("W, pad", [
+    (16, (1, 1, 1, 1)), (17, (1, 1, 1, 1)), (18, (1, 0, 1, 0)), (19, (0, 1, 0, 1)),
+    (31, (1, 1, 1, 1)), (33, (1, 1, 1, 1)), (34, (0, 0, 0, 0)), (35, (1, 1, 1, 1)),
+    (50, (1, 1, 0, 2)), (112, (1, 1, 1, 1)), (113, (0, 1, 1, 0))])
+def test_depthwise_stride2_rows(W, pad):
+    for isa in ISAS:
+        _C.set_isa(isa)
+        args = make((2, 3, 151, W, 3, 3, 3, 2, pad, 1, 3), np.float32, seed=W)
+        ref = torch_ref(*args)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} W={W} pad={pad} {isa}")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("P, Q", [(1, 1), (3, 7), (4, 8), (5, 9), (2, 17), (7, 33)])
 def test_bias_gradient_is_the_rounded_exact_sum(P, Q, isa):

@@ -122,6 +122,49 @@ static void dw_fwd_interior(const T* __restrict x0, const T* __restrict x1,
   }
 }
 
+#if defined(__AVX2__)
+// dw_fwd_interior<float, 2, RM> over whole vectors (qhi - qlo >= 8): the compiler's version
+// gathered each tap's even columns with lane-crossing permutes (18 per 8 outputs, and its
+// row pointers spilled), 2x slower than the stride-1 kernel on the same bytes. Here tap s
+// of output q reads x[2q + s]: two vectors from 2q give its even columns (s = 0) by one
+// in-lane shuffle, two from 2q + 1 the s = 1 (even) and s = 2 (odd) ones. The shuffles
+// leave the outputs in the order q + {0,1,4,5,2,3,6,7}, the same for every tap, so one
+// permute per vector restores it before the store. Same FMAs in the same (r, s) order as
+// the scalar loop; reads nothing beyond x[2(qhi - 1) + 2]. A last partial vector is
+// recomputed over the previous one's columns (identical values).
+template <int RM>
+static void dw_fwd_s2_vecs(const float* x0, const float* x1, const float* x2, const float* wk,
+                           float* yr, int64_t qlo, int64_t qhi) {
+  const float* xr[3] = {x0, x1, x2};
+  __m256 wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(wk[t]);
+  auto vec = [&](int64_t q) {
+    __m256 a = _mm256_setzero_ps();
+    for (int r = 0; r < 3; ++r) {
+      if (!((RM >> r) & 1)) continue;
+      const float* s = xr[r] + 2 * q;
+      const __m256 e0 = _mm256_loadu_ps(s), e1 = _mm256_loadu_ps(s + 8);
+      const __m256 o0 = _mm256_loadu_ps(s + 1), o1 = _mm256_loadu_ps(s + 9);
+      a = _mm256_fmadd_ps(wv[3 * r], _mm256_shuffle_ps(e0, e1, 0x88), a);
+      a = _mm256_fmadd_ps(wv[3 * r + 1], _mm256_shuffle_ps(o0, o1, 0x88), a);
+      a = _mm256_fmadd_ps(wv[3 * r + 2], _mm256_shuffle_ps(o0, o1, 0xDD), a);
+    }
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(a), 0xD8));
+  };
+  int64_t q = qlo;
+  for (; q + 16 <= qhi; q += 16) {  // two independent chains of nine FMAs
+    const __m256 a = vec(q), b = vec(q + 8);
+    _mm256_storeu_ps(yr + q, a);
+    _mm256_storeu_ps(yr + q + 8, b);
+  }
+  if (q + 8 <= qhi) {
+    _mm256_storeu_ps(yr + q, vec(q));
+    q += 8;
+  }
+  if (q < qhi) _mm256_storeu_ps(yr + qhi - 8, vec(qhi - 8));
+}
+#endif
+
 // y[oh, ow] = sum_{r,s} w[r,s] * x[oh*sh - pt + r*dh, ow*sw - pl + s*dw]   (y contiguous P x Q)
 // Small planes, 3x3, stride 1 (where per-row border handling costs more than the
 // arithmetic): the source is copied once into a zero-padded plane with rows padded to
@@ -370,8 +413,9 @@ static inline void dw_corr_plane_s1(const float* xp, int64_t ld, int64_t dw, con
 }
 
 // Forward (and weight gradient) of a small 3x3 stride-2 undilated plane: false when its
-// split rows do not fit the stack buffer. (Larger planes take the per-row kernel: in bands,
-// the copies measured 0.89-0.97x of it on 112x112 planes, which are bound by memory.)
+// split rows do not fit the stack buffer. (Larger planes take the per-row kernel,
+// dw_fwd_s2_vecs: banded copies measured 0.89-0.97x of its compiler-vectorised
+// predecessor on 112x112 planes; on 28x28 ones the two run at the same speed.)
 static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs3,
                         const float* wk, const float* dy, int64_t ds2, int64_t ds3,
                         float* out) {
@@ -582,6 +626,18 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
       else if (rm == 6) dw_fwd_interior<T, 1, 6>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
       else dw_fwd_interior<T, 1, 3>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
     } else {
+#if defined(__AVX2__)
+      if constexpr (sizeof(T) == 4) {
+        if (g.dw == 1 && qhi - qlo >= 8) {
+          if (rm == 7) dw_fwd_s2_vecs<7>(x0, x1, x2, wk, yr, qlo, qhi);
+          else if (rm == 6) dw_fwd_s2_vecs<6>(x0, x1, x2, wk, yr, qlo, qhi);
+          else dw_fwd_s2_vecs<3>(x0, x1, x2, wk, yr, qlo, qhi);
+          for (int64_t q = qhi; q < g.Q; ++q)
+            yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
+          continue;
+        }
+      }
+#endif
       if (rm == 7) dw_fwd_interior<T, 2, 7>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
       else if (rm == 6) dw_fwd_interior<T, 2, 6>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
       else dw_fwd_interior<T, 2, 3>(x0, x1, x2, d1, d2, wk, yr, qlo, qhi);
