@@ -90,3 +90,21 @@ def test_empty_groups(cg, kg):
     np.testing.assert_array_equal(y, np.broadcast_to(b[:, None, None], y.shape))
     np.testing.assert_array_equal(gi, np.zeros_like(x))
     assert_close(gb, dy.astype(np.float64).sum(axis=(0, 2, 3)), TOL[np.float32], "bias")
+
+
+def test_padding_zeros_after_other_calls():
+    # Each thread zeroes its padded-source buffer once per call and then copies only the
+    # source rows of every (image, group) task: a call after one of another geometry (the
+    # same scratch, full of that call's values) must still see zeros in its padding, in
+    # the forward, backward-data and weight-gradient kernels alike.
+    for threads in (1, 2):
+        pyconv.set_num_threads(threads)
+        big = make((3, 8, 30, 37, 8, 3, 3, 1, (0, 0, 0, 0), 1, 2), np.float32, seed=1)
+        run_pyconv(*big)
+        for pad in ((1, 1, 1, 1), (3, 0, 2, 1), (0, 2, 0, 3)):
+            args = make((5, 12, 9, 14, 12, 3, 3, 1, pad, 1, 3), np.float32, seed=2)
+            ref = torch_ref(*args)
+            got = run_pyconv(*args)
+            for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+                assert_close(g, r, TOL[np.float32], f"{name} pad={pad} threads={threads}")
+            run_pyconv(*big)

@@ -46,15 +46,20 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
       avx2::grouped_direct_weights_float(g, w + gi * wg, wt + gi * nwt);
 #endif
     }
+    // The padded source's zeros are written once per thread: each task then copies
+    // just its source rows (the same positions for every task).
+    float* xp = gemm::scratch<float>(3, grouped_direct_xp(g));
+    bool zeroed = false;
 #pragma omp for schedule(dynamic, 1)
   for (int64_t t = 0; t < N * G; ++t) {
     const int64_t n = t / G, gi = t % G;
-    float* xp = gemm::scratch<float>(3, grouped_direct_xp(g));
     float* yo = y + (n * Ktot + gi * g.Kout) * plane;
+    if (!zeroed) std::fill(xp, xp + grouped_direct_xp(g), 0.0f);
 #if defined(PYCONV_X86)
     avx2::grouped_direct_float(g, src + n * sn + gi * sg, wt + gi * nwt,
-                               bias ? bias + gi * g.Kout : nullptr, yo, xp);
+                               bias ? bias + gi * g.Kout : nullptr, yo, xp, true);
 #endif
+    zeroed = true;
     if (preact)
       for (int64_t i = 0; i < per; ++i) preact[(n * Ktot + gi * g.Kout) * plane + i] = yo[i];
     if (act.kind != ActKind::none)
@@ -115,17 +120,25 @@ bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const
     const int64_t img = std::max<int64_t>(1, grouped_direct_xp(g) + Kg * p.P * Qv);
     const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(p.N, (int64_t(64) << 10) / img));
     // One group per task, every image in order: each weight is reduced by one thread.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
-    for (int64_t gi = 0; gi < G; ++gi) {
-      float* xp = gemm::scratch<float>(3, nb * grouped_direct_xp(g));
+    // The padded sources' zeros are written once per thread (as in run()).
+#pragma omp parallel num_threads(num_threads())
+    {
+      const int64_t nxp = nb * grouped_direct_xp(g);
+      float* xp = gemm::scratch<float>(3, nxp);
       float* dyp = gemm::scratch<float>(5, nb * Kg * p.P * Qv);
       float* acc = gemm::scratch<float>(4, per * 8);
+      bool zeroed = false;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t gi = 0; gi < G; ++gi) {
+        if (!zeroed) std::fill(xp, xp + nxp, 0.0f);
 #if defined(PYCONV_X86)
-      avx2::grouped_direct_weight_float(g, p.N, nb, x.data + gi * Cg * x.stride[1], x.stride[0],
-                                        dy.data + gi * Kg * dy.stride[1], dy.stride[0],
-                                        dy.stride[1], dy.stride[2], dy.stride[3],
-                                        dw + gi * per, xp, dyp, acc);
+        avx2::grouped_direct_weight_float(g, p.N, nb, x.data + gi * Cg * x.stride[1],
+                                          x.stride[0], dy.data + gi * Kg * dy.stride[1],
+                                          dy.stride[0], dy.stride[1], dy.stride[2],
+                                          dy.stride[3], dw + gi * per, xp, dyp, acc, true);
 #endif
+        zeroed = true;
+      }
     }
     return true;
   }

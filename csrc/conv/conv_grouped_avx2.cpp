@@ -86,8 +86,11 @@ inline void copy_row_zero_tail(const float* s, float* d, int64_t n, int64_t m) {
 }
 
 // Zero-padded source of one group: xp[c][i][j] = src[c][i - pt][j - pl] for rows
-// i < P + R - 1 and columns j < Qv + S - 1.
-inline void pad_source(const GdGeom& g, const float* src, float* xp) {
+// i < P + R - 1 and columns j < Qv + S - 1. zeroed: xp already holds zeros wherever the
+// source does not reach (grouped_direct_float's caller zeroes a thread's buffer once per
+// call; every group of the call writes the same positions), so only source rows are
+// copied: on ResNeXt's 14x14 planes the zero writes were most of the copy's time.
+inline void pad_source(const GdGeom& g, const float* src, float* xp, bool zeroed = false) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
   // Columns [jlo, jhi) are inside the row.
@@ -98,17 +101,20 @@ inline void pad_source(const GdGeom& g, const float* src, float* xp) {
       float* d = xp + (c * Hp + i) * Wp;
       const int64_t ih = i - g.pt;
       if (ih < 0 || ih >= g.H) {
-        for (int64_t j = 0; j < Wp; ++j) d[j] = 0.0f;
+        if (!zeroed)
+          for (int64_t j = 0; j < Wp; ++j) d[j] = 0.0f;
         continue;
       }
       const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
-      for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
+      if (!zeroed)
+        for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
       if (g.s3 == 1) {  // (the row's zeros past jhi: room for whole-vector stores)
         copy_row_zero_tail(sr + jlo, d + jlo, jhi - jlo, Wp - jlo);
         continue;
       }
       for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
-      for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
+      if (!zeroed)
+        for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
     }
 }
 
@@ -177,8 +183,8 @@ void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* b
 }  // namespace
 
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
-                          float* y, float* xp) {
-  pad_source(g, src, xp);
+                          float* y, float* xp, bool xp_zeroed) {
+  pad_source(g, src, xp, xp_zeroed);
   const int64_t CRS = g.Cin * g.R * g.S;
   for (int64_t k0 = 0; k0 < g.Kout;) {
     const int kb = grouped_direct_block(g.Kout, k0);
@@ -198,7 +204,7 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
 template <int WK, int KN, int SN, int NQ>
 inline void weight_block(const float* xr, const float* dr, int64_t ni, int64_t xi, int64_t di,
                          int64_t P, int64_t Wp, int64_t Qv, __m256 tail, float* ap, int64_t ks,
-                         int kn_ = WK, int sn_ = 3) {
+                         bool first, int kn_ = WK, int sn_ = 3) {
   const int kn = KN > 0 ? KN : kn_, sn = SN > 0 ? SN : sn_;
   const int64_t nq = NQ > 0 ? NQ : Qv / 8, plane = P * Qv;
   __m256 a[WK][3];
@@ -232,19 +238,20 @@ inline void weight_block(const float* xr, const float* dr, int64_t ni, int64_t x
   for (int kk = 0; kk < kn; ++kk)
     for (int j = 0; j < sn; ++j) {
       float* d = ap + kk * ks + j * 8;
-      _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), a[kk][j]));
+      _mm256_storeu_ps(d, first ? a[kk][j] : _mm256_add_ps(_mm256_loadu_ps(d), a[kk][j]));
     }
 }
 
 template <int WK, int KN>
 inline void weight_block_q(const float* xr, const float* dr, int64_t ni, int64_t xi, int64_t di,
-                           int64_t P, int64_t Wp, int64_t Qv, __m256 tail, float* ap, int64_t ks) {
+                           int64_t P, int64_t Wp, int64_t Qv, __m256 tail, float* ap, int64_t ks,
+                           bool first) {
   switch (Qv / 8) {
-    case 1: weight_block<WK, KN, 3, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 2: weight_block<WK, KN, 3, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 3: weight_block<WK, KN, 3, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    case 4: weight_block<WK, KN, 3, 4>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
-    default: weight_block<WK, KN, 3, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks); break;
+    case 1: weight_block<WK, KN, 3, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first); break;
+    case 2: weight_block<WK, KN, 3, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first); break;
+    case 3: weight_block<WK, KN, 3, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first); break;
+    case 4: weight_block<WK, KN, 3, 4>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first); break;
+    default: weight_block<WK, KN, 3, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first); break;
   }
 }
 
@@ -252,7 +259,7 @@ inline void weight_block_q(const float* xr, const float* dr, int64_t ni, int64_t
 // at a time (remainders of 1 to WK - 1 channels and taps past the last 3 included).
 template <int WK>
 void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t Qv, __m256 tail,
-                   const float* xp, const float* dyp, float* acc) {
+                   const float* xp, const float* dyp, float* acc, bool first) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Kout = g.Kout;
   const int64_t Hp = P + R - 1, Wp = Qv + S - 1, ks = Cin * R * S * 8;
   for (int64_t k0 = 0; k0 < Kout; k0 += WK) {
@@ -265,15 +272,16 @@ void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t 
           const float* dr = dyp + k0 * P * Qv;
           float* ap = acc + ((k0 * Cin + c) * R + r) * S * 8 + s0 * 8;
           if (sn3 == 3 && kn == WK)
-            weight_block_q<WK, WK>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+            weight_block_q<WK, WK>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first);
           else if (sn3 == 3 && kn == 3)
-            weight_block_q<WK, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+            weight_block_q<WK, 3>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first);
           else if (sn3 == 3 && kn == 2)
-            weight_block_q<WK, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+            weight_block_q<WK, 2>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first);
           else if (sn3 == 3)
-            weight_block_q<WK, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks);
+            weight_block_q<WK, 1>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first);
           else
-            weight_block<WK, 0, 0, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, kn, sn3);
+            weight_block<WK, 0, 0, 0>(xr, dr, ni, xi, di, P, Wp, Qv, tail, ap, ks, first, kn,
+                                      sn3);
         }
   }
 }
@@ -281,7 +289,8 @@ void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t 
 // Weight gradient of one group, summed over the images [0, N): images are taken nb at a
 // time, each source padded into xp (as above, image i at xp + i*Cin*Hp*Wp) and its
 // grad_output rows into dyp (Qv columns, zero past Q; image i at dyp + i*Kout*P*Qv);
-// acc holds 8 lanes per weight (Kout*Cin*R*S*8 floats), reduced in lane order into
+// acc holds 8 lanes per weight (Kout*Cin*R*S*8 floats: every block of the first pass
+// writes its lanes, later passes add to them), reduced in lane order into
 // dw (Kout, Cin, R, S) contiguous at the end. A register block is 3 or 4 output channels
 // x 3 taps along the row (one row at a time: a row's vectors unrolled, its loads folded
 // into the FMAs); source lanes past the row's last output are masked to zero so that an
@@ -289,7 +298,7 @@ void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t 
 void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
                                  int64_t sn, const float* dy, int64_t dn, int64_t d1,
                                  int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
-                                 float* acc) {
+                                 float* acc, bool xp_zeroed) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1, RS = R * S;
   const int64_t nacc = Kout * Cin * RS * 8, xi = Cin * Hp * Wp, di = Kout * P * Qv;
@@ -297,14 +306,15 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
   // spills one: worth it only on rows of 3+ vectors (measured: 4 channels 1.10-1.25x
   // faster at widths 28 and 56, 3 channels 1.19x at width 14).
   const int wk = Kout % 4 == 0 && Qv > 16 ? 4 : 3;
-  for (int64_t i = 0; i < nacc; ++i) acc[i] = 0.0f;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 tail = _mm256_castsi256_ps(
       _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(Q - (Qv - 8))), lane));
+  if (N == 0)
+    for (int64_t i = 0; i < nacc; ++i) acc[i] = 0.0f;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t ni = N - n0 < nb ? N - n0 : nb;
     for (int64_t i = 0; i < ni; ++i) {
-      pad_source(g, src + (n0 + i) * sn, xp + i * xi);
+      pad_source(g, src + (n0 + i) * sn, xp + i * xi, xp_zeroed);
       for (int64_t k = 0; k < Kout; ++k)
         for (int64_t p = 0; p < P; ++p) {
           float* d = dyp + i * di + (k * P + p) * Qv;
@@ -316,9 +326,9 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
         }
     }
     if (wk == 4)
-      weight_blocks<4>(g, ni, xi, di, Qv, tail, xp, dyp, acc);
+      weight_blocks<4>(g, ni, xi, di, Qv, tail, xp, dyp, acc, n0 == 0);
     else
-      weight_blocks<3>(g, ni, xi, di, Qv, tail, xp, dyp, acc);
+      weight_blocks<3>(g, ni, xi, di, Qv, tail, xp, dyp, acc, n0 == 0);
   }
   // dw[i] = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) of its 8 lanes, eight
   // weights at a time by hadd (the same sums in the same order as the scalar tail).
