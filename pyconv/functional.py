@@ -54,34 +54,50 @@ def _activation(name, x, inplace=False, **params):
 
 
 def relu(input, inplace=False):
+    if type(input) is np.ndarray:  # (plain arrays first: these ops are often microseconds)
+        return ops.relu(input, inplace)
     return _activation("relu", input, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
+    if type(input) is np.ndarray:
+        return ops.leaky_relu(input, negative_slope, inplace)
     return _activation("leaky_relu", input, inplace, negative_slope=negative_slope)
 
 
 def elu(input, alpha=1.0, inplace=False):
+    if type(input) is np.ndarray:
+        return ops.elu(input, alpha, inplace)
     return _activation("elu", input, inplace, alpha=alpha)
 
 
 def gelu(input, approximate="none"):
+    if type(input) is np.ndarray:
+        return ops.gelu(input, approximate)
     return _activation("gelu", input, approximate=approximate)
 
 
 def silu(input, inplace=False):
+    if type(input) is np.ndarray:
+        return ops.silu(input, inplace)
     return _activation("silu", input, inplace)
 
 
 def sigmoid(input):
+    if type(input) is np.ndarray:
+        return ops.sigmoid(input)
     return _activation("sigmoid", input)
 
 
 def tanh(input):
+    if type(input) is np.ndarray:
+        return ops.tanh(input)
     return _activation("tanh", input)
 
 
 def hardswish(input, inplace=False):
+    if type(input) is np.ndarray:
+        return ops.hardswish(input, inplace)
     return _activation("hardswish", input, inplace)
 
 
