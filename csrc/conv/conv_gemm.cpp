@@ -425,8 +425,30 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
             for (int64_t w = 0; w < W; ++w) dr[pl + w] = sr[w * src.stride[3]];
           for (int64_t w = pl + W; w < Wr; ++w) dr[w] = T(0);
         } else {
+          int64_t qa = 0, qb = 0;  // [qa, qb): both phases' columns inside the row, 4 at a time
+#if defined(__SSE__)
+          if constexpr (std::is_same_v<T, float>) {
+            // Stride 2, unit source stride: even and odd columns of 8 source values by two
+            // shuffles (the scalar gather below was 40% of a stride-2 weight gradient with
+            // 3 output channels). Same values.
+            if (sp_ == 2 && src.stride[3] == 1) {
+              // A block of outputs q..q+3 reads source columns 2q - pl .. 2q - pl + 7.
+              qa = (pl + 1) / 2;
+              qb = W + pl < 8 ? qa : std::max(qa, std::min(Wq, (W + pl - 8) / 2 + 4));
+              int64_t q = qa;
+              for (; q + 4 <= qb; q += 4) {
+                const __m128 a = _mm_loadu_ps(sr + 2 * q - pl), b = _mm_loadu_ps(sr + 2 * q - pl + 4);
+                _mm_storeu_ps(dr + q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+                _mm_storeu_ps(dr + Wq + q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+              }
+              qb = q;
+            }
+          }
+#endif
           for (int64_t ph = 0; ph < sp_; ++ph)
             for (int64_t q = 0; q < Wq; ++q) {
+              if (q == qa) q = qb;  // (done above)
+              if (q >= Wq) break;
               const int64_t iw = q * sp_ + ph - pl;
               dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);
             }
@@ -736,17 +758,17 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         const int64_t c = j / RS, rs = j % RS, r = rs / S, s = rs % S;
         return xs.data + (g * Cg + c) * xs.stride[1] + offh[r] * xs.stride[2] + offw[s] * xs3;
       };
-      for (int64_t jp = bnb; jp < round_up(bnb, NR); ++jp) {
-        T* d = dst + (jp / NR) * NR * tc + jp % NR;
-        for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
-      }
       int64_t jp = 0;
 #if defined(PYCONV_X86)
       if constexpr (std::is_same_v<T, float>) {
+        // Groups of 8 columns; a last group of fewer repeats its last column in the rest:
+        // a panel's columns past bnb only feed tile columns that are never stored, so
+        // they need not be zero (zeroing them was a strided pass over the panel, and the
+        // last 1-7 columns went through the scalar loop).
         if (cs == 1 && active_isa() >= Isa::avx2)
-          for (; jp + 8 <= bnb && (jp % NR) + 8 <= NR; jp += 8) {
+          for (; jp < bnb && (jp % NR) + 8 <= NR; jp += 8) {
             const float* tp[8];
-            for (int q = 0; q < 8; ++q) tp[q] = tap(bj0 + jp + q);
+            for (int q = 0; q < 8; ++q) tp[q] = tap(bj0 + std::min(jp + q, bnb - 1));
             float* d = dst + (jp / NR) * NR * tc + jp % NR;
             for (const Run& rn : runs)
               avx2::transpose8_rows_float(
@@ -789,6 +811,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           T* dd = d + rn.tt * NR;
           for (int64_t l = 0; l < rn.len; ++l) dd[l * NR] = sp[l * cs];
         }
+      }
+      for (; jp < round_up(bnb, NR); ++jp) {  // (defined values in the unused columns)
+        T* d = dst + (jp / NR) * NR * tc + jp % NR;
+        for (int64_t q = 0; q < tc; ++q) d[q * NR] = T(0);
       }
     };
     GridC<T> st{out + chk * KN + g * M * Ncols, nullptr, Ncols, 0, 0, 1, 0, 1, Ncols,

@@ -35,10 +35,11 @@ constexpr int kMaxNR = 32;
 template <typename T>
 using UkrFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool acc);
 
-// The same with A read in place as MR rows: a[i*lda + k].
+// The same with A read in place as mv <= MR rows: a[i*lda + k] (a ragged tile writes only
+// its mv rows of c, with the arithmetic of UkrRemFn).
 template <typename T>
-using UkrRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc,
-                           bool acc);
+using UkrRowsFn = void (*)(int mv, int64_t kc, const T* a, int64_t lda, const T* b, T* c,
+                           int64_t ldc, bool acc);
 
 // The first mv < MR rows of a tile of a packed A panel (panel stride MR): only those rows
 // of c are written.

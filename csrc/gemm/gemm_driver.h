@@ -112,7 +112,9 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
     for (int64_t i = 0; i < mb; i += MR) {
       const int64_t mv = mb - i < MR ? mb - i : MR;
       const T* ap = a.p + (i / MR) * MR * kc;
-      const bool rows = a.lda != 0 && mv == MR;
+      // Rows read in place, ragged last rows included (the remainder kernel reads them so
+      // too); only with packed B panels (no caller reads both in place).
+      const bool rows = a.lda != 0 && !bin;
       if (a.lda != 0 && !rows) {
         // Ragged last rows read in place: pack them with zero rows (abuf is free here).
         for (int64_t k = 0; k < kc; ++k)
@@ -140,7 +142,7 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         else if (epi)
           uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu, nt);
         else if (rows)
-          uk.fn_rows(kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
+          uk.fn_rows(static_cast<int>(mv), kc, a.p + i * a.lda, a.lda, bp, c, ldc, acc);
         else if (mv < MR)
           uk.fn_rem(static_cast<int>(mv), kc, ap, bp, c, ldc, acc);
         else

@@ -5,9 +5,10 @@ namespace pyconv {
 // The entry points of each ISA's file (PYCONV_UKERNEL_EXPORTS in ukernel_tmpl.h).
 #define PYCONV_UKERNEL_DECLARE(F32, F64)                                                     \
   void F32(int64_t, const float*, const float*, float*, int64_t, bool);                      \
-  void F32##_rows(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);      \
+  void F32##_rows(int, int64_t, const float*, int64_t, const float*, float*, int64_t, bool); \
   void F64(int64_t, const double*, const double*, double*, int64_t, bool);                   \
-  void F64##_rows(int64_t, const double*, int64_t, const double*, double*, int64_t, bool);   \
+  void F64##_rows(int, int64_t, const double*, int64_t, const double*, double*, int64_t,    \
+                 bool);                                                                      \
   void f32_gemm_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);        \
   void f64_gemm_rem(int, int64_t, const double*, const double*, double*, int64_t, bool);     \
   void f32_gemm_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*, \

@@ -86,9 +86,13 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
 // computed and written. With 1 or 2 rows, few accumulators would wait on the FMA latency,
 // so even and odd reduction steps go to separate accumulators, added at the end (a fixed
 // order that depends only on kc: results do not depend on the thread count).
-template <class V, int MR, int PS, bool OFF = false>
+// ROWS: A read in place as MR rows (a[i*lda + k]) instead of a packed panel, with the
+// same arithmetic.
+template <class V, int MR, int PS, bool OFF = false, bool ROWS = false>
 static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
-                    typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr) {
+                    typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
+                    int64_t lda = 0) {
+  constexpr int64_t kstep = ROWS ? 1 : PS;  // A's step between reduction indices
   constexpr int W = V::lanes, NR = 2 * V::lanes;
   constexpr bool kSplit = MR <= 2;
   typename V::reg c0[MR], c1[MR], d0[MR], d1[MR];
@@ -102,13 +106,14 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
     const typename V::reg e0 = V::load(bn), e1 = V::load(bn + W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const typename V::reg ai = V::bcast(a + i), aj = V::bcast(a + PS + i);
+      const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
+      const typename V::reg aj = V::bcast(ROWS ? a + i * lda + 1 : a + PS + i);
       c0[i] = V::fma(ai, b0, c0[i]);
       c1[i] = V::fma(ai, b1, c1[i]);
       d0[i] = V::fma(aj, e0, d0[i]);
       d1[i] = V::fma(aj, e1, d1[i]);
     }
-    a += 2 * PS;
+    a += 2 * kstep;
     if (!OFF) b += 2 * NR;
   }
   for (; k < kc; ++k) {
@@ -116,11 +121,11 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
     const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const typename V::reg ai = V::bcast(a + i);
+      const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
       c0[i] = V::fma(ai, b0, c0[i]);
       c1[i] = V::fma(ai, b1, c1[i]);
     }
-    a += PS;
+    a += kstep;
     if (!OFF) b += NR;
   }
 #pragma GCC unroll 8
@@ -138,15 +143,16 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
   }
 }
 
-template <class V, bool OFF = false>
+template <class V, bool OFF = false, bool ROWS = false>
 static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
-                         typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr) {
+                         typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
+                         int64_t lda = 0) {
   switch (mv) {
-    case 1: return ukr_rem<V, 1, 6, OFF>(kc, a, b, c, ldc, acc, boff);
-    case 2: return ukr_rem<V, 2, 6, OFF>(kc, a, b, c, ldc, acc, boff);
-    case 3: return ukr_rem<V, 3, 6, OFF>(kc, a, b, c, ldc, acc, boff);
-    case 4: return ukr_rem<V, 4, 6, OFF>(kc, a, b, c, ldc, acc, boff);
-    default: return ukr_rem<V, 5, 6, OFF>(kc, a, b, c, ldc, acc, boff);
+    case 1: return ukr_rem<V, 1, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 2: return ukr_rem<V, 2, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 3: return ukr_rem<V, 3, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 4: return ukr_rem<V, 4, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    default: return ukr_rem<V, 5, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
   }
 }
 
@@ -157,16 +163,22 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
   void F32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {     \
     ukr_tile<VF, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
-  void F32##_rows(int64_t kc, const float* a, int64_t lda, const float* b, float* c,          \
+  void F32##_rows(int mv, int64_t kc, const float* a, int64_t lda, const float* b, float* c,  \
                   int64_t ldc, bool acc) {                                                     \
-    ukr_tile<VF, 6, true>(kc, a, lda, b, c, ldc, acc);                                         \
+    if (mv == 6)                                                                               \
+      ukr_tile<VF, 6, true>(kc, a, lda, b, c, ldc, acc);                                       \
+    else                                                                                       \
+      ukr_rem_rows<VF, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
   }                                                                                            \
   void F64(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {  \
     ukr_tile<VD, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
-  void F64##_rows(int64_t kc, const double* a, int64_t lda, const double* b, double* c,       \
-                  int64_t ldc, bool acc) {                                                     \
-    ukr_tile<VD, 6, true>(kc, a, lda, b, c, ldc, acc);                                         \
+  void F64##_rows(int mv, int64_t kc, const double* a, int64_t lda, const double* b,         \
+                  double* c, int64_t ldc, bool acc) {                                          \
+    if (mv == 6)                                                                               \
+      ukr_tile<VD, 6, true>(kc, a, lda, b, c, ldc, acc);                                       \
+    else                                                                                       \
+      ukr_rem_rows<VD, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
   }                                                                                            \
   void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, \
                     bool acc) {                                                                \
