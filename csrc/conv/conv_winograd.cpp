@@ -841,10 +841,14 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
       static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on;
-  // Auto, dilated: only when one sub-problem alone has the tiles (the batched weight
-  // gradient of 256@28 d2 at batch 2, 7x7 tiles per sub-image, ran 0.82-0.91x the GEMM).
+  // Auto, dilated: the sub-problems run as one batch (use() counted its tiles), here from
+  // 3/2 the usual minimum: a block's partial sums are 16*C*K values however few tiles it
+  // has. Against the GEMM (same process, 2 threads, with session 7's weight-gradient
+  // blocks): 256@28 d2 batch 2 (392 tiles) 1.20x, 64@28 and 128@28 batch 2 1.08-1.14x,
+  // 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and 128@14 batch 2 (128) 0.90-0.96x.
   const int64_t Ps = ceil_div(p.P, p.dil_h), Qs = ceil_div(p.Q, p.dil_w);
-  if (autom && dilated && !worth_it(p, p.C, p.K, Qs, p.N * ceil_div(Ps, 2) * ceil_div(Qs, 2)))
+  if (autom && dilated &&
+      p.N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2) < 3 * kMinTiles / 2)
     return false;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (autom &&
