@@ -80,6 +80,12 @@ constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
 constexpr int64_t kMinChannels = 32;
 // Below this many tiles the blocks are too few and narrow (one 512-channel 7x7 image: 16).
 constexpr int64_t kMinTiles = 128;
+// The forward and backward-data of a 3x3 kernel pay off from fewer (batch-1 inference at
+// 14x14: 49 tiles). Against the GEMM, same process, 2 threads: 256@14 and 128@14 batch 1
+// 1.33-1.38x, 512@14 batch 1 1.30x, 512@7 batch 3 (48 tiles) 1.07-1.13x and batch 4 1.45x,
+// 256@7 batch 3 1.20x; 256@7 and 512@7 batch 2 (32 tiles) 0.85-0.94x, batch 1 0.81x. The
+// weight gradient (512@7 batch 4: 0.64x) and 5x5 keep kMinTiles.
+constexpr int64_t kMinTiles3x3 = 48;
 // 5x5 (four pieces, each a transform of its own) pays off from rows of 4 tiles up.
 constexpr int64_t kMinRow5 = 7;
 
@@ -648,9 +654,9 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 // Whether the auto mode picks Winograd: enough channels on both sides for the GEMMs
 // to dominate the transforms, and enough tiles to share among threads in blocks (the
 // choice must not depend on the thread count: results are bitwise the same for any).
-bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile) {
+bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile, bool weight) {
   return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) && C >= kMinChannels &&
-         K >= kMinChannels && ntile >= kMinTiles;
+         K >= kMinChannels && ntile >= (p.R == 3 && !weight ? kMinTiles3x3 : kMinTiles);
 }
 
 bool shape_ok(const ConvParams& p) {
@@ -658,7 +664,8 @@ bool shape_ok(const ConvParams& p) {
          p.stride_w == 1 && p.dil_h >= 1 && p.dil_w >= 1;
 }
 
-bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q) {
+bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q,
+         bool weight = false) {
   const auto mode = static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == WinogradMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
@@ -666,7 +673,8 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   return mode == WinogradMode::on ||
-         worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2));
+         worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2),
+                  weight);
 }
 
 template <typename T>
@@ -837,7 +845,7 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
 
 template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
-  if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
+  if (!use(p, p.N, p.C, p.K, p.P, p.Q, true)) return false;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
       static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on;
