@@ -76,8 +76,16 @@ constexpr int64_t kBlockBytes = int64_t(384) << 10;
 constexpr int64_t kBlockBytesOnePiece = int64_t(3) << 20;
 // Tile rows are transformed through stack buffers of this many tiles (+1).
 constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
-// Below this many channels on either side the transforms outweigh the saved multiplies.
+// Below this many channels on either side the weight gradient's transforms outweigh the
+// saved multiplies.
 constexpr int64_t kMinChannels = 32;
+// The forward and backward-data need this many input channels (of the correlation: the
+// forward's C, the backward-data's K) and any number of outputs. Against the GEMM, same
+// process, 2 threads, 56x56 at batch 4: 16 -> 16 1.13-1.26x, 16 -> 8 1.19x, 32 -> 8 and
+// 64 -> 16 1.6-1.7x, 64 -> 1..4 1.35-1.6x (the GEMM runs a single ragged 6-row panel),
+// 5x5 at 16x16 1.04-1.15x; 12 -> 12 and 8 -> 8 break even, 8 -> 32 and 8 -> 64 0.85-0.88x,
+// 3 -> 64 0.6x.
+constexpr int64_t kMinInChannels = 16;
 // Below this many tiles the blocks are too few and narrow (one 512-channel 7x7 image: 16).
 constexpr int64_t kMinTiles = 128;
 // The forward and backward-data of a 3x3 kernel pay off from fewer (batch-1 inference at
@@ -651,12 +659,13 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   return finite;
 }
 
-// Whether the auto mode picks Winograd: enough channels on both sides for the GEMMs
-// to dominate the transforms, and enough tiles to share among threads in blocks (the
+// Whether the auto mode picks Winograd: enough channels for the GEMMs to dominate the
+// transforms (kMinInChannels, kMinChannels), and enough tiles to share among threads in blocks (the
 // choice must not depend on the thread count: results are bitwise the same for any).
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile, bool weight) {
-  return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) && C >= kMinChannels &&
-         K >= kMinChannels && ntile >= (p.R == 3 && !weight ? kMinTiles3x3 : kMinTiles);
+  return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) &&
+         C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
+         ntile >= (p.R == 3 && !weight ? kMinTiles3x3 : kMinTiles);
 }
 
 bool shape_ok(const ConvParams& p) {
