@@ -462,14 +462,19 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   for (int64_t blk = 0; blk < bl.nblk; ++blk) {
     T* v = align64(gemm::scratch<T>(3, 16 * psv + 64));
     T* mprod = align64(gemm::scratch<T>(5, 16 * psm + 64));
-    thread_local std::vector<int64_t> boff;
-    thread_local std::vector<Seg> segs;
+    // (Bound once: a thread_local used inside the tile loops costs a __tls_get_addr call
+    // per micro-kernel call.)
+    thread_local std::vector<int64_t> boff_tl;
+    thread_local std::vector<Seg> segs_tl;
+    std::vector<int64_t>& boff = boff_tl;
+    std::vector<Seg>& segs = segs_tl;
     int64_t shift;
     const int64_t len = bl.get(blk, segs, shift);
     transform_block(rw, gi, src, C, C, segs, ldv, kb, tb, v);
     // Row kk of B: in a packed panel, at (kk - k0)*NR; in dense rows, row (b, c) of V_b,
     // a*shift positions on for the piece (a, b).
     boff.resize(static_cast<size_t>(Kd));
+    const int64_t* bo = boff.data();
     for (int64_t kk = 0, q = 0; kk < Kd; ++kk) {
       if (kk >= kb.begin(q) + kb.size(q)) ++q;
       const int64_t pc = kk / C;
@@ -486,7 +491,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
         for (int64_t m0 = 0; m0 < K; m0 += MR)
           for (int64_t j = 0; j < len; j += NR)
             uk.fn_off(static_cast<int>(std::min<int64_t>(MR, K - m0)), kc, ux + Mpad * k0 + m0 * kc,
-                      panels ? vx + tb * k0 + j * kc : vx + j, boff.data() + k0,
+                      panels ? vx + tb * k0 + j * kc : vx + j, bo + k0,
                       mx + m0 * ldm + j, ldm, q > 0, nullptr, false, false);
       }
     }
@@ -574,7 +579,8 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         std::fill_n(v + xi * psv + (b * Cp + C) * ldv, (Cp - C) * ldv, T(0));
     int64_t b0, b1;
     split_range(nblk, nch, ch, b0, b1);
-    thread_local std::vector<Seg> segs;
+    thread_local std::vector<Seg> segs_tl;
+    std::vector<Seg>& segs = segs_tl;  // (bound once: see run())
     for (int64_t blk = b0; blk < b1; ++blk) {
       int64_t shift;
       const int64_t len = bl.get(blk, segs, shift);
