@@ -21,6 +21,8 @@ namespace pyconv::avx2 {
 // dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd);
+// d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16 (pack_avx2.cpp).
+void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, float* d);
 }  // namespace pyconv::avx2
 #endif
 
@@ -143,6 +145,14 @@ struct GridB {
       }
       if (cs == 1 && nseg == 1 && pv == NR) {
         const T* base = segs[0].base;
+#if defined(PYCONV_X86)
+        if constexpr (std::is_same_v<T, float>) {
+          if (NR == 16 && active_isa() >= Isa::avx2) {
+            avx2::copy_panel16_float(base, koff, kc, d);
+            continue;
+          }
+        }
+#endif
         for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
           __builtin_prefetch(base + koff[kk] + 3 * NR);  // for the panels after next
           copy_panel_row(d, base + koff[kk]);

@@ -38,4 +38,16 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
     for (int q = 0; q < 8; ++q) dst[l * ldd + q] = rows[q][off + l];
 }
 
+// d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16: one contiguous B panel row per
+// reduction index, two 32-byte moves (conv_gemm.cpp's GridB; its baseline build made four
+// 16-byte ones).
+void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, float* d) {
+  for (int64_t kk = 0; kk < kc; ++kk, d += 16) {
+    const float* s = base + koff[kk];
+    __builtin_prefetch(s + 48);  // for the panels after next
+    _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+    _mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));
+  }
+}
+
 }  // namespace pyconv::avx2
