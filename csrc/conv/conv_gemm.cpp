@@ -447,7 +447,8 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
               qb = W + pl < 8 ? qa : std::max(qa, std::min(Wq, (W + pl - 8) / 2 + 4));
               int64_t q = qa;
               for (; q + 4 <= qb; q += 4) {
-                const __m128 a = _mm_loadu_ps(sr + 2 * q - pl), b = _mm_loadu_ps(sr + 2 * q - pl + 4);
+                const __m128 a = _mm_loadu_ps(sr + 2 * q - pl);
+                const __m128 b = _mm_loadu_ps(sr + 2 * q - pl + 4);
                 _mm_storeu_ps(dr + q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
                 _mm_storeu_ps(dr + Wq + q, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
               }
@@ -455,9 +456,12 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
             }
           }
 #endif
+          // The rest one value at a time: columns [0, qa) and [qb, Wq) of every phase, in one
+          // loop that skips the middle (a loop per range, through a lambda, ran 0.90-0.93x on
+          // stride-2 forwards with few output channels).
           for (int64_t ph = 0; ph < sp_; ++ph)
             for (int64_t q = 0; q < Wq; ++q) {
-              if (q == qa) q = qb;  // (done above)
+              if (q == qa) q = qb;
               if (q >= Wq) break;
               const int64_t iw = q * sp_ + ph - pl;
               dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);

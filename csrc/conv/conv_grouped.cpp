@@ -49,17 +49,15 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
     // The padded source's zeros are written once per thread: each task then copies
     // just its source rows (the same positions for every task).
     float* xp = gemm::scratch<float>(3, grouped_direct_xp(g));
-    bool zeroed = false;
+    std::fill(xp, xp + grouped_direct_xp(g), 0.0f);
 #pragma omp for schedule(dynamic, 1)
   for (int64_t t = 0; t < N * G; ++t) {
     const int64_t n = t / G, gi = t % G;
     float* yo = y + (n * Ktot + gi * g.Kout) * plane;
-    if (!zeroed) std::fill(xp, xp + grouped_direct_xp(g), 0.0f);
 #if defined(PYCONV_X86)
     avx2::grouped_direct_float(g, src + n * sn + gi * sg, wt + gi * nwt,
-                               bias ? bias + gi * g.Kout : nullptr, yo, xp, true);
+                               bias ? bias + gi * g.Kout : nullptr, yo, xp);
 #endif
-    zeroed = true;
     if (preact)
       for (int64_t i = 0; i < per; ++i) preact[(n * Ktot + gi * g.Kout) * plane + i] = yo[i];
     if (act.kind != ActKind::none)
@@ -127,17 +125,15 @@ bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const
       float* xp = gemm::scratch<float>(3, nxp);
       float* dyp = gemm::scratch<float>(5, nb * Kg * p.P * Qv);
       float* acc = gemm::scratch<float>(4, per * 8);
-      bool zeroed = false;
+      std::fill(xp, xp + nxp, 0.0f);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t gi = 0; gi < G; ++gi) {
-        if (!zeroed) std::fill(xp, xp + nxp, 0.0f);
 #if defined(PYCONV_X86)
         avx2::grouped_direct_weight_float(g, p.N, nb, x.data + gi * Cg * x.stride[1],
                                           x.stride[0], dy.data + gi * Kg * dy.stride[1],
                                           dy.stride[0], dy.stride[1], dy.stride[2],
-                                          dy.stride[3], dw + gi * per, xp, dyp, acc, true);
+                                          dy.stride[3], dw + gi * per, xp, dyp, acc);
 #endif
-        zeroed = true;
       }
     }
     return true;

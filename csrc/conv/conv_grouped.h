@@ -17,19 +17,18 @@ namespace avx2 {
 // The filter of one group rearranged for the kernel: grouped_direct_wt() floats.
 void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt);
 // y (+ bias per output channel, may be null) for one group; xp is scratch of
-// grouped_direct_xp() floats, all zero when xp_zeroed except where an earlier call with
-// the same geometry wrote the source (only those positions are written then).
+// grouped_direct_xp() floats, zero except where earlier calls with the same geometry wrote
+// the source (only those positions are written: the caller zeroes it once per call).
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
-                          float* y, float* xp, bool xp_zeroed);
+                          float* y, float* xp);
 // The weight gradient of one group, summed over images [0, N) taken nb at a time:
 // dw (Kout, Cin, R, S) contiguous; src image n at src + n*sn, grad_output (Kout, P, Q)
 // of image n at dy + n*dn + k*d1 + p*d2 + q*d3. Scratch: xp of nb*grouped_direct_xp()
-// (xp_zeroed: as for grouped_direct_float), dyp of nb*Kout*P*Qv, acc of Kout*Cin*R*S*8
-// floats.
+// (zero as for grouped_direct_float), dyp of nb*Kout*P*Qv, acc of Kout*Cin*R*S*8 floats.
 void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
                                  int64_t sn, const float* dy, int64_t dn, int64_t d1,
                                  int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
-                                 float* acc, bool xp_zeroed);
+                                 float* acc);
 }  // namespace avx2
 
 inline int64_t grouped_direct_xp(const GdGeom& g) {

@@ -85,12 +85,12 @@ inline void copy_row_zero_tail(const float* s, float* d, int64_t n, int64_t m) {
   for (; j < m; ++j) d[j] = 0.0f;
 }
 
-// Zero-padded source of one group: xp[c][i][j] = src[c][i - pt][j - pl] for rows
-// i < P + R - 1 and columns j < Qv + S - 1. zeroed: xp already holds zeros wherever the
-// source does not reach (grouped_direct_float's caller zeroes a thread's buffer once per
-// call; every group of the call writes the same positions), so only source rows are
-// copied: on ResNeXt's 14x14 planes the zero writes were most of the copy's time.
-inline void pad_source(const GdGeom& g, const float* src, float* xp, bool zeroed = false) {
+// The source of one group into its zero-padded copy: xp[c][i][j] = src[c][i - pt][j - pl]
+// for rows i < P + R - 1 and columns j < Qv + S - 1. Only the source rows are written: xp
+// already holds zeros everywhere else (the caller zeroes a thread's buffer once per call,
+// and every group of the call writes the same positions; on ResNeXt's 14x14 planes the
+// zero writes were most of a per-group copy's time).
+inline void pad_source(const GdGeom& g, const float* src, float* xp) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
   // Columns [jlo, jhi) are inside the row.
@@ -98,23 +98,15 @@ inline void pad_source(const GdGeom& g, const float* src, float* xp, bool zeroed
   if (jhi < jlo) jhi = jlo;
   for (int64_t c = 0; c < Cin; ++c)
     for (int64_t i = 0; i < Hp; ++i) {
-      float* d = xp + (c * Hp + i) * Wp;
       const int64_t ih = i - g.pt;
-      if (ih < 0 || ih >= g.H) {
-        if (!zeroed)
-          for (int64_t j = 0; j < Wp; ++j) d[j] = 0.0f;
-        continue;
-      }
+      if (ih < 0 || ih >= g.H) continue;
+      float* d = xp + (c * Hp + i) * Wp;
       const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
-      if (!zeroed)
-        for (int64_t j = 0; j < jlo; ++j) d[j] = 0.0f;
       if (g.s3 == 1) {  // (the row's zeros past jhi: room for whole-vector stores)
         copy_row_zero_tail(sr + jlo, d + jlo, jhi - jlo, Wp - jlo);
         continue;
       }
       for (int64_t j = jlo; j < jhi; ++j) d[j] = sr[j * g.s3];
-      if (!zeroed)
-        for (int64_t j = jhi; j < Wp; ++j) d[j] = 0.0f;
     }
 }
 
@@ -183,8 +175,8 @@ void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* b
 }  // namespace
 
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
-                          float* y, float* xp, bool xp_zeroed) {
-  pad_source(g, src, xp, xp_zeroed);
+                          float* y, float* xp) {
+  pad_source(g, src, xp);
   const int64_t CRS = g.Cin * g.R * g.S;
   for (int64_t k0 = 0; k0 < g.Kout;) {
     const int kb = grouped_direct_block(g.Kout, k0);
@@ -298,7 +290,7 @@ void weight_blocks(const GdGeom& g, int64_t ni, int64_t xi, int64_t di, int64_t 
 void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const float* src,
                                  int64_t sn, const float* dy, int64_t dn, int64_t d1,
                                  int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
-                                 float* acc, bool xp_zeroed) {
+                                 float* acc) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q, Kout = g.Kout;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1, RS = R * S;
   const int64_t nacc = Kout * Cin * RS * 8, xi = Cin * Hp * Wp, di = Kout * P * Qv;
@@ -314,7 +306,7 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t ni = N - n0 < nb ? N - n0 : nb;
     for (int64_t i = 0; i < ni; ++i) {
-      pad_source(g, src + (n0 + i) * sn, xp + i * xi, xp_zeroed);
+      pad_source(g, src + (n0 + i) * sn, xp + i * xi);
       for (int64_t k = 0; k < Kout; ++k)
         for (int64_t p = 0; p < P; ++p) {
           float* d = dyp + i * di + (k * P + p) * Qv;

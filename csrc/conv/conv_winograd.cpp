@@ -666,12 +666,21 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 }
 
 // Whether the auto mode picks Winograd: enough channels for the GEMMs to dominate the
-// transforms (kMinInChannels, kMinChannels), and enough tiles to share among threads in blocks (the
-// choice must not depend on the thread count: results are bitwise the same for any).
-bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile, bool weight) {
+// transforms (kMinInChannels, kMinChannels), and enough tiles to share among threads in
+// blocks (the choice must not depend on the thread count: results are bitwise the same for
+// any). A dilated weight gradient's sub-problems run as one batch, from 3/2 kMinTiles
+// tiles in it: a block's partial sums are 16*C*K values however few tiles it has. Against
+// the GEMM (same process, 2 threads): 256@28 d2 batch 2 (392 tiles) 1.20x, 64@28 and
+// 128@28 batch 2 1.08-1.14x, 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and
+// 128@14 batch 2 (128) 0.90-0.96x.
+bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
+              bool weight) {
+  const bool dilated = p.dil_h > 1 || p.dil_w > 1;
+  const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
+                                    : (dilated ? 3 * kMinTiles / 2 : kMinTiles);
   return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
-         ntile >= (p.R == 3 && !weight ? kMinTiles3x3 : kMinTiles);
+         ntile >= min_tiles;
 }
 
 bool shape_ok(const ConvParams& p) {
@@ -864,15 +873,6 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
       static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on;
-  // Auto, dilated: the sub-problems run as one batch (use() counted its tiles), here from
-  // 3/2 the usual minimum: a block's partial sums are 16*C*K values however few tiles it
-  // has. Against the GEMM (same process, 2 threads, with session 7's weight-gradient
-  // blocks): 256@28 d2 batch 2 (392 tiles) 1.20x, 64@28 and 128@28 batch 2 1.08-1.14x,
-  // 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and 128@14 batch 2 (128) 0.90-0.96x.
-  const int64_t Ps = ceil_div(p.P, p.dil_h), Qs = ceil_div(p.Q, p.dil_w);
-  if (autom && dilated &&
-      p.N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2) < 3 * kMinTiles / 2)
-    return false;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (autom &&
       weight_blocks(p.N, ceil_div(p.P, 2 * p.dil_h), ceil_div(p.Q, 2 * p.dil_w), pieces(p.R),

@@ -70,9 +70,9 @@ static inline __m256i wino_lanes(int64_t lo, int64_t hi) {
 // 4 tiles, from columns 0..7 of the next tile row's source rows pb (ob == 0).
 // (Always inlined: as a call, its 16 result vectors went through the stack.)
 template <bool Bounded>
-__attribute__((always_inline)) static inline void wino_in_8tiles(const float* const* p, const float* const* pb, int64_t ob,
-                                  int64_t q, int64_t pl, int64_t W, int lo, int hi, int64_t ps,
-                                  float* d) {
+__attribute__((always_inline)) static inline void wino_in_8tiles(
+    const float* const* p, const float* const* pb, int64_t ob, int64_t q, int64_t pl, int64_t W,
+    int lo, int hi, int64_t ps, float* d) {
   __m256 c[4][4];  // vertical combination i at column offset j, for the 8 tiles
   for (int h = 0; h < 2; ++h) {  // columns 2q + 2h + (0..15): offsets 2h (even), 2h+1 (odd)
     const int64_t o = 2 * q + 2 * h;

@@ -112,15 +112,9 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
     for (int64_t i = 0; i < mb; i += MR) {
       const int64_t mv = mb - i < MR ? mb - i : MR;
       const T* ap = a.p + (i / MR) * MR * kc;
-      // Rows read in place, ragged last rows included (the remainder kernel reads them so
-      // too); only with packed B panels (no caller reads both in place).
-      const bool rows = a.lda != 0 && !bin;
-      if (a.lda != 0 && !rows) {
-        // Ragged last rows read in place: pack them with zero rows (abuf is free here).
-        for (int64_t k = 0; k < kc; ++k)
-          for (int r = 0; r < MR; ++r) abuf[k * MR + r] = r < mv ? a.p[(i + r) * a.lda + k] : T(0);
-        ap = abuf;
-      }
+      // A read in place as rows, ragged last rows included (the remainder kernel reads them
+      // so too); callers that give A as rows pack B (no caller reads both in place).
+      const bool rows = a.lda != 0;
       for (int64_t j = 0; j < nb; j += NR) {
         const int64_t nv = nb - j < NR ? nb - j : NR;
         const T* bp = bpk + (j / NR) * NR * kc;
