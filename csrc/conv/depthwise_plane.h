@@ -316,6 +316,72 @@ static inline void dw_bwd_weight_taps(const float* dp, int64_t P, int64_t Q,
   }
 }
 
+// dw_bwd_weight_taps for kernel rows of consecutive source rows (dh = 1; the taps of
+// output row oh at xp + (oh + r) * Wp + s * dw): source row i feeds kernel row r of output
+// row i - r, so its three shifted vectors are loaded once for up to three dy rows (held in
+// registers as they roll by) instead of nine loads per output row, half of them split
+// across cache lines. Each tap still sums its output rows in ascending order, with the
+// same FMAs.
+template <bool R0, bool R1, bool R2>
+static inline void dw_bwd_weight_row3(const float* xr, int64_t dw, __m256 d0, __m256 d1,
+                                      __m256 d2, __m256* a) {
+  const __m256 v0 = _mm256_loadu_ps(xr), v1 = _mm256_loadu_ps(xr + dw),
+               v2 = _mm256_loadu_ps(xr + 2 * dw);
+  if (R0) {  // kernel row 0 of output row i (dy row d0)
+    a[0] = _mm256_fmadd_ps(d0, v0, a[0]);
+    a[1] = _mm256_fmadd_ps(d0, v1, a[1]);
+    a[2] = _mm256_fmadd_ps(d0, v2, a[2]);
+  }
+  if (R1) {  // kernel row 1 of output row i - 1
+    a[3] = _mm256_fmadd_ps(d1, v0, a[3]);
+    a[4] = _mm256_fmadd_ps(d1, v1, a[4]);
+    a[5] = _mm256_fmadd_ps(d1, v2, a[5]);
+  }
+  if (R2) {  // kernel row 2 of output row i - 2
+    a[6] = _mm256_fmadd_ps(d2, v0, a[6]);
+    a[7] = _mm256_fmadd_ps(d2, v1, a[7]);
+    a[8] = _mm256_fmadd_ps(d2, v2, a[8]);
+  }
+}
+
+static inline void dw_bwd_weight_rows(const float* dp, int64_t P, int64_t Q, const float* xp,
+                                      int64_t Wp, int64_t dw, float* acc) {
+  const int64_t Qv = (Q + 7) / 8 * 8;
+  const __m256 z = _mm256_setzero_ps();
+  for (int64_t q = 0; q < Qv; q += 8) {
+    __m256 a[9];
+    for (int t = 0; t < 9; ++t) a[t] = z;
+    const float* x = xp + q;
+    const float* d = dp + q;
+    // dy rows i, i - 1, i - 2 while source row i goes by.
+    __m256 d0 = _mm256_loadu_ps(d), d1 = z, d2 = z;
+    dw_bwd_weight_row3<true, false, false>(x, dw, d0, d1, d2, a);
+    if (P == 1) {
+      dw_bwd_weight_row3<false, true, false>(x + Wp, dw, z, d0, z, a);
+      dw_bwd_weight_row3<false, false, true>(x + 2 * Wp, dw, z, z, d0, a);
+    } else {
+      d1 = d0, d0 = _mm256_loadu_ps(d + Qv);
+      dw_bwd_weight_row3<true, true, false>(x + Wp, dw, d0, d1, d2, a);
+      for (int64_t i = 2; i < P; ++i) {
+        d2 = d1, d1 = d0, d0 = _mm256_loadu_ps(d + i * Qv);
+        dw_bwd_weight_row3<true, true, true>(x + i * Wp, dw, d0, d1, d2, a);
+      }
+      dw_bwd_weight_row3<false, true, true>(x + P * Wp, dw, z, d0, d1, a);
+      dw_bwd_weight_row3<false, false, true>(x + (P + 1) * Wp, dw, z, z, d0, a);
+    }
+    for (int t = 0; t < 9; ++t) {
+      float* dst = acc + t * Q + q;
+      if (q + 8 <= Q) {
+        _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
+      } else {
+        alignas(32) float tt[8];
+        _mm256_store_ps(tt, a[t]);
+        for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
+      }
+    }
+  }
+}
+
 // dy rows zero-padded to whole vectors (masked loads when unit stride).
 static inline void dw_pad_rows(const float* dy, int64_t ds2, int64_t ds3, int64_t P, int64_t Q,
                                float* dp) {
@@ -947,9 +1013,13 @@ static bool dw_small_bwd_weight(const DwGeom& g, const T* dy, int64_t ds2, int64
     if constexpr (sizeof(T) == 4) {
       T dp[PYCONV_DW_SMALL];  // b * Qv <= b * Wp values
       dw_pad_rows(dyb, ds2, ds3, b, Q, dp);
-      const float* tb[9];
-      for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * g.dh * Wp + t % 3 * g.dw;
-      dw_bwd_weight_taps(dp, b, Q, tb, Wp, acc);
+      if (g.dh == 1) {
+        dw_bwd_weight_rows(dp, b, Q, xp, Wp, g.dw, acc);
+      } else {
+        const float* tb[9];
+        for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * g.dh * Wp + t % 3 * g.dw;
+        dw_bwd_weight_taps(dp, b, Q, tb, Wp, acc);
+      }
       continue;
     }
 #endif
