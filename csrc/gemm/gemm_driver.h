@@ -57,9 +57,10 @@ inline T* scratch(int slot, int64_t n) {
   return b.data();
 }
 
-// Column-block width: enough tasks for the threads, at most kNB columns.
-inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR) {
-  const int64_t want = 4 * num_threads();
+// Column-block width: enough tasks for the threads (per_thread each, counting the
+// other_tasks the columns are split across), at most kNB columns.
+inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR, int64_t per_thread = 4) {
+  const int64_t want = per_thread * num_threads();
   const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
   int64_t nb = round_up(ceil_div(ncol, per), NR);
   if (nb > gemm::kNB) nb = gemm::kNB;
