@@ -289,6 +289,20 @@ static inline void dw_corr_plane(const float* const* tb0, int64_t rstep, const f
     }
 }
 
+// acc[t*Q + q + i] += a[t] lane i, for the lanes below Q.
+static inline void dw_add_taps(const __m256* a, float* acc, int64_t Q, int64_t q) {
+  for (int t = 0; t < 9; ++t) {
+    float* dst = acc + t * Q + q;
+    if (q + 8 <= Q) {
+      _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
+    } else {
+      alignas(32) float tt[8];
+      _mm256_store_ps(tt, a[t]);
+      for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
+    }
+  }
+}
+
 // The weight gradient of a small plane: acc[t*Q + q] += sum_oh dy[oh][q] * (tap t's source),
 // dp: dy rows zero-padded to Qv columns; per 8-column vector the nine sums in registers
 // over every output row (nine independent chains), in the order of the scalar loops.
@@ -303,16 +317,7 @@ static inline void dw_bwd_weight_taps(const float* dp, int64_t P, int64_t Q,
       for (int t = 0; t < 9; ++t)
         a[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tb0[t] + oh * rstep + q), a[t]);
     }
-    for (int t = 0; t < 9; ++t) {
-      float* dst = acc + t * Q + q;
-      if (q + 8 <= Q) {
-        _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
-      } else {
-        alignas(32) float tt[8];
-        _mm256_store_ps(tt, a[t]);
-        for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
-      }
-    }
+    dw_add_taps(a, acc, Q, q);
   }
 }
 
@@ -369,16 +374,7 @@ static inline void dw_bwd_weight_rows(const float* dp, int64_t P, int64_t Q, con
       dw_bwd_weight_row3<false, true, true>(x + P * Wp, dw, z, d0, d1, a);
       dw_bwd_weight_row3<false, false, true>(x + (P + 1) * Wp, dw, z, z, d0, a);
     }
-    for (int t = 0; t < 9; ++t) {
-      float* dst = acc + t * Q + q;
-      if (q + 8 <= Q) {
-        _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), a[t]));
-      } else {
-        alignas(32) float tt[8];
-        _mm256_store_ps(tt, a[t]);
-        for (int64_t i = 0; i < Q - q; ++i) dst[i] += tt[i];
-      }
-    }
+    dw_add_taps(a, acc, Q, q);
   }
 }
 
