@@ -140,6 +140,19 @@ def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 
 
+# The GEMM weight gradient splits its columns (C*R*S) into blocks by the thread count
+# (two tasks per thread, counting image chunks and row blocks): one image and 8 output
+# channels make 1, 2 and 3 threads block 144 columns as 80 + 64, 3 x 48 and 4 x 32 + 16.
+# Each weight is still reduced in the same order, so the gradients agree bitwise; with
+# grad_output's rows read in place (16x16 outputs) and packed (8x8).
+@pytest.mark.parametrize("H", [16, 8])
+def test_weight_gradient_column_blocks_threads_bitwise(H):
+    args = make((1, 16, H, H, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1), np.float32, seed=H)
+    ref = torch_ref(*args)
+    got = assert_threads_bitwise(args)
+    assert_close(got[2], ref[2], TOL[np.float32], f"grad_weight H={H}")
+
+
 def test_isas_agree():
     args = make(SHAPES[9], np.float32, seed=2)
     res = {}
