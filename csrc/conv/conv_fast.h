@@ -34,13 +34,16 @@ template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
 
+// A kernel choice that tests force on (wherever it applies) or off; process-wide.
+enum class KernelMode { off = 0, auto_ = 1, on = 2 };
+// The forward GEMM with output pixels as the tile's rows (conv_gemm.cpp; auto: ungrouped,
+// at most 144 output pixels, 16 output channels or more).
+void set_pixel_rows_mode(KernelMode m);
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
 // convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
 // it does not apply or (auto mode) would not pay off, doing nothing, and when an output
-// came out non-finite (its output is then to be recomputed). The mode is process-wide
-// (tests force it on or off).
-enum class WinogradMode { off = 0, auto_ = 1, on = 2 };
-void set_winograd_mode(WinogradMode m);
+// came out non-finite (its output is then to be recomputed).
+void set_winograd_mode(KernelMode m);
 template <typename T>
 bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                       Activation act, T* y, T* preact);

@@ -3,6 +3,7 @@
 // NCHW outputs. Epilogue (bias + activation) runs on the just-computed tile,
 // still in L1, when the last reduction block is stored.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -73,6 +74,25 @@ bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>
 
 namespace {
 
+
+// d[q] = s[q] for q < len, in fixed-size moves: a tail or a short run (rows of 6 or 7 in a
+// 16-column panel) as two overlapping moves instead of one value at a time.
+template <typename T>
+inline void copy_run(T* d, const T* s, int64_t len) {
+  if (len >= 8) {
+    int64_t q = 0;
+    for (; q + 8 <= len; q += 8) std::memcpy(d + q, s + q, 8 * sizeof(T));
+    if (q < len) std::memcpy(d + len - 8, s + len - 8, 8 * sizeof(T));
+  } else if (len >= 4) {
+    std::memcpy(d, s, 4 * sizeof(T));
+    std::memcpy(d + len - 4, s + len - 4, 4 * sizeof(T));
+  } else if (len >= 2) {
+    std::memcpy(d, s, 2 * sizeof(T));
+    std::memcpy(d + len - 2, s + len - 2, 2 * sizeof(T));
+  } else if (len == 1) {
+    d[0] = s[0];
+  }
+}
 
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
 // j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
@@ -181,9 +201,7 @@ struct GridB {
           const T* sp = sg.base + ko;
           T* dd = d + sg.jp;
           if (cs == 1) {
-            int64_t q = 0;
-            for (; q + 8 <= sg.len; q += 8) std::memcpy(dd + q, sp + q, 8 * sizeof(T));
-            for (; q < sg.len; ++q) dd[q] = sp[q];
+            copy_run(dd, sp, sg.len);
           } else {
             // Strided (subsampling in place): one cache line per few elements, across as
             // many source rows as reduction rows, beyond what hardware prefetchers track.
@@ -207,6 +225,42 @@ struct GridB {
   }
 };
 
+// Stores nv tile values t[q] of one output row (one bias value b) at d[idx(q)]: the first
+// block overwrites, later ones add; the last applies the epilogue: + b (when has_bias), the
+// pre-activation to z[idx(q)] (when z), then the activation.
+template <typename T, class Idx>
+void emit_values(T* d, T* z, const T* t, int64_t nv, Idx idx, bool has_bias, T b,
+                 Activation act, bool first, bool last) {
+  if (!last) {
+    if (first)
+      for (int64_t q = 0; q < nv; ++q) d[idx(q)] = t[q];
+    else
+      for (int64_t q = 0; q < nv; ++q) d[idx(q)] += t[q];
+    return;
+  }
+  T v[gemm::kMaxNR];
+  if (first)
+    for (int64_t q = 0; q < nv; ++q) v[q] = t[q];
+  else
+    for (int64_t q = 0; q < nv; ++q) v[q] = d[idx(q)] + t[q];
+  if (has_bias)
+    for (int64_t q = 0; q < nv; ++q) v[q] += b;
+  if (z)
+    for (int64_t q = 0; q < nv; ++q) z[idx(q)] = v[q];
+  switch (act.kind) {
+    case ActKind::none:
+      for (int64_t q = 0; q < nv; ++q) d[idx(q)] = v[q];
+      break;
+    case ActKind::relu:
+      for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(ActKind::relu, T(0), v[q]);
+      break;
+    default: {
+      const T prm = static_cast<T>(act.param);
+      for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(act.kind, prm, v[q]);
+    }
+  }
+}
+
 // C of forward / backward-data / backward-weight: row m at base + m*row_stride,
 // column j = (n, gi, gj) at off0 + n*img_stride + gi*row_step + gj*col_step.
 template <typename T>
@@ -221,34 +275,7 @@ struct GridC {
 
   template <class Idx>
   void emit(T* d, T* z, const T* t, int64_t nv, Idx idx, T b, bool first, bool last) const {
-    if (!last) {
-      if (first)
-        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = t[q];
-      else
-        for (int64_t q = 0; q < nv; ++q) d[idx(q)] += t[q];
-      return;
-    }
-    T v[gemm::kMaxNR];
-    if (first)
-      for (int64_t q = 0; q < nv; ++q) v[q] = t[q];
-    else
-      for (int64_t q = 0; q < nv; ++q) v[q] = d[idx(q)] + t[q];
-    if (bias)
-      for (int64_t q = 0; q < nv; ++q) v[q] += b;
-    if (z)
-      for (int64_t q = 0; q < nv; ++q) z[idx(q)] = v[q];
-    switch (act.kind) {
-      case ActKind::none:
-        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = v[q];
-        break;
-      case ActKind::relu:
-        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(ActKind::relu, T(0), v[q]);
-        break;
-      default: {
-        const T prm = static_cast<T>(act.param);
-        for (int64_t q = 0; q < nv; ++q) d[idx(q)] = activate(act.kind, prm, v[q]);
-      }
-    }
+    emit_values(d, z, t, nv, idx, bias != nullptr, b, act, first, last);
   }
 
   // A full tile written in place: dense grid, the tile's columns within one image.
@@ -329,30 +356,36 @@ struct GridC {
   }
 };
 
-// Packs A[g][m, kk] = src[g*gs + m*ms + koff[kk]] for every group into MR-row panels per
+// Packs A[g][m, kk] = src[g*gs + moff[m] + koff[kk]] for every group into MR-row panels per
 // reduction block, laid out so that block (m0, k0, kc) of group g is at
 // result + g*Mpad*Kd + Mpad*k0 + (m0/MR)*MR*kc. Held in the calling thread's scratch.
-// (Offsets from a table: no index arithmetic per element; weights are repacked every call.)
+// (Offsets from tables: no index arithmetic per element; weights are repacked every call.)
 template <typename T>
 const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const T* src,
-                   int64_t gs, int64_t ms, const std::vector<int64_t>& koff) {
+                   int64_t gs, const int64_t* moff, const std::vector<int64_t>& koff) {
   const int MR = uk.mr;
   const int64_t Mpad = round_up(M, MR), npan = Mpad / MR;
   T* a = gemm::scratch<T>(2, G * Mpad * Kd);
   const gemm::KBlocks kb(Kd);
+  // Block by block, all panels of a block together: the block's source (a few planes of an
+  // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
 #pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t t = 0; t < G * npan; ++t) {
-    const int64_t g = t / npan, pan = t % npan;
-    for (int64_t pb = 0; pb < kb.nb; ++pb) {
-      const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
-      T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
-      const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
-      const T* s = src + g * gs + pan * MR * ms;
-      const int64_t* ko = koff.data() + k0;
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        for (int64_t i = 0; i < mv; ++i) d[kk * MR + i] = s[i * ms + ko[kk]];
-        for (int64_t i = mv; i < MR; ++i) d[kk * MR + i] = T(0);
-      }
+  for (int64_t t = 0; t < G * kb.nb * npan; ++t) {
+    const int64_t g = t / (kb.nb * npan), pb = t / npan % kb.nb, pan = t % npan;
+    const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
+    const T* s[gemm::kMaxMR];
+    for (int64_t i = 0; i < mv; ++i) s[i] = src + g * gs + moff[pan * MR + i];
+    const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
+    T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
+    const int64_t* ko = koff.data() + k0;
+    if (MR == 6 && mv == 6) {  // (a constant count: six streams, moves in registers)
+      for (int64_t kk = 0; kk < kc; ++kk, d += 6)
+        for (int i = 0; i < 6; ++i) d[i] = s[i][ko[kk]];
+      continue;
+    }
+    for (int64_t kk = 0; kk < kc; ++kk, d += MR) {
+      for (int64_t i = 0; i < mv; ++i) d[i] = s[i][ko[kk]];
+      for (int64_t i = mv; i < MR; ++i) d[i] = T(0);
     }
   }
   return a;
@@ -497,6 +530,167 @@ void for_each_task(int64_t G, int64_t M, int64_t Ncol, int NR, Fn&& fn) {
   }
 }
 
+// ---- Pixel rows: the forward GEMM transposed, for few output pixels --------------------
+//
+// With few output pixels (N*P*Q: small planes at small batches, batch-1 inference at 7x7 or
+// 14x14), C[K x pixels] = W * im2col(x) is a poor GEMM: 49 pixels fill four 16-column panels
+// (64 columns of work), its large A (the filter, K*C*R*S values) goes through memory once
+// more as a prepacked copy, and the small B (im2col) is packed again by every row block.
+// Transposed, C^T[pixels x K] = im2col(x)^T * W^T: pixels are the tile's 6 rows (49 = 9 x 6,
+// 54 rows of work), the output channels its 16 columns, im2col is packed once for all
+// threads, and each task packs its block of filter rows into L2 as it goes, every filter
+// value read once, from w itself. Per output value the same products are added in the same
+// order (reduction blocks of the same lengths; fma is symmetric in its factors), so the two
+// orientations agree bitwise except where a ragged 1- or 2-row panel (ukr_rem) pairs its
+// reduction steps; neither depends on the thread count.
+
+std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
+
+// When (auto): ungrouped, at most kMC pixels (one row block: each filter value packed
+// once), a filter of 32K values or more (1x1 64 -> 256 at 7x7, 16K, ran 0.9x), and tiles of
+// less work (6-row panels of pixels and 16-column panels of channels, against 6-row panels
+// of channels and 16-column panels of pixels) by 15%, or by anything with a filter of 1 MiB
+// or more, which pixel rows read once from memory instead of writing and reading again a
+// packed copy. Against the other orientation (2 threads, same process, paired runs): batch 1
+// at 7x7, forward 512 -> 512 3x3 1.68x, 832 -> 128 5x5 1.39x, 2048 -> 512 1x1 1.58x,
+// 128 -> 128 3x3 1.40x, 256 -> 32 3x3 1.42x, backward-data of 512 -> 512 3x3 1.43x; batch 2
+// at 7x7 (98 pixels, 0.90 of the work), 512 -> 512 3x3 1.45x, 832 -> 128 5x5's backward-data
+// 1.40x. Left to the other: 256 -> 256 1x1 at batch 2 (0.90 of the work, 256 KiB) and
+// 96 -> 96 3x3 at 10x10 (0.91) ran 0.93x and 0.95x as pixel rows.
+bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem) {
+  const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
+  if (mode == KernelMode::off || p.groups != 1) return false;
+  if (mode == KernelMode::on) return true;
+  const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
+                      double(round_up(Ncol, 16) * round_up(M, 6));
+  const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
+  return Ncol <= kMC && M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
+}
+
+// B^T panels of the filter: panel jp's reduction row kk holds filter rows j0 + jp*NR + j
+// (j < NR; zeros past nb) at koff[k0 + kk], rows fs apart. With AVX2, runs of consecutive
+// offsets (the forward's whole rows, the backward-data's R*S taps of one output channel) by
+// 8x8 transposes, and rows one value apart (1x1 backward-data) by row copies.
+template <typename T>
+struct FilterB {
+  const T* filt;
+  int64_t fs;
+  const int64_t* koff;
+  int NR;
+
+  void operator()(int64_t j0, int64_t nb, int64_t k0, int64_t kc, T* dst) const {
+    const int64_t* ko = koff + k0;
+    int64_t full = 0;  // panels [0, full) done by the vector path
+#if defined(PYCONV_X86)
+    if constexpr (std::is_same_v<T, float>) {
+      if (NR % 8 == 0 && active_isa() >= Isa::avx2) {
+        full = nb / NR * NR;
+        // Run by run, every full panel of the run (a backward-data's run is one output
+        // channel's taps of all nb input channels: one contiguous piece of the filter).
+        for (int64_t a = 0; a < kc && full > 0;) {
+          int64_t b = a + 1;
+          while (b < kc && ko[b] == ko[b - 1] + 1) ++b;
+          for (int64_t pj = 0; pj < full; pj += NR) {
+            const T* rows[gemm::kMaxNR];
+            for (int j = 0; j < NR; ++j) rows[j] = filt + (j0 + pj + j) * fs + ko[a];
+            T* d = dst + pj * kc + a * NR;
+            if (fs == 1) {
+              for (int64_t kk = a; kk < b; ++kk, d += NR)
+                std::memcpy(d, rows[0] + (ko[kk] - ko[a]), NR * sizeof(T));
+            } else {
+              for (int q = 0; q < NR; q += 8)
+                avx2::transpose8_rows_float(rows + q, 0, b - a, d + q, NR);
+            }
+          }
+          a = b;
+        }
+      }
+    }
+#endif
+    for (int64_t pj = full; pj < nb; pj += NR) {
+      const int64_t nv = std::min<int64_t>(NR, nb - pj);
+      T* d = dst + pj * kc;
+      const T* rows[gemm::kMaxNR];
+      for (int64_t j = 0; j < nv; ++j) rows[j] = filt + (j0 + pj + j) * fs;
+      for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+        for (int64_t j = 0; j < nv; ++j) d[j] = rows[j][ko[kk]];
+        for (int64_t j = nv; j < NR; ++j) d[j] = T(0);
+      }
+    }
+  }
+};
+
+// C^T tiles: row = output pixel (poff: its offset in y, n*K*P*Q + oh*Q + ow), column =
+// output channel (PQ apart); no direct tiles, the epilogue by emit_values.
+template <typename T>
+struct PixelC {
+  T* y;
+  T* pre;
+  const T* bias;
+  Activation act;
+  const int64_t* poff;
+  int64_t PQ;
+
+  T* direct(int64_t, int64_t, int64_t&) const { return nullptr; }
+  bool stream() const { return false; }
+  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
+  void finish(int64_t, int64_t, int64_t, int64_t) const {}
+  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
+                  bool first, bool last) const {
+    const int64_t* po = poff + m0;
+    T col[gemm::kMaxMR];
+    for (int64_t j = 0; j < nv; ++j) {
+      for (int64_t i = 0; i < mv; ++i) col[i] = tile[i * ldt + j];
+      const int64_t c = (j0 + j) * PQ;
+      emit_values(y + c, pre ? pre + c : nullptr, col, mv, [po](int64_t q) { return po[q]; },
+                  bias != nullptr, bias ? bias[j0 + j] : T(0), act, first, last);
+    }
+  }
+};
+
+// y[n, c, gi, gj] = epilogue(sum over kk = (ch, th, tw) of
+//   src[n, ch, gi*sth + offh[th], gj*stw + offw[tw]] * filt[c*fs + koff[kk]])
+// for c < M over the Gh x Gw grid, as pixel rows (the padded source of pad_source, so every
+// index is inside it). The forward (filt: w's rows) and a stride-1 backward-data (filt: the
+// flipped filter's columns) are such GEMMs.
+template <typename T>
+void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64_t Gw,
+                     int64_t sth, int64_t stw, const std::vector<int64_t>& offh,
+                     const std::vector<int64_t>& offw, int64_t M, const T* filt, int64_t fs,
+                     const std::vector<int64_t>& koff, const T* bias, Activation act, T* y,
+                     T* preact) {
+  const int64_t GG = Gh * Gw, Ncol = src.size[0] * GG, Kd = static_cast<int64_t>(koff.size());
+  const int64_t nth = static_cast<int64_t>(offh.size()), ntw = static_cast<int64_t>(offw.size());
+  const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR);
+  std::vector<int64_t> moff(Ncol), poff(Ncol), xoff(Kd);
+  for (int64_t j = 0; j < Ncol; ++j) {
+    const int64_t n = j / GG, gi = j % GG / Gw, gj = j % Gw;
+    moff[j] = n * src.stride[0] + gi * sth * src.stride[2] + gj * stw * src.stride[3];
+    poff[j] = n * M * GG + j % GG;
+  }
+  for (int64_t kk = 0; kk < Kd; ++kk) {
+    const int64_t ch = kk / (nth * ntw), th = kk / ntw % nth, tw = kk % ntw;
+    xoff[kk] = ch * src.stride[1] + offh[th] * src.stride[2] + offw[tw] * src.stride[3];
+  }
+  const T* apack = prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff);
+  const FilterB<T> pb{filt, fs, koff.data(), uk.nr};
+  const PixelC<T> st{y, preact, bias, act, poff.data(), GG};
+  auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
+    return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+  };
+  // Tasks by output channels, two per thread: every task reads all of the packed im2col
+  // (49 x 20800 values for 832 -> 128 5x5 at 7x7: 4 MB), four per thread read it twice as
+  // often (832 -> 128: 0.93x against two).
+  const int64_t mch = ceil_div(Ncol, kMC), nb = gemm::pick_nb(M, mch, uk.nr, 2);
+  const int64_t ncb = ceil_div(M, nb);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+  for (int64_t t = 0; t < mch * ncb; ++t) {
+    const int64_t m0 = t / ncb * kMC, j0 = t % ncb * nb;
+    gemm::gemm_task<T>(uk, m0, std::min(Ncol, m0 + kMC), j0, std::min(M, j0 + nb), 0, Kd, pa,
+                       pb, st);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -512,7 +706,6 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
     const int64_t c = kk / RS, rs = kk % RS;
     koff[kk] = c * w.stride[1] + rs / S * w.stride[2] + rs % S * w.stride[3];
   }
-  const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], w.stride[0], koff);
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
@@ -520,7 +713,13 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   bool ok;
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
+  if (use_pixel_rows(p, M, Ncol, Kd, sizeof(T)))
+    return gemm_pixel_rows(uk, xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
+                           bias, act, y, preact);
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
+  std::vector<int64_t> moff(M);
+  for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
+  const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], moff.data(), koff);
   const bool nt = !cache_output && stream_output(p.N * p.K * PQ, sizeof(T));
   for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
                                        int64_t j1) {
@@ -566,6 +765,42 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       btotal += p.N * p.C * f.Hph * f.Wph;
       phs.push_back(std::move(f));
     }
+  // One zero-padded copy of dy serves every phase (the union of their paddings; their
+  // offsets shifted into it): a copy per phase wrote all of dy sh*sw times (6% of DCGAN
+  // 128 -> 64's time at stride 2).
+  View4<const T> dys;
+  {
+    std::vector<int64_t> uh, uw;
+    int64_t Gh = 0, Gw = 0, one = 1, one_h = 1;
+    for (const Phase& f : phs) {
+      if (f.nr == 0 || f.ns == 0) continue;
+      uh.insert(uh.end(), f.offh.begin(), f.offh.end());
+      uw.insert(uw.end(), f.offw.begin(), f.offw.end());
+      Gh = std::max(Gh, f.Hph), Gw = std::max(Gw, f.Wph);
+    }
+    bool ok;
+    dys = pad_source(dy, Gh, Gw, one_h, one, uh, uw, ok);
+    if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
+    size_t ih = 0, iw = 0;
+    for (Phase& f : phs) {
+      if (f.nr == 0 || f.ns == 0) continue;
+      for (int64_t& o : f.offh) o = uh[ih++];
+      for (int64_t& o : f.offw) o = uw[iw++];
+    }
+  }
+  if (phs.size() == 1 && G == 1 && phs[0].nr * phs[0].ns > 0 &&
+      use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T))) {
+    // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
+    const Phase& f = phs[0];
+    std::vector<int64_t> koff(f.Kd);
+    for (int64_t kk = 0; kk < f.Kd; ++kk) {
+      const int64_t k = kk / (f.nr * f.ns), th = kk / f.ns % f.nr, tw = kk % f.ns;
+      koff[kk] = k * w.stride[0] + f.rl[th] * w.stride[2] + f.sl[tw] * w.stride[3];
+    }
+    return gemm_pixel_rows(uk, dys, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1],
+                           koff, static_cast<const T*>(nullptr), Activation{}, dx,
+                           static_cast<T*>(nullptr));
+  }
   // Every phase's filter, packed as prepack_a() does (MR-row panels per reduction block,
   // kk = (k, tap)), in one pass over w: a phase uses a few taps of every filter row, and
   // packing phase by phase streamed the whole filter once per phase.
@@ -614,29 +849,6 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   // every tile into every sw-th column took 18% of dcgan 128->64 in scalar stores.
   const bool split = nph > 1;
   T* pbuf = split ? gemm::scratch<T>(10, btotal) : nullptr;
-  // One zero-padded copy of dy serves every phase (the union of their paddings; their
-  // offsets shifted into it): a copy per phase wrote all of dy sh*sw times (6% of DCGAN
-  // 128 -> 64's time at stride 2).
-  View4<const T> dys;
-  {
-    std::vector<int64_t> uh, uw;
-    int64_t Gh = 0, Gw = 0, one = 1, one_h = 1;
-    for (const Phase& f : phs) {
-      if (f.nr == 0 || f.ns == 0) continue;
-      uh.insert(uh.end(), f.offh.begin(), f.offh.end());
-      uw.insert(uw.end(), f.offw.begin(), f.offw.end());
-      Gh = std::max(Gh, f.Hph), Gw = std::max(Gw, f.Wph);
-    }
-    bool ok;
-    dys = pad_source(dy, Gh, Gw, one_h, one, uh, uw, ok);
-    if (!ok) return ref::conv2d_backward_data(p, dy, w, dx);
-    size_t ih = 0, iw = 0;
-    for (Phase& f : phs) {
-      if (f.nr == 0 || f.ns == 0) continue;
-      for (int64_t& o : f.offh) o = uh[ih++];
-      for (int64_t& o : f.offw) o = uw[iw++];
-    }
-  }
   for (Phase& f : phs) {
     const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd, PHW = f.Hph * f.Wph;
     const T* apack = abuf + f.aoff;
@@ -864,5 +1076,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)
 #undef PYCONV_INSTANTIATE
+
+void set_pixel_rows_mode(KernelMode m) { g_pixel_rows.store(static_cast<int>(m)); }
 
 }  // namespace pyconv::fast

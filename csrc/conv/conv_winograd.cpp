@@ -62,7 +62,7 @@ namespace {
 
 #include "conv/winograd_rows.h"
 
-std::atomic<int> g_mode{static_cast<int>(WinogradMode::auto_)};
+std::atomic<int> g_mode{static_cast<int>(KernelMode::auto_)};
 
 // Per-thread budget for a block's transformed input (16*C per tile) and products
 // (16*K per tile): most of Zen 3's 512 KiB L2.
@@ -690,13 +690,13 @@ bool shape_ok(const ConvParams& p) {
 
 bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q,
          bool weight = false) {
-  const auto mode = static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed));
-  if (mode == WinogradMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
+  const auto mode = static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed));
+  if (mode == KernelMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
   // (A dilated problem by the size of its undilated sub-problems, which run as one batch of
   // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
-  return mode == WinogradMode::on ||
+  return mode == KernelMode::on ||
          worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2),
                   weight);
 }
@@ -811,7 +811,7 @@ void scatter(const T* src, int64_t planes, int64_t rows, int64_t cols, int64_t r
 
 }  // namespace
 
-void set_winograd_mode(WinogradMode m) { g_mode.store(static_cast<int>(m)); }
+void set_winograd_mode(KernelMode m) { g_mode.store(static_cast<int>(m)); }
 
 template <typename T>
 bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
@@ -872,7 +872,7 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   if (!use(p, p.N, p.C, p.K, p.P, p.Q, true)) return false;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
-      static_cast<WinogradMode>(g_mode.load(std::memory_order_relaxed)) != WinogradMode::on;
+      static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed)) != KernelMode::on;
   // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
   if (autom &&
       weight_blocks(p.N, ceil_div(p.P, 2 * p.dil_h), ceil_div(p.Q, 2 * p.dil_w), pieces(p.R),

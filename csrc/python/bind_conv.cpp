@@ -206,12 +206,18 @@ void bind_conv(py::module_& m) {
       py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups"),
       py::arg("output_mask"));
 
-  // Private: tests force the Winograd kernels on (wherever they apply) or off.
-  m.def("_set_winograd", [](const std::string& mode) {
-    if (mode == "off") fast::set_winograd_mode(fast::WinogradMode::off);
-    else if (mode == "auto") fast::set_winograd_mode(fast::WinogradMode::auto_);
-    else if (mode == "on") fast::set_winograd_mode(fast::WinogradMode::on);
-    else throw ValueError("_set_winograd: expected 'off', 'auto' or 'on', got '" + mode + "'");
+  // Private: tests force kernel choices on (wherever they apply) or off.
+  auto mode = [](const char* op, const std::string& s) {
+    if (s == "off") return fast::KernelMode::off;
+    if (s == "auto") return fast::KernelMode::auto_;
+    if (s == "on") return fast::KernelMode::on;
+    throw ValueError(std::string(op) + ": expected 'off', 'auto' or 'on', got '" + s + "'");
+  };
+  m.def("_set_winograd", [mode](const std::string& s) {
+    fast::set_winograd_mode(mode("_set_winograd", s));
+  });
+  m.def("_set_pixel_rows", [mode](const std::string& s) {
+    fast::set_pixel_rows_mode(mode("_set_pixel_rows", s));
   });
 }
 

@@ -1,0 +1,128 @@
+"""The GEMM with output pixels as the register tile's rows (csrc/conv/conv_gemm.cpp,
+gemm_pixel_rows) against torch and against the other orientation.
+
+In auto mode it serves ungrouped forwards and stride-1 backward-data with at most 144
+output pixels and a large enough filter (batch-1 inference at 7x7 and 14x14); these tests
+force it on (`_C._set_pixel_rows("on")`) so that a hypothesis sweep of small shapes covers
+its paths: pixel panels of 6 with ragged ends (1 to 5 rows), channel panels of 16 (or 32
+with AVX-512) with partial last panels, filter rows packed by 8x8 transposes (contiguous
+runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
+backward-data) and value by value (strided filters, float64, the scalar build), reduction
+blocks (more than 256 values), strides, dilation, asymmetric padding, several images, and
+the bias / activation epilogue with the pre-activation.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pyconv
+from pyconv import _C
+from test_conv_kernels import ISAS, TOL, assert_close, make, run_pyconv, torch_ref
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    isa, nt = _C.isa(), pyconv.get_num_threads()
+    yield
+    _C._set_pixel_rows("auto")
+    _C.set_isa(isa)
+    pyconv.set_num_threads(nt)
+
+
+def _run(mode, args):
+    _C._set_pixel_rows(mode)
+    return run_pyconv(*args)
+
+
+@given(N=st.integers(0, 3), C=st.integers(1, 40), K=st.integers(1, 40),
+       H=st.integers(1, 11), W=st.integers(1, 11),
+       R=st.integers(1, 5), S=st.integers(1, 5),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       pad=st.tuples(*[st.integers(0, 3)] * 4),
+       dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       strided_w=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]))
+def test_sweep(N, C, K, H, W, R, S, stride, pad, dil, strided_w, dtype, isa, threads):
+    if H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1:
+        return  # no output: rejected by the op (covered by the conv2d tests)
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    x, w, b, dy, *rest = make((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype,
+                              seed=N + C + K + H + W)
+    if strided_w:  # a filter whose rows are not contiguous: packed value by value
+        w = np.asfortranarray(w)
+    args = (x, w, b, dy, *rest)
+    ref = torch_ref(*args)
+    for g, r, name in zip(_run("on", args), ref, ("forward", "grad_input", "grad_weight")):
+        assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
+
+
+# Pixel counts around the 6-row panels and channel counts around the 16-column panels, one
+# and several reduction blocks (C * R * S = 36, 576, 1296): where no panel of either
+# orientation has 1 or 2 ragged rows (whose reduction pairs its steps), both add the same
+# products in the same order, so they agree bitwise.
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("N, H, W, C, K", [
+    (1, 3, 3, 4, 16), (1, 4, 6, 64, 15), (2, 3, 5, 64, 33), (1, 5, 7, 144, 64), (3, 2, 7, 4, 48),
+    (1, 6, 6, 144, 17)])
+def test_orientations_agree_bitwise(isa, N, H, W, C, K):
+    _C.set_isa(isa)
+    args = make((N, C, H, W, K, 3, 3, 1, (1, 1, 1, 1), 1, 1), np.float32, seed=3)
+    pixels, mr = N * H * W, 6
+    assert pixels % mr not in (1, 2) and K % mr not in (1, 2) and C % mr not in (1, 2)
+    on, off = _run("on", args)[:2], _run("off", args)[:2]
+    for a, b, name in zip(on, off, ("forward", "grad_input")):
+        assert np.array_equal(a, b), name
+    for g, r in zip(on, torch_ref(*args)):
+        assert_close(g, r, TOL[np.float32], "against torch")
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 7, 7, 48, 3, 3, 1, (1, 1, 1, 1), 1, 1),
+                                   (2, 20, 5, 5, 100, 1, 1, 1, (0, 0, 0, 0), 1, 1),
+                                   (1, 300, 4, 4, 40, 3, 3, 2, (1, 1, 1, 1), 1, 1)])
+def test_threads_bitwise(shape):
+    """Tasks split the output channels by the thread count; each value is reduced by one
+    task in one order."""
+    args = make(shape, np.float32, seed=1)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(_run("on", args)[:2])
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("act", ["relu", "gelu", "sigmoid"])
+@pytest.mark.parametrize("shape", [(1, 40, 7, 7, 33, 3, 3, 1, (1, 1, 1, 1), 1, 1),
+                                   (2, 300, 3, 3, 16, 1, 1, 1, (0, 0, 0, 0), 1, 1)])
+def test_fused_epilogue(isa, act, shape):
+    """Bias, pre-activation and activation on the stored tiles (one and two reduction
+    blocks)."""
+    _C.set_isa(isa)
+    _C._set_pixel_rows("on")
+    x, w, b, dy, stride, pad, dil, groups = make(shape, np.float32, seed=5)
+    y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
+    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
+    assert_close(z, ref, 1e-4, "preact")
+    fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}[act]
+    assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
+
+
+def test_auto_takes_it_for_a_batch_one_7x7_layer():
+    """The auto gate (a 512 -> 512 3x3 layer at 7x7, batch 1: 49 pixels, a 9 MB filter)
+    gives what the forced kernel gives, to the bit."""
+    args = make((1, 512, 7, 7, 512, 3, 3, 1, (1, 1, 1, 1), 1, 1), np.float32, seed=2)
+    auto, on = _run("auto", args)[:2], _run("on", args)[:2]
+    for a, b in zip(auto, on):
+        assert np.array_equal(a, b)
+
+
+def test_mode_errors():
+    with pytest.raises(ValueError, match="_set_pixel_rows"):
+        _C._set_pixel_rows("sometimes")
