@@ -198,6 +198,11 @@ def test_fused_epilogue(act, shape, isa):
     """Bias + relu run in the micro-kernel's registers on direct tiles, other activations
     on the stored tile; both over one or several reduction blocks and ragged rows."""
     _C.set_isa(isa)
+    check_fused(shape, act)
+
+
+def check_fused(shape, act):
+    """The fused forward's output and pre-activation against torch's conv, then act."""
     x, w, b, dy, stride, pad, dil, groups = make(shape, np.float32, seed=5)
     y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]

@@ -13,14 +13,13 @@ the bias / activation epilogue with the pre-activation.
 """
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 import pyconv
 from pyconv import _C
-from test_conv_kernels import ISAS, TOL, assert_close, make, run_pyconv, torch_ref
+from test_conv_kernels import (ISAS, TOL, assert_close, check_fused, make, run_pyconv,
+                               torch_ref)
 
 
 @pytest.fixture(autouse=True)
@@ -106,12 +105,7 @@ def test_fused_epilogue(isa, act, shape):
     blocks)."""
     _C.set_isa(isa)
     _C._set_pixel_rows("on")
-    x, w, b, dy, stride, pad, dil, groups = make(shape, np.float32, seed=5)
-    y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS[act], 0.0, True)
-    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)[0]
-    assert_close(z, ref, 1e-4, "preact")
-    fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}[act]
-    assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
+    check_fused(shape, act)
 
 
 def test_auto_takes_it_for_a_batch_one_7x7_layer():
