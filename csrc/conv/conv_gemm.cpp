@@ -179,6 +179,26 @@ struct GridB {
         }
         continue;
       }
+#if defined(PYCONV_X86)
+      // One column per image (1x1 outputs: linear layers as convolutions): the panel is a
+      // transpose of NR source rows, by 8x8 blocks along runs of consecutive offsets (one
+      // value per column and reduction row went through the loop below: 0.6x of the pixel
+      // rows' speed on a 64 x 1024 -> 64 linear).
+      if constexpr (std::is_same_v<T, float>) {
+        if (nseg == NR && pv == NR && NR % 8 == 0 && active_isa() >= Isa::avx2) {
+          const T* rows[gemm::kMaxNR];
+          for (int sgi = 0; sgi < nseg; ++sgi) rows[sgi] = segs[sgi].base;
+          for (int64_t a = 0; a < kc;) {
+            int64_t b = a + 1;
+            while (b < kc && koff[b] == koff[b - 1] + 1) ++b;
+            for (int q = 0; q < NR; q += 8)
+              avx2::transpose8_rows_float(rows + q, koff[a], b - a, d + a * NR + q, NR);
+            a = b;
+          }
+          continue;
+        }
+      }
+#endif
       // Output rows of 8 (or 4) columns, the panel made of whole rows: fixed-size copies.
       if (cs == 1 && pv == NR && (segs[0].len == 8 || segs[0].len == 4) &&
           nseg * segs[0].len == NR && segs[nseg - 1].len == segs[0].len) {
@@ -369,7 +389,7 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
   const gemm::KBlocks kb(Kd);
   // Block by block, all panels of a block together: the block's source (a few planes of an
   // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(G * Mpad * Kd))
   for (int64_t t = 0; t < G * kb.nb * npan; ++t) {
     const int64_t g = t / (kb.nb * npan), pb = t / npan % kb.nb, pan = t % npan;
     const int64_t mv = std::min<int64_t>(MR, M - pan * MR);
@@ -425,7 +445,7 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
     T* buf = gemm::scratch<T>(3, N * C * Gh * Gw);
     const int64_t s0 = offh[0] * src.stride[2] + offw[0] * src.stride[3];
     const int64_t rs = sth * src.stride[2], cs = stw * src.stride[3];
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_for(N * C * Gh * Gw))
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         T* d = buf + (n * C + c) * Gh * Gw;
@@ -447,7 +467,7 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
     return src;
   }
   T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_for(N * C * Hp * Wr))
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* d = buf + (n * C + c) * Hp * Wr;
@@ -516,14 +536,14 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
 
 namespace {
 
-// Runs fn(g, m0, m1, j0, j1) for every task of G independent M x Ncol GEMMs: rows in
-// blocks of kMC, columns in blocks of pick_nb, in any order on any thread.
+// Runs fn(g, m0, m1, j0, j1) for every task of G independent M x Ncol GEMMs (reductions of
+// Kd): rows in blocks of kMC, columns in blocks of pick_nb, in any order on any thread.
 template <class Fn>
-void for_each_task(int64_t G, int64_t M, int64_t Ncol, int NR, Fn&& fn) {
+void for_each_task(int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR, Fn&& fn) {
   const int64_t mch = ceil_div(M, kMC);
   const int64_t nb = gemm::pick_nb(Ncol, G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncol * Kd / 8))
   for (int64_t t = 0; t < total; ++t) {
     const int64_t g = t / (mch * ncb), m0 = t / ncb % mch * kMC, j0 = t % ncb * nb;
     fn(g, m0, std::min(M, m0 + kMC), j0, std::min(Ncol, j0 + nb));
@@ -683,11 +703,58 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // often (832 -> 128: 0.93x against two).
   const int64_t mch = ceil_div(Ncol, kMC), nb = gemm::pick_nb(M, mch, uk.nr, 2);
   const int64_t ncb = ceil_div(M, nb);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(Ncol * M * Kd / 8))
   for (int64_t t = 0; t < mch * ncb; ++t) {
     const int64_t m0 = t / ncb * kMC, j0 = t % ncb * nb;
     gemm::gemm_task<T>(uk, m0, std::min(Ncol, m0 + kMC), j0, std::min(M, j0 + nb), 0, Kd, pa,
                        pb, st);
+  }
+}
+
+// ---- Matrix-vector products: a linear layer at batch 1 or 2 -----------------------------
+//
+// One output value per filter and image (a linear layer as a 1x1 convolution of 1x1 images,
+// or a filter as large as its unpadded input) and at most kGemvImages images: each output
+// is the dot product of a filter row with an image, both contiguous, and the GEMM would
+// copy every filter value (packing) to use it once or twice (a batch-1 1024 -> 64 linear:
+// 40 us, numpy 5). Filter rows in blocks across the threads; bias and activation after.
+constexpr int64_t kGemvImages = 2;
+
+// Whether (c, h, w) of a C x H x W block of v lies at c*H*W + h*W + w (strides of size-1
+// dimensions do not matter: numpy gives a[:, :, None, None] zero strides there).
+template <typename T>
+bool dense_rows(const View4<const T>& v, int64_t C, int64_t H, int64_t W) {
+  return (W <= 1 || v.stride[3] == 1) && (H <= 1 || v.stride[2] == W) &&
+         (C <= 1 || v.stride[1] == H * W);
+}
+
+template <typename T>
+bool gemv_fits(const ConvParams& p, const View4<const T>& x, const View4<const T>& w) {
+  return p.groups == 1 && p.N <= kGemvImages && p.P == 1 && p.Q == 1 && p.R == p.H &&
+         p.S == p.W && p.dil_h == 1 && p.dil_w == 1 &&
+         p.pad_top + p.pad_bottom + p.pad_left + p.pad_right == 0 &&
+         dense_rows(x, p.C, p.H, p.W) && dense_rows(w, p.C, p.R, p.S);
+}
+
+template <typename T>
+void forward_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> x, View4<const T> w,
+                  const T* bias, Activation act, T* y, T* preact) {
+  const int64_t M = p.K, Kd = p.C * p.R * p.S, N = p.N;
+  constexpr int64_t kRows = 64;  // filter rows per task
+  const int64_t ntask = ceil_div(M, kRows);
+#pragma omp parallel for schedule(static) num_threads(threads_for(N * M * Kd / 8))
+  for (int64_t t = 0; t < ntask; ++t) {
+    const int64_t o0 = t * kRows, mo = std::min(kRows, M - o0);
+    uk.fn_gemv(static_cast<int>(N), mo, Kd, w.data + o0 * w.stride[0], w.stride[0], x.data,
+               x.stride[0], y + o0, M);
+    const T prm = static_cast<T>(act.param);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t o = o0; o < o0 + mo; ++o) {
+        T v = y[n * M + o];
+        if (bias) v += bias[o];
+        if (preact) preact[n * M + o] = v;
+        y[n * M + o] = activate(act.kind, prm, v);
+      }
   }
 }
 
@@ -700,6 +767,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
   const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
   if (Ncol == 0 || M == 0) return;
+  if (gemv_fits(p, x, w)) return forward_gemv(p, uk, x, w, bias, act, y, preact);
   const int64_t Mpad = round_up(M, uk.mr);
   std::vector<int64_t> koff(Kd);
   for (int64_t kk = 0; kk < Kd; ++kk) {
@@ -721,7 +789,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
   const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], moff.data(), koff);
   const bool nt = !cache_output && stream_output(p.N * p.K * PQ, sizeof(T));
-  for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
+  for_each_task(G, M, Ncol, Kd, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
                                        int64_t j1) {
     GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr,
                 in_place};
@@ -816,7 +884,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     int64_t base, pan_stride, src;  // abuf + base + pan*pan_stride <- w row k + src (the tap)
   };
   const int64_t ws1 = w.stride[1];
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(atotal))
   for (int64_t t = 0; t < G * Kg; ++t) {
     const int64_t g = t / Kg, k = t % Kg;
     thread_local std::vector<Dst> dst;
@@ -853,7 +921,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     const int64_t Ncol = p.N * f.Hph * f.Wph, Kd = f.Kd, PHW = f.Hph * f.Wph;
     const T* apack = abuf + f.aoff;
     const bool in_place = in_place_b(M, dys, f.offh, f.nr * f.ns, Kg);
-    for_each_task(G, M, Ncol, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
+    for_each_task(G, M, Ncol, Kd, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
                                          int64_t j1) {
       GridB<T> pb{dys, g * Kg, f.Hph, f.Wph, 1, 1, f.offh.data(), f.nr, f.offw.data(), f.ns,
                   uk.nr, in_place};
@@ -872,7 +940,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   if (!split) return;
   // dx[n, c, ph + sh*i, pw + sw*j] = phase (ph, pw)[n, c, i, j], one output row at a time.
   const int64_t nsw = std::min(sw, p.W), NC = p.N * p.C;
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(NC * p.H * p.W))
   {
     std::vector<const T*> rows(static_cast<size_t>(nsw));
 #pragma omp for schedule(static)
@@ -946,7 +1014,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   const int64_t nb = gemm::pick_nb(Ncols, G * mch * nch, uk.nr, 2), ncb = ceil_div(Ncols, nb);
   const int64_t total = G * nch * mch * ncb;
   const int MR = uk.mr, NR = uk.nr;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
   for (int64_t t = 0; t < total; ++t) {
     const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % nch,
                   g = t / (ncb * mch * nch);
@@ -1057,7 +1125,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     }
   }
   if (nch > 1) {
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
     for (int64_t i = 0; i < KN; ++i) {
       T s = out[i];
       for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];

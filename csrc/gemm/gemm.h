@@ -61,6 +61,12 @@ template <typename T>
 using UkrOffFn = void (*)(int mv, int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
                           int64_t ldc, bool acc, const T* bias, bool relu, bool stream);
 
+// y[n*ldy + o] = sum_k a[o*lda + k] * x[n*ldx + k] for o < M, n < nx: rows of a dotted with
+// nx vectors, each row read once (gemv_rows in ukernel_tmpl.h).
+template <typename T>
+using GemvFn = void (*)(int nx, int64_t M, int64_t K, const T* a, int64_t lda, const T* x,
+                        int64_t ldx, T* y, int64_t ldy);
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
@@ -69,6 +75,7 @@ struct UKernel {
   UkrRemFn<T> fn_rem = nullptr;
   UkrEpiFn<T> fn_epi = nullptr;
   UkrOffFn<T> fn_off = nullptr;
+  GemvFn<T> fn_gemv = nullptr;
   const char* name = "";
 };
 

@@ -156,6 +156,63 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
   }
 }
 
+// Matrix-vector products (a batch-1 or batch-2 linear layer): y[n*ldy + o] = sum over
+// k < K of a[o*lda + k] * x[n*ldx + k] for rows o of a block of RB rows and NX vectors x,
+// each row of a read once. Per output, two vectors of lane sums over k in steps of two
+// vectors, then the two added, their lanes summed in lane order, and the values past the
+// last full step added one by one: an order set by K alone.
+template <class V, int NX, int RB>
+static void gemv_block(int64_t K, const typename V::T* a, int64_t lda, const typename V::T* x,
+                       int64_t ldx, typename V::T* y, int64_t ldy) {
+  using T = typename V::T;
+  constexpr int W = V::lanes;
+  const int64_t K2 = K / (2 * W) * (2 * W);
+  typename V::reg c[RB][NX][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; ++r)
+    for (int n = 0; n < NX; ++n) c[r][n][0] = c[r][n][1] = V::zero();
+  for (int64_t k = 0; k < K2; k += 2 * W) {
+    typename V::reg xv[NX][2];
+    for (int n = 0; n < NX; ++n) xv[n][0] = V::load(x + n * ldx + k), xv[n][1] = V::load(x + n * ldx + k + W);
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r) {
+      const typename V::reg a0 = V::load(a + r * lda + k), a1 = V::load(a + r * lda + k + W);
+      for (int n = 0; n < NX; ++n) {
+        c[r][n][0] = V::fma(a0, xv[n][0], c[r][n][0]);
+        c[r][n][1] = V::fma(a1, xv[n][1], c[r][n][1]);
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int n = 0; n < NX; ++n) {
+      T lane[W];
+      V::store(lane, V::add(c[r][n][0], c[r][n][1]));
+      T s = lane[0];
+      for (int l = 1; l < W; ++l) s += lane[l];
+      for (int64_t k = K2; k < K; ++k) s += a[r * lda + k] * x[n * ldx + k];
+      y[n * ldy + r] = s;
+    }
+}
+
+// Rows [0, M) in blocks of 4 (one vector) or 2 (two), the last rows one at a time; vectors
+// in pairs.
+template <class V>
+static void gemv_rows(int nx, int64_t M, int64_t K, const typename V::T* a, int64_t lda,
+                      const typename V::T* x, int64_t ldx, typename V::T* y, int64_t ldy) {
+  for (int n = 0; n < nx; n += 2) {
+    const typename V::T* xn = x + n * ldx;
+    typename V::T* yn = y + n * ldy;
+    int64_t o = 0;
+    if (nx - n >= 2) {
+      for (; o + 2 <= M; o += 2) gemv_block<V, 2, 2>(K, a + o * lda, lda, xn, ldx, yn + o, ldy);
+      for (; o < M; ++o) gemv_block<V, 2, 1>(K, a + o * lda, lda, xn, ldx, yn + o, ldy);
+    } else {
+      for (; o + 4 <= M; o += 4) gemv_block<V, 1, 4>(K, a + o * lda, lda, xn, ldx, yn + o, ldy);
+      for (; o < M; ++o) gemv_block<V, 1, 1>(K, a + o * lda, lda, xn, ldx, yn + o, ldy);
+    }
+  }
+}
+
 // The exported entry points of one ISA's file (after its anonymous namespace): the 6-row
 // tiles of vector types VF (fp32) and VD (fp64), named F32 / F64 (plus _rows), and the
 // remainder and epilogue kernels. Declared in ukernel.cpp.
@@ -211,4 +268,12 @@ static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typen
       ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
       ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
+  }                                                                                            \
+  void f32_gemv(int nx, int64_t M, int64_t K, const float* a, int64_t lda, const float* x,    \
+                int64_t ldx, float* y, int64_t ldy) {                                          \
+    gemv_rows<VF>(nx, M, K, a, lda, x, ldx, y, ldy);                                           \
+  }                                                                                            \
+  void f64_gemv(int nx, int64_t M, int64_t K, const double* a, int64_t lda, const double* x, \
+                int64_t ldx, double* y, int64_t ldy) {                                         \
+    gemv_rows<VD>(nx, M, K, a, lda, x, ldx, y, ldy);                                           \
   }

@@ -1,0 +1,86 @@
+"""Matrix-vector products (csrc/conv/conv_gemm.cpp, forward_gemv; gemv_rows in
+csrc/gemm/ukernel_tmpl.h) against torch.
+
+A forward with one output value per filter and image and at most two images (a linear layer
+at batch 1 or 2, or a filter as large as its unpadded input) runs as dot products of the
+filter rows with the images: rows in blocks of 4 (one image) or 2 (two), the last rows one at
+a time, reductions of any length (whole vector steps of 16 or 32 values and a tail), with
+bias, activation and pre-activation, every instruction set and both dtypes; three images and
+non-dense filters take the GEMM.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pyconv
+import pyconv.functional as PF
+from pyconv import _C
+from test_conv_kernels import ISAS, TOL, assert_close
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    isa, nt = _C.isa(), pyconv.get_num_threads()
+    yield
+    _C.set_isa(isa)
+    pyconv.set_num_threads(nt)
+
+
+ACTS = {None: lambda t: t, "relu": torch.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid}
+
+
+@given(N=st.integers(0, 3), I=st.integers(1, 70), O=st.integers(1, 140),
+       bias=st.booleans(), act=st.sampled_from(list(ACTS)),
+       dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS),
+       threads=st.sampled_from([1, 2, 3]))
+def test_linear_sweep(N, I, O, bias, act, dtype, isa, threads):
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    rng = np.random.default_rng(N * 1000 + I * 10 + O)
+    x = rng.standard_normal((N, I)).astype(dtype)
+    w = rng.standard_normal((O, I)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype) if bias else None
+    y, z = PF.linear(x, w, b, activation=act, return_preactivation=True)
+    ref = F.linear(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b))
+    assert_close(z, ref.numpy(), TOL[dtype], "pre-activation")
+    assert_close(y, ACTS[act](ref).numpy(), TOL[dtype], str(act))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("N, C, H, W, K", [(1, 3, 5, 7, 10), (2, 16, 4, 4, 33), (1, 1, 1, 1, 1),
+                                           (2, 64, 3, 3, 5), (3, 8, 2, 2, 7)])
+def test_filter_as_large_as_the_input(isa, N, C, H, W, K):
+    """A conv2d whose filter covers its unpadded input (one output value per image)."""
+    _C.set_isa(isa)
+    rng = np.random.default_rng(C + H + W + K)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, H, W)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+    assert_close(PF.conv2d(x, w, b), ref, TOL[np.float32], "forward")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_views(order):
+    """Zero strides of a[:, :, None, None] are fine; a transposed filter takes the GEMM."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 37)).astype(np.float32)
+    w = np.asarray(rng.standard_normal((19, 37)).astype(np.float32), order=order)
+    ref = x.astype(np.float64) @ w.T.astype(np.float64)
+    assert_close(PF.linear(x, w), ref, TOL[np.float32], order)
+    assert_close(PF.conv2d(x[:, :, None, None], w[:, :, None, None])[:, :, 0, 0], ref,
+                 TOL[np.float32], order)
+
+
+def test_threads_bitwise():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 1000)).astype(np.float32)
+    w = rng.standard_normal((300, 1000)).astype(np.float32)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(PF.linear(x, w))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
