@@ -83,8 +83,9 @@ def test_linear_matches_torch_with_backward():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_linear_backward_masks(dtype):
-    """Each gradient alone, with the batch-sized reduction of the weight gradient (the rows
-    as one image), matches torch; output_mask must be three flags."""
+    """Each gradient alone (the batch as images of one value each: the input gradient as
+    pixel rows, the weight gradient one reduction over the batch) matches torch;
+    output_mask must be three flags."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 300)).astype(dtype)
     w = rng.standard_normal((37, 300)).astype(dtype)

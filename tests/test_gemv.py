@@ -6,7 +6,9 @@ at batch 1 or 2, or a filter as large as its unpadded input) runs as dot product
 filter rows with the images: rows in blocks of 4 (one image) or 2 (two), the last rows one at
 a time, reductions of any length (whole vector steps of 16 or 32 values and a tail), with
 bias, activation and pre-activation, every instruction set and both dtypes; three images and
-non-dense filters take the GEMM.
+non-dense filters take the GEMM. The linear sweep also runs larger batches and the backward
+(planes of one value: the input gradient as pixel rows, one weight-gradient reduction over
+the batch, the bias gradient's direct sums).
 """
 import numpy as np
 import pytest
@@ -32,21 +34,32 @@ def _restore():
 ACTS = {None: lambda t: t, "relu": torch.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid}
 
 
-@given(N=st.integers(0, 3), I=st.integers(1, 70), O=st.integers(1, 140),
+@given(N=st.sampled_from([0, 1, 2, 3, 7, 64, 150]), I=st.integers(1, 70),
+       O=st.sampled_from([1, 5, 16, 33, 140, 300]),
        bias=st.booleans(), act=st.sampled_from(list(ACTS)),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS),
        threads=st.sampled_from([1, 2, 3]))
 def test_linear_sweep(N, I, O, bias, act, dtype, isa, threads):
+    """Forward (dot products at batch 1-2, pixel rows or the GEMM beyond) and backward (the
+    input gradient as pixel rows up to 144 rows, the weight and bias gradients reduced over
+    the batch) against torch."""
     _C.set_isa(isa)
     pyconv.set_num_threads(threads)
     rng = np.random.default_rng(N * 1000 + I * 10 + O)
     x = rng.standard_normal((N, I)).astype(dtype)
     w = rng.standard_normal((O, I)).astype(dtype)
-    b = rng.standard_normal(O).astype(dtype) if bias else None
-    y, z = PF.linear(x, w, b, activation=act, return_preactivation=True)
-    ref = F.linear(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b))
-    assert_close(z, ref.numpy(), TOL[dtype], "pre-activation")
-    assert_close(y, ACTS[act](ref).numpy(), TOL[dtype], str(act))
+    b = rng.standard_normal(O).astype(dtype)
+    y, z = PF.linear(x, w, b if bias else None, activation=act, return_preactivation=True)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ref = F.linear(tx, tw, tb if bias else None)
+    assert_close(z, ref.detach().numpy(), TOL[dtype], "pre-activation")
+    assert_close(y, ACTS[act](ref).detach().numpy(), TOL[dtype], str(act))
+    g = rng.standard_normal((N, O)).astype(dtype)
+    (ref * torch.from_numpy(g)).sum().backward()
+    gi, gw, gb = PF.linear_backward(g, x, w)
+    for got, r, name in zip((gi, gw, gb), (tx.grad, tw.grad, torch.from_numpy(g).sum(0)),
+                            ("grad_input", "grad_weight", "grad_bias")):
+        assert_close(got, r.numpy(), TOL[dtype], name)
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -167,29 +167,38 @@ void backward_bias(View4<const T> dy, T* db) {
   // in double, in 16 lanes by row parity and position along the row (independent chains
   // the compiler vectorises; one chain waits on the add latency per element), lanes added
   // in a fixed order: the result depends on the shape alone, not on the thread count.
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(N * K * P * Q))
   {
     int64_t k0, k1;
     split_range(K, omp_get_num_threads(), omp_get_thread_num(), k0, k1);
-    std::vector<double> lanes(static_cast<size_t>(16 * (k1 - k0)), 0.0);
-    const int64_t s3 = dy.stride[3];
-    for (int64_t n = 0; n < N; ++n)
+    if (P * Q == 1) {  // planes of one value (linear layers): the sums of the loop below
+      for (int64_t k = k0; k < k1; ++k) {  // (all in lane 0), without a call per value
+        double s = 0.0;
+        for (int64_t n = 0; n < N; ++n)
+          s += static_cast<double>(dy.data[n * dy.stride[0] + k * dy.stride[1]]);
+        db[k] = static_cast<T>(s);
+      }
+    } else {
+      std::vector<double> lanes(static_cast<size_t>(16 * (k1 - k0)), 0.0);
+      const int64_t s3 = dy.stride[3];
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = k0; k < k1; ++k) {
+          double* lane = lanes.data() + 16 * (k - k0);
+          const T* pl = dy.data + n * dy.stride[0] + k * dy.stride[1];
+          if (s3 == 1) {
+            plane(pl, dy.stride[2], P, Q, lane);
+            continue;
+          }
+          for (int64_t oh = 0; oh < P; ++oh)
+            for (int64_t ow = 0; ow < Q; ++ow)
+              lane[oh % 2 * 8 + ow % 8] += static_cast<double>(pl[oh * dy.stride[2] + ow * s3]);
+        }
       for (int64_t k = k0; k < k1; ++k) {
         double* lane = lanes.data() + 16 * (k - k0);
-        const T* pl = dy.data + n * dy.stride[0] + k * dy.stride[1];
-        if (s3 == 1) {
-          plane(pl, dy.stride[2], P, Q, lane);
-          continue;
-        }
-        for (int64_t oh = 0; oh < P; ++oh)
-          for (int64_t ow = 0; ow < Q; ++ow)
-            lane[oh % 2 * 8 + ow % 8] += static_cast<double>(pl[oh * dy.stride[2] + ow * s3]);
+        for (int j = 0; j < 8; ++j) lane[j] += lane[8 + j];
+        db[k] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+                               ((lane[4] + lane[5]) + (lane[6] + lane[7])));
       }
-    for (int64_t k = k0; k < k1; ++k) {
-      double* lane = lanes.data() + 16 * (k - k0);
-      for (int j = 0; j < 8; ++j) lane[j] += lane[8 + j];
-      db[k] = static_cast<T>(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-                             ((lane[4] + lane[5]) + (lane[6] + lane[7])));
     }
   }
 }

@@ -245,11 +245,11 @@ struct GridB {
   }
 };
 
-// Stores nv tile values t[q] of one output row (one bias value b) at d[idx(q)]: the first
-// block overwrites, later ones add; the last applies the epilogue: + b (when has_bias), the
-// pre-activation to z[idx(q)] (when z), then the activation.
+// Stores nv tile values t[q] at d[idx(q)]: the first block overwrites, later ones add; the
+// last applies the epilogue: + b[q*bstep] (when b: one value for a row of channel's outputs,
+// bstep 0, or one per channel), the pre-activation to z[idx(q)] (when z), then the activation.
 template <typename T, class Idx>
-void emit_values(T* d, T* z, const T* t, int64_t nv, Idx idx, bool has_bias, T b,
+void emit_values(T* d, T* z, const T* t, int64_t nv, Idx idx, const T* b, int64_t bstep,
                  Activation act, bool first, bool last) {
   if (!last) {
     if (first)
@@ -263,8 +263,8 @@ void emit_values(T* d, T* z, const T* t, int64_t nv, Idx idx, bool has_bias, T b
     for (int64_t q = 0; q < nv; ++q) v[q] = t[q];
   else
     for (int64_t q = 0; q < nv; ++q) v[q] = d[idx(q)] + t[q];
-  if (has_bias)
-    for (int64_t q = 0; q < nv; ++q) v[q] += b;
+  if (b)
+    for (int64_t q = 0; q < nv; ++q) v[q] += b[q * bstep];
   if (z)
     for (int64_t q = 0; q < nv; ++q) z[idx(q)] = v[q];
   switch (act.kind) {
@@ -295,7 +295,7 @@ struct GridC {
 
   template <class Idx>
   void emit(T* d, T* z, const T* t, int64_t nv, Idx idx, T b, bool first, bool last) const {
-    emit_values(d, z, t, nv, idx, bias != nullptr, b, act, first, last);
+    emit_values(d, z, t, nv, idx, bias ? &b : nullptr, 0, act, first, last);
   }
 
   // A full tile written in place: dense grid, the tile's columns within one image.
@@ -577,10 +577,16 @@ std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 // at 7x7 (98 pixels, 0.90 of the work), 512 -> 512 3x3 1.45x, 832 -> 128 5x5's backward-data
 // 1.40x. Left to the other: 256 -> 256 1x1 at batch 2 (0.90 of the work, 256 KiB) and
 // 96 -> 96 3x3 at 10x10 (0.91) ran 0.93x and 0.95x as pixel rows.
-bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem) {
+bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
+                    int64_t plane, bool backward_data) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || p.groups != 1) return false;
   if (mode == KernelMode::on) return true;
+  // Planes of one value (linear layers): the other orientation stores each tile value to
+  // its own image. Against it (interleaved, 2 threads): backward-data of 64 x 1024 -> 64
+  // 1.53x, 32 x 512 -> 256 1.69x, 100 x 784 -> 300 1.89x, 64 x 64 -> 10 1.41x; forwards with
+  // 256 or more outputs 1.38-1.88x, with 64 0.82-0.97x.
+  if (plane == 1 && Ncol <= kMC) return backward_data || M >= 256;
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
                       double(round_up(Ncol, 16) * round_up(M, 6));
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
@@ -658,12 +664,19 @@ struct PixelC {
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
                   bool first, bool last) const {
     const int64_t* po = poff + m0;
+    auto at = [](int64_t q) { return q; };
+    if (PQ == 1) {  // planes of one value (linear layers): a tile row is nv channels in a row
+      for (int64_t i = 0; i < mv; ++i)
+        emit_values(y + po[i] + j0, pre ? pre + po[i] + j0 : nullptr, tile + i * ldt, nv, at,
+                    bias ? bias + j0 : nullptr, 1, act, first, last);
+      return;
+    }
     T col[gemm::kMaxMR];
     for (int64_t j = 0; j < nv; ++j) {
       for (int64_t i = 0; i < mv; ++i) col[i] = tile[i * ldt + j];
       const int64_t c = (j0 + j) * PQ;
       emit_values(y + c, pre ? pre + c : nullptr, col, mv, [po](int64_t q) { return po[q]; },
-                  bias != nullptr, bias ? bias[j0 + j] : T(0), act, first, last);
+                  bias ? bias + j0 + j : nullptr, 0, act, first, last);
     }
   }
 };
@@ -781,7 +794,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   bool ok;
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
-  if (use_pixel_rows(p, M, Ncol, Kd, sizeof(T)))
+  if (use_pixel_rows(p, M, Ncol, Kd, sizeof(T), PQ, false))
     return gemm_pixel_rows(uk, xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
                            bias, act, y, preact);
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
@@ -857,7 +870,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     }
   }
   if (phs.size() == 1 && G == 1 && phs[0].nr * phs[0].ns > 0 &&
-      use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T))) {
+      use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T), HW, true)) {
     // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
     const Phase& f = phs[0];
     std::vector<int64_t> koff(f.Kd);
@@ -992,8 +1005,11 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   // output of 2^17+ weights has the tasks by itself: one chunk (writing and adding the
   // partial sums made DCGAN's weight gradients 1.44-1.56x slower).
   const int64_t PQ = p.P * p.Q;
+  // Chunks of fewer than kKC reduction values (a linear layer's batch of 64 images of one
+  // value) would run the micro-kernel on short blocks and add partial sums as large as the
+  // gradient for little arithmetic: 64 x 1024 -> 64 ran 2.6x slower in 8 chunks than in one.
   int64_t nch = KN >= (int64_t(1) << 17) ? 1 : std::min<int64_t>(p.N, 8);
-  while (nch > 1 && nch * KN > (int64_t(1) << 22)) --nch;
+  while (nch > 1 && (nch * KN > (int64_t(1) << 22) || p.N / nch * PQ < gemm::kKC)) --nch;
   // grad_output planes read in place by the micro-kernel when they are unit-stride and
   // long enough; each image is then its own sequence of reduction blocks.
   const bool rows = dy.stride[3] == 1 && dy.stride[2] == p.Q && PQ >= 128;

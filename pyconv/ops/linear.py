@@ -78,13 +78,7 @@ def linear_backward(grad_output, input, weight, output_mask=_OUT_MASK):
                                 kernel_ready(x4), kernel_ready(w4), (1, 1), (0, 0, 0, 0),
                                 (1, 1), 1, [True, False, False])[0].reshape(x.shape)
     if mask[1] or mask[2]:
-        # The weight gradient reduces over the rows: as one image with the rows along its
-        # width (a transposed view), one reduction of length rows instead of `rows` images
-        # of one pixel each.
-        # (No rows: as zero images, which the kernels take.)
-        rows = x4.shape[0]
-        xt = x4.reshape(rows, w.shape[1]).T[None, :, None, :] if rows else x4
-        gt = g.reshape(rows, w.shape[0]).T[None, :, None, :] if rows else g.reshape(0, w.shape[0], 1, 1)
-        _, gw, gb = _C.conv2d_backward(kernel_ready(gt), kernel_ready(xt), kernel_ready(w4),
+        g4 = g.reshape(x4.shape[0], w.shape[0], 1, 1)
+        _, gw, gb = _C.conv2d_backward(kernel_ready(g4), kernel_ready(x4), kernel_ready(w4),
                                        (1, 1), (0, 0, 0, 0), (1, 1), 1, [False] + mask[1:])
     return gi, gw.reshape(w.shape) if mask[1] else None, gb if mask[2] else None
