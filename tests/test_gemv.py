@@ -20,15 +20,8 @@ from hypothesis import strategies as st
 import pyconv
 import pyconv.functional as PF
 from pyconv import _C
-from test_conv_kernels import ISAS, TOL, assert_close
-
-
-@pytest.fixture(autouse=True)
-def _restore():
-    isa, nt = _C.isa(), pyconv.get_num_threads()
-    yield
-    _C.set_isa(isa)
-    pyconv.set_num_threads(nt)
+from test_conv_kernels import ISAS, TOL, _restore, assert_close  # noqa: F401 (_restore:
+# the autouse fixture that gives back the ISA and thread count after each test)
 
 
 ACTS = {None: lambda t: t, "relu": torch.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid}

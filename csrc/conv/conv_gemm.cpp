@@ -550,10 +550,11 @@ void for_each_task(int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR, Fn&& 
   }
 }
 
-// ---- Pixel rows: the forward GEMM transposed, for few output pixels --------------------
+// ---- Pixel rows: the GEMM transposed, for few output pixels -----------------------------
 //
-// With few output pixels (N*P*Q: small planes at small batches, batch-1 inference at 7x7 or
-// 14x14), C[K x pixels] = W * im2col(x) is a poor GEMM: 49 pixels fill four 16-column panels
+// (Forward and stride-1 backward-data.) With few output pixels (N*P*Q: small planes at small
+// batches, batch-1 inference at 7x7 or 14x14, linear layers' rows), C[K x pixels] =
+// W * im2col(x) is a poor GEMM: 49 pixels fill four 16-column panels
 // (64 columns of work), its large A (the filter, K*C*R*S values) goes through memory once
 // more as a prepacked copy, and the small B (im2col) is packed again by every row block.
 // Transposed, C^T[pixels x K] = im2col(x)^T * W^T: pixels are the tile's 6 rows (49 = 9 x 6,
