@@ -3,7 +3,7 @@ csrc/gemm/ukernel_tmpl.h) against torch.
 
 A forward with one output value per filter and image and at most two images (a linear layer
 at batch 1 or 2, or a filter as large as its unpadded input) runs as dot products of the
-filter rows with the images: rows in blocks of 4 (one image) or 2 (two), the last rows one at
+filter rows with the images (its backward-data as the filter rows combined by grad_output): rows in blocks of 4 (one image) or 2 (two), the last rows one at
 a time, reductions of any length (whole vector steps of 16 or 32 values and a tail), with
 bias, activation and pre-activation, every instruction set and both dtypes; three images and
 non-dense filters take the GEMM. The linear sweep also runs larger batches and the backward
@@ -57,16 +57,22 @@ def test_linear_sweep(N, I, O, bias, act, dtype, isa, threads):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("N, C, H, W, K", [(1, 3, 5, 7, 10), (2, 16, 4, 4, 33), (1, 1, 1, 1, 1),
-                                           (2, 64, 3, 3, 5), (3, 8, 2, 2, 7)])
+                                           (2, 64, 3, 3, 5), (3, 8, 2, 2, 7), (1, 9, 8, 9, 70)])
 def test_filter_as_large_as_the_input(isa, N, C, H, W, K):
-    """A conv2d whose filter covers its unpadded input (one output value per image)."""
+    """A conv2d whose filter covers its unpadded input (one output value per image): forward
+    and backward-data (the filter's rows combined by grad_output, in row chunks of 32)."""
     _C.set_isa(isa)
     rng = np.random.default_rng(C + H + W + K)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = rng.standard_normal((K, C, H, W)).astype(np.float32)
     b = rng.standard_normal(K).astype(np.float32)
-    ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
-    assert_close(PF.conv2d(x, w, b), ref, TOL[np.float32], "forward")
+    tx = torch.tensor(x, requires_grad=True)
+    ref = F.conv2d(tx, torch.from_numpy(w), torch.from_numpy(b))
+    assert_close(PF.conv2d(x, w, b), ref.detach().numpy(), TOL[np.float32], "forward")
+    g = rng.standard_normal(ref.shape).astype(np.float32)
+    ref.backward(torch.from_numpy(g))
+    gi = PF.conv2d_backward(g, x, w, output_mask=(True, False, False))[0]
+    assert_close(gi, tx.grad.numpy(), TOL[np.float32], "grad_input")
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

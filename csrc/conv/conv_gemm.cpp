@@ -742,12 +742,14 @@ bool dense_rows(const View4<const T>& v, int64_t C, int64_t H, int64_t W) {
          (C <= 1 || v.stride[1] == H * W);
 }
 
+// At most kGemvImages images, each with one output value per filter, and filter rows
+// dense (the forward's images too, the backward-data's grad_output rows unit-stride).
 template <typename T>
-bool gemv_fits(const ConvParams& p, const View4<const T>& x, const View4<const T>& w) {
+bool gemv_fits(const ConvParams& p, const View4<const T>& w) {
   return p.groups == 1 && p.N <= kGemvImages && p.P == 1 && p.Q == 1 && p.R == p.H &&
          p.S == p.W && p.dil_h == 1 && p.dil_w == 1 &&
          p.pad_top + p.pad_bottom + p.pad_left + p.pad_right == 0 &&
-         dense_rows(x, p.C, p.H, p.W) && dense_rows(w, p.C, p.R, p.S);
+         dense_rows(w, p.C, p.R, p.S);
 }
 
 template <typename T>
@@ -772,6 +774,22 @@ void forward_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> x, V
   }
 }
 
+// The backward-data of such a layer: dx[n] = sum over k of dy[n, k] * w[k] (rows of the
+// filter combined, each streamed once), columns across the threads.
+template <typename T>
+void backward_data_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> dy,
+                        View4<const T> w, T* dx) {
+  const int64_t L = p.C * p.H * p.W, K = p.K;
+  constexpr int64_t kCols = 512;  // dx values per task
+  const int64_t ntask = ceil_div(L, kCols);
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.N * K * L / 8))
+  for (int64_t t = 0; t < ntask; ++t) {
+    const int64_t l0 = t * kCols;
+    uk.fn_gemv_t(static_cast<int>(p.N), K, std::min(kCols, L - l0), w.data + l0, w.stride[0],
+                 dy.data, dy.stride[0], dx + l0, L);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -781,7 +799,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
   const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
   if (Ncol == 0 || M == 0) return;
-  if (gemv_fits(p, x, w)) return forward_gemv(p, uk, x, w, bias, act, y, preact);
+  if (gemv_fits(p, w) && dense_rows(x, p.C, p.H, p.W))
+    return forward_gemv(p, uk, x, w, bias, act, y, preact);
   const int64_t Mpad = round_up(M, uk.mr);
   std::vector<int64_t> koff(Kd);
   for (int64_t kk = 0; kk < Kd; ++kk) {
@@ -822,6 +841,8 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
   if (p.N == 0 || M == 0) return;
+  if (gemv_fits(p, w) && (p.K <= 1 || dy.stride[1] == 1))
+    return backward_data_gemv(p, uk, dy, w, dx);
   const int64_t sh = p.stride_h, sw = p.stride_w, MR = uk.mr, Mpad = round_up(M, MR);
   // Per phase (ih % sh, iw % sw): the taps that hit it. Taps with ih + pt - r*dh ==
   // oh*sh, so oh = gi + (ph + pt - r*dh)/sh.

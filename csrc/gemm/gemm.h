@@ -67,6 +67,11 @@ template <typename T>
 using GemvFn = void (*)(int nx, int64_t M, int64_t K, const T* a, int64_t lda, const T* x,
                         int64_t ldx, T* y, int64_t ldy);
 
+// y[n*ldy + l] = sum_m x[n*ldx + m] * a[m*lda + l] for l < L, n < nx: the rows of a
+// combined by nx vectors, each row streamed once (gemv_t_rows in ukernel_tmpl.h).
+template <typename T>
+using GemvTFn = GemvFn<T>;
+
 template <typename T>
 struct UKernel {
   int mr = 0, nr = 0;
@@ -76,6 +81,7 @@ struct UKernel {
   UkrEpiFn<T> fn_epi = nullptr;
   UkrOffFn<T> fn_off = nullptr;
   GemvFn<T> fn_gemv = nullptr;
+  GemvTFn<T> fn_gemv_t = nullptr;
   const char* name = "";
 };
 

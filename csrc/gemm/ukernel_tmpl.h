@@ -213,6 +213,69 @@ static void gemv_rows(int nx, int64_t M, int64_t K, const typename V::T* a, int6
   }
 }
 
+// Transposed matrix-vector products (the input gradient of such a layer): y[n*ldy + l] =
+// sum over m < M of x[n*ldx + m] * a[m*lda + l] for columns l of a block of U vectors and NX
+// vectors x, the sums over m in order (one chain per output); acc: the chains go on from
+// what y holds (the sum over earlier rows), so splitting M changes no operation.
+template <class V, int NX, int U>
+static void gemv_t_block(int64_t M, const typename V::T* a, int64_t lda,
+                         const typename V::T* x, int64_t ldx, typename V::T* y, int64_t ldy,
+                         bool acc) {
+  constexpr int W = V::lanes;
+  typename V::reg c[NX][U];
+#pragma GCC unroll 8
+  for (int n = 0; n < NX; ++n)
+    for (int u = 0; u < U; ++u) c[n][u] = acc ? V::load(y + n * ldy + u * W) : V::zero();
+  for (int64_t m = 0; m < M; ++m) {
+    typename V::reg av[U];
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) av[u] = V::load(a + m * lda + u * W);
+    for (int n = 0; n < NX; ++n) {
+      const typename V::reg xv = V::bcast(x + n * ldx + m);
+#pragma GCC unroll 8
+      for (int u = 0; u < U; ++u) c[n][u] = V::fma(xv, av[u], c[n][u]);
+    }
+  }
+  for (int n = 0; n < NX; ++n)
+    for (int u = 0; u < U; ++u) V::store(y + n * ldy + u * W, c[n][u]);
+}
+
+// Rows in chunks of 32 (each chunk's rows read as contiguous pieces of the block's width
+// before the next chunk), columns [0, L) in blocks of 8 vectors (one x) or 4 (two), then
+// single vectors, the last columns one at a time with the same order of sums; x in pairs.
+template <class V>
+static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, int64_t lda,
+                        const typename V::T* x, int64_t ldx, typename V::T* y, int64_t ldy) {
+  using T = typename V::T;
+  constexpr int W = V::lanes;
+  constexpr int64_t kMB = 32;
+  for (int n = 0; n < nx; n += 2) {
+    const int nv = nx - n >= 2 ? 2 : 1;
+    for (int64_t m0 = 0; m0 < M || m0 == 0; m0 += kMB) {
+      const int64_t mb = M - m0 < kMB ? M - m0 : kMB;
+      const bool acc = m0 > 0;
+      const T* xn = x + n * ldx + m0;
+      const T* am = a + m0 * lda;
+      T* yn = y + n * ldy;
+      int64_t l = 0;
+      if (nv == 2) {
+        for (; l + 4 * W <= L; l += 4 * W) gemv_t_block<V, 2, 4>(mb, am + l, lda, xn, ldx, yn + l, ldy, acc);
+        for (; l + W <= L; l += W) gemv_t_block<V, 2, 1>(mb, am + l, lda, xn, ldx, yn + l, ldy, acc);
+      } else {
+        for (; l + 8 * W <= L; l += 8 * W) gemv_t_block<V, 1, 8>(mb, am + l, lda, xn, ldx, yn + l, ldy, acc);
+        for (; l + W <= L; l += W) gemv_t_block<V, 1, 1>(mb, am + l, lda, xn, ldx, yn + l, ldy, acc);
+      }
+      for (; l < L; ++l)
+        for (int j = 0; j < nv; ++j) {
+          T s = acc ? yn[j * ldy + l] : T(0);
+          for (int64_t m = 0; m < mb; ++m) s += xn[j * ldx + m] * am[m * lda + l];
+          yn[j * ldy + l] = s;
+        }
+      if (M == 0) break;
+    }
+  }
+}
+
 // The exported entry points of one ISA's file (after its anonymous namespace): the 6-row
 // tiles of vector types VF (fp32) and VD (fp64), named F32 / F64 (plus _rows), and the
 // remainder and epilogue kernels. Declared in ukernel.cpp.
@@ -276,4 +339,12 @@ static void gemv_rows(int nx, int64_t M, int64_t K, const typename V::T* a, int6
   void f64_gemv(int nx, int64_t M, int64_t K, const double* a, int64_t lda, const double* x, \
                 int64_t ldx, double* y, int64_t ldy) {                                         \
     gemv_rows<VD>(nx, M, K, a, lda, x, ldx, y, ldy);                                           \
+  }                                                                                            \
+  void f32_gemv_t(int nx, int64_t M, int64_t L, const float* a, int64_t lda, const float* x,  \
+                  int64_t ldx, float* y, int64_t ldy) {                                        \
+    gemv_t_rows<VF>(nx, M, L, a, lda, x, ldx, y, ldy);                                         \
+  }                                                                                            \
+  void f64_gemv_t(int nx, int64_t M, int64_t L, const double* a, int64_t lda,                 \
+                  const double* x, int64_t ldx, double* y, int64_t ldy) {                      \
+    gemv_t_rows<VD>(nx, M, L, a, lda, x, ldx, y, ldy);                                         \
   }
