@@ -1,14 +1,15 @@
-"""Matrix-vector products (csrc/conv/conv_gemm.cpp, forward_gemv; gemv_rows in
-csrc/gemm/ukernel_tmpl.h) against torch.
+"""Matrix-vector products (csrc/conv/conv_gemm.cpp, forward_gemv and backward_data_gemv;
+gemv_rows and gemv_t_rows in csrc/gemm/ukernel_tmpl.h) against torch.
 
-A forward with one output value per filter and image and at most two images (a linear layer
-at batch 1 or 2, or a filter as large as its unpadded input) runs as dot products of the
-filter rows with the images (its backward-data as the filter rows combined by grad_output): rows in blocks of 4 (one image) or 2 (two), the last rows one at
-a time, reductions of any length (whole vector steps of 16 or 32 values and a tail), with
-bias, activation and pre-activation, every instruction set and both dtypes; three images and
-non-dense filters take the GEMM. The linear sweep also runs larger batches and the backward
-(planes of one value: the input gradient as pixel rows, one weight-gradient reduction over
-the batch, the bias gradient's direct sums).
+A forward with one output value per filter and image and at most four images (a linear
+layer at batch 1 to 4, or a filter as large as its unpadded input) runs as dot products of
+the filter rows with the images, and its backward-data as the filter rows combined by
+grad_output: rows in blocks of 4 (one image) or 2 (two), the last rows one at a time,
+images in pairs and one, reductions of any length (whole vector steps and a tail), with
+bias, activation and pre-activation, every instruction set and both dtypes; five images and
+more, and non-dense filters, take the GEMM. The linear sweep also runs larger batches and
+the backward (planes of one value: the input gradient as pixel rows, one weight-gradient
+reduction over the batch, the bias gradient's direct sums).
 """
 import numpy as np
 import pytest
@@ -27,13 +28,13 @@ from test_conv_kernels import ISAS, TOL, _restore, assert_close  # noqa: F401 (_
 ACTS = {None: lambda t: t, "relu": torch.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid}
 
 
-@given(N=st.sampled_from([0, 1, 2, 3, 7, 64, 150]), I=st.integers(1, 70),
+@given(N=st.sampled_from([0, 1, 2, 3, 4, 5, 7, 64, 150]), I=st.integers(1, 70),
        O=st.sampled_from([1, 5, 16, 33, 140, 300]),
        bias=st.booleans(), act=st.sampled_from(list(ACTS)),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS),
        threads=st.sampled_from([1, 2, 3]))
 def test_linear_sweep(N, I, O, bias, act, dtype, isa, threads):
-    """Forward (dot products at batch 1-2, pixel rows or the GEMM beyond) and backward (the
+    """Forward (dot products at batch 1-4, pixel rows or the GEMM beyond) and backward (the
     input gradient as pixel rows up to 144 rows, the weight and bias gradients reduced over
     the batch) against torch."""
     _C.set_isa(isa)
@@ -57,7 +58,8 @@ def test_linear_sweep(N, I, O, bias, act, dtype, isa, threads):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("N, C, H, W, K", [(1, 3, 5, 7, 10), (2, 16, 4, 4, 33), (1, 1, 1, 1, 1),
-                                           (2, 64, 3, 3, 5), (3, 8, 2, 2, 7), (1, 9, 8, 9, 70)])
+                                           (2, 64, 3, 3, 5), (3, 8, 2, 2, 7), (1, 9, 8, 9, 70),
+                                           (4, 5, 3, 3, 40), (5, 8, 2, 2, 7)])
 def test_filter_as_large_as_the_input(isa, N, C, H, W, K):
     """A conv2d whose filter covers its unpadded input (one output value per image): forward
     and backward-data (the filter's rows combined by grad_output, in row chunks of 32)."""
