@@ -94,6 +94,21 @@ inline void copy_run(T* d, const T* s, int64_t len) {
   }
 }
 
+// The end of the run of consecutive offsets ko[a], ko[a] + 1, ... within [a, kc).
+inline int64_t run_end(const int64_t* ko, int64_t a, int64_t kc) {
+  int64_t b = a + 1;
+  while (b < kc && ko[b] == ko[b - 1] + 1) ++b;
+  return b;
+}
+
+#if defined(PYCONV_X86)
+// d[l*NR + j] = rows[j][off + l] for l < len, j < NR (NR a multiple of 8): one run of a
+// panel whose columns are rows of a source, by 8x8 transposes.
+inline void transpose_run(const float* const* rows, int64_t off, int64_t len, float* d, int NR) {
+  for (int q = 0; q < NR; q += 8) avx2::transpose8_rows_float(rows + q, off, len, d + q, NR);
+}
+#endif
+
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
 // j = (n, gi, gj) over an output grid; value src[n, cb+ch, gi*sth + offh[th], gj*stw + offw[tw]].
 // Every such index must lie inside src: callers pass the zero-padded source of pad_source().
@@ -188,12 +203,9 @@ struct GridB {
         if (nseg == NR && pv == NR && NR % 8 == 0 && active_isa() >= Isa::avx2) {
           const T* rows[gemm::kMaxNR];
           for (int sgi = 0; sgi < nseg; ++sgi) rows[sgi] = segs[sgi].base;
-          for (int64_t a = 0; a < kc;) {
-            int64_t b = a + 1;
-            while (b < kc && koff[b] == koff[b - 1] + 1) ++b;
-            for (int q = 0; q < NR; q += 8)
-              avx2::transpose8_rows_float(rows + q, koff[a], b - a, d + a * NR + q, NR);
-            a = b;
+          for (int64_t a = 0, b; a < kc; a = b) {
+            b = run_end(koff, a, kc);
+            transpose_run(rows, koff[a], b - a, d + a * NR, NR);
           }
           continue;
         }
@@ -588,6 +600,8 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   // 1.53x, 32 x 512 -> 256 1.69x, 100 x 784 -> 300 1.89x, 64 x 64 -> 10 1.41x; forwards with
   // 256 or more outputs 1.38-1.88x, with 64 0.82-0.97x.
   if (plane == 1 && Ncol <= kMC) return backward_data || M >= 256;
+  // (Tile work counted for the measured 6x16 fp32 AVX2 tile, whatever the ISA and dtype:
+  // the gate's thresholds come from it.)
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
                       double(round_up(Ncol, 16) * round_up(M, 6));
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
@@ -614,9 +628,8 @@ struct FilterB {
         full = nb / NR * NR;
         // Run by run, every full panel of the run (a backward-data's run is one output
         // channel's taps of all nb input channels: one contiguous piece of the filter).
-        for (int64_t a = 0; a < kc && full > 0;) {
-          int64_t b = a + 1;
-          while (b < kc && ko[b] == ko[b - 1] + 1) ++b;
+        for (int64_t a = 0, b; a < kc && full > 0; a = b) {
+          b = run_end(ko, a, kc);
           for (int64_t pj = 0; pj < full; pj += NR) {
             const T* rows[gemm::kMaxNR];
             for (int j = 0; j < NR; ++j) rows[j] = filt + (j0 + pj + j) * fs + ko[a];
@@ -625,11 +638,9 @@ struct FilterB {
               for (int64_t kk = a; kk < b; ++kk, d += NR)
                 std::memcpy(d, rows[0] + (ko[kk] - ko[a]), NR * sizeof(T));
             } else {
-              for (int q = 0; q < NR; q += 8)
-                avx2::transpose8_rows_float(rows + q, 0, b - a, d + q, NR);
+              transpose_run(rows, 0, b - a, d, NR);
             }
           }
-          a = b;
         }
       }
     }
@@ -765,13 +776,12 @@ void forward_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> x, V
     const int64_t o0 = t * kRows, mo = std::min(kRows, M - o0);
     uk.fn_gemv(static_cast<int>(N), mo, Kd, w.data + o0 * w.stride[0], w.stride[0], x.data,
                x.stride[0], y + o0, M);
-    const T prm = static_cast<T>(act.param);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t o = o0; o < o0 + mo; ++o) {
-        T v = y[n * M + o];
-        if (bias) v += bias[o];
-        if (preact) preact[n * M + o] = v;
-        y[n * M + o] = activate(act.kind, prm, v);
+    for (int64_t n = 0; n < N; ++n)  // (in place: emit_values reads t before writing d)
+      for (int64_t q0 = 0; q0 < mo; q0 += gemm::kMaxNR) {
+        T* d = y + n * M + o0 + q0;
+        emit_values(d, preact ? preact + n * M + o0 + q0 : nullptr, d,
+                    std::min<int64_t>(gemm::kMaxNR, mo - q0), [](int64_t q) { return q; },
+                    bias ? bias + o0 + q0 : nullptr, 1, act, true, true);
       }
   }
 }
