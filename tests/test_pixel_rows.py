@@ -2,9 +2,13 @@
 gemm_pixel_rows) against torch and against the other orientation.
 
 In auto mode it serves ungrouped forwards and stride-1 backward-data with at most 144
-output pixels and a large enough filter (batch-1 inference at 7x7 and 14x14); these tests
-force it on (`_C._set_pixel_rows("on")`) so that a hypothesis sweep of small shapes covers
-its paths: pixel panels of 6 with ragged ends (1 to 5 rows), channel panels of 16 (or 32
+output pixels and a large enough filter (batch-1 inference at 7x7 and 14x14), and any number
+of pixels with at most 64 output channels and 1024+ reduction values of several taps (5x5
+layers' backward-data to few channels); these tests force it on
+(`_C._set_pixel_rows("on")`) so that a hypothesis sweep of small shapes covers its paths:
+the im2col read in place through row pointers (several taps: ukr_ind, the last pixel
+repeated to a whole panel) or packed (1x1), pixel panels of 6 with ragged ends (1 to 5
+rows), channel panels of 16 (or 32
 with AVX-512) with partial last panels, filter rows packed by 8x8 transposes (contiguous
 runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
 backward-data) and value by value (strided filters, float64, the scalar build), reduction
@@ -27,6 +31,7 @@ def _restore():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     yield
     _C._set_pixel_rows("auto")
+    _C._set_winograd("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
 
@@ -115,6 +120,24 @@ def test_auto_takes_it_for_a_batch_one_7x7_layer():
     auto, on = _run("auto", args)[:2], _run("on", args)[:2]
     for a, b in zip(auto, on):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape, which", [
+    ((4, 32, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1),  # backward-data 128 -> 32
+    ((4, 64, 14, 14, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0),   # forward 64 -> 16
+    ((3, 70, 9, 11, 48, 4, 4, 1, (1, 2, 2, 1), 1, 1), 0)])   # 297 pixels, ragged panels
+def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which):
+    """Many pixels, at most 64 channels, 1024+ reduction values: the auto gate (ahead of
+    Winograd for these 5x5 layers at 196 tiles) gives what the forced kernel gives, to the
+    bit, and what torch gives."""
+    _C.set_isa(isa)
+    args = make(shape, np.float32, seed=4)
+    auto = _run("auto", args)[which]
+    _C._set_winograd("off")  # (tried first: "on" alone does not pass it)
+    on = _run("on", args)[which]
+    assert np.array_equal(auto, on)
+    assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
 def test_mode_errors():

@@ -39,6 +39,10 @@ enum class KernelMode { off = 0, auto_ = 1, on = 2 };
 // The forward GEMM with output pixels as the tile's rows (conv_gemm.cpp; auto: ungrouped,
 // at most 144 output pixels, 16 output channels or more).
 void set_pixel_rows_mode(KernelMode m);
+// Whether pixel rows take a convolution of any number of pixels for its M output channels
+// and Kd reduction values (few channels, long reductions; conv_gemm.cpp). Winograd's 5x5
+// gate defers to it for few outputs.
+bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd);
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
 // convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
 // it does not apply or (auto mode) would not pay off, doing nothing, and when an output

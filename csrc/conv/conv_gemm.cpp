@@ -605,8 +605,28 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
                       double(round_up(Ncol, 16) * round_up(M, 6));
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
-  return Ncol <= kMC && M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
+  if (Ncol <= kMC)
+    return M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
+  return long_reduction(p, M, Kd);
 }
+
+}  // namespace
+
+// Any number of pixels, few channels (M <= 64) and long reductions of several taps: the
+// GEMM packs its B (the im2col) in every task for few rows of arithmetic, pixel rows read
+// the im2col in place. Against the GEMM (interleaved, 2 threads, batch 4): backward-data of
+// 5x5 layers 128 -> 32 at 14x14 1.31x, at 7x7 1.55x, 48 -> 16 at 14x14 1.46x, 64 -> 32
+// 1.27x, 128 -> 48 at 7x7 1.33x, 96 -> 32 at 28x28 1.13x, 192 -> 64 at 27x27 1.13x; forward
+// 64 -> 16 5x5 at 14x14 1.48x, 128 -> 32 3x3 at 28x28 1.10x. Below 1024 reduction values
+// they lost (0.84-0.95: 64 -> 64 3x3, 32 -> 32 5x5), and with more channels (128 -> 128 7x7
+// backward-data 0.92x); 24 channels fill two 16-column panels (1.00x).
+bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd) {
+  const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
+  return mode != KernelMode::off && p.groups == 1 && p.R * p.S > 1 && M <= 64 && Kd >= 1024 &&
+         round_up(M, 16) <= round_up(M, 6);
+}
+
+namespace {
 
 // B^T panels of the filter: panel jp's reduction row kk holds filter rows j0 + jp*NR + j
 // (j < NR; zeros past nb) at koff[k0 + kk], rows fs apart. With AVX2, runs of consecutive
@@ -706,22 +726,32 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
                      T* preact) {
   const int64_t GG = Gh * Gw, Ncol = src.size[0] * GG, Kd = static_cast<int64_t>(koff.size());
   const int64_t nth = static_cast<int64_t>(offh.size()), ntw = static_cast<int64_t>(offw.size());
+  // A (the im2col) is read in place: pixel j's row starts at rowp[j] (the last pixel
+  // repeated to whole 6-row panels), reduction index kk at xoff[kk] from there. With one
+  // tap (1x1: every reduction index in another plane, a cache line each) it is packed once
+  // instead: in place, 2048 -> 512 at 7x7 batch 1 ran 0.78x and a 16 x 4096 -> 4096 linear
+  // 0.92x, where 3x3 and 5x5 layers gained (832 -> 128 5x5 at 7x7 1.10x, 256 -> 32 3x3
+  // 1.45x, and no packed copy of a large im2col).
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR);
-  std::vector<int64_t> moff(Ncol), poff(Ncol), xoff(Kd);
-  for (int64_t j = 0; j < Ncol; ++j) {
-    const int64_t n = j / GG, gi = j % GG / Gw, gj = j % Gw;
+  std::vector<const T*> rowp(Mpad);
+  std::vector<int64_t> moff(Mpad), poff(Ncol), xoff(Kd);
+  for (int64_t j = 0; j < Mpad; ++j) {
+    const int64_t jj = std::min(j, Ncol - 1), n = jj / GG, gi = jj % GG / Gw, gj = jj % Gw;
     moff[j] = n * src.stride[0] + gi * sth * src.stride[2] + gj * stw * src.stride[3];
-    poff[j] = n * M * GG + j % GG;
+    rowp[j] = src.data + moff[j];
+    if (j < Ncol) poff[j] = n * M * GG + j % GG;
   }
   for (int64_t kk = 0; kk < Kd; ++kk) {
     const int64_t ch = kk / (nth * ntw), th = kk / ntw % nth, tw = kk % ntw;
     xoff[kk] = ch * src.stride[1] + offh[th] * src.stride[2] + offw[tw] * src.stride[3];
   }
-  const T* apack = prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff);
+  const T* apack =
+      nth * ntw == 1 ? prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff) : nullptr;
   const FilterB<T> pb{filt, fs, koff.data(), uk.nr};
   const PixelC<T> st{y, preact, bias, act, poff.data(), GG};
   auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
-    return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+    if (apack) return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
+    return gemm::ABlock<T>{nullptr, 0, rowp.data() + am0, xoff.data() + k0};
   };
   // Tasks by output channels, two per thread: every task reads all of the packed im2col
   // (49 x 20800 values for 832 -> 128 5x5 at 7x7: 4 MB), four per thread read it twice as

@@ -96,6 +96,15 @@ constexpr int64_t kMinTiles = 128;
 constexpr int64_t kMinTiles3x3 = 48;
 // 5x5 (four pieces, each a transform of its own) pays off from rows of 4 tiles up.
 constexpr int64_t kMinRow5 = 7;
+// ... and with at most kFewOut5 outputs where pixel rows take the problem (long_reduction,
+// conv_gemm.cpp), from kMinTiles5FewOut tiles: below, the transforms (four per input tile)
+// outweigh the GEMMs. Batch 4 at 14x14 (196 tiles), as pixel rows: backward-data 128 -> 32
+// 1.35x, 64 -> 32 1.29x, 48 -> 16 1.63x, forward 64 -> 16 1.48x; at batch 8 (392), 64 -> 32
+// 1.16x; at 784 tiles even (96 -> 32 at 28x28); CIFAR-10 conv3's backward-data (64 -> 32,
+// 1024 tiles) 1.33x as Winograd. (Without pixel rows the GEMM is no match: 32 -> 32 at 14x14
+// batch 8 ran 0.89x of Winograd.)
+constexpr int64_t kFewOut5 = 32;
+constexpr int64_t kMinTiles5FewOut = 512;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
 // (p, q) reads source rows p - pt + r and columns q - pl + s (zero outside).
@@ -678,7 +687,9 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
                                     : (dilated ? 3 * kMinTiles / 2 : kMinTiles);
-  return p.R == p.S && (p.R == 3 || (p.R == 5 && Q >= kMinRow5)) &&
+  const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
+                                     !long_reduction(p, K, C * p.R * p.S));
+  return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
          ntile >= min_tiles;
 }

@@ -61,6 +61,12 @@ template <typename T>
 using UkrOffFn = void (*)(int mv, int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
                           int64_t ldc, bool acc, const T* bias, bool relu, bool stream);
 
+// c[i*ldc + j] (+)= sum_{k < kc} a[i][aoff[k]] * b[k*NR + j] for all MR rows: A read in
+// place through row pointers (ukr_ind in ukernel_tmpl.h).
+template <typename T>
+using UkrIndFn = void (*)(int64_t kc, const T* const* a, const int64_t* aoff, const T* b, T* c,
+                          int64_t ldc, bool acc);
+
 // y[n*ldy + o] = sum_k a[o*lda + k] * x[n*ldx + k] for o < M, n < nx: rows of a dotted with
 // nx vectors, each row read once (gemv_rows in ukernel_tmpl.h).
 template <typename T>
@@ -82,6 +88,7 @@ struct UKernel {
   UkrOffFn<T> fn_off = nullptr;
   GemvFn<T> fn_gemv = nullptr;
   GemvTFn<T> fn_gemv_t = nullptr;
+  UkrIndFn<T> fn_ind = nullptr;
   const char* name = "";
 };
 

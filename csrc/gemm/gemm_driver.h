@@ -2,8 +2,9 @@
 // [k_begin, k_end), block by block (KBlocks of the reduction length only).
 //
 //   pack_a(m0, mb, k0, kc, scratch) -> ABlock  : A rows [m0, m0+mb), reduction [k0, k0+kc):
-//        either MR-row panels (lda == 0; panel i at p + i*MR*kc, may be prepacked data) or
-//        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k).
+//        either MR-row panels (lda == 0; panel i at p + i*MR*kc, may be prepacked data),
+//        the rows in place (lda > 0; row m0+i at p + i*lda, unit stride along k), or
+//        through row pointers and reduction offsets (ind, ioff: an indirect im2col).
 //   pack_b(j0, nb, k0, kc, dst)                  : NR-column panels of B into dst,
 //        panel jp at dst + jp*NR*kc, columns past nb zero; or, returning a pointer, where
 //        such panels already are (prepacked B); or, returning BPanels, some panels read in
@@ -40,6 +41,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -58,13 +60,29 @@ inline T* scratch(int slot, int64_t n) {
 }
 
 // Column-block width: enough tasks for the threads (per_thread each, counting the
-// other_tasks the columns are split across), at most kNB columns.
+// other_tasks the columns are split across), at most kNB columns; and among the widths down
+// to half of that, the one whose tasks spread most evenly over the threads when they take
+// them in order (dynamic schedule): 49 panels (4 x 14x14 pixels) as 7 blocks of 7 kept one
+// of two threads busy for 28 panels, as 9 blocks of at most 6 for 25. Column blocks never
+// change the arithmetic, only which task computes a column.
 inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR, int64_t per_thread = 4) {
-  const int64_t want = per_thread * num_threads();
+  const int64_t nt = num_threads(), want = per_thread * nt;
   const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
-  int64_t nb = round_up(ceil_div(ncol, per), NR);
-  if (nb > gemm::kNB) nb = gemm::kNB;
-  return nb < NR ? NR : nb;
+  const int64_t panels = ceil_div(ncol, int64_t(NR));
+  const int64_t hi = std::max<int64_t>(1, std::min(ceil_div(panels, per), gemm::kNB / NR));
+  if (nt == 1 || per == 1 || nt > 64) return hi * NR;
+  int64_t best = hi, best_span = INT64_MAX;
+  for (int64_t w = hi; w >= 1 && 2 * w >= hi; --w) {
+    int64_t load[64] = {};
+    const int64_t ncb = ceil_div(panels, w);
+    for (int64_t t = 0; t < other_tasks * ncb; ++t) {
+      int64_t* idle = std::min_element(load, load + nt);
+      *idle += t % ncb == ncb - 1 ? panels - (ncb - 1) * w : w;
+    }
+    const int64_t span = *std::max_element(load, load + nt);
+    if (span < best_span) best = w, best_span = span;
+  }
+  return best * NR;
 }
 
 template <typename T>
@@ -78,6 +96,11 @@ template <typename T>
 struct ABlock {
   const T* p;
   int64_t lda;  // 0: packed panels
+  // When set (p unused): row m0+i of the block at ind[i], reduction index k0+k at
+  // ind[i] + ioff[k] (A read in place through row pointers; round_up(mb, MR) entries, the
+  // ones past mb pointing at any valid row).
+  const T* const* ind = nullptr;
+  const int64_t* ioff = nullptr;
 };
 
 template <typename T, class PackA, class PackB, class Store>
@@ -129,10 +152,12 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         if (!c) c = tile, ldc = NR, acc = false;
         const T* ebias = nullptr;
         bool erelu = false;
-        const bool epi = direct && last && !rows && mv == MR &&
+        const bool epi = direct && last && !rows && !a.ind && mv == MR &&
                          store.register_epilogue(m0 + i, ebias, erelu);
         const bool nt = epi && store.stream();
-        if (bplace)
+        if (a.ind)  // (all MR rows computed: c has room for them, only mv are stored)
+          uk.fn_ind(kc, a.ind + i, a.ioff, bp, c, ldc, acc);
+        else if (bplace)
           uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc, ebias, erelu, nt);
         else if (epi)
           uk.fn_epi(kc, ap, bp, c, ldc, acc, ebias, erelu, nt);

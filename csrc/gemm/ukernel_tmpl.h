@@ -82,6 +82,41 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
   }
 }
 
+// A read in place through row pointers (an indirect im2col: XNNPACK's indirection, as
+// offsets): a[i] + aoff[k] is A's value (i, k), for all MR rows (a caller with fewer rows
+// points the rest at a valid row and keeps only its rows of c). B a packed panel.
+template <class V, int MR>
+static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* aoff,
+                    const typename V::T* b, typename V::T* c, int64_t ldc, bool acc) {
+  constexpr int W = V::lanes, NR = 2 * V::lanes;
+  typename V::reg c0[MR], c1[MR];
+  const typename V::T* r[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = c1[i] = V::zero();
+    r[i] = a[i];
+  }
+  for (int64_t k = 0; k < kc; ++k, b += NR) {
+    const int64_t o = aoff[k];
+    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const typename V::reg ai = V::bcast(r[i] + o);
+      c0[i] = V::fma(ai, b0, c0[i]);
+      c1[i] = V::fma(ai, b1, c1[i]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (acc) {
+      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+    }
+    V::store(c + i * ldc, c0[i]);
+    V::store(c + i * ldc + W, c1[i]);
+  }
+}
+
 // The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
 // computed and written. With 1 or 2 rows, few accumulators would wait on the FMA latency,
 // so even and odd reduction steps go to separate accumulators, added at the end (a fixed
@@ -331,6 +366,14 @@ static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, in
       ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
       ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
+  }                                                                                            \
+  void f32_gemm_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,   \
+                    float* c, int64_t ldc, bool acc) {                                         \
+    ukr_ind<VF, 6>(kc, a, aoff, b, c, ldc, acc);                                               \
+  }                                                                                            \
+  void f64_gemm_ind(int64_t kc, const double* const* a, const int64_t* aoff, const double* b, \
+                    double* c, int64_t ldc, bool acc) {                                        \
+    ukr_ind<VD, 6>(kc, a, aoff, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f32_gemv(int nx, int64_t M, int64_t K, const float* a, int64_t lda, const float* x,    \
                 int64_t ldx, float* y, int64_t ldy) {                                          \
