@@ -36,8 +36,9 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
 
 // A kernel choice that tests force on (wherever it applies) or off; process-wide.
 enum class KernelMode { off = 0, auto_ = 1, on = 2 };
-// The forward GEMM with output pixels as the tile's rows (conv_gemm.cpp; auto: ungrouped,
-// at most 144 output pixels, 16 output channels or more).
+// The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
+// (conv_gemm.cpp; auto: ungrouped, at most 144 output pixels and a large filter, or few
+// channels and long reductions: long_reduction).
 void set_pixel_rows_mode(KernelMode m);
 // Whether pixel rows take a convolution of any number of pixels for its M output channels
 // and Kd reduction values (few channels, long reductions; conv_gemm.cpp). Winograd's 5x5

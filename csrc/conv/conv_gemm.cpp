@@ -570,12 +570,15 @@ void for_each_task(int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR, Fn&& 
 // (64 columns of work), its large A (the filter, K*C*R*S values) goes through memory once
 // more as a prepacked copy, and the small B (im2col) is packed again by every row block.
 // Transposed, C^T[pixels x K] = im2col(x)^T * W^T: pixels are the tile's 6 rows (49 = 9 x 6,
-// 54 rows of work), the output channels its 16 columns, im2col is packed once for all
-// threads, and each task packs its block of filter rows into L2 as it goes, every filter
-// value read once, from w itself. Per output value the same products are added in the same
+// 54 rows of work), the output channels its 16 columns, the im2col is read in place (the
+// micro-kernel broadcasts from the source through row pointers and reduction offsets), and
+// each task packs its block of filter rows into L2 as it goes, every filter value read
+// once, from w itself. With few output channels and long reductions the same holds at any
+// pixel count: the GEMM's packing of the im2col, per task, feeds few rows of arithmetic.
+// Per output value the same products are added in the same
 // order (reduction blocks of the same lengths; fma is symmetric in its factors), so the two
-// orientations agree bitwise except where a ragged 1- or 2-row panel (ukr_rem) pairs its
-// reduction steps; neither depends on the thread count.
+// orientations agree bitwise except where the other's ragged 1- or 2-row panel (ukr_rem)
+// pairs its reduction steps; neither depends on the thread count.
 
 std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 
@@ -753,9 +756,9 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
     if (apack) return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
     return gemm::ABlock<T>{nullptr, 0, rowp.data() + am0, xoff.data() + k0};
   };
-  // Tasks by output channels, two per thread: every task reads all of the packed im2col
-  // (49 x 20800 values for 832 -> 128 5x5 at 7x7: 4 MB), four per thread read it twice as
-  // often (832 -> 128: 0.93x against two).
+  // Tasks by blocks of kMC pixels and of output channels, two per thread: every task of a
+  // pixel block reads all of its im2col (49 x 20800 values for 832 -> 128 5x5 at 7x7: 4 MB),
+  // four per thread read it twice as often (832 -> 128: 0.93x against two).
   const int64_t mch = ceil_div(Ncol, kMC), nb = gemm::pick_nb(M, mch, uk.nr, 2);
   const int64_t ncb = ceil_div(M, nb);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(Ncol * M * Kd / 8))
