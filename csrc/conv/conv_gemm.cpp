@@ -592,7 +592,8 @@ std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 // 128 -> 128 3x3 1.40x, 256 -> 32 3x3 1.42x, backward-data of 512 -> 512 3x3 1.43x; batch 2
 // at 7x7 (98 pixels, 0.90 of the work), 512 -> 512 3x3 1.45x, 832 -> 128 5x5's backward-data
 // 1.40x. Left to the other: 256 -> 256 1x1 at batch 2 (0.90 of the work, 256 KiB) and
-// 96 -> 96 3x3 at 10x10 (0.91) ran 0.93x and 0.95x as pixel rows.
+// 96 -> 96 3x3 at 10x10 (0.91) ran 0.93x and 0.95x as pixel rows. More pixels: when
+// long_reduction says so.
 bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
                     int64_t plane, bool backward_data) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));

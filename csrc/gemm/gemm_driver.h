@@ -70,7 +70,9 @@ inline int64_t pick_nb(int64_t ncol, int64_t other_tasks, int NR, int64_t per_th
   const int64_t per = other_tasks >= want ? 1 : ceil_div(want, other_tasks);
   const int64_t panels = ceil_div(ncol, int64_t(NR));
   const int64_t hi = std::max<int64_t>(1, std::min(ceil_div(panels, per), gemm::kNB / NR));
-  if (nt == 1 || per == 1 || nt > 64) return hi * NR;
+  // (Among 8+ tasks per thread, blocks of the widest kind are within an eighth of even.)
+  if (nt == 1 || per == 1 || nt > 64 || other_tasks * ceil_div(panels, hi) >= 8 * nt)
+    return hi * NR;
   int64_t best = hi, best_span = INT64_MAX;
   for (int64_t w = hi; w >= 1 && 2 * w >= hi; --w) {
     int64_t load[64] = {};
