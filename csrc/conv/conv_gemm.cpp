@@ -737,12 +737,11 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // 0.92x, where 3x3 and 5x5 layers gained (832 -> 128 5x5 at 7x7 1.10x, 256 -> 32 3x3
   // 1.45x, and no packed copy of a large im2col).
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR);
-  std::vector<const T*> rowp(Mpad);
+  const bool packed = nth * ntw == 1;
   std::vector<int64_t> moff(Mpad), poff(Ncol), xoff(Kd);
   for (int64_t j = 0; j < Mpad; ++j) {
     const int64_t jj = std::min(j, Ncol - 1), n = jj / GG, gi = jj % GG / Gw, gj = jj % Gw;
     moff[j] = n * src.stride[0] + gi * sth * src.stride[2] + gj * stw * src.stride[3];
-    rowp[j] = src.data + moff[j];
     if (j < Ncol) poff[j] = n * M * GG + j % GG;
   }
   for (int64_t kk = 0; kk < Kd; ++kk) {
@@ -750,7 +749,9 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
     xoff[kk] = ch * src.stride[1] + offh[th] * src.stride[2] + offw[tw] * src.stride[3];
   }
   const T* apack =
-      nth * ntw == 1 ? prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff) : nullptr;
+      packed ? prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff) : nullptr;
+  std::vector<const T*> rowp(packed ? 0 : Mpad);
+  for (size_t j = 0; j < rowp.size(); ++j) rowp[j] = src.data + moff[j];
   const FilterB<T> pb{filt, fs, koff.data(), uk.nr};
   const PixelC<T> st{y, preact, bias, act, poff.data(), GG};
   auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {

@@ -137,7 +137,7 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
     const ABlock<T> a = pack_a(m0, mb, k0, kc, abuf);
     for (int64_t i = 0; i < mb; i += MR) {
       const int64_t mv = mb - i < MR ? mb - i : MR;
-      const T* ap = a.p + (i / MR) * MR * kc;
+      const T* ap = a.ind ? nullptr : a.p + (i / MR) * MR * kc;  // (p unused with ind)
       // A read in place as rows, ragged last rows included (the remainder kernel reads them
       // so too); callers that give A as rows pack B (no caller reads both in place).
       const bool rows = a.lda != 0;
