@@ -191,6 +191,27 @@ def test_list_and_help(tmp_path):
     assert p.returncode == 0 and "--shapes" in p.stdout and "--order" in p.stdout
 
 
+def test_runs_both_openmp_runtimes_with_a_short_spin(tmp_path):
+    # python -m pyconv.bench starts itself again with GOMP_SPINCOUNT set (libgomp reads it
+    # when it loads), unless the caller set it or OMP_WAIT_POLICY.
+    def meta_env(**extra):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        env.update(extra)
+        js = tmp_path / "out.json"
+        p = subprocess.run([sys.executable, "-m", "pyconv.bench", "--suite", "smoke",
+                            "--baseline", "none", "--limit", "1", *FAST, "--json", str(js)],
+                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return json.loads(js.read_text())["meta"]["omp_env"]
+
+    from pyconv.bench.__main__ import SPINCOUNT
+    assert meta_env()["GOMP_SPINCOUNT"] == SPINCOUNT
+    assert meta_env(GOMP_SPINCOUNT="5000")["GOMP_SPINCOUNT"] == "5000"
+    got = meta_env(OMP_WAIT_POLICY="passive")
+    assert got["OMP_WAIT_POLICY"] == "passive" and "GOMP_SPINCOUNT" not in got
+
+
 def _has_matplotlib():
     try:
         import matplotlib  # noqa: F401

@@ -28,9 +28,10 @@ ratio = reference time / pyconv time (> 1 means pyconv is faster). The reference
 when importable (else a plain numpy baseline where one is cheap, else pyconv alone).
 
 OpenMP pitfall: torch and pyconv each keep an OpenMP thread pool; libgomp's workers spin
-for a while after a parallel region, so a sub-millisecond call timed right after the other
-library's call may measure that spinning. Check small cases both ways (--order torch-first)
-and with a pause (--sleep MS), or with OMP_WAIT_POLICY=PASSIVE in the environment.
+after a parallel region (about 10 ms by default), so a call timed right after the other
+library's call would measure that spinning. `python -m pyconv.bench` therefore runs with
+GOMP_SPINCOUNT=10000 (about 0.3 ms) for both unless GOMP_SPINCOUNT or OMP_WAIT_POLICY is
+set. Check small cases both ways (--order torch-first) and with a pause (--sleep MS).
 """
 
 
