@@ -119,6 +119,7 @@ def _restore():
     yield
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
+    _C._set_col2im("auto")
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -262,6 +263,53 @@ def test_col2im_backward_data(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa)
     ref = torch_ref(*args)
     gi = assert_threads_bitwise(args, k=2)[1]
     assert_close(gi, ref[1], TOL[dtype], "grad_input")
+
+
+# The same kernel forced on for layers of any width (the auto gate also takes wide layers
+# whose im2col of dy is largely zero padding): many channels, few output channels, both
+# dtypes, every ISA; threads bitwise.
+@given(N=st.integers(1, 3), C=st.integers(1, 40), K=st.integers(1, 70), H=st.integers(1, 12),
+       W=st.integers(1, 12), R=st.integers(1, 7), S=st.integers(1, 7),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pad=st.tuples(*[st.integers(0, 3)] * 4), dtype=st.sampled_from([np.float32, np.float64]),
+       isa=st.sampled_from(ISAS))
+def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa):
+    if (H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1
+            or R * S == 1):
+        return
+    _C.set_isa(isa)
+    _C._set_col2im("on")
+    args = make((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype, seed=N + C + K + H + W)
+    ref = torch_ref(*args)
+    gi = assert_threads_bitwise(args, k=2)[1]
+    assert_close(gi, ref[1], TOL[dtype], "grad_input")
+
+
+# Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
+# zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol); the phase
+# GEMM / Winograd otherwise. auto must be bitwise what the kernel it picks computes.
+@pytest.mark.parametrize("shape, takes", [
+    ((2, 16, 10, 10, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), True),     # unpadded 7x7 at 10x10 (4x)
+    ((2, 24, 14, 14, 64, 5, 5, 1, (0, 0, 0, 0), 1, 1), True),     # unpadded 5x5 at 14x14 (1.96x)
+    ((2, 8, 13, 13, 128, 5, 5, 1, (1, 1, 1, 1), 1, 1), True),     # padded by 1 (1.36x)
+    ((2, 16, 14, 14, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # "same": no padding waste
+    ((2, 16, 14, 14, 32, 5, 5, 1, (0, 0, 0, 0), 1, 1), False),    # 32 output channels
+    ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),    # 3x3: Winograd's
+])
+def test_col2im_auto_takes_padding_heavy_layers(shape, takes):
+    args = make(shape, np.float32, seed=3)
+    x, w, b, dy, stride, pad, dil, groups = args
+    ref = torch_ref(*args)
+
+    def grad_input(mode):
+        _C._set_col2im(mode)
+        return _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+
+    on, off, auto = grad_input("on"), grad_input("off"), grad_input("auto")
+    assert not np.array_equal(on, off)  # the two kernels round differently: auto is one of them
+    assert np.array_equal(auto, on if takes else off)
+    assert_close(auto, ref[1], TOL[np.float32], "grad_input")
 
 
 def test_col2im_chunks_and_views():

@@ -1,5 +1,6 @@
 // Kernel selection for conv2d on the CPU: depthwise (groups == C == K) runs the
-// direct kernels, 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
+// direct kernels, backward-data with few input channels or largely zero-padded im2col
+// col2im (conv_col2im.cpp), 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
 // F(2x2, 3x3) (conv_winograd.cpp), grouped stride-1 ones with few channels per group a
 // direct kernel (conv_grouped.cpp), everything else the packed GEMM (conv_gemm.cpp) with the
 // micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
@@ -27,9 +28,9 @@ template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   if (fast::is_depthwise(p))
     fast::depthwise_backward_data(p, dy, w, dx);
-  else if (!fast::winograd_backward_data(p, dy, w, dx) &&
-           !fast::grouped_backward_data(p, dy, w, dx) &&
-           !fast::backward_data_col2im(p, dy, w, dx))
+  else if (!fast::backward_data_col2im(p, dy, w, dx) &&
+           !fast::winograd_backward_data(p, dy, w, dx) &&
+           !fast::grouped_backward_data(p, dy, w, dx))
     fast::conv2d_backward_data_gemm(p, dy, w, dx);
 }
 

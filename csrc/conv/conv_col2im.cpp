@@ -4,8 +4,11 @@
 // (dy read in place as its B panels), then col2im gathers every dx element's taps in a
 // fixed order. The stride-phase GEMM instead packs im2col(dy): K*R*S/(sh*sw) values per
 // dx element for only 2*C flops each, memory-bound at C = 3 (packing was 57% of the 7x7
-// stem's backward-data); here the GEMM does 2*K flops per dcol value.
+// stem's backward-data); here the GEMM does 2*K flops per dcol value. The same holds for
+// layers whose im2col of dy is largely zero padding (the backward-data of an unpadded 5x5 or
+// 7x7 layer on a small plane): dcol has only the taps that exist.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "common/parallel.h"
@@ -18,65 +21,117 @@ namespace {
 
 constexpr int64_t kMaxC = 8;   // input channels up to which it applies
 constexpr int64_t kMinK = 32;  // output channels from which the GEMM pays (16: 0.76x)
+// Layers of any width whose im2col-of-dy GEMM would multiply largely zero padding (see
+// use_col2im): from this many output channels (the dcol GEMM's reduction: flops per dcol
+// value written and read again), ...
+constexpr int64_t kMinKPad = 64;
+// ... this ratio of the phase GEMM's work to col2im's, H*W / (sh*sw*P*Q) ...
+constexpr double kMinWaste = 1.3;
 constexpr int64_t kChunkElems = 1 << 21;  // dcol per pass (images at a time)
 constexpr int64_t kMaxImageElems = 1 << 23;  // one image's dcol beyond this: the phase GEMM
 
 using gemm::ceil_div;
 using gemm::floor_div;
 
-// dx rows (n, c, h) of images [0, nb) from dcol (nb, C*R*S, P, Q) contiguous. A row sums
-// its taps (r, then s, ascending) into sw phase-major rows (w = j*sw + phase), then
-// interleaves them into dx.
+// d[q] += s[q] for q < n (the compiler vectorises this only knowing the two do not overlap).
+template <typename T>
+inline void add_run(T* __restrict d, const T* __restrict s, int64_t n) {
+  for (int64_t q = 0; q < n; ++q) d[q] += s[q];
+}
+
+// dx of images [0, nb) from dcol (nb, C*R*S, P, Q) contiguous, by bands of kBand rows of
+// one plane (n, c): tap by tap (r, then s, ascending: the order of every value's sum), the
+// tap's dcol rows are added into the band's sw phase-major rows (w = j*sw + phase), which
+// are then interleaved into dx. Tap-major, each tap's rows stream from one dcol plane; row
+// by row (all taps of one dx row, then the next), the loads came from R*S planes at once
+// and waited on the L3 cache (2 ns a value; CIFAR-sized rows).
 template <typename T>
 void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
   const int64_t C = p.C, H = p.H, W = p.W, R = p.R, S = p.S, P = p.P, Q = p.Q;
   const int64_t sh = p.stride_h, sw = p.stride_w, CRS = C * R * S;
   const int64_t Wl = ceil_div(W, sw);  // phase row length (phase 0 is the longest)
+  constexpr int64_t kBand = 16;
+  const int64_t nband = ceil_div(H, kBand);
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<T> acc(static_cast<size_t>(sw * Wl));
-    std::vector<const T*> rows(static_cast<size_t>(sw));  // the phase rows within acc
-    for (int64_t pw = 0; pw < sw; ++pw) rows[static_cast<size_t>(pw)] = acc.data() + pw * Wl;
+    std::vector<T> acc(static_cast<size_t>(kBand * sw * Wl));
+    std::vector<const T*> rows(static_cast<size_t>(sw));
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < nb * C * H; ++t) {
-      const int64_t n = t / (C * H), c = t / H % C, h = t % H;
+    for (int64_t t = 0; t < nb * C * nband; ++t) {
+      const int64_t n = t / (C * nband), c = t / nband % C;
+      const int64_t h0 = t % nband * kBand, h1 = std::min(H, h0 + kBand);
       std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t u = h + p.pad_top - r * p.dil_h;
-        if (u < 0 || u % sh != 0 || u / sh >= P) continue;
-        const int64_t oh = u / sh;
+      for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s) {
           // w = q*sw + off = (q + base)*sw + ph
           const int64_t off = s * p.dil_w - p.pad_left, base = floor_div(off, sw);
           const int64_t ph = off - base * sw, len = ceil_div(W - ph, sw);
           const int64_t q0 = std::max<int64_t>(0, -base);
           const int64_t q1 = std::min<int64_t>(Q, len - base);
-          const T* src = dcol + ((n * CRS + (c * R + r) * S + s) * P + oh) * Q;
-          T* a = acc.data() + ph * Wl;
-          for (int64_t q = q0; q < q1; ++q) a[q + base] += src[q];
+          if (q1 <= q0) continue;
+          const T* plane = dcol + (n * CRS + (c * R + r) * S + s) * P * Q;
+          for (int64_t h = h0; h < h1; ++h) {
+            const int64_t u = h + p.pad_top - r * p.dil_h;
+            if (u < 0 || u % sh != 0 || u / sh >= P) continue;
+            add_run(acc.data() + ((h - h0) * sw + ph) * Wl + base + q0,
+                    plane + u / sh * Q + q0, q1 - q0);
+          }
         }
+      for (int64_t h = h0; h < h1; ++h) {
+        for (int64_t pw = 0; pw < sw; ++pw)
+          rows[static_cast<size_t>(pw)] = acc.data() + ((h - h0) * sw + pw) * Wl;
+        interleave_phase_row(dx + ((n * C + c) * H + h) * W, W, sw, rows.data());
       }
-      interleave_phase_row(dx + t * W, W, sw, rows.data());
     }
   }
 }
 
+std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
+
 }  // namespace
+
+void set_col2im_mode(KernelMode m) { g_col2im.store(static_cast<int>(m)); }
+
+// When (auto): the few-channel layers above, and layers whose stride-phase GEMM would spend
+// 30% or more of its multiplies on dy's zero padding (the backward-data of an unpadded 5x5
+// or 7x7 layer on a small plane: a full correlation) with kernels larger than 3x3 (3x3
+// layers keep Winograd, 2.25x fewer multiplies: 128 -> 128 unpadded at 14x14 ran 0.76x as
+// col2im), at least kMinKPad output channels and one image's dcol within a pass (else it
+// goes through memory: 64 -> 128 7x7 at 32x32, 4.2M values, ran 0.88x). Against the phase
+// GEMM or Winograd, batch 4, same process, 2 threads: 128 -> 128 7x7 at 16x16 1.54x, 96 ->
+// 256 5x5 at 28x28 1.14x, 64 -> 64 5x5 at 14x14 1.56x (1.27x padded by 1), 128 -> 128 5x5
+// at 20x20 1.33x (1.26x at 14x14 padded by 1). With 32 output channels it lost (16 x 32 ->
+// 32 5x5 at 16x16 0.83x).
+bool use_col2im(const ConvParams& p) {
+  const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
+  const int64_t C = p.C, K = p.K, RS = p.R * p.S, PQ = p.P * p.Q;
+  if (mode == KernelMode::off || p.groups != 1 || RS == 1 || p.N == 0 || PQ == 0 ||
+      C * RS * PQ > kMaxImageElems)
+    return false;
+  if (mode == KernelMode::on) return true;
+  if (C <= kMaxC && K >= std::max<int64_t>(kMinK, 4 * C)) return true;
+  const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
+  return RS > 9 && K >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
+}
+
 
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   const int64_t C = p.C, K = p.K, RS = p.R * p.S, CRS = C * RS, PQ = p.P * p.Q;
-  if (p.groups != 1 || C > kMaxC || K < std::max<int64_t>(kMinK, 4 * C) || RS == 1 ||
-      p.N == 0 || PQ == 0 || CRS * PQ > kMaxImageElems)
-    return false;
-  // W^T as the 1x1 convolution's weight (C*R*S, K, 1, 1).
-  std::vector<T> wt(static_cast<size_t>(CRS * K));
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t r = 0; r < p.R; ++r)
-        for (int64_t s = 0; s < p.S; ++s)
-          wt[((c * p.R + r) * p.S + s) * K + k] = w.at(k, c, r, s);
-  const View4<const T> wv{wt.data(), {CRS, K, 1, 1}, {K, 1, 1, 1}};
+  if (!use_col2im(p)) return false;
+  // W^T as the 1x1 convolution's weight (C*R*S, K, 1, 1): a view of w when its (c, r, s)
+  // values are evenly spaced (a contiguous filter), else a copy.
+  std::vector<T> wt;
+  View4<const T> wv{w.data, {CRS, K, 1, 1}, {w.stride[3], w.stride[0], 1, 1}};
+  if (w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
+    wt.resize(static_cast<size_t>(CRS * K));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t r = 0; r < p.R; ++r)
+          for (int64_t s = 0; s < p.S; ++s)
+            wt[((c * p.R + r) * p.S + s) * K + k] = w.at(k, c, r, s);
+    wv = View4<const T>{wt.data(), {CRS, K, 1, 1}, {K, 1, 1, 1}};
+  }
   const int64_t nb = std::clamp<int64_t>(kChunkElems / (CRS * PQ), 1, p.N);
   T* dcol = gemm::scratch<T>(10, nb * CRS * PQ);
   for (int64_t n0 = 0; n0 < p.N; n0 += nb) {

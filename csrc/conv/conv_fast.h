@@ -26,8 +26,9 @@ template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 // Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im
 // (conv_col2im.cpp), for ungrouped convolutions with at most 8 input channels and at least
-// 32 and 4x as many output channels, and at most 2^23 dcol values per image: returns false,
-// doing nothing, when it does not apply.
+// 32 and 4x as many output channels, or whose stride-phase GEMM would spend 30% of its
+// multiplies on zero padding (use_col2im), and at most 2^23 dcol values per image: returns
+// false, doing nothing, when it does not apply.
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 template <typename T>
@@ -36,6 +37,11 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
 
 // A kernel choice that tests force on (wherever it applies) or off; process-wide.
 enum class KernelMode { off = 0, auto_ = 1, on = 2 };
+// Whether backward_data_col2im takes a convolution (auto: the few-channel layers above, and
+// layers whose stride-phase GEMM would multiply largely zero padding: conv_col2im.cpp).
+void set_col2im_mode(KernelMode m);
+bool use_col2im(const ConvParams& p);
+
 // The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
 // (conv_gemm.cpp; auto: ungrouped, at most 144 output pixels and a large filter, or few
 // channels and long reductions: long_reduction).

@@ -216,6 +216,9 @@ void bind_conv(py::module_& m) {
   m.def("_set_winograd", [mode](const std::string& s) {
     fast::set_winograd_mode(mode("_set_winograd", s));
   });
+  m.def("_set_col2im", [mode](const std::string& s) {
+    fast::set_col2im_mode(mode("_set_col2im", s));
+  });
   m.def("_set_pixel_rows", [mode](const std::string& s) {
     fast::set_pixel_rows_mode(mode("_set_pixel_rows", s));
   });
