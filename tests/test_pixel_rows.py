@@ -140,6 +140,24 @@ def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which):
     assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
+@pytest.mark.parametrize("shape, which, takes", [
+    ((4, 48, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),   # 5x5 at 7x7, batch 4: 196 pixels
+    ((1, 32, 10, 10, 96, 3, 3, 1, (1, 1, 1, 1), 1, 1), 1, True),  # backward-data, 864 values
+    ((2, 64, 14, 14, 128, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, True),  # stride 2 to 7x7
+    ((1, 16, 12, 12, 32, 3, 3, 1, (1, 1, 1, 1), 1, 1), 0, False),  # 144 reduction values
+    ((1, 256, 14, 14, 128, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 1x1 at 196 pixels
+])
+def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
+    """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
+    reduction values: auto is bitwise the kernel the gate picks (the two orientations differ
+    here: M % 6 leaves a ragged 2-row panel to the other), and matches torch."""
+    args = make(shape, np.float32, seed=6)
+    auto, on, off = (_run(m, args)[which] for m in ("auto", "on", "off"))
+    assert not np.array_equal(on, off)
+    assert np.array_equal(auto, on if takes else off)
+    assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
+
+
 def test_mode_errors():
     with pytest.raises(ValueError, match="_set_pixel_rows"):
         _C._set_pixel_rows("sometimes")

@@ -43,8 +43,9 @@ void set_col2im_mode(KernelMode m);
 bool use_col2im(const ConvParams& p);
 
 // The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
-// (conv_gemm.cpp; auto: ungrouped, at most 144 output pixels and a large filter, or few
-// channels and long reductions: long_reduction).
+// (conv_gemm.cpp; auto: ungrouped, kernels of several taps at up to 432 output pixels with
+// 256+ reduction values, 1x1 at up to 144 with a large filter, or few channels and long
+// reductions: long_reduction).
 void set_pixel_rows_mode(KernelMode m);
 // Whether pixel rows take a convolution of any number of pixels for its M output channels
 // and Kd reduction values (few channels, long reductions; conv_gemm.cpp). Winograd's 5x5

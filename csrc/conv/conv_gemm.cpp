@@ -582,18 +582,26 @@ void for_each_task(int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR, Fn&& 
 
 std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 
-// When (auto): ungrouped, at most kMC pixels (one row block: each filter value packed
-// once), a filter of 32K values or more (1x1 64 -> 256 at 7x7, 16K, ran 0.9x), and tiles of
-// less work (6-row panels of pixels and 16-column panels of channels, against 6-row panels
-// of channels and 16-column panels of pixels) by 15%, or by anything with a filter of 1 MiB
-// or more, which pixel rows read once from memory instead of writing and reading again a
-// packed copy. Against the other orientation (2 threads, same process, paired runs): batch 1
-// at 7x7, forward 512 -> 512 3x3 1.68x, 832 -> 128 5x5 1.39x, 2048 -> 512 1x1 1.58x,
-// 128 -> 128 3x3 1.40x, 256 -> 32 3x3 1.42x, backward-data of 512 -> 512 3x3 1.43x; batch 2
-// at 7x7 (98 pixels, 0.90 of the work), 512 -> 512 3x3 1.45x, 832 -> 128 5x5's backward-data
-// 1.40x. Left to the other: 256 -> 256 1x1 at batch 2 (0.90 of the work, 256 KiB) and
-// 96 -> 96 3x3 at 10x10 (0.91) ran 0.93x and 0.95x as pixel rows. More pixels: when
-// long_reduction says so.
+// When (auto), ungrouped:
+//  - kernels of several taps (the im2col read in place) at up to 3 * kMC pixels, with a
+//    reduction of a KC block or more and tiles of at most 1.3x the work of the other
+//    orientation's (6-row panels of pixels and 16-column panels of channels, against 6-row
+//    panels of channels and 16-column panels of pixels). Against the other orientation
+//    (same process, 2 threads): batch 4 at 7x7 (196 pixels), forward 128 -> 128 7x7 1.43x,
+//    256 -> 256 5x5 1.37x, 48 -> 128 5x5 1.21x, 64 -> 16 5x5 1.35x, 64 -> 8 5x5 1.06x,
+//    backward-data 128 <- 128 5x5 1.47x; batch 1 at 14x14, 256 -> 256 5x5 1.40x (both
+//    directions), 64 -> 64 7x7 1.45x; 392-400 pixels 1.08-1.19x (5x5, 64-256 channels);
+//    stride 2, 256 -> 512 3x3 to 7x7 at batch 4 1.27x; batch 1 at 10x10, 96 -> 96 3x3 1.37x.
+//    Short reductions lost (3 -> 32 3x3, 27 values: 0.58x; 144 and 216 values 0.96-0.99x):
+//    the transposed tile stores outweigh them. At 576 pixels 1.05x, at 784 0.94x.
+//  - 1x1 (the im2col packed once): at most kMC pixels (one row block: each filter value
+//    packed once), a filter of 32K values or more (1x1 64 -> 256 at 7x7, 16K, ran 0.9x),
+//    and tiles of less work by 15%, or by anything with a filter of 1 MiB or more, which
+//    pixel rows read once from memory instead of writing and reading again a packed copy.
+//    2048 -> 512 at 7x7 batch 1 1.58x; 256 -> 256 at batch 2 (0.90 of the work, 256 KiB)
+//    ran 0.93x (1.08x since the im2col of kernels with taps is read in place), at 14x14
+//    batch 1-2 0.76-0.86x.
+//  - more pixels: when long_reduction says so.
 bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
                     int64_t plane, bool backward_data) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
@@ -608,6 +616,7 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   // the gate's thresholds come from it.)
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
                       double(round_up(Ncol, 16) * round_up(M, 6));
+  if (p.R * p.S > 1 && Ncol <= 3 * kMC && Kd >= gemm::kKC && work <= 1.3) return true;
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
   if (Ncol <= kMC)
     return M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
