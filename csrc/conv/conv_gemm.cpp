@@ -669,8 +669,12 @@ struct FilterB {
             for (int j = 0; j < NR; ++j) rows[j] = filt + (j0 + pj + j) * fs + ko[a];
             T* d = dst + pj * kc + a * NR;
             if (fs == 1) {
+              // (8-value moves of a constant size: a memcpy of NR values is a library call
+              // per row, 12% of a 512 <- 2048 1x1 backward-data's profile at 98 pixels; the
+              // row reads, from memory, are most of that time either way: 1.00-1.04x.)
               for (int64_t kk = a; kk < b; ++kk, d += NR)
-                std::memcpy(d, rows[0] + (ko[kk] - ko[a]), NR * sizeof(T));
+                for (int q = 0; q < NR; q += 8)
+                  std::memcpy(d + q, rows[0] + (ko[kk] - ko[a]) + q, 8 * sizeof(T));
             } else {
               transpose_run(rows, 0, b - a, d, NR);
             }
