@@ -246,20 +246,27 @@ def test_in_place_panels(W, K, C, stride, dtype, isa):
 # and 4x as many output channels): strides 1-3 in each direction (stride > kernel: taps
 # that reach no row), dilation, asymmetric padding of both parities, odd sizes, both
 # dtypes, every ISA; threads bitwise.
-@given(N=st.integers(1, 3), C=st.integers(1, 8), K=st.integers(32, 48), H=st.integers(1, 13),
-       W=st.integers(1, 13), R=st.integers(1, 5), S=st.integers(1, 5),
-       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-       dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       pad=st.tuples(*[st.integers(0, 3)] * 4), dtype=st.sampled_from([np.float32, np.float64]),
-       isa=st.sampled_from(ISAS))
+COL2IM_SWEEP = dict(N=st.integers(1, 3), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+                    dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+                    pad=st.tuples(*[st.integers(0, 3)] * 4),
+                    dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
+
+
+@given(C=st.integers(1, 8), K=st.integers(32, 48), H=st.integers(1, 13), W=st.integers(1, 13),
+       R=st.integers(1, 5), S=st.integers(1, 5), **COL2IM_SWEEP)
 def test_col2im_backward_data(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa):
+    check_grad_input((N, C, H, W, max(K, 4 * C), R, S, stride, pad, dil, 1), dtype, isa,
+                     seed=N + C + H + W + R + S)
+
+
+def check_grad_input(shape, dtype, isa, seed):
+    """grad_input of a valid shape (R*S > 1) against torch, bitwise for 1-3 threads."""
+    N, C, H, W, K, R, S, stride, pad, dil, groups = shape
     if (H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1
             or R * S == 1):
         return
     _C.set_isa(isa)
-    K = max(K, 4 * C)
-    args = make((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype, seed=N + C + H + W + R + S)
-    x, w, b, dy = args[:4]
+    args = make(shape, dtype, seed=seed)
     ref = torch_ref(*args)
     gi = assert_threads_bitwise(args, k=2)[1]
     assert_close(gi, ref[1], TOL[dtype], "grad_input")
@@ -268,22 +275,12 @@ def test_col2im_backward_data(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa)
 # The same kernel forced on for layers of any width (the auto gate also takes wide layers
 # whose im2col of dy is largely zero padding): many channels, few output channels, both
 # dtypes, every ISA; threads bitwise.
-@given(N=st.integers(1, 3), C=st.integers(1, 40), K=st.integers(1, 70), H=st.integers(1, 12),
-       W=st.integers(1, 12), R=st.integers(1, 7), S=st.integers(1, 7),
-       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-       dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       pad=st.tuples(*[st.integers(0, 3)] * 4), dtype=st.sampled_from([np.float32, np.float64]),
-       isa=st.sampled_from(ISAS))
+@given(C=st.integers(1, 40), K=st.integers(1, 70), H=st.integers(1, 12), W=st.integers(1, 12),
+       R=st.integers(1, 7), S=st.integers(1, 7), **COL2IM_SWEEP)
 def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, isa):
-    if (H + pad[0] + pad[1] < dil[0] * (R - 1) + 1 or W + pad[2] + pad[3] < dil[1] * (S - 1) + 1
-            or R * S == 1):
-        return
-    _C.set_isa(isa)
     _C._set_col2im("on")
-    args = make((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype, seed=N + C + K + H + W)
-    ref = torch_ref(*args)
-    gi = assert_threads_bitwise(args, k=2)[1]
-    assert_close(gi, ref[1], TOL[dtype], "grad_input")
+    check_grad_input((N, C, H, W, K, R, S, stride, pad, dil, 1), dtype, isa,
+                     seed=N + C + K + H + W)
 
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's

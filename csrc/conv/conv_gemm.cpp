@@ -600,8 +600,7 @@ std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 //    and tiles of less work by 15%, or by anything with a filter of 1 MiB or more, which
 //    pixel rows read once from memory instead of writing and reading again a packed copy.
 //    2048 -> 512 at 7x7 batch 1 1.58x; 256 -> 256 at batch 2 (0.90 of the work, 256 KiB)
-//    ran 0.93x (1.08x since the im2col of kernels with taps is read in place), at 14x14
-//    batch 1-2 0.76-0.86x.
+//    ran 0.93x (0.98-1.08x measured again), at 14x14 batch 1-2 0.76-0.86x.
 //  - more pixels: when long_reduction says so.
 bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
                     int64_t plane, bool backward_data) {
