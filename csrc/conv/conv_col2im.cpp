@@ -88,10 +88,6 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
 
 std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 
-}  // namespace
-
-void set_col2im_mode(KernelMode m) { g_col2im.store(static_cast<int>(m)); }
-
 // When (auto): the few-channel layers above, and layers whose stride-phase GEMM would spend
 // 30% or more of its multiplies on dy's zero padding (the backward-data of an unpadded 5x5
 // or 7x7 layer on a small plane: a full correlation) with kernels larger than 3x3 (3x3
@@ -113,6 +109,10 @@ bool use_col2im(const ConvParams& p) {
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   return RS > 9 && K >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
 }
+
+}  // namespace
+
+void set_col2im_mode(KernelMode m) { g_col2im.store(static_cast<int>(m)); }
 
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {

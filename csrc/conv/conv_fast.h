@@ -27,7 +27,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
 // Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im
 // (conv_col2im.cpp), for ungrouped convolutions with at most 8 input channels and at least
 // 32 and 4x as many output channels, or whose stride-phase GEMM would spend 30% of its
-// multiplies on zero padding (use_col2im), and at most 2^23 dcol values per image: returns
+// multiplies on zero padding, and at most 2^23 dcol values per image: returns
 // false, doing nothing, when it does not apply.
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
@@ -38,9 +38,9 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
 // A kernel choice that tests force on (wherever it applies) or off; process-wide.
 enum class KernelMode { off = 0, auto_ = 1, on = 2 };
 // Whether backward_data_col2im takes a convolution (auto: the few-channel layers above, and
-// layers whose stride-phase GEMM would multiply largely zero padding: conv_col2im.cpp).
+// layers whose stride-phase GEMM would multiply largely zero padding: use_col2im in
+// conv_col2im.cpp).
 void set_col2im_mode(KernelMode m);
-bool use_col2im(const ConvParams& p);
 
 // The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
 // (conv_gemm.cpp; auto: ungrouped, kernels of several taps at up to 432 output pixels with
