@@ -13,7 +13,9 @@ with AVX-512) with partial last panels, filter rows packed by 8x8 transposes (co
 runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
 backward-data) and value by value (strided filters, float64, the scalar build), reduction
 blocks (more than 256 values), strides, dilation, asymmetric padding, several images, and
-the bias / activation epilogue with the pre-activation.
+the bias / activation epilogue with the pre-activation. Panels skip the taps that read only
+zero padding (ukr_box, pixels grouped by their taps' ranges: plan_pixels); the sweep checks
+that skipping them (`_C._set_tap_skip`) changes no result bit.
 """
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ def _restore():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     yield
     _C._set_pixel_rows("auto")
+    _C._set_tap_skip("auto")
     _C._set_winograd("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
@@ -61,8 +64,13 @@ def test_sweep(N, C, K, H, W, R, S, stride, pad, dil, strided_w, dtype, isa, thr
         w = np.asfortranarray(w)
     args = (x, w, b, dy, *rest)
     ref = torch_ref(*args)
-    for g, r, name in zip(_run("on", args), ref, ("forward", "grad_input", "grad_weight")):
+    got = _run("on", args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight")):
         assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
+    # Every tap computed: the skipped products were exact zeros, the rest in the same order.
+    _C._set_tap_skip("off")
+    for g, a, name in zip(_run("on", args), got[:2], ("forward", "grad_input")):
+        np.testing.assert_array_equal(g, a, err_msg=f"{name} {isa} {threads} without skipping")
 
 
 # Pixel counts around the 6-row panels and channel counts around the 16-column panels, one
@@ -158,6 +166,37 @@ def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
+def _direction(which, args):
+    x, w, b, dy, stride, pad, dil, groups = args
+    if which == 0:
+        return _C.conv2d_forward(x, w, b, stride, pad, dil, groups)
+    return _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+
+
+@pytest.mark.parametrize("which, shape, skipped", [
+    # 5x5 "same" at 7x7, batch 4: grouped by their taps' ranges, the 33 panels compute 626 of
+    # their 825 (panel, tap) pairs (in row-major order they would compute 750).
+    (0, (4, 32, 7, 7, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1), 825 - 626),
+    # Its backward-data (the same taps, flipped), and 3x3 at 7x7, batch 1: 81 -> 70.
+    (1, (4, 48, 7, 7, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), 825 - 626),
+    (0, (1, 64, 7, 7, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1), 81 - 70),
+    # No padding, nothing to skip.
+    (0, (2, 32, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), 0)])
+def test_skips_the_taps_on_padding(which, shape, skipped):
+    args = make(shape, np.float32, seed=8)
+    _C._set_pixel_rows("on")
+    before = _C._taps_skipped()
+    on = _direction(which, args)
+    assert _C._taps_skipped() - before == skipped
+    _C._set_tap_skip("off")
+    before = _C._taps_skipped()
+    assert np.array_equal(_direction(which, args), on)
+    assert _C._taps_skipped() == before
+    assert_close(on, torch_ref(*args)[which], TOL[np.float32], "against torch")
+
+
 def test_mode_errors():
+    with pytest.raises(ValueError, match="_set_tap_skip"):
+        _C._set_tap_skip("sometimes")
     with pytest.raises(ValueError, match="_set_pixel_rows"):
         _C._set_pixel_rows("sometimes")

@@ -47,6 +47,11 @@ void set_col2im_mode(KernelMode m);
 // 256+ reduction values, 1x1 at up to 144 with a large filter, or few channels and long
 // reductions: long_reduction).
 void set_pixel_rows_mode(KernelMode m);
+// Whether pixel rows skip the taps that read only zero padding (off: they compute every
+// tap; auto and on: plan_pixels in conv_gemm.cpp). Same results either way.
+void set_tap_skip_mode(KernelMode m);
+// How many (6-pixel panel, tap) pairs pixel rows have skipped so far (tests).
+int64_t taps_skipped();
 // Whether pixel rows take a convolution of any number of pixels for its M output channels
 // and Kd reduction values (few channels, long reductions; conv_gemm.cpp). Winograd's 5x5
 // gate defers to it for few outputs.

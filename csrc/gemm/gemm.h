@@ -67,6 +67,25 @@ template <typename T>
 using UkrIndFn = void (*)(int64_t kc, const T* const* a, const int64_t* aoff, const T* b, T* c,
                           int64_t ldc, bool acc);
 
+// A selection of the reduction indices of one block, for a tile whose A rows read the
+// source's zero padding at the other ones (pixel rows, conv_gemm.cpp): the reduction index
+// (channel, tap) is kept when the tap is one of a box's nt taps. Taps t of the box: A at
+// ao + aoff[t] from each row pointer, B's row at bo + boff[t] from the packed panel, for
+// one channel; the next channel's at ao + astep, bo + bstep. The block keeps n of them,
+// from the box's tap t onwards.
+struct KSel {
+  int64_t n;
+  const int64_t* aoff;
+  const int64_t* boff;
+  int64_t nt, t, ao, bo, astep, bstep;
+};
+
+// ukr_ind over the reduction indices of s: c[i*ldc + j] (+)= sum over them of
+// a[i][A offset] * b[B offset + j] (ukr_box in ukernel_tmpl.h).
+template <typename T>
+using UkrBoxFn = void (*)(const KSel& s, const T* const* a, const T* b, T* c, int64_t ldc,
+                          bool acc);
+
 // y[n*ldy + o] = sum_k a[o*lda + k] * x[n*ldx + k] for o < M, n < nx: rows of a dotted with
 // nx vectors, each row read once (gemv_rows in ukernel_tmpl.h).
 template <typename T>
@@ -89,6 +108,7 @@ struct UKernel {
   GemvFn<T> fn_gemv = nullptr;
   GemvTFn<T> fn_gemv_t = nullptr;
   UkrIndFn<T> fn_ind = nullptr;
+  UkrBoxFn<T> fn_box = nullptr;
   const char* name = "";
 };
 

@@ -103,6 +103,9 @@ struct ABlock {
   // ones past mb pointing at any valid row).
   const T* const* ind = nullptr;
   const int64_t* ioff = nullptr;
+  // With ind, when set: row panel i / MR of the block computes only the reduction indices
+  // of *sel[i / MR] (null: all of them).
+  const KSel* const* sel = nullptr;
 };
 
 template <typename T, class PackA, class PackB, class Store>
@@ -157,7 +160,10 @@ void gemm_task(const UKernel<T>& uk, int64_t m0, int64_t m1, int64_t j0, int64_t
         const bool epi = direct && last && !rows && !a.ind && mv == MR &&
                          store.register_epilogue(m0 + i, ebias, erelu);
         const bool nt = epi && store.stream();
-        if (a.ind)  // (all MR rows computed: c has room for them, only mv are stored)
+        const KSel* ks = a.sel ? a.sel[i / MR] : nullptr;
+        if (ks)  // (all MR rows computed, as below)
+          uk.fn_box(*ks, a.ind + i, bp, c, ldc, acc);
+        else if (a.ind)  // (all MR rows computed: c has room for them, only mv are stored)
           uk.fn_ind(kc, a.ind + i, a.ioff, bp, c, ldc, acc);
         else if (bplace)
           uk.fn_off(static_cast<int>(mv), kc, ap, bplace, bkoff, c, ldc, acc, ebias, erelu, nt);

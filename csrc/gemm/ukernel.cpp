@@ -23,6 +23,10 @@ namespace pyconv {
                     int64_t, bool);                                                          \
   void f64_gemm_ind(int64_t, const double* const*, const int64_t*, const double*, double*,  \
                     int64_t, bool);                                                          \
+  void f32_gemm_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,   \
+                    bool);                                                                   \
+  void f64_gemm_box(const gemm::KSel&, const double* const*, const double*, double*,         \
+                    int64_t, bool);                                                          \
   void f32_gemv(int, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, \
                 int64_t);                                                                    \
   void f64_gemv(int, int64_t, int64_t, const double*, int64_t, const double*, int64_t,       \
@@ -49,19 +53,19 @@ namespace gemm {
 template <>
 UKernel<float> ukernel_for<float>(Isa isa) {
 #if defined(PYCONV_X86)
-  if (isa == Isa::avx512) return {6, 32, avx512::f32_gemm_6x32, avx512::f32_gemm_6x32_rows, avx512::f32_gemm_rem, avx512::f32_gemm_epi, avx512::f32_gemm_off, avx512::f32_gemv, avx512::f32_gemv_t, avx512::f32_gemm_ind, "f32_gemm_6x32__avx512"};
-  if (isa == Isa::avx2) return {6, 16, avx2::f32_gemm_6x16, avx2::f32_gemm_6x16_rows, avx2::f32_gemm_rem, avx2::f32_gemm_epi, avx2::f32_gemm_off, avx2::f32_gemv, avx2::f32_gemv_t, avx2::f32_gemm_ind, "f32_gemm_6x16__avx2"};
+  if (isa == Isa::avx512) return {6, 32, avx512::f32_gemm_6x32, avx512::f32_gemm_6x32_rows, avx512::f32_gemm_rem, avx512::f32_gemm_epi, avx512::f32_gemm_off, avx512::f32_gemv, avx512::f32_gemv_t, avx512::f32_gemm_ind, avx512::f32_gemm_box, "f32_gemm_6x32__avx512"};
+  if (isa == Isa::avx2) return {6, 16, avx2::f32_gemm_6x16, avx2::f32_gemm_6x16_rows, avx2::f32_gemm_rem, avx2::f32_gemm_epi, avx2::f32_gemm_off, avx2::f32_gemv, avx2::f32_gemv_t, avx2::f32_gemm_ind, avx2::f32_gemm_box, "f32_gemm_6x16__avx2"};
 #endif
-  return {6, 16, scalar::f32_gemm_6x16, scalar::f32_gemm_6x16_rows, scalar::f32_gemm_rem, scalar::f32_gemm_epi, scalar::f32_gemm_off, scalar::f32_gemv, scalar::f32_gemv_t, scalar::f32_gemm_ind, "f32_gemm_6x16__scalar"};
+  return {6, 16, scalar::f32_gemm_6x16, scalar::f32_gemm_6x16_rows, scalar::f32_gemm_rem, scalar::f32_gemm_epi, scalar::f32_gemm_off, scalar::f32_gemv, scalar::f32_gemv_t, scalar::f32_gemm_ind, scalar::f32_gemm_box, "f32_gemm_6x16__scalar"};
 }
 
 template <>
 UKernel<double> ukernel_for<double>(Isa isa) {
 #if defined(PYCONV_X86)
-  if (isa == Isa::avx512) return {6, 16, avx512::f64_gemm_6x16, avx512::f64_gemm_6x16_rows, avx512::f64_gemm_rem, avx512::f64_gemm_epi, avx512::f64_gemm_off, avx512::f64_gemv, avx512::f64_gemv_t, avx512::f64_gemm_ind, "f64_gemm_6x16__avx512"};
-  if (isa == Isa::avx2) return {6, 8, avx2::f64_gemm_6x8, avx2::f64_gemm_6x8_rows, avx2::f64_gemm_rem, avx2::f64_gemm_epi, avx2::f64_gemm_off, avx2::f64_gemv, avx2::f64_gemv_t, avx2::f64_gemm_ind, "f64_gemm_6x8__avx2"};
+  if (isa == Isa::avx512) return {6, 16, avx512::f64_gemm_6x16, avx512::f64_gemm_6x16_rows, avx512::f64_gemm_rem, avx512::f64_gemm_epi, avx512::f64_gemm_off, avx512::f64_gemv, avx512::f64_gemv_t, avx512::f64_gemm_ind, avx512::f64_gemm_box, "f64_gemm_6x16__avx512"};
+  if (isa == Isa::avx2) return {6, 8, avx2::f64_gemm_6x8, avx2::f64_gemm_6x8_rows, avx2::f64_gemm_rem, avx2::f64_gemm_epi, avx2::f64_gemm_off, avx2::f64_gemv, avx2::f64_gemv_t, avx2::f64_gemm_ind, avx2::f64_gemm_box, "f64_gemm_6x8__avx2"};
 #endif
-  return {6, 8, scalar::f64_gemm_6x8, scalar::f64_gemm_6x8_rows, scalar::f64_gemm_rem, scalar::f64_gemm_epi, scalar::f64_gemm_off, scalar::f64_gemv, scalar::f64_gemv_t, scalar::f64_gemm_ind, "f64_gemm_6x8__scalar"};
+  return {6, 8, scalar::f64_gemm_6x8, scalar::f64_gemm_6x8_rows, scalar::f64_gemm_rem, scalar::f64_gemm_epi, scalar::f64_gemm_off, scalar::f64_gemv, scalar::f64_gemv_t, scalar::f64_gemm_ind, scalar::f64_gemm_box, "f64_gemm_6x8__scalar"};
 }
 
 }  // namespace gemm

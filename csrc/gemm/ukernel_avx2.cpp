@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "gemm/gemm.h"
+
 namespace pyconv::avx2 {
 namespace {
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "gemm/gemm.h"
+
 namespace pyconv::avx512 {
 namespace {
 

@@ -2,6 +2,8 @@
 // the same template over a plain array "vector" the compiler may vectorise.
 #include <cstdint>
 
+#include "gemm/gemm.h"
+
 namespace pyconv::scalar {
 namespace {
 

@@ -117,6 +117,52 @@ static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* ao
   }
 }
 
+// ukr_ind over a selection of reduction indices (gemm::KSel): the same products in the
+// same order, less the ones skipped.
+template <class V, int MR>
+static void ukr_box(const gemm::KSel& s, const typename V::T* const* a, const typename V::T* b,
+                    typename V::T* c, int64_t ldc, bool acc) {
+  constexpr int W = V::lanes;
+  typename V::reg c0[MR], c1[MR];
+  const typename V::T* r[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = c1[i] = V::zero();
+    r[i] = a[i];
+  }
+  // Channel by channel: the rows and B moved to the channel, then its taps.
+  const typename V::T* bc = b + s.bo;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) r[i] += s.ao;
+  for (int64_t left = s.n, t = s.t; left > 0; t = 0) {
+    const int64_t m = s.nt - t < left ? s.nt - t : left;
+    const int64_t *ta = s.aoff + t, *tb = s.boff + t;
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t o = ta[k];
+      const typename V::reg b0 = V::load(bc + tb[k]), b1 = V::load(bc + tb[k] + W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const typename V::reg ai = V::bcast(r[i] + o);
+        c0[i] = V::fma(ai, b0, c0[i]);
+        c1[i] = V::fma(ai, b1, c1[i]);
+      }
+    }
+    left -= m;
+    bc += s.bstep;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) r[i] += s.astep;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (acc) {
+      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+    }
+    V::store(c + i * ldc, c0[i]);
+    V::store(c + i * ldc + W, c1[i]);
+  }
+}
+
 // The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
 // computed and written. With 1 or 2 rows, few accumulators would wait on the FMA latency,
 // so even and odd reduction steps go to separate accumulators, added at the end (a fixed
@@ -315,7 +361,7 @@ static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, in
 // tiles of vector types VF (fp32) and VD (fp64), named F32 / F64 (plus _rows), and the
 // remainder and epilogue kernels. Declared in ukernel.cpp.
 #define PYCONV_UKERNEL_EXPORTS(VF, VD, F32, F64)                                               \
-  void F32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {     \
+  void F32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {      \
     ukr_tile<VF, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
   void F32##_rows(int mv, int64_t kc, const float* a, int64_t lda, const float* b, float* c,  \
@@ -325,7 +371,7 @@ static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, in
     else                                                                                       \
       ukr_rem_rows<VF, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
   }                                                                                            \
-  void F64(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {  \
+  void F64(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {   \
     ukr_tile<VD, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
   void F64##_rows(int mv, int64_t kc, const double* a, int64_t lda, const double* b,         \
@@ -374,6 +420,14 @@ static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, in
   void f64_gemm_ind(int64_t kc, const double* const* a, const int64_t* aoff, const double* b, \
                     double* c, int64_t ldc, bool acc) {                                        \
     ukr_ind<VD, 6>(kc, a, aoff, b, c, ldc, acc);                                               \
+  }                                                                                            \
+  void f32_gemm_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,      \
+                    int64_t ldc, bool acc) {                                                   \
+    ukr_box<VF, 6>(s, a, b, c, ldc, acc);                                                      \
+  }                                                                                            \
+  void f64_gemm_box(const gemm::KSel& s, const double* const* a, const double* b, double* c,   \
+                    int64_t ldc, bool acc) {                                                   \
+    ukr_box<VD, 6>(s, a, b, c, ldc, acc);                                                      \
   }                                                                                            \
   void f32_gemv(int nx, int64_t M, int64_t K, const float* a, int64_t lda, const float* x,    \
                 int64_t ldx, float* y, int64_t ldy) {                                          \
