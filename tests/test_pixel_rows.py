@@ -195,6 +195,56 @@ def test_skips_the_taps_on_padding(which, shape, skipped):
     assert_close(on, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
+def test_backward_data_one_phase_of_a_stride():
+    """dx one column wide under a column stride of 3: one stride phase, taken by pixel rows,
+    whose taps read dy columns (pad - s) / 3 apart: the ranges of taps to skip are in dy's
+    columns too."""
+    _C._set_pixel_rows("on")
+    for stride, pad in (((1, 3), (3, 3, 3, 3)), ((2, 3), (1, 2, 3, 0)), ((3, 1), (2, 2, 0, 1))):
+        shape = (2, 3, 4, 1, 5, 4, 3, stride, pad, 1, 1)
+        if stride[0] == 3:
+            shape = (2, 3, 1, 5, 5, 3, 4, stride, pad, 1, 1)
+        args = make(shape, np.float64, seed=9)
+        assert_close(_direction(1, args), torch_ref(*args)[1], TOL[np.float64], f"{stride} {pad}")
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_non_finite_filter_reaches_the_padding(which):
+    """An inf in the filter times a padding zero is NaN: the products skipped on padding are
+    computed after all when the filter is not finite, so that results still equal those of
+    computing every tap; in the forward, NaN where torch has it. (torch's backward-data
+    never multiplies dy's padding, ours does: its NaN pattern differs there either way.)"""
+    x, w, b, dy, *rest = make((3, 8, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=10)
+    w[3, 2, 0, 4] = np.inf  # a corner tap: padding for the top and right edges' pixels
+    w[5, 1, 2, 2] = np.nan
+    args = (x, w, b, dy, *rest)
+    _C._set_pixel_rows("on")
+    got = _direction(which, args)
+    _C._set_tap_skip("off")
+    np.testing.assert_array_equal(got, _direction(which, args))
+    if which == 0:
+        ref = torch_ref(*args)[0]
+        assert np.isnan(ref).any() and not np.isnan(ref).all()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+        ok = np.isfinite(ref)
+        assert_close(got[ok], ref[ok], TOL[np.float32], "the finite values")
+
+
+def test_non_finite_weight_on_a_tap_no_pixel_reads():
+    """One 1x1 image, padding 4, stride 2: the 3x3 kernel's middle row and column fall on
+    padding for every output pixel. An inf there is NaN over its whole output channel
+    (0 * inf), though no sum ever sees the weight when the taps on padding are skipped."""
+    args = make((2, 3, 1, 1, 4, 3, 3, 2, (4, 4, 4, 4), 1, 1), np.float32, seed=11)
+    args[1][2, 1, 1, 1] = np.inf
+    _C._set_pixel_rows("on")
+    got, ref = _direction(0, args), torch_ref(*args)[0]
+    assert np.isnan(ref[:, 2]).all() and not np.isnan(ref[:, [0, 1, 3]]).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    ok = np.isfinite(ref)
+    assert_close(got[ok], ref[ok], TOL[np.float32], "the finite values")
+
+
 def test_mode_errors():
     with pytest.raises(ValueError, match="_set_tap_skip"):
         _C._set_tap_skip("sometimes")

@@ -706,6 +706,8 @@ struct PixelC {
   Activation act;
   const int64_t* poff;
   int64_t PQ;
+  // When set: raised if a finished sum (before bias and activation) is an inf or NaN.
+  std::atomic<bool>* nonfinite = nullptr;
 
   T* direct(int64_t, int64_t, int64_t&) const { return nullptr; }
   bool stream() const { return false; }
@@ -715,6 +717,12 @@ struct PixelC {
                   bool first, bool last) const {
     const int64_t* po = poff + m0;
     auto at = [](int64_t q) { return q; };
+    if (nonfinite && last) {
+      bool bad = false;
+      for (int64_t i = 0; i < mv; ++i)
+        for (int64_t j = 0; j < nv; ++j) bad |= !(tile[i * ldt + j] - tile[i * ldt + j] == T(0));
+      if (bad) nonfinite->store(true, std::memory_order_relaxed);
+    }
     if (PQ == 1) {  // planes of one value (linear layers): a tile row is nv channels in a row
       for (int64_t i = 0; i < mv; ++i)
         emit_values(y + po[i] + j0, pre ? pre + po[i] + j0 : nullptr, tile + i * ldt, nv, at,
@@ -863,7 +871,22 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // 1.45x, and no packed copy of a large im2col).
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
   const bool packed = nth * ntw == 1;
-  const bool skip = !packed && g_tap_skip.load(std::memory_order_relaxed) != int(KernelMode::off);
+  bool skip = tr && !packed && g_tap_skip.load(std::memory_order_relaxed) != int(KernelMode::off);
+  if (skip) {
+    // Taps that read the source for no pixel at all leave no trace of a non-finite weight in
+    // the sums (see nonfinite below): their weights are checked here instead.
+    std::vector<char> hv(static_cast<size_t>(nth)), wv(static_cast<size_t>(ntw));
+    for (int64_t g = 0; g < Gh; ++g)
+      for (int64_t t = tr->h0[g]; t < tr->h1[g]; ++t) hv[t] = 1;
+    for (int64_t g = 0; g < Gw; ++g)
+      for (int64_t t = tr->w0[g]; t < tr->w1[g]; ++t) wv[t] = 1;
+    for (int64_t kk = 0; kk < Kd && skip; ++kk)
+      if (!hv[kk / ntw % nth] || !wv[kk % ntw])
+        for (int64_t c = 0; c < M; ++c) {
+          const T v = filt[c * fs + koff[kk]];
+          if (!(v - v == T(0))) skip = false;
+        }
+  }
   const PixelPlan plan = plan_pixels(skip ? tr : nullptr, src.size[0], Gh, Gw, nth, ntw, uk.mr);
   g_taps_skipped.fetch_add(plan.skipped, std::memory_order_relaxed);
   std::vector<int64_t> moff(Mpad), poff(Ncol), xoff(Kd);
@@ -917,8 +940,14 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
       packed ? prepack_a<T>(uk, 1, Ncol, Kd, src.data, 0, moff.data(), xoff) : nullptr;
   std::vector<const T*> rowp(packed ? 0 : Mpad);
   for (size_t j = 0; j < rowp.size(); ++j) rowp[j] = src.data + moff[j];
+  // Skipping is exact for a finite filter only: a padding zero times an inf or NaN weight is
+  // NaN, as torch computes it. Such a weight also multiplies the source where its tap is
+  // valid, so some sum comes out non-finite (checked as the tiles are stored, before bias
+  // and activation): then the product is computed again with every tap. (Taps valid for
+  // no pixel at all: their weights were checked above.)
+  std::atomic<bool> nonfinite{false};
   const FilterB<T> pb{filt, fs, koff.data(), uk.nr};
-  const PixelC<T> st{y, preact, bias, act, poff.data(), GG};
+  const PixelC<T> st{y, preact, bias, act, poff.data(), GG, sel.empty() ? nullptr : &nonfinite};
   auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
     if (apack) return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
     const gemm::KSel* const* ks =
@@ -936,6 +965,9 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
     gemm::gemm_task<T>(uk, m0, std::min(Ncol, m0 + kMC), j0, std::min(M, j0 + nb), 0, Kd, pa,
                        pb, st);
   }
+  if (nonfinite.load())
+    gemm_pixel_rows<T>(uk, src, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y,
+                       preact, nullptr);
 }
 
 // ---- Matrix-vector products: a linear layer at batch 1 to 4 ------------------------------
@@ -1122,11 +1154,12 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       const int64_t k = kk / (f.nr * f.ns), th = kk / f.ns % f.nr, tw = kk % f.ns;
       koff[kk] = k * w.stride[0] + f.rl[th] * w.stride[2] + f.sl[tw] * w.stride[3];
     }
-    // Tap th reads dy row ih + pad_top - rl[th]*dil_h of dy's P rows (before its padding).
+    // Tap th reads dy row ih + (pad_top - rl[th]*dil_h) / sh of dy's P rows (before its
+    // padding; one phase: a stride larger than dx, or 1).
     TapRanges tr;
     std::vector<int64_t> o0h(f.rl.size()), o0w(f.sl.size());
-    for (size_t t = 0; t < f.rl.size(); ++t) o0h[t] = p.pad_top - f.rl[t] * p.dil_h;
-    for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = p.pad_left - f.sl[t] * p.dil_w;
+    for (size_t t = 0; t < f.rl.size(); ++t) o0h[t] = (p.pad_top - f.rl[t] * p.dil_h) / sh;
+    for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = (p.pad_left - f.sl[t] * p.dil_w) / sw;
     tap_ranges(p.H, 1, o0h, p.P, tr.h0, tr.h1);
     tap_ranges(p.W, 1, o0w, p.Q, tr.w0, tr.w1);
     return gemm_pixel_rows(uk, dys, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1],
