@@ -64,6 +64,7 @@ def test_sweep(N, C, K, H, W, R, S, stride, pad, dil, strided_w, dtype, isa, thr
         w = np.asfortranarray(w)
     args = (x, w, b, dy, *rest)
     ref = torch_ref(*args)
+    _C._set_tap_skip("on")  # (auto: not for a single panel of channels)
     got = _run("on", args)
     for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight")):
         assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
@@ -180,8 +181,9 @@ def _direction(which, args):
     # Its backward-data (the same taps, flipped), and 3x3 at 7x7, batch 1: 81 -> 70.
     (1, (4, 48, 7, 7, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), 825 - 626),
     (0, (1, 64, 7, 7, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1), 81 - 70),
-    # No padding, nothing to skip.
-    (0, (2, 32, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), 0)])
+    # No padding, nothing to skip; and one panel of output channels: auto does not skip.
+    (0, (2, 32, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), 0),
+    (0, (4, 32, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0)])
 def test_skips_the_taps_on_padding(which, shape, skipped):
     args = make(shape, np.float32, seed=8)
     _C._set_pixel_rows("on")
@@ -204,6 +206,7 @@ def test_backward_data_one_phase_of_a_stride():
         shape = (2, 3, 4, 1, 5, 4, 3, stride, pad, 1, 1)
         if stride[0] == 3:
             shape = (2, 3, 1, 5, 5, 3, 4, stride, pad, 1, 1)
+        _C._set_tap_skip("on")
         args = make(shape, np.float64, seed=9)
         assert_close(_direction(1, args), torch_ref(*args)[1], TOL[np.float64], f"{stride} {pad}")
 
@@ -219,6 +222,7 @@ def test_non_finite_filter_reaches_the_padding(which):
     w[5, 1, 2, 2] = np.nan
     args = (x, w, b, dy, *rest)
     _C._set_pixel_rows("on")
+    _C._set_tap_skip("on")
     got = _direction(which, args)
     _C._set_tap_skip("off")
     np.testing.assert_array_equal(got, _direction(which, args))
@@ -238,6 +242,7 @@ def test_non_finite_weight_on_a_tap_no_pixel_reads():
     args = make((2, 3, 1, 1, 4, 3, 3, 2, (4, 4, 4, 4), 1, 1), np.float32, seed=11)
     args[1][2, 1, 1, 1] = np.inf
     _C._set_pixel_rows("on")
+    _C._set_tap_skip("on")
     got, ref = _direction(0, args), torch_ref(*args)[0]
     assert np.isnan(ref[:, 2]).all() and not np.isnan(ref[:, [0, 1, 3]]).any()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))

@@ -771,7 +771,8 @@ inline void tap_ranges(int64_t G, int64_t st, const std::vector<int64_t>& off, i
 // mix a row's edge and middle pixels); at 14x14 85% grouped. Against computing every tap
 // (same process, 2 threads): 7x7 batch 4, 128 -> 128 1.16x, 48 -> 128 1.11x, backward-data
 // 256 <- 256 1.13x; 14x14 batch 1, 256 -> 256 1.10x; 3x3 at 7x7 batch 1-2, 512 and 256
-// channels 1.09x; 0.96-1.0x only with few outputs (64 -> 16 and 32 -> 64 at 14x14).
+// channels 1.09x; 0.92-1.05x only with few outputs (64 -> 16 and 64 -> 32 at 14x14: a
+// single panel of channels is left alone, gemm_pixel_rows).
 // No order changes a result: each pixel's kept products are added in the same order as
 // all of them would be (the skipped ones are exact zeros), so results still equal the
 // other orientation's.
@@ -871,7 +872,11 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // 1.45x, and no packed copy of a large im2col).
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
   const bool packed = nth * ntw == 1;
-  bool skip = tr && !packed && g_tap_skip.load(std::memory_order_relaxed) != int(KernelMode::off);
+  // (Not with a single panel of output channels: 64 -> 16 5x5 at 14x14 ran 0.92-0.98x
+  // skipping, its panels' broadcasts feeding 2 FMAs each, 64 -> 32 0.98-1.05x.)
+  const auto skip_mode = static_cast<KernelMode>(g_tap_skip.load(std::memory_order_relaxed));
+  bool skip = tr && !packed && skip_mode != KernelMode::off &&
+              (skip_mode == KernelMode::on || M > uk.nr);
   if (skip) {
     // Taps that read the source for no pixel at all leave no trace of a non-finite weight in
     // the sums (see nonfinite below): their weights are checked here instead.
