@@ -793,7 +793,7 @@ inline PixelPlan plan_pixels(const TapRanges* tr, int64_t N, int64_t Gh, int64_t
   plan.order.resize(static_cast<size_t>(Mpad));
   for (int64_t j = 0; j < Mpad; ++j) plan.order[j] = std::min(j, Ncol - 1);
   plan.box.assign(static_cast<size_t>(npan), -1);
-  if (!tr) return plan;
+  if (!tr || Ncol == 0) return plan;
   // Grid rows (columns) of equal tap ranges, in the ranges' order.
   auto classes = [](const std::vector<int64_t>& lo, const std::vector<int64_t>& hi) {
     std::vector<std::pair<std::pair<int64_t, int64_t>, std::vector<int64_t>>> cls;
