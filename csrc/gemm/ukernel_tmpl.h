@@ -82,6 +82,36 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
   }
 }
 
+// One reduction step of the 6-row indirect tiles below: c[i] += A(i, k) * B(k, :) with
+// A(i, k) at r[i] + o and B's row in (b0, b1).
+template <class V, int MR>
+__attribute__((always_inline)) inline void ind_step(const typename V::T* const* r, int64_t o,
+                                                    typename V::reg b0, typename V::reg b1,
+                                                    typename V::reg* c0, typename V::reg* c1) {
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const typename V::reg ai = V::bcast(r[i] + o);
+    c0[i] = V::fma(ai, b0, c0[i]);
+    c1[i] = V::fma(ai, b1, c1[i]);
+  }
+}
+
+// Their tile to c: overwritten, or added to it when acc.
+template <class V, int MR>
+__attribute__((always_inline)) inline void ind_store(typename V::reg* c0, typename V::reg* c1,
+                                                     typename V::T* c, int64_t ldc, bool acc) {
+  constexpr int W = V::lanes;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (acc) {
+      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+    }
+    V::store(c + i * ldc, c0[i]);
+    V::store(c + i * ldc + W, c1[i]);
+  }
+}
+
 // A read in place through row pointers (an indirect im2col: XNNPACK's indirection, as
 // offsets): a[i] + aoff[k] is A's value (i, k), for all MR rows (a caller with fewer rows
 // points the rest at a valid row and keeps only its rows of c). B a packed panel.
@@ -96,29 +126,14 @@ static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* ao
     c0[i] = c1[i] = V::zero();
     r[i] = a[i];
   }
-  for (int64_t k = 0; k < kc; ++k, b += NR) {
-    const int64_t o = aoff[k];
-    const typename V::reg b0 = V::load(b), b1 = V::load(b + W);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const typename V::reg ai = V::bcast(r[i] + o);
-      c0[i] = V::fma(ai, b0, c0[i]);
-      c1[i] = V::fma(ai, b1, c1[i]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (acc) {
-      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
-    }
-    V::store(c + i * ldc, c0[i]);
-    V::store(c + i * ldc + W, c1[i]);
-  }
+  for (int64_t k = 0; k < kc; ++k, b += NR)
+    ind_step<V, MR>(r, aoff[k], V::load(b), V::load(b + W), c0, c1);
+  ind_store<V, MR>(c0, c1, c, ldc, acc);
 }
 
 // ukr_ind over a selection of reduction indices (gemm::KSel): the same products in the
-// same order, less the ones skipped.
+// same order, less the ones skipped. Channel by channel: the rows and B moved to the
+// channel, then the box's taps.
 template <class V, int MR>
 static void ukr_box(const gemm::KSel& s, const typename V::T* const* a, const typename V::T* b,
                     typename V::T* c, int64_t ldc, bool acc) {
@@ -128,39 +143,20 @@ static void ukr_box(const gemm::KSel& s, const typename V::T* const* a, const ty
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     c0[i] = c1[i] = V::zero();
-    r[i] = a[i];
+    r[i] = a[i] + s.ao;
   }
-  // Channel by channel: the rows and B moved to the channel, then its taps.
   const typename V::T* bc = b + s.bo;
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) r[i] += s.ao;
   for (int64_t left = s.n, t = s.t; left > 0; t = 0) {
     const int64_t m = s.nt - t < left ? s.nt - t : left;
     const int64_t *ta = s.aoff + t, *tb = s.boff + t;
-    for (int64_t k = 0; k < m; ++k) {
-      const int64_t o = ta[k];
-      const typename V::reg b0 = V::load(bc + tb[k]), b1 = V::load(bc + tb[k] + W);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const typename V::reg ai = V::bcast(r[i] + o);
-        c0[i] = V::fma(ai, b0, c0[i]);
-        c1[i] = V::fma(ai, b1, c1[i]);
-      }
-    }
+    for (int64_t k = 0; k < m; ++k)
+      ind_step<V, MR>(r, ta[k], V::load(bc + tb[k]), V::load(bc + tb[k] + W), c0, c1);
     left -= m;
     bc += s.bstep;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) r[i] += s.astep;
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (acc) {
-      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
-    }
-    V::store(c + i * ldc, c0[i]);
-    V::store(c + i * ldc + W, c1[i]);
-  }
+  ind_store<V, MR>(c0, c1, c, ldc, acc);
 }
 
 // The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
