@@ -54,15 +54,30 @@ def tol(dtype):
     return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
 
 
+def assert_like_torch(got, ref, ref64, dtype):
+    """got within tolerance of torch's result in its dtype, or (float32) of torch's float64
+    result on the same inputs: where torch's float32 arithmetic is the less accurate one
+    (gelu_tanh's backward at x = -5.09: torch's tanh rounds to -1 and gives -0.0, the exact
+    value is 1.34e-6 * |g|), matching mathematics is what counts."""
+    t = tol(dtype)
+    ok = np.isclose(got, ref, equal_nan=True, **t)
+    if ref64 is not None:
+        ok |= np.isclose(got, ref64, equal_nan=True, **t)
+    if not ok.all():
+        np.testing.assert_allclose(got, ref, equal_nan=True, **t)
+
+
 def check(name, x, g):
     f, b, args, _ = ACTS[name]
     ty, tg = torch_both(name, np.ascontiguousarray(x), np.ascontiguousarray(g))
+    ty64, tg64 = (torch_both(name, x.astype(np.float64), g.astype(np.float64))
+                  if x.dtype == np.float32 else (None, None))
     xb, gb = x.copy(), g.copy()
     y, gi = f(x, *args), b(g, x, *args)
     assert y.shape == x.shape and gi.shape == x.shape
     assert y.dtype == x.dtype and gi.dtype == x.dtype
-    np.testing.assert_allclose(y, ty, equal_nan=True, **tol(x.dtype))
-    np.testing.assert_allclose(gi, tg, equal_nan=True, **tol(x.dtype))
+    assert_like_torch(y, ty, ty64, x.dtype)
+    assert_like_torch(gi, tg, tg64, x.dtype)
     np.testing.assert_array_equal(x, xb)  # inputs untouched
     np.testing.assert_array_equal(g, gb)
     return y, gi, ty, tg
