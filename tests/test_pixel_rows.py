@@ -202,11 +202,11 @@ def test_backward_data_one_phase_of_a_stride():
     whose taps read dy columns (pad - s) / 3 apart: the ranges of taps to skip are in dy's
     columns too."""
     _C._set_pixel_rows("on")
+    _C._set_tap_skip("on")
     for stride, pad in (((1, 3), (3, 3, 3, 3)), ((2, 3), (1, 2, 3, 0)), ((3, 1), (2, 2, 0, 1))):
         shape = (2, 3, 4, 1, 5, 4, 3, stride, pad, 1, 1)
         if stride[0] == 3:
             shape = (2, 3, 1, 5, 5, 3, 4, stride, pad, 1, 1)
-        _C._set_tap_skip("on")
         args = make(shape, np.float64, seed=9)
         assert_close(_direction(1, args), torch_ref(*args)[1], TOL[np.float64], f"{stride} {pad}")
 
