@@ -1,15 +1,15 @@
 """The GEMM with output pixels as the register tile's rows (csrc/conv/conv_gemm.cpp,
 gemm_pixel_rows) against torch and against the other orientation.
 
-In auto mode it serves ungrouped forwards and stride-1 backward-data with at most 144
-output pixels and a large enough filter (batch-1 inference at 7x7 and 14x14), and any number
-of pixels with at most 64 output channels and 1024+ reduction values of several taps (5x5
-layers' backward-data to few channels); these tests force it on
-(`_C._set_pixel_rows("on")`) so that a hypothesis sweep of small shapes covers its paths:
-the im2col read in place through row pointers (several taps: ukr_ind, the last pixel
-repeated to a whole panel) or packed (1x1), pixel panels of 6 with ragged ends (1 to 5
-rows), channel panels of 16 (or 32
-with AVX-512) with partial last panels, filter rows packed by 8x8 transposes (contiguous
+In auto mode it serves ungrouped forwards and backward-data of one stride phase with few
+output pixels (kernels with taps at up to 432, 1x1 at up to 144 with a large enough filter:
+inference at small batches on 7x7 and 14x14 planes), and any number of pixels with at most
+64 output channels and 1024+ reduction values of several taps (5x5 layers' backward-data to
+few channels); these tests force it on (`_C._set_pixel_rows("on")`) so that a hypothesis
+sweep of small shapes covers its paths: the im2col read in place through row pointers
+(several taps: ukr_ind, the last pixel repeated to a whole panel) or packed (1x1), pixel
+panels of 6 with ragged ends (1 to 5 rows), channel panels of 16 (or 32 with AVX-512) with
+partial last panels, filter rows packed by 8x8 transposes (contiguous
 runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
 backward-data) and value by value (strided filters, float64, the scalar build), reduction
 blocks (more than 256 values), strides, dilation, asymmetric padding, several images, and
