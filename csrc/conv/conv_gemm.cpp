@@ -907,7 +907,7 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // Per reduction block and panel, the selection of its box's taps (null: every tap).
   const gemm::KBlocks kb(Kd);
   const int64_t nbox = static_cast<int64_t>(plan.boxes.size()), taps = nth * ntw;
-  std::vector<int64_t> tap_a, tap_b, tap_k;  // the boxes' taps, box after box
+  std::vector<int64_t> tap_a, tap_b;  // the boxes' taps, box after box (A, B offsets)
   std::vector<gemm::KSel> ksel(static_cast<size_t>(nbox * kb.nb));
   std::vector<const gemm::KSel*> sel(nbox > 0 ? static_cast<size_t>(kb.nb * npan) : 0);
   std::vector<size_t> box_at(static_cast<size_t>(nbox) + 1);
@@ -917,25 +917,24 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
     for (int64_t th = b[0]; th < b[1]; ++th)
       for (int64_t tw = b[2]; tw < b[3]; ++tw) {
         tap_a.push_back(offh[th] * src.stride[2] + offw[tw] * src.stride[3]);
-        tap_b.push_back((th * ntw + tw) * uk.nr);
-        tap_k.push_back(th * ntw + tw);
+        tap_b.push_back((th * ntw + tw) * uk.nr);  // (ascending: the taps' order)
       }
   }
   box_at[nbox] = tap_a.size();
   for (int64_t bi = 0; bi < nbox; ++bi) {
-    const int64_t* tk = tap_k.data() + box_at[bi];
+    const int64_t* tb = tap_b.data() + box_at[bi];
     const int64_t nt = static_cast<int64_t>(box_at[bi + 1] - box_at[bi]);
-    // The box's reduction indices below kk (tk ascending).
-    auto before = [&](int64_t kk) {
-      return kk / taps * nt + (std::lower_bound(tk, tk + nt, kk % taps) - tk);
-    };
+    // The box's first tap at or after reduction index kk's within its channel, and the
+    // box's reduction indices below kk.
+    auto first = [&](int64_t kk) { return std::lower_bound(tb, tb + nt, kk % taps * uk.nr) - tb; };
+    auto before = [&](int64_t kk) { return kk / taps * nt + first(kk); };
     for (int64_t p = 0; p < kb.nb; ++p) {
       const int64_t k0 = kb.begin(p), k1 = k0 + kb.size(p);
-      int64_t c = k0 / taps, t = std::lower_bound(tk, tk + nt, k0 % taps) - tk;
+      int64_t c = k0 / taps, t = first(k0);
       if (t == nt) t = 0, ++c;
-      ksel[bi * kb.nb + p] = {before(k1) - before(k0), tap_a.data() + box_at[bi],
-                              tap_b.data() + box_at[bi], nt, t, c * src.stride[1],
-                              (c * taps - k0) * uk.nr, src.stride[1], taps * uk.nr};
+      ksel[bi * kb.nb + p] = {before(k1) - before(k0), tap_a.data() + box_at[bi], tb, nt, t,
+                              c * src.stride[1], (c * taps - k0) * uk.nr, src.stride[1],
+                              taps * uk.nr};
     }
   }
   for (int64_t p = 0; p < kb.nb && nbox > 0; ++p)
