@@ -155,9 +155,11 @@ def test_fused_epilogue(act, isa, hw):
     assert_close(y, fn(torch.tensor(ref)).numpy(), 1e-4, act)
 
 
+# Dilated: the polyphase sub-images are split out of the views through their strides.
+@pytest.mark.parametrize("dil", [1, 2, (3, 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_strided_views(dtype):
-    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 34, 9, 10, 33, (1, 1, 1, 1)),
+def test_strided_views(dtype, dil):
+    x, w, b, dy, stride, pad, dil, groups = make((2, 34, 9, 10, 33, 3, 3, 1, (1, 1, 1, 1), dil, 1),
                                                  dtype, seed=11)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
     views = {

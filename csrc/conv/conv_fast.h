@@ -10,7 +10,11 @@
 //  - depthwise_* (groups == C == K): direct kernels vectorised along W.
 //  - winograd_*: F(2x2, 3x3) transforms around 16 GEMMs, for 3x3 and 5x5 stride 1.
 #pragma once
+#include <algorithm>
+#include <vector>
+
 #include "common/activation.h"
+#include "common/parallel.h"
 #include "common/tensor.h"
 #include "conv/conv_params.h"
 
@@ -80,9 +84,9 @@ bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T
 template <typename T>
 bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 
-// One dx row of width W from its column phases: d[pw + sw*j] = src[pw][j] (phase pw holds
+// One row of width W from its column phases: d[pw + sw*j] = src[pw][j] (phase pw holds
 // ceil((W - pw) / sw) values; min(sw, W) phases). Stride 2, the usual one, in one sequential
-// pass over two sources. Used where stride-phase kernels wrote phase-major rows.
+// pass over two sources.
 template <typename T>
 inline void interleave_phase_row(T* d, int64_t W, int64_t sw, const T* const* src) {
   if (sw == 2 && W >= 2) {
@@ -97,6 +101,87 @@ inline void interleave_phase_row(T* d, int64_t W, int64_t sw, const T* const* sr
   }
   for (int64_t pw = 0; pw < sw && pw < W; ++pw)
     for (int64_t j = 0; pw + sw * j < W; ++j) d[pw + sw * j] = src[pw][j];
+}
+
+// The inverse: dst[pw][j] = s[(pw + sw*j) * ss] for every phase pw < min(sw, W).
+template <typename T>
+inline void deinterleave_phase_row(const T* s, int64_t ss, int64_t W, int64_t sw, T* const* dst) {
+  if (sw == 2 && ss == 1 && W >= 2) {
+    T* a = dst[0];
+    T* b = dst[1];
+    for (int64_t j = 0; j < W / 2; ++j) {
+      a[j] = s[2 * j];
+      b[j] = s[2 * j + 1];
+    }
+    if (W % 2) a[W / 2] = s[W - 1];
+    return;
+  }
+  for (int64_t pw = 0; pw < sw && pw < W; ++pw)
+    for (int64_t j = 0; pw + sw * j < W; ++j) dst[pw][j] = s[(pw + sw * j) * ss];
+}
+
+// The polyphase sub-images of planes of H x W under steps (dh, dw): sub-image (r, c), for
+// r < min(dh, H) and c < min(dw, W), holds rows r, r + dh, ... and columns c, c + dw, ... of
+// every plane, as a contiguous (planes, ceil((H - r) / dh), ceil((W - c) / dw)) array at
+// sub[r * min(dw, W) + c]. Stride-phase and dilation-phase kernels compute on these dense
+// sub-images; merge_phases and split_phases move between them and the whole planes in one
+// pass over the planes, row by row (a row of residue r from or to the min(dw, W) sub-images
+// of that row residue), instead of one strided pass per sub-image.
+inline int64_t phase_len(int64_t n, int64_t r, int64_t d) {
+  return n > r ? (n - r + d - 1) / d : 0;
+}
+
+// Where row h of plane pl lies in each sub-image of its row residue: base[c] + at(pl, h)
+// for c < min(dw, W) (the lengths looked up, not divided, per row).
+struct PhaseRows {
+  int64_t H, dh, ndw;
+  std::vector<int64_t> rows, cols;  // the sub-images' heights by r, widths by c
+  PhaseRows(int64_t H_, int64_t W, int64_t dh_, int64_t dw)
+      : H(H_), dh(dh_), ndw(std::min(dw, W)) {
+    for (int64_t r = 0; r < std::min(dh, H); ++r) rows.push_back(phase_len(H, r, dh));
+    for (int64_t c = 0; c < ndw; ++c) cols.push_back(phase_len(W, c, dw));
+  }
+  // ptr[c] = sub[r*ndw + c] + (pl * rows[r] + h / dh) * cols[c], r = h % dh; t = pl*H + h.
+  template <typename P>
+  void at(P* const* sub, int64_t t, P** ptr) const {
+    const int64_t h = t % H, r = h % dh, i = t / H * rows[static_cast<size_t>(r)] + h / dh;
+    for (int64_t c = 0; c < ndw; ++c) ptr[c] = sub[r * ndw + c] + i * cols[static_cast<size_t>(c)];
+  }
+};
+
+// dst (planes of H x W, contiguous) from its sub-images.
+template <typename T>
+void merge_phases(const T* const* sub, int64_t planes, int64_t H, int64_t W, int64_t dh,
+                  int64_t dw, T* dst) {
+  const PhaseRows pr(H, W, dh, dw);
+#pragma omp parallel num_threads(threads_for(planes * H * W))
+  {
+    std::vector<const T*> rows(static_cast<size_t>(pr.ndw));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < planes * H; ++t) {
+      pr.at(sub, t, rows.data());
+      interleave_phase_row(dst + t * W, W, dw, rows.data());
+    }
+  }
+}
+
+// The sub-images of src (N, C, H, W), any strides; planes n*C + c.
+template <typename T>
+void split_phases(View4<const T> src, int64_t dh, int64_t dw, T* const* sub) {
+  const int64_t C = src.size[1], H = src.size[2], W = src.size[3], NCH = src.size[0] * C * H;
+  const PhaseRows pr(H, W, dh, dw);
+#pragma omp parallel num_threads(threads_for(NCH * W))
+  {
+    std::vector<T*> rows(static_cast<size_t>(pr.ndw));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < NCH; ++t) {
+      pr.at(sub, t, rows.data());
+      const int64_t pl = t / H;
+      deinterleave_phase_row(src.data + pl / C * src.stride[0] + pl % C * src.stride[1] +
+                                 t % H * src.stride[2],
+                             src.stride[3], W, dw, rows.data());
+    }
+  }
 }
 
 inline bool is_depthwise(const ConvParams& p) {

@@ -1239,21 +1239,10 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     });
   }
   if (!split) return;
-  // dx[n, c, ph + sh*i, pw + sw*j] = phase (ph, pw)[n, c, i, j], one output row at a time.
-  const int64_t nsw = std::min(sw, p.W), NC = p.N * p.C;
-#pragma omp parallel num_threads(threads_for(NC * p.H * p.W))
-  {
-    std::vector<const T*> rows(static_cast<size_t>(nsw));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < NC * p.H; ++t) {
-      const int64_t nc = t / p.H, h = t % p.H, ph = h % sh, i = h / sh;
-      for (int64_t pw = 0; pw < nsw; ++pw) {
-        const Phase& f = phs[ph * nsw + pw];
-        rows[static_cast<size_t>(pw)] = pbuf + f.boff + (nc * f.Hph + i) * f.Wph;
-      }
-      interleave_phase_row(dx + t * p.W, p.W, sw, rows.data());
-    }
-  }
+  // dx[n, c, ph + sh*i, pw + sw*j] = phase (ph, pw)[n, c, i, j].
+  std::vector<const T*> sub;
+  for (const Phase& f : phs) sub.push_back(pbuf + f.boff);
+  merge_phases(sub.data(), p.N * p.C, p.H, p.W, sh, sw, dx);
 }
 
 namespace {

@@ -736,19 +736,17 @@ bool backward_data_impl(const ConvParams& p, View4<const T> dy, View4<const T> w
 // the output's polyphase sub-image (a, b) is the undilated convolution of the source's
 // sub-image (ra, rb), rows and columns offset by -qa, -qb (a - pt = dh*qa + ra). As a runs
 // over [0, dh), ra does too: every source row belongs to exactly one sub-problem (which
-// backward-data relies on). Each sub-image is copied out, run, and scattered back; when the
-// sub-problems all have one shape (H and W multiples of the dilation, the usual "same"
-// padding) they run as one batch of N * dil_h * dil_w images: one call, one filter
-// transform, dil_h * dil_w times the tiles to share among the threads.
+// backward-data relies on). The sub-images are copied out (split_phases) and the results
+// merged back (merge_phases), one pass over each array; when the sub-problems all have one
+// shape (H and W multiples of the dilation, the usual "same" padding) they run as one batch
+// of N * dil_h * dil_w images: one call, one filter transform, dil_h * dil_w times the tiles
+// to share among the threads.
 struct Polyphase {
   int64_t a, b, ra, rb;  // output and source residues
   ConvParams q;          // the undilated sub-problem (pad_top/left = -qa/-qb)
 };
 
 using gemm::floor_div;
-inline int64_t strided_count(int64_t n, int64_t start, int64_t d) {
-  return n > start ? (n - start + d - 1) / d : 0;
-}
 
 // The sub-problems, or none when one of them would be empty (then the GEMM runs).
 std::vector<Polyphase> polyphases(const ConvParams& p) {
@@ -757,8 +755,8 @@ std::vector<Polyphase> polyphases(const ConvParams& p) {
     for (int64_t b = 0; b < p.dil_w; ++b) {
       const int64_t qa = floor_div(a - p.pad_top, p.dil_h), qb = floor_div(b - p.pad_left, p.dil_w);
       Polyphase f{a, b, a - p.pad_top - p.dil_h * qa, b - p.pad_left - p.dil_w * qb, p};
-      f.q.H = strided_count(p.H, f.ra, p.dil_h), f.q.W = strided_count(p.W, f.rb, p.dil_w);
-      f.q.P = strided_count(p.P, a, p.dil_h), f.q.Q = strided_count(p.Q, b, p.dil_w);
+      f.q.H = phase_len(p.H, f.ra, p.dil_h), f.q.W = phase_len(p.W, f.rb, p.dil_w);
+      f.q.P = phase_len(p.P, a, p.dil_h), f.q.Q = phase_len(p.Q, b, p.dil_w);
       f.q.dil_h = f.q.dil_w = 1;
       f.q.pad_top = -qa, f.q.pad_left = -qb;
       if (f.q.H * f.q.W * f.q.P * f.q.Q == 0) return {};
@@ -769,7 +767,7 @@ std::vector<Polyphase> polyphases(const ConvParams& p) {
 
 // Runs the sub-problems in batches: all of them at once when they share one shape (sub-
 // problem i0 + i is images [i*N, (i+1)*N) of the batch), else one at a time.
-// fn(qb, i0, n): qb the batch's problem (N * n images) of sub-problems [i0, i0 + n).
+// fn(qb, i0): qb the batch's problem (N * n images) of sub-problems [i0, i0 + n).
 template <class Fn>
 bool for_each_batch(const std::vector<Polyphase>& fs, Fn&& fn) {
   size_t n = fs.size();
@@ -782,42 +780,41 @@ bool for_each_batch(const std::vector<Polyphase>& fs, Fn&& fn) {
   for (size_t i0 = 0; i0 < fs.size(); i0 += n) {
     ConvParams qb = fs[i0].q;
     qb.N *= static_cast<int64_t>(n);
-    if (!fn(qb, i0, n)) return false;
+    if (!fn(qb, i0)) return false;
   }
   return true;
 }
 
-// dst (N, C, rows, cols), contiguous = src[:, :, r0 :: dh, c0 :: dw].
-template <typename T>
-View4<const T> gather(View4<const T> src, int64_t r0, int64_t c0, int64_t dh, int64_t dw,
-                      int64_t rows, int64_t cols, T* dst) {
-  const int64_t N = src.size[0], C = src.size[1];
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const T* s = src.data + nc / C * src.stride[0] + nc % C * src.stride[1] + r0 * src.stride[2] +
-                 c0 * src.stride[3];
-    T* d = dst + nc * rows * cols;
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) d[i * cols + j] = s[i * dh * src.stride[2] + j * dw * src.stride[3]];
-  }
-  View4<const T> v;
-  v.data = dst;
-  v.size[0] = N, v.size[1] = C, v.size[2] = rows, v.size[3] = cols;
-  v.stride[0] = C * rows * cols, v.stride[1] = rows * cols, v.stride[2] = cols, v.stride[3] = 1;
-  return v;
-}
-
-// dst (planes of H x W)[:, r0 :: dh, c0 :: dw] = src (planes of rows x cols).
-template <typename T>
-void scatter(const T* src, int64_t planes, int64_t rows, int64_t cols, int64_t r0, int64_t c0,
-             int64_t dh, int64_t dw, int64_t H, int64_t W, T* dst) {
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t pl = 0; pl < planes; ++pl)
-    for (int64_t i = 0; i < rows; ++i) {
-      const T* s = src + (pl * rows + i) * cols;
-      T* d = dst + pl * H * W + (r0 + i * dh) * W + c0;
-      for (int64_t j = 0; j < cols; ++j) d[j * dw] = s[j];
+// Where the sub-problems' sub-images lie, each side in one buffer (a batch's sub-problems
+// contiguous in it): the x side, the forward's source (residues (ra, rb); N*C*q.H*q.W values
+// each), and the y side, its result (residues (a, b); N*K*q.P*q.Q values); and the tables
+// by residue (r*dil_w + c) that split_phases and merge_phases take.
+struct PhaseLayout {
+  std::vector<int64_t> xoff, yoff, xkey, ykey;
+  int64_t nx = 0, ny = 0;
+  PhaseLayout(const std::vector<Polyphase>& fs, int64_t dw) {
+    for (const Polyphase& f : fs) {
+      xoff.push_back(nx), yoff.push_back(ny);
+      xkey.push_back(f.ra * dw + f.rb), ykey.push_back(f.a * dw + f.b);
+      nx += f.q.N * f.q.C * f.q.H * f.q.W, ny += f.q.N * f.q.K * f.q.P * f.q.Q;
     }
+  }
+  template <typename T>
+  static std::vector<T*> table(T* base, const std::vector<int64_t>& off,
+                               const std::vector<int64_t>& key) {
+    std::vector<T*> t(off.size());
+    for (size_t i = 0; i < off.size(); ++i) t[static_cast<size_t>(key[i])] = base + off[i];
+    return t;
+  }
+};
+
+template <typename T>
+View4<const T> dense(const T* data, int64_t N, int64_t C, int64_t H, int64_t W) {
+  View4<const T> v;
+  v.data = data;
+  v.size[0] = N, v.size[1] = C, v.size[2] = H, v.size[3] = W;
+  v.stride[0] = C * H * W, v.stride[1] = H * W, v.stride[2] = W, v.stride[3] = 1;
+  return v;
 }
 
 }  // namespace
@@ -832,25 +829,21 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
   if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
-  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
-    const ConvParams& q = fs[i0].q;
-    const int64_t in = q.N * q.C * q.H * q.W, out = q.N * q.K * q.P * q.Q;
-    T* xb = gemm::scratch<T>(7, n * in);
-    T* yb = gemm::scratch<T>(8, n * out);
-    T* zb = preact ? gemm::scratch<T>(9, n * out) : nullptr;
-    View4<const T> xs;
-    for (size_t i = 0; i < n; ++i)
-      xs = gather(x, fs[i0 + i].ra, fs[i0 + i].rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * in);
-    xs.data = xb, xs.size[0] = qb.N;
-    if (!forward_impl(qb, xs, w, bias, act, yb, zb)) return false;
-    for (size_t i = 0; i < n; ++i) {
-      const Polyphase& f = fs[i0 + i];
-      scatter(yb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, y);
-      if (preact)
-        scatter(zb + i * out, q.N * q.K, q.P, q.Q, f.a, f.b, p.dil_h, p.dil_w, p.P, p.Q, preact);
-    }
-    return true;
-  });
+  const PhaseLayout L(fs, p.dil_w);
+  T* xb = gemm::scratch<T>(7, L.nx);
+  T* yb = gemm::scratch<T>(8, L.ny);
+  T* zb = preact ? gemm::scratch<T>(9, L.ny) : nullptr;
+  split_phases(x, p.dil_h, p.dil_w, L.table(xb, L.xoff, L.xkey).data());
+  if (!for_each_batch(fs, [&](const ConvParams& qb, size_t i0) {
+        return forward_impl(qb, dense<T>(xb + L.xoff[i0], qb.N, qb.C, qb.H, qb.W), w, bias, act,
+                            yb + L.yoff[i0], zb ? zb + L.yoff[i0] : nullptr);
+      }))
+    return false;
+  merge_phases(L.table(yb, L.yoff, L.ykey).data(), p.N * p.K, p.P, p.Q, p.dil_h, p.dil_w, y);
+  if (preact)
+    merge_phases(L.table(zb, L.yoff, L.ykey).data(), p.N * p.K, p.P, p.Q, p.dil_h, p.dil_w,
+                 preact);
+  return true;
 }
 
 template <typename T>
@@ -861,21 +854,17 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
   // Source sub-image (ra, rb) of dx from dy's (a, b).
-  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
-    const ConvParams& q = fs[i0].q;
-    const int64_t in = q.N * q.K * q.P * q.Q, out = q.N * q.C * q.H * q.W;
-    T* db = gemm::scratch<T>(7, n * in);
-    T* xb = gemm::scratch<T>(8, n * out);
-    View4<const T> dys;
-    for (size_t i = 0; i < n; ++i)
-      dys = gather(dy, fs[i0 + i].a, fs[i0 + i].b, p.dil_h, p.dil_w, q.P, q.Q, db + i * in);
-    dys.data = db, dys.size[0] = qb.N;
-    if (!backward_data_impl(qb, dys, w, xb)) return false;
-    for (size_t i = 0; i < n; ++i)
-      scatter(xb + i * out, q.N * q.C, q.H, q.W, fs[i0 + i].ra, fs[i0 + i].rb, p.dil_h, p.dil_w,
-              p.H, p.W, dx);
-    return true;
-  });
+  const PhaseLayout L(fs, p.dil_w);
+  T* db = gemm::scratch<T>(7, L.ny);
+  T* xb = gemm::scratch<T>(8, L.nx);
+  split_phases(dy, p.dil_h, p.dil_w, L.table(db, L.yoff, L.ykey).data());
+  if (!for_each_batch(fs, [&](const ConvParams& qb, size_t i0) {
+        return backward_data_impl(qb, dense<T>(db + L.yoff[i0], qb.N, qb.K, qb.P, qb.Q), w,
+                                  xb + L.xoff[i0]);
+      }))
+    return false;
+  merge_phases(L.table(xb, L.xoff, L.xkey).data(), p.N * p.C, p.H, p.W, p.dil_h, p.dil_w, dx);
+  return true;
 }
 
 template <typename T>
@@ -899,21 +888,16 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
   // The sum of the sub-problems' weight gradients: one batch, or in a fixed order.
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
-  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0, size_t n) {
-    const ConvParams& q = fs[i0].q;
-    const int64_t nx = q.N * q.C * q.H * q.W, ny = q.N * q.K * q.P * q.Q;
-    T* xb = gemm::scratch<T>(7, n * nx);
-    T* db = gemm::scratch<T>(8, n * ny);
-    View4<const T> xs, dys;
-    for (size_t i = 0; i < n; ++i) {
-      const Polyphase& f = fs[i0 + i];
-      xs = gather(x, f.ra, f.rb, p.dil_h, p.dil_w, q.H, q.W, xb + i * nx);
-      dys = gather(dy, f.a, f.b, p.dil_h, p.dil_w, q.P, q.Q, db + i * ny);
-    }
-    xs.data = xb, xs.size[0] = qb.N;
-    dys.data = db, dys.size[0] = qb.N;
+  const PhaseLayout L(fs, p.dil_w);
+  T* xb = gemm::scratch<T>(7, L.nx);
+  T* db = gemm::scratch<T>(8, L.ny);
+  split_phases(x, p.dil_h, p.dil_w, L.table(xb, L.xoff, L.xkey).data());
+  split_phases(dy, p.dil_h, p.dil_w, L.table(db, L.yoff, L.ykey).data());
+  return for_each_batch(fs, [&](const ConvParams& qb, size_t i0) {
     T* part = i0 == 0 ? dw : gemm::scratch<T>(9, KCRS);
-    if (!run_weight(qb, xs, dys, part)) return false;
+    if (!run_weight(qb, dense<T>(xb + L.xoff[i0], qb.N, qb.C, qb.H, qb.W),
+                    dense<T>(db + L.yoff[i0], qb.N, qb.K, qb.P, qb.Q), part))
+      return false;
     if (i0 > 0)
       for (int64_t j = 0; j < KCRS; ++j) dw[j] += part[j];
     return true;
