@@ -34,14 +34,43 @@ def test_dropped_output_is_reused():
     w = np.ones((8, 8, 3, 3), np.float32)
     y = _conv(x, w, padding=1)  # 512 KiB
     addr = y.__array_interface__["data"][0]
+    scratch = C._cache_info()["idle_blocks"]  # the call's scratch, back in the cache
     del y
     info = C._cache_info()
-    assert info["idle_blocks"] == 1 and info["idle_bytes"] >= 4 * 8 * 64 * 64 * 4
-    hits = info["hits"]
+    assert info["idle_blocks"] == scratch + 1 and info["idle_bytes"] >= 4 * 8 * 64 * 64 * 4
     y = _conv(x, w, padding=1)
     assert y.__array_interface__["data"][0] == addr
-    assert C._cache_info()["hits"] == hits + 1 and C._cache_info()["idle_blocks"] == 0
+    assert C._cache_info()["idle_blocks"] == scratch
     np.testing.assert_array_equal(y[:, :, 1:-1, 1:-1], 72.0)
+
+
+def test_scratch_goes_back_to_the_cache():
+    """The calling thread's copies of whole arrays (here a dilated convolution's polyphase
+    sub-images of x and y, and the backward-data's of dy and dx) are handed to the cache
+    when the op returns: bounded by its limit, freed by _empty_cache, reused by the next
+    call."""
+    x = np.random.default_rng(2).standard_normal((2, 16, 64, 64)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    C._set_winograd("on")
+    try:
+        C._empty_cache()
+        y = ops.conv2d(x, w, None, padding=2, dilation=2)
+        assert C._cache_info()["idle_bytes"] >= 2 * x.nbytes  # sub-images of x and of y
+        hits = C._cache_info()["hits"]
+        y2 = ops.conv2d(x, w, None, padding=2, dilation=2)
+        assert C._cache_info()["hits"] >= hits + 2  # (y2 and the sub-images: 3 blocks, 2 idle)
+        np.testing.assert_array_equal(y, y2)
+        C._set_cache_limit(0)
+        assert C._cache_info()["idle_blocks"] == 0
+        gx, _, _ = ops.conv2d_backward(y, x, w, padding=2, dilation=2,
+                                       output_mask=(True, False, False))
+        assert C._cache_info()["idle_blocks"] == 0
+        ref = torch.ops.aten.convolution_backward(
+            torch.from_numpy(y), torch.from_numpy(x), torch.from_numpy(w), None, [1, 1], [2, 2],
+            [2, 2], False, [0, 0], 1, [True, False, False])[0].numpy()
+        np.testing.assert_allclose(gx, ref, rtol=1e-4, atol=1e-3)
+    finally:
+        C._set_winograd("auto")
 
 
 def test_views_keep_the_block_alive():

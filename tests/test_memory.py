@@ -173,6 +173,31 @@ def test_no_leak(op):
                                    f"over {CALLS} failing calls")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_large_scratch_is_not_kept():
+    """A large op's copies of whole arrays (a dilated convolution's polyphase sub-images of x
+    and y, 2 x 41 MB here) go back to the buffer cache when it returns: with the cache off,
+    resident memory is back where it was once the output is dropped. (They stayed with the
+    calling thread before. One thread: no worker keeps tile-sized scratch of its own; blocks
+    above glibc's 32 MiB mmap threshold: freed memory leaves the process.)"""
+    import pyconv
+    from pyconv import _C
+    x = _r(8, 32, 200, 200)
+    w = _r(32, 32, 3, 3)
+    limit, threads = _C._cache_info()["limit"], pyconv.get_num_threads()
+    _C._set_cache_limit(0)
+    pyconv.set_num_threads(1)
+    try:
+        before = rss()
+        y = F.conv2d(x, w, padding=2, dilation=2)
+        del y
+        grew = rss() - before
+    finally:
+        _C._set_cache_limit(limit)
+        pyconv.set_num_threads(threads)
+    assert grew <= SLACK, f"resident memory grew by {grew / 2**20:.1f} MiB"
+
+
 def test_every_op_is_measured():
     """An op added to pyconv.functional must get a call here (or be listed as not applicable)."""
     names = [n for n in getattr(F, "__all__", []) if callable(getattr(F, n, None))]

@@ -5,7 +5,9 @@
 // touch: ~10% of a CIFAR-10 training step before this cache.
 //
 // The bindings hand blocks out as the memory of numpy arrays (python/array.h); the
-// array's base object returns the block when the last view of it dies. Idle blocks
+// array's base object returns the block when the last view of it dies. The kernels'
+// scratch slots hold blocks too (gemm::scratch); the calling thread's large ones come
+// back when the op returns (gemm::ScratchScope). Idle blocks
 // are kept up to a byte limit (PYCONV_CACHE_MB, default 512; 0 turns the cache off),
 // the least recently released first to go. Blocks are 64-byte aligned; those of
 // 4 MiB and more are 2 MiB aligned and advised for transparent huge pages.

@@ -11,12 +11,14 @@
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
 #include "conv/conv_ref.h"
+#include "gemm/gemm_driver.h"
 
 namespace pyconv {
 
 template <typename T>
 void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                     Activation act, T* y, T* preact) {
+  const gemm::ScratchScope scope;  // (whole-array scratch back to the cache on return)
   if (fast::is_depthwise(p))
     fast::depthwise_forward(p, x, w, bias, act, y, preact);
   else if (!fast::winograd_forward(p, x, w, bias, act, y, preact) &&
@@ -26,6 +28,7 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
 
 template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  const gemm::ScratchScope scope;
   if (fast::is_depthwise(p))
     fast::depthwise_backward_data(p, dy, w, dx);
   else if (!fast::backward_data_col2im(p, dy, w, dx) &&
@@ -36,6 +39,7 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
 
 template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
+  const gemm::ScratchScope scope;
   if (fast::is_depthwise(p))
     fast::depthwise_backward_weight(p, dy, x, dw);
   else if (!fast::winograd_backward_weight(p, dy, x, dw) &&

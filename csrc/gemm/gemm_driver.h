@@ -31,11 +31,12 @@
 //        applies the epilogue (a caller may split one reduction into several calls).
 //
 // Tasks are independent (no two write one element), so callers run them in any
-// order on any thread. Scratch buffers are thread_local and reused across calls:
+// order on any thread. Scratch slots (scratch() below):
 // slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums (the calling
 // thread's, shared with the others), 3 padded source / Winograd input transform, 5 Winograd
 // products / grad_output transform, 6 its packed form (Winograd weight gradient), 7-9 the
-// polyphase sub-images of a dilated Winograd convolution (the calling thread).
+// polyphase sub-images of a dilated Winograd convolution, 10 col2im's columns / the stride
+// phases of a backward-data (the calling thread).
 #pragma once
 #if defined(PYCONV_X86)
 #include <xmmintrin.h>
@@ -46,18 +47,55 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/buffer_cache.h"
 #include "common/parallel.h"
 #include "gemm/gemm.h"
 
 namespace pyconv::gemm {
 
+// Scratch: slot i of each thread holds one block of the buffer cache (common/buffer_cache.h),
+// grown when a call needs more (contents not kept, never initialised) and reused by the
+// thread's later calls. The slots of the threads that run tasks stay small (blocks of the
+// GEMM and Winograd tiles, bounded by the blocking constants); the calling thread's also hold
+// copies of whole arrays (padded sources, phase buffers, polyphase sub-images): those go back
+// to the cache when the op returns (ScratchScope), so what stays allocated between ops is
+// bounded by the cache's limit (PYCONV_CACHE_MB) and freed with it, while a loop over the
+// same shapes still gets the same blocks back without page faults.
+constexpr int kScratchSlots = 11;
+struct ScratchSlots {
+  void* p[kScratchSlots] = {};
+  size_t bytes[kScratchSlots] = {};
+  ~ScratchSlots() { give_back(0); }
+  // Blocks of at least min_bytes back to the cache.
+  void give_back(size_t min_bytes) noexcept {
+    for (int i = 0; i < kScratchSlots; ++i)
+      if (p[i] && bytes[i] >= min_bytes) cache::release(p[i]), p[i] = nullptr, bytes[i] = 0;
+  }
+};
+inline thread_local ScratchSlots t_scratch;
+
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[11];
-  std::vector<T>& b = buf[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
-  return b.data();
+  const size_t need = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
+  ScratchSlots& s = t_scratch;
+  if (s.bytes[slot] < need) {
+    void* old = s.p[slot];
+    s.p[slot] = nullptr, s.bytes[slot] = 0;
+    cache::release(old);
+    s.p[slot] = cache::acquire(need);
+    s.bytes[slot] = need;
+  }
+  return static_cast<T*>(s.p[slot]);
 }
+
+// For the duration of a top-level op (conv.cpp's entry points): on return, the calling
+// thread's scratch blocks from cache::kMinBytes up go back to the cache.
+struct ScratchScope {
+  ScratchScope() = default;
+  ScratchScope(const ScratchScope&) = delete;
+  ScratchScope& operator=(const ScratchScope&) = delete;
+  ~ScratchScope() { t_scratch.give_back(cache::kMinBytes); }
+};
 
 // Column-block width: enough tasks for the threads (per_thread each, counting the
 // other_tasks the columns are split across), at most kNB columns; and among the widths down
