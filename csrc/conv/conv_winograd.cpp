@@ -41,7 +41,8 @@ namespace pyconv::avx2 {
   bool wino_out_row_pair_##T(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, \
                              bool*);                                                       \
   void wino_grad_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T*);              \
-  bool wino_grad_row_pair_##T(const void*, const T*, const T*, int64_t, T*);
+  bool wino_grad_row_pair_##T(const void*, const T*, const T*, int64_t, T*);             \
+  void wino_filter_panel_##T(const void*, int64_t, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
 #undef PYCONV_WINO_DECLARE
@@ -123,59 +124,6 @@ struct Problem {
 // output's, so the pieces just add reduction rows (piece-major, then channel).
 inline int64_t pieces(int64_t R) { return R <= 3 ? 1 : R / 2; }
 
-// U[xi] = (G g G^T)[xi] for every (k, piece, c), packed as the GEMM's A operand over
-// the reduction kk = piece*C + c: MR-row panels per reduction block, block (m0, k0, kc)
-// of xi at u + xi*ps + Mpad*k0 + (m0/MR)*MR*kc (the layout of conv_gemm.cpp's
-// prepack_a). Rows past K are zero.
-template <typename T>
-void transform_filter(const Problem<T>& pr, int MR, T* u, int64_t ps) {
-  const int64_t K = pr.K, C = pr.C, Mpad = round_up(K, MR), npan = Mpad / MR;
-  const int64_t nph = pieces(pr.R), npw = pieces(pr.S), Kd = nph * npw * C;
-  const gemm::KBlocks kb(Kd);
-  // By panels of MR filters: for each kk, MR consecutive values per plane xi.
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t pan = 0; pan < npan; ++pan) {
-    int64_t blk = 0;
-    for (int64_t kk = 0; kk < Kd; ++kk) {
-      if (kk >= kb.begin(blk) + kb.size(blk)) ++blk;
-      const int64_t k0 = kb.begin(blk), kc = kb.size(blk);
-      const int64_t c = kk % C, ph = kk / C / npw, pw = kk / C % npw;
-      // The piece's taps: rows 2ph + r (r = 0 belongs to the previous piece when ph > 0).
-      bool rok[3], sok[3];
-      for (int i = 0; i < 3; ++i) {
-        rok[i] = (i > 0 || ph == 0) && 2 * ph + i < pr.R;
-        sok[i] = (i > 0 || pw == 0) && 2 * pw + i < pr.S;
-      }
-      T* d = u + Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
-      for (int i = 0; i < MR; ++i, ++d) {  // (stores, not a copy loop gcc makes a memcpy call of)
-        const int64_t k = pan * MR + i;
-        if (k >= K) {
-          for (int xi = 0; xi < 16; ++xi) d[xi * ps] = T(0);
-          continue;
-        }
-        const T* g = pr.w + k * pr.wk + c * pr.wc + 2 * ph * pr.wr + 2 * pw * pr.ws;
-        auto tap = [&](int r, int s_) {
-          return rok[r] && sok[s_] ? g[r * pr.wr + s_ * pr.ws] : T(0);
-        };
-        T gg[4][3];  // G g
-        for (int s_ = 0; s_ < 3; ++s_) {
-          const T g0 = tap(0, s_), g1 = tap(1, s_), g2 = tap(2, s_);
-          gg[0][s_] = g0;
-          gg[1][s_] = T(0.5) * (g0 + g1 + g2);
-          gg[2][s_] = T(0.5) * (g0 - g1 + g2);
-          gg[3][s_] = g2;
-        }
-        for (int a = 0; a < 4; ++a) {  // (G g) G^T
-          d[(a * 4 + 0) * ps] = gg[a][0];
-          d[(a * 4 + 1) * ps] = T(0.5) * (gg[a][0] + gg[a][1] + gg[a][2]);
-          d[(a * 4 + 2) * ps] = T(0.5) * (gg[a][0] - gg[a][1] + gg[a][2]);
-          d[(a * 4 + 3) * ps] = gg[a][2];
-        }
-      }
-    }
-  }
-}
-
 // Row transforms of the active ISA (winograd_rows.h).
 template <typename T>
 struct Rows {
@@ -185,6 +133,7 @@ struct Rows {
   bool (*out_pair)(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, bool*);
   void (*grad)(const void*, const T*, int64_t, int64_t, int64_t, T*);
   bool (*grad_pair)(const void*, const T*, const T*, int64_t, T*);
+  void (*filter)(const void*, int64_t, T*);
 };
 
 template <typename T>
@@ -219,21 +168,41 @@ bool grad_pair_base(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {
 }
 
 template <typename T>
+void filter_base(const void* g, int64_t pan, T* u) {
+  wino_filter_panel<T>(*static_cast<const WinoFilter*>(g), pan, u);
+}
+
+template <typename T>
 Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
   if (active_isa() >= Isa::avx2) {
     if constexpr (std::is_same_v<T, float>)
       return {avx2::wino_in_row_float,      avx2::wino_in_row_pair_float,
               avx2::wino_out_row_float,     avx2::wino_out_row_pair_float,
-              avx2::wino_grad_row_float,    avx2::wino_grad_row_pair_float};
+              avx2::wino_grad_row_float,    avx2::wino_grad_row_pair_float,
+              avx2::wino_filter_panel_float};
     else
       return {avx2::wino_in_row_double,     avx2::wino_in_row_pair_double,
               avx2::wino_out_row_double,    avx2::wino_out_row_pair_double,
-              avx2::wino_grad_row_double,   avx2::wino_grad_row_pair_double};
+              avx2::wino_grad_row_double,   avx2::wino_grad_row_pair_double,
+              avx2::wino_filter_panel_double};
   }
 #endif
   return {in_base<T>,   in_pair_base<T>,   out_base<T>,
-          out_pair_base<T>, grad_base<T>,  grad_pair_base<T>};
+          out_pair_base<T>, grad_base<T>,  grad_pair_base<T>, filter_base<T>};
+}
+
+// U[xi] = (G g G^T)[xi] for every (k, piece, c), packed as the GEMM's A operand over
+// the reduction kk = piece*C + c: MR-row panels per reduction block, block (m0, k0, kc)
+// of xi at u + xi*ps + Mpad*k0 + (m0/MR)*MR*kc (the layout of conv_gemm.cpp's
+// prepack_a). Rows past K are zero. By panels of MR filters (wino_filter_panel).
+template <typename T>
+void transform_filter(const Problem<T>& pr, const Rows<T>& rw, int MR, T* u, int64_t ps) {
+  const int64_t Mpad = round_up(pr.K, MR), Kd = pieces(pr.R) * pieces(pr.S) * pr.C;
+  const WinoFilter f{pr.w, pr.wk, pr.wc, pr.wr, pr.ws, pr.K, pr.C, pr.R, pr.S, pieces(pr.S), Kd,
+                     gemm::KBlocks(Kd).nb, Mpad, ps, MR};
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pan = 0; pan < Mpad / MR; ++pan) rw.filter(&f, pan, u);
 }
 
 // Store of the products: a dense K x ncol matrix per xi.
@@ -442,7 +411,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   const int64_t nph = pieces(pr.R), npw = pieces(pr.S), npc = nph * npw, Kd = npc * C;
   const int64_t psu = plane_stride<T>(Mpad * Kd);
   T* u = gemm::scratch<T>(2, 16 * psu);
-  transform_filter(pr, MR, u, psu);
+  transform_filter(pr, rw, MR, u, psu);
   // Blocks whose transformed input and products fit the budget, at least two per thread
   // when there are enough tiles (the blocking does not change any result).
   const int64_t per_pos = 16 * (npw * C + K) * static_cast<int64_t>(sizeof(T));

@@ -32,6 +32,9 @@ namespace {
   }                                                                                          \
   bool wino_grad_row_pair_##T(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {   \
     return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);          \
+  }                                                                                          \
+  void wino_filter_panel_##T(const void* g, int64_t pan, T* u) {                             \
+    wino_filter_panel<T>(*static_cast<const WinoFilter*>(g), pan, u);                       \
   }
 PYCONV_WINO_EXPORT(float)
 PYCONV_WINO_EXPORT(double)

@@ -207,6 +207,102 @@ static bool wino_in_row_pair(const WinoIn& g, const T* plane_a, int64_t tya, con
   return false;
 }
 
+// The filter transform U = G g G^T (conv_winograd.cpp's transform_filter) of one panel of
+// MR filters k = pan*MR + i: for every reduction index kk = (piece ph, pw; channel c), the
+// piece's 3x3 taps g (rows 2ph + r, columns 2pw + s of filter k's channel c; taps past the
+// kernel, and those of the previous piece (r = 0 when ph > 0, s = 0 when pw > 0), zero) go
+// to u + xi*ps + Mpad*k0 + pan*MR*kc + (kk - k0)*MR + i, (k0, kc) the reduction block of kk
+// (the blocks of a length-Kd reduction cut into kbn nearly equal ones, as gemm::KBlocks);
+// zeros for k >= K. Filter element (k, c, r, s) at w + k*wk + c*wc + r*wr + s*ws.
+struct WinoFilter {
+  const void* w;
+  int64_t wk, wc, wr, ws;
+  int64_t K, C, R, S, npw, Kd, kbn, Mpad, ps;
+  int MR;
+};
+
+// G g G^T of one 3x3 g: rows G g = (g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2), then the
+// same along the columns. Generic over the element: a scalar, or a vector of filters.
+template <typename V, class Half>
+static inline void wino_filter_tile(const V (&g)[3][3], Half half, V (&u)[16]) {
+  V gg[4][3];
+  for (int s = 0; s < 3; ++s) {
+    gg[0][s] = g[0][s];
+    gg[1][s] = half(g[0][s] + g[1][s] + g[2][s]);
+    gg[2][s] = half(g[0][s] - g[1][s] + g[2][s]);
+    gg[3][s] = g[2][s];
+  }
+  for (int a = 0; a < 4; ++a) {
+    u[a * 4 + 0] = gg[a][0];
+    u[a * 4 + 1] = half(gg[a][0] + gg[a][1] + gg[a][2]);
+    u[a * 4 + 2] = half(gg[a][0] - gg[a][1] + gg[a][2]);
+    u[a * 4 + 3] = gg[a][2];
+  }
+}
+
+template <typename T>
+static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
+  const T* w = static_cast<const T*>(f.w);
+  const int MR = f.MR;
+  const int64_t ps = f.ps, kq = f.Kd / f.kbn, kr = f.Kd % f.kbn;
+  const int n = static_cast<int>(f.K - pan * MR < MR ? f.K - pan * MR : MR);  // filters here
+#if defined(__AVX2__)
+  // The AVX2 tile's 6 filters in the lanes of a vector (read value by value: gathers ran
+  // slower than the scalar code), a lane past n repeating filter n - 1 and then cleared.
+  const __m256 live = _mm256_castsi256_ps(
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  int64_t lk[6];
+  for (int i = 0; i < 6; ++i) lk[i] = (i < n ? i : n - 1) * f.wk;
+#endif
+  int64_t blk = 0, k0 = 0, kc = kq + (kr > 0 ? 1 : 0);
+  for (int64_t kk = 0; kk < f.Kd; ++kk) {
+    if (kk >= k0 + kc) ++blk, k0 += kc, kc = kq + (blk < kr ? 1 : 0);
+    const int64_t c = kk % f.C, ph = kk / f.C / f.npw, pw = kk / f.C % f.npw;
+    bool rok[3], sok[3];
+    for (int i = 0; i < 3; ++i) {
+      rok[i] = (i > 0 || ph == 0) && 2 * ph + i < f.R;
+      sok[i] = (i > 0 || pw == 0) && 2 * pw + i < f.S;
+    }
+    const T* g0 = w + pan * MR * f.wk + c * f.wc + 2 * ph * f.wr + 2 * pw * f.ws;
+    T* d = u + f.Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) {
+      if (MR == 6) {
+        __m256 g[3][3], v[16];
+        for (int r = 0; r < 3; ++r)
+          for (int q = 0; q < 3; ++q) {
+            const T* t = g0 + r * f.wr + q * f.ws;
+            g[r][q] = rok[r] && sok[q]
+                          ? _mm256_and_ps(live, _mm256_setr_ps(t[lk[0]], t[lk[1]], t[lk[2]],
+                                                               t[lk[3]], t[lk[4]], t[lk[5]],
+                                                               0.0f, 0.0f))
+                          : _mm256_setzero_ps();
+          }
+        wino_filter_tile(g, [](__m256 x) { return _mm256_mul_ps(_mm256_set1_ps(0.5f), x); }, v);
+        for (int xi = 0; xi < 16; ++xi) {
+          _mm_storeu_ps(d + xi * ps, _mm256_castps256_ps128(v[xi]));
+          _mm_storel_pi(reinterpret_cast<__m64*>(d + xi * ps + 4), _mm256_extractf128_ps(v[xi], 1));
+        }
+        continue;
+      }
+    }
+#endif
+    for (int i = 0; i < MR; ++i, ++d) {  // (stores, not a copy loop gcc makes a memcpy call of)
+      T v[16];
+      if (i < n) {
+        const T* gi = g0 + i * f.wk;
+        T g[3][3];
+        for (int r = 0; r < 3; ++r)
+          for (int q = 0; q < 3; ++q) g[r][q] = rok[r] && sok[q] ? gi[r * f.wr + q * f.ws] : T(0);
+        wino_filter_tile(g, [](T x) { return T(0.5) * x; }, v);
+      } else {
+        for (int xi = 0; xi < 16; ++xi) v[xi] = T(0);
+      }
+      for (int xi = 0; xi < 16; ++xi) d[xi * ps] = v[xi];
+    }
+  }
+}
+
 struct WinoOut {
   int64_t P, Q, ps;  // output plane, stride between product planes xi
 };
