@@ -109,6 +109,10 @@ SHAPES = [
     (20, 32, 8, 8, 35, (2, 2, 2, 2), 5, 5),
     (5, 32, 46, 45, 32, (1, 1, 1, 1)),
     (2, 150, 9, 8, 17, (2, 2, 2, 2), 5, 5),
+    # the weight gradient's shared schedule (partial sums 16 * C * K of 4 MiB and more, one
+    # block at a time by all threads): 264 tiles in two blocks; 5x5 pieces, one block
+    (2, 256, 24, 22, 256, (1, 1, 1, 1)),
+    (2, 130, 12, 11, 132, (2, 2, 2, 2), 5, 5),
 ]
 
 

@@ -77,6 +77,9 @@ constexpr int64_t kBlockBytes = int64_t(384) << 10;
 constexpr int64_t kBlockBytesOnePiece = int64_t(3) << 20;
 // Tile rows are transformed through stack buffers of this many tiles (+1).
 constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
+// The weight gradient's partial sums (16 * C * K values per chunk) from which its threads
+// share each block instead of running chunks of blocks (run_weight).
+constexpr int64_t kSharedDU = int64_t(4) << 20;
 // Below this many channels on either side the weight gradient's transforms outweigh the
 // saved multiplies.
 constexpr int64_t kMinChannels = 32;
@@ -335,17 +338,19 @@ inline Blocks weight_blocks(int64_t N, int64_t TP, int64_t TQ, int64_t nph, int 
 }
 
 // V_b of a block for each column offset b < npw (source shifted by 2b columns: gi[b]),
-// segment by segment, planes xi gi[b].ps apart. Dense rows (ldv > 0): channel c along row
-// b*Cp + c, ldv apart. Otherwise (one piece) the GEMM's packed B panels of width gi[0].NR
-// over the reduction blocks kb of the channels, tb columns per block (what the GEMM
-// streams best when no piece needs a shifted view).
+// segment by segment, planes xi gi[b].ps apart; channels [c0, c1) (default: all). Dense
+// rows (ldv > 0): channel c along row b*Cp + c, ldv apart. Otherwise (one piece) the GEMM's
+// packed B panels of width gi[0].NR over the reduction blocks kb of the channels, tb
+// columns per block (what the GEMM streams best when no piece needs a shifted view).
 template <typename T>
 void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<const T> src,
                      int64_t C, int64_t Cp, const std::vector<Seg>& segs, int64_t ldv,
-                     const gemm::KBlocks& kb, int64_t tb, T* v) {
-  int64_t blk = 0;
-  for (size_t b = 0; b < gi.size(); ++b)
-    for (int64_t c = 0; c < C; ++c) {
+                     const gemm::KBlocks& kb, int64_t tb, T* v, int64_t c0 = 0,
+                     int64_t c1 = -1) {
+  if (c1 < 0) c1 = C;
+  for (size_t b = 0; b < gi.size(); ++b) {
+    int64_t blk = ldv == 0 && c0 < c1 ? kb.index(c0) : 0;
+    for (int64_t c = c0; c < c1; ++c) {
       T* vr = v + (static_cast<int64_t>(b) * Cp + c) * ldv;
       int64_t kc = 1;
       if (ldv == 0) {
@@ -365,6 +370,7 @@ void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<con
         rw.in(&gi[b], plane(g), g.ty, g.qa, g.qb, g.col, kc, vr);
       }
     }
+  }
 }
 
 // Planes xi 64 bytes apart modulo 4 KiB: the transforms stream 16 of them at once, which at
@@ -518,9 +524,9 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
 // runs over the real tiles alone.
 //
 // Blocks depend on the shape only, and fall into a fixed, shape-only number of chunks
-// whose partial sums are added in chunk order: results are bitwise the same for any
-// thread count. dw is (K, C, R, S), contiguous. Returns false when some gradient is not
-// finite (see run()).
+// whose partial sums are added in chunk order, or (large C x K) run one after the other
+// into one sum: results are bitwise the same for any thread count. dw is (K, C, R, S),
+// contiguous. Returns false when some gradient is not finite (see run()).
 template <typename T>
 bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
@@ -532,13 +538,20 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   // would otherwise be copied out of place for every block and piece.
   const int64_t Cp = round_up(C, uk.mr);
   const int64_t nph = pieces(p.R), npw = pieces(p.S), npc = nph * npw, Kd = npc * Cp;
-  const Blocks bl = weight_blocks(N, TP, TQ, nph, NR);
+  const int64_t psu = Kd * Kpad;  // a chunk's partial sums: dU[xi] dense, row kk, column k
+  // Shared: with partial sums of kSharedDU and more (256 channels on both sides), the
+  // threads take one block at a time together, splitting its transforms by channel and its
+  // GEMMs by rows of dU, into one dU; blocks as long as a GEMM reduction block. Otherwise
+  // each chunk of blocks runs on one thread into its own dU, summed afterwards: for large
+  // dU that wrote and read it once per chunk (2 x 16.8 MB at 512 channels).
+  const bool shared = 16 * psu * static_cast<int64_t>(sizeof(T)) >= kSharedDU;
+  const Blocks bl = shared ? Blocks(N, TP, TQ, nph, std::min(N * TP * TQ, gemm::kKC), NR)
+                           : weight_blocks(N, TP, TQ, nph, NR);
   const int64_t nblk = bl.nblk, pos = bl.max_positions();
   const int64_t ldv = row_pitch<T>(pos);
   const int64_t psv = plane_stride<T>(npw * Cp * ldv), psm = plane_stride<T>(K * ldv),
                 psp = plane_stride<T>(Kpad * pos);
-  const int64_t psu = Kd * Kpad;  // a chunk's partial sums: dU[xi] dense, row kk, column k
-  int64_t nch = std::min<int64_t>(nblk, 8);
+  int64_t nch = shared ? 1 : std::min<int64_t>(nblk, 8);
   while (nch > 1 && nch * 16 * psu * static_cast<int64_t>(sizeof(T)) > (int64_t(64) << 20)) --nch;
   T* part = gemm::scratch<T>(2, nch * 16 * psu);
   std::vector<WinoIn> gi;  // per column offset b: the source shifted by 2b columns
@@ -546,60 +559,105 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
     gi.push_back({p.H, p.W, p.pad_top, p.pad_left - 2 * b, x.stride[2], x.stride[3],
                   int64_t(1) << 40, psv});  // one panel: dense rows
   const WinoGrad gg{P, Q, dy.stride[2], dy.stride[3], psm};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
-  for (int64_t ch = 0; ch < nch; ++ch) {
-    T* v = gemm::scratch<T>(3, 16 * psv);
-    T* dm = gemm::scratch<T>(5, 16 * psm);
-    T* dmp = gemm::scratch<T>(6, 16 * psp);
-    T* dU = part + ch * 16 * psu;
+  // The steps of one block (segments segs, shift), each over a range of its work.
+  // V of channels [c0, c1), its padding rows zero.
+  auto transform_v = [&](const std::vector<Seg>& segs, int64_t c0, int64_t c1, T* v) {
+    transform_block(rw, gi, x, C, Cp, segs, ldv, gemm::KBlocks(C), 0, v, c0, c1);
+  };
+  // dM[xi] rows k in [k0, k1): real positions only.
+  auto transform_dm = [&](const std::vector<Seg>& segs, int64_t k0, int64_t k1, T* dm) {
+    for (int64_t k = k0; k < k1; ++k) {
+      auto dyp = [&](const Seg& g) { return dy.data + g.n * dy.stride[0] + k * dy.stride[1]; };
+      for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
+        const Seg& g = segs[i];
+        T* d = dm + k * ldv + g.col;
+        // Rows of 4 tiles, two at a time.
+        if (pairs_with_next(segs, i) && segs[i + 1].real && segs[i + 1].ty == g.ty &&
+            rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
+          ++i;
+          continue;
+        }
+        rw.grad(&gg, dyp(g), g.ty, g.qa, g.qb, d);
+      }
+    }
+  };
+  // dM[xi] packed as NR-column panels per reduction block (column k, reduction index =
+  // position), planes xi in [x0, x1).
+  auto pack_dm = [&](int64_t len, int x0, int x1, const T* dm, T* dmp) {
+    const gemm::KBlocks kb(len);
+    for (int xi = x0; xi < x1; ++xi)
+      for (int64_t q = 0; q < kb.nb; ++q)
+        pack_columns(dm + xi * psm, ldv, K, kb.begin(q), kb.size(q), NR,
+                     dmp + xi * psp + Kpad * kb.begin(q));
+  };
+  // dU[xi] rows [pc*Cp + m0, pc*Cp + m1) of piece pc (a, b): rows c of V_b, a tile rows on.
+  auto gemm_rows = [&](int xi, int64_t pc, int64_t m0, int64_t m1, int64_t len, int64_t shift,
+                       bool first, const T* v, const T* dmp, T* dU) {
+    const T* px = dmp + xi * psp;
+    auto pb = [&](int64_t bj0, int64_t, int64_t t0, int64_t kc, T*) -> const T* {
+      return px + Kpad * t0 + (bj0 / NR) * NR * kc;
+    };
+    const DenseC<T> st{dU + xi * psu, Kpad, K, NR};
+    const T* va = v + xi * psv + (pc % npw) * Cp * ldv + (pc / npw) * shift;
+    auto pa = [&](int64_t am0, int64_t, int64_t t0, int64_t, T*) {
+      return gemm::ABlock<T>{va + (am0 - pc * Cp) * ldv + t0, ldv};
+    };
+    gemm::gemm_task<T>(uk, pc * Cp + m0, pc * Cp + m1, 0, K, 0, len, pa, pb, st, first, true);
+  };
+  auto zero_pad_rows = [&](T* v) {
     for (int xi = 0; xi < 16; ++xi)
       for (int64_t b = 0; b < npw; ++b)
         std::fill_n(v + xi * psv + (b * Cp + C) * ldv, (Cp - C) * ldv, T(0));
-    int64_t b0, b1;
-    split_range(nblk, nch, ch, b0, b1);
-    thread_local std::vector<Seg> segs_tl;
-    std::vector<Seg>& segs = segs_tl;  // (bound once: see run())
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      int64_t shift;
-      const int64_t len = bl.get(blk, segs, shift);
-      transform_block(rw, gi, x, C, Cp, segs, ldv, gemm::KBlocks(C), 0, v);
-      // dM[xi]: row k, real positions only; then packed as NR-column panels per reduction
-      // block (column k, reduction index = position).
-      for (int64_t k = 0; k < K; ++k) {
-        auto dyp = [&](const Seg& g) { return dy.data + g.n * dy.stride[0] + k * dy.stride[1]; };
-        for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
-          const Seg& g = segs[i];
-          T* d = dm + k * ldv + g.col;
-          // Rows of 4 tiles, two at a time.
-          if (pairs_with_next(segs, i) && segs[i + 1].real && segs[i + 1].ty == g.ty &&
-              rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
-            ++i;
-            continue;
-          }
-          rw.grad(&gg, dyp(g), g.ty, g.qa, g.qb, d);
-        }
+  };
+  if (shared) {
+    T* v = gemm::scratch<T>(3, 16 * psv);
+    T* dm = gemm::scratch<T>(5, 16 * psm);
+    T* dmp = gemm::scratch<T>(6, 16 * psp);
+    zero_pad_rows(v);
+    const int64_t mcb = ceil_div(Cp, kMC), ntask = 16 * npc * mcb;
+    std::vector<Seg> segs;
+    int64_t len = 0, shift = 0;
+#pragma omp parallel num_threads(num_threads())
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+#pragma omp single
+      len = bl.get(blk, segs, shift);
+      // (The implicit barriers order the steps: every V and dM row before the packing,
+      // every panel before the GEMMs, the GEMMs before the next block's transforms.)
+#pragma omp for schedule(static) nowait
+      for (int64_t c = 0; c < C; ++c) transform_v(segs, c, c + 1, v);
+#pragma omp for schedule(static)
+      for (int64_t k = 0; k < K; ++k) transform_dm(segs, k, k + 1, dm);
+#pragma omp for schedule(static)
+      for (int xi = 0; xi < 16; ++xi) pack_dm(len, xi, xi + 1, dm, dmp);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < ntask; ++t) {
+        const int64_t m0 = t % mcb * kMC;
+        gemm_rows(static_cast<int>(t / (npc * mcb)), t / mcb % npc, m0, std::min(Cp, m0 + kMC),
+                  len, shift, blk == 0, v, dmp, part);
       }
-      const gemm::KBlocks kb(len);
-      for (int xi = 0; xi < 16; ++xi)
-        for (int64_t q = 0; q < kb.nb; ++q)
-          pack_columns(dm + xi * psm, ldv, K, kb.begin(q), kb.size(q), NR,
-                       dmp + xi * psp + Kpad * kb.begin(q));
-      for (int xi = 0; xi < 16; ++xi) {
-        const T* px = dmp + xi * psp;
-        auto pb = [&](int64_t bj0, int64_t, int64_t t0, int64_t kc, T*) -> const T* {
-          return px + Kpad * t0 + (bj0 / NR) * NR * kc;
-        };
-        DenseC<T> st{dU + xi * psu, Kpad, K, NR};
-        for (int64_t pc = 0; pc < npc; ++pc) {
-          // Piece (a, b): rows c of V_b, a tile rows on (GEMM row pc*Cp + c).
-          const T* va = v + xi * psv + (pc % npw) * Cp * ldv + (pc / npw) * shift;
-          auto pa = [&](int64_t am0, int64_t, int64_t t0, int64_t, T*) {
-            return gemm::ABlock<T>{va + (am0 - pc * Cp) * ldv + t0, ldv};
-          };
-          for (int64_t m0 = 0; m0 < Cp; m0 += kMC)
-            gemm::gemm_task<T>(uk, pc * Cp + m0, pc * Cp + std::min(Cp, m0 + kMC), 0, K, 0, len,
-                               pa, pb, st, blk == b0, true);
-        }
+    }
+  } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      T* v = gemm::scratch<T>(3, 16 * psv);
+      T* dm = gemm::scratch<T>(5, 16 * psm);
+      T* dmp = gemm::scratch<T>(6, 16 * psp);
+      T* dU = part + ch * 16 * psu;
+      zero_pad_rows(v);
+      int64_t b0, b1;
+      split_range(nblk, nch, ch, b0, b1);
+      thread_local std::vector<Seg> segs_tl;
+      std::vector<Seg>& segs = segs_tl;  // (bound once: see run())
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        int64_t shift;
+        const int64_t len = bl.get(blk, segs, shift);
+        transform_v(segs, 0, C, v);
+        transform_dm(segs, 0, K, dm);
+        pack_dm(len, 0, 16, dm, dmp);
+        for (int xi = 0; xi < 16; ++xi)
+          for (int64_t pc = 0; pc < npc; ++pc)
+            for (int64_t m0 = 0; m0 < Cp; m0 += kMC)
+              gemm_rows(xi, pc, m0, std::min(Cp, m0 + kMC), len, shift, blk == b0, v, dmp, dU);
       }
     }
   }
