@@ -560,7 +560,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
                   int64_t(1) << 40, psv});  // one panel: dense rows
   const WinoGrad gg{P, Q, dy.stride[2], dy.stride[3], psm};
   // The steps of one block (segments segs, shift), each over a range of its work.
-  // V of channels [c0, c1), its padding rows zero.
+  // V of channels [c0, c1) (the padding rows [C, Cp) are zeroed once: zero_pad_rows).
   auto transform_v = [&](const std::vector<Seg>& segs, int64_t c0, int64_t c1, T* v) {
     transform_block(rw, gi, x, C, Cp, segs, ldv, gemm::KBlocks(C), 0, v, c0, c1);
   };
