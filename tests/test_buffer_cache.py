@@ -34,13 +34,16 @@ def test_dropped_output_is_reused():
     w = np.ones((8, 8, 3, 3), np.float32)
     y = _conv(x, w, padding=1)  # 512 KiB
     addr = y.__array_interface__["data"][0]
-    scratch = C._cache_info()["idle_blocks"]  # the call's scratch, back in the cache
+    before = C._cache_info()  # (with the call's scratch, back in the cache too)
     del y
     info = C._cache_info()
-    assert info["idle_blocks"] == scratch + 1 and info["idle_bytes"] >= 4 * 8 * 64 * 64 * 4
+    assert info["idle_blocks"] == before["idle_blocks"] + 1
+    assert info["idle_bytes"] >= before["idle_bytes"] + 4 * 8 * 64 * 64 * 4
+    # (How many blocks are idle after the next call depends on which thread ran which
+    # task: a worker whose scratch grows hands its smaller block to the cache.)
     y = _conv(x, w, padding=1)
     assert y.__array_interface__["data"][0] == addr
-    assert C._cache_info()["idle_blocks"] == scratch
+    assert C._cache_info()["hits"] > info["hits"]
     np.testing.assert_array_equal(y[:, :, 1:-1, 1:-1], 72.0)
 
 
