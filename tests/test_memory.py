@@ -195,7 +195,9 @@ def test_large_scratch_is_not_kept():
     finally:
         _C._set_cache_limit(limit)
         pyconv.set_num_threads(threads)
-    assert grew <= SLACK, f"resident memory grew by {grew / 2**20:.1f} MiB"
+    # (16 MiB: freed blocks below glibc's mmap threshold, the tile buffers of a few MiB, may
+    # stay in the heap; the old code kept 78 MiB.)
+    assert grew <= 16 << 20, f"resident memory grew by {grew / 2**20:.1f} MiB"
 
 
 def test_every_op_is_measured():
