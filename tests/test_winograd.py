@@ -143,6 +143,21 @@ def test_auto_and_off_agree_with_on():
         _C._set_winograd("fast")
 
 
+# (N, H, W): 98 tiles, where auto takes the shared weight gradient (256 channels on both
+# sides), and 64, where it leaves it to the GEMM.
+@pytest.mark.parametrize("nhw, winograd", [((2, 14, 14), True), ((4, 7, 7), False)])
+def test_weight_gate_with_shared_blocks(nhw, winograd):
+    N, H, W = nhw
+    args = make(_shape(N, 256, H, W, 256, (1, 1, 1, 1)), np.float32, seed=15)
+    got = {}
+    for mode in ("off", "auto", "on"):
+        _C._set_winograd(mode)
+        got[mode] = run_pyconv(*args)[2]
+    assert np.array_equal(got["auto"], got["on" if winograd else "off"])
+    assert not np.array_equal(got["on"], got["off"])
+    assert_close(got["auto"], torch_ref(*args)[2], TOL[np.float32], "grad_weight")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "leaky_relu"])
 @pytest.mark.parametrize("hw", [(11, 13), (8, 7)], ids=["rows-of-7-tiles", "rows-of-4-in-pairs"])

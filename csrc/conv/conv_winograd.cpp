@@ -92,6 +92,10 @@ constexpr int64_t kMinChannels = 32;
 constexpr int64_t kMinInChannels = 16;
 // Below this many tiles the blocks are too few and narrow (one 512-channel 7x7 image: 16).
 constexpr int64_t kMinTiles = 128;
+// A weight gradient whose threads share each block (kSharedDU) pays off from fewer. Against
+// the GEMM, same process, 2 threads: 512@14 and 256@14 batch 2 (98 tiles) 1.21x and 1.13x,
+// 512@7 batch 6 (96) 1.13x; 512@7 batch 4 (64) 1.00x, batch 3 (48) 0.86x.
+constexpr int64_t kMinTilesShared = 96;
 // The forward and backward-data of a 3x3 kernel pay off from fewer (batch-1 inference at
 // 14x14: 49 tiles). Against the GEMM, same process, 2 threads: 256@14 and 128@14 batch 1
 // 1.33-1.38x, 512@14 batch 1 1.30x, 512@7 batch 3 (48 tiles) 1.07-1.13x and batch 4 1.45x,
@@ -516,6 +520,15 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   return finite;
 }
 
+// Whether the weight gradient's threads share each block (run_weight): partial sums dU of
+// kSharedDU and more (16 planes of Kd x Kpad, channels padded to whole MR-row panels).
+template <typename T>
+bool weight_shared(const ConvParams& p) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const int64_t Kd = pieces(p.R) * pieces(p.S) * round_up(p.C, uk.mr);
+  return 16 * Kd * round_up(p.K, uk.nr) * static_cast<int64_t>(sizeof(T)) >= kSharedDU;
+}
+
 // The weight gradient, dg = G^T [ sum_t (A dY_t A^T) (.) V_t ] G per (filter, channel,
 // piece), over every tile t: per xi and piece the GEMM
 //   dU[xi] (C x K) = V[xi] (C x T) * dM[xi]^T (T x K),   dM = A dY A^T,
@@ -544,7 +557,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   // GEMMs by rows of dU, into one dU; blocks as long as a GEMM reduction block. Otherwise
   // each chunk of blocks runs on one thread into its own dU, summed afterwards: for large
   // dU that wrote and read it once per chunk (2 x 16.8 MB at 512 channels).
-  const bool shared = 16 * psu * static_cast<int64_t>(sizeof(T)) >= kSharedDU;
+  const bool shared = weight_shared<T>(p);
   const Blocks bl = shared ? Blocks(N, TP, TQ, nph, std::min(N * TP * TQ, gemm::kKC), NR)
                            : weight_blocks(N, TP, TQ, nph, NR);
   const int64_t nblk = bl.nblk, pos = bl.max_positions();
@@ -710,10 +723,11 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 // 128@28 batch 2 1.08-1.14x, 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and
 // 128@14 batch 2 (128) 0.90-0.96x.
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
-              bool weight) {
+              bool weight, bool shared) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
-                                    : (dilated ? 3 * kMinTiles / 2 : kMinTiles);
+                            : dilated ? 3 * kMinTiles / 2
+                                      : (shared ? kMinTilesShared : kMinTiles);
   const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
                                      !long_reduction(p, K, C * p.R * p.S));
   return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
@@ -727,7 +741,7 @@ bool shape_ok(const ConvParams& p) {
 }
 
 bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q,
-         bool weight = false) {
+         bool weight = false, bool shared = false) {
   const auto mode = static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
@@ -736,7 +750,7 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   return mode == KernelMode::on ||
          worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2),
-                  weight);
+                  weight, shared);
 }
 
 template <typename T>
@@ -896,12 +910,14 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
 
 template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
-  if (!use(p, p.N, p.C, p.K, p.P, p.Q, true)) return false;
+  const bool shared = weight_shared<T>(p);
+  if (!use(p, p.N, p.C, p.K, p.P, p.Q, true, shared)) return false;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
       static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed)) != KernelMode::on;
-  // Auto: not as a single block (one thread; a 512-channel 7x7 batch of 8).
-  if (autom &&
+  // Auto: not as a single block of chunks (one thread; a 512-channel 7x7 batch of 8); the
+  // shared schedule runs a single block on every thread.
+  if (autom && !shared &&
       weight_blocks(p.N, ceil_div(p.P, 2 * p.dil_h), ceil_div(p.Q, 2 * p.dil_w), pieces(p.R),
                     gemm::ukernel_for<T>(active_isa()).nr).nblk < 2)
     return false;
