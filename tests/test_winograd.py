@@ -33,8 +33,8 @@ def _winograd_on():
     pyconv.set_num_threads(nt)
 
 
-def _shape(N, C, H, W, K, pad, R=3, S=3):
-    return (N, C, H, W, K, R, S, 1, pad, 1, 1)
+def _shape(N, C, H, W, K, pad, R=3, S=3, dil=1):
+    return (N, C, H, W, K, R, S, 1, pad, dil, 1)
 
 
 @given(N=st.integers(0, 3), C=st.integers(1, 40), K=st.integers(1, 40),
@@ -70,7 +70,7 @@ def test_dilated_sweep(N, C, K, H, W, R, S, pad, dil, dtype, isa, threads):
         return
     _C.set_isa(isa)
     pyconv.set_num_threads(threads)
-    args = make((N, C, H, W, K, R, S, 1, pad, dil, 1), dtype, seed=N + C + K + H + W)
+    args = make(_shape(N, C, H, W, K, pad, R, S, dil), dtype, seed=N + C + K + H + W)
     for g, r, name in zip(run_pyconv(*args), torch_ref(*args),
                           ("forward", "grad_input", "grad_weight", "grad_bias")):
         assert_close(g, r, TOL[dtype], f"{name} {isa} {threads}")
@@ -80,7 +80,7 @@ def test_dilated_sweep(N, C, K, H, W, R, S, pad, dil, dtype, isa, threads):
 # 30 x 27): all of one shape, run as one batch of N * dil_h * dil_w images.
 @pytest.mark.parametrize("H, W, dil", [(30, 29, 2), (30, 28, 2), (30, 27, (2, 3))])
 def test_dilated_threads_bitwise_and_auto(H, W, dil):
-    args = make((2, 40, H, W, 36, 3, 3, 1, (2, 2, 2, 2), dil, 1), np.float32, seed=14)
+    args = make(_shape(2, 40, H, W, 36, (2, 2, 2, 2), dil=dil), np.float32, seed=14)
     assert_threads_bitwise(args, 3)
     ref = torch_ref(*args)
     _C._set_winograd("auto")  # >= 2x15x9 tiles per sub-problem: auto picks the polyphase path
@@ -178,7 +178,7 @@ def test_fused_epilogue(act, isa, hw):
 @pytest.mark.parametrize("dil", [1, 2, (3, 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_strided_views(dtype, dil):
-    x, w, b, dy, stride, pad, dil, groups = make((2, 34, 9, 10, 33, 3, 3, 1, (1, 1, 1, 1), dil, 1),
+    x, w, b, dy, stride, pad, dil, groups = make(_shape(2, 34, 9, 10, 33, (1, 1, 1, 1), dil=dil),
                                                  dtype, seed=11)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
     views = {

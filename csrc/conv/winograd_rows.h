@@ -212,7 +212,8 @@ static bool wino_in_row_pair(const WinoIn& g, const T* plane_a, int64_t tya, con
 // piece's 3x3 taps g (rows 2ph + r, columns 2pw + s of filter k's channel c; taps past the
 // kernel, and those of the previous piece (r = 0 when ph > 0, s = 0 when pw > 0), zero) go
 // to u + xi*ps + Mpad*k0 + pan*MR*kc + (kk - k0)*MR + i, (k0, kc) the reduction block of kk
-// (the blocks of a length-Kd reduction cut into kbn nearly equal ones, as gemm::KBlocks);
+// (the blocks of a length-Kd reduction cut into kbn nearly equal ones: gemm::KBlocks' rule,
+// spelled out here since this file shares no inline code across the ISA builds);
 // zeros for k >= K. Filter element (k, c, r, s) at w + k*wk + c*wc + r*wr + s*ws.
 struct WinoFilter {
   const void* w;
