@@ -302,6 +302,10 @@ struct Blocks {
     nbands = ceil_div(TP, band);
     nblk = ceil_div(N, NB) * nbands;
   }
+  // The row-interleaved layout (nph > 1) with nb_ images per block and bands of band_ rows.
+  Blocks(int64_t N_, int64_t TP_, int64_t TQ_, int64_t nph_, int64_t nb_, int64_t band_)
+      : N(N_), TP(TP_), TQ(TQ_), nph(nph_), NB(nb_), band(band_), nbands(ceil_div(TP_, band_)),
+        nblk(ceil_div(N_, nb_) * ceil_div(TP_, band_)) {}
   // Positions of the largest block, extra rows included.
   int64_t max_positions() const { return nph == 1 ? tb : (band + nph - 1) * NB * TQ; }
   // Block b's segments (the real ones first, in position order) and its number of real
@@ -327,6 +331,71 @@ struct Blocks {
     return (ty1 - ty0) * nb * TQ;
   }
 };
+
+// The forward's blocks of a kernel of several piece rows: the budget's layout (above) or,
+// where a cost estimate puts it 5% or more ahead, another layout of nb images or bands of
+// band tile rows. The budget alone often left GEMM columns idle: a block's columns are
+// computed in whole NR-column tiles, and 3 rows of 12 tiles (36 columns of 48) ran
+// OverFeat's 96 -> 256 5x5 at 28x28 1.28x slower than 4 rows (48). Estimated time, in
+// cycles of one thread: per block its GEMM columns, rounded up to whole tiles (2 * 16 flops
+// per row and reduction index, ~29 flops a cycle), its input transforms (band + nph - 1 rows
+// of tiles per band, 15 cycles per tile, channel and column offset: 9 measured in L2, 24
+// from L3), and a re-read of the transformed filter U (64 bytes per row and reduction
+// index; a quarter of that where U fits L2); the blocks taken in order by the threads (as
+// the dynamic schedule does), plus a quarter of a block for a tail the estimate misses.
+// Layouts whose GEMM operand for one xi and reduction block (kKC rows of the block's
+// positions) would not stay in L2 while A's panels stream over it, or whose transformed
+// input and products pass kMaxTallBlock, are not taken.
+constexpr int64_t kMaxTallBlock = int64_t(6) << 20;
+inline Blocks tall_blocks(const Blocks& budget, int64_t N, int64_t TP, int64_t TQ,
+                          int64_t nph, int64_t npw, int64_t C, int64_t Mpad, int NR,
+                          int64_t tsize) {
+  const int64_t Kd = nph * npw * C, nt = num_threads();
+  const double u = (16 * Mpad * Kd * tsize > (int64_t(256) << 10) ? 4.0 : 1.0) * Mpad * Kd;
+  auto block = [&](int64_t nb, int64_t rows) {
+    return 1.1 * round_up(rows * nb * TQ, NR) * Mpad * Kd +
+           15.0 * (rows + nph - 1) * nb * TQ * npw * C + u;
+  };
+  auto fits = [&](int64_t nb, int64_t band) {
+    const int64_t len = band * nb * TQ, tpos = (band + nph - 1) * nb * TQ;
+    return std::min(Kd, gemm::kKC) * (len + NR) * tsize <= (int64_t(256) << 10) &&
+           16 * (npw * C * (tpos + NR) + Mpad * round_up(len, NR)) * tsize <= kMaxTallBlock;
+  };
+  std::vector<double> load(static_cast<size_t>(nt));
+  auto time = [&](const Blocks& b) {
+    const double big = block(std::min(b.NB, N), std::min(b.band, TP));
+    double t;
+    if (b.nblk * nt <= 1024) {  // the dynamic schedule's order
+      std::fill(load.begin(), load.end(), 0.0);
+      for (int64_t k = 0; k < b.nblk; ++k) {
+        const int64_t n0 = k / b.nbands * b.NB, ty0 = k % b.nbands * b.band;
+        *std::min_element(load.begin(), load.end()) +=
+            block(std::min(b.NB, N - n0), std::min(b.band, TP - ty0));
+      }
+      t = *std::max_element(load.begin(), load.end());
+    } else {  // full groups and bands, then the last (smaller) ones
+      const int64_t gi = N / b.NB, ri = N % b.NB, gb = TP / b.band, rb = TP % b.band;
+      double total = gi * gb * big;
+      if (ri) total += gb * block(ri, b.band);
+      if (rb) total += gi * block(b.NB, rb);
+      if (ri && rb) total += block(ri, rb);
+      t = total / nt + 0.5 * big;
+    }
+    return t + 0.25 * big;
+  };
+  Blocks best = budget;
+  const double t_budget = time(budget);
+  double t_best = t_budget;
+  for (int64_t nb = 1; nb <= N; ++nb) {
+    if (nb > 1 && !fits(nb, TP)) break;  // (wider with nb)
+    for (int64_t band = nb > 1 ? TP : 1; band <= TP && fits(nb, band); ++band) {
+      const Blocks b(N, TP, TQ, nph, nb, band);
+      const double t = time(b);
+      if (t < t_best) best = b, t_best = t;
+    }
+  }
+  return t_best <= 0.95 * t_budget ? best : budget;
+}
 
 // The weight gradient's blocks, from the shape alone (their reduction order fixes the
 // result): as few as the GEMM's reduction blocks allow (each block re-reads and rewrites
@@ -430,6 +499,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   Blocks bl(pr.N, TP, TQ, nph, target, NR);
   while (bl.nblk < 2 * num_threads() && target > 2 * NR)
     bl = Blocks(pr.N, TP, TQ, nph, target /= 2, NR);
+  if (nph > 1) bl = tall_blocks(bl, pr.N, TP, TQ, nph, npw, C, Mpad, NR, sizeof(T));
   // V: one piece reads the GEMM's packed panels (tb columns), several dense rows (ldv),
   // which hold a block's positions plus what its last NR-column tile reads past them.
   const bool panels = npc == 1;
