@@ -412,19 +412,19 @@ inline Blocks weight_blocks(int64_t N, int64_t TP, int64_t TQ, int64_t nph, int 
 
 // V_b of a block for each column offset b < npw (source shifted by 2b columns: gi[b]),
 // segment by segment, planes xi gi[b].ps apart; channels [c0, c1) (default: all). Dense
-// rows (ldv > 0): channel c along row b*Cp + c, ldv apart. Otherwise (one piece) the GEMM's
+// rows (ldv > 0): channel c along row b*C + c, ldv apart. Otherwise (one piece) the GEMM's
 // packed B panels of width gi[0].NR over the reduction blocks kb of the channels, tb
 // columns per block (what the GEMM streams best when no piece needs a shifted view).
 template <typename T>
 void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<const T> src,
-                     int64_t C, int64_t Cp, const std::vector<Seg>& segs, int64_t ldv,
+                     int64_t C, const std::vector<Seg>& segs, int64_t ldv,
                      const gemm::KBlocks& kb, int64_t tb, T* v, int64_t c0 = 0,
                      int64_t c1 = -1) {
   if (c1 < 0) c1 = C;
   for (size_t b = 0; b < gi.size(); ++b) {
     int64_t blk = ldv == 0 && c0 < c1 ? kb.index(c0) : 0;
     for (int64_t c = c0; c < c1; ++c) {
-      T* vr = v + (static_cast<int64_t>(b) * Cp + c) * ldv;
+      T* vr = v + (static_cast<int64_t>(b) * C + c) * ldv;
       int64_t kc = 1;
       if (ldv == 0) {
         if (c >= kb.begin(blk) + kb.size(blk)) ++blk;
@@ -528,7 +528,7 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
     std::vector<Seg>& segs = segs_tl;
     int64_t shift;
     const int64_t len = bl.get(blk, segs, shift);
-    transform_block(rw, gi, src, C, C, segs, ldv, kb, tb, v);
+    transform_block(rw, gi, src, C, segs, ldv, kb, tb, v);
     // Row kk of B: in a packed panel, at (kk - k0)*NR; in dense rows, row (b, c) of V_b,
     // a*shift positions on for the piece (a, b).
     boff.resize(static_cast<size_t>(Kd));
@@ -591,11 +591,11 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
 }
 
 // Whether the weight gradient's threads share each block (run_weight): partial sums dU of
-// kSharedDU and more (16 planes of Kd x Kpad, channels padded to whole MR-row panels).
+// kSharedDU and more (16 planes of Kd x Kpad).
 template <typename T>
 bool weight_shared(const ConvParams& p) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
-  const int64_t Kd = pieces(p.R) * pieces(p.S) * round_up(p.C, uk.mr);
+  const int64_t Kd = pieces(p.R) * pieces(p.S) * p.C;
   return 16 * Kd * round_up(p.K, uk.nr) * static_cast<int64_t>(sizeof(T)) >= kSharedDU;
 }
 
@@ -617,10 +617,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   const int NR = uk.nr;
   const int64_t C = p.C, K = p.K, Kpad = round_up(K, NR), P = p.P, Q = p.Q;
   const int64_t TP = ceil_div(P, 2), TQ = ceil_div(Q, 2), N = p.N;
-  // Channels padded to whole MR-row panels with zero rows of V: a piece's ragged last rows
-  // would otherwise be copied out of place for every block and piece.
-  const int64_t Cp = round_up(C, uk.mr);
-  const int64_t nph = pieces(p.R), npw = pieces(p.S), npc = nph * npw, Kd = npc * Cp;
+  const int64_t nph = pieces(p.R), npw = pieces(p.S), npc = nph * npw, Kd = npc * C;
   const int64_t psu = Kd * Kpad;  // a chunk's partial sums: dU[xi] dense, row kk, column k
   // Shared: with partial sums of kSharedDU and more (256 channels on both sides), the
   // threads take one block at a time together, splitting its transforms by channel and its
@@ -632,7 +629,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
                            : weight_blocks(N, TP, TQ, nph, NR);
   const int64_t nblk = bl.nblk, pos = bl.max_positions();
   const int64_t ldv = row_pitch<T>(pos);
-  const int64_t psv = plane_stride<T>(npw * Cp * ldv), psm = plane_stride<T>(K * ldv),
+  const int64_t psv = plane_stride<T>(npw * C * ldv), psm = plane_stride<T>(K * ldv),
                 psp = plane_stride<T>(Kpad * pos);
   int64_t nch = shared ? 1 : std::min<int64_t>(nblk, 8);
   while (nch > 1 && nch * 16 * psu * static_cast<int64_t>(sizeof(T)) > (int64_t(64) << 20)) --nch;
@@ -643,9 +640,9 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
                   int64_t(1) << 40, psv});  // one panel: dense rows
   const WinoGrad gg{P, Q, dy.stride[2], dy.stride[3], psm};
   // The steps of one block (segments segs, shift), each over a range of its work.
-  // V of channels [c0, c1) (the padding rows [C, Cp) are zeroed once: zero_pad_rows).
+  // V of channels [c0, c1).
   auto transform_v = [&](const std::vector<Seg>& segs, int64_t c0, int64_t c1, T* v) {
-    transform_block(rw, gi, x, C, Cp, segs, ldv, gemm::KBlocks(C), 0, v, c0, c1);
+    transform_block(rw, gi, x, C, segs, ldv, gemm::KBlocks(C), 0, v, c0, c1);
   };
   // dM[xi] rows k in [k0, k1): real positions only.
   auto transform_dm = [&](const std::vector<Seg>& segs, int64_t k0, int64_t k1, T* dm) {
@@ -673,7 +670,9 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         pack_columns(dm + xi * psm, ldv, K, kb.begin(q), kb.size(q), NR,
                      dmp + xi * psp + Kpad * kb.begin(q));
   };
-  // dU[xi] rows [pc*Cp + m0, pc*Cp + m1) of piece pc (a, b): rows c of V_b, a tile rows on.
+  // dU[xi] rows [pc*C + m0, pc*C + m1) of piece pc (a, b): rows c of V_b, a tile rows on
+  // (a ragged last panel of rows read in place too: C padded to whole panels with zero rows
+  // ran CIFAR-10's 32-channel weight gradients 1.07-1.08x slower).
   auto gemm_rows = [&](int xi, int64_t pc, int64_t m0, int64_t m1, int64_t len, int64_t shift,
                        bool first, const T* v, const T* dmp, T* dU) {
     const T* px = dmp + xi * psp;
@@ -681,23 +680,17 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
       return px + Kpad * t0 + (bj0 / NR) * NR * kc;
     };
     const DenseC<T> st{dU + xi * psu, Kpad, K, NR};
-    const T* va = v + xi * psv + (pc % npw) * Cp * ldv + (pc / npw) * shift;
+    const T* va = v + xi * psv + (pc % npw) * C * ldv + (pc / npw) * shift;
     auto pa = [&](int64_t am0, int64_t, int64_t t0, int64_t, T*) {
-      return gemm::ABlock<T>{va + (am0 - pc * Cp) * ldv + t0, ldv};
+      return gemm::ABlock<T>{va + (am0 - pc * C) * ldv + t0, ldv};
     };
-    gemm::gemm_task<T>(uk, pc * Cp + m0, pc * Cp + m1, 0, K, 0, len, pa, pb, st, first, true);
-  };
-  auto zero_pad_rows = [&](T* v) {
-    for (int xi = 0; xi < 16; ++xi)
-      for (int64_t b = 0; b < npw; ++b)
-        std::fill_n(v + xi * psv + (b * Cp + C) * ldv, (Cp - C) * ldv, T(0));
+    gemm::gemm_task<T>(uk, pc * C + m0, pc * C + m1, 0, K, 0, len, pa, pb, st, first, true);
   };
   if (shared) {
     T* v = gemm::scratch<T>(3, 16 * psv);
     T* dm = gemm::scratch<T>(5, 16 * psm);
     T* dmp = gemm::scratch<T>(6, 16 * psp);
-    zero_pad_rows(v);
-    const int64_t mcb = ceil_div(Cp, kMC), ntask = 16 * npc * mcb;
+    const int64_t mcb = ceil_div(C, kMC), ntask = 16 * npc * mcb;
     std::vector<Seg> segs;
     int64_t len = 0, shift = 0;
 #pragma omp parallel num_threads(num_threads())
@@ -715,7 +708,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < ntask; ++t) {
         const int64_t m0 = t % mcb * kMC;
-        gemm_rows(static_cast<int>(t / (npc * mcb)), t / mcb % npc, m0, std::min(Cp, m0 + kMC),
+        gemm_rows(static_cast<int>(t / (npc * mcb)), t / mcb % npc, m0, std::min(C, m0 + kMC),
                   len, shift, blk == 0, v, dmp, part);
       }
     }
@@ -726,7 +719,6 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
       T* dm = gemm::scratch<T>(5, 16 * psm);
       T* dmp = gemm::scratch<T>(6, 16 * psp);
       T* dU = part + ch * 16 * psu;
-      zero_pad_rows(v);
       int64_t b0, b1;
       split_range(nblk, nch, ch, b0, b1);
       thread_local std::vector<Seg> segs_tl;
@@ -739,8 +731,8 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         pack_dm(len, 0, 16, dm, dmp);
         for (int xi = 0; xi < 16; ++xi)
           for (int64_t pc = 0; pc < npc; ++pc)
-            for (int64_t m0 = 0; m0 < Cp; m0 += kMC)
-              gemm_rows(xi, pc, m0, std::min(Cp, m0 + kMC), len, shift, blk == b0, v, dmp, dU);
+            for (int64_t m0 = 0; m0 < C; m0 += kMC)
+              gemm_rows(xi, pc, m0, std::min(C, m0 + kMC), len, shift, blk == b0, v, dmp, dU);
       }
     }
   }
@@ -748,8 +740,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   bool finite = true;
 #pragma omp parallel for schedule(static) num_threads(num_threads()) reduction(&& : finite)
   for (int64_t kk = 0; kk < Kd; ++kk) {
-    const int64_t c = kk % Cp, ph = kk / Cp / npw, pw = kk / Cp % npw;
-    if (c >= C) continue;  // a padding row
+    const int64_t c = kk % C, ph = kk / C / npw, pw = kk / C % npw;
     thread_local std::vector<T> acc;
     acc.assign(static_cast<size_t>(16 * K), T(0));
     for (int64_t ch = 0; ch < nch; ++ch)
