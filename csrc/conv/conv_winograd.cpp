@@ -35,8 +35,7 @@
 namespace pyconv::avx2 {
 #define PYCONV_WINO_DECLARE(T)                                                            \
   void wino_in_row_##T(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*); \
-  bool wino_in_row_pair_##T(const void*, const T*, int64_t, const T*, int64_t, int64_t,   \
-                            int64_t, T*);                                                \
+  bool wino_in_groups_##T(const void*, const T*, const void*, int64_t, int64_t, T*);       \
   bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*); \
   bool wino_out_row_pair_##T(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, \
                              bool*);                                                       \
@@ -135,7 +134,7 @@ inline int64_t pieces(int64_t R) { return R <= 3 ? 1 : R / 2; }
 template <typename T>
 struct Rows {
   void (*in)(const void*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*);
-  bool (*in_pair)(const void*, const T*, int64_t, const T*, int64_t, int64_t, int64_t, T*);
+  bool (*in_groups)(const void*, const T*, const void*, int64_t, int64_t, T*);
   bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
   bool (*out_pair)(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, bool*);
   void (*grad)(const void*, const T*, int64_t, int64_t, int64_t, T*);
@@ -149,9 +148,10 @@ void in_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, 
   wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);
 }
 template <typename T>
-bool in_pair_base(const void* g, const T* pa, int64_t tya, const T* pb, int64_t tyb, int64_t t0,
-                  int64_t kc, T* vc) {
-  return wino_in_row_pair<T>(*static_cast<const WinoIn*>(g), pa, tya, pb, tyb, t0, kc, vc);
+bool in_groups_base(const void* g, const T* base, const void* parts, int64_t n, int64_t kc,
+                    T* vc) {
+  return wino_in_groups<T>(*static_cast<const WinoIn*>(g), base,
+                           static_cast<const WinoPart*>(parts), n, kc, vc);
 }
 template <typename T>
 bool out_base(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, bool relu,
@@ -184,18 +184,18 @@ Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
   if (active_isa() >= Isa::avx2) {
     if constexpr (std::is_same_v<T, float>)
-      return {avx2::wino_in_row_float,      avx2::wino_in_row_pair_float,
+      return {avx2::wino_in_row_float,      avx2::wino_in_groups_float,
               avx2::wino_out_row_float,     avx2::wino_out_row_pair_float,
               avx2::wino_grad_row_float,    avx2::wino_grad_row_pair_float,
               avx2::wino_filter_panel_float};
     else
-      return {avx2::wino_in_row_double,     avx2::wino_in_row_pair_double,
+      return {avx2::wino_in_row_double,     avx2::wino_in_groups_double,
               avx2::wino_out_row_double,    avx2::wino_out_row_pair_double,
               avx2::wino_grad_row_double,   avx2::wino_grad_row_pair_double,
               avx2::wino_filter_panel_double};
   }
 #endif
-  return {in_base<T>,   in_pair_base<T>,   out_base<T>,
+  return {in_base<T>,   in_groups_base<T>, out_base<T>,
           out_pair_base<T>, grad_base<T>,  grad_pair_base<T>, filter_base<T>};
 }
 
@@ -421,6 +421,26 @@ void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<con
                      const gemm::KBlocks& kb, int64_t tb, T* v, int64_t c0 = 0,
                      int64_t c1 = -1) {
   if (c1 < 0) c1 = C;
+  // The positions in groups of 8 (wino_in_groups), each group's parts from the segments
+  // it overlaps (they cover positions 0, 1, ... in order); the same for every channel.
+  thread_local std::vector<WinoPart> parts_tl;
+  std::vector<WinoPart>& parts = parts_tl;
+  parts.clear();
+  const int64_t end = segs.empty() ? 0 : segs.back().col + segs.back().qb - segs.back().qa;
+  for (int64_t t = 0, i = 0; t < end; t += 8) {
+    while (segs[i].col + segs[i].qb - segs[i].qa <= t) ++i;
+    for (size_t j = i; j < segs.size() && segs[j].col < t + 8; ++j) {
+      const Seg& g = segs[j];
+      const int64_t a = std::max(g.col, t), e = std::min(g.col + g.qb - g.qa, t + 8);
+      WinoPart w{{}, g.qa + a - g.col, static_cast<int>(a - t), static_cast<int>(e - t), false};
+      for (int r = 0; r < 4; ++r) {
+        const int64_t iy = 2 * g.ty + r - gi[0].pt;
+        w.off[r] = iy >= 0 && iy < gi[0].H ? g.n * src.stride[0] + iy * gi[0].s2 : kNoRow;
+      }
+      parts.push_back(w);
+    }
+    parts.back().last = true;
+  }
   for (size_t b = 0; b < gi.size(); ++b) {
     int64_t blk = ldv == 0 && c0 < c1 ? kb.index(c0) : 0;
     for (int64_t c = c0; c < c1; ++c) {
@@ -431,17 +451,11 @@ void transform_block(const Rows<T>& rw, const std::vector<WinoIn>& gi, View4<con
         kc = kb.size(blk);
         vr = v + tb * kb.begin(blk) + (c - kb.begin(blk)) * gi[b].NR;
       }
+      if (rw.in_groups(&gi[b], src.data + c * src.stride[1], parts.data(),
+                       static_cast<int64_t>(parts.size()), kc, vr))
+        continue;
       auto plane = [&](const Seg& g) { return src.data + g.n * src.stride[0] + c * src.stride[1]; };
-      for (size_t i = 0; i < segs.size(); ++i) {
-        const Seg& g = segs[i];
-        // Rows of 4 tiles go two at a time (one 8-tile vector).
-        if (pairs_with_next(segs, i) &&
-            rw.in_pair(&gi[b], plane(g), g.ty, plane(segs[i + 1]), segs[i + 1].ty, g.col, kc, vr)) {
-          ++i;
-          continue;
-        }
-        rw.in(&gi[b], plane(g), g.ty, g.qa, g.qb, g.col, kc, vr);
-      }
+      for (const Seg& g : segs) rw.in(&gi[b], plane(g), g.ty, g.qa, g.qb, g.col, kc, vr);
     }
   }
 }

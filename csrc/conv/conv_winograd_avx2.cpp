@@ -13,9 +13,10 @@ namespace {
                        int64_t t0, int64_t kc, T* vc) {                                      \
     wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);          \
   }                                                                                          \
-  bool wino_in_row_pair_##T(const void* g, const T* pa, int64_t tya, const T* pb, int64_t tyb, \
-                            int64_t t0, int64_t kc, T* vc) {                                 \
-    return wino_in_row_pair<T>(*static_cast<const WinoIn*>(g), pa, tya, pb, tyb, t0, kc, vc);  \
+  bool wino_in_groups_##T(const void* g, const T* base, const void* parts, int64_t n,        \
+                          int64_t kc, T* vc) {                                               \
+    return wino_in_groups<T>(*static_cast<const WinoIn*>(g), base,                          \
+                             static_cast<const WinoPart*>(parts), n, kc, vc);                \
   }                                                                                          \
   bool wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
                         bool relu, T* y, T* z) {                                             \

@@ -61,19 +61,16 @@ static inline __m256i wino_lanes(int64_t lo, int64_t hi) {
                              _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), i));
 }
 
-// Tiles q .. q+7 of source rows p[a] (tile-space column 2q + j of tile q; source column
-// 2q + j - pl): B^T d B, tile q + i to column i of the panel row at d (planes xi ps
-// apart), for lanes [lo, hi) only. The 8 columns lie in one panel (groups are aligned
-// to 8 columns, NR a multiple of 8). Bounded: loads masked to source columns [0, W)
-// (masked-off lanes read nothing); otherwise all 18 columns must be inside the row.
-// Lanes 4..7 come from columns 8..15 of the same rows (pb == p, ob == 8) or, for rows of
-// 4 tiles, from columns 0..7 of the next tile row's source rows pb (ob == 0).
-// (Always inlined: as a call, its 16 result vectors went through the stack.)
+// The vertical half of B^T d B for tiles q .. q+7 of source rows p[a] (tile-space column
+// 2q + j of tile q; source column 2q + j - pl): c[i][j], lane l for tile q + l, column j
+// of its 4. Bounded: loads masked to source columns [0, W) (masked-off lanes read
+// nothing); otherwise all 18 columns must be inside the row. Lanes 4..7 come from columns
+// 8..15 of the same rows (pb == p, ob == 8) or, for rows of 4 tiles, from columns 0..7 of
+// the next tile row's source rows pb (ob == 0).
 template <bool Bounded>
-__attribute__((always_inline)) static inline void wino_in_8tiles(
+__attribute__((always_inline)) static inline void wino_in_cols(
     const float* const* p, const float* const* pb, int64_t ob, int64_t q, int64_t pl, int64_t W,
-    int lo, int hi, int64_t ps, float* d) {
-  __m256 c[4][4];  // vertical combination i at column offset j, for the 8 tiles
+    __m256 (&c)[4][4]) {
   for (int h = 0; h < 2; ++h) {  // columns 2q + 2h + (0..15): offsets 2h (even), 2h+1 (odd)
     const int64_t o = 2 * q + 2 * h;
     __m256 a[4], b[4];
@@ -97,6 +94,12 @@ __attribute__((always_inline)) static inline void wino_in_8tiles(
     wino_deinterleave(_mm256_sub_ps(a[2], a[1]), _mm256_sub_ps(b[2], b[1]), c[2][2 * h], c[2][2 * h + 1]);
     wino_deinterleave(_mm256_sub_ps(a[1], a[3]), _mm256_sub_ps(b[1], b[3]), c[3][2 * h], c[3][2 * h + 1]);
   }
+}
+
+// The horizontal half: B^T d B of the 8 tiles, plane xi to d + xi*ps, lanes [lo, hi) only.
+// (Always inlined, as wino_in_cols: as calls, their 16 vectors went through the stack.)
+__attribute__((always_inline)) static inline void wino_in_store(const __m256 (&c)[4][4], int lo,
+                                                                int hi, int64_t ps, float* d) {
   __m256 v[16];
   for (int i = 0; i < 4; ++i) {
     v[4 * i + 0] = _mm256_sub_ps(c[i][0], c[i][2]);
@@ -108,7 +111,6 @@ __attribute__((always_inline)) static inline void wino_in_8tiles(
     for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(d + xi * ps, v[xi]);
     return;
   }
-  // The first or last group of a row: only its lanes (the others belong to other rows).
   // Lanes [lo, hi) moved down to lane 0 and stored by store_lanes_f32 (masked stores are
   // microcoded and slow on AMD; the copy loop through a stack buffer became a memcpy call
   // per plane, 3-4% of ResNet 128@28's forward).
@@ -116,6 +118,15 @@ __attribute__((always_inline)) static inline void wino_in_8tiles(
                                         _mm256_set1_epi32(lo));
   for (int xi = 0; xi < 16; ++xi)
     store_lanes_f32(d + xi * ps + lo, _mm256_permutevar8x32_ps(v[xi], down), hi - lo);
+}
+
+template <bool Bounded>
+__attribute__((always_inline)) static inline void wino_in_8tiles(
+    const float* const* p, const float* const* pb, int64_t ob, int64_t q, int64_t pl, int64_t W,
+    int lo, int hi, int64_t ps, float* d) {
+  __m256 c[4][4];
+  wino_in_cols<Bounded>(p, pb, ob, q, pl, W, c);
+  wino_in_store(c, lo, hi, ps, d);
 }
 #endif
 
@@ -177,33 +188,98 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
   for (int64_t q = qa; q < qb; ++q) one_tile(q);
 }
 
-// Rows of 4 tiles (7- and 8-wide outputs), two at a time: tile rows tya of plane a and
-// tyb of plane b to columns t0 .. t0+7 (t0 a multiple of 8, in one panel). Returns false
-// (nothing done) where that does not apply; the caller then runs wino_in_row twice.
+// The tiles of one group of 8 consecutive positions (columns t0 .. t0+7, t0 a multiple of
+// 8) that come from one tile row: tiles q, q + 1, ... in lanes [lo, hi), source rows at
+// base + off[r] (kNoRow: outside the plane; strides may be negative); last: the group's
+// final part (groups follow each other, t0 = 0, 8, 16, ...).
+constexpr int64_t kNoRow = INT64_MIN;
+struct WinoPart {
+  int64_t off[4], q;
+  int lo, hi;
+  bool last;
+};
+
+// V = B^T d B of a block's positions group by group, for one channel (base: its plane
+// of image 0; part offsets add the image's) to the panels or dense rows at vc (column t at
+// wino_panel_pos(t, NR, kc)). Each part's vertical half is computed for all 8 lanes with
+// its tiles shifted into place (columns outside the row read nothing) and the parts
+// blended by lane (two parts that split the group into halves share one vertical pass, as
+// rows of 4 tiles do), then one horizontal half and 16 whole stores (lanes no part fills
+// get zeros): a row of 7 or 14 tiles that starts off the 8-column grid costs no extra
+// passes and masked stores. The same arithmetic per tile as wino_in_row. Returns false
+// (nothing done) where it does not apply (no AVX2, double, a strided row); the caller then
+// runs wino_in_row per segment.
 template <typename T>
-static bool wino_in_row_pair(const WinoIn& g, const T* plane_a, int64_t tya, const T* plane_b,
-                             int64_t tyb, int64_t t0, int64_t kc, T* vc) {
+static bool wino_in_groups(const WinoIn& g, const T* base, const WinoPart* parts, int64_t nparts,
+                           int64_t kc, T* vc) {
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == 4) {
-    if (g.s3 != 1 || t0 % 8 != 0) return false;
-    static const float zeros[64] = {};
-    const float* pa[4];
-    const float* pb[4];
-    for (int a = 0; a < 4; ++a) {
-      const int64_t ia = 2 * tya + a - g.pt, ib = 2 * tyb + a - g.pt;
-      pa[a] = ia >= 0 && ia < g.H ? plane_a + ia * g.s2 - g.pl : zeros + 16;
-      pb[a] = ib >= 0 && ib < g.H ? plane_b + ib * g.s2 - g.pl : zeros + 16;
-      asm("" : "+r"(pa[a]), "+r"(pb[a]));  // scalar selects (see wino_in_row)
+    if (g.s3 != 1) return false;
+    static const float zeros[2 * PYCONV_WINO_PITCH + 64] = {};
+    auto rows_of = [&](const WinoPart& w, const float** p) {
+      for (int a = 0; a < 4; ++a) {
+        p[a] = w.off[a] != kNoRow ? base + w.off[a] - g.pl : zeros + 32;
+        asm("" : "+r"(p[a]));  // scalar selects (see wino_in_row)
+      }
+    };
+    // Whether columns 2q .. 2q + span of the row are all inside it (no masked loads).
+    auto inside = [&](int64_t q, int64_t span) {
+      return 2 * q - g.pl >= 0 && 2 * q + span - g.pl < g.W;
+    };
+    for (int64_t k = 0, t = 0; k < nparts; t += 8) {
+      float* d = vc + wino_panel_pos(t, g.NR, kc);
+      asm("" : "+r"(d));  // opaque: see wino_out_row
+      const WinoPart& w0 = parts[k];
+      const float* p[4];
+      rows_of(w0, p);
+      // (Each case keeps its vectors to itself: shared ones spilled to the stack.)
+      if (w0.last && w0.lo == 0 && w0.hi == 8) {  // one part: the whole group
+        __m256 c[4][4];
+        if (inside(w0.q, 17))
+          wino_in_cols<false>(p, p, 8, w0.q, g.pl, g.W, c);
+        else
+          wino_in_cols<true>(p, p, 8, w0.q, g.pl, g.W, c);
+        wino_in_store(c, 0, 8, g.ps, d);
+        k += 1;
+      } else if (!w0.last && parts[k + 1].last && w0.lo == 0 && w0.hi == 4 &&
+                 parts[k + 1].lo == 4 && parts[k + 1].hi == 8) {
+        // Two halves: lanes 4..7 from the second part's rows, lane 4's column 2 * w0.q + ob.
+        const WinoPart& w1 = parts[k + 1];
+        const float* pb[4];
+        rows_of(w1, pb);
+        const int64_t ob = 2 * (w1.q - w0.q);
+        __m256 c[4][4];
+        if (inside(w0.q, 9) && inside(w1.q, 9))
+          wino_in_cols<false>(p, pb, ob, w0.q, g.pl, g.W, c);
+        else
+          wino_in_cols<true>(p, pb, ob, w0.q, g.pl, g.W, c);
+        wino_in_store(c, 0, 8, g.ps, d);
+        k += 2;
+      } else {
+        __m256 c[4][4];
+        for (bool first = true;; first = false) {
+          const WinoPart& w = parts[k++];
+          if (!first) rows_of(w, p);
+          const int64_t q0 = w.q - w.lo;  // the tile lane 0 would hold
+          __m256 ck[4][4];
+          if (inside(q0, 17))
+            wino_in_cols<false>(p, p, 8, q0, g.pl, g.W, ck);
+          else
+            wino_in_cols<true>(p, p, 8, q0, g.pl, g.W, ck);
+          const __m256 take = _mm256_castsi256_ps(wino_lanes(w.lo, w.hi));
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j)
+              c[i][j] = first ? _mm256_and_ps(ck[i][j], take)
+                              : _mm256_blendv_ps(c[i][j], ck[i][j], take);
+          if (w.last) break;
+        }
+        wino_in_store(c, 0, 8, g.ps, d);
+      }
     }
-    float* d = vc + wino_panel_pos(t0, g.NR, kc);
-    if (-g.pl >= 0 && 9 - g.pl < g.W)  // columns 0..9 (tiles 0..3) inside the rows
-      wino_in_8tiles<false>(pa, pb, 0, 0, g.pl, g.W, 0, 8, g.ps, d);
-    else
-      wino_in_8tiles<true>(pa, pb, 0, 0, g.pl, g.W, 0, 8, g.ps, d);
     return true;
   }
 #endif
-  (void)g, (void)plane_a, (void)tya, (void)plane_b, (void)tyb, (void)t0, (void)kc, (void)vc;
+  (void)g, (void)base, (void)parts, (void)nparts, (void)kc, (void)vc;
   return false;
 }
 
