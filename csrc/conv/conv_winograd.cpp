@@ -756,35 +756,49 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   for (int64_t kk = 0; kk < Kd; ++kk) {
     const int64_t c = kk % C, ph = kk / C / npw, pw = kk / C % npw;
     thread_local std::vector<T> acc;
-    acc.assign(static_cast<size_t>(16 * K), T(0));
+    acc.assign(static_cast<size_t>(16 * K + 16), T(0));  // (+16: the last block's reads)
     for (int64_t ch = 0; ch < nch; ++ch)
       for (int xi = 0; xi < 16; ++xi) {
         const T* src = part + ch * 16 * psu + xi * psu + kk * Kpad;
         T* a = acc.data() + xi * K;
         for (int64_t k = 0; k < K; ++k) a[k] += src[k];
       }
-    for (int64_t k = 0; k < K; ++k) {
-      T u[4][4], h[3][4];
-      for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = acc[xi * K + k];
-      for (int j = 0; j < 4; ++j) {  // G^T u: rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3
-        h[0][j] = u[0][j] + T(0.5) * (u[1][j] + u[2][j]);
-        h[1][j] = T(0.5) * (u[1][j] - u[2][j]);
-        h[2][j] = T(0.5) * (u[1][j] + u[2][j]) + u[3][j];
-      }
-      for (int r = 0; r < 3; ++r) {
-        const int64_t rr = 2 * ph + r;
-        if ((r == 0 && ph > 0) || rr >= p.R) continue;  // tap of the previous piece / none
-        const T g3[3] = {h[r][0] + T(0.5) * (h[r][1] + h[r][2]), T(0.5) * (h[r][1] - h[r][2]),
-                         T(0.5) * (h[r][1] + h[r][2]) + h[r][3]};
-        for (int s_ = 0; s_ < 3; ++s_) {
-          const int64_t ss = 2 * pw + s_;
-          if ((s_ == 0 && pw > 0) || ss >= p.S) continue;
-          const T val = g3[s_];
-          dw[((k * C + c) * p.R + rr) * p.S + ss] = val;
-          finite &= val - val == T(0);
+    // G^T u G, 16 filters at a time (k innermost: the arithmetic vectorises), then each
+    // filter's taps of the piece, contiguous in dw.
+    constexpr int64_t KB = 16;
+    int bad = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      const int64_t kn = std::min(KB, K - k0);
+      T h[3][4][KB], g[3][3][KB];
+      for (int j = 0; j < 4; ++j) {  // rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3
+        const T *u0 = acc.data() + j * K + k0, *u1 = u0 + 4 * K, *u2 = u0 + 8 * K,
+                *u3 = u0 + 12 * K;
+        for (int64_t l = 0; l < KB; ++l) {
+          h[0][j][l] = u0[l] + T(0.5) * (u1[l] + u2[l]);
+          h[1][j][l] = T(0.5) * (u1[l] - u2[l]);
+          h[2][j][l] = T(0.5) * (u1[l] + u2[l]) + u3[l];
         }
       }
+      for (int r = 0; r < 3; ++r)  // the same along the columns
+        for (int64_t l = 0; l < KB; ++l) {
+          g[r][0][l] = h[r][0][l] + T(0.5) * (h[r][1][l] + h[r][2][l]);
+          g[r][1][l] = T(0.5) * (h[r][1][l] - h[r][2][l]);
+          g[r][2][l] = T(0.5) * (h[r][1][l] + h[r][2][l]) + h[r][3][l];
+        }
+      for (int64_t l = 0; l < kn; ++l)
+        for (int r = 0; r < 3; ++r) {
+          const int64_t rr = 2 * ph + r;
+          if ((r == 0 && ph > 0) || rr >= p.R) continue;  // tap of the previous piece / none
+          for (int s_ = 0; s_ < 3; ++s_) {
+            const int64_t ss = 2 * pw + s_;
+            if ((s_ == 0 && pw > 0) || ss >= p.S) continue;
+            const T val = g[r][s_][l];
+            dw[(((k0 + l) * C + c) * p.R + rr) * p.S + ss] = val;
+            bad |= !(val - val == T(0));
+          }
+        }
     }
+    finite &= !bad;
   }
   return finite;
 }
