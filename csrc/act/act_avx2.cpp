@@ -4,6 +4,7 @@
 // depend on its position.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "act/act.h"
@@ -33,6 +34,23 @@ inline void drive(const F& f, const float* in0, const float* in1, float* out, in
     const __m256 b = NIN == 2 ? _mm256_maskload_ps(in1 + i, m) : a;
     _mm256_maskstore_ps(out + i, m, apply(a, b));
   };
+  // Full vectors [i0, i1) to dst + (i - i0), two at a time (independent polynomials overlap).
+  auto run = [&](int64_t i0, int64_t i1, float* dst) {
+    int64_t i = i0;
+    for (; i + 16 <= i1; i += 16) {
+      const __m256 a0 = _mm256_loadu_ps(in0 + i), a1 = _mm256_loadu_ps(in0 + i + 8);
+      const __m256 b0 = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a0;
+      const __m256 b1 = NIN == 2 ? _mm256_loadu_ps(in1 + i + 8) : a1;
+      _mm256_storeu_ps(dst + (i - i0), apply(a0, b0));
+      _mm256_storeu_ps(dst + (i - i0) + 8, apply(a1, b1));
+    }
+    for (; i + 8 <= i1; i += 8) {
+      const __m256 a = _mm256_loadu_ps(in0 + i);
+      const __m256 b = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a;
+      _mm256_storeu_ps(dst + (i - i0), apply(a, b));
+    }
+    return i;
+  };
   int64_t i = 0;
   stream = stream && (reinterpret_cast<uintptr_t>(out) % 4 == 0);
   if (stream) {
@@ -41,25 +59,19 @@ inline void drive(const F& f, const float* in0, const float* in1, float* out, in
       masked(0, head);
       i = head;
     }
-    for (; i + 8 <= n; i += 8) {
-      const __m256 a = _mm256_loadu_ps(in0 + i);
-      const __m256 b = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a;
-      _mm256_stream_ps(out + i, apply(a, b));
+    // Blocks computed into L1 by the loop above, then streamed out: computing straight
+    // into non-temporal stores ran the long polynomials 1.2-2x slower.
+    constexpr int64_t kBlock = 512;
+    alignas(32) float buf[kBlock];
+    for (; i + 8 <= n;) {
+      const int64_t e = run(i, i + std::min<int64_t>(kBlock, (n - i) / 8 * 8), buf);
+      for (int64_t j = 0; j < e - i; j += 8)
+        _mm256_stream_ps(out + i + j, _mm256_load_ps(buf + j));
+      i = e;
     }
     _mm_sfence();
   } else {
-    for (; i + 16 <= n; i += 16) {
-      const __m256 a0 = _mm256_loadu_ps(in0 + i), a1 = _mm256_loadu_ps(in0 + i + 8);
-      const __m256 b0 = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a0;
-      const __m256 b1 = NIN == 2 ? _mm256_loadu_ps(in1 + i + 8) : a1;
-      _mm256_storeu_ps(out + i, apply(a0, b0));
-      _mm256_storeu_ps(out + i + 8, apply(a1, b1));
-    }
-    for (; i + 8 <= n; i += 8) {
-      const __m256 a = _mm256_loadu_ps(in0 + i);
-      const __m256 b = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a;
-      _mm256_storeu_ps(out + i, apply(a, b));
-    }
+    i = run(0, n, out);
   }
   if (i < n) masked(i, n - i);
 }
