@@ -23,6 +23,8 @@ namespace pyconv::avx2 {
 // dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd);
+// d[kk*6 + i] = rows[i][kk] for kk < kc, i < 6 (pack_avx2.cpp).
+void pack6_rows_float(const float* const* rows, int64_t kc, float* d);
 // d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16 (pack_avx2.cpp).
 void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, float* d);
 }  // namespace pyconv::avx2
@@ -400,6 +402,10 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
   const int64_t Mpad = round_up(M, MR), npan = Mpad / MR;
   T* a = gemm::scratch<T>(2, G * Mpad * Kd);
   const gemm::KBlocks kb(Kd);
+  // Filters whose reduction indices are consecutive values (koff[k] = koff[0] + k: a
+  // contiguous filter) pack by 8x8 transposes (pack6_rows_float) instead of value by value.
+  bool unit = true;
+  for (size_t k = 1; k < koff.size() && unit; ++k) unit = koff[k] == koff[0] + int64_t(k);
   // Block by block, all panels of a block together: the block's source (a few planes of an
   // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
 #pragma omp parallel for schedule(static) num_threads(threads_for(G * Mpad * Kd))
@@ -411,6 +417,15 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
     const int64_t k0 = kb.begin(pb), kc = kb.size(pb);
     T* d = a + g * Mpad * Kd + Mpad * k0 + pan * MR * kc;
     const int64_t* ko = koff.data() + k0;
+#if defined(PYCONV_X86)
+    if constexpr (std::is_same_v<T, float>) {
+      if (MR == 6 && mv == 6 && unit && active_isa() >= Isa::avx2) {
+        for (int i = 0; i < 6; ++i) s[i] += ko[0];
+        avx2::pack6_rows_float(s, kc, d);
+        continue;
+      }
+    }
+#endif
     if (MR == 6 && mv == 6) {  // (a constant count: six streams, moves in registers)
       for (int64_t kk = 0; kk < kc; ++kk, d += 6)
         for (int i = 0; i < 6; ++i) d[i] = s[i][ko[kk]];

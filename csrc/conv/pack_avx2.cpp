@@ -38,6 +38,50 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
     for (int q = 0; q < 8; ++q) dst[l * ldd + q] = rows[q][off + l];
 }
 
+// d[kk*6 + i] = rows[i][kk] for kk < kc, i < 6: a 6-row panel of A from six unit-stride
+// rows (conv_gemm.cpp's prepack_a), eight reduction indices at a time through the 8x8
+// transpose (two zero rows), the columns stored in order so that each 8-wide store's last two
+// values are overwritten by the next; the last one of the panel stores its six alone.
+void pack6_rows_float(const float* const* rows, int64_t kc, float* d) {
+  int64_t l = 0;
+  for (; l + 8 <= kc; l += 8) {
+    __m256 r[8], t[8];
+    for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows[q] + l);
+    r[6] = r[7] = _mm256_setzero_ps();
+    t[0] = _mm256_unpacklo_ps(r[0], r[1]);
+    t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+    t[2] = _mm256_unpacklo_ps(r[2], r[3]);
+    t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+    t[4] = _mm256_unpacklo_ps(r[4], r[5]);
+    t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+    t[6] = _mm256_unpacklo_ps(r[6], r[7]);
+    t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+    r[0] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[1] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[2] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[3] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(1, 0, 1, 0));
+    r[5] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(3, 2, 3, 2));
+    r[6] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(1, 0, 1, 0));
+    r[7] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 c[8];  // column l + q: rows 0..5 in lanes 0..5
+    for (int q = 0; q < 4; ++q) {
+      c[q] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x20);
+      c[q + 4] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x31);
+    }
+    for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + (l + q) * 6, c[q]);
+    float* e = d + (l + 7) * 6;
+    if (l + 8 < kc) {
+      _mm256_storeu_ps(e, c[7]);
+    } else {  // (the panel's end: no room for lanes 6, 7)
+      _mm_storeu_ps(e, _mm256_castps256_ps128(c[7]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(e + 4), _mm256_extractf128_ps(c[7], 1));
+    }
+  }
+  for (; l < kc; ++l)
+    for (int q = 0; q < 6; ++q) d[l * 6 + q] = rows[q][l];
+}
+
 // d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16: one contiguous B panel row per
 // reduction index, two 32-byte moves (conv_gemm.cpp's GridB; its baseline build made four
 // 16-byte ones).
