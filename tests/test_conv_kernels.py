@@ -320,17 +320,23 @@ def test_col2im_chunks_and_views():
     assert_close(gi, ref[1], TOL[np.float32], "grad_input")
 
 
-def test_zero_output_channels():
-    x = np.ones((2, 3, 5, 5), np.float32)
-    w = np.ones((0, 3, 3, 3), np.float32)
+# (x shape, kernel size): a 3x3 layer, and 1x1 ones whose backward-data packs pixel rows of A
+# over an empty reduction (8 one-pixel images: a linear layer with out_features 0, which
+# read an empty offset list once).
+@pytest.mark.parametrize("xs, k", [((2, 3, 5, 5), 3), ((8, 2, 1, 1), 1), ((1, 16, 12, 12), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_output_channels(xs, k, dtype):
+    x = np.ones(xs, dtype)
+    w = np.ones((0, xs[1], k, k), dtype)
+    P, Q = xs[2] - k + 1, xs[3] - k + 1
     try:
         y = _C.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+        assert y.shape == (xs[0], 0, P, Q)
     except ValueError:
-        return
-    assert y.shape == (2, 0, 3, 3)
-    gi, gw, gb = _C.conv2d_backward(np.ones((2, 0, 3, 3), np.float32), x, w, (1, 1), (0, 0, 0, 0),
+        pass
+    gi, gw, gb = _C.conv2d_backward(np.ones((xs[0], 0, P, Q), dtype), x, w, (1, 1), (0, 0, 0, 0),
                                     (1, 1), 1, [True, True, True])
-    assert np.array_equal(gi, np.zeros_like(x)) and gw.shape == (0, 3, 3, 3)
+    assert np.array_equal(gi, np.zeros_like(x)) and gw.shape == (0, xs[1], k, k)
 
 
 # conv_transpose2d runs as backward-data, its gradients as forward and backward-weight.

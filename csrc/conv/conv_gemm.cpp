@@ -404,7 +404,7 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
   const gemm::KBlocks kb(Kd);
   // Filters whose reduction indices are consecutive values (koff[k] = koff[0] + k: a
   // contiguous filter) pack by 8x8 transposes (pack6_rows_float) instead of value by value.
-  bool unit = true;
+  bool unit = !koff.empty();  // (none: an empty reduction packs nothing)
   for (size_t k = 1; k < koff.size() && unit; ++k) unit = koff[k] == koff[0] + int64_t(k);
   // Block by block, all panels of a block together: the block's source (a few planes of an
   // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
