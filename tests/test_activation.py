@@ -214,6 +214,19 @@ def test_float32_accuracy(isa, name):
     assert ulps(f(x, *args), ref).max() <= 4
 
 
+def test_gelu_tail_like_torch(isa):
+    """gelu's negative tail, where 1 + erf cancels: within erf's own rounding of torch's
+    float32 result, |0.5x| * 2^-24 a unit, through the activation kernels and the GEMM's scalar
+    epilogue (a linear layer of one input and weight 1). Both compute 0.5x*erf + 0.5x as one
+    fused multiply-add, as torch does (the scalar code once rounded the product first)."""
+    x = np.linspace(-9.0, -1.0, 8001, dtype=np.float32)
+    ref = TF.gelu(torch.from_numpy(x)).numpy().astype(np.float64)
+    unit = 0.5 * np.abs(x.astype(np.float64)) * 2.0 ** -24
+    fused = ops.linear(x.reshape(-1, 1), np.ones((1, 1), np.float32), activation="gelu")
+    for got in (ops.gelu(x), fused.reshape(-1)):
+        assert (np.abs(got - ref) / unit).max() <= 8
+
+
 def test_misaligned_input():
     buf = np.zeros(4 * 101, np.uint8)
     a = np.frombuffer(buf.data, dtype=np.float32, count=100, offset=1)

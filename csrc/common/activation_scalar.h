@@ -16,10 +16,12 @@ inline T activate(ActKind kind, T param, T x) {
     // x < 0, not x <= 0: at +-0 the input itself, as torch (0 * alpha is NaN for an infinite alpha)
     case ActKind::elu: return x < T(0) ? param * std::expm1(x) : x;
     case ActKind::gelu: {
-      // torch's float32 kernel computes 0.5x + 0.5x*erf (so gelu(-0.0) and the far
-      // negative tail give +0.0); its float64 kernel 0.5x * (1 + erf).
+      // torch's float32 kernel computes 0.5x + 0.5x*erf as one fused multiply-add (so
+      // gelu(-0.0) and the far negative tail give +0.0, and the tail keeps its digits: with
+      // the product rounded first, gelu(-5.08) came out 5% off); its float64 kernel
+      // 0.5x * (1 + erf). The AVX2 kernel (act_avx2_math.h) does the same.
       const T e = std::erf(x * T(M_SQRT1_2));
-      if constexpr (sizeof(T) == 4) return T(0.5) * x + T(0.5) * x * e;
+      if constexpr (sizeof(T) == 4) return std::fma(T(0.5) * x, e, T(0.5) * x);
       return T(0.5) * x * (T(1) + e);
     }
     case ActKind::gelu_tanh: {
