@@ -413,6 +413,11 @@ def test_pool_parameters_beyond_int32_and_bad_unpool_sizes_rejected_like_torch()
         TF.max_unpool2d(torch.from_numpy(y), torch.from_numpy(idx), 2, 2, 2**63 - 1)
     with pytest.raises(ValueError, match="max_unpool2d: output size out of range"):
         ops.max_unpool2d(y, idx, 2, 2, 2**63 - 1)
+    # a default output size of 2**61 x 2**61 values: refused before pybind11 computes its
+    # strides (a signed overflow under UBSan, test_fuzz at 6,000 calls), with numpy's error
+    for kw in (dict(stride=2**61), dict(stride=2**30)):
+        with pytest.raises(ValueError, match="array is too big"):
+            ops.max_unpool2d(y.astype(np.float64), idx, 2, **kw)
     # (-1, -1) is no "default" output size
     with pytest.raises(ValueError):
         TF.max_unpool2d(torch.from_numpy(y), torch.from_numpy(idx), 2, output_size=(-1, -1))

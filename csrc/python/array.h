@@ -79,14 +79,20 @@ const T* vec_ptr(const char* op, const py::object& o, const char* name, int64_t&
 // (common/buffer_cache.h); the array's base object gives it back.
 template <typename T>
 py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
+  const size_t kMax = static_cast<size_t>(PTRDIFF_MAX) / sizeof(T);
   size_t n = 1;
   bool fits = true;
   for (py::ssize_t s : shape) {
-    if (s < 0 || (s > 0 && n > SIZE_MAX / sizeof(T) / static_cast<size_t>(s))) fits = false;
-    n *= static_cast<size_t>(s);
+    if (s < 0) throw py::value_error("negative dimensions are not allowed");
+    if (s > 0 && n > kMax / static_cast<size_t>(s)) fits = false;
+    if (fits) n *= static_cast<size_t>(s);
   }
-  // Small arrays, and sizes numpy must refuse itself, the usual way.
-  if (!fits || n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape);
+  // Refused here, with numpy's message: pybind11 would compute the strides first, a signed
+  // overflow (UBSan, max_unpool2d with an astronomic output_size).
+  if (!fits)
+    throw py::value_error("array is too big; `arr.size * arr.dtype.itemsize` is larger than "
+                          "the maximum possible size.");
+  if (n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape);  // small: the usual way
   void* p = cache::acquire(n * sizeof(T));
   py::capsule owner;
   try {
