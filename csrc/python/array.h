@@ -79,20 +79,30 @@ const T* vec_ptr(const char* op, const py::object& o, const char* name, int64_t&
 // (common/buffer_cache.h); the array's base object gives it back.
 template <typename T>
 py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
+  // Sizes and strides computed here: pybind11 multiplies the strides in ssize_t first, a
+  // signed overflow (UBSan, max_unpool2d with an astronomic output size) for a size numpy
+  // then refuses, or for an empty array with huge other dimensions.
   const size_t kMax = static_cast<size_t>(PTRDIFF_MAX) / sizeof(T);
-  size_t n = 1;
-  bool fits = true;
+  bool empty_ = false;
   for (py::ssize_t s : shape) {
     if (s < 0) throw py::value_error("negative dimensions are not allowed");
-    if (s > 0 && n > kMax / static_cast<size_t>(s)) fits = false;
-    if (fits) n *= static_cast<size_t>(s);
+    empty_ |= s == 0;
   }
-  // Refused here, with numpy's message: pybind11 would compute the strides first, a signed
-  // overflow (UBSan, max_unpool2d with an astronomic output_size).
-  if (!fits)
-    throw py::value_error("array is too big; `arr.size * arr.dtype.itemsize` is larger than "
-                          "the maximum possible size.");
-  if (n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape);  // small: the usual way
+  size_t n = empty_ ? 0 : 1;
+  for (py::ssize_t s : shape) {
+    if (empty_) break;
+    if (n > kMax / static_cast<size_t>(s))  // numpy's message
+      throw py::value_error("array is too big; `arr.size * arr.dtype.itemsize` is larger "
+                            "than the maximum possible size.");
+    n *= static_cast<size_t>(s);
+  }
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t st = sizeof(T);  // C order (empty: itemsize throughout, any strides will do)
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = st;
+    if (!empty_) st *= shape[i];
+  }
+  if (n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape, strides);  // the usual way
   void* p = cache::acquire(n * sizeof(T));
   py::capsule owner;
   try {
@@ -101,7 +111,7 @@ py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
     cache::release(p);
     throw;
   }
-  return py::array_t<T>(shape, static_cast<T*>(p), owner);
+  return py::array_t<T>(shape, strides, static_cast<T*>(p), owner);
 }
 
 template <typename T>
