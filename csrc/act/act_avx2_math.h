@@ -221,4 +221,6 @@ struct ActBwd {
   }
 };
 
+#undef PYCONV_VMATH
+
 }  // namespace pyconv::avx2::vmath

@@ -1,38 +1,41 @@
-// AVX2 transposing copy for the weight-gradient GEMM's B panels (conv_gemm.cpp):
-// eight source rows become eight interleaved columns, 8x8 at a time.
+// AVX2 packing copies for conv_gemm.cpp: the weight-gradient GEMM's B panels (eight source
+// rows become eight interleaved columns) and 6-row filter panels, 8x8 transposes at a time;
+// contiguous B panel rows.
 #include <immintrin.h>
 
 #include <cstdint>
 
 namespace pyconv::avx2 {
 
+namespace {
+// Rows r[0..7] (8 values each) to columns c[0..7]: c[q] lane i = r[i] lane q.
+inline void transpose8x8(const __m256 (&r)[8], __m256 (&c)[8]) {
+  __m256 t[8], u[8];
+  for (int q = 0; q < 4; ++q) {
+    t[2 * q] = _mm256_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+    t[2 * q + 1] = _mm256_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // u[0..3]: rows 0..3 of columns {0,4}, {1,5}, {2,6}, {3,7}
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int q = 0; q < 4; ++q) {
+    c[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);
+    c[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
+  }
+}
+}  // namespace
+
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd) {
   int64_t l = 0;
   for (; l + 8 <= len; l += 8) {
-    __m256 r[8], t[8];
+    __m256 r[8], c[8];
     for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + off + l);
-    t[0] = _mm256_unpacklo_ps(r[0], r[1]);
-    t[1] = _mm256_unpackhi_ps(r[0], r[1]);
-    t[2] = _mm256_unpacklo_ps(r[2], r[3]);
-    t[3] = _mm256_unpackhi_ps(r[2], r[3]);
-    t[4] = _mm256_unpacklo_ps(r[4], r[5]);
-    t[5] = _mm256_unpackhi_ps(r[4], r[5]);
-    t[6] = _mm256_unpacklo_ps(r[6], r[7]);
-    t[7] = _mm256_unpackhi_ps(r[6], r[7]);
-    r[0] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[1] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[2] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[3] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(1, 0, 1, 0));
-    r[5] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(3, 2, 3, 2));
-    r[6] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(1, 0, 1, 0));
-    r[7] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(3, 2, 3, 2));
-    // r[0..3]: rows 0..3 of columns {0,4}, {1,5}, {2,6}, {3,7}; r[4..7] rows 4..7.
-    for (int q = 0; q < 4; ++q) {
-      _mm256_storeu_ps(dst + (l + q) * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
-      _mm256_storeu_ps(dst + (l + q + 4) * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
-    }
+    transpose8x8(r, c);
+    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (l + q) * ldd, c[q]);
   }
   for (; l < len; ++l)
     for (int q = 0; q < 8; ++q) dst[l * ldd + q] = rows[q][off + l];
@@ -45,30 +48,10 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
 void pack6_rows_float(const float* const* rows, int64_t kc, float* d) {
   int64_t l = 0;
   for (; l + 8 <= kc; l += 8) {
-    __m256 r[8], t[8];
+    __m256 r[8], c[8];  // column l + q in c[q]: rows 0..5 in lanes 0..5
     for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows[q] + l);
     r[6] = r[7] = _mm256_setzero_ps();
-    t[0] = _mm256_unpacklo_ps(r[0], r[1]);
-    t[1] = _mm256_unpackhi_ps(r[0], r[1]);
-    t[2] = _mm256_unpacklo_ps(r[2], r[3]);
-    t[3] = _mm256_unpackhi_ps(r[2], r[3]);
-    t[4] = _mm256_unpacklo_ps(r[4], r[5]);
-    t[5] = _mm256_unpackhi_ps(r[4], r[5]);
-    t[6] = _mm256_unpacklo_ps(r[6], r[7]);
-    t[7] = _mm256_unpackhi_ps(r[6], r[7]);
-    r[0] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[1] = _mm256_shuffle_ps(t[0], t[2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[2] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[3] = _mm256_shuffle_ps(t[1], t[3], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(1, 0, 1, 0));
-    r[5] = _mm256_shuffle_ps(t[4], t[6], _MM_SHUFFLE(3, 2, 3, 2));
-    r[6] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(1, 0, 1, 0));
-    r[7] = _mm256_shuffle_ps(t[5], t[7], _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 c[8];  // column l + q: rows 0..5 in lanes 0..5
-    for (int q = 0; q < 4; ++q) {
-      c[q] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x20);
-      c[q + 4] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x31);
-    }
+    transpose8x8(r, c);
     for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + (l + q) * 6, c[q]);
     float* e = d + (l + 7) * 6;
     if (l + 8 < kc) {

@@ -83,14 +83,14 @@ py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
   // signed overflow (UBSan, max_unpool2d with an astronomic output size) for a size numpy
   // then refuses, or for an empty array with huge other dimensions.
   const size_t kMax = static_cast<size_t>(PTRDIFF_MAX) / sizeof(T);
-  bool empty_ = false;
+  bool zero_size = false;
   for (py::ssize_t s : shape) {
     if (s < 0) throw py::value_error("negative dimensions are not allowed");
-    empty_ |= s == 0;
+    zero_size |= s == 0;
   }
-  size_t n = empty_ ? 0 : 1;
+  size_t n = zero_size ? 0 : 1;
   for (py::ssize_t s : shape) {
-    if (empty_) break;
+    if (zero_size) break;
     if (n > kMax / static_cast<size_t>(s))  // numpy's message
       throw py::value_error("array is too big; `arr.size * arr.dtype.itemsize` is larger "
                             "than the maximum possible size.");
@@ -100,7 +100,7 @@ py::array_t<T> empty(const std::vector<py::ssize_t>& shape) {
   py::ssize_t st = sizeof(T);  // C order (empty: itemsize throughout, any strides will do)
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = st;
-    if (!empty_) st *= shape[i];
+    if (!zero_size) st *= shape[i];
   }
   if (n * sizeof(T) < cache::kMinBytes) return py::array_t<T>(shape, strides);  // the usual way
   void* p = cache::acquire(n * sizeof(T));
