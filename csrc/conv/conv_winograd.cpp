@@ -306,6 +306,11 @@ struct Blocks {
   Blocks(int64_t N_, int64_t TP_, int64_t TQ_, int64_t nph_, int64_t nb_, int64_t band_)
       : N(N_), TP(TP_), TQ(TQ_), nph(nph_), NB(nb_), band(band_), nbands(ceil_div(TP_, band_)),
         nblk(ceil_div(N_, nb_) * ceil_div(TP_, band_)) {}
+  // Block b of the row-interleaved layout: images [n0, n0 + nb), tile rows [ty0, ty0 + rows).
+  void extent(int64_t b, int64_t& n0, int64_t& nb, int64_t& ty0, int64_t& rows) const {
+    n0 = b / nbands * NB, nb = std::min(NB, N - n0);
+    ty0 = b % nbands * band, rows = std::min(band, TP - ty0);
+  }
   // Positions of the largest block, extra rows included.
   int64_t max_positions() const { return nph == 1 ? tb : (band + nph - 1) * NB * TQ; }
   // Block b's segments (the real ones first, in position order) and its number of real
@@ -322,13 +327,13 @@ struct Blocks {
       shift = 0;
       return T1 - T0;
     }
-    const int64_t n0 = b / nbands * NB, nb = std::min(NB, N - n0);
-    const int64_t ty0 = b % nbands * band, ty1 = std::min(TP, ty0 + band);
-    for (int64_t r = 0; r < ty1 - ty0 + nph - 1; ++r)
+    int64_t n0, nb, ty0, rows;
+    extent(b, n0, nb, ty0, rows);
+    for (int64_t r = 0; r < rows + nph - 1; ++r)
       for (int64_t i = 0; i < nb; ++i)
-        segs.push_back({n0 + i, ty0 + r, 0, TQ, (r * nb + i) * TQ, ty0 + r < ty1});
+        segs.push_back({n0 + i, ty0 + r, 0, TQ, (r * nb + i) * TQ, r < rows});
     shift = nb * TQ;
-    return (ty1 - ty0) * nb * TQ;
+    return rows * nb * TQ;
   }
 };
 
@@ -347,30 +352,31 @@ struct Blocks {
 // positions) would not stay in L2 while A's panels stream over it, or whose transformed
 // input and products pass kMaxTallBlock, are not taken.
 constexpr int64_t kMaxTallBlock = int64_t(6) << 20;
+constexpr int64_t kL2Share = int64_t(256) << 10;  // half of Zen 3's L2
 inline Blocks tall_blocks(const Blocks& budget, int64_t N, int64_t TP, int64_t TQ,
                           int64_t nph, int64_t npw, int64_t C, int64_t Mpad, int NR,
                           int64_t tsize) {
   const int64_t Kd = nph * npw * C, nt = num_threads();
-  const double u = (16 * Mpad * Kd * tsize > (int64_t(256) << 10) ? 4.0 : 1.0) * Mpad * Kd;
+  const double u = (16 * Mpad * Kd * tsize > kL2Share ? 4.0 : 1.0) * Mpad * Kd;
   auto block = [&](int64_t nb, int64_t rows) {
     return 1.1 * round_up(rows * nb * TQ, NR) * Mpad * Kd +
            15.0 * (rows + nph - 1) * nb * TQ * npw * C + u;
   };
   auto fits = [&](int64_t nb, int64_t band) {
     const int64_t len = band * nb * TQ, tpos = (band + nph - 1) * nb * TQ;
-    return std::min(Kd, gemm::kKC) * (len + NR) * tsize <= (int64_t(256) << 10) &&
+    return std::min(Kd, gemm::kKC) * (len + NR) * tsize <= kL2Share &&
            16 * (npw * C * (tpos + NR) + Mpad * round_up(len, NR)) * tsize <= kMaxTallBlock;
   };
   std::vector<double> load(static_cast<size_t>(nt));
   auto time = [&](const Blocks& b) {
-    const double big = block(std::min(b.NB, N), std::min(b.band, TP));
+    const double big = block(b.NB, b.band);  // (NB <= N, band <= TP)
     double t;
     if (b.nblk * nt <= 1024) {  // the dynamic schedule's order
       std::fill(load.begin(), load.end(), 0.0);
       for (int64_t k = 0; k < b.nblk; ++k) {
-        const int64_t n0 = k / b.nbands * b.NB, ty0 = k % b.nbands * b.band;
-        *std::min_element(load.begin(), load.end()) +=
-            block(std::min(b.NB, N - n0), std::min(b.band, TP - ty0));
+        int64_t n0, nb, ty0, rows;
+        b.extent(k, n0, nb, ty0, rows);
+        *std::min_element(load.begin(), load.end()) += block(nb, rows);
       }
       t = *std::max_element(load.begin(), load.end());
     } else {  // full groups and bands, then the last (smaller) ones

@@ -96,10 +96,10 @@ __attribute__((always_inline)) static inline void wino_in_cols(
   }
 }
 
-// The horizontal half: B^T d B of the 8 tiles, plane xi to d + xi*ps, lanes [lo, hi) only.
+// The horizontal half: B^T d B of the 8 tiles, plane xi to d + xi*ps.
 // (Always inlined, as wino_in_cols: as calls, their 16 vectors went through the stack.)
-__attribute__((always_inline)) static inline void wino_in_store(const __m256 (&c)[4][4], int lo,
-                                                                int hi, int64_t ps, float* d) {
+__attribute__((always_inline)) static inline void wino_in_store(const __m256 (&c)[4][4],
+                                                                int64_t ps, float* d) {
   __m256 v[16];
   for (int i = 0; i < 4; ++i) {
     v[4 * i + 0] = _mm256_sub_ps(c[i][0], c[i][2]);
@@ -107,48 +107,29 @@ __attribute__((always_inline)) static inline void wino_in_store(const __m256 (&c
     v[4 * i + 2] = _mm256_sub_ps(c[i][2], c[i][1]);
     v[4 * i + 3] = _mm256_sub_ps(c[i][1], c[i][3]);
   }
-  if (lo == 0 && hi == 8) {
-    for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(d + xi * ps, v[xi]);
-    return;
-  }
-  // Lanes [lo, hi) moved down to lane 0 and stored by store_lanes_f32 (masked stores are
-  // microcoded and slow on AMD; the copy loop through a stack buffer became a memcpy call
-  // per plane, 3-4% of ResNet 128@28's forward).
-  const __m256i down = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                        _mm256_set1_epi32(lo));
-  for (int xi = 0; xi < 16; ++xi)
-    store_lanes_f32(d + xi * ps + lo, _mm256_permutevar8x32_ps(v[xi], down), hi - lo);
+  for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(d + xi * ps, v[xi]);
 }
 
-template <bool Bounded>
-__attribute__((always_inline)) static inline void wino_in_8tiles(
-    const float* const* p, const float* const* pb, int64_t ob, int64_t q, int64_t pl, int64_t W,
-    int lo, int hi, int64_t ps, float* d) {
-  __m256 c[4][4];
-  wino_in_cols<Bounded>(p, pb, ob, q, pl, W, c);
-  wino_in_store(c, lo, hi, ps, d);
-}
-
-// All 8 lanes of wino_in_8tiles, out of line: inlined into wino_in_groups' loop, next to its
-// blending case, the registers spilled (CIFAR-10 conv3's backward-data transform 1.3x slower).
+// The 8 tiles of wino_in_cols, all lanes stored, out of line: inlined into wino_in_groups'
+// loop, next to its blending case, the registers spilled (CIFAR-10 conv3's backward-data
+// transform 1.3x slower).
 __attribute__((noinline)) static void wino_in_8tiles_call(const float* const* p,
                                                           const float* const* pb, int64_t ob,
                                                           int64_t q, bool inside,
                                                           const WinoIn& g, float* d) {
+  __m256 c[4][4];
   if (inside)
-    wino_in_8tiles<false>(p, pb, ob, q, g.pl, g.W, 0, 8, g.ps, d);
+    wino_in_cols<false>(p, pb, ob, q, g.pl, g.W, c);
   else
-    wino_in_8tiles<true>(p, pb, ob, q, g.pl, g.W, 0, 8, g.ps, d);
+    wino_in_cols<true>(p, pb, ob, q, g.pl, g.W, c);
+  wino_in_store(c, g.ps, d);
 }
 #endif
 
 // V = B^T d B for tiles [qa, qb) of tile row ty of one source plane, tile q going to
 // column t0 + q - qa of the packed panels at vc (column t at (t/NR)*NR*kc + t%NR; vc
-// already points at this channel's row of its reduction block; planes xi g.ps apart).
-// With AVX2, 8 tiles at a time in groups aligned to 8 columns, reading the source rows
-// in place (a row outside the plane reads zeros), with masked loads at the row's ends.
-// (Copying rows into padded buffers instead costs more: the vector loads straddle the
-// copy's stores, which defeats store-to-load forwarding.)
+// already points at this channel's row of its reduction block; planes xi g.ps apart),
+// tile by tile: where wino_in_groups does not apply (double, no AVX2, a strided row).
 template <typename T>
 static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa, int64_t qb,
                         int64_t t0, int64_t kc, T* vc) {
@@ -158,7 +139,7 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
     const int64_t iy = 2 * ty + a - g.pt;
     rows[a] = iy >= 0 && iy < g.H ? plane + iy * g.s2 : nullptr;
   }
-  auto one_tile = [&](int64_t q) {
+  for (int64_t q = qa; q < qb; ++q) {
     T d[4][4];
     for (int a = 0; a < 4; ++a)
       for (int j = 0; j < 4; ++j) {
@@ -167,37 +148,9 @@ static void wino_in_row(const WinoIn& g, const T* plane, int64_t ty, int64_t qa,
       }
     T v[16];
     wino_in_tile(d, v);
-    const int64_t t = t0 + q - qa;
-    T* dst = vc + wino_panel_pos(t, NR, kc);
+    T* dst = vc + wino_panel_pos(t0 + q - qa, NR, kc);
     for (int xi = 0; xi < 16; ++xi) dst[xi * ps] = v[xi];
-  };
-#if defined(__AVX2__)
-  if constexpr (sizeof(T) == 4) {
-    if (s3 == 1) {
-      static const float zeros[2 * PYCONV_WINO_PITCH + 64] = {};
-      const float* p[4];
-      for (int a = 0; a < 4; ++a) {
-        p[a] = rows[a] ? rows[a] - pl : zeros + 32;
-        // (scalar: gcc vectorised these four selects through a stack copy of rows, a
-        // store-forwarding stall on every call)
-        asm("" : "+r"(p[a]));
-      }
-      for (int64_t q = qa - t0 % 8; q < qb; q += 8) {
-        const int lo = q < qa ? static_cast<int>(qa - q) : 0;
-        const int hi = qb - q < 8 ? static_cast<int>(qb - q) : 8;
-        const int64_t t = t0 + q - qa;
-        float* d = vc + wino_panel_pos(t, NR, kc);
-        asm("" : "+r"(d));  // opaque: see wino_out_row
-        if (2 * q - pl >= 0 && 2 * q + 17 - pl < W)  // columns all inside the row
-          wino_in_8tiles<false>(p, p, 8, q, pl, W, lo, hi, ps, d);
-        else
-          wino_in_8tiles<true>(p, p, 8, q, pl, W, lo, hi, ps, d);
-      }
-      return;
-    }
   }
-#endif
-  for (int64_t q = qa; q < qb; ++q) one_tile(q);
 }
 
 // The tiles of one group of 8 consecutive positions (columns t0 .. t0+7, t0 a multiple of
@@ -218,7 +171,9 @@ struct WinoPart {
 // blended by lane (two parts that split the group into halves share one vertical pass, as
 // rows of 4 tiles do), then one horizontal half and 16 whole stores (lanes no part fills
 // get zeros): a row of 7 or 14 tiles that starts off the 8-column grid costs no extra
-// passes and masked stores. The same arithmetic per tile as wino_in_row. Returns false
+// passes and masked stores. Source rows are read in place (copying them into padded
+// buffers cost more: the vector loads straddled the copy's stores, which defeats
+// store-to-load forwarding). The same arithmetic per tile as wino_in_row. Returns false
 // (nothing done) where it does not apply (no AVX2, double, a strided row); the caller then
 // runs wino_in_row per segment.
 template <typename T>
@@ -231,7 +186,9 @@ static bool wino_in_groups(const WinoIn& g, const T* base, const WinoPart* parts
     auto rows_of = [&](const WinoPart& w, const float** p) {
       for (int a = 0; a < 4; ++a) {
         p[a] = w.off[a] != kNoRow ? base + w.off[a] - g.pl : zeros + 32;
-        asm("" : "+r"(p[a]));  // scalar selects (see wino_in_row)
+        // (scalar: gcc vectorised these four selects through a stack copy, a
+        // store-forwarding stall on every call)
+        asm("" : "+r"(p[a]));
       }
     };
     // Whether columns 2q .. 2q + span of the row are all inside it (no masked loads).
@@ -275,7 +232,7 @@ static bool wino_in_groups(const WinoIn& g, const T* base, const WinoPart* parts
                               : _mm256_blendv_ps(c[i][j], ck[i][j], take);
           if (w.last) break;
         }
-        wino_in_store(c, 0, 8, g.ps, d);
+        wino_in_store(c, g.ps, d);
       }
     }
     return true;
