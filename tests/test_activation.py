@@ -2,6 +2,8 @@
 NaN, the kinks), hypothesis sweeps over shapes, layouts and values in float32
 and float64, accuracy against float64, and every error case. Both the SIMD and
 the scalar kernels run."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -80,7 +82,7 @@ def check(name, x, g):
     assert_like_torch(gi, tg, tg64, x.dtype)
     np.testing.assert_array_equal(x, xb)  # inputs untouched
     np.testing.assert_array_equal(g, gb)
-    return y, gi, ty, tg
+    return y, gi, (ty, ty64), (tg, tg64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -96,12 +98,21 @@ def test_special_values(isa, name, dtype):
     g = rng.standard_normal(x.shape).astype(dtype)
     y, gi, ty, tg = check(name, x, g)
     n = len(SPECIAL)
-    for a, b in [(y, ty), (gi, tg)]:
-        # NaN where torch has NaN, and the sign of every zero as torch's.
-        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    for a, (b, b64) in [(y, ty), (gi, tg)]:
+        # NaN where torch has NaN, and the sign of every zero as torch's. Torch's float32
+        # result depends on its CPU capability (gelu(+inf) is NaN with AVX-512, inf in
+        # float64 and with AVX2; gelu(-0.0) is +0.0 with AVX2, -0.0 in float64, with
+        # AVX-512 and in mathematics): where its float32 and float64 results differ, either
+        # is accepted.
+        nan = np.isnan(a) == np.isnan(b)
         zero = (a == 0) & (b == 0)
         zero[n:len(head) - n] = False
-        np.testing.assert_array_equal(np.signbit(a[zero]), np.signbit(b[zero]))
+        sign = ~zero | (np.signbit(a) == np.signbit(b))
+        if b64 is not None:
+            nan |= np.isnan(a) == np.isnan(b64)
+            sign |= (a == 0) & (b64 == 0) & (np.signbit(a) == np.signbit(b64))
+        np.testing.assert_array_equal(nan, True)
+        np.testing.assert_array_equal(sign, True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -183,8 +194,9 @@ def test_large_arrays_threads_and_stream():
         np.testing.assert_array_equal(y1, y2)
         np.testing.assert_array_equal(g1, g2)
         ty, tg = torch_both(name, x, g)
-        np.testing.assert_allclose(y2, ty, **tol(np.float32))
-        np.testing.assert_allclose(g2, tg, **tol(np.float32))
+        ty64, tg64 = torch_both(name, x.astype(np.float64), g.astype(np.float64))
+        assert_like_torch(y2, ty, ty64, np.float32)
+        assert_like_torch(g2, tg, tg64, np.float32)
     for name in TORCH_FROM_OUTPUT:
         y = ACTS[name][0](x)
         pyconv.set_num_threads(1)
@@ -214,17 +226,19 @@ def test_float32_accuracy(isa, name):
     assert ulps(f(x, *args), ref).max() <= 4
 
 
-def test_gelu_tail_like_torch(isa):
-    """gelu's negative tail, where 1 + erf cancels: within erf's own rounding of torch's
-    float32 result, |0.5x| * 2^-24 a unit, through the activation kernels and the GEMM's scalar
-    epilogue (a linear layer of one input and weight 1). Both compute 0.5x*erf + 0.5x as one
-    fused multiply-add, as torch does (the scalar code once rounded the product first)."""
+def test_gelu_tail_accuracy(isa):
+    """gelu's negative tail, where 1 + erf cancels: within 4 units of |0.5x| * 2^-24 (erf's
+    own rounding) of the exact value 0.5x * erfc(-x / sqrt 2), through the activation
+    kernels and the GEMM's scalar epilogue (a linear layer of one input and weight 1). Both
+    compute 0.5x*erf + 0.5x as one fused multiply-add (the scalar code once rounded the
+    product first: 5% off at x = -5.08). Mathematics, not torch, is the reference: torch's
+    float32 result here depends on its CPU capability (AVX-512: up to 10 units off)."""
     x = np.linspace(-9.0, -1.0, 8001, dtype=np.float32)
-    ref = TF.gelu(torch.from_numpy(x)).numpy().astype(np.float64)
+    exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64)])
     unit = 0.5 * np.abs(x.astype(np.float64)) * 2.0 ** -24
     fused = ops.linear(x.reshape(-1, 1), np.ones((1, 1), np.float32), activation="gelu")
     for got in (ops.gelu(x), fused.reshape(-1)):
-        assert (np.abs(got - ref) / unit).max() <= 8
+        assert (np.abs(got - exact) / unit).max() <= 4
 
 
 def test_misaligned_input():

@@ -135,9 +135,10 @@ struct ActFwd {
         // negative branch only below 0: at +-0 (and NaN) the input, as torch, also for alpha = +-Inf/NaN
         return _mm256_blendv_ps(x, _mm256_mul_ps(set1(param), expm1_nonpos_ps(x)),
                                 _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
-      case ActKind::gelu: {
-        const __m256 hx = _mm256_mul_ps(x, set1(0.5f));
-        return _mm256_fmadd_ps(hx, erf_ps(_mm256_mul_ps(x, set1(kSqrt1_2))), hx);
+      case ActKind::gelu: {  // as activate(): one FMA, then x's sign
+        const __m256 hx = _mm256_mul_ps(x, set1(0.5f)), sign = set1(-0.0f);
+        const __m256 y = _mm256_fmadd_ps(hx, erf_ps(_mm256_mul_ps(x, set1(kSqrt1_2))), hx);
+        return _mm256_or_ps(_mm256_andnot_ps(sign, y), _mm256_and_ps(sign, x));
       }
       case ActKind::gelu_tanh: {
         const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);

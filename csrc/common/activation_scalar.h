@@ -16,12 +16,14 @@ inline T activate(ActKind kind, T param, T x) {
     // x < 0, not x <= 0: at +-0 the input itself, as torch (0 * alpha is NaN for an infinite alpha)
     case ActKind::elu: return x < T(0) ? param * std::expm1(x) : x;
     case ActKind::gelu: {
-      // torch's float32 kernel computes 0.5x + 0.5x*erf as one fused multiply-add (so
-      // gelu(-0.0) and the far negative tail give +0.0, and the tail keeps its digits: with
-      // the product rounded first, gelu(-5.08) came out 5% off); its float64 kernel
-      // 0.5x * (1 + erf). The AVX2 kernel (act_avx2_math.h) does the same.
+      // float32: 0.5x + 0.5x*erf as one fused multiply-add, so the negative tail, where
+      // 1 + erf cancels, keeps its digits (with the product rounded first, gelu(-5.08) came
+      // out 5% off; torch's AVX-512 kernel, 0.5x * (1 + erf), is up to 10 units of 0.5x 2^-24
+      // off there). The sign is x's, as in mathematics: gelu(-0.0) and a negative tail that
+      // underflows give -0.0 (the sum alone gives +0.0). float64: 0.5x * (1 + erf), as
+      // torch. The AVX2 kernel (act_avx2_math.h) does the same.
       const T e = std::erf(x * T(M_SQRT1_2));
-      if constexpr (sizeof(T) == 4) return std::fma(T(0.5) * x, e, T(0.5) * x);
+      if constexpr (sizeof(T) == 4) return std::copysign(std::fma(T(0.5) * x, e, T(0.5) * x), x);
       return T(0.5) * x * (T(1) + e);
     }
     case ActKind::gelu_tanh: {
