@@ -242,6 +242,14 @@ ACTS = [None] * 6 + ["relu", "leaky_relu", ("leaky_relu", 0.2), "elu", ("elu", 0
                      ("gelu", "tanh"), "silu", "sigmoid", "tanh", "hardswish"]
 
 
+def torch_gelu(t, approximate="none"):
+    """TF.gelu; exact float32 gelu goes through float64: torch's float32 result depends on its
+    CPU capability (with AVX-512, gelu(+inf) is NaN; inf in float64, with AVX2 and ours)."""
+    if approximate == "none" and t.dtype == torch.float32:
+        return TF.gelu(t.double()).float()
+    return TF.gelu(t, approximate=approximate)
+
+
 def torch_act(y, act):
     if act is None:
         return y
@@ -251,7 +259,7 @@ def torch_act(y, act):
     if name == "elu":
         return TF.elu(y, 1.0 if p is None else p)
     if name == "gelu":
-        return TF.gelu(y, approximate="none" if p is None else p)
+        return torch_gelu(y, "none" if p is None else p)
     if p is not None or name not in ("relu", "silu", "sigmoid", "tanh", "hardswish"):
         raise ValueError("bad activation")
     return getattr(TF, name)(y)
@@ -572,7 +580,7 @@ def gen_activation(d, op):
         if name in ACT_PARAM:
             pname, default = ACT_PARAM[name]
             kw[pname] = a.get(pname, default)
-        fwd = lambda t: getattr(TF, name)(t, **kw)  # noqa: E731
+        fwd = lambda t: (torch_gelu if name == "gelu" else getattr(TF, name))(t, **kw)  # noqa: E731
         if op.endswith("_backward"):
             return backward_ref(fwd, [tt(a["input"])], tt(a["grad_output"]))
         return fwd(tt(a["input"]))

@@ -33,6 +33,24 @@ namespace {
 constexpr int64_t kMinPerThread = 1 << 15;   // below this, one thread
 constexpr int64_t kStreamBytes = 16 << 20;   // outputs above this bypass the cache
 
+// The fp32 SIMD kernels of the active instruction set (act/act_simd.h), or null.
+struct SimdAct {
+  decltype(&avx2::activation_forward_f32) fwd;
+  decltype(&avx2::activation_backward_f32) bwd;
+  decltype(&avx2::activation_backward_from_output_f32) bwd_out;
+};
+const SimdAct* simd_act() {
+#if defined(PYCONV_X86)
+  static constexpr SimdAct k512{avx512::activation_forward_f32, avx512::activation_backward_f32,
+                                avx512::activation_backward_from_output_f32};
+  static constexpr SimdAct k256{avx2::activation_forward_f32, avx2::activation_backward_f32,
+                                avx2::activation_backward_from_output_f32};
+  if (active_isa() >= Isa::avx512) return &k512;
+  if (active_isa() >= Isa::avx2) return &k256;
+#endif
+  return nullptr;
+}
+
 // Calls body(begin, end) on contiguous chunks (multiples of 16 elements) in parallel.
 template <typename F>
 void parallel_chunks(int64_t n, F body) {
@@ -58,14 +76,12 @@ template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && x != y;
   parallel_chunks(n, [&](int64_t b, int64_t e) {
-#if defined(PYCONV_X86)
     if constexpr (sizeof(T) == 4) {
-      if (active_isa() >= Isa::avx2) {
-        avx2::activation_forward_f32(act, x + b, y + b, e - b, stream);
+      if (const SimdAct* k = simd_act()) {
+        k->fwd(act, x + b, y + b, e - b, stream);
         return;
       }
     }
-#endif
     ref::activation_forward(act, x + b, y + b, e - b);
   });
 }
@@ -77,18 +93,15 @@ template <typename T>
 void backward(Activation act, bool from_output, const T* dy, const T* v, T* dx, int64_t n) {
   const bool stream = n * int64_t(sizeof(T)) >= kStreamBytes && dx != dy && dx != v;
   parallel_chunks(n, [&](int64_t b, int64_t e) {
-#if defined(PYCONV_X86)
     if constexpr (sizeof(T) == 4) {
-      if (active_isa() >= Isa::avx2) {
+      if (const SimdAct* k = simd_act()) {
         if (from_output)
-          avx2::activation_backward_from_output_f32(act.kind, dy + b, v + b, dx + b, e - b,
-                                                    stream);
+          k->bwd_out(act.kind, dy + b, v + b, dx + b, e - b, stream);
         else
-          avx2::activation_backward_f32(act, dy + b, v + b, dx + b, e - b, stream);
+          k->bwd(act, dy + b, v + b, dx + b, e - b, stream);
         return;
       }
     }
-#endif
     if (from_output)
       for (int64_t i = b; i < e; ++i) dx[i] = activate_backward_from_output(act.kind, v[i], dy[i]);
     else

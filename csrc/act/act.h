@@ -26,14 +26,21 @@ template <typename T>
 void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n);
 }  // namespace ref
 
+// f32 over one thread's chunk (act/act_simd.h), in avx2:: when active_isa() >= avx2 and
+// avx512:: when it is avx512. `stream` selects non-temporal stores (outputs much larger than
+// the cache).
+#define PYCONV_ACT_DECLARE                                                                     \
+  void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream); \
+  void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx,     \
+                               int64_t n, bool stream);                                        \
+  void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y,      \
+                                           float* dx, int64_t n, bool stream);
 namespace avx2 {
-// f32 over one thread's chunk; only when active_isa() >= avx2. `stream` selects
-// non-temporal stores (outputs much larger than the cache).
-void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream);
-void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx, int64_t n,
-                             bool stream);
-void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y, float* dx,
-                                         int64_t n, bool stream);
+PYCONV_ACT_DECLARE
 }  // namespace avx2
+namespace avx512 {
+PYCONV_ACT_DECLARE
+}  // namespace avx512
+#undef PYCONV_ACT_DECLARE
 
 }  // namespace pyconv

@@ -1,128 +1,60 @@
-// fp32 activations, AVX2 + FMA: f32_vact__avx2. The math lives in
-// act_avx2_math.h; this file drives it over arrays. The last n % 8 elements go
-// through the same code with masked loads and stores, so a result does not
-// depend on its position.
+// fp32 activations, AVX2 + FMA: act/act_simd.h over 8-lane vectors.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 
 #include "act/act.h"
-#include "act/act_avx2_math.h"
 
 namespace pyconv::avx2 {
-
 namespace {
 
-inline __m256i tail_mask(int64_t k) {  // first k lanes set, 0 <= k < 8
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), lane);
-}
-
-// out[i] = f(in0[i] [, in1[i]]) over n elements: masked head up to out's
-// 32-byte alignment when streaming, full vectors, masked tail.
-template <int NIN, typename F>
-inline void drive(const F& f, const float* in0, const float* in1, float* out, int64_t n,
-                  bool stream) {
-  auto apply = [&](__m256 a, __m256 b) {
-    if constexpr (NIN == 1) return f(a);
-    else return f(a, b);
-  };
-  auto masked = [&](int64_t i, int64_t k) {
-    const __m256i m = tail_mask(k);
-    const __m256 a = _mm256_maskload_ps(in0 + i, m);
-    const __m256 b = NIN == 2 ? _mm256_maskload_ps(in1 + i, m) : a;
-    _mm256_maskstore_ps(out + i, m, apply(a, b));
-  };
-  // Full vectors [i0, i1) to dst + (i - i0), two at a time (independent polynomials overlap).
-  auto run = [&](int64_t i0, int64_t i1, float* dst) {
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) {
-      const __m256 a0 = _mm256_loadu_ps(in0 + i), a1 = _mm256_loadu_ps(in0 + i + 8);
-      const __m256 b0 = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a0;
-      const __m256 b1 = NIN == 2 ? _mm256_loadu_ps(in1 + i + 8) : a1;
-      _mm256_storeu_ps(dst + (i - i0), apply(a0, b0));
-      _mm256_storeu_ps(dst + (i - i0) + 8, apply(a1, b1));
-    }
-    for (; i + 8 <= i1; i += 8) {
-      const __m256 a = _mm256_loadu_ps(in0 + i);
-      const __m256 b = NIN == 2 ? _mm256_loadu_ps(in1 + i) : a;
-      _mm256_storeu_ps(dst + (i - i0), apply(a, b));
-    }
-    return i;
-  };
-  int64_t i = 0;
-  stream = stream && (reinterpret_cast<uintptr_t>(out) % 4 == 0);
-  if (stream) {
-    const int64_t head = ((32 - reinterpret_cast<uintptr_t>(out) % 32) % 32) / 4;
-    if (head > 0 && head <= n) {
-      masked(0, head);
-      i = head;
-    }
-    // Blocks computed into L1 by the loop above, then streamed out: computing straight
-    // into non-temporal stores ran the long polynomials 1.2-2x slower.
-    constexpr int64_t kBlock = 512;
-    alignas(32) float buf[kBlock];
-    for (; i + 8 <= n;) {
-      const int64_t e = run(i, i + std::min<int64_t>(kBlock, (n - i) / 8 * 8), buf);
-      for (int64_t j = 0; j < e - i; j += 8)
-        _mm256_stream_ps(out + i + j, _mm256_load_ps(buf + j));
-      i = e;
-    }
-    _mm_sfence();
-  } else {
-    i = run(0, n, out);
+struct S {
+  using R = __m256;
+  using M = __m256;  // all-ones lanes
+  using I = __m256i;
+  static constexpr int lanes = 8;
+  static R set1(float v) { return _mm256_set1_ps(v); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R r) { _mm256_storeu_ps(p, r); }
+  static void stream(float* p, R r) { _mm256_stream_ps(p, r); }
+  static __m256i first(int k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-  if (i < n) masked(i, n - i);
-}
-
-// One instantiation per activation, so the switch folds away inside the loop.
-template <ActKind K>
-void fwd_kind(float param, const float* x, float* y, int64_t n, bool stream) {
-  drive<1>(vmath::ActFwd<K>{param}, x, nullptr, y, n, stream);
-}
-template <ActKind K>
-void bwd_kind(float param, const float* dy, const float* x, float* dx, int64_t n, bool stream) {
-  drive<2>(vmath::ActBwd<K>{param}, dy, x, dx, n, stream);
-}
-
-#define PYCONV_ACT_SWITCH(CALL)                       \
-  switch (act.kind) {                                 \
-    case ActKind::relu: CALL(ActKind::relu); break;   \
-    case ActKind::leaky_relu: CALL(ActKind::leaky_relu); break; \
-    case ActKind::elu: CALL(ActKind::elu); break;     \
-    case ActKind::gelu: CALL(ActKind::gelu); break;   \
-    case ActKind::gelu_tanh: CALL(ActKind::gelu_tanh); break; \
-    case ActKind::silu: CALL(ActKind::silu); break;   \
-    case ActKind::sigmoid: CALL(ActKind::sigmoid); break; \
-    case ActKind::tanh: CALL(ActKind::tanh); break;   \
-    case ActKind::hardswish: CALL(ActKind::hardswish); break; \
-    case ActKind::none: CALL(ActKind::none); break;   \
+  static R load_n(const float* p, int k) { return _mm256_maskload_ps(p, first(k)); }
+  static void store_n(float* p, int k, R r) { _mm256_maskstore_ps(p, first(k), r); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R fnma(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R and_(R a, R b) { return _mm256_and_ps(a, b); }
+  static R or_(R a, R b) { return _mm256_or_ps(a, b); }
+  static R xor_(R a, R b) { return _mm256_xor_ps(a, b); }
+  static R andnot(R a, R b) { return _mm256_andnot_ps(a, b); }
+  static R rint(R x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I cvt(R x) { return _mm256_cvtps_epi32(x); }
+  static R pow2(I n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
   }
+  static I half(I n) { return _mm256_srai_epi32(n, 1); }
+  static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static M lt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M le(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static M gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M ge(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static R blend(M m, R f, R t) { return _mm256_blendv_ps(f, t, m); }
+  static R zero_where(M m, R x) { return _mm256_andnot_ps(m, x); }
+};
+
+#include "act/act_simd.h"
 
 }  // namespace
 
-void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream) {
-  const float param = static_cast<float>(act.param);
-#define PYCONV_CALL(K) fwd_kind<K>(param, x, y, n, stream)
-  PYCONV_ACT_SWITCH(PYCONV_CALL)
-#undef PYCONV_CALL
-}
-
-void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx, int64_t n,
-                             bool stream) {
-  const float param = static_cast<float>(act.param);
-#define PYCONV_CALL(K) bwd_kind<K>(param, dy, x, dx, n, stream)
-  PYCONV_ACT_SWITCH(PYCONV_CALL)
-#undef PYCONV_CALL
-}
-
-void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y, float* dx,
-                                         int64_t n, bool stream) {
-  if (kind == ActKind::sigmoid)
-    drive<2>(vmath::ActBwdFromOutput<ActKind::sigmoid>{}, dy, y, dx, n, stream);
-  else
-    drive<2>(vmath::ActBwdFromOutput<ActKind::tanh>{}, dy, y, dx, n, stream);
-}
+PYCONV_ACT_EXPORTS(S)
 
 }  // namespace pyconv::avx2

@@ -21,7 +21,7 @@ inline T activate(ActKind kind, T param, T x) {
       // out 5% off; torch's AVX-512 kernel, 0.5x * (1 + erf), is up to 10 units of 0.5x 2^-24
       // off there). The sign is x's, as in mathematics: gelu(-0.0) and a negative tail that
       // underflows give -0.0 (the sum alone gives +0.0). float64: 0.5x * (1 + erf), as
-      // torch. The AVX2 kernel (act_avx2_math.h) does the same.
+      // torch. The SIMD kernels (act/act_simd.h) do the same.
       const T e = std::erf(x * T(M_SQRT1_2));
       if constexpr (sizeof(T) == 4) return std::copysign(std::fma(T(0.5) * x, e, T(0.5) * x), x);
       return T(0.5) * x * (T(1) + e);

@@ -1,0 +1,348 @@
+// fp32 SIMD activations, written once over a vector-operations struct S and
+// included by act_avx2.cpp (8 lanes) and act_avx512.cpp (16 lanes), each inside
+// its own anonymous namespace and compiled with its own ISA flags (as
+// gemm/ukernel_tmpl.h). The lanes compute the same operations in the same order,
+// so both ISAs give bitwise the same results. ActFwd<S, K>{param}(x) and
+// ActBwd<S, K>{param}(g, x) are the vector forms of activate()
+// (common/activation_scalar.h) and activate_backward() (act/activation_grad.h),
+// within a few ulp for the transcendental ones.
+//
+// S provides: type R (the vector), M (a lane mask), I (int32 lanes), lanes;
+// set1, zero, load, store, stream (non-temporal), load_n / store_n (the first k < lanes
+// lanes, the rest untouched and not read); add, sub, mul, div, fma(a, b, c) = a*b + c,
+// fnma(a, b, c) = c - a*b, min, max (the second operand when either is NaN), and_, or_,
+// xor_, andnot(a, b) = ~a & b; rint (to nearest), cvt (to I), pow2(I n) = 2^n as R
+// (normal range), half(I n) = n >> 1 (arithmetic), isub; lt, le, gt, ge (ordered, quiet)
+// -> M; blend(m, f, t) = m ? t : f; zero_where(m, x) = m ? 0 : x.
+//
+// Polynomial exp (Cephes coefficients, 2^n applied in two steps so the result
+// under/overflows gracefully), expm1 for elu, tanh (odd polynomial below 0.625,
+// 1 - 2/(e^2x + 1) above) and erf (x * P(x^2) below 1, a fitted polynomial on
+// [1, 3.92], 1 above). NaN propagates through every path; signs of zero follow
+// torch (restored explicitly where the arithmetic would lose them).
+
+// Always inlined: as ordinary inline functions gcc kept exp out of line in the activation
+// loops, called with its operands on the stack (sigmoid's backward ran at half speed).
+#define PYCONV_VMATH __attribute__((always_inline)) static inline
+
+template <class S>
+struct VMath {
+  using R = typename S::R;
+  using I = typename S::I;
+  PYCONV_VMATH R c(float v) { return S::set1(v); }
+  PYCONV_VMATH R sign_of(R x) { return S::and_(x, c(-0.0f)); }
+  PYCONV_VMATH R abs_of(R x) { return S::andnot(c(-0.0f), x); }
+
+  // exp(x) - 1 before scaling: returns em1 = exp(r) - 1 and n with x = n ln2 + r.
+  PYCONV_VMATH R exp_reduce(R x, I& n_out) {
+    const R n = S::rint(S::mul(x, c(1.44269504088896341f)));
+    R r = S::fnma(n, c(0.693359375f), x);
+    r = S::fnma(n, c(-2.12194440e-4f), r);
+    R y = c(1.9875691500e-4f);
+    y = S::fma(y, r, c(1.3981999507e-3f));
+    y = S::fma(y, r, c(8.3334519073e-3f));
+    y = S::fma(y, r, c(4.1665795894e-2f));
+    y = S::fma(y, r, c(1.6666665459e-1f));
+    y = S::fma(y, r, c(5.0000001201e-1f));
+    n_out = S::cvt(n);
+    return S::fma(y, S::mul(r, r), r);
+  }
+
+  PYCONV_VMATH R exp(R x) {
+    // min/max return their second operand when it is NaN, so NaN passes through.
+    x = S::max(c(-104.0f), S::min(c(89.0f), x));
+    I n;
+    const R em1 = exp_reduce(x, n);
+    const I n1 = S::half(n), n2 = S::isub(n, n1);
+    return S::mul(S::mul(S::add(em1, c(1.0f)), S::pow2(n1)), S::pow2(n2));
+  }
+
+  // expm1 for x <= 0 (larger x is clamped to 0); keeps -0.0.
+  PYCONV_VMATH R expm1_nonpos(R x) {
+    const R xc = S::max(c(-87.0f), S::min(S::zero(), x));
+    I n;
+    const R em1 = exp_reduce(xc, n);
+    const R s = S::pow2(n);
+    return S::or_(S::fma(em1, s, S::sub(s, c(1.0f))), sign_of(x));
+  }
+
+  PYCONV_VMATH R tanh(R x) {
+    const R a = abs_of(x);
+    const R z = S::mul(a, a);
+    R p = c(-5.70498872745e-3f);
+    p = S::fma(p, z, c(2.06390887954e-2f));
+    p = S::fma(p, z, c(-5.37397155531e-2f));
+    p = S::fma(p, z, c(1.33314422036e-1f));
+    p = S::fma(p, z, c(-3.33332819422e-1f));
+    const R small = S::fma(S::mul(p, z), a, a);
+    const R e = exp(S::add(a, a));
+    const R big = S::sub(c(1.0f), S::div(c(2.0f), S::add(e, c(1.0f))));
+    return S::or_(S::blend(S::lt(a, c(0.625f)), big, small), sign_of(x));
+  }
+
+  PYCONV_VMATH R erf(R x) {
+    const R a = abs_of(x);
+    const R z = S::mul(a, a);
+    R p = c(7.933493907330558e-05f);
+    p = S::fma(p, z, c(-0.0008034846396185458f));
+    p = S::fma(p, z, c(0.005191218573600054f));
+    p = S::fma(p, z, c(-0.02685539983212948f));
+    p = S::fma(p, z, c(0.11283625662326813f));
+    p = S::fma(p, z, c(-0.3761262893676758f));
+    p = S::fma(p, z, c(1.128379225730896f));
+    const R small = S::mul(a, p);
+    const R u = S::sub(a, c(2.46f));
+    R q = c(9.4817231399702e-08f);
+    q = S::fma(q, u, c(-9.166920790448785e-06f));
+    q = S::fma(q, u, c(2.4706278054509312e-05f));
+    q = S::fma(q, u, c(5.1896404329454526e-05f));
+    q = S::fma(q, u, c(-0.00029961674590595067f));
+    q = S::fma(q, u, c(0.0003906787314917892f));
+    q = S::fma(q, u, c(0.00045933123328723013f));
+    q = S::fma(q, u, c(-0.002963119884952903f));
+    q = S::fma(q, u, c(0.006799545604735613f));
+    q = S::fma(q, u, c(-0.009904964827001095f));
+    q = S::fma(q, u, c(0.009832456707954407f));
+    q = S::fma(q, u, c(-0.006535748485475779f));
+    q = S::fma(q, u, c(0.0026562369894236326f));
+    q = S::fma(q, u, c(0.9994966983795166f));
+    R big = S::min(c(1.0f), q);
+    big = S::blend(S::ge(a, c(3.92f)), big, c(1.0f));
+    return S::or_(S::blend(S::lt(a, c(1.0f)), big, small), sign_of(x));
+  }
+
+  PYCONV_VMATH R sigmoid(R x) {
+    return S::div(c(1.0f), S::add(c(1.0f), exp(S::xor_(x, c(-0.0f)))));
+  }
+};
+
+constexpr float kSqrt1_2 = 0.70710678118654752440f;
+constexpr float kGeluBeta = 0.39894228040143267794f;      // 1/sqrt(2 pi)
+constexpr float kGeluTanhBeta = 0.79788456080286535588f;  // sqrt(2/pi)
+constexpr float kKappa = 0.044715f;
+
+template <class S, ActKind kind>
+struct ActFwd {
+  using R = typename S::R;
+  using Mt = VMath<S>;
+  float param;
+  __attribute__((always_inline)) inline R operator()(R x) const {
+    const R zero = S::zero();
+    switch (kind) {  // a constant: each instantiation keeps one case
+      case ActKind::relu:  // x < 0 ? 0 : x (keeps -0.0 and NaN)
+        return S::zero_where(S::lt(x, zero), x);
+      case ActKind::leaky_relu:
+        return S::blend(S::gt(x, zero), S::mul(x, S::set1(param)), x);
+      case ActKind::elu:
+        // negative branch only below 0: at +-0 (and NaN) the input, as torch, also for alpha = +-Inf/NaN
+        return S::blend(S::lt(x, zero), x, S::mul(S::set1(param), Mt::expm1_nonpos(x)));
+      case ActKind::gelu: {  // as activate(): one FMA, then x's sign
+        const R hx = S::mul(x, S::set1(0.5f)), sign = S::set1(-0.0f);
+        const R y = S::fma(hx, Mt::erf(S::mul(x, S::set1(kSqrt1_2))), hx);
+        return S::or_(S::andnot(sign, y), S::and_(sign, x));
+      }
+      case ActKind::gelu_tanh: {
+        const R x3 = S::mul(S::mul(x, x), x);
+        const R inner = S::mul(S::set1(kGeluTanhBeta), S::fma(S::set1(kKappa), x3, x));
+        return S::mul(S::mul(S::set1(0.5f), x), S::add(S::set1(1.0f), Mt::tanh(inner)));
+      }
+      case ActKind::silu:
+        return S::div(x, S::add(S::set1(1.0f), Mt::exp(S::xor_(x, S::set1(-0.0f)))));
+      case ActKind::sigmoid: return Mt::sigmoid(x);
+      case ActKind::tanh: return Mt::tanh(x);
+      case ActKind::hardswish: {
+        // x * min(max(x + 3, 0), 6) / 6, NaN-propagating like torch's
+        R r = S::add(x, S::set1(3.0f));
+        r = S::max(zero, r);
+        r = S::min(S::set1(6.0f), r);
+        return S::div(S::mul(x, r), S::set1(6.0f));
+      }
+      case ActKind::none: break;
+    }
+    return x;
+  }
+};
+
+// dx = g * act'(x) through y = act(x), for sigmoid and tanh (grad_from_output_ok).
+template <class S, ActKind kind>
+struct ActBwdFromOutput {
+  static_assert(kind == ActKind::sigmoid || kind == ActKind::tanh);
+  using R = typename S::R;
+  __attribute__((always_inline)) inline R operator()(R g, R y) const {
+    const R one = S::set1(1.0f);
+    if constexpr (kind == ActKind::sigmoid)
+      return S::mul(S::mul(g, S::sub(one, y)), y);
+    else
+      return S::mul(g, S::fnma(y, y, one));
+  }
+};
+
+template <class S, ActKind kind>
+struct ActBwd {
+  using R = typename S::R;
+  using Mt = VMath<S>;
+  float param;
+  __attribute__((always_inline)) inline R operator()(R g, R x) const {
+    const R zero = S::zero(), one = S::set1(1.0f);
+    switch (kind) {  // a constant: each instantiation keeps one case
+      case ActKind::relu:  // x <= 0 ? 0 : g (NaN passes g, as torch's threshold_backward)
+        return S::zero_where(S::le(x, zero), g);
+      case ActKind::leaky_relu:
+        return S::blend(S::gt(x, zero), S::mul(g, S::set1(param)), g);
+      case ActKind::elu: {
+        const R neg = S::mul(S::mul(g, S::set1(param)), Mt::exp(x));
+        return S::blend(S::gt(x, zero), neg, g);
+      }
+      case ActKind::gelu: {
+        const R cdf = S::mul(S::set1(0.5f), S::add(one, Mt::erf(S::mul(x, S::set1(kSqrt1_2)))));
+        const R pdf = S::mul(S::set1(kGeluBeta), Mt::exp(S::mul(S::mul(x, x), S::set1(-0.5f))));
+        return S::mul(g, S::fma(x, pdf, cdf));
+      }
+      case ActKind::gelu_tanh: {
+        const R x2 = S::mul(x, x), x3 = S::mul(x2, x);
+        const R inner = S::mul(S::set1(kGeluTanhBeta), S::fma(S::set1(kKappa), x3, x));
+        const R t = Mt::tanh(inner);
+        const R left = S::mul(S::set1(0.5f), x), right = S::add(one, t);
+        const R left_d = S::mul(S::set1(0.5f), right);
+        const R right_d = S::mul(left, S::fnma(t, t, one));
+        const R inner_d = S::mul(S::set1(kGeluTanhBeta), S::fma(S::set1(3.0f * kKappa), x2, one));
+        return S::mul(g, S::fma(right_d, inner_d, left_d));
+      }
+      case ActKind::silu: {
+        const R s = Mt::sigmoid(x);
+        const R t = S::fma(x, S::sub(one, s), one);
+        return S::mul(S::mul(g, s), t);
+      }
+      case ActKind::sigmoid: return ActBwdFromOutput<S, ActKind::sigmoid>{}(g, Mt::sigmoid(x));
+      case ActKind::tanh: return ActBwdFromOutput<S, ActKind::tanh>{}(g, Mt::tanh(x));
+      case ActKind::hardswish: {
+        const R mid = S::mul(g, S::add(S::div(x, S::set1(3.0f)), S::set1(0.5f)));
+        const R r = S::blend(S::ge(x, S::set1(3.0f)), mid, g);
+        return S::zero_where(S::le(x, S::set1(-3.0f)), r);
+      }
+      case ActKind::none: break;
+    }
+    return g;
+  }
+};
+
+#undef PYCONV_VMATH
+
+// out[i] = f(in0[i] [, in1[i]]) over n elements: full vectors, two at a time (independent
+// polynomials overlap), then the last n % lanes through the same code on partial vectors,
+// so a result does not depend on its position. stream: the output goes out by
+// non-temporal stores, from blocks computed into L1 first (computing straight into the
+// stores ran the long polynomials 1.2-2x slower), after a partial head up to its vector
+// alignment.
+template <class S, int NIN, typename F>
+void act_drive(const F& f, const float* in0, const float* in1, float* out, int64_t n,
+               bool stream) {
+  using R = typename S::R;
+  constexpr int W = S::lanes;
+  auto apply = [&](R a, R b) {
+    if constexpr (NIN == 1) return f(a);
+    else return f(a, b);
+  };
+  auto partial = [&](int64_t i, int k) {
+    const R a = S::load_n(in0 + i, k);
+    const R b = NIN == 2 ? S::load_n(in1 + i, k) : a;
+    S::store_n(out + i, k, apply(a, b));
+  };
+  // Full vectors [i0, i1) to dst + (i - i0).
+  auto run = [&](int64_t i0, int64_t i1, float* dst) {
+    int64_t i = i0;
+    for (; i + 2 * W <= i1; i += 2 * W) {
+      const R a0 = S::load(in0 + i), a1 = S::load(in0 + i + W);
+      const R b0 = NIN == 2 ? S::load(in1 + i) : a0;
+      const R b1 = NIN == 2 ? S::load(in1 + i + W) : a1;
+      S::store(dst + (i - i0), apply(a0, b0));
+      S::store(dst + (i - i0) + W, apply(a1, b1));
+    }
+    for (; i + W <= i1; i += W) {
+      const R a = S::load(in0 + i);
+      const R b = NIN == 2 ? S::load(in1 + i) : a;
+      S::store(dst + (i - i0), apply(a, b));
+    }
+    return i;
+  };
+  int64_t i = 0;
+  stream = stream && (reinterpret_cast<uintptr_t>(out) % 4 == 0);
+  if (stream) {
+    constexpr uintptr_t kAlign = W * sizeof(float);
+    const int64_t head = ((kAlign - reinterpret_cast<uintptr_t>(out) % kAlign) % kAlign) / 4;
+    if (head > 0 && head <= n) {
+      partial(0, static_cast<int>(head));
+      i = head;
+    }
+    constexpr int64_t kBlock = 512;
+    alignas(64) float buf[kBlock];
+    for (; i + W <= n;) {
+      const int64_t e = run(i, i + std::min<int64_t>(kBlock, (n - i) / W * W), buf);
+      for (int64_t j = 0; j < e - i; j += W) S::stream(out + i + j, S::load(buf + j));
+      i = e;
+    }
+    _mm_sfence();
+  } else {
+    i = run(0, n, out);
+  }
+  if (i < n) partial(i, static_cast<int>(n - i));
+}
+
+// One instantiation per activation, so the switch folds away inside the loop.
+#define PYCONV_ACT_SWITCH(KIND, CALL)                           \
+  switch (KIND) {                                               \
+    case ActKind::relu: CALL(ActKind::relu); break;             \
+    case ActKind::leaky_relu: CALL(ActKind::leaky_relu); break; \
+    case ActKind::elu: CALL(ActKind::elu); break;               \
+    case ActKind::gelu: CALL(ActKind::gelu); break;             \
+    case ActKind::gelu_tanh: CALL(ActKind::gelu_tanh); break;   \
+    case ActKind::silu: CALL(ActKind::silu); break;             \
+    case ActKind::sigmoid: CALL(ActKind::sigmoid); break;       \
+    case ActKind::tanh: CALL(ActKind::tanh); break;             \
+    case ActKind::hardswish: CALL(ActKind::hardswish); break;   \
+    case ActKind::none: CALL(ActKind::none); break;             \
+  }
+
+template <class S>
+void act_forward(Activation act, const float* x, float* y, int64_t n, bool stream) {
+  const float param = static_cast<float>(act.param);
+#define PYCONV_CALL(K) act_drive<S, 1>(ActFwd<S, K>{param}, x, nullptr, y, n, stream)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
+#undef PYCONV_CALL
+}
+
+template <class S>
+void act_backward(Activation act, const float* dy, const float* x, float* dx, int64_t n,
+                  bool stream) {
+  const float param = static_cast<float>(act.param);
+#define PYCONV_CALL(K) act_drive<S, 2>(ActBwd<S, K>{param}, dy, x, dx, n, stream)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
+#undef PYCONV_CALL
+}
+
+#undef PYCONV_ACT_SWITCH
+
+template <class S>
+void act_backward_from_output(ActKind kind, const float* dy, const float* y, float* dx,
+                              int64_t n, bool stream) {
+  if (kind == ActKind::sigmoid)
+    act_drive<S, 2>(ActBwdFromOutput<S, ActKind::sigmoid>{}, dy, y, dx, n, stream);
+  else
+    act_drive<S, 2>(ActBwdFromOutput<S, ActKind::tanh>{}, dy, y, dx, n, stream);
+}
+
+// The exported entry points of one ISA's file (after its anonymous namespace), declared in
+// act/act.h.
+#define PYCONV_ACT_EXPORTS(S)                                                                 \
+  void activation_forward_f32(Activation act, const float* x, float* y, int64_t n,           \
+                              bool stream) {                                                 \
+    act_forward<S>(act, x, y, n, stream);                                                     \
+  }                                                                                           \
+  void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx,  \
+                               int64_t n, bool stream) {                                     \
+    act_backward<S>(act, dy, x, dx, n, stream);                                               \
+  }                                                                                           \
+  void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y,    \
+                                           float* dx, int64_t n, bool stream) {              \
+    act_backward_from_output<S>(kind, dy, y, dx, n, stream);                                  \
+  }
