@@ -1,7 +1,8 @@
 """The fast conv2d kernels (packed GEMM, stride-phase backward-data, chunked
 backward-weight, col2im backward-data, depthwise) against torch, across instruction
 sets and thread counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
-MR=6 rows, NR=16 (fp32 AVX2/scalar) / 8 (fp64) columns, KC=256 reduction,
+MR=6 rows (8 for AVX-512 fp32), NR=16 (fp32 AVX2/scalar; 32 AVX-512) / 8 (fp64) columns,
+KC=256 reduction,
 MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
 chunks and reads grad_output planes in place when P*Q >= 128.
 """
@@ -57,6 +58,9 @@ SHAPES = [
     (2, 3, 13, 12, 40, 5, 5, 2, (2, 1, 2, 2), 1, 1),       # few input channels: col2im backward-data
     (3, 256, 6, 6, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # backward-weight: 2^17+ weights, one chunk
     (2, 130, 9, 9, 128, 4, 4, 2, (1, 1, 1, 1), 1, 1),      # one chunk, strided, two reduction blocks per image
+    (2, 3, 4, 8, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # M == 8 (AVX-512's fp32 MR), P*Q == 32 (its NR)
+    (2, 5, 5, 7, 15, 3, 3, 1, (1, 1, 1, 1), 1, 1),         # M = 15: a 7-row last panel at MR 8
+    (1, 6, 6, 6, 17, 3, 3, 1, (1, 1, 1, 1), 1, 1),         # M = 17 = 2*8 + 1
 ]
 
 
@@ -138,7 +142,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, -2, -1)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38)])
 def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 

@@ -8,7 +8,7 @@ inference at small batches on 7x7 and 14x14 planes), and any number of pixels wi
 few channels); these tests force it on (`_C._set_pixel_rows("on")`) so that a hypothesis
 sweep of small shapes covers its paths: the im2col read in place through row pointers
 (several taps: ukr_ind, the last pixel repeated to a whole panel) or packed (1x1), pixel
-panels of 6 with ragged ends (1 to 5 rows), channel panels of 16 (or 32 with AVX-512) with
+panels of 6 (8 with AVX-512's fp32 tile) with ragged ends, channel panels of 16 (or 32 with AVX-512) with
 partial last panels, filter rows packed by 8x8 transposes (contiguous
 runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
 backward-data) and value by value (strided filters, float64, the scalar build), reduction
@@ -37,6 +37,13 @@ def _restore():
     _C._set_winograd("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
+
+
+def _six_rows():
+    """A 6-row tile (AVX2's, or the portable one): the tests whose expected counts and
+    orientation differences are worked out for panels of 6 pixels run on it."""
+    _C.set_isa("avx2" if "avx2" in ISAS else "scalar")
+    assert _C._gemm_tile("float32")[0] == 6
 
 
 def _run(mode, args):
@@ -74,18 +81,18 @@ def test_sweep(N, C, K, H, W, R, S, stride, pad, dil, strided_w, dtype, isa, thr
         np.testing.assert_array_equal(g, a, err_msg=f"{name} {isa} {threads} without skipping")
 
 
-# Pixel counts around the 6-row panels and channel counts around the 16-column panels, one
-# and several reduction blocks (C * R * S = 36, 576, 1296): where no panel of either
-# orientation has 1 or 2 ragged rows (whose reduction pairs its steps), both add the same
-# products in the same order, so they agree bitwise.
+# Pixel counts around the row panels (6, or 8 for AVX-512 fp32) and channel counts around
+# the 16- or 32-column panels, one and several reduction blocks (C * R * S = 36, 576, 1296):
+# where no panel of either orientation has 1 or 2 ragged rows (whose reduction pairs its
+# steps), both add the same products in the same order, so they agree bitwise.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("N, H, W, C, K", [
-    (1, 3, 3, 4, 16), (1, 4, 6, 64, 15), (2, 3, 5, 64, 33), (1, 5, 7, 144, 64), (3, 2, 7, 4, 48),
-    (1, 6, 6, 144, 17)])
+    (1, 3, 4, 4, 16), (1, 4, 6, 64, 15), (2, 3, 5, 64, 35), (1, 5, 7, 144, 64), (3, 2, 5, 4, 48),
+    (1, 6, 6, 144, 21)])
 def test_orientations_agree_bitwise(isa, N, H, W, C, K):
     _C.set_isa(isa)
     args = make((N, C, H, W, K, 3, 3, 1, (1, 1, 1, 1), 1, 1), np.float32, seed=3)
-    pixels, mr = N * H * W, 6
+    pixels, mr = N * H * W, _C._gemm_tile("float32")[0]
     assert pixels % mr not in (1, 2) and K % mr not in (1, 2) and C % mr not in (1, 2)
     on, off = _run("on", args)[:2], _run("off", args)[:2]
     for a, b, name in zip(on, off, ("forward", "grad_input")):
@@ -160,6 +167,7 @@ def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
     reduction values: auto is bitwise the kernel the gate picks (the two orientations differ
     here: M % 6 leaves a ragged 2-row panel to the other), and matches torch."""
+    _six_rows()
     args = make(shape, np.float32, seed=6)
     auto, on, off = (_run(m, args)[which] for m in ("auto", "on", "off"))
     assert not np.array_equal(on, off)
@@ -185,6 +193,7 @@ def _direction(which, args):
     (0, (2, 32, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), 0),
     (0, (4, 32, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0)])
 def test_skips_the_taps_on_padding(which, shape, skipped):
+    _six_rows()  # (the counts below are for panels of 6 pixels)
     args = make(shape, np.float32, seed=8)
     _C._set_pixel_rows("on")
     before = _C._taps_skipped()

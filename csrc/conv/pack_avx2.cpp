@@ -1,9 +1,16 @@
 // AVX2 packing copies for conv_gemm.cpp: the weight-gradient GEMM's B panels (eight source
-// rows become eight interleaved columns) and 6-row filter panels, 8x8 transposes at a time;
-// contiguous B panel rows.
+// rows become eight interleaved columns; 16 values at a time with AVX-512, pack_avx512.cpp)
+// and 6-row filter panels, 8x8 transposes at a time; contiguous B panel rows.
 #include <immintrin.h>
 
 #include <cstdint>
+
+#include "common/cpu.h"
+
+namespace pyconv::avx512 {
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd);  // (pack_avx512.cpp)
+}  // namespace pyconv::avx512
 
 namespace pyconv::avx2 {
 
@@ -30,6 +37,8 @@ inline void transpose8x8(const __m256 (&r)[8], __m256 (&c)[8]) {
 
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd) {
+  if (len >= 16 && active_isa() >= Isa::avx512)
+    return avx512::transpose8_rows_float(rows, off, len, dst, ldd);
   int64_t l = 0;
   for (; l + 8 <= len; l += 8) {
     __m256 r[8], c[8];

@@ -283,12 +283,13 @@ static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
   const int64_t ps = f.ps, kq = f.Kd / f.kbn, kr = f.Kd % f.kbn;
   const int n = static_cast<int>(f.K - pan * MR < MR ? f.K - pan * MR : MR);  // filters here
 #if defined(__AVX2__)
-  // The AVX2 tile's 6 filters in the lanes of a vector (read value by value: gathers ran
-  // slower than the scalar code), a lane past n repeating filter n - 1 and then cleared.
+  // A panel's 6 (AVX2 tile) or 8 (AVX-512 fp32 tile) filters in the lanes of a vector (read
+  // value by value: gathers ran slower than the scalar code), a lane past n repeating filter
+  // n - 1 and then cleared.
   const __m256 live = _mm256_castsi256_ps(
       _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-  int64_t lk[6];
-  for (int i = 0; i < 6; ++i) lk[i] = (i < n ? i : n - 1) * f.wk;
+  int64_t lk[8];
+  for (int i = 0; i < 8; ++i) lk[i] = (i < n ? i : n - 1) * f.wk;
 #endif
   int64_t blk = 0, k0 = 0, kc = kq + (kr > 0 ? 1 : 0);
   for (int64_t kk = 0; kk < f.Kd; ++kk) {
@@ -303,7 +304,7 @@ static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
     T* d = u + f.Mpad * k0 + pan * MR * kc + (kk - k0) * MR;
 #if defined(__AVX2__)
     if constexpr (sizeof(T) == 4) {
-      if (MR == 6) {
+      if (MR == 6 || MR == 8) {  // (with 6, lanes 6 and 7 are past n: cleared)
         __m256 g[3][3], v[16];
         for (int r = 0; r < 3; ++r)
           for (int q = 0; q < 3; ++q) {
@@ -311,11 +312,15 @@ static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
             g[r][q] = rok[r] && sok[q]
                           ? _mm256_and_ps(live, _mm256_setr_ps(t[lk[0]], t[lk[1]], t[lk[2]],
                                                                t[lk[3]], t[lk[4]], t[lk[5]],
-                                                               0.0f, 0.0f))
+                                                               t[lk[6]], t[lk[7]]))
                           : _mm256_setzero_ps();
           }
         wino_filter_tile(g, [](__m256 x) { return _mm256_mul_ps(_mm256_set1_ps(0.5f), x); }, v);
         for (int xi = 0; xi < 16; ++xi) {
+          if (MR == 8) {
+            _mm256_storeu_ps(d + xi * ps, v[xi]);
+            continue;
+          }
           _mm_storeu_ps(d + xi * ps, _mm256_castps256_ps128(v[xi]));
           _mm_storel_pi(reinterpret_cast<__m64*>(d + xi * ps + 4), _mm256_extractf128_ps(v[xi], 1));
         }

@@ -27,7 +27,7 @@ namespace pyconv::gemm {
 constexpr int64_t kMC = 144;
 constexpr int64_t kKC = 256;
 constexpr int64_t kNB = 192;
-constexpr int kMaxMR = 6;
+constexpr int kMaxMR = 8;
 constexpr int kMaxNR = 32;
 
 // c[i*ldc + j] (+)= sum_{k < kc} a[k*MR + i] * b[k*NR + j]: overwrites c, or adds to it

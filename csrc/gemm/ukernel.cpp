@@ -43,7 +43,7 @@ namespace avx2 {
 PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 }  // namespace avx2
 namespace avx512 {
-PYCONV_UKERNEL_DECLARE(f32_gemm_6x32, f64_gemm_6x16)
+PYCONV_UKERNEL_DECLARE(f32_gemm_8x32, f64_gemm_6x16)
 }  // namespace avx512
 #endif
 #undef PYCONV_UKERNEL_DECLARE
@@ -53,7 +53,7 @@ namespace gemm {
 template <>
 UKernel<float> ukernel_for<float>(Isa isa) {
 #if defined(PYCONV_X86)
-  if (isa == Isa::avx512) return {6, 32, avx512::f32_gemm_6x32, avx512::f32_gemm_6x32_rows, avx512::f32_gemm_rem, avx512::f32_gemm_epi, avx512::f32_gemm_off, avx512::f32_gemv, avx512::f32_gemv_t, avx512::f32_gemm_ind, avx512::f32_gemm_box, "f32_gemm_6x32__avx512"};
+  if (isa == Isa::avx512) return {8, 32, avx512::f32_gemm_8x32, avx512::f32_gemm_8x32_rows, avx512::f32_gemm_rem, avx512::f32_gemm_epi, avx512::f32_gemm_off, avx512::f32_gemv, avx512::f32_gemv_t, avx512::f32_gemm_ind, avx512::f32_gemm_box, "f32_gemm_8x32__avx512"};
   if (isa == Isa::avx2) return {6, 16, avx2::f32_gemm_6x16, avx2::f32_gemm_6x16_rows, avx2::f32_gemm_rem, avx2::f32_gemm_epi, avx2::f32_gemm_off, avx2::f32_gemv, avx2::f32_gemv_t, avx2::f32_gemm_ind, avx2::f32_gemm_box, "f32_gemm_6x16__avx2"};
 #endif
   return {6, 16, scalar::f32_gemm_6x16, scalar::f32_gemm_6x16_rows, scalar::f32_gemm_rem, scalar::f32_gemm_epi, scalar::f32_gemm_off, scalar::f32_gemv, scalar::f32_gemv_t, scalar::f32_gemm_ind, scalar::f32_gemm_box, "f32_gemm_6x16__scalar"};

@@ -45,6 +45,6 @@ struct VD {
 
 }  // namespace
 
-PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_6x16, f64_gemm_6x8)
+PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_6x16, f64_gemm_6x8, 6, 6)
 
 }  // namespace pyconv::avx2

@@ -58,6 +58,6 @@ using SD = VArr<double, 4>;
 
 }  // namespace
 
-PYCONV_UKERNEL_EXPORTS(SF, SD, f32_gemm_6x16, f64_gemm_6x8)
+PYCONV_UKERNEL_EXPORTS(SF, SD, f32_gemm_6x16, f64_gemm_6x8, 6, 6)
 
 }  // namespace pyconv::scalar

@@ -220,16 +220,23 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
   }
 }
 
-template <class V, bool OFF = false, bool ROWS = false>
+// The ragged last panel of a PS-row tile: mv < PS rows.
+template <class V, int PS, bool OFF = false, bool ROWS = false>
 static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
                          typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
                          int64_t lda = 0) {
+  static_assert(PS == 6 || PS == 8);
   switch (mv) {
-    case 1: return ukr_rem<V, 1, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 2: return ukr_rem<V, 2, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 3: return ukr_rem<V, 3, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 4: return ukr_rem<V, 4, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    default: return ukr_rem<V, 5, 6, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 1: return ukr_rem<V, 1, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 2: return ukr_rem<V, 2, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 3: return ukr_rem<V, 3, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 4: return ukr_rem<V, 4, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 5: return ukr_rem<V, 5, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    default:
+      if constexpr (PS == 8) {
+        if (mv == 6) return ukr_rem<V, 6, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+        return ukr_rem<V, 7, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+      }
   }
 }
 
@@ -353,77 +360,77 @@ static void gemv_t_rows(int nx, int64_t M, int64_t L, const typename V::T* a, in
   }
 }
 
-// The exported entry points of one ISA's file (after its anonymous namespace): the 6-row
-// tiles of vector types VF (fp32) and VD (fp64), named F32 / F64 (plus _rows), and the
-// remainder and epilogue kernels. Declared in ukernel.cpp.
-#define PYCONV_UKERNEL_EXPORTS(VF, VD, F32, F64)                                               \
+// The exported entry points of one ISA's file (after its anonymous namespace): the MF-row
+// (fp32) and MD-row (fp64) tiles of vector types VF and VD, named F32 / F64 (plus _rows),
+// and the remainder, epilogue and indirect kernels. Declared in ukernel.cpp.
+#define PYCONV_UKERNEL_EXPORTS(VF, VD, F32, F64, MF, MD)                                       \
   void F32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {      \
-    ukr_tile<VF, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
+    ukr_tile<VF, MF, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
   void F32##_rows(int mv, int64_t kc, const float* a, int64_t lda, const float* b, float* c,  \
                   int64_t ldc, bool acc) {                                                     \
-    if (mv == 6)                                                                               \
-      ukr_tile<VF, 6, true>(kc, a, lda, b, c, ldc, acc);                                       \
+    if (mv == MF)                                                                              \
+      ukr_tile<VF, MF, true>(kc, a, lda, b, c, ldc, acc);                                       \
     else                                                                                       \
-      ukr_rem_rows<VF, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
+      ukr_rem_rows<VF, MF, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
   }                                                                                            \
   void F64(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {   \
-    ukr_tile<VD, 6, false>(kc, a, 0, b, c, ldc, acc);                                          \
+    ukr_tile<VD, MD, false>(kc, a, 0, b, c, ldc, acc);                                          \
   }                                                                                            \
   void F64##_rows(int mv, int64_t kc, const double* a, int64_t lda, const double* b,         \
                   double* c, int64_t ldc, bool acc) {                                          \
-    if (mv == 6)                                                                               \
-      ukr_tile<VD, 6, true>(kc, a, lda, b, c, ldc, acc);                                       \
+    if (mv == MD)                                                                              \
+      ukr_tile<VD, MD, true>(kc, a, lda, b, c, ldc, acc);                                       \
     else                                                                                       \
-      ukr_rem_rows<VD, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
+      ukr_rem_rows<VD, MD, false, true>(mv, kc, a, b, c, ldc, acc, nullptr, lda);                  \
   }                                                                                            \
   void f32_gemm_rem(int mv, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, \
                     bool acc) {                                                                \
-    ukr_rem_rows<VF>(mv, kc, a, b, c, ldc, acc);                                               \
+    ukr_rem_rows<VF, MF>(mv, kc, a, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f64_gemm_rem(int mv, int64_t kc, const double* a, const double* b, double* c,          \
                     int64_t ldc, bool acc) {                                                   \
-    ukr_rem_rows<VD>(mv, kc, a, b, c, ldc, acc);                                               \
+    ukr_rem_rows<VD, MD>(mv, kc, a, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f32_gemm_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,        \
                     bool acc, const float* bias, bool relu, bool stream) {                     \
-    ukr_tile<VF, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
+    ukr_tile<VF, MF, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
   }                                                                                            \
   void f64_gemm_epi(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,     \
                     bool acc, const double* bias, bool relu, bool stream) {                    \
-    ukr_tile<VD, 6, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
+    ukr_tile<VD, MD, false, true>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);       \
   }                                                                                            \
   void f32_gemm_off(int mv, int64_t kc, const float* a, const float* b, const int64_t* boff,  \
                     float* c, int64_t ldc, bool acc, const float* bias, bool relu,             \
                     bool stream) {                                                             \
-    if (mv == 6)                                                                               \
-      ukr_tile<VF, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
+    if (mv == MF)                                                                              \
+      ukr_tile<VF, MF, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
-      ukr_rem_rows<VF, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
+      ukr_rem_rows<VF, MF, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }                                                                                            \
   void f64_gemm_off(int mv, int64_t kc, const double* a, const double* b, const int64_t* boff, \
                     double* c, int64_t ldc, bool acc, const double* bias, bool relu,           \
                     bool stream) {                                                             \
-    if (mv == 6)                                                                               \
-      ukr_tile<VD, 6, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
+    if (mv == MD)                                                                              \
+      ukr_tile<VD, MD, false, true, true>(kc, a, 0, b, c, ldc, acc, bias, relu, boff, stream);  \
     else                                                                                       \
-      ukr_rem_rows<VD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
+      ukr_rem_rows<VD, MD, true>(mv, kc, a, b, c, ldc, acc, boff);                                 \
   }                                                                                            \
   void f32_gemm_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,   \
                     float* c, int64_t ldc, bool acc) {                                         \
-    ukr_ind<VF, 6>(kc, a, aoff, b, c, ldc, acc);                                               \
+    ukr_ind<VF, MF>(kc, a, aoff, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f64_gemm_ind(int64_t kc, const double* const* a, const int64_t* aoff, const double* b, \
                     double* c, int64_t ldc, bool acc) {                                        \
-    ukr_ind<VD, 6>(kc, a, aoff, b, c, ldc, acc);                                               \
+    ukr_ind<VD, MD>(kc, a, aoff, b, c, ldc, acc);                                               \
   }                                                                                            \
   void f32_gemm_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,      \
                     int64_t ldc, bool acc) {                                                   \
-    ukr_box<VF, 6>(s, a, b, c, ldc, acc);                                                      \
+    ukr_box<VF, MF>(s, a, b, c, ldc, acc);                                                      \
   }                                                                                            \
   void f64_gemm_box(const gemm::KSel& s, const double* const* a, const double* b, double* c,   \
                     int64_t ldc, bool acc) {                                                   \
-    ukr_box<VD, 6>(s, a, b, c, ldc, acc);                                                      \
+    ukr_box<VD, MD>(s, a, b, c, ldc, acc);                                                      \
   }                                                                                            \
   void f32_gemv(int nx, int64_t M, int64_t K, const float* a, int64_t lda, const float* x,    \
                 int64_t ldx, float* y, int64_t ldy) {                                          \

@@ -6,6 +6,7 @@
 #include "common/cpu.h"
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "gemm/gemm.h"
 
 namespace py = pybind11;
 
@@ -42,6 +43,12 @@ PYBIND11_MODULE(_C, m) {
     else throw pyconv::ValueError("set_isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
     pyconv::set_isa(isa);
   });
+  m.def("_gemm_tile", [](const std::string& dtype) {
+    const auto tile = [](const auto& uk) { return py::make_tuple(uk.mr, uk.nr, uk.name); };
+    if (dtype == "float32") return tile(pyconv::gemm::ukernel_for<float>(pyconv::active_isa()));
+    if (dtype == "float64") return tile(pyconv::gemm::ukernel_for<double>(pyconv::active_isa()));
+    throw pyconv::ValueError("_gemm_tile: expected 'float32' or 'float64', got '" + dtype + "'");
+  }, "tests: (rows, columns, name) of the GEMM register tile of the active instruction set");
   // The output buffer cache (common/buffer_cache.h).
   m.def("_cache_info", [] {
     const auto i = pyconv::cache::info();
