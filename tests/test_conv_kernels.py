@@ -4,7 +4,8 @@ sets and thread counts. Shapes sit at, below and above each tile and block size 
 MR=6 rows (8 for AVX-512 fp32), NR=16 (fp32 AVX2/scalar; 32 AVX-512) / 8 (fp64) columns,
 KC=256 reduction,
 MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
-chunks and reads grad_output planes in place when P*Q >= 128.
+chunks and reads grad_output planes in place when P*Q >= 128, or, with few input channels
+(C*R*S >= 2M, M a multiple of 8, P*Q >= 256), takes the taps as the tile's rows.
 """
 import numpy as np
 import pytest
@@ -61,6 +62,9 @@ SHAPES = [
     (2, 3, 4, 8, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1),          # M == 8 (AVX-512's fp32 MR), P*Q == 32 (its NR)
     (2, 5, 5, 7, 15, 3, 3, 1, (1, 1, 1, 1), 1, 1),         # M = 15: a 7-row last panel at MR 8
     (1, 6, 6, 6, 17, 3, 3, 1, (1, 1, 1, 1), 1, 1),         # M = 17 = 2*8 + 1
+    (2, 3, 16, 16, 8, 5, 5, 1, (2, 2, 2, 2), 1, 1),        # backward-weight with the taps as rows (75 >= 2 * 8)
+    (3, 3, 33, 36, 16, 7, 7, 2, (3, 3, 3, 3), 1, 1),       # the same, 147 taps: two row blocks, 3 chunks
+    (2, 2, 20, 20, 8, 3, 3, 1, (2, 2, 2, 2), 2, 1),        # the same, dilated, a ragged last panel of taps
 ]
 
 
@@ -142,7 +146,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38, 40, 41)])
 def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 

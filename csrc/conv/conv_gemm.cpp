@@ -1275,6 +1275,28 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
 
 namespace {
 
+// Store of a weight gradient computed transposed, C[i = column of dw, j = output channel]:
+// dw[j*ncols + i], overwritten (first) or added to.
+template <typename T>
+struct TransposedC {
+  T* dw;
+  int64_t ncols;
+  T* direct(int64_t, int64_t, int64_t&) const { return nullptr; }
+  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
+  bool stream() const { return false; }
+  void finish(int64_t, int64_t, int64_t, int64_t) const {}
+  void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
+                  bool first, bool) const {
+    for (int64_t j = 0; j < nv; ++j) {
+      T* d = dw + (j0 + j) * ncols + m0;
+      if (first)
+        for (int64_t i = 0; i < mv; ++i) d[i] = tile[i * ldt + j];
+      else
+        for (int64_t i = 0; i < mv; ++i) d[i] += tile[i * ldt + j];
+    }
+  }
+};
+
 // Runs of consecutive reduction indices t = (n, oh, ow) over [t0, t0+tc) within one output row.
 struct Run {
   int64_t tt, len, n, oh, ow;
@@ -1293,6 +1315,17 @@ inline void build_runs(std::vector<Run>& runs, int64_t t0, int64_t tc, int64_t P
 }
 
 }  // namespace
+
+// dw[i] = the chunks' partial sums out[c*KN + i] added in chunk order.
+template <typename T>
+void add_chunks(const T* out, int64_t nch, int64_t KN, T* dw) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
+  for (int64_t i = 0; i < KN; ++i) {
+    T s = out[i];
+    for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
+    dw[i] = s;
+  }
+}
 
 template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
@@ -1328,6 +1361,64 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   const View4<const T> xs = pad_source(x, p.P, p.Q, sh, sw, offh, offw, ok);
   if (!ok) return ref::conv2d_backward_weight(p, dy, x, dw);
   const int64_t xs3 = xs.stride[3], cs = sw * xs3;  // source step between neighbouring ow
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(PYCONV_X86)
+    // Few input channels against few output channels (stems: 3 x 5 x 5 = 75 or 3 x 7 x 7 =
+    // 147 columns, 32 or 64 output channels): the filter taps as the tile's rows, read in
+    // place through row pointers (the source at pixel offsets), and grad_output transposed
+    // into the B panels: M values per pixel packed instead of Cg*R*S, and the output
+    // channels fill whole NR-column panels where the taps left 21 of 96 idle (CIFAR-10
+    // conv1). Per image, as the rows path: each weight summed over the images in order.
+    if (G == 1 && M % 8 == 0 && M <= 2 * uk.nr && Ncols >= 2 * M && PQ >= 256 &&
+        dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2) {
+      const int MRt = uk.mr, NRt = uk.nr;
+      const int64_t Mt = round_up(Ncols, MRt);
+      std::vector<int64_t> pix(PQ);  // pixel (oh, ow) of an image at its taps' rows + pix
+      for (int64_t oh = 0, k = 0; oh < p.P; ++oh)
+        for (int64_t ow = 0; ow < p.Q; ++ow) pix[k++] = oh * sh * xs.stride[2] + ow * cs;
+      std::vector<int64_t> tapoff(Mt);  // tap i's row in image 0 (rows past Ncols: tap 0)
+      for (int64_t i = 0; i < Mt; ++i) {
+        const int64_t j = i < Ncols ? i : 0, c = j / RS, r = j % RS / S, q = j % S;
+        tapoff[i] = c * xs.stride[1] + offh[r] * xs.stride[2] + offw[q] * xs3;
+      }
+      // Row blocks of whole panels, nearly equal, at most kMC rows.
+      const int64_t npan = Mt / MRt, nrb = ceil_div(Mt, kMC), total = nch * nrb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(M * Ncols * p.N * PQ / 8))
+      for (int64_t t = 0; t < total; ++t) {
+        const int64_t rb = t % nrb, chk = t / nrb;
+        int64_t pa0, pa1, n0, n1;
+        split_range(npan, nrb, rb, pa0, pa1);
+        split_range(p.N, nch, chk, n0, n1);
+        const int64_t m0 = pa0 * MRt, m1 = std::min(Ncols, pa1 * MRt);
+        thread_local std::vector<const float*> rowp;
+        rowp.resize(Mt);
+        const float* dyn = nullptr;
+        auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t, float*) {
+          return gemm::ABlock<float>{nullptr, 0, rowp.data() + am0, pix.data() + k0};
+        };
+        auto pb = [&](int64_t, int64_t, int64_t t0, int64_t tc, float* dst) {
+          for (int64_t jp = 0; jp < M; jp += 8) {
+            const float* rows[8];
+            for (int q = 0; q < 8; ++q) rows[q] = dyn + (jp + q) * dy.stride[1];
+            avx2::transpose8_rows_float(rows, t0, tc, dst + (jp / NRt) * NRt * tc + jp % NRt, NRt);
+          }
+          if (const int64_t w = round_up(M, NRt) - M; w > 0) {  // (defined values)
+            float* d = dst + (M / NRt) * NRt * tc + M % NRt;
+            for (int64_t q = 0; q < tc; ++q, d += NRt) std::fill(d, d + w, 0.0f);
+          }
+        };
+        const TransposedC<float> st{out + chk * KN, Ncols};
+        for (int64_t n = n0; n < n1; ++n) {
+          for (int64_t i = 0; i < Mt; ++i) rowp[i] = xs.data + n * xs.stride[0] + tapoff[i];
+          dyn = dy.data + n * dy.stride[0];
+          gemm::gemm_task<float>(uk, m0, m1, 0, M, 0, PQ, pa, pb, st, n == n0, n == n1 - 1);
+        }
+      }
+      if (nch > 1) add_chunks(out, nch, KN, dw);
+      return;
+    }
+#endif
+  }
   const int64_t mch = ceil_div(M, kMC);
   // Column blocks split for two tasks per thread, not four: every column block reads
   // grad_output's rows (in place) again, and the image chunks already make tasks (the 7x7
@@ -1448,14 +1539,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       gemm::gemm_task<T>(uk, m0, m1, j0, j1, n0 * PQ, n1 * PQ, pa, pb, st);
     }
   }
-  if (nch > 1) {
-#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
-    for (int64_t i = 0; i < KN; ++i) {
-      T s = out[i];
-      for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
-      dw[i] = s;
-    }
-  }
+  if (nch > 1) add_chunks(out, nch, KN, dw);
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                  \
