@@ -44,11 +44,15 @@ namespace pyconv::avx2 {
   void wino_filter_panel_##T(const void*, int64_t, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
-#undef PYCONV_WINO_DECLARE
 // dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd);
 }  // namespace pyconv::avx2
+namespace pyconv::avx512 {
+PYCONV_WINO_DECLARE(float)
+PYCONV_WINO_DECLARE(double)
+}  // namespace pyconv::avx512
+#undef PYCONV_WINO_DECLARE
 #endif
 
 namespace pyconv::fast {
@@ -182,18 +186,18 @@ void filter_base(const void* g, int64_t pan, T* u) {
 template <typename T>
 Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
-  if (active_isa() >= Isa::avx2) {
-    if constexpr (std::is_same_v<T, float>)
-      return {avx2::wino_in_row_float,      avx2::wino_in_groups_float,
-              avx2::wino_out_row_float,     avx2::wino_out_row_pair_float,
-              avx2::wino_grad_row_float,    avx2::wino_grad_row_pair_float,
-              avx2::wino_filter_panel_float};
-    else
-      return {avx2::wino_in_row_double,     avx2::wino_in_groups_double,
-              avx2::wino_out_row_double,    avx2::wino_out_row_pair_double,
-              avx2::wino_grad_row_double,   avx2::wino_grad_row_pair_double,
-              avx2::wino_filter_panel_double};
+#define PYCONV_WINO_ROWS(NS, T)                                                            \
+  Rows<T> { NS::wino_in_row_##T, NS::wino_in_groups_##T, NS::wino_out_row_##T,             \
+            NS::wino_out_row_pair_##T, NS::wino_grad_row_##T, NS::wino_grad_row_pair_##T,   \
+            NS::wino_filter_panel_##T }
+  if constexpr (std::is_same_v<T, float>) {
+    if (active_isa() >= Isa::avx512) return PYCONV_WINO_ROWS(avx512, float);
+    if (active_isa() >= Isa::avx2) return PYCONV_WINO_ROWS(avx2, float);
+  } else {
+    if (active_isa() >= Isa::avx512) return PYCONV_WINO_ROWS(avx512, double);
+    if (active_isa() >= Isa::avx2) return PYCONV_WINO_ROWS(avx2, double);
   }
+#undef PYCONV_WINO_ROWS
 #endif
   return {in_base<T>,   in_groups_base<T>, out_base<T>,
           out_pair_base<T>, grad_base<T>,  grad_pair_base<T>, filter_base<T>};

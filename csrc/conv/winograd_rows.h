@@ -126,6 +126,54 @@ __attribute__((noinline)) static void wino_in_8tiles_call(const float* const* p,
 }
 #endif
 
+#if defined(__AVX512F__)
+// Two whole groups in one pass (AVX-512 builds): tiles qa .. qa+7 of rows pa in lanes 0..7,
+// qb .. qb+7 of rows pb in lanes 8..15; the same operations per tile as
+// wino_in_8tiles_call, each vector twice as wide (a group's columns 2q + 2h + (0..15) as
+// one load, masked to the row's columns [0, W) as the AVX2 code's, evens and odds picked
+// across the two groups' loads), planes xi 16 wide.
+__attribute__((noinline)) static void wino_in_16tiles_call(const float* const* pa, int64_t qa,
+                                                           const float* const* pb, int64_t qb,
+                                                           const WinoIn& g, float* d) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  // Lanes l of a load at column o - pl + l inside [0, W).
+  auto lanes = [&](int64_t o) {
+    int64_t lo = g.pl - o, hi = g.W + g.pl - o;
+    lo = lo < 0 ? 0 : (lo > 16 ? 16 : lo);
+    hi = hi < 0 ? 0 : (hi > 16 ? 16 : hi);
+    return static_cast<__mmask16>(hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u);
+  };
+  auto load4 = [&](const float* const* rows, int64_t o, __m512* v) {
+    const __mmask16 m = lanes(o);
+    if (m == 0xFFFF)
+      for (int r = 0; r < 4; ++r) v[r] = _mm512_loadu_ps(rows[r] + o);
+    else
+      for (int r = 0; r < 4; ++r) v[r] = _mm512_maskz_loadu_ps(m, rows[r] + o);
+  };
+  __m512 c[4][4];
+  for (int h = 0; h < 2; ++h) {
+    __m512 a[4], b[4];
+    load4(pa, 2 * qa + 2 * h, a);
+    load4(pb, 2 * qb + 2 * h, b);
+    const __m512 x[4][2] = {{_mm512_sub_ps(a[0], a[2]), _mm512_sub_ps(b[0], b[2])},
+                            {_mm512_add_ps(a[1], a[2]), _mm512_add_ps(b[1], b[2])},
+                            {_mm512_sub_ps(a[2], a[1]), _mm512_sub_ps(b[2], b[1])},
+                            {_mm512_sub_ps(a[1], a[3]), _mm512_sub_ps(b[1], b[3])}};
+    for (int i = 0; i < 4; ++i) {
+      c[i][2 * h] = _mm512_permutex2var_ps(x[i][0], ev, x[i][1]);
+      c[i][2 * h + 1] = _mm512_permutex2var_ps(x[i][0], od, x[i][1]);
+    }
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm512_storeu_ps(d + (4 * i + 0) * g.ps, _mm512_sub_ps(c[i][0], c[i][2]));
+    _mm512_storeu_ps(d + (4 * i + 1) * g.ps, _mm512_add_ps(c[i][1], c[i][2]));
+    _mm512_storeu_ps(d + (4 * i + 2) * g.ps, _mm512_sub_ps(c[i][2], c[i][1]));
+    _mm512_storeu_ps(d + (4 * i + 3) * g.ps, _mm512_sub_ps(c[i][1], c[i][3]));
+  }
+}
+#endif
+
 // V = B^T d B for tiles [qa, qb) of tile row ty of one source plane, tile q going to
 // column t0 + q - qa of the packed panels at vc (column t at (t/NR)*NR*kc + t%NR; vc
 // already points at this channel's row of its reduction block; planes xi g.ps apart),
@@ -202,6 +250,20 @@ static bool wino_in_groups(const WinoIn& g, const T* base, const WinoPart* parts
       const float* p[4];
       rows_of(w0, p);
       // (Each case keeps its vectors to itself: shared ones spilled to the stack.)
+#if defined(__AVX512F__)
+      // Two whole groups, the first at a multiple of 16 (the 16 positions contiguous in a
+      // panel of 16 or more): one 16-tile pass.
+      if (w0.last && w0.lo == 0 && w0.hi == 8 && (t & 15) == 0 && g.NR >= 16 &&
+          k + 1 < nparts && parts[k + 1].last && parts[k + 1].lo == 0 &&
+          parts[k + 1].hi == 8) {
+        const float* pb[4];
+        rows_of(parts[k + 1], pb);
+        wino_in_16tiles_call(p, w0.q, pb, parts[k + 1].q, g, d);
+        k += 2;
+        t += 8;
+        continue;
+      }
+#endif
       if (w0.last && w0.lo == 0 && w0.hi == 8) {  // one part: the whole group
         wino_in_8tiles_call(p, p, 8, w0.q, inside(w0.q, 17), g, d);
         k += 1;
@@ -639,3 +701,35 @@ static bool wino_grad_row_pair(const WinoGrad& g, const T* plane_a, const T* pla
   (void)g, (void)plane_a, (void)plane_b, (void)ty, (void)m;
   return false;
 }
+
+// The exported entry points of one ISA's build (after its anonymous namespace), declared in
+// conv_winograd.cpp.
+#define PYCONV_WINO_EXPORT(T)                                                                \
+  void wino_in_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,   \
+                       int64_t t0, int64_t kc, T* vc) {                                      \
+    wino_in_row<T>(*static_cast<const WinoIn*>(g), plane, ty, qa, qb, t0, kc, vc);          \
+  }                                                                                          \
+  bool wino_in_groups_##T(const void* g, const T* base, const void* parts, int64_t n,        \
+                          int64_t kc, T* vc) {                                               \
+    return wino_in_groups<T>(*static_cast<const WinoIn*>(g), base,                          \
+                             static_cast<const WinoPart*>(parts), n, kc, vc);                \
+  }                                                                                          \
+  bool wino_out_row_##T(const void* g, const T* m, int64_t ty, int64_t qa, int64_t qb, T b, \
+                        bool relu, T* y, T* z) {                                             \
+    return wino_out_row<T>(*static_cast<const WinoOut*>(g), m, ty, qa, qb, b, relu, y, z);  \
+  }                                                                                          \
+  bool wino_out_row_pair_##T(const void* g, const T* m, int64_t tya, int64_t tyb, T b,       \
+                             bool relu, T* ya, T* za, T* yb, T* zb, bool* finite) {          \
+    return wino_out_row_pair<T>(*static_cast<const WinoOut*>(g), m, tya, tyb, b, relu, ya, za, \
+                                yb, zb, finite);                                             \
+  }                                                                                          \
+  void wino_grad_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,  \
+                         T* m) {                                                             \
+    wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);               \
+  }                                                                                          \
+  bool wino_grad_row_pair_##T(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {   \
+    return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);          \
+  }                                                                                          \
+  void wino_filter_panel_##T(const void* g, int64_t pan, T* u) {                             \
+    wino_filter_panel<T>(*static_cast<const WinoFilter*>(g), pan, u);                       \
+  }
