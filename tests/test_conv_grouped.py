@@ -1,9 +1,11 @@
 """The direct kernel for grouped stride-1 convolutions with at most 32 channels per group
-(csrc/conv/conv_grouped*.cpp: float, AVX2) against torch, forward and backward-data, over
-a hypothesis sweep of groups, channels per group around the 4- and 6-channel forward
-blocks and the 3-channel weight-gradient block (remainders of 1 and 2), kernel sizes 1..7
-(3x3 has its own unrolled blocks), padding (asymmetric), widths around the 8- and
-16-column vectors and the unrolled 1-4-vector rows,
+(csrc/conv/conv_grouped*.cpp: float, AVX2; its forward kernel, which also runs the
+backward-data, in 16-column vectors and pairs of output rows with AVX-512) against torch,
+forward and backward-data, over a hypothesis sweep of groups, channels per group around the
+4- and 6-channel forward blocks and the 3-channel weight-gradient block (remainders of 1 and
+2), kernel sizes 1..7 (3x3 has its own unrolled blocks), padding (asymmetric), heights odd
+and even, widths around the 8- and 16-column vectors (a last half vector) and the unrolled
+1-4-vector rows,
 empty batches, strided views, activations, and thread counts (bitwise).
 """
 import numpy as np

@@ -38,6 +38,9 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
   const int64_t nwt = grouped_direct_wt(g);
   const float prm = static_cast<float>(act.param);
   float* wt = gemm::scratch<float>(2, G * nwt);
+#if defined(PYCONV_X86)
+  const bool wide = active_isa() >= Isa::avx512;
+#endif
 #pragma omp parallel num_threads(num_threads())
   {
 #pragma omp for schedule(static)
@@ -55,8 +58,8 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
     const int64_t n = t / G, gi = t % G;
     float* yo = y + (n * Ktot + gi * g.Kout) * plane;
 #if defined(PYCONV_X86)
-    avx2::grouped_direct_float(g, src + n * sn + gi * sg, wt + gi * nwt,
-                               bias ? bias + gi * g.Kout : nullptr, yo, xp);
+    (wide ? avx512::grouped_direct_float : avx2::grouped_direct_float)(
+        g, src + n * sn + gi * sg, wt + gi * nwt, bias ? bias + gi * g.Kout : nullptr, yo, xp);
 #endif
     if (preact)
       for (int64_t i = 0; i < per; ++i) preact[(n * Ktot + gi * g.Kout) * plane + i] = yo[i];

@@ -21,6 +21,8 @@ void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt);
 // the source (only those positions are written: the caller zeroes it once per call).
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp);
+// The zero-padded source of grouped_direct_float (xp as there).
+void grouped_pad_float(const GdGeom& g, const float* src, float* xp);
 // The weight gradient of one group, summed over images [0, N) taken nb at a time:
 // dw (Kout, Cin, R, S) contiguous; src image n at src + n*sn, grad_output (Kout, P, Q)
 // of image n at dy + n*dn + k*d1 + p*d2 + q*d3. Scratch: xp of nb*grouped_direct_xp()
@@ -30,6 +32,13 @@ void grouped_direct_weight_float(const GdGeom& g, int64_t N, int64_t nb, const f
                                  int64_t d2, int64_t d3, float* dw, float* xp, float* dyp,
                                  float* acc);
 }  // namespace avx2
+
+namespace avx512 {
+// avx2::grouped_direct_float with 16-column vectors and two output rows per register block:
+// bitwise the same results.
+void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
+                          float* y, float* xp);
+}  // namespace avx512
 
 inline int64_t grouped_direct_xp(const GdGeom& g) {
   return g.Cin * (g.P + g.R - 1) * ((g.Q + 7) / 8 * 8 + g.S - 1);

@@ -174,6 +174,8 @@ void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* b
 
 }  // namespace
 
+void grouped_pad_float(const GdGeom& g, const float* src, float* xp) { pad_source(g, src, xp); }
+
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp) {
   pad_source(g, src, xp);
