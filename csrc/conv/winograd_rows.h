@@ -1,10 +1,11 @@
 // Winograd F(2x2, 3x3) transforms of one tile row, vectorised along the row by the
-// compiler. Included by conv_winograd.cpp (baseline) and conv_winograd_avx2.cpp
-// (-mavx2 -mfma), each inside its own namespace; like depthwise_plane.h, kept free
-// of std:: and shared inline functions so no ISA-specific code can be merged into
-// the baseline build by the linker.
+// compiler. Included by conv_winograd.cpp (baseline), conv_winograd_avx2.cpp (-mavx2
+// -mfma) and conv_winograd_avx512.cpp (AVX-512 flags: the AVX2 code and the 16-lane input
+// transform), each inside its own namespace; like depthwise_plane.h, kept free of std::
+// and shared inline functions so no ISA-specific code can be merged into the baseline
+// build by the linker.
 
-// The AVX2 build's includer includes <immintrin.h> (not here: this file is included
+// The SIMD builds' includers include <immintrin.h> (not here: this file is included
 // inside a namespace).
 
 #include "common/store_lanes.h"
