@@ -52,6 +52,25 @@ inline int grouped_direct_block(int64_t Kout, int64_t k0) {
   const int64_t rem = Kout - k0;
   return Kout % 4 != 0 || rem >= 10 || rem == 6 ? 6 : 4;
 }
+// The forward blocks of Kout output channels in order: f(Block<kb>{}, k0, kn) for the
+// block of kb (4 or 6, a compile-time value) starting at channel k0, kn <= kb of them live.
+// (f is a lambda of the calling ISA's file: each file gets its own instantiation.)
+template <int N>
+struct GdBlock {
+  static constexpr int value = N;
+};
+template <class F>
+inline void grouped_direct_blocks(int64_t Kout, F&& f) {
+  for (int64_t k0 = 0; k0 < Kout;) {
+    const int kb = grouped_direct_block(Kout, k0);
+    const int kn = Kout - k0 < kb ? static_cast<int>(Kout - k0) : kb;
+    if (kb == 4)
+      f(GdBlock<4>{}, k0, kn);
+    else
+      f(GdBlock<6>{}, k0, kn);
+    k0 += kb;
+  }
+}
 // Floats of the rearranged filter: the block starting at channel k0 has its weights at
 // k0 * Cin * R * S (a partly idle last block of 6 padded with zeros).
 inline int64_t grouped_direct_wt(const GdGeom& g) {

@@ -127,15 +127,9 @@ void repack_block(const GdGeom& g, const float* w, int kn, float* d) {
 
 void grouped_direct_weights_float(const GdGeom& g, const float* w, float* wt) {
   const int64_t CRS = g.Cin * g.R * g.S;
-  for (int64_t k0 = 0; k0 < g.Kout;) {
-    const int kb = grouped_direct_block(g.Kout, k0);
-    const int kn = g.Kout - k0 < kb ? static_cast<int>(g.Kout - k0) : kb;
-    if (kb == 4)
-      repack_block<4>(g, w + k0 * g.wk, kn, wt + k0 * CRS);
-    else
-      repack_block<6>(g, w + k0 * g.wk, kn, wt + k0 * CRS);
-    k0 += kb;
-  }
+  grouped_direct_blocks(g.Kout, [&](auto kb, int64_t k0, int kn) {
+    repack_block<decltype(kb)::value>(g, w + k0 * g.wk, kn, wt + k0 * CRS);
+  });
 }
 
 namespace {
@@ -180,15 +174,9 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
                           float* y, float* xp) {
   pad_source(g, src, xp);
   const int64_t CRS = g.Cin * g.R * g.S;
-  for (int64_t k0 = 0; k0 < g.Kout;) {
-    const int kb = grouped_direct_block(g.Kout, k0);
-    const int kn = g.Kout - k0 < kb ? static_cast<int>(g.Kout - k0) : kb;
-    if (kb == 4)
-      direct<4>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
-    else
-      direct<6>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
-    k0 += kb;
-  }
+  grouped_direct_blocks(g.Kout, [&](auto kb, int64_t k0, int kn) {
+    direct<decltype(kb)::value>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
+  });
 }
 
 // The weight-gradient register block: acc lanes of kn (<= WK) output channels x sn

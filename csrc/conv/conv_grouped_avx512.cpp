@@ -98,15 +98,9 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
                           float* y, float* xp) {
   avx2::grouped_pad_float(g, src, xp);
   const int64_t CRS = g.Cin * g.R * g.S;
-  for (int64_t k0 = 0; k0 < g.Kout;) {
-    const int kb = grouped_direct_block(g.Kout, k0);
-    const int kn = g.Kout - k0 < kb ? static_cast<int>(g.Kout - k0) : kb;
-    if (kb == 4)
-      direct<4>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
-    else
-      direct<6>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
-    k0 += kb;
-  }
+  grouped_direct_blocks(g.Kout, [&](auto kb, int64_t k0, int kn) {
+    direct<decltype(kb)::value>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
+  });
 }
 
 }  // namespace pyconv::avx512
