@@ -1,6 +1,7 @@
 """The direct kernel for grouped stride-1 convolutions with at most 32 channels per group
 (csrc/conv/conv_grouped*.cpp: float, AVX2; its forward kernel, which also runs the
-backward-data, in 16-column vectors and pairs of output rows with AVX-512) against torch,
+backward-data, in 16-column vectors and pairs of output rows with AVX-512; the AVX-512
+weight gradient of 3x3 filters with output channels as the lanes) against torch,
 forward and backward-data, over a hypothesis sweep of groups, channels per group around the
 4- and 6-channel forward blocks and the 3-channel weight-gradient block (remainders of 1 and
 2), kernel sizes 1..7 (3x3 has its own unrolled blocks), padding (asymmetric), heights odd
@@ -37,6 +38,33 @@ def test_sweep(N, G, Cg, Kg, H, W, R, S, pad, isa, threads):
         assert_close(g, r, TOL[np.float32], f"{name} {shape} {isa}")
 
 
+# The AVX-512 weight gradient (3x3 filters; output channels as the 16 lanes of a vector,
+# gv = 1, 2 or 4 groups per vector where Kg*gv fills whole vectors: Kg 16 and 32 (two
+# vectors per block), 8 and 24, 4 and 12): source channels around its 3-channel block,
+# widths 1..34, padded images of 34x34 past one pass of images (nb = 1), strided views.
+@given(N=st.integers(0, 3), gv_kg=st.sampled_from([(1, 16), (1, 32), (2, 8), (2, 24), (4, 4),
+                                                   (4, 12)]),
+       mult=st.integers(1, 2), Cg=st.integers(1, 17), H=st.integers(1, 34),
+       W=st.integers(1, 34), pad=st.tuples(*[st.integers(0, 2)] * 4), strided=st.booleans(),
+       threads=st.sampled_from([1, 2, 3]))
+def test_weight_lanes_sweep(N, gv_kg, mult, Cg, H, W, pad, strided, threads):
+    if H + pad[0] + pad[1] < 3 or W + pad[2] + pad[3] < 3:
+        return  # no output
+    gv, Kg = gv_kg
+    G = max(2, gv * mult)  # (one group is a plain convolution)
+    isa = ISAS[-1]  # (the best: test_sweep covers the others)
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    shape = (N, G * Cg, H, W, G * Kg, 3, 3, 1, pad, 1, G)
+    x, w, b, dy, *conv = make(shape, np.float32, seed=N + G + Cg + Kg + H + W)
+    ref = torch_ref(x, w, b, dy, *conv)[2]
+    if strided:  # channels-last source, every other column of grad_output
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        dy = np.repeat(dy, 2, axis=3)[..., ::2]
+    gw = _C.conv2d_backward(dy, x, w, *conv, [False, True, False])[1]
+    assert_close(gw, ref, TOL[np.float32], f"grad_weight {shape} {isa} strided={strided}")
+
+
 # ResNeXt-like groups (4, 8, 16 channels), the limit (32), and one past it (GEMM); output
 # channels per group in every plan of forward blocks (grouped_direct_block: 10 = 6 + 4,
 # 14 = 6 + 4 + 4, 20 = 6 + 6 + 4 + 4, 28 = 6 * 4 + 4; 9 and 23: blocks of 6, the last
@@ -50,8 +78,8 @@ SHAPES = [(2, 32, 4, 9, 4), (2, 32, 8, 15, 8), (2, 8, 16, 14, 16), (1, 2, 32, 9,
 def test_threads_bitwise(shape):
     N, G, Cg, H, Kg = shape
     args = make((N, G * Cg, H, H + 3, G * Kg, 3, 3, 1, (1, 1, 1, 1), 1, G), np.float32, seed=2)
-    out = assert_threads_bitwise(args, 2)
-    for g, r in zip(out, torch_ref(*args)[:2]):
+    out = assert_threads_bitwise(args, 3)
+    for g, r in zip(out, torch_ref(*args)[:3]):
         assert_close(g, r, TOL[np.float32], str(shape))
 
 

@@ -117,25 +117,39 @@ bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const
     const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
                    x.stride[1], x.stride[2], x.stride[3], 0, 0, 0, 0};
     const int64_t Qv = (p.Q + 7) / 8 * 8, per = Kg * Cg * p.R * p.S;
+    // gv > 0: the AVX-512 kernel, gv groups per task.
+    int gv = 0;
+#if defined(PYCONV_X86)
+    if (active_isa() >= Isa::avx512) gv = grouped_weight_lanes(g, G);
+#endif
+    const int64_t gn = std::max(gv, 1);
     // Images per pass: their padded planes within about 256 KiB (L2).
-    const int64_t img = std::max<int64_t>(1, grouped_direct_xp(g) + Kg * p.P * Qv);
+    const int64_t img = std::max<int64_t>(1, gn * (grouped_direct_xp(g) + Kg * p.P * Qv));
     const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(p.N, (int64_t(64) << 10) / img));
-    // One group per task, every image in order: each weight is reduced by one thread.
+    // One task per gn groups, every image in order: each weight is reduced by one thread.
     // The padded sources' zeros are written once per thread (as in run()).
 #pragma omp parallel num_threads(num_threads())
     {
-      const int64_t nxp = nb * grouped_direct_xp(g);
+      const int64_t nxp = nb * gn * grouped_direct_xp(g);
       float* xp = gemm::scratch<float>(3, nxp);
-      float* dyp = gemm::scratch<float>(5, nb * Kg * p.P * Qv);
+      float* dyp = gemm::scratch<float>(5, nb * gn * Kg * p.P * Qv);
       float* acc = gemm::scratch<float>(4, per * 8);
       std::fill(xp, xp + nxp, 0.0f);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t gi = 0; gi < G; ++gi) {
+      for (int64_t t = 0; t < G / gn; ++t) {
+        const int64_t gi = t * gn;
+        const float* xs = x.data + gi * Cg * x.stride[1];
+        const float* ds = dy.data + gi * Kg * dy.stride[1];
 #if defined(PYCONV_X86)
-        avx2::grouped_direct_weight_float(g, p.N, nb, x.data + gi * Cg * x.stride[1],
-                                          x.stride[0], dy.data + gi * Kg * dy.stride[1],
-                                          dy.stride[0], dy.stride[1], dy.stride[2],
-                                          dy.stride[3], dw + gi * per, xp, dyp, acc);
+        if (gv > 0)
+          avx512::grouped_direct_weight_float(g, gv, p.N, nb, xs, x.stride[0], Cg * x.stride[1],
+                                              ds, dy.stride[0], Kg * dy.stride[1], dy.stride[1],
+                                              dy.stride[2], dy.stride[3], dw + gi * per, per,
+                                              xp, dyp, acc);
+        else
+          avx2::grouped_direct_weight_float(g, p.N, nb, xs, x.stride[0], ds, dy.stride[0],
+                                            dy.stride[1], dy.stride[2], dy.stride[3],
+                                            dw + gi * per, xp, dyp, acc);
 #endif
       }
     }

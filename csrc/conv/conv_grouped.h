@@ -38,7 +38,25 @@ namespace avx512 {
 // bitwise the same results.
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp);
+// The weight gradient of gv groups at a time (grouped_weight_lanes()), their output
+// channels as the 16 lanes of a vector: arguments as avx2::grouped_direct_weight_float's,
+// group j's source at src + j*sg, grad_output at dy + j*dg, dw at dw + j*wg; xp, dyp hold
+// gv times as much.
+void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
+                                 const float* src, int64_t sn, int64_t sg, const float* dy,
+                                 int64_t dn, int64_t dg, int64_t d1, int64_t d2, int64_t d3,
+                                 float* dw, int64_t wg, float* xp, float* dyp, float* acc);
 }  // namespace avx512
+
+// Groups per vector of avx512::grouped_direct_weight_float for G groups of g's geometry:
+// the fewest of 1, 2, 4 that fill whole 16-lane vectors with output channels, 0 where none
+// does (or the filter is not 3x3).
+inline int grouped_weight_lanes(const GdGeom& g, int64_t G) {
+  if (g.R != 3 || g.S != 3) return 0;
+  for (int gv = 1; gv <= 4; gv *= 2)
+    if (g.Kout * gv % 16 == 0 && G % gv == 0) return gv;
+  return 0;
+}
 
 inline int64_t grouped_direct_xp(const GdGeom& g) {
   return g.Cin * (g.P + g.R - 1) * ((g.Q + 7) / 8 * 8 + g.S - 1);

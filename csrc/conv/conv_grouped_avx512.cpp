@@ -12,6 +12,9 @@
 
 namespace pyconv::avx512 {
 
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd);
+
 namespace {
 
 // acc[v][kk]: output rows p + v (v < NR2) of channels kk < KB, 16 columns from xrow (row r
@@ -92,7 +95,196 @@ void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* b
   }
 }
 
+// One value of each of GV groups, broadcast: lanes l hold group l % GV.
+template <int GV>
+inline __m512 broadcast_groups(const float* x) {
+  if constexpr (GV == 1)
+    return _mm512_set1_ps(*x);
+  else if constexpr (GV == 2)
+    return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_load_sd(reinterpret_cast<const double*>(x))));
+  else
+    return _mm512_broadcast_f32x4(_mm_loadu_ps(x));
+}
+
+// The weight-gradient register block: acc[c][t][v] = the 3x3 filter's taps t = 3r + s of
+// source channels c < CB against 16 lanes v (lane l: output channel l / GV of group l % GV),
+// summed over ni images of P x Q outputs. Per output position: the grad_output vectors at
+// d (its lanes contiguous, ldd floats per position) times one source value per group and
+// tap, broadcast (an outer product: no horizontal sums, no lanes past the row). Source
+// (group j, channel c, row, column) at xc + i*xi + c*cs + (row*Wp + column)*GV + j; the sums
+// land in ap[((c*9 + t)*KV + v)*16] (first pass: stored, later ones: added).
+// (No predictive commoning: gcc otherwise carries the taps' shared source values from one
+// column to the next through the stack, 1.55x slower.)
+template <int GV, int CB, int KV>
+__attribute__((optimize("no-predictive-commoning"))) inline void weight_block(
+    const float* xc, int64_t cs, const float* d, int64_t ldd, int64_t ni, int64_t xi, int64_t di,
+    int64_t P, int64_t Q, int64_t Wp, float* ap, bool first) {
+  __m512 acc[CB][9][KV];
+#pragma GCC unroll 3
+  for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t)
+#pragma GCC unroll 2
+      for (int v = 0; v < KV; ++v) acc[c][t][v] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < ni; ++i)
+    for (int64_t p = 0; p < P; ++p) {
+      const float* x0 = xc + i * xi + p * Wp * GV;
+      const float* dr = d + i * di + p * Q * ldd;
+      for (int64_t q = 0; q < Q; ++q, dr += ldd) {
+        __m512 dv[KV];
+#pragma GCC unroll 2
+        for (int v = 0; v < KV; ++v) dv[v] = _mm512_loadu_ps(dr + 16 * v);
+#pragma GCC unroll 3
+        for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 9
+          for (int t = 0; t < 9; ++t) {
+            const __m512 b =
+                broadcast_groups<GV>(x0 + c * cs + ((t / 3) * Wp + q + t % 3) * GV);
+#pragma GCC unroll 2
+            for (int v = 0; v < KV; ++v) acc[c][t][v] = _mm512_fmadd_ps(b, dv[v], acc[c][t][v]);
+          }
+      }
+    }
+  for (int c = 0; c < CB; ++c)
+    for (int t = 0; t < 9; ++t)
+      for (int v = 0; v < KV; ++v) {
+        float* o = ap + ((c * 9 + t) * KV + v) * 16;
+        _mm512_storeu_ps(o, first ? acc[c][t][v] : _mm512_add_ps(_mm512_loadu_ps(o), acc[c][t][v]));
+      }
+}
+
+// Mask of the first n (<= 16) lanes; none for n <= 0.
+inline __mmask16 first_lanes(int64_t n) {
+  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// n <= 16 values of GV (2 or 4) rows at s + v*sg, interleaved: d[j*GV + v] = s[v*sg + j].
+template <int GV>
+inline void interleave16(const float* s, int64_t sg, int64_t n, float* d) {
+  const __mmask16 m = first_lanes(n);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 a = _mm512_maskz_loadu_ps(m, s), b = _mm512_maskz_loadu_ps(m, s + sg);
+  __m512 out[4];
+  if constexpr (GV == 2) {
+    out[0] = _mm512_permutex2var_ps(a, lo, b);  // columns 0-7
+    out[1] = _mm512_permutex2var_ps(a, hi, b);  // 8-15
+  } else {
+    const __m512 c = _mm512_maskz_loadu_ps(m, s + 2 * sg), e = _mm512_maskz_loadu_ps(m, s + 3 * sg);
+    // pairs (a b) and (c e) of columns 0-7 and 8-15, then the pairs interleaved
+    const __m512d ab0 = _mm512_castps_pd(_mm512_permutex2var_ps(a, lo, b));
+    const __m512d ab1 = _mm512_castps_pd(_mm512_permutex2var_ps(a, hi, b));
+    const __m512d ce0 = _mm512_castps_pd(_mm512_permutex2var_ps(c, lo, e));
+    const __m512d ce1 = _mm512_castps_pd(_mm512_permutex2var_ps(c, hi, e));
+    const __m512i plo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i phi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    out[0] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab0, plo, ce0));  // columns 0-3
+    out[1] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab0, phi, ce0));  // 4-7
+    out[2] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab1, plo, ce1));  // 8-11
+    out[3] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab1, phi, ce1));  // 12-15
+  }
+  for (int k = 0; k < GV; ++k) _mm512_mask_storeu_ps(d + 16 * k, first_lanes(GV * n - 16 * k), out[k]);
+}
+
+// The zero-padded sources of GV groups (group j at src + j*sg), interleaved as
+// weight_block reads them; only the source's positions are written (as avx2's pad).
+template <int GV>
+void pad_groups(const GdGeom& g, const float* src, int64_t sg, float* xp) {
+  if constexpr (GV == 1) {
+    avx2::grouped_pad_float(g, src, xp);
+  } else {
+    const int64_t Hp = g.P + 2, Wp = (g.Q + 7) / 8 * 8 + 2;
+    const int64_t jlo = g.pl > 0 ? g.pl : 0, jhi = g.W + g.pl < Wp ? g.W + g.pl : Wp;
+    for (int64_t c = 0; c < g.Cin; ++c)
+      for (int64_t i = 0; i < Hp; ++i) {
+        const int64_t ih = i - g.pt;
+        if (ih < 0 || ih >= g.H) continue;
+        float* d = xp + (c * Hp + i) * Wp * GV;
+        const float* sr = src + c * g.s1 + ih * g.s2 - g.pl * g.s3;
+        if (g.s3 == 1)
+          for (int64_t j = jlo; j < jhi; j += 16)
+            interleave16<GV>(sr + j, sg, jhi - j < 16 ? jhi - j : 16, d + j * GV);
+        else
+          for (int64_t j = jlo; j < jhi; ++j)
+            for (int v = 0; v < GV; ++v) d[j * GV + v] = sr[v * sg + j * g.s3];
+      }
+  }
+}
+
+template <int GV>
+void weight_groups(const GdGeom& g, int64_t N, int64_t nb, const float* src, int64_t sn,
+                   int64_t sg, const float* dy, int64_t dn, int64_t dg, int64_t d1, int64_t d2,
+                   int64_t d3, float* dw, int64_t wg, float* xp, float* dyp, float* acc) {
+  const int64_t Cin = g.Cin, P = g.P, Q = g.Q, PQ = P * Q, L = g.Kout * GV;
+  const int64_t Hp = P + 2, Wp = (Q + 7) / 8 * 8 + 2, cs = Hp * Wp * GV, xi = Cin * cs;
+  const int64_t di = PQ * L, nw = L * Cin * 9;
+  // Two lane vectors per block where there are (18 accumulators, one source channel),
+  // else three source channels of one vector (27).
+  constexpr int kMaxCB = 3;
+  const int KV = L % 32 == 0 ? 2 : 1, CB = KV == 2 ? 1 : kMaxCB;
+  if (N == 0)
+    for (int64_t i = 0; i < nw; ++i) acc[i] = 0.0f;
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t ni = N - n0 < nb ? N - n0 : nb;
+    for (int64_t i = 0; i < ni; ++i) {
+      pad_groups<GV>(g, src + (n0 + i) * sn, sg, xp + i * xi);
+      // dyT: lane l = k*GV + j of position (p, q) from grad_output (k, p, q) of group j.
+      const float* d0 = dy + (n0 + i) * dn;
+      float* t = dyp + i * di;
+      if (d3 == 1 && d2 == Q) {
+        for (int64_t l0 = 0; l0 < L; l0 += 8) {
+          const float* rows[8];
+          for (int l = 0; l < 8; ++l) rows[l] = d0 + (l0 + l) % GV * dg + (l0 + l) / GV * d1;
+          transpose8_rows_float(rows, 0, PQ, t + l0, L);
+        }
+      } else {
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < Q; ++q)
+            for (int64_t l = 0; l < L; ++l)
+              t[(p * Q + q) * L + l] = d0[l % GV * dg + l / GV * d1 + p * d2 + q * d3];
+      }
+    }
+    for (int64_t l0 = 0; l0 < L; l0 += 16 * KV)
+      for (int64_t c0 = 0; c0 < Cin; c0 += CB) {
+        const int cb = Cin - c0 < CB ? static_cast<int>(Cin - c0) : CB;
+        const float* xc = xp + c0 * cs;
+        float* ap = acc + (l0 * Cin + c0 * 16 * KV) * 9;
+        const bool first = n0 == 0;
+        if (KV == 2)
+          weight_block<GV, 1, 2>(xc, cs, dyp + l0, L, ni, xi, di, P, Q, Wp, ap, first);
+        else if (cb == 3)
+          weight_block<GV, 3, 1>(xc, cs, dyp + l0, L, ni, xi, di, P, Q, Wp, ap, first);
+        else if (cb == 2)
+          weight_block<GV, 2, 1>(xc, cs, dyp + l0, L, ni, xi, di, P, Q, Wp, ap, first);
+        else
+          weight_block<GV, 1, 1>(xc, cs, dyp + l0, L, ni, xi, di, P, Q, Wp, ap, first);
+      }
+  }
+  // dw of group j, (k, c, t), from lane l = k*GV + j of its block of 16*KV lanes,
+  // acc[l0][c][t][v][lane].
+  const int64_t LB = 16 * KV;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t l0 = l / LB * LB, lv = l - l0;
+    float* w = dw + l % GV * wg + l / GV * Cin * 9;
+    const float* a = acc + l0 * Cin * 9 + (lv / 16) * 16 + lv % 16;
+    for (int64_t c = 0; c < Cin; ++c)
+      for (int t = 0; t < 9; ++t) w[c * 9 + t] = a[(c * 9 + t) * LB];
+  }
+}
+
 }  // namespace
+
+void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
+                                 const float* src, int64_t sn, int64_t sg, const float* dy,
+                                 int64_t dn, int64_t dg, int64_t d1, int64_t d2, int64_t d3,
+                                 float* dw, int64_t wg, float* xp, float* dyp, float* acc) {
+  if (gv == 1)
+    weight_groups<1>(g, N, nb, src, sn, sg, dy, dn, dg, d1, d2, d3, dw, wg, xp, dyp, acc);
+  else if (gv == 2)
+    weight_groups<2>(g, N, nb, src, sn, sg, dy, dn, dg, d1, d2, d3, dw, wg, xp, dyp, acc);
+  else
+    weight_groups<4>(g, N, nb, src, sn, sg, dy, dn, dg, d1, d2, d3, dw, wg, xp, dyp, acc);
+}
 
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
                           float* y, float* xp) {
