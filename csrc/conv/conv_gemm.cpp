@@ -28,6 +28,12 @@ void pack6_rows_float(const float* const* rows, int64_t kc, float* d);
 // d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16 (pack_avx2.cpp).
 void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, float* d);
 }  // namespace pyconv::avx2
+namespace pyconv::avx512 {
+// d[kk*NR + jp[i] + q] = base[i][koff[kk] + 2q] for q < len[i], zero past the last run
+// (pack_avx512.cpp).
+void pack_stride2_float(const float* const* base, const int64_t* jp, const int64_t* len,
+                        int nseg, const int64_t* koff, int64_t kc, float* d, int NR);
+}  // namespace pyconv::avx512
 #endif
 
 namespace pyconv::fast {
@@ -198,6 +204,17 @@ struct GridB {
         continue;
       }
 #if defined(PYCONV_X86)
+      // Columns two apart (a stride-2 grid read in place: see pad_source's stride2).
+      if constexpr (std::is_same_v<T, float>) {
+        if (cs == 2 && NR % 16 == 0 && active_isa() >= Isa::avx512) {
+          const T* bases[gemm::kMaxNR];
+          int64_t jps[gemm::kMaxNR], lens[gemm::kMaxNR];
+          for (int sgi = 0; sgi < nseg; ++sgi)
+            bases[sgi] = segs[sgi].base, jps[sgi] = segs[sgi].jp, lens[sgi] = segs[sgi].len;
+          avx512::pack_stride2_float(bases, jps, lens, nseg, koff, kc, d, NR);
+          continue;
+        }
+      }
       // One column per image (1x1 outputs: linear layers as convolutions): the panel is a
       // transpose of NR source rows, by 8x8 blocks along runs of consecutive offsets (one
       // value per column and reduction row went through the loop below: 0.6x of the pixel
@@ -465,10 +482,12 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
 // strided 1x1 convolution) gets the subsampled planes instead, a dense grid: offsets
 // 0 and sth = stw = 1. any_stride: the reader takes any strides (pixel rows, which read the
 // source through a pointer per pixel): only padding makes a copy.
+// stride2: the reader takes a grid of stride 2 along unit-stride rows (GridB, float on
+// AVX-512): without padding, no copy for it either.
 template <typename T>
 View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& sth,
                           int64_t& stw, std::vector<int64_t>& offh, std::vector<int64_t>& offw,
-                          bool& ok, bool any_stride = false) {
+                          bool& ok, bool any_stride = false, bool stride2 = false) {
   ok = true;
   if (offh.empty() || offw.empty() || Gh == 0 || Gw == 0) return src;
   const auto [mnh, mxh] = std::minmax_element(offh.begin(), offh.end());
@@ -476,7 +495,9 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
   const int64_t H = src.size[2], W = src.size[3];
   const int64_t pt = std::max<int64_t>(0, -*mnh), pb = std::max<int64_t>(0, (Gh - 1) * sth + *mxh - (H - 1));
   const int64_t pl = std::max<int64_t>(0, -*mnw), pr = std::max<int64_t>(0, (Gw - 1) * stw + *mxw - (W - 1));
-  if (pt + pb + pl + pr == 0 && (any_stride || (src.stride[3] == 1 && stw == 1))) return src;
+  if (pt + pb + pl + pr == 0 &&
+      (any_stride || (src.stride[3] == 1 && (stw == 1 || (stride2 && stw == 2)))))
+    return src;
   const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
   const int64_t sp_ = stw, Wq = ceil_div(Wp, sp_), Wr = sp_ * Wq;  // row length
   const int64_t th = static_cast<int64_t>(offh.size()), tw = static_cast<int64_t>(offw.size());
@@ -1098,7 +1119,11 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   }
   // (Pixel rows read a strided source in place: DeepSpeech's 5x10 stride-2 stem spent 5% of
   // its time on a column-phase copy of its 14 MB input.)
-  const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, rows);
+  bool stride2 = false;
+#if defined(PYCONV_X86)
+  stride2 = std::is_same_v<T, float> && active_isa() >= Isa::avx512;
+#endif
+  const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, rows, stride2);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   if (rows)
     return gemm_pixel_rows(uk, xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
