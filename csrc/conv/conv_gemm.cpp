@@ -29,10 +29,10 @@ void pack6_rows_float(const float* const* rows, int64_t kc, float* d);
 void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, float* d);
 }  // namespace pyconv::avx2
 namespace pyconv::avx512 {
-// d[kk*NR + jp[i] + q] = base[i][koff[kk] + 2q] for q < len[i], zero past the last run
-// (pack_avx512.cpp).
-void pack_stride2_float(const float* const* base, const int64_t* jp, const int64_t* len,
-                        int nseg, const int64_t* koff, int64_t kc, float* d, int NR);
+// d[kk*NR + jp[i] + q] = base[i][koff[kk] + step*q] for q < len[i] (step 1 or 2), zero past
+// the last run (pack_avx512.cpp).
+void pack_runs_float(const float* const* base, const int64_t* jp, const int64_t* len, int nseg,
+                     const int64_t* koff, int64_t kc, float* d, int NR, int step);
 }  // namespace pyconv::avx512
 #endif
 
@@ -204,17 +204,6 @@ struct GridB {
         continue;
       }
 #if defined(PYCONV_X86)
-      // Columns two apart (a stride-2 grid read in place: see pad_source's stride2).
-      if constexpr (std::is_same_v<T, float>) {
-        if (cs == 2 && NR % 16 == 0 && active_isa() >= Isa::avx512) {
-          const T* bases[gemm::kMaxNR];
-          int64_t jps[gemm::kMaxNR], lens[gemm::kMaxNR];
-          for (int sgi = 0; sgi < nseg; ++sgi)
-            bases[sgi] = segs[sgi].base, jps[sgi] = segs[sgi].jp, lens[sgi] = segs[sgi].len;
-          avx512::pack_stride2_float(bases, jps, lens, nseg, koff, kc, d, NR);
-          continue;
-        }
-      }
       // One column per image (1x1 outputs: linear layers as convolutions): the panel is a
       // transpose of NR source rows, by 8x8 blocks along runs of consecutive offsets (one
       // value per column and reduction row went through the loop below: 0.6x of the pixel
@@ -227,6 +216,18 @@ struct GridB {
             b = run_end(koff, a, kc);
             transpose_run(rows, koff[a], b - a, d + a * NR, NR);
           }
+          continue;
+        }
+      }
+      // Runs of columns one or two apart (two: a stride-2 grid read in place, see
+      // pad_source's stride2), 16 columns at a time.
+      if constexpr (std::is_same_v<T, float>) {
+        if ((cs == 1 || cs == 2) && NR % 16 == 0 && active_isa() >= Isa::avx512) {
+          const T* bases[gemm::kMaxNR];
+          int64_t jps[gemm::kMaxNR], lens[gemm::kMaxNR];
+          for (int sgi = 0; sgi < nseg; ++sgi)
+            bases[sgi] = segs[sgi].base, jps[sgi] = segs[sgi].jp, lens[sgi] = segs[sgi].len;
+          avx512::pack_runs_float(bases, jps, lens, nseg, koff, kc, d, NR, static_cast<int>(cs));
           continue;
         }
       }

@@ -50,34 +50,49 @@ inline __mmask16 first_lanes(int64_t n) {
 
 }  // namespace
 
-// Panel rows kk < kc of NR (a multiple of 16) columns from nseg runs of source columns two
-// apart: d[kk*NR + jp[i] + q] = base[i][koff[kk] + 2q] for q < len[i]; the columns past the
-// last run are zero. Per 16 columns, the even lanes of two vectors (one permute); masked
-// loads read nothing past a run's last value (base[i][koff[kk] + 2*len[i] - 2]).
-void pack_stride2_float(const float* const* base, const int64_t* jp, const int64_t* len,
-                        int nseg, const int64_t* koff, int64_t kc, float* d, int NR) {
+// Panel rows kk < kc of NR (a multiple of 16) columns from nseg runs of source columns
+// STEP (1 or 2) apart: d[kk*NR + jp[i] + q] = base[i][koff[kk] + STEP*q] for q < len[i]; the
+// columns past the last run are zero. Per 16 columns one vector (STEP 2: the even lanes of
+// two, one permute); masked loads read nothing past a run's last value.
+template <int STEP>
+void pack_runs(const float* const* base, const int64_t* jp, const int64_t* len, int nseg,
+               const int64_t* koff, int64_t kc, float* d, int NR) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const int64_t pv = jp[nseg - 1] + len[nseg - 1];
   for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
     for (int i = 0; i < nseg; ++i) {
       const float* s = base[i] + koff[kk];
-      __builtin_prefetch(s + 4 * NR);  // (two panels on: rows of many taps and channels)
       float* o = d + jp[i];
       int64_t q = 0;
-      for (; q + 16 <= len[i]; q += 16) {
-        const __m512 a = _mm512_loadu_ps(s + 2 * q);
-        const __m512 b = _mm512_maskz_loadu_ps(0x7FFF, s + 2 * q + 16);
-        _mm512_storeu_ps(o + q, _mm512_permutex2var_ps(a, even, b));
-      }
-      if (q < len[i]) {
-        const int64_t need = 2 * (len[i] - q) - 1;  // source values up to the last one
-        const __m512 a = _mm512_maskz_loadu_ps(first_lanes(need), s + 2 * q);
-        const __m512 b = _mm512_maskz_loadu_ps(first_lanes(need - 16), s + 2 * q + 16);
-        _mm512_mask_storeu_ps(o + q, first_lanes(len[i] - q), _mm512_permutex2var_ps(a, even, b));
+      if constexpr (STEP == 1) {
+        for (; q + 16 <= len[i]; q += 16) _mm512_storeu_ps(o + q, _mm512_loadu_ps(s + q));
+        if (q < len[i]) {
+          const __mmask16 m = first_lanes(len[i] - q);
+          _mm512_mask_storeu_ps(o + q, m, _mm512_maskz_loadu_ps(m, s + q));
+        }
+      } else {
+        __builtin_prefetch(s + 4 * NR);  // (two panels on: rows of many taps and channels)
+        for (; q + 16 <= len[i]; q += 16) {
+          const __m512 a = _mm512_loadu_ps(s + 2 * q);
+          const __m512 b = _mm512_maskz_loadu_ps(0x7FFF, s + 2 * q + 16);
+          _mm512_storeu_ps(o + q, _mm512_permutex2var_ps(a, even, b));
+        }
+        if (q < len[i]) {
+          const int64_t need = 2 * (len[i] - q) - 1;  // source values up to the last one
+          const __m512 a = _mm512_maskz_loadu_ps(first_lanes(need), s + 2 * q);
+          const __m512 b = _mm512_maskz_loadu_ps(first_lanes(need - 16), s + 2 * q + 16);
+          _mm512_mask_storeu_ps(o + q, first_lanes(len[i] - q),
+                                _mm512_permutex2var_ps(a, even, b));
+        }
       }
     }
     for (int64_t j = pv; j < NR; ++j) d[j] = 0.0f;
   }
+}
+
+void pack_runs_float(const float* const* base, const int64_t* jp, const int64_t* len, int nseg,
+                     const int64_t* koff, int64_t kc, float* d, int NR, int step) {
+  (step == 2 ? pack_runs<2> : pack_runs<1>)(base, jp, len, nseg, koff, kc, d, NR);
 }
 
 }  // namespace pyconv::avx512
