@@ -39,8 +39,7 @@ namespace pyconv::avx2 {
   bool wino_out_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*); \
   bool wino_out_row_pair_##T(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, \
                              bool*);                                                       \
-  void wino_grad_row_##T(const void*, const T*, int64_t, int64_t, int64_t, T*);              \
-  bool wino_grad_row_pair_##T(const void*, const T*, const T*, int64_t, T*);             \
+  void wino_grad_panel_##T(const T*, const T*, int64_t, int64_t, int64_t, T*, int64_t);      \
   void wino_filter_panel_##T(const void*, int64_t, T*);
 PYCONV_WINO_DECLARE(float)
 PYCONV_WINO_DECLARE(double)
@@ -141,8 +140,7 @@ struct Rows {
   bool (*in_groups)(const void*, const T*, const void*, int64_t, int64_t, T*);
   bool (*out)(const void*, const T*, int64_t, int64_t, int64_t, T, bool, T*, T*);
   bool (*out_pair)(const void*, const T*, int64_t, int64_t, T, bool, T*, T*, T*, T*, bool*);
-  void (*grad)(const void*, const T*, int64_t, int64_t, int64_t, T*);
-  bool (*grad_pair)(const void*, const T*, const T*, int64_t, T*);
+  void (*grad_panel)(const T*, const T*, int64_t, int64_t, int64_t, T*, int64_t);
   void (*filter)(const void*, int64_t, T*);
 };
 
@@ -170,12 +168,9 @@ bool out_pair_base(const void* g, const T* m, int64_t tya, int64_t tyb, T b, boo
 }
 
 template <typename T>
-void grad_base(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb, T* m) {
-  wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);
-}
-template <typename T>
-bool grad_pair_base(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {
-  return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);
+void grad_panel_base(const T* r0, const T* r1, int64_t n, int64_t ld, int64_t nr, T* d,
+                     int64_t ps) {
+  wino_grad_panel<T>(r0, r1, n, ld, nr, d, ps);
 }
 
 template <typename T>
@@ -188,8 +183,7 @@ Rows<T> rows_for_isa() {
 #if defined(PYCONV_X86)
 #define PYCONV_WINO_ROWS(NS, T)                                                            \
   Rows<T> { NS::wino_in_row_##T, NS::wino_in_groups_##T, NS::wino_out_row_##T,             \
-            NS::wino_out_row_pair_##T, NS::wino_grad_row_##T, NS::wino_grad_row_pair_##T,   \
-            NS::wino_filter_panel_##T }
+            NS::wino_out_row_pair_##T, NS::wino_grad_panel_##T, NS::wino_filter_panel_##T }
   if constexpr (std::is_same_v<T, float>) {
     if (active_isa() >= Isa::avx512) return PYCONV_WINO_ROWS(avx512, float);
     if (active_isa() >= Isa::avx2) return PYCONV_WINO_ROWS(avx2, float);
@@ -200,7 +194,7 @@ Rows<T> rows_for_isa() {
 #undef PYCONV_WINO_ROWS
 #endif
   return {in_base<T>,   in_groups_base<T>, out_base<T>,
-          out_pair_base<T>, grad_base<T>,  grad_pair_base<T>, filter_base<T>};
+          out_pair_base<T>, grad_panel_base<T>, filter_base<T>};
 }
 
 // U[xi] = (G g G^T)[xi] for every (k, piece, c), packed as the GEMM's A operand over
@@ -242,30 +236,6 @@ struct DenseC {
     }
   }
 };
-
-// Columns [t0, t0 + tc) of src (K rows, row k at src + k*ld) transposed into the B panels
-// of one reduction block: (column t, row k) to dst[(k/NR)*NR*tc + (t - t0)*NR + k%NR];
-// rows past K are zero.
-template <typename T>
-void pack_columns(const T* src, int64_t ld, int64_t K, int64_t t0, int64_t tc, int NR, T* dst) {
-  for (int64_t k = 0; k < round_up(K, NR); k += 8) {
-    T* d = dst + (k / NR) * NR * tc + k % NR;
-    const int64_t kv = std::min<int64_t>(8, std::max<int64_t>(K - k, 0));
-#if defined(PYCONV_X86)
-    if constexpr (std::is_same_v<T, float>) {
-      if (kv == 8 && NR % 8 == 0 && active_isa() >= Isa::avx2) {
-        const float* rows[8];
-        for (int q = 0; q < 8; ++q) rows[q] = src + (k + q) * ld;
-        avx2::transpose8_rows_float(rows, t0, tc, d, NR);
-        continue;
-      }
-    }
-#endif
-    const int64_t w = std::min<int64_t>(8, NR - k % NR);
-    for (int64_t t = 0; t < tc; ++t)
-      for (int64_t q = 0; q < w; ++q) d[t * NR + q] = q < kv ? src[(k + q) * ld + t0 + t] : T(0);
-  }
-}
 
 // A block's tiles as segments of tile rows: tiles [qa, qb) of tile row ty of image n at
 // positions col .. col + qb - qa of the block (real: outputs of the block; otherwise an
@@ -627,8 +597,8 @@ bool weight_shared(const ConvParams& p) {
 // piece), over every tile t: per xi and piece the GEMM
 //   dU[xi] (C x K) = V[xi] (C x T) * dM[xi]^T (T x K),   dM = A dY A^T,
 // with V read in place as rows (the input transform's lanes are tiles; a piece a tile rows
-// down is the same rows shifted, see Blocks) and dM packed as the B panels; the reduction
-// runs over the real tiles alone.
+// down is the same rows shifted, see Blocks) and dM formed in the B panels' layout (from
+// grad_output transposed, wino_grad_panel); the reduction runs over the real tiles alone.
 //
 // Blocks depend on the shape only, and fall into a fixed, shape-only number of chunks
 // whose partial sums are added in chunk order, or (large C x K) run one after the other
@@ -653,8 +623,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
                            : weight_blocks(N, TP, TQ, nph, NR);
   const int64_t nblk = bl.nblk, pos = bl.max_positions();
   const int64_t ldv = row_pitch<T>(pos);
-  const int64_t psv = plane_stride<T>(npw * C * ldv), psm = plane_stride<T>(K * ldv),
-                psp = plane_stride<T>(Kpad * pos);
+  const int64_t psv = plane_stride<T>(npw * C * ldv), psp = plane_stride<T>(Kpad * pos);
   int64_t nch = shared ? 1 : std::min<int64_t>(nblk, 8);
   while (nch > 1 && nch * 16 * psu * static_cast<int64_t>(sizeof(T)) > (int64_t(64) << 20)) --nch;
   T* part = gemm::scratch<T>(2, nch * 16 * psu);
@@ -662,38 +631,65 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   for (int64_t b = 0; b < npw; ++b)
     gi.push_back({p.H, p.W, p.pad_top, p.pad_left - 2 * b, x.stride[2], x.stride[3],
                   int64_t(1) << 40, psv});  // one panel: dense rows
-  const WinoGrad gg{P, Q, dy.stride[2], dy.stride[3], psm};
   // The steps of one block (segments segs, shift), each over a range of its work.
   // V of channels [c0, c1).
   auto transform_v = [&](const std::vector<Seg>& segs, int64_t c0, int64_t c1, T* v) {
     transform_block(rw, gi, x, C, segs, ldv, gemm::KBlocks(C), 0, v, c0, c1);
   };
-  // dM[xi] rows k in [k0, k1): real positions only.
-  auto transform_dm = [&](const std::vector<Seg>& segs, int64_t k0, int64_t k1, T* dm) {
-    for (int64_t k = k0; k < k1; ++k) {
-      auto dyp = [&](const Seg& g) { return dy.data + g.n * dy.stride[0] + k * dy.stride[1]; };
-      for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
-        const Seg& g = segs[i];
-        T* d = dm + k * ldv + g.col;
-        // Rows of 4 tiles, two at a time.
-        if (pairs_with_next(segs, i) && segs[i + 1].real && segs[i + 1].ty == g.ty &&
-            rw.grad_pair(&gg, dyp(g), dyp(segs[i + 1]), g.ty, d)) {
-          ++i;
-          continue;
+  // grad_output row `row` of image n, columns [col0, col0 + cols) (zero past the plane),
+  // transposed: rt[j*Kpad + k], zero for k >= K. 8 channels at a time by 8x8 transposes.
+  auto transpose_row = [&](int64_t n, int64_t row, int64_t col0, int64_t cols, T* rt) {
+    const int64_t valid = row < P ? std::clamp<int64_t>(Q - col0, 0, cols) : 0;
+    const T* base = dy.data + n * dy.stride[0] + row * dy.stride[2];
+    int64_t k = 0;
+#if defined(PYCONV_X86)
+    if constexpr (std::is_same_v<T, float>) {
+      if (dy.stride[3] == 1 && valid > 0 && active_isa() >= Isa::avx2)
+        for (; k + 8 <= K; k += 8) {
+          const float* rows[8];
+          for (int q = 0; q < 8; ++q) rows[q] = base + (k + q) * dy.stride[1];
+          avx2::transpose8_rows_float(rows, col0, valid, rt + k, Kpad);
+          for (int64_t j = valid; j < cols; ++j)
+            for (int q = 0; q < 8; ++q) rt[j * Kpad + k + q] = T(0);
         }
-        rw.grad(&gg, dyp(g), g.ty, g.qa, g.qb, d);
+    }
+#endif
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t kk = k; kk < Kpad; ++kk)
+        rt[j * Kpad + kk] = kk < K && j < valid
+                                ? base[kk * dy.stride[1] + (col0 + j) * dy.stride[3]] : T(0);
+  };
+  // dM[xi] of the real segments [s0, s1) as the GEMM's B operand: NR-column panels (column
+  // k) per reduction block of positions, planes xi psp apart. Per segment its two
+  // grad_output rows transposed, then the transform with the channels as the vector
+  // (wino_grad_panel), tiles split where a reduction block ends.
+  auto grad_panels = [&](const std::vector<Seg>& segs, size_t s0, size_t s1, int64_t len,
+                         T* rt, T* dmp) {
+    const gemm::KBlocks kb(len);
+    for (size_t i = s0; i < s1; ++i) {
+      const Seg& g = segs[i];
+      const int64_t nt = g.qb - g.qa, cols = 2 * nt;
+      T* r0 = rt;
+      T* r1 = rt + cols * Kpad;
+      transpose_row(g.n, 2 * g.ty, 2 * g.qa, cols, r0);
+      transpose_row(g.n, 2 * g.ty + 1, 2 * g.qa, cols, r1);
+      for (int64_t a = 0; a < nt;) {
+        const int64_t pos = g.col + a, bi = kb.index(pos), t0 = kb.begin(bi), tc = kb.size(bi);
+        const int64_t m = std::min(nt - a, t0 + tc - pos);
+        for (int64_t k0 = 0; k0 < Kpad; k0 += NR)
+          rw.grad_panel(r0 + 2 * a * Kpad + k0, r1 + 2 * a * Kpad + k0, m, Kpad, NR,
+                        dmp + Kpad * t0 + k0 * tc + (pos - t0) * NR, psp);
+        a += m;
       }
     }
   };
-  // dM[xi] packed as NR-column panels per reduction block (column k, reduction index =
-  // position), planes xi in [x0, x1).
-  auto pack_dm = [&](int64_t len, int x0, int x1, const T* dm, T* dmp) {
-    const gemm::KBlocks kb(len);
-    for (int xi = x0; xi < x1; ++xi)
-      for (int64_t q = 0; q < kb.nb; ++q)
-        pack_columns(dm + xi * psm, ldv, K, kb.begin(q), kb.size(q), NR,
-                     dmp + xi * psp + Kpad * kb.begin(q));
+  // The real segments come first (the rest only feed V through a piece's shift).
+  auto real_segs = [](const std::vector<Seg>& segs) {
+    size_t n = 0;
+    while (n < segs.size() && segs[n].real) ++n;
+    return n;
   };
+  const int64_t nrt = 4 * TQ * Kpad;  // two transposed rows of a tile row
   // dU[xi] rows [pc*C + m0, pc*C + m1) of piece pc (a, b): rows c of V_b, a tile rows on
   // (a ragged last panel of rows read in place too: C padded to whole panels with zero rows
   // ran CIFAR-10's 32-channel weight gradients 1.07-1.08x slower).
@@ -712,23 +708,26 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
   };
   if (shared) {
     T* v = gemm::scratch<T>(3, 16 * psv);
-    T* dm = gemm::scratch<T>(5, 16 * psm);
     T* dmp = gemm::scratch<T>(6, 16 * psp);
     const int64_t mcb = ceil_div(C, kMC), ntask = 16 * npc * mcb;
     std::vector<Seg> segs;
     int64_t len = 0, shift = 0;
+    size_t nreal = 0;
 #pragma omp parallel num_threads(num_threads())
+    {
+    T* rt = gemm::scratch<T>(5, nrt);
     for (int64_t blk = 0; blk < nblk; ++blk) {
 #pragma omp single
-      len = bl.get(blk, segs, shift);
-      // (The implicit barriers order the steps: every V and dM row before the packing,
-      // every panel before the GEMMs, the GEMMs before the next block's transforms.)
+      {
+        len = bl.get(blk, segs, shift);
+        nreal = real_segs(segs);
+      }
+      // (The implicit barriers order the steps: every V and dM panel before the GEMMs,
+      // the GEMMs before the next block's transforms.)
 #pragma omp for schedule(static) nowait
       for (int64_t c = 0; c < C; ++c) transform_v(segs, c, c + 1, v);
 #pragma omp for schedule(static)
-      for (int64_t k = 0; k < K; ++k) transform_dm(segs, k, k + 1, dm);
-#pragma omp for schedule(static)
-      for (int xi = 0; xi < 16; ++xi) pack_dm(len, xi, xi + 1, dm, dmp);
+      for (size_t i = 0; i < nreal; ++i) grad_panels(segs, i, i + 1, len, rt, dmp);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < ntask; ++t) {
         const int64_t m0 = t % mcb * kMC;
@@ -736,11 +735,12 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
                   len, shift, blk == 0, v, dmp, part);
       }
     }
+    }
   } else {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
     for (int64_t ch = 0; ch < nch; ++ch) {
       T* v = gemm::scratch<T>(3, 16 * psv);
-      T* dm = gemm::scratch<T>(5, 16 * psm);
+      T* rt = gemm::scratch<T>(5, nrt);
       T* dmp = gemm::scratch<T>(6, 16 * psp);
       T* dU = part + ch * 16 * psu;
       int64_t b0, b1;
@@ -751,8 +751,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
         int64_t shift;
         const int64_t len = bl.get(blk, segs, shift);
         transform_v(segs, 0, C, v);
-        transform_dm(segs, 0, K, dm);
-        pack_dm(len, 0, 16, dm, dmp);
+        grad_panels(segs, 0, real_segs(segs), len, rt, dmp);
         for (int xi = 0; xi < 16; ++xi)
           for (int64_t pc = 0; pc < npc; ++pc)
             for (int64_t m0 = 0; m0 < C; m0 += kMC)

@@ -574,133 +574,35 @@ static bool wino_out_row_pair(const WinoOut& g, const T* m, int64_t tya, int64_t
   return false;
 }
 
-struct WinoGrad {
-  int64_t P, Q, s2, s3;  // grad_output plane: rows, columns, strides
-  int64_t ps;            // stride between planes xi
-};
-
-#if defined(__AVX2__)
-// Columns x..x+7 of grad_output rows r0 and r1 (r1 null: past the plane, zeros), masked
-// to the row's Q columns.
-static inline void wino_grad_load(const float* r0, const float* r1, int64_t x, int64_t Q,
-                                  __m256& a, __m256& b) {
-  const __m256i mk = wino_lanes(0, Q - x);
-  if (x + 8 <= Q) {
-    a = _mm256_loadu_ps(r0 + x);
-    b = r1 ? _mm256_loadu_ps(r1 + x) : _mm256_setzero_ps();
-  } else {
-    a = _mm256_maskload_ps(r0 + x, mk);
-    b = r1 ? _mm256_maskload_ps(r1 + x, mk) : _mm256_setzero_ps();
-  }
-}
-
-// A dY A^T of 8 tiles from v = {row 0 columns 0..7, 8..15, row 1 columns 0..7, 8..15} (tile
-// i's columns 2i, 2i + 1): lanes [0, n) of plane xi to m + xi*ps.
-static inline void wino_grad_8tiles(const __m256 (&v)[4], int64_t ps, int64_t n, float* m) {
-  __m256 a, b, c, d;
-  wino_deinterleave(v[0], v[1], a, b);
-  wino_deinterleave(v[2], v[3], c, d);
-  const __m256 z = _mm256_set1_ps(-0.f);  // negation: flip the sign bit, as -x does
-  const __m256 e[4][2] = {{a, b},
-                          {_mm256_add_ps(a, c), _mm256_add_ps(b, d)},
-                          {_mm256_sub_ps(a, c), _mm256_sub_ps(b, d)},
-                          {_mm256_xor_ps(z, c), _mm256_xor_ps(z, d)}};
-  __m256 o[16];
-  for (int r = 0; r < 4; ++r) {
-    o[4 * r + 0] = e[r][0];
-    o[4 * r + 1] = _mm256_add_ps(e[r][0], e[r][1]);
-    o[4 * r + 2] = _mm256_sub_ps(e[r][0], e[r][1]);
-    o[4 * r + 3] = _mm256_xor_ps(z, e[r][1]);
-  }
-  if (n == 8)
-    for (int xi = 0; xi < 16; ++xi) _mm256_storeu_ps(m + xi * ps, o[xi]);
-  else
-    for (int xi = 0; xi < 16; ++xi) store_lanes_f32(m + xi * ps, o[xi], n);
-}
-#endif
-
-// The weight gradient's transform of grad_output tiles, A dY A^T (dY: the 2x2 tile, zero
-// past the plane's last row or column), for tiles [qa, qb) of tile row ty of one plane:
-// tile qa + i to m[xi*ps + i]. With A = [1 0; 1 1; 1 -1; 0 -1], row i of A dY is e_i =
-// (a, b), (a + c, b + d), (a - c, b - d), (-c, -d) for dY = [a b; c d], and row i of the
-// result is (e0, e0 + e1, e0 - e1, -e1) of e_i.
+// The weight gradient's transform of grad_output tiles, A dY A^T for dY = [a b; c d] (rows
+// 2ty, 2ty + 1, columns 2q, 2q + 1; zero past the plane), written straight into the GEMM's
+// B panel of nr channels: the channels are the vector (the transform is additions and
+// subtractions, so it commutes with the transpose, done on grad_output instead of on its 4x
+// larger transform). With A = [1 0; 1 1; 1 -1; 0 -1], row r of A dY is e_r = (a, b),
+// (a + c, b + d), (a - c, b - d), (-c, -d), and row r of the result (e0, e0 + e1,
+// e0 - e1, -e1) of e_r. Tile i's a, b at r0[2i*ld + l], r0[(2i + 1)*ld + l] and c, d at
+// r1[...] for channel l < nr; its 16 values to d[xi*ps + i*nr + l].
 template <typename T>
-static void wino_grad_row(const WinoGrad& g, const T* plane, int64_t ty, int64_t qa, int64_t qb,
-                          T* m) {
-  const int64_t n = qb - qa, ps = g.ps;
-#if defined(__AVX2__)
-  // 8 tiles at a time: two rows of 16 columns, split into even (a, c) and odd (b, d)
-  // columns; masked loads past the row's end, only the group's own lanes stored.
-  if constexpr (sizeof(T) == 4) {
-    if (g.s3 == 1) {
-      const float* r0 = plane + 2 * ty * g.s2;
-      const float* r1 = 2 * ty + 1 < g.P ? r0 + g.s2 : nullptr;
-      for (int64_t q = qa; q < qb; q += 8) {
-        const int64_t x = 2 * q;
-        __m256 v[4];  // row 0 columns x..x+7, x+8..x+15, row 1 the same
-        wino_grad_load(r0, r1, x, g.Q, v[0], v[2]);
-        wino_grad_load(r0, r1, x + 8, g.Q, v[1], v[3]);
-        float* mq = m + (q - qa);
-        asm("" : "+r"(mq));  // opaque: see wino_out_row
-        wino_grad_8tiles(v, ps, qb - q < 8 ? qb - q : 8, mq);
-      }
-      return;
-    }
-  }
-#endif
-  T buf[4][PYCONV_WINO_PITCH];  // a, b, c, d of each tile
-  for (int r = 0; r < 2; ++r) {
-    const int64_t oy = 2 * ty + r;
-    T* __restrict ev = buf[2 * r];
-    T* __restrict od = buf[2 * r + 1];
-    if (oy >= g.P) {
-      for (int64_t i = 0; i < n; ++i) ev[i] = od[i] = T(0);
-      continue;
-    }
-    const T* row = plane + oy * g.s2;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t x = 2 * (qa + i);
-      ev[i] = row[x * g.s3];
-      od[i] = x + 1 < g.Q ? row[(x + 1) * g.s3] : T(0);
-    }
-  }
-  const T* __restrict a = buf[0];
-  const T* __restrict b = buf[1];
-  const T* __restrict c = buf[2];
-  const T* __restrict d = buf[3];
+static void wino_grad_panel(const T* r0, const T* r1, int64_t n, int64_t ld, int64_t nr, T* d,
+                            int64_t ps) {
   for (int64_t i = 0; i < n; ++i) {
-    const T e[4][2] = {{a[i], b[i]}, {a[i] + c[i], b[i] + d[i]}, {a[i] - c[i], b[i] - d[i]},
-                       {-c[i], -d[i]}};
-    for (int r = 0; r < 4; ++r) {
-      m[(4 * r + 0) * ps + i] = e[r][0];
-      m[(4 * r + 1) * ps + i] = e[r][0] + e[r][1];
-      m[(4 * r + 2) * ps + i] = e[r][0] - e[r][1];
-      m[(4 * r + 3) * ps + i] = -e[r][1];
+    const T* __restrict a = r0 + 2 * i * ld;
+    const T* __restrict b = a + ld;
+    const T* __restrict c = r1 + 2 * i * ld;
+    const T* __restrict e = c + ld;
+    T* __restrict o = d + i * nr;
+#pragma GCC ivdep  // (the 16 planes never overlap: ps >= nr)
+    for (int64_t l = 0; l < nr; ++l) {
+      const T v[4][2] = {{a[l], b[l]}, {a[l] + c[l], b[l] + e[l]}, {a[l] - c[l], b[l] - e[l]},
+                         {-c[l], -e[l]}};
+      for (int r = 0; r < 4; ++r) {
+        o[(4 * r + 0) * ps + l] = v[r][0];
+        o[(4 * r + 1) * ps + l] = v[r][0] + v[r][1];
+        o[(4 * r + 2) * ps + l] = v[r][0] - v[r][1];
+        o[(4 * r + 3) * ps + l] = -v[r][1];
+      }
     }
   }
-}
-
-// Rows of 4 tiles (7- and 8-wide grad_output planes), two planes at a time: tile row ty
-// of plane a to m[0..3] and of plane b to m[4..7] (planes xi ps apart). Returns false
-// (nothing done) where that does not apply; the caller then runs wino_grad_row twice.
-template <typename T>
-static bool wino_grad_row_pair(const WinoGrad& g, const T* plane_a, const T* plane_b, int64_t ty,
-                               T* m) {
-#if defined(__AVX2__)
-  if constexpr (sizeof(T) == 4) {
-    if (g.s3 != 1) return false;
-    const bool two = 2 * ty + 1 < g.P;
-    const float* a0 = plane_a + 2 * ty * g.s2;
-    const float* b0 = plane_b + 2 * ty * g.s2;
-    __m256 v[4];  // row 0 of a, of b, row 1 of a, of b
-    wino_grad_load(a0, two ? a0 + g.s2 : nullptr, 0, g.Q, v[0], v[2]);
-    wino_grad_load(b0, two ? b0 + g.s2 : nullptr, 0, g.Q, v[1], v[3]);
-    wino_grad_8tiles(v, g.ps, 8, m);
-    return true;
-  }
-#endif
-  (void)g, (void)plane_a, (void)plane_b, (void)ty, (void)m;
-  return false;
 }
 
 // The exported entry points of one ISA's build (after its anonymous namespace), declared in
@@ -724,12 +626,9 @@ static bool wino_grad_row_pair(const WinoGrad& g, const T* plane_a, const T* pla
     return wino_out_row_pair<T>(*static_cast<const WinoOut*>(g), m, tya, tyb, b, relu, ya, za, \
                                 yb, zb, finite);                                             \
   }                                                                                          \
-  void wino_grad_row_##T(const void* g, const T* plane, int64_t ty, int64_t qa, int64_t qb,  \
-                         T* m) {                                                             \
-    wino_grad_row<T>(*static_cast<const WinoGrad*>(g), plane, ty, qa, qb, m);               \
-  }                                                                                          \
-  bool wino_grad_row_pair_##T(const void* g, const T* pa, const T* pb, int64_t ty, T* m) {   \
-    return wino_grad_row_pair<T>(*static_cast<const WinoGrad*>(g), pa, pb, ty, m);          \
+  void wino_grad_panel_##T(const T* r0, const T* r1, int64_t n, int64_t ld, int64_t nr, T* d, \
+                           int64_t ps) {                                                     \
+    wino_grad_panel<T>(r0, r1, n, ld, nr, d, ps);                                           \
   }                                                                                          \
   void wino_filter_panel_##T(const void* g, int64_t pan, T* u) {                             \
     wino_filter_panel<T>(*static_cast<const WinoFilter*>(g), pan, u);                       \
