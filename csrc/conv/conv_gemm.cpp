@@ -484,7 +484,7 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
 // 0 and sth = stw = 1. any_stride: the reader takes any strides (pixel rows, which read the
 // source through a pointer per pixel): only padding makes a copy.
 // stride2: the reader takes a grid of stride 2 along unit-stride rows (GridB, float on
-// AVX-512): without padding, no copy for it either.
+// AVX-512): without padding and with several taps, no copy for it either.
 template <typename T>
 View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& sth,
                           int64_t& stw, std::vector<int64_t>& offh, std::vector<int64_t>& offw,
@@ -496,8 +496,11 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
   const int64_t H = src.size[2], W = src.size[3];
   const int64_t pt = std::max<int64_t>(0, -*mnh), pb = std::max<int64_t>(0, (Gh - 1) * sth + *mxh - (H - 1));
   const int64_t pl = std::max<int64_t>(0, -*mnw), pr = std::max<int64_t>(0, (Gw - 1) * stw + *mxw - (W - 1));
+  // (A single tap keeps its subsampled copy below: read in place, every row block of the
+  // GEMM would gather its B again from the full rows.)
+  const bool one_tap = offh.size() == 1 && offw.size() == 1;
   if (pt + pb + pl + pr == 0 &&
-      (any_stride || (src.stride[3] == 1 && (stw == 1 || (stride2 && stw == 2)))))
+      (any_stride || (src.stride[3] == 1 && (stw == 1 || (stride2 && stw == 2 && !one_tap)))))
     return src;
   const int64_t N = src.size[0], C = src.size[1], Hp = H + pt + pb, Wp = W + pl + pr;
   const int64_t sp_ = stw, Wq = ceil_div(Wp, sp_), Wr = sp_ * Wq;  // row length
@@ -600,17 +603,21 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
 
 namespace {
 
-// Runs fn(g, m0, m1, j0, j1) for every task of G independent M x Ncol GEMMs (reductions of
-// Kd): rows in blocks of kMC, columns in blocks of pick_nb, in any order on any thread.
+// Runs fn(q, g, m0, m1, j0, j1) for every task of nq x G independent M x Ncol GEMMs
+// (phases q of groups g; reductions of Kd values in all nq together): rows in blocks of
+// kMC, columns in blocks of pick_nb, in any order on any thread. A column block's phases
+// come next to each other (they read the same source rows).
 template <class Fn>
-void for_each_task(int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR, Fn&& fn) {
+void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR,
+                   Fn&& fn) {
   const int64_t mch = ceil_div(M, kMC);
-  const int64_t nb = gemm::pick_nb(Ncol, G * mch, NR), ncb = ceil_div(Ncol, nb);
-  const int64_t total = G * mch * ncb;
+  const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
+  const int64_t total = G * mch * ncb * nq;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncol * Kd / 8))
   for (int64_t t = 0; t < total; ++t) {
-    const int64_t g = t / (mch * ncb), m0 = t / ncb % mch * kMC, j0 = t % ncb * nb;
-    fn(g, m0, std::min(M, m0 + kMC), j0, std::min(Ncol, j0 + nb));
+    const int64_t g = t / (mch * ncb * nq), m0 = t / (ncb * nq) % mch * kMC;
+    const int64_t j0 = t / nq % ncb * nb, q = t % nq;
+    fn(q, g, m0, std::min(M, m0 + kMC), j0, std::min(Ncol, j0 + nb));
   }
 }
 
@@ -1134,8 +1141,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
   const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], moff.data(), koff);
   const bool nt = !cache_output && stream_output(p.N * p.K * PQ, sizeof(T));
-  for_each_task(G, M, Ncol, Kd, uk.nr, [&](int64_t g, int64_t m0, int64_t m1, int64_t j0,
-                                       int64_t j1) {
+  for_each_task(1, G, M, Ncol, Kd, uk.nr, [&](int64_t, int64_t g, int64_t m0, int64_t m1,
+                                          int64_t j0, int64_t j1) {
     GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr,
                 in_place};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
@@ -1293,27 +1300,23 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     };
     gemm::gemm_task<T>(uk, m0, m1, j0, j1, 0, Kd, pa, pb, st);
   };
-  // Phases of one grid (H and W multiples of the stride) share one task list, the phases of
-  // a column block next to each other: the block's rows of grad_output stay in L2 across
-  // its phases, where phase after phase streamed all of it from L3 again (packing was 22%
-  // of DCGAN 128 -> 64's transposed forward).
-  bool one_grid = true;
+  // Phases of one grid (H and W multiples of the stride; also the single phase of stride
+  // 1) share one task list, the phases of a column block next to each other: the block's
+  // rows of grad_output stay in L2 across its phases, where phase after phase streamed all
+  // of it from L3 again (packing was 22% of DCGAN 128 -> 64's transposed forward).
+  bool one_grid = !phs.empty();  // (none: an empty dx)
   for (const Phase& f : phs) one_grid &= f.Hph == phs[0].Hph && f.Wph == phs[0].Wph;
   if (one_grid) {
-    const int64_t Ncol = p.N * phs[0].Hph * phs[0].Wph, mch = ceil_div(M, kMC);
-    const int64_t nb = gemm::pick_nb(Ncol, nph * G * mch, uk.nr), ncb = ceil_div(Ncol, nb);
-    int64_t work = 0;
-    for (const Phase& f : phs) work += G * M * Ncol * f.Kd;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(work / 8))
-    for (int64_t t = 0; t < ncb * nph * G * mch; ++t) {
-      const int64_t j0 = t / (nph * G * mch) * nb, q = t / (G * mch) % nph, g = t / mch % G;
-      const int64_t m0 = t % mch * kMC;
-      task(static_cast<size_t>(q), g, m0, std::min(M, m0 + kMC), j0, std::min(Ncol, j0 + nb));
-    }
+    int64_t Kd = 0;
+    for (const Phase& f : phs) Kd += f.Kd;
+    for_each_task(nph, G, M, p.N * phs[0].Hph * phs[0].Wph, Kd, uk.nr,
+                  [&](int64_t q, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
+                    task(static_cast<size_t>(q), g, m0, m1, j0, j1);
+                  });
   } else {
     for (size_t q = 0; q < phs.size(); ++q)
-      for_each_task(G, M, p.N * phs[q].Hph * phs[q].Wph, phs[q].Kd, uk.nr,
-                    [&](int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
+      for_each_task(1, G, M, p.N * phs[q].Hph * phs[q].Wph, phs[q].Kd, uk.nr,
+                    [&](int64_t, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
                       task(q, g, m0, m1, j0, j1);
                     });
   }

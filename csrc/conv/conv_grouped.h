@@ -1,5 +1,5 @@
-// Direct kernel for grouped stride-1 convolutions with few channels per group
-// (conv_grouped.cpp dispatches, conv_grouped_avx2.cpp computes).
+// Direct kernels for grouped stride-1 convolutions with few channels per group
+// (conv_grouped.cpp dispatches, conv_grouped_avx2.cpp and conv_grouped_avx512.cpp compute).
 #pragma once
 #include <cstdint>
 
@@ -40,8 +40,8 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
                           float* y, float* xp);
 // The weight gradient of gv groups at a time (grouped_weight_lanes()), their output
 // channels as the 16 lanes of a vector: arguments as avx2::grouped_direct_weight_float's,
-// group j's source at src + j*sg, grad_output at dy + j*dg, dw at dw + j*wg; xp, dyp hold
-// gv times as much.
+// group j's source at src + j*sg, grad_output at dy + j*dg, dw at dw + j*wg; xp and dyp
+// hold gv times as much, acc at least gv*Kout*Cin*9 floats.
 void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
                                  const float* src, int64_t sn, int64_t sg, const float* dy,
                                  int64_t dn, int64_t dg, int64_t d1, int64_t d2, int64_t d3,

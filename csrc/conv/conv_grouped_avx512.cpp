@@ -1,6 +1,7 @@
-// Direct stride-1 convolution of one group of one image, AVX-512, float: the forward
-// kernel of conv_grouped_avx2.cpp (which also runs the backward-data) with 16-column
-// vectors. A register block is kb (4 or 6) output channels x 16 columns x two output rows
+// Grouped stride-1 convolutions with few channels per group, AVX-512, float: the weight
+// gradient of 1, 2 or 4 groups at a time with output channels as the lanes (below), and
+// the direct convolution of one group of one image, the forward kernel of
+// conv_grouped_avx2.cpp (which also runs the backward-data) with 16-column vectors. A register block is kb (4 or 6) output channels x 16 columns x two output rows
 // (8 or 12 accumulators: one row's 4-6 would wait on the FMA latency); each source row
 // vector serves the kb channels. The same products in the same order per output as the
 // AVX2 kernel (channel, row, column of the filter), then + bias: bitwise its results.
@@ -16,6 +17,8 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
                            int64_t ldd);
 
 namespace {
+
+#include "common/store_lanes.h"
 
 // acc[v][kk]: output rows p + v (v < NR2) of channels kk < KB, 16 columns from xrow (row r
 // of channel c of the padded source at xrow + (c*Hp + r)*Wp), weights wv[((c*R + r)*S + s)*KB
@@ -151,11 +154,6 @@ __attribute__((optimize("no-predictive-commoning"))) inline void weight_block(
         float* o = ap + ((c * 9 + t) * KV + v) * 16;
         _mm512_storeu_ps(o, first ? acc[c][t][v] : _mm512_add_ps(_mm512_loadu_ps(o), acc[c][t][v]));
       }
-}
-
-// Mask of the first n (<= 16) lanes; none for n <= 0.
-inline __mmask16 first_lanes(int64_t n) {
-  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
 }
 
 // n <= 16 values of GV (2 or 4) rows at s + v*sg, interleaved: d[j*GV + v] = s[v*sg + j].

@@ -17,9 +17,10 @@
 //
 // Each thread runs the whole pipeline (input transform, 16 GEMMs, output
 // transform) on one block of tiles at a time (Blocks), sized so the block's transformed
-// input and products stay in its L2 cache; only the transformed filter is shared. The
-// GEMMs read the transformed input in place (a piece of a larger kernel as a shifted
-// view of the same transform). Every step is elementwise or a GEMM whose reduction
+// input and products stay in its L2 cache, only the transformed filter shared; or, with
+// few blocks or large filters, all threads take each block together, splitting each
+// step (run's and run_weight's shared schedules). The GEMMs read the transformed input
+// in place (a piece of a larger kernel as a shifted view of the same transform). Every step is elementwise or a GEMM whose reduction
 // blocking depends on the shape only: results are bitwise identical for any thread count.
 #include <algorithm>
 #include <atomic>

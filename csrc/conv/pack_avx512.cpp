@@ -42,12 +42,7 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
 }
 
 namespace {
-
-// Mask of the first n lanes (none for n <= 0, all for n >= 16).
-inline __mmask16 first_lanes(int64_t n) {
-  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
-}
-
+#include "common/store_lanes.h"
 }  // namespace
 
 // Panel rows kk < kc of NR (a multiple of 16) columns from nseg runs of source columns

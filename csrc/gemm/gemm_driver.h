@@ -34,7 +34,8 @@
 // order on any thread. Scratch slots (scratch() below):
 // slot 0 packed B, 1 packed A, 4 local C (tasks); 2 prepacked A / partial sums (the calling
 // thread's, shared with the others), 3 padded source / Winograd input transform, 5 Winograd
-// products / grad_output transform, 6 its packed form (Winograd weight gradient), 7-9 the
+// products / transposed grad_output rows, 6 the weight gradient's grad_output transform
+// (Winograd; 3 and 5-6 the calling thread's in the shared schedules), 7-9 the
 // polyphase sub-images of a dilated Winograd convolution, 10 col2im's columns / the stride
 // phases of a backward-data (the calling thread).
 #pragma once
