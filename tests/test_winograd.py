@@ -113,8 +113,7 @@ SHAPES = [
     # block at a time by all threads): 264 tiles in two blocks; 5x5 pieces, one block
     (2, 256, 24, 22, 256, (1, 1, 1, 1)),
     (2, 130, 12, 11, 132, (2, 2, 2, 2), 5, 5),
-    # the forward's shared schedule from too few blocks (batch 1, 49 tiles) and, above, from
-    # a transformed filter of 4 MiB (256 -> 256: 264 tiles in blocks of 256 and 8)
+    # the forward's shared schedule, from too few blocks (batch 1, 49 tiles)
     (1, 64, 14, 14, 48, (1, 1, 1, 1)),
 ]
 

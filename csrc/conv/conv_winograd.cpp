@@ -83,9 +83,6 @@ constexpr int64_t kMaxTileRow = PYCONV_WINO_MAXROW;
 // The weight gradient's partial sums (16 * C * K values per chunk) from which its threads
 // share each block instead of running chunks of blocks (run_weight).
 constexpr int64_t kSharedDU = int64_t(4) << 20;
-// The forward's transformed filter (16 * K * C values) from which its threads share each
-// block (run).
-constexpr int64_t kSharedU = int64_t(4) << 20;
 // Below this many channels on either side the weight gradient's transforms outweigh the
 // saved multiplies.
 constexpr int64_t kMinChannels = 32;
@@ -491,21 +488,20 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   T* u = gemm::scratch<T>(2, 16 * psu);
   transform_filter(pr, rw, MR, u, psu);
   // Blocks whose transformed input and products fit the budget, at least two per thread
-  // when there are enough tiles, each thread running whole blocks. Shared (one piece, fewer
-  // blocks than that, or a transformed filter of kSharedU and more, which every block
-  // reads whole): the threads take one block of up to a reduction block's tiles at a time
-  // together, splitting its input transform by channel, its GEMMs by (xi, rows of U) and
-  // its output transform by filter. Against whole blocks (same process, 2 threads): batch
-  // 1 at 14x14 (49 tiles: one block of 48 and one of 1) 128, 256 and 512 channels
-  // 1.42-1.51x, 512@7 batch 3 1.52x; 512@7 batch 8 and 256@14 batch 4 1.00-1.04x.
+  // when there are enough tiles, each thread running whole blocks. Shared (one piece, and
+  // fewer blocks than that): the threads take one block of up to a reduction block's
+  // tiles at a time together, splitting its input transform by channel, its GEMMs by (xi,
+  // rows of U) and its output transform by filter. Against whole blocks (same process, 2
+  // threads): batch 1 at 14x14 (49 tiles: one block of 48 and one of 1) 128, 256 and 512
+  // channels 1.42-1.51x, 512@7 batch 3 1.52x. With enough blocks it lost (256 channels at
+  // 14x14 batch 32 and 28x28 batch 8: 0.85-0.88x).
   const int64_t per_pos = 16 * (npw * C + K) * static_cast<int64_t>(sizeof(T));
   const int64_t budget = npc == 1 ? kBlockBytesOnePiece : kBlockBytes;
   int64_t target = std::clamp<int64_t>(budget / per_pos, 2 * NR, gemm::kKC);
   Blocks bl(pr.N, TP, TQ, nph, target, NR);
   while (bl.nblk < 2 * num_threads() && target > 2 * NR)
     bl = Blocks(pr.N, TP, TQ, nph, target /= 2, NR);
-  const bool shared = npc == 1 && (16 * psu * static_cast<int64_t>(sizeof(T)) >= kSharedU ||
-                                   bl.nblk < 2 * num_threads());
+  const bool shared = npc == 1 && bl.nblk < 2 * num_threads();
   if (shared) bl = Blocks(pr.N, TP, TQ, nph, gemm::kKC, NR);
   if (nph > 1) bl = tall_blocks(bl, pr.N, TP, TQ, nph, npw, C, Mpad, NR, sizeof(T));
   // V: one piece reads the GEMM's packed panels (tb columns), several dense rows (ldv),
