@@ -65,6 +65,8 @@ SHAPES = [
     (2, 3, 16, 16, 8, 5, 5, 1, (2, 2, 2, 2), 1, 1),        # backward-weight with the taps as rows (75 >= 2 * 8)
     (3, 3, 33, 36, 16, 7, 7, 2, (3, 3, 3, 3), 1, 1),       # the same, 147 taps: two row blocks, 3 chunks
     (2, 2, 20, 20, 8, 3, 3, 1, (2, 2, 2, 2), 2, 1),        # the same, dilated, a ragged last panel of taps
+    (2, 3, 34, 34, 64, 4, 4, 2, (1, 1, 1, 1), 1, 1),       # the same with fewer taps (48) than 2 x 64 outputs
+    (2, 4, 17, 16, 32, 3, 3, 1, (1, 1, 1, 1), 1, 1),       #   (less tile work): 36 taps, 32 outputs
     (2, 5, 9, 70, 6, 2, 2, 2, (0, 0, 0, 0), 1, 1),         # stride 2, no padding: columns two apart read in
     (1, 3, 7, 67, 9, 3, 3, 2, (0, 0, 0, 0), 1, 1),         #   place, rows of 35 / 33 (16-column blocks, tails)
     (2, 4, 0, 6, 5, 1, 1, 1, (1, 1, 1, 1), 1, 1),          # empty input rows, output from padding alone
