@@ -69,6 +69,8 @@ SHAPES = [
     (2, 4, 17, 16, 32, 3, 3, 1, (1, 1, 1, 1), 1, 1),       #   (less tile work): 36 taps, 32 outputs
     (2, 5, 9, 70, 6, 2, 2, 2, (0, 0, 0, 0), 1, 1),         # stride 2, no padding: columns two apart read in
     (1, 3, 7, 67, 9, 3, 3, 2, (0, 0, 0, 0), 1, 1),         #   place, rows of 35 / 33 (16-column blocks, tails)
+    (1, 4, 12, 12, 600, 3, 3, 2, (1, 1, 1, 1), 1, 1),      # GEMM rows past 4 * MC: two nearly equal blocks
+    (2, 600, 5, 5, 8, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # the same in the phases of a backward-data
     (2, 4, 0, 6, 5, 1, 1, 1, (1, 1, 1, 1), 1, 1),          # empty input rows, output from padding alone
     (2, 4, 5, 0, 5, 3, 3, 2, (2, 1, 1, 2), 1, 1),          # empty input columns, strided (no stride phases)
     (1, 6, 0, 0, 4, 2, 2, 1, (1, 1, 1, 1), 1, 2),          # empty planes, grouped

@@ -610,13 +610,16 @@ namespace {
 template <class Fn>
 void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR,
                    Fn&& fn) {
-  // One row block up to 4 * kMC rows (its A block of 576 x 256 values in L2) when the
-  // columns leave two threads 16 panels each: every column block's B is packed once, not
-  // once per row block. Measured with the AVX-512 tile (32 columns) on a Xeon with 2 MiB
-  // of L2 per core, against row blocks of kMC (same process, 2 threads): U-Net 512 -> 256's
-  // backward-data 1.12x, 1x1 stride-2 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28
-  // 1.04-1.09x; 784 columns lost 1-3% (too few tasks to balance).
-  const int64_t mb = NR >= 32 && M <= 4 * kMC && Ncol >= 32 * NR ? M : kMC;
+  // Row blocks of up to 4 * kMC rows (an A block of 576 x 256 values in L2), nearly equal,
+  // when the columns leave two threads 16 panels each or there are two blocks or more:
+  // every column block's B is packed once per block, not once per kMC rows. Measured with
+  // the AVX-512 tile (32 columns) on a Xeon with 2 MiB of L2 per core, against row blocks
+  // of kMC (same process, 2 threads): U-Net 512 -> 256's backward-data 1.12x, 1x1 stride-2
+  // 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28 1.04-1.09x; 1024 rows at 14x14
+  // (784 columns, two blocks) 1.05-1.12x; one block of 784 columns lost 1-3% (too few
+  // tasks to balance).
+  const int64_t big = ceil_div(M, ceil_div(M, 4 * kMC));  // nearly equal blocks of <= 576
+  const int64_t mb = NR >= 32 && (Ncol >= 32 * NR || M > 4 * kMC) ? round_up(big, 8) : kMC;
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb * nq;
