@@ -618,8 +618,8 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
   // 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28 1.04-1.09x; 1024 rows at 14x14
   // (784 columns, two blocks) 1.05-1.12x; one block of 784 columns lost 1-3% (too few
   // tasks to balance).
-  const int64_t big = ceil_div(M, ceil_div(M, 4 * kMC));  // nearly equal blocks of <= 576
-  const int64_t mb = NR >= 32 && (Ncol >= 32 * NR || M > 4 * kMC) ? round_up(big, 8) : kMC;
+  const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), 8);
+  const int64_t mb = NR >= 32 && M > 0 && (Ncol >= 32 * NR || M > 4 * kMC) ? big : kMC;
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb * nq;
