@@ -605,11 +605,12 @@ namespace {
 
 // Runs fn(q, g, m0, m1, j0, j1) for every task of nq x G independent M x Ncol GEMMs
 // (phases q of groups g; reductions of Kd values in all nq together): rows in blocks of
-// kMC, columns in blocks of pick_nb, in any order on any thread. A column block's phases
-// come next to each other (they read the same source rows).
+// kMC (or larger: below), multiples of the tile's MR rows, columns in blocks of pick_nb,
+// in any order on any thread. A column block's phases come next to each other (they read
+// the same source rows).
 template <class Fn>
-void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int NR,
-                   Fn&& fn) {
+void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int MR,
+                   int NR, Fn&& fn) {
   // Row blocks of up to 4 * kMC rows (an A block of 576 x 256 values in L2), nearly equal,
   // when the columns leave two threads 16 panels each or there are two blocks or more:
   // every column block's B is packed once per block, not once per kMC rows. Measured with
@@ -618,7 +619,7 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
   // 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28 1.04-1.09x; 1024 rows at 14x14
   // (784 columns, two blocks) 1.05-1.12x; one block of 784 columns lost 1-3% (too few
   // tasks to balance).
-  const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), 8);
+  const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), MR);
   const int64_t mb = NR >= 32 && M > 0 && (Ncol >= 32 * NR || M > 4 * kMC) ? big : kMC;
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
@@ -1151,8 +1152,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
   const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], moff.data(), koff);
   const bool nt = !cache_output && stream_output(p.N * p.K * PQ, sizeof(T));
-  for_each_task(1, G, M, Ncol, Kd, uk.nr, [&](int64_t, int64_t g, int64_t m0, int64_t m1,
-                                          int64_t j0, int64_t j1) {
+  for_each_task(1, G, M, Ncol, Kd, uk.mr, uk.nr,
+                [&](int64_t, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
     GridB<T> pb{xs, g * Cg, p.P, p.Q, sth, stw, offh.data(), R, offw.data(), S, uk.nr,
                 in_place};
     GridC<T> st{y + g * M * PQ, preact ? preact + g * M * PQ : nullptr, PQ, p.K * PQ, p.Q, 1, 0,
@@ -1319,13 +1320,13 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   if (one_grid) {
     int64_t Kd = 0;
     for (const Phase& f : phs) Kd += f.Kd;
-    for_each_task(nph, G, M, p.N * phs[0].Hph * phs[0].Wph, Kd, uk.nr,
+    for_each_task(nph, G, M, p.N * phs[0].Hph * phs[0].Wph, Kd, uk.mr, uk.nr,
                   [&](int64_t q, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
                     task(static_cast<size_t>(q), g, m0, m1, j0, j1);
                   });
   } else {
     for (size_t q = 0; q < phs.size(); ++q)
-      for_each_task(1, G, M, p.N * phs[q].Hph * phs[q].Wph, phs[q].Kd, uk.nr,
+      for_each_task(1, G, M, p.N * phs[q].Hph * phs[q].Wph, phs[q].Kd, uk.mr, uk.nr,
                     [&](int64_t, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
                       task(q, g, m0, m1, j0, j1);
                     });

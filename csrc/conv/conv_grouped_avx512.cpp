@@ -1,8 +1,9 @@
 // Grouped stride-1 convolutions with few channels per group, AVX-512, float: the weight
 // gradient of 1, 2 or 4 groups at a time with output channels as the lanes (below), and
 // the direct convolution of one group of one image, the forward kernel of
-// conv_grouped_avx2.cpp (which also runs the backward-data) with 16-column vectors. A register block is kb (4 or 6) output channels x 16 columns x two output rows
-// (8 or 12 accumulators: one row's 4-6 would wait on the FMA latency); each source row
+// conv_grouped_avx2.cpp (which also runs the backward-data) with 16-column vectors. A
+// register block is kb (4 or 6) output channels x 16 columns x two output rows (8 or 12
+// accumulators: one row's 4-6 would wait on the FMA latency); each source row
 // vector serves the kb channels. The same products in the same order per output as the
 // AVX2 kernel (channel, row, column of the filter), then + bias: bitwise its results.
 #include <immintrin.h>
@@ -161,7 +162,8 @@ template <int GV>
 inline void interleave16(const float* s, int64_t sg, int64_t n, float* d) {
   const __mmask16 m = first_lanes(n);
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i hi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512 a = _mm512_maskz_loadu_ps(m, s), b = _mm512_maskz_loadu_ps(m, s + sg);
   __m512 out[4];
   if constexpr (GV == 2) {
@@ -181,7 +183,8 @@ inline void interleave16(const float* s, int64_t sg, int64_t n, float* d) {
     out[2] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab1, plo, ce1));  // 8-11
     out[3] = _mm512_castpd_ps(_mm512_permutex2var_pd(ab1, phi, ce1));  // 12-15
   }
-  for (int k = 0; k < GV; ++k) _mm512_mask_storeu_ps(d + 16 * k, first_lanes(GV * n - 16 * k), out[k]);
+  for (int k = 0; k < GV; ++k)
+    _mm512_mask_storeu_ps(d + 16 * k, first_lanes(GV * n - 16 * k), out[k]);
 }
 
 // The zero-padded sources of GV groups (group j at src + j*sg), interleaved as

@@ -17,11 +17,12 @@
 //
 // Each thread runs the whole pipeline (input transform, 16 GEMMs, output
 // transform) on one block of tiles at a time (Blocks), sized so the block's transformed
-// input and products stay in its L2 cache, only the transformed filter shared; or, with
-// few blocks or large filters, all threads take each block together, splitting each
-// step (run's and run_weight's shared schedules). The GEMMs read the transformed input
-// in place (a piece of a larger kernel as a shifted view of the same transform). Every step is elementwise or a GEMM whose reduction
-// blocking depends on the shape only: results are bitwise identical for any thread count.
+// input and products stay in its L2 cache, only the transformed filter shared; or all
+// threads take each block together, splitting each step: run() with fewer blocks than
+// two per thread, run_weight with large partial sums (their shared schedules). The GEMMs
+// read the transformed input in place (a piece of a larger kernel as a shifted view of
+// the same transform). Every step is elementwise or a GEMM whose reduction blocking
+// depends on the shape only: results are bitwise identical for any thread count.
 #include <algorithm>
 #include <atomic>
 #include <type_traits>
@@ -604,7 +605,8 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
       // (The implicit barriers order the steps: all of V before the GEMMs, all of M
       // before the output transform, that before the next block.)
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < C; ++c) transform_block(rw, gi, src, C, segs, ldv, kb, tb, v, c, c + 1);
+      for (int64_t c = 0; c < C; ++c)
+        transform_block(rw, gi, src, C, segs, ldv, kb, tb, v, c, c + 1);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < ntask; ++t) {
         const int64_t m0 = t % mblk * kMC;

@@ -1,6 +1,7 @@
 // Winograd F(2x2, 3x3) transforms of one tile row, vectorised along the row by the
-// compiler (the weight gradient's grad_output transform along the channels instead). Included by conv_winograd.cpp (baseline), conv_winograd_avx2.cpp (-mavx2
-// -mfma) and conv_winograd_avx512.cpp (AVX-512 flags: the AVX2 code and the 16-lane input
+// compiler (the weight gradient's grad_output transform along the channels instead).
+// Included by conv_winograd.cpp (baseline), conv_winograd_avx2.cpp (-mavx2 -mfma) and
+// conv_winograd_avx512.cpp (AVX-512 flags: the AVX2 code and the 16-lane input
 // transform), each inside its own namespace; like depthwise_plane.h, kept free of std::
 // and shared inline functions so no ISA-specific code can be merged into the baseline
 // build by the linker.
