@@ -767,7 +767,7 @@ struct FilterB {
 // C^T tiles: row = output pixel (poff: its offset in y, n*K*P*Q + oh*Q + ow), column =
 // output channel (PQ apart); no direct tiles, the epilogue by emit_values.
 template <typename T>
-struct PixelC {
+struct PixelC : gemm::PlainStore<T> {
   T* y;
   T* pre;
   const T* bias;
@@ -778,9 +778,6 @@ struct PixelC {
   std::atomic<bool>* nonfinite = nullptr;
 
   T* direct(int64_t, int64_t, int64_t&) const { return nullptr; }
-  bool stream() const { return false; }
-  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
-  void finish(int64_t, int64_t, int64_t, int64_t) const {}
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
                   bool first, bool last) const {
     const int64_t* po = poff + m0;
@@ -1019,7 +1016,8 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
   // no pixel at all: their weights were checked above.)
   std::atomic<bool> nonfinite{false};
   const FilterB<T> pb{filt, fs, koff.data(), uk.nr};
-  const PixelC<T> st{y, preact, bias, act, poff.data(), GG, sel.empty() ? nullptr : &nonfinite};
+  const PixelC<T> st{{}, y, preact, bias, act, poff.data(), GG,
+                     sel.empty() ? nullptr : &nonfinite};
   auto pa = [&](int64_t am0, int64_t, int64_t k0, int64_t kc, T*) {
     if (apack) return gemm::ABlock<T>{apack + Mpad * k0 + (am0 / MR) * MR * kc, 0};
     const gemm::KSel* const* ks =
@@ -1343,13 +1341,10 @@ namespace {
 // Store of a weight gradient computed transposed, C[i = column of dw, j = output channel]:
 // dw[j*ncols + i], overwritten (first) or added to.
 template <typename T>
-struct TransposedC {
+struct TransposedC : gemm::PlainStore<T> {
   T* dw;
   int64_t ncols;
   T* direct(int64_t, int64_t, int64_t&) const { return nullptr; }
-  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
-  bool stream() const { return false; }
-  void finish(int64_t, int64_t, int64_t, int64_t) const {}
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
                   bool first, bool) const {
     for (int64_t j = 0; j < nv; ++j) {
@@ -1477,7 +1472,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
             for (int64_t q = 0; q < tc; ++q, d += NRt) std::fill(d, d + w, 0.0f);
           }
         };
-        const TransposedC<float> st{out + chk * KN, Ncols};
+        const TransposedC<float> st{{}, out + chk * KN, Ncols};
         for (int64_t n = n0; n < n1; ++n) {
           for (int64_t i = 0; i < Mt; ++i) rowp[i] = xs.data + n * xs.stride[0] + tapoff[i];
           dyn = dy.data + n * dy.stride[0];

@@ -214,7 +214,7 @@ void transform_filter(const Problem<T>& pr, const Rows<T>& rw, int MR, T* u, int
 
 // Store of the products: a dense K x ncol matrix per xi.
 template <typename T>
-struct DenseC {
+struct DenseC : gemm::PlainStore<T> {
   T* c;
   int64_t ld, ncol;
   int NR;
@@ -223,9 +223,6 @@ struct DenseC {
     ldc = ld;
     return c + m0 * ld + j0;
   }
-  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
-  bool stream() const { return false; }
-  void finish(int64_t, int64_t, int64_t, int64_t) const {}
   void operator()(int64_t m0, int64_t mv, int64_t j0, int64_t nv, const T* tile, int64_t ldt,
                   bool first, bool) const {
     for (int64_t i = 0; i < mv; ++i) {
@@ -753,7 +750,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
     auto pb = [&](int64_t bj0, int64_t, int64_t t0, int64_t kc, T*) -> const T* {
       return px + Kpad * t0 + (bj0 / NR) * NR * kc;
     };
-    const DenseC<T> st{dU + xi * psu, Kpad, K, NR};
+    const DenseC<T> st{{}, dU + xi * psu, Kpad, K, NR};
     const T* va = v + xi * psv + (pc % npw) * C * ldv + (pc / npw) * shift;
     auto pa = [&](int64_t am0, int64_t, int64_t t0, int64_t, T*) {
       return gemm::ABlock<T>{va + (am0 - pc * C) * ldv + t0, ldv};

@@ -75,6 +75,16 @@ struct ScratchSlots {
 };
 inline thread_local ScratchSlots t_scratch;
 
+// The optional parts of a store (above) for one that only writes C's values: no epilogue
+// in registers, no non-temporal stores, nothing to finish. Stores of that kind derive
+// from it (and are initialised as {{}, members...}).
+template <typename T>
+struct PlainStore {
+  bool register_epilogue(int64_t, const T*&, bool&) const { return false; }
+  bool stream() const { return false; }
+  void finish(int64_t, int64_t, int64_t, int64_t) const {}
+};
+
 template <typename T>
 inline T* scratch(int slot, int64_t n) {
   const size_t need = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T);
