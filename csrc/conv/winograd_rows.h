@@ -340,6 +340,40 @@ static inline void wino_filter_tile(const V (&g)[3][3], Half half, V (&u)[16]) {
   }
 }
 
+#if defined(__AVX2__)
+// o[j] = (r[0][j], ..., r[7][j]) for j < 8: an 8x8 transpose of rows r.
+static inline void wino_transpose8(const float* const* r, __m256 (&o)[8]) {
+  __m256 a[8], b[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(r[i]);
+  for (int i = 0; i < 8; i += 2) {
+    b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+    b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    a[h + 0] = _mm256_shuffle_ps(b[h], b[h + 2], 0x44);
+    a[h + 1] = _mm256_shuffle_ps(b[h], b[h + 2], 0xEE);
+    a[h + 2] = _mm256_shuffle_ps(b[h + 1], b[h + 3], 0x44);
+    a[h + 3] = _mm256_shuffle_ps(b[h + 1], b[h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    o[j] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x20);
+    o[j + 4] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x31);
+  }
+}
+
+// A panel row's 16 values v[xi] (MR = 6 or 8 filters in the lanes) to d + xi*ps.
+static inline void wino_filter_store(const __m256 (&v)[16], int MR, float* d, int64_t ps) {
+  for (int xi = 0; xi < 16; ++xi) {
+    if (MR == 8) {
+      _mm256_storeu_ps(d + xi * ps, v[xi]);
+      continue;
+    }
+    _mm_storeu_ps(d + xi * ps, _mm256_castps256_ps128(v[xi]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(d + xi * ps + 4), _mm256_extractf128_ps(v[xi], 1));
+  }
+}
+#endif
+
 template <typename T>
 static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
   const T* w = static_cast<const T*>(f.w);
@@ -354,10 +388,35 @@ static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
       _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
   int64_t lk[8];
   for (int i = 0; i < 8; ++i) lk[i] = (i < n ? i : n - 1) * f.wk;
+  // Backward-data's 3x3 filters (flipped taps, the panel's filters one after the other): a
+  // reduction row's 8 filters are 72 contiguous values, two 8x8 transposes (taps 0..7 and
+  // 1..8) instead of 72 loads one by one: 512@7's transform 2.8 -> 1.2 ms, the whole
+  // backward-data 1.15x. (The forward's panel rows lie C*9 values apart: the same
+  // transposes gained 1-2%, its transform bound by the 26 MB it reads and writes.)
+  const bool flip3 = f.R == 3 && f.S == 3 && f.ws == -1 && f.wr == -3 && f.wk == 9;
 #endif
   int64_t blk = 0, k0 = 0, kc = kq + (kr > 0 ? 1 : 0);
   for (int64_t kk = 0; kk < f.Kd; ++kk) {
     if (kk >= k0 + kc) ++blk, k0 += kc, kc = kq + (blk < kr ? 1 : 0);
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) {
+      if (flip3 && (MR == 6 || MR == 8)) {
+        // filter i's tap (r, s) at w + (pan*MR + i)*9 + kk*wc - 3r - s: rows from tap (2, 2)
+        const float* rows[8];
+        __m256 a[8], b[8];
+        for (int i = 0; i < 8; ++i) rows[i] = w + pan * MR * 9 + lk[i] + kk * f.wc - 8;
+        wino_transpose8(rows, a);  // a[j]: value j of rows, tap 8 - j
+        for (int i = 0; i < 8; ++i) ++rows[i];
+        wino_transpose8(rows, b);  // b[7]: tap 0
+        __m256 g[3][3];
+        for (int t = 0; t < 9; ++t) g[t / 3][t % 3] = _mm256_and_ps(live, t ? a[8 - t] : b[7]);
+        __m256 v[16];
+        wino_filter_tile(g, [](__m256 x) { return _mm256_mul_ps(_mm256_set1_ps(0.5f), x); }, v);
+        wino_filter_store(v, MR, u + f.Mpad * k0 + pan * MR * kc + (kk - k0) * MR, ps);
+        continue;
+      }
+    }
+#endif
     const int64_t c = kk % f.C, ph = kk / f.C / f.npw, pw = kk / f.C % f.npw;
     bool rok[3], sok[3];
     for (int i = 0; i < 3; ++i) {
@@ -380,14 +439,7 @@ static void wino_filter_panel(const WinoFilter& f, int64_t pan, T* u) {
                           : _mm256_setzero_ps();
           }
         wino_filter_tile(g, [](__m256 x) { return _mm256_mul_ps(_mm256_set1_ps(0.5f), x); }, v);
-        for (int xi = 0; xi < 16; ++xi) {
-          if (MR == 8) {
-            _mm256_storeu_ps(d + xi * ps, v[xi]);
-            continue;
-          }
-          _mm_storeu_ps(d + xi * ps, _mm256_castps256_ps128(v[xi]));
-          _mm_storel_pi(reinterpret_cast<__m64*>(d + xi * ps + 4), _mm256_extractf128_ps(v[xi], 1));
-        }
+        wino_filter_store(v, MR, d, ps);
         continue;
       }
     }
@@ -606,6 +658,46 @@ static void wino_grad_panel(const T* r0, const T* r1, int64_t n, int64_t ld, int
   }
 }
 
+// The weight gradient's filter transform (conv_winograd.cpp's run_weight), dg = G^T u G,
+// of 16 filters (the lanes l) and channels c < cn: u[xi] at u + xi*ldx + c*ldc + l (every
+// lane readable), G^T's rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1) down the
+// 4x4 and then along it; tap (r, s) of channel c and filter l < kn to
+// g[l*ldl + c*9 + 3r + s]. Returns whether all those values are finite.
+template <typename T>
+static bool wino_grad_filter(const T* u, int64_t ldx, int64_t ldc, int64_t cn, int64_t kn,
+                             T* g, int64_t ldl) {
+  constexpr int KB = 16;
+  T z[KB] = {};  // 0 where a lane's values are finite, NaN otherwise
+  for (int64_t c = 0; c < cn; ++c) {
+    T h[3][4][KB], o[9][KB];
+    for (int j = 0; j < 4; ++j) {  // rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3
+      const T* __restrict u0 = u + j * ldx + c * ldc;
+      const T* __restrict u1 = u0 + 4 * ldx;
+      const T* __restrict u2 = u0 + 8 * ldx;
+      const T* __restrict u3 = u0 + 12 * ldx;
+      for (int l = 0; l < KB; ++l) {
+        h[0][j][l] = u0[l] + T(0.5) * (u1[l] + u2[l]);
+        h[1][j][l] = T(0.5) * (u1[l] - u2[l]);
+        h[2][j][l] = T(0.5) * (u1[l] + u2[l]) + u3[l];
+      }
+    }
+    for (int r = 0; r < 3; ++r)  // the same along the columns
+      for (int l = 0; l < KB; ++l) {
+        o[3 * r + 0][l] = h[r][0][l] + T(0.5) * (h[r][1][l] + h[r][2][l]);
+        o[3 * r + 1][l] = T(0.5) * (h[r][1][l] - h[r][2][l]);
+        o[3 * r + 2][l] = T(0.5) * (h[r][1][l] + h[r][2][l]) + h[r][3][l];
+      }
+    for (int q = 0; q < 9; ++q)
+      for (int l = 0; l < KB; ++l) z[l] += o[q][l] * T(0);
+    T* d = g + c * 9;
+    for (int64_t l = 0; l < kn; ++l, d += ldl)
+      for (int q = 0; q < 9; ++q) d[q] = o[q][l];
+  }
+  bool finite = true;
+  for (int64_t l = 0; l < kn; ++l) finite &= z[l] == T(0);
+  return finite;
+}
+
 // The exported entry points of one ISA's build (after its anonymous namespace), declared in
 // conv_winograd.cpp.
 #define PYCONV_WINO_EXPORT(T)                                                                \
@@ -633,4 +725,8 @@ static void wino_grad_panel(const T* r0, const T* r1, int64_t n, int64_t ld, int
   }                                                                                          \
   void wino_filter_panel_##T(const void* g, int64_t pan, T* u) {                             \
     wino_filter_panel<T>(*static_cast<const WinoFilter*>(g), pan, u);                       \
+  }                                                                                          \
+  bool wino_grad_filter_##T(const T* u, int64_t ldx, int64_t ldc, int64_t cn, int64_t kn,    \
+                            T* g, int64_t ldl) {                                             \
+    return wino_grad_filter<T>(u, ldx, ldc, cn, kn, g, ldl);                                \
   }
