@@ -232,16 +232,19 @@ def check_fused(shape, act):
 
 
 # GEMM convolutions with at most 32 rows of A (output channels of the forward, input
-# channels of backward-data) and a small source footprint read B panels in place where a
-# panel is one contiguous run of 16 source columns, and pack the others (row ends, several
-# output rows in one panel, strides): widths that give only in-place panels (32, 48), a mix
-# (33, 40, 21) and none (7, the strided forward); 32 and 33 channels straddle the threshold;
-# reduction over one and several blocks (3 and 40 channels); backward-data's stride phases
-# (stride 2); bias + relu / gelu and the pre-activation on in-place tiles.
+# channels of backward-data), or 64 with a reduction of 64..256 values, and a small source
+# footprint read B panels in place where a panel is one contiguous run of 16 source
+# columns, and pack the others (row ends, several output rows in one panel, strides):
+# widths that give only in-place panels (32, 48), a mix (33, 40, 21) and none (7, the
+# strided forward); 32 and 33 channels straddle the threshold, 64 and 65 the short
+# reductions' (75 values), 48 rows with 50, 250 and 275 values theirs; reduction over one
+# and several blocks (3 and 40 channels); backward-data's stride phases (stride 2); bias +
+# relu / gelu and the pre-activation on in-place tiles.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("W, K, C, stride", [
     (32, 32, 3, 1), (48, 20, 3, 1), (33, 32, 3, 1), (40, 32, 5, 1), (21, 7, 40, 1),
-    (32, 33, 3, 1), (7, 12, 3, 1), (48, 32, 3, 2)])
+    (32, 33, 3, 1), (7, 12, 3, 1), (48, 32, 3, 2), (32, 64, 3, 1), (32, 65, 3, 1),
+    (33, 48, 2, 1), (32, 48, 10, 1), (32, 48, 11, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_in_place_panels(W, K, C, stride, dtype, isa):
     _C.set_isa(isa)

@@ -49,9 +49,14 @@ using gemm::UKernel;
 // since packing a panel costs about one copy per MR rows of arithmetic on it (14% of
 // CIFAR-10 conv1's forward, M = 32) while every further pass over a panel reads scattered
 // rows instead of a contiguous block (DCGAN 128 -> 64 at 16x16, M = 64, ran 0.76-0.89x in
-// place); and only when a reduction block's source rows stay in L1 (the 7x7 stride-2 stem's
+// place, 0.98x on the AVX-512 tile); up to kInPlaceRowsShort rows when the reduction is a
+// single block of at least 64 values (paired A/B, 64 output channels: 5x5 from 3, 4 and 8
+// channels at 32x32-224x224 1.11-1.29x, 7x7 from 3 at 64x64 1.18x, 3x3 from 8 at 112x112
+// 1.12x; 3x3 from 3 channels, 27 values, ran 0.90-0.95x at 224x224, from 12 0.99x); and
+// only when a reduction block's source rows stay in L1 (the 7x7 stride-2 stem's
 // backward-data, 30 KB of rows per block, ran 0.90-0.95x in place).
 constexpr int64_t kInPlaceRows = 32;
+constexpr int64_t kInPlaceRowsShort = 64;
 constexpr int64_t kInPlaceBytes = 16 << 10;
 
 // Outputs of 12 MiB and more (forward, stride-1 backward-data; over a third of the 32 MiB
@@ -74,7 +79,10 @@ inline bool stream_output(int64_t values, size_t elem) {
 template <typename T>
 bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>& offh,
                 int64_t taps, int64_t channels) {
-  if (M > kInPlaceRows || offh.empty() || taps == 0) return false;
+  const int64_t kd = taps * channels;
+  const bool short_red = kd >= 64 && kd <= gemm::kKC;
+  if (M > (short_red ? kInPlaceRowsShort : kInPlaceRows) || offh.empty() || taps == 0)
+    return false;
   const auto [lo, hi] = std::minmax_element(offh.begin(), offh.end());
   const int64_t rows = *hi - *lo + 1;
   const int64_t chans = std::min(channels, ceil_div(gemm::kKC, taps) + 1);
