@@ -57,9 +57,9 @@ void set_tap_skip_mode(KernelMode m);
 // How many (6-pixel panel, tap) pairs pixel rows have skipped so far (tests).
 int64_t taps_skipped();
 // Whether pixel rows take a convolution of any number of pixels for its M output channels
-// and Kd reduction values (few channels, long reductions; conv_gemm.cpp). Winograd's 5x5
-// gate defers to it for few outputs.
-bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd);
+// and Kd reduction values of elem bytes each (few channels, long reductions;
+// conv_gemm.cpp). Winograd's 5x5 gate defers to it for few outputs.
+bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem);
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
 // convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
 // it does not apply or (auto mode) would not pay off, doing nothing, and when an output

@@ -697,7 +697,7 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
   if (Ncol <= kMC)
     return M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
-  return long_reduction(p, M, Kd);
+  return long_reduction(p, M, Kd, elem);
 }
 
 }  // namespace
@@ -709,11 +709,21 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 // 1.27x, 128 -> 48 at 7x7 1.33x, 96 -> 32 at 28x28 1.13x, 192 -> 64 at 27x27 1.13x; forward
 // 64 -> 16 5x5 at 14x14 1.48x, 128 -> 32 3x3 at 28x28 1.10x. Below 1024 reduction values
 // they lost (0.84-0.95: 64 -> 64 3x3, 32 -> 32 5x5), and with more channels (128 -> 128 7x7
-// backward-data 0.92x); 24 channels fill two 16-column panels (1.00x).
-bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd) {
+// backward-data 0.92x); 24 channels fill two 16-column panels (1.00x). The channels, the
+// tile's columns here, must fill whole tiles no worse than as its rows in the GEMM's
+// orientation, for the active ISA's tile: on AVX-512's 8 x 32, 16 channels left half of
+// every tile idle (GoogLeNet 4a's 5x5 backward-data, 48 -> 16 at 14x14, ran 1.52x faster
+// without pixel rows there).
+bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
-  return mode != KernelMode::off && p.groups == 1 && p.R * p.S > 1 && M <= 64 && Kd >= 1024 &&
-         round_up(M, 16) <= round_up(M, 6);
+  if (mode == KernelMode::off || p.groups != 1 || p.R * p.S == 1 || M > 64 || Kd < 1024)
+    return false;
+  const Isa isa = active_isa();
+  const int mr = elem == sizeof(float) ? gemm::ukernel_for<float>(isa).mr
+                                       : gemm::ukernel_for<double>(isa).mr;
+  const int nr = elem == sizeof(float) ? gemm::ukernel_for<float>(isa).nr
+                                       : gemm::ukernel_for<double>(isa).nr;
+  return round_up(M, nr) <= round_up(M, mr);
 }
 
 namespace {

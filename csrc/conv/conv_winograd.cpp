@@ -874,13 +874,13 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 // 128@28 batch 2 1.08-1.14x, 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and
 // 128@14 batch 2 (128) 0.90-0.96x.
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
-              bool weight, bool shared) {
+              bool weight, bool shared, size_t elem) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
                             : dilated ? 3 * kMinTiles / 2
                                       : (shared ? kMinTilesShared : kMinTiles);
   const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
-                                     !long_reduction(p, K, C * p.R * p.S));
+                                     !long_reduction(p, K, C * p.R * p.S, elem));
   return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
          ntile >= min_tiles;
@@ -892,7 +892,7 @@ bool shape_ok(const ConvParams& p) {
 }
 
 bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q,
-         bool weight = false, bool shared = false) {
+         size_t elem, bool weight = false, bool shared = false) {
   const auto mode = static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
@@ -901,7 +901,7 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   return mode == KernelMode::on ||
          worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2),
-                  weight, shared);
+                  weight, shared, elem);
 }
 
 template <typename T>
@@ -1016,7 +1016,7 @@ void set_winograd_mode(KernelMode m) { g_mode.store(static_cast<int>(m)); }
 template <typename T>
 bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                       Activation act, T* y, T* preact) {
-  if (!use(p, p.N, p.C, p.K, p.P, p.Q)) return false;
+  if (!use(p, p.N, p.C, p.K, p.P, p.Q, sizeof(T))) return false;
   if (p.N * p.K * p.P * p.Q == 0) return true;
   if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
   const std::vector<Polyphase> fs = polyphases(p);
@@ -1040,7 +1040,7 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
 
 template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  if (!use(p, p.N, p.K, p.C, p.H, p.W)) return false;
+  if (!use(p, p.N, p.K, p.C, p.H, p.W, sizeof(T))) return false;
   if (p.N * p.C * p.H * p.W == 0) return true;
   if (p.dil_h == 1 && p.dil_w == 1) return backward_data_impl(p, dy, w, dx);
   const std::vector<Polyphase> fs = polyphases(p);
@@ -1062,7 +1062,7 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
 template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
   const bool shared = weight_shared<T>(p);
-  if (!use(p, p.N, p.C, p.K, p.P, p.Q, true, shared)) return false;
+  if (!use(p, p.N, p.C, p.K, p.P, p.Q, sizeof(T), true, shared)) return false;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const bool autom =
       static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed)) != KernelMode::on;
