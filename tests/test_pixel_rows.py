@@ -181,6 +181,27 @@ def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
+@pytest.mark.parametrize("shape, takes", [
+    ((4, 96, 24, 24, 40, 7, 7, 1, (0, 0, 0, 0), 1, 1), True),   # 2304 pixels, 1.78x padding
+    ((4, 96, 24, 24, 24, 9, 9, 1, (0, 0, 0, 0), 1, 1), True),   # 9x9: 2.25x padding
+    ((4, 96, 24, 24, 40, 7, 7, 1, (3, 3, 3, 3), 1, 1), False),  # "same": no padding waste
+])
+def test_auto_takes_padding_heavy_backward_data(shape, takes):
+    """Backward-data of kernels past 5x5 whose im2col of grad_output is largely padding, at
+    any number of pixels and channels (here past the other gates' 1728 and 64): auto runs
+    pixel rows, which skip the padding's taps (counted), and
+    matches torch; a "same" layer keeps the other kernels (none skipped, where pixel rows
+    would skip its border's)."""
+    args = make(shape, np.float32, seed=9)
+    before = _C._taps_skipped()
+    auto = _run("auto", args)[1]
+    assert (_C._taps_skipped() > before) == takes
+    before = _C._taps_skipped()
+    _run("on", args)
+    assert _C._taps_skipped() > before
+    assert_close(auto, torch_ref(*args)[1], TOL[np.float32], "against torch")
+
+
 def _direction(which, args):
     x, w, b, dy, stride, pad, dil, groups = args
     if which == 0:

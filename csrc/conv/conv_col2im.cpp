@@ -97,7 +97,9 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // GEMM or Winograd, batch 4, same process, 2 threads: 128 -> 128 7x7 at 16x16 1.54x, 96 ->
 // 256 5x5 at 28x28 1.14x, 64 -> 64 5x5 at 14x14 1.56x (1.27x padded by 1), 128 -> 128 5x5
 // at 20x20 1.33x (1.26x at 14x14 padded by 1). With 32 output channels it lost (16 x 32 ->
-// 32 5x5 at 16x16 0.83x).
+// 32 5x5 at 16x16 0.83x). Kernels past 5x5 at stride 1 go to pixel rows instead, which
+// skip the padding's taps (conv_gemm.cpp's use_pixel_rows): 128 -> 128 7x7 at 16x16 1.20x
+// against col2im.
 bool use_col2im(const ConvParams& p) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, K = p.K, RS = p.R * p.S, PQ = p.P * p.Q;
@@ -107,7 +109,8 @@ bool use_col2im(const ConvParams& p) {
   if (mode == KernelMode::on) return true;
   if (C <= kMaxC && K >= std::max<int64_t>(kMinK, 4 * C)) return true;
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
-  return RS > 9 && K >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
+  return RS > 9 && (RS <= 25 || p.stride_h * p.stride_w > 1) && K >= kMinKPad &&
+         waste >= kMinWaste && C * RS * PQ <= kChunkElems;
 }
 
 }  // namespace

@@ -678,6 +678,10 @@ std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 //    pixel rows read once from memory instead of writing and reading again a packed copy.
 //    2048 -> 512 at 7x7 batch 1 1.58x; 256 -> 256 at batch 2 (0.90 of the work, 256 KiB)
 //    ran 0.93x (0.98-1.08x measured again), at 14x14 batch 1-2 0.76-0.86x.
+//  - backward-data (stride 1) of kernels past 5x5 whose im2col of grad_output is largely
+//    padding (H*W >= 1.3 P*Q): pixel rows skip the taps that fall in it (tap_ranges).
+//    Against the GEMM, batch 4: 128 <- 128 9x9 at 32x32 1.34x; against col2im, 7x7 at
+//    16x16 1.20x; 64 <- 128 9x9 at 64x64 (1.31) 1.01x.
 //  - more pixels: when long_reduction says so.
 bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
                     int64_t plane, bool backward_data) {
@@ -689,6 +693,8 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   // 1.53x, 32 x 512 -> 256 1.69x, 100 x 784 -> 300 1.89x, 64 x 64 -> 10 1.41x; forwards with
   // 256 or more outputs 1.38-1.88x, with 64 0.82-0.97x.
   if (plane == 1 && Ncol <= kMC) return backward_data || M >= 256;
+  if (backward_data && p.R * p.S > 25 && double(p.H * p.W) >= 1.3 * double(p.P * p.Q))
+    return true;
   // (Tile work counted for the measured 6x16 fp32 AVX2 tile, whatever the ISA and dtype:
   // the gate's thresholds come from it.)
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
