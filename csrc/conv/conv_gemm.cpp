@@ -586,14 +586,28 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
 #endif
           // The rest one value at a time: columns [0, qa) and [qb, Wq) of every phase, in one
           // loop that skips the middle (a loop per range, through a lambda, ran 0.90-0.93x on
-          // stride-2 forwards with few output channels).
-          for (int64_t ph = 0; ph < sp_; ++ph)
-            for (int64_t q = 0; q < Wq; ++q) {
-              if (q == qa) q = qb;
-              if (q >= Wq) break;
-              const int64_t iw = q * sp_ + ph - pl;
-              dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);
+          // stride-2 forwards with few output channels). Other strides: per phase, the
+          // columns inside the row [lo, hi) by a strided copy and zeros around them (a bounds
+          // test per value took 15% of an 11x11 stride-4 stem's forward).
+          if (qa < qb || sp_ == 2) {
+            for (int64_t ph = 0; ph < sp_; ++ph)
+              for (int64_t q = 0; q < Wq; ++q) {
+                if (q == qa) q = qb;
+                if (q >= Wq) break;
+                const int64_t iw = q * sp_ + ph - pl;
+                dr[ph * Wq + q] = iw >= 0 && iw < W ? sr[iw * src.stride[3]] : T(0);
+              }
+          } else {
+            for (int64_t ph = 0; ph < sp_; ++ph) {
+              T* dp = dr + ph * Wq;
+              const int64_t off = ph - pl;  // source column of q = 0
+              const int64_t lo = std::min(Wq, off >= 0 ? int64_t(0) : ceil_div(-off, sp_));
+              const int64_t hi = std::clamp<int64_t>(W > off ? ceil_div(W - off, sp_) : 0, lo, Wq);
+              for (int64_t q = 0; q < lo; ++q) dp[q] = T(0);
+              for (int64_t q = lo; q < hi; ++q) dp[q] = sr[(q * sp_ + off) * src.stride[3]];
+              for (int64_t q = hi; q < Wq; ++q) dp[q] = T(0);
             }
+          }
         }
       }
     }
