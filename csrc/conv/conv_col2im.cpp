@@ -109,8 +109,8 @@ bool use_col2im(const ConvParams& p) {
   if (mode == KernelMode::on) return true;
   if (C <= kMaxC && K >= std::max<int64_t>(kMinK, 4 * C)) return true;
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
-  return RS > 9 && (RS <= 25 || p.stride_h * p.stride_w > 1) && K >= kMinKPad &&
-         waste >= kMinWaste && C * RS * PQ <= kChunkElems;
+  return RS > 9 && (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1) &&
+         K >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
 }
 
 }  // namespace

@@ -707,7 +707,8 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   // 1.53x, 32 x 512 -> 256 1.69x, 100 x 784 -> 300 1.89x, 64 x 64 -> 10 1.41x; forwards with
   // 256 or more outputs 1.38-1.88x, with 64 0.82-0.97x.
   if (plane == 1 && Ncol <= kMC) return backward_data || M >= 256;
-  if (backward_data && p.R * p.S > 25 && double(p.H * p.W) >= 1.3 * double(p.P * p.Q))
+  if (backward_data && p.R * p.S > kSkipPaddingMinTaps &&
+      double(p.H * p.W) >= 1.3 * double(p.P * p.Q))
     return true;
   // (Tile work counted for the measured 6x16 fp32 AVX2 tile, whatever the ISA and dtype:
   // the gate's thresholds come from it.)
@@ -738,12 +739,9 @@ bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || p.groups != 1 || p.R * p.S == 1 || M > 64 || Kd < 1024)
     return false;
-  const Isa isa = active_isa();
-  const int mr = elem == sizeof(float) ? gemm::ukernel_for<float>(isa).mr
-                                       : gemm::ukernel_for<double>(isa).mr;
-  const int nr = elem == sizeof(float) ? gemm::ukernel_for<float>(isa).nr
-                                       : gemm::ukernel_for<double>(isa).nr;
-  return round_up(M, nr) <= round_up(M, mr);
+  const auto fills = [M](const auto& uk) { return round_up(M, uk.nr) <= round_up(M, uk.mr); };
+  return elem == sizeof(float) ? fills(gemm::ukernel_for<float>(active_isa()))
+                               : fills(gemm::ukernel_for<double>(active_isa()));
 }
 
 namespace {
