@@ -36,13 +36,17 @@ struct S {
   static R or_(R a, R b) { return _mm256_or_ps(a, b); }
   static R xor_(R a, R b) { return _mm256_xor_ps(a, b); }
   static R andnot(R a, R b) { return _mm256_andnot_ps(a, b); }
-  static R rint(R x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static I cvt(R x) { return _mm256_cvtps_epi32(x); }
-  static R pow2(I n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+  static I bits(R x) { return _mm256_castps_si256(x); }
+  static R exponent(I b) { return _mm256_castsi256_ps(_mm256_slli_epi32(b, 23)); }
+  // two exact steps (2^(n/2) and 2^(n - n/2) are normal), so the product rounds once, as
+  // AVX-512's scalef
+  static R ldexp(R v, R n) {
+    const __m256i k = _mm256_cvtps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const R s1 = exponent(_mm256_add_epi32(k1, bias));
+    const R s2 = exponent(_mm256_add_epi32(_mm256_sub_epi32(k, k1), bias));
+    return _mm256_mul_ps(_mm256_mul_ps(v, s1), s2);
   }
-  static I half(I n) { return _mm256_srai_epi32(n, 1); }
-  static I isub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static M lt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static M le(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
   static M gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }

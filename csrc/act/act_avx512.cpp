@@ -35,13 +35,9 @@ struct S {
   static R or_(R a, R b) { return _mm512_or_ps(a, b); }
   static R xor_(R a, R b) { return _mm512_xor_ps(a, b); }
   static R andnot(R a, R b) { return _mm512_andnot_ps(a, b); }
-  static R rint(R x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static I cvt(R x) { return _mm512_cvtps_epi32(x); }
-  static R pow2(I n) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
-  }
-  static I half(I n) { return _mm512_srai_epi32(n, 1); }
-  static I isub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I bits(R x) { return _mm512_castps_si512(x); }
+  static R exponent(I b) { return _mm512_castsi512_ps(_mm512_slli_epi32(b, 23)); }
+  static R ldexp(R v, R n) { return _mm512_scalef_ps(v, n); }
   static M lt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static M le(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static M gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
