@@ -38,6 +38,9 @@ struct S {
   static I bits(R x) { return _mm512_castps_si512(x); }
   static R exponent(I b) { return _mm512_castsi512_ps(_mm512_slli_epi32(b, 23)); }
   static R ldexp(R v, R n) { return _mm512_scalef_ps(v, n); }
+  static R lookup8(const float* table, I i) {
+    return _mm512_permutexvar_ps(i, _mm512_broadcast_f32x8(_mm256_load_ps(table)));
+  }
   static M lt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static M le(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static M gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
