@@ -123,3 +123,64 @@ def test_linear_errors():
         F.linear(np.ones((2, 3)), np.ones(3))
     with pytest.raises(TypeError, match=r"linear: weight has dtype float32 but input has dtype float64"):
         F.linear(np.ones((2, 3)), np.ones((5, 3), np.float32))
+
+
+# One shape per epilogue path: Winograd's output rows, the GEMM's direct tiles (in place,
+# one block per tile), its ragged / strided tiles (through emit_values), 1x1, pixel rows
+# (C^T tiles), depthwise and grouped planes, and linear layers by dot products (gemv) and
+# by the GEMM.
+EPILOGUE_PATHS = {
+    "winograd": ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1), "on", "off"),
+    "gemm_direct": ((2, 8, 20, 20), (24, 8, 3, 3), dict(padding=1), "off", "off"),
+    "gemm_ragged": ((3, 5, 13, 9), (11, 5, 3, 3), dict(stride=2, padding=(1, 0)), "off", "off"),
+    "one_by_one": ((2, 32, 7, 7), (40, 32, 1, 1), {}, "off", "off"),
+    "pixel_rows": ((2, 6, 9, 10), (33, 6, 3, 3), dict(padding=1), "off", "on"),
+    "depthwise": ((2, 12, 15, 11), (12, 1, 3, 3), dict(padding=1, groups=12), "off", "off"),
+    "grouped": ((2, 16, 10, 10), (16, 4, 3, 3), dict(padding=1, groups=4), "off", "off"),
+}
+ONE_PASS = ["relu", "gelu", ("gelu", "tanh"), "tanh", "silu", ("elu", 0.7), None]
+
+
+def act_of(act, z):
+    from pyconv import ops
+    if act is None:
+        return z
+    name, *args = (act,) if isinstance(act, str) else act
+    return getattr(ops, name)(z, *args)
+
+
+@pytest.mark.parametrize("path", list(EPILOGUE_PATHS))
+@pytest.mark.parametrize("act", ONE_PASS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_epilogue_is_the_activation_of_the_preactivation(path, act, dtype):
+    """Each path's fused epilogue gives bitwise the standalone activation of the
+    pre-activation it returns (the same kernels), and that pre-activation is torch's
+    conv + bias."""
+    from pyconv import _C
+    xs, ws, kw, wino, pixel = EPILOGUE_PATHS[path]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = (rng.standard_normal(ws) * 0.3).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    _C._set_winograd(wino)
+    _C._set_pixel_rows(pixel)
+    try:
+        y, z = F.conv2d(x, w, b, activation=act, return_preactivation=True, **kw)
+    finally:
+        _C._set_winograd("auto")
+        _C._set_pixel_rows("auto")
+    z_ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
+    close(z, z_ref, dtype)
+    np.testing.assert_array_equal(y, act_of(act, z))
+
+
+@pytest.mark.parametrize("rows", [5, 300])  # dot products / the GEMM
+@pytest.mark.parametrize("act", ONE_PASS, ids=str)
+def test_linear_epilogue_is_the_activation_of_the_preactivation(rows, act):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((rows, 33)).astype(np.float32)
+    w = rng.standard_normal((70, 33)).astype(np.float32)
+    b = rng.standard_normal(70).astype(np.float32)
+    z = F.linear(x, w, b)
+    close(z, TF.linear(torch.tensor(x), torch.tensor(w), torch.tensor(b)).numpy(), np.float32)
+    np.testing.assert_array_equal(F.linear(x, w, b, activation=act), act_of(act, z))

@@ -36,14 +36,18 @@ constexpr int64_t kStreamBytes = 16 << 20;   // outputs above this bypass the ca
 // The fp32 SIMD kernels of the active instruction set (act/act_simd.h), or null.
 struct SimdAct {
   decltype(&avx2::activation_forward_f32) fwd;
+  decltype(&avx2::activation_bias_forward_f32) bias_fwd;
   decltype(&avx2::activation_backward_f32) bwd;
   decltype(&avx2::activation_backward_from_output_f32) bwd_out;
 };
 const SimdAct* simd_act() {
 #if defined(PYCONV_X86)
-  static constexpr SimdAct k512{avx512::activation_forward_f32, avx512::activation_backward_f32,
+  static constexpr SimdAct k512{avx512::activation_forward_f32,
+                                avx512::activation_bias_forward_f32,
+                                avx512::activation_backward_f32,
                                 avx512::activation_backward_from_output_f32};
-  static constexpr SimdAct k256{avx2::activation_forward_f32, avx2::activation_backward_f32,
+  static constexpr SimdAct k256{avx2::activation_forward_f32, avx2::activation_bias_forward_f32,
+                                avx2::activation_backward_f32,
                                 avx2::activation_backward_from_output_f32};
   if (active_isa() >= Isa::avx512) return &k512;
   if (active_isa() >= Isa::avx2) return &k256;
@@ -86,6 +90,24 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   });
 }
 
+template <typename T>
+void bias_activation_serial(Activation act, const EpilogueBlock<T>& e) {
+  if constexpr (sizeof(T) == 4) {
+    if (const SimdAct* k = simd_act()) {
+      k->bias_fwd(act, e);
+      return;
+    }
+  }
+  const T param = static_cast<T>(act.param);
+  for (int64_t i = 0; i < e.rows; ++i)
+    for (int64_t j = 0; j < e.n; ++j) {
+      const T x = e.x[i * e.ldx + j];
+      const T v = e.bias ? x + e.bias[i * e.bias_row + j * e.bias_col] : x;
+      if (e.z) e.z[i * e.ldz + j] = v;
+      e.y[i * e.ldy + j] = activate(act.kind, param, v);
+    }
+}
+
 namespace {
 
 // dx = dy * act'(x), with v = x, or v = y = act(x) when from_output (sigmoid, tanh).
@@ -123,6 +145,7 @@ void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* d
 
 #define PYCONV_INSTANTIATE(T)                                                                \
   template void activation_forward<T>(Activation, const T*, T*, int64_t);                  \
+  template void bias_activation_serial<T>(Activation, const EpilogueBlock<T>&);             \
   template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);       \
   template void activation_backward_from_output<T>(ActKind, const T*, const T*, T*, int64_t); \
   template void ref::activation_forward<T>(Activation, const T*, T*, int64_t);             \

@@ -18,6 +18,28 @@ void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t
 template <typename T>
 void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* dx, int64_t n);
 
+// A block of the convolutions' epilogue: rows x n values, row i of x at x + i*ldx (likewise
+// y and z). Value (i, j) is x + bias[i*bias_row + j*bias_col] (bias_col 0 or 1; without
+// bias nothing is added, so -0.0 stays); z, when not null, receives it, y its activation.
+// y may alias x.
+template <typename T>
+struct EpilogueBlock {
+  const T* x;
+  int64_t ldx;
+  T* y;
+  int64_t ldy;
+  int64_t rows, n;
+  const T* bias = nullptr;
+  int64_t bias_row = 0, bias_col = 0;
+  T* z = nullptr;
+  int64_t ldz = 0;
+};
+
+// The epilogue on the calling thread (inside the convolutions' parallel regions, on values
+// they just wrote): the SIMD kernels for float, activate() otherwise.
+template <typename T>
+void bias_activation_serial(Activation act, const EpilogueBlock<T>& e);
+
 namespace ref {
 // Scalar loops over activation_scalar.h / activation_grad.h (one thread's chunk).
 template <typename T>
@@ -31,6 +53,7 @@ void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t
 // the cache).
 #define PYCONV_ACT_DECLARE                                                                     \
   void activation_forward_f32(Activation act, const float* x, float* y, int64_t n, bool stream); \
+  void activation_bias_forward_f32(Activation act, const EpilogueBlock<float>& e);            \
   void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx,     \
                                int64_t n, bool stream);                                        \
   void activation_backward_from_output_f32(ActKind kind, const float* dy, const float* y,      \

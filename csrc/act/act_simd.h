@@ -323,6 +323,46 @@ void act_forward(Activation act, const float* x, float* y, int64_t n, bool strea
 #undef PYCONV_CALL
 }
 
+// act.h's EpilogueBlock: z = x + bias, y = act(x + bias), row by row (z first: y may alias x).
+template <class S, class F>
+struct AddScalar {
+  F f;
+  float b;
+  __attribute__((always_inline)) inline typename S::R operator()(typename S::R x) const {
+    return f(S::add(x, S::set1(b)));
+  }
+};
+template <class S, class F>
+struct AddVector {
+  F f;
+  __attribute__((always_inline)) inline typename S::R operator()(typename S::R x,
+                                                                 typename S::R b) const {
+    return f(S::add(x, b));
+  }
+};
+template <class S, class F>
+void with_bias(const F& f, const EpilogueBlock<float>& e, float* out, int64_t ldo) {
+  for (int64_t i = 0; i < e.rows; ++i) {
+    const float* x = e.x + i * e.ldx;
+    const float* b = e.bias ? e.bias + i * e.bias_row : nullptr;
+    if (!b)
+      act_drive<S, 1>(f, x, nullptr, out + i * ldo, e.n, false);
+    else if (e.bias_col == 0)
+      act_drive<S, 1>(AddScalar<S, F>{f, *b}, x, nullptr, out + i * ldo, e.n, false);
+    else
+      act_drive<S, 2>(AddVector<S, F>{f}, x, b, out + i * ldo, e.n, false);
+  }
+}
+
+template <class S>
+void act_bias_forward(Activation act, const EpilogueBlock<float>& e) {
+  if (e.z) with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, e.z, e.ldz);
+  const float param = static_cast<float>(act.param);
+#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, e, e.y, e.ldy)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
+#undef PYCONV_CALL
+}
+
 template <class S>
 void act_backward(Activation act, const float* dy, const float* x, float* dx, int64_t n,
                   bool stream) {
@@ -349,6 +389,9 @@ void act_backward_from_output(ActKind kind, const float* dy, const float* y, flo
   void activation_forward_f32(Activation act, const float* x, float* y, int64_t n,           \
                               bool stream) {                                                 \
     act_forward<S>(act, x, y, n, stream);                                                     \
+  }                                                                                           \
+  void activation_bias_forward_f32(Activation act, const EpilogueBlock<float>& e) {          \
+    act_bias_forward<S>(act, e);                                                              \
   }                                                                                           \
   void activation_backward_f32(Activation act, const float* dy, const float* x, float* dx,  \
                                int64_t n, bool stream) {                                     \

@@ -7,7 +7,7 @@
 // oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).
 #include "conv/conv.h"
 
-#include "common/activation_scalar.h"
+#include "act/act.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
 #include "conv/conv_ref.h"
@@ -55,19 +55,13 @@ void conv2d_backward_bias(View4<const T> dy, T* db) {
 template <typename T>
 void bias_activation(int64_t N, int64_t C, int64_t HW, const T* bias, Activation act, T* y,
                      T* preact) {
-  const T param = static_cast<T>(act.param);
   // Small outputs (a linear layer's) cost less than waking the thread team.
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (N * C * HW >= (1 << 16))
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* yc = y + (n * C + c) * HW;
-      T* zc = preact ? preact + (n * C + c) * HW : nullptr;
-      const T b = bias ? bias[c] : T(0);
-      for (int64_t i = 0; i < HW; ++i) {
-        const T z = yc[i] + b;
-        if (zc) zc[i] = z;
-        yc[i] = activate(act.kind, param, z);
-      }
+      bias_activation_serial(act, EpilogueBlock<T>{yc, 0, yc, 0, 1, HW, bias ? bias + c : nullptr,
+                                                   0, 0, preact ? preact + (n * C + c) * HW : nullptr});
     }
 }
 

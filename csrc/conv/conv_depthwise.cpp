@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/activation_scalar.h"
+#include "act/act.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
 #include "common/cpu.h"
@@ -92,7 +92,6 @@ template <typename T>
 void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                        Activation act, T* y, T* preact) {
   const int64_t C = p.C, PQ = p.P * p.Q;
-  const T prm = static_cast<T>(act.param);
   const DwPlanes<T> k = dw_planes<T>();
   const DwGeom g = geom(p);
   const int64_t chunk = dw_chunk(p.N * C);
@@ -103,16 +102,10 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
       k.fwd(&g, x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3],
             w.data + c * w.stride[0], w.stride[2], w.stride[3], yp);
       // Epilogue on the plane just written (still in L1).
-      if (bias) {
-        const T b = bias[c];
-        for (int64_t i = 0; i < PQ; ++i) yp[i] += b;
-      }
-      if (preact) {
-        T* zp = preact + (n * C + c) * PQ;
-        for (int64_t i = 0; i < PQ; ++i) zp[i] = yp[i];
-      }
-      if (act.kind != ActKind::none)
-        for (int64_t i = 0; i < PQ; ++i) yp[i] = activate(act.kind, prm, yp[i]);
+      if (bias || preact || act.kind != ActKind::none)
+        bias_activation_serial(act, EpilogueBlock<T>{yp, 0, yp, 0, 1, PQ,
+                                                     bias ? bias + c : nullptr, 0, 0,
+                                                     preact ? preact + (n * C + c) * PQ : nullptr});
     }
 }
 

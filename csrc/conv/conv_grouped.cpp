@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "common/activation_scalar.h"
+#include "act/act.h"
 #include "common/cpu.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
@@ -38,7 +38,6 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
          const float* w, int64_t wg, const float* bias, Activation act, float* y, float* preact) {
   const int64_t plane = g.P * g.Q, per = g.Kout * plane, Ktot = G * g.Kout;
   const int64_t nwt = grouped_direct_wt(g);
-  const float prm = static_cast<float>(act.param);
   float* wt = gemm::scratch<float>(2, G * nwt);
 #if defined(PYCONV_X86)
   const bool wide = active_isa() >= Isa::avx512;
@@ -63,10 +62,10 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
     (wide ? avx512::grouped_direct_float : avx2::grouped_direct_float)(
         g, src + n * sn + gi * sg, wt + gi * nwt, bias ? bias + gi * g.Kout : nullptr, yo, xp);
 #endif
-    if (preact)
-      for (int64_t i = 0; i < per; ++i) preact[(n * Ktot + gi * g.Kout) * plane + i] = yo[i];
-    if (act.kind != ActKind::none)
-      for (int64_t i = 0; i < per; ++i) yo[i] = activate(act.kind, prm, yo[i]);
+    if (preact || act.kind != ActKind::none)
+      bias_activation_serial(
+          act, EpilogueBlock<float>{yo, 0, yo, 0, 1, per, nullptr, 0, 0,
+                                    preact ? preact + (n * Ktot + gi * g.Kout) * plane : nullptr});
   }
   }
 }

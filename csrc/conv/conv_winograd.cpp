@@ -28,7 +28,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/activation_scalar.h"
+#include "act/act.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
 #include "gemm/gemm_driver.h"
@@ -525,7 +525,6 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
   const WinoOut go{P, Q, psm};
   const gemm::KBlocks kb(Kd);
   const bool relu = act.kind == ActKind::relu, other = !relu && act.kind != ActKind::none;
-  const T prm = static_cast<T>(act.param);
   // Row kk of B: in a packed panel, at (kk - k0)*NR; in dense rows, row (b, c) of V_b,
   // a*shift positions on for the piece (a, b).
   auto b_offsets = [&](int64_t shift, std::vector<int64_t>& boff) {
@@ -562,11 +561,10 @@ bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act
       const T bk = bias ? bias[k] : T(0);
       auto plane = [&](const Seg& g) { return (g.n * K + k) * P * Q; };
       auto activate_rest = [&](const Seg& g) {  // activations other than relu, in place
-        const int64_t x0 = 2 * g.qa, x1 = std::min(Q, 2 * g.qb);
-        for (int64_t oy = 2 * g.ty; oy < std::min(P, 2 * g.ty + 2); ++oy) {
-          T* yr = y + plane(g) + oy * Q;
-          for (int64_t x = x0; x < x1; ++x) yr[x] = activate(act.kind, prm, yr[x]);
-        }
+        const int64_t x0 = 2 * g.qa, x1 = std::min(Q, 2 * g.qb), y0 = 2 * g.ty;
+        T* yr = y + plane(g) + y0 * Q + x0;
+        bias_activation_serial(act, EpilogueBlock<T>{yr, Q, yr, Q, std::min<int64_t>(2, P - y0),
+                                                     x1 - x0});
       };
       for (size_t i = 0; i < segs.size() && segs[i].real; ++i) {
         const Seg& g = segs[i];
