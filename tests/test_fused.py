@@ -184,3 +184,38 @@ def test_linear_epilogue_is_the_activation_of_the_preactivation(rows, act):
     z = F.linear(x, w, b)
     close(z, TF.linear(torch.tensor(x), torch.tensor(w), torch.tensor(b)).numpy(), np.float32)
     np.testing.assert_array_equal(F.linear(x, w, b, activation=act), act_of(act, z))
+
+
+@pytest.mark.parametrize("shape, kw", [
+    ((2, 5, 13, 11), dict(padding=1)),                 # small plane, stride 1
+    ((2, 4, 56, 57), dict(padding=1)),                 # banded, ragged last vector
+    ((1, 3, 9, 10), dict(padding=2, dilation=2)),      # kernel rows two apart
+    ((2, 6, 17, 15), dict(padding=1, stride=2)),       # stride 2, split columns
+    ((1, 3, 70, 300), dict(padding=1)),                # too wide for the banded kernel
+    ((1, 2, 9, 9), dict(padding=(0, 2))),
+])
+@pytest.mark.parametrize("act", ["relu", None])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_bias_and_relu_in_the_kernels_stores(shape, kw, act, dtype):
+    """Depthwise 3x3 planes take bias and relu in their kernels' stores (no pre-activation
+    asked for): bitwise conv + bias, then relu, of the plain convolution, which is
+    torch's."""
+    from pyconv import ops
+    rng = np.random.default_rng(7)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, 0, :3] = [np.nan, -0.0, 0.0]
+    w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    b[0] = 0.0
+    plain = F.conv2d(x, w, None, groups=C, **kw)
+    want = plain + b[:, None, None]
+    if act:
+        want = ops.relu(want)
+    got = F.conv2d(x, w, b, groups=C, activation=act, **kw)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), groups=C, **kw)
+    if act:
+        ref = TF.relu(ref)
+    np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(ref.numpy()), rtol=1e-5, atol=1e-5)

@@ -15,7 +15,8 @@
 #if defined(PYCONV_X86)
 namespace pyconv::avx2 {
 #define PYCONV_DW_DECLARE(T)                                                                    \
-  void dw_fwd_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*); \
+  bool dw_fwd_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*, \
+                        const void*);                                                           \
   void dw_bwd_data_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,        \
                              int64_t, T*);                                                      \
   void dw_bwd_weight_plane_##T(const void*, const T*, int64_t, int64_t, const T*, int64_t,      \
@@ -35,15 +36,17 @@ namespace {
 // Plane kernels of the active ISA (the baseline build of depthwise_plane.h or the AVX2 one).
 template <typename T>
 struct DwPlanes {
-  void (*fwd)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  bool (*fwd)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*,
+              const void*);  // (the DwEpi to apply: whether it did)
   void (*bwd_data)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
   void (*bwd_weight)(const void*, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*);
 };
 
 template <typename T>
-void fwd_base(const void* g, const T* x, int64_t a, int64_t b, const T* w, int64_t c, int64_t d,
-              T* y) {
-  dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, a, b, w, c, d, y);
+bool fwd_base(const void* g, const T* x, int64_t a, int64_t b, const T* w, int64_t c, int64_t d,
+              T* y, const void* e) {
+  return dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, a, b, w, c, d, y,
+                         static_cast<const DwEpi*>(e));
 }
 template <typename T>
 void bwd_data_base(const void* g, const T* dy, int64_t a, int64_t b, const T* w, int64_t c,
@@ -95,14 +98,20 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
   const DwPlanes<T> k = dw_planes<T>();
   const DwGeom g = geom(p);
   const int64_t chunk = dw_chunk(p.N * C);
+  // Bias and relu (float, no pre-activation asked for) go to the kernels' stores.
+  const bool relu = act.kind == ActKind::relu;
+  const bool in_kernel = std::is_same_v<T, float> && !preact && (bias || relu) &&
+                         (relu || act.kind == ActKind::none);
 #pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* yp = y + (n * C + c) * PQ;
-      k.fwd(&g, x.data + n * x.stride[0] + c * x.stride[1], x.stride[2], x.stride[3],
-            w.data + c * w.stride[0], w.stride[2], w.stride[3], yp);
-      // Epilogue on the plane just written (still in L1).
-      if (bias || preact || act.kind != ActKind::none)
+      const DwEpi e{bias ? static_cast<float>(bias[c]) : 0.0f, bias != nullptr, relu};
+      const bool done = k.fwd(&g, x.data + n * x.stride[0] + c * x.stride[1], x.stride[2],
+                              x.stride[3], w.data + c * w.stride[0], w.stride[2], w.stride[3],
+                              yp, in_kernel ? &e : nullptr) && in_kernel;
+      // Else the epilogue on the plane just written (still in L1).
+      if (!done && (bias || preact || act.kind != ActKind::none))
         bias_activation_serial(act, EpilogueBlock<T>{yp, 0, yp, 0, 1, PQ,
                                                      bias ? bias + c : nullptr, 0, 0,
                                                      preact ? preact + (n * C + c) * PQ : nullptr});

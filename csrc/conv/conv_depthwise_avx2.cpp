@@ -9,9 +9,10 @@ namespace {
 }  // namespace
 
 #define PYCONV_DW_EXPORT(T)                                                                      \
-  void dw_fwd_plane_##T(const void* g, const T* x, int64_t xs2, int64_t xs3, const T* w,        \
-                        int64_t ws2, int64_t ws3, T* y) {                                        \
-    dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, xs2, xs3, w, ws2, ws3, y);                \
+  bool dw_fwd_plane_##T(const void* g, const T* x, int64_t xs2, int64_t xs3, const T* w,        \
+                        int64_t ws2, int64_t ws3, T* y, const void* e) {                         \
+    return dw_fwd_plane<T>(*static_cast<const DwGeom*>(g), x, xs2, xs3, w, ws2, ws3, y,          \
+                           static_cast<const DwEpi*>(e));                                        \
   }                                                                                              \
   void dw_bwd_data_plane_##T(const void* g, const T* dy, int64_t ds2, int64_t ds3, const T* w,  \
                              int64_t ws2, int64_t ws3, T* dx) {                                  \

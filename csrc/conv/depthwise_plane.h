@@ -11,6 +11,23 @@ struct DwGeom {
   int64_t sh, sw, dh, dw, pt, pl;
 };
 
+// A forward's bias and relu, applied by the plane kernels of small 3x3 planes as they store
+// each finished vector (dw_fwd_plane tells whether its path did; else the caller runs the
+// epilogue): a separate pass over the plane after the kernel cost 6-14% of a memory-bound
+// depthwise layer. The same operations as the standalone epilogue (+ bias rounded, then
+// x < 0 ? 0 : x), so the same bits.
+struct DwEpi {
+  float bias;
+  bool add_bias, relu;
+};
+
+template <typename T>
+static inline T dw_epi(const DwEpi* e, T v) {
+  if (!e) return v;
+  if (e->add_bias) v += static_cast<T>(e->bias);
+  return e->relu && v < T(0) ? T(0) : v;
+}
+
 // ow in [lo, hi) such that 0 <= ow*st + off < lim, ow < Q.
 static inline void dw_ow_range(int64_t off, int64_t st, int64_t lim, int64_t Q, int64_t& lo,
                                int64_t& hi) {
@@ -238,13 +255,29 @@ static void dw_small_pad(int64_t H, int64_t W, int64_t pt, int64_t pl, const T* 
 }
 
 #if defined(__AVX2__)
+// DwEpi in registers (the kernels take it by value: through the pointer, every store
+// reloaded it).
+struct DwEpiV {
+  __m256 bias;
+  bool add_bias, relu;
+  explicit DwEpiV(const DwEpi* e)
+      : bias(_mm256_set1_ps(e ? e->bias : 0.0f)), add_bias(e && e->add_bias), relu(e && e->relu) {}
+};
+
+static inline __m256 dw_epi_vec(const DwEpiV& e, __m256 a) {
+  if (e.add_bias) a = _mm256_add_ps(a, e.bias);
+  // max(0, a) is 0 > a ? 0 : a: NaN and -0.0 kept, one instruction
+  if (e.relu) a = _mm256_max_ps(_mm256_setzero_ps(), a);
+  return a;
+}
+
 // RB output rows x NV vectors of a small-plane 3x3 depthwise correlation: tap t of output
 // row rr, vector v reads tb[t] + rr*rstep + 8v; stored to o (rows Q apart, n valid
 // columns). RB*NV independent accumulators: one chain of nine FMAs per vector would wait
 // on their latency.
 template <int RB, int NV>
 static inline void dw_corr_vecs(const float* const* tb, int64_t rstep, const float* wk, float* o,
-                                int64_t Q, int64_t n) {
+                                int64_t Q, int64_t n, DwEpiV e) {
   __m256 a[RB][NV];
   for (int rr = 0; rr < RB; ++rr)
     for (int v = 0; v < NV; ++v) a[rr][v] = _mm256_setzero_ps();
@@ -256,8 +289,9 @@ static inline void dw_corr_vecs(const float* const* tb, int64_t rstep, const flo
   }
   for (int rr = 0; rr < RB; ++rr)
     for (int v = 0; v < NV; ++v) {
-      if (8 * v + 8 <= n) _mm256_storeu_ps(o + rr * Q + 8 * v, a[rr][v]);
-      else if (8 * v < n) store_lanes_f32(o + rr * Q + 8 * v, a[rr][v], n - 8 * v);
+      const __m256 r = dw_epi_vec(e, a[rr][v]);
+      if (8 * v + 8 <= n) _mm256_storeu_ps(o + rr * Q + 8 * v, r);
+      else if (8 * v < n) store_lanes_f32(o + rr * Q + 8 * v, r, n - 8 * v);
     }
 }
 
@@ -265,27 +299,28 @@ static inline void dw_corr_vecs(const float* const* tb, int64_t rstep, const flo
 // Tap t of output row oh reads from tb0[t] + oh*rstep (+ the column).
 template <int NV>
 static inline void dw_corr_cols(const float* const* tb0, int64_t rstep, const float* wk,
-                                float* out, int64_t P, int64_t Q, int64_t q) {
+                                float* out, int64_t P, int64_t Q, int64_t q, DwEpiV e) {
   constexpr int RB = NV <= 2 ? 4 : 2;
   const float* tb[9];
   for (int64_t oh = 0; oh < P;) {
     const int rb = oh + RB <= P ? RB : 1;
     for (int t = 0; t < 9; ++t) tb[t] = tb0[t] + oh * rstep + q;
-    if (rb == RB) dw_corr_vecs<RB, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q);
-    else dw_corr_vecs<1, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q);
+    if (rb == RB) dw_corr_vecs<RB, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q, e);
+    else dw_corr_vecs<1, NV>(tb, rstep, wk, out + oh * Q + q, Q, Q - q, e);
     oh += rb;
   }
 }
 
 // The whole P x Q output of a small-plane correlation, column blocks of up to 4 vectors.
 static inline void dw_corr_plane(const float* const* tb0, int64_t rstep, const float* wk,
-                                 float* out, int64_t P, int64_t Q) {
+                                 float* out, int64_t P, int64_t Q, const DwEpi* ep) {
+  const DwEpiV e(ep);
   const int64_t Qv = (Q + 7) / 8 * 8;
   for (int64_t q = 0; q < Qv; q += 32) switch ((Qv - q) / 8) {
-      case 1: dw_corr_cols<1>(tb0, rstep, wk, out, P, Q, q); break;
-      case 2: dw_corr_cols<2>(tb0, rstep, wk, out, P, Q, q); break;
-      case 3: dw_corr_cols<3>(tb0, rstep, wk, out, P, Q, q); break;
-      default: dw_corr_cols<4>(tb0, rstep, wk, out, P, Q, q); break;
+      case 1: dw_corr_cols<1>(tb0, rstep, wk, out, P, Q, q, e); break;
+      case 2: dw_corr_cols<2>(tb0, rstep, wk, out, P, Q, q, e); break;
+      case 3: dw_corr_cols<3>(tb0, rstep, wk, out, P, Q, q, e); break;
+      default: dw_corr_cols<4>(tb0, rstep, wk, out, P, Q, q, e); break;
     }
 }
 
@@ -428,7 +463,7 @@ static inline void dw_pad_split(int64_t H, int64_t W, int64_t pt, int64_t pl, co
 // with the same FMAs as dw_corr_vecs.
 template <int RB>
 static inline void dw_corr_rows(const float* x, int64_t ld, int64_t dw, const __m256* wv,
-                                float* o, int64_t Q, int64_t n) {
+                                float* o, int64_t Q, int64_t n, DwEpiV e) {
   __m256 a[RB];
   for (int rr = 0; rr < RB; ++rr) a[rr] = _mm256_setzero_ps();
   // Fully unrolled (gcc left the r-range tests to run time otherwise).
@@ -447,31 +482,33 @@ static inline void dw_corr_rows(const float* x, int64_t ld, int64_t dw, const __
     }
   }
   for (int rr = 0; rr < RB; ++rr) {
-    if (n >= 8) _mm256_storeu_ps(o + rr * Q, a[rr]);
-    else store_lanes_f32(o + rr * Q, a[rr], n);
+    const __m256 r = dw_epi_vec(e, a[rr]);
+    if (n >= 8) _mm256_storeu_ps(o + rr * Q, r);
+    else store_lanes_f32(o + rr * Q, r, n);
   }
 }
 
 // RB-row blocks of dw_corr_rows over output rows [oh, oh + RB), left to right.
 template <int RB>
 static inline void dw_corr_block(const float* xp, int64_t ld, int64_t dw, const __m256* wv,
-                                 float* out, int64_t oh, int64_t Q) {
+                                 float* out, int64_t oh, int64_t Q, DwEpiV e) {
   for (int64_t q = 0; q < Q; q += 8)
-    dw_corr_rows<RB>(xp + oh * ld + q, ld, dw, wv, out + oh * Q + q, Q, Q - q);
+    dw_corr_rows<RB>(xp + oh * ld + q, ld, dw, wv, out + oh * Q + q, Q, Q - q, e);
 }
 
 // The P x Q output of a stride-1, dh = 1 correlation over the padded rows xp (row stride
 // ld): blocks of 8 output rows (eight FMA chains: four were bound by their latency), each
 // written left to right (column strips down the plane were store-miss bound).
 static inline void dw_corr_plane_s1(const float* xp, int64_t ld, int64_t dw, const float* wk,
-                                    float* out, int64_t P, int64_t Q) {
+                                    float* out, int64_t P, int64_t Q, const DwEpi* ep) {
+  const DwEpiV e(ep);
   __m256 wv[9];
   for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(wk[t]);
   int64_t oh = 0;
-  for (; oh + 8 <= P; oh += 8) dw_corr_block<8>(xp, ld, dw, wv, out, oh, Q);
-  if (oh + 4 <= P) dw_corr_block<4>(xp, ld, dw, wv, out, oh, Q), oh += 4;
-  if (oh + 2 <= P) dw_corr_block<2>(xp, ld, dw, wv, out, oh, Q), oh += 2;
-  if (oh < P) dw_corr_block<1>(xp, ld, dw, wv, out, oh, Q);
+  for (; oh + 8 <= P; oh += 8) dw_corr_block<8>(xp, ld, dw, wv, out, oh, Q, e);
+  if (oh + 4 <= P) dw_corr_block<4>(xp, ld, dw, wv, out, oh, Q, e), oh += 4;
+  if (oh + 2 <= P) dw_corr_block<2>(xp, ld, dw, wv, out, oh, Q, e), oh += 2;
+  if (oh < P) dw_corr_block<1>(xp, ld, dw, wv, out, oh, Q, e);
 }
 
 // Forward (and weight gradient) of a small 3x3 stride-2 undilated plane: false when its
@@ -480,7 +517,7 @@ static inline void dw_corr_plane_s1(const float* xp, int64_t ld, int64_t dw, con
 // predecessor on 112x112 planes; on 28x28 ones the two run at the same speed.)
 static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs3,
                         const float* wk, const float* dy, int64_t ds2, int64_t ds3,
-                        float* out) {
+                        float* out, const DwEpi* e) {
   const int64_t P = g.P, Q = g.Q, Qv = (Q + 7) / 8 * 8, ld = Qv + 8, Hp = 2 * P + 1;
   // 2P + 1 source rows, each split in two rows of ld (and padded first to 2*ld + 8 values).
   if (Hp * (2 * ld + 8) > PYCONV_DW_SMALL || Q > 256) return false;
@@ -496,7 +533,7 @@ static bool dw_small_s2(const DwGeom& g, const float* x, int64_t xs2, int64_t xs
     tb[3 * r + 2] = xe + r * ld + 1;
   }
   if (!dy) {
-    dw_corr_plane(tb, 2 * ld, wk, out, P, Q);
+    dw_corr_plane(tb, 2 * ld, wk, out, P, Q, e);
   } else {
     float dp[PYCONV_DW_SMALL];
     dw_pad_rows(dy, ds2, ds3, P, Q, dp);
@@ -592,7 +629,7 @@ static inline int64_t dw_band_rows(int64_t P, int64_t Wp, int64_t halo) {
 template <typename T>
 static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt, int64_t pl,
                           int64_t dh, int64_t dw, const T* in, int64_t is2, int64_t is3,
-                          const T* wk, T* out) {
+                          const T* wk, T* out, const DwEpi* e) {
   // Padded rows of whole aligned vectors: the copy's stores never straddle cache lines.
   const int64_t Qv = (Q + 7) / 8 * 8, Wp = (Qv + 2 * dw + 7) / 8 * 8;
   const int64_t B = dw_band_rows(P, Wp, 2 * dh);
@@ -606,12 +643,12 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
 #if defined(__AVX2__)
     if constexpr (sizeof(T) == 4) {
       if (dh == 1) {
-        dw_corr_plane_s1(xp, Wp, dw, wk, ob, b, Q);
+        dw_corr_plane_s1(xp, Wp, dw, wk, ob, b, Q, e);
       } else {
         // Up to 32 columns of up to 4 rows in registers across the nine taps.
         const float* tb[9];
         for (int t = 0; t < 9; ++t) tb[t] = xp + t / 3 * dh * Wp + t % 3 * dw;
-        dw_corr_plane(tb, Wp, wk, ob, b, Q);
+        dw_corr_plane(tb, Wp, wk, ob, b, Q, e);
       }
       continue;
     }
@@ -627,6 +664,8 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
         }
       T* o = ob + oh * Q;
       int64_t q = 0;
+      if (e)
+        for (; q < Q; ++q) o[q] = dw_epi(e, acc[q]);
       for (; q + 8 <= Q; q += 8) __builtin_memcpy(o + q, acc + q, 8 * sizeof(T));
       for (; q < Q; ++q) o[q] = acc[q];
     }
@@ -634,20 +673,22 @@ static bool dw_small_corr(int64_t H, int64_t W, int64_t P, int64_t Q, int64_t pt
   return true;
 }
 
+// Returns whether its path applied e (when not null): the small-plane 3x3 kernels do.
 template <typename T>
-static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, const T* w,
-                         int64_t ws2, int64_t ws3, T* y) {
+static bool dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, const T* w,
+                         int64_t ws2, int64_t ws3, T* y, const DwEpi* e) {
   if (g.R == 3 && g.S == 3 && g.sh == 1 && g.sw == 1) {
     const T wk[9] = {w[0], w[ws3], w[2 * ws3], w[ws2], w[ws2 + ws3], w[ws2 + 2 * ws3],
                      w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
-    if (dw_small_corr(g.H, g.W, g.P, g.Q, g.pt, g.pl, g.dh, g.dw, x, xs2, xs3, wk, y)) return;
+    if (dw_small_corr(g.H, g.W, g.P, g.Q, g.pt, g.pl, g.dh, g.dw, x, xs2, xs3, wk, y, e))
+      return true;
   }
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == 4) {
     if (g.R == 3 && g.S == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1) {
       const float wk[9] = {w[0], w[ws3], w[2 * ws3], w[ws2], w[ws2 + ws3], w[ws2 + 2 * ws3],
                            w[2 * ws2], w[2 * ws2 + ws3], w[2 * ws2 + 2 * ws3]};
-      if (dw_small_s2(g, x, xs2, xs3, wk, nullptr, 0, 0, y)) return;
+      if (dw_small_s2(g, x, xs2, xs3, wk, nullptr, 0, 0, y, e)) return true;
     }
   }
 #endif
@@ -656,7 +697,7 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
   if (!(g.R == 3 && g.S == 3 && xs3 == 1 && (g.sw == 1 || g.sw == 2))) {
     for (int64_t oh = 0; oh < g.P; ++oh)
       dw_fwd_row(g, rg, x, xs2, xs3, w, ws2, ws3, y + oh * g.Q, oh, 0, g.Q);
-    return;
+    return false;
   }
   // 3x3: interior columns of interior rows take all nine taps in one pass, in the
   // same (r, s) order and with the same operations as the general kernel.
@@ -707,6 +748,7 @@ static void dw_fwd_plane(const DwGeom& g, const T* x, int64_t xs2, int64_t xs3, 
     for (int64_t q = qhi; q < g.Q; ++q)
       yr[q] = dw_fwd_elem(g, rg, x, xs2, xs3, w, ws2, ws3, oh, q);
   }
+  return false;
 }
 
 // One dx row, columns [ia, ib) only (general kernel; see dw_bwd_data_plane).
@@ -884,7 +926,7 @@ static void dw_bwd_data_plane(const DwGeom& g, const T* dy, int64_t ds2, int64_t
     const T wk[9] = {w[2 * ws2 + 2 * ws3], w[2 * ws2 + ws3], w[2 * ws2], w[ws2 + 2 * ws3],
                      w[ws2 + ws3], w[ws2], w[2 * ws3], w[ws3], w[0]};
     if (dw_small_corr(g.P, g.Q, g.H, g.W, 2 * g.dh - g.pt, 2 * g.dw - g.pl, g.dh, g.dw, dy, ds2,
-                      ds3, wk, dx))
+                      ds3, wk, dx, static_cast<const DwEpi*>(nullptr)))
       return;
   }
 #if defined(__AVX2__)
@@ -1045,7 +1087,7 @@ static void dw_bwd_weight_plane(const DwGeom& g, const T* dy, int64_t ds2, int64
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == 4) {
     if (g.R == 3 && g.S == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
-        dw_small_s2(g, x, xs2, xs3, nullptr, dy, ds2, ds3, acc))
+        dw_small_s2(g, x, xs2, xs3, nullptr, dy, ds2, ds3, acc, nullptr))
       return;
   }
 #endif

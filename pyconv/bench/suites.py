@@ -522,10 +522,15 @@ def suite_activations(batch=None):
 
 
 def suite_fused(batch=None):
-    probs = [_cp("cifar10.conv2", 64, 32, 16, 32, 5, pad=2),
-             _cp("resnet.3x3.128@28", 4, 128, 28, 128, 3, pad=1),
-             _cp("resnet.1x1.256-64@56", 4, 256, 56, 64, 1)]
-    return [c for p in probs for c in fused_cases("fused", p.with_batch(batch))]
+    probs = [(_cp("cifar10.conv2", 64, 32, 16, 32, 5, pad=2), "relu"),
+             (_cp("resnet.3x3.128@28", 4, 128, 28, 128, 3, pad=1), "relu"),
+             (_cp("resnet.1x1.256-64@56", 4, 256, 56, 64, 1), "relu"),
+             # the epilogue's other paths and a costlier activation (Winograd's rows, the
+             # GEMM's tiles with gelu, a depthwise plane)
+             (_cp("resnet.3x3.128@28", 4, 128, 28, 128, 3, pad=1), "gelu"),
+             (_cp("resnet.1x1.256-64@56", 4, 256, 56, 64, 1), "gelu"),
+             (_cp("mobilenet.dw.128@56", 4, 128, 56, 128, 3, pad=1, groups=128), "relu")]
+    return [c for p, act in probs for c in fused_cases("fused", p.with_batch(batch), act)]
 
 
 def suite_train(batch=None):
