@@ -47,7 +47,9 @@ struct S {
     const R s2 = exponent(_mm256_add_epi32(_mm256_sub_epi32(k, k1), bias));
     return _mm256_mul_ps(_mm256_mul_ps(v, s1), s2);
   }
-  static R lookup8(const float* table, I i) { return _mm256_permutevar8x32_ps(_mm256_load_ps(table), i); }
+  static R lookup8(const float* table, I i) {
+    return _mm256_permutevar8x32_ps(_mm256_load_ps(table), i);
+  }
   static M lt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static M le(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
   static M gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }

@@ -62,7 +62,8 @@ def main():
         table.append(coef)
     print("alignas(32) constexpr float kErfPieces[7][8] = {")
     for j in range(DEGREE + 1):
-        print("    {" + ", ".join(f"{float(c[j]):.9g}f" for c in table) + "},")
+        vals = ["0.0f" if c[j] == 0 else f"{float(c[j]):.9g}f" for c in table]
+        print("    {" + ", ".join(vals[:4]) + ",\n     " + ", ".join(vals[4:]) + "},")
     print("};")
 
 

@@ -60,8 +60,9 @@ void bias_activation(int64_t N, int64_t C, int64_t HW, const T* bias, Activation
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       T* yc = y + (n * C + c) * HW;
-      bias_activation_serial(act, EpilogueBlock<T>{yc, 0, yc, 0, 1, HW, bias ? bias + c : nullptr,
-                                                   0, 0, preact ? preact + (n * C + c) * HW : nullptr});
+      T* zc = preact ? preact + (n * C + c) * HW : nullptr;
+      bias_activation_serial(
+          act, EpilogueBlock<T>{yc, 0, yc, 0, 1, HW, bias ? bias + c : nullptr, 0, 0, zc});
     }
 }
 

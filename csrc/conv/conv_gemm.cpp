@@ -13,7 +13,6 @@
 #endif
 
 #include "act/act.h"
-#include "common/activation_scalar.h"
 #include "common/parallel.h"
 #include "conv/conv_fast.h"
 #include "conv/conv_ref.h"
