@@ -57,18 +57,27 @@ struct VMath {
   // |n| < 2^22, so t - kShift is n and exponent(bits(t)) is 2^n (for n in [-126, 127]), with
   // no rounding or conversion instructions (tanh 1.13x against rint and cvt). Returns
   // exp(r) - 1, t and n.
-  static constexpr float kShift = 12583039.0f;  // 1.5 * 2^23 + 127
+  static constexpr float kRound = 12582912.0f;         // 1.5 * 2^23
+  static constexpr float kShift = kRound + 127.0f;
   PYCONV_VMATH R exp_reduce(R x, R& t, R& n) {
     t = S::fma(x, c(1.44269504088896341f), c(kShift));
     n = S::sub(t, c(kShift));
     R r = S::fnma(n, c(0.693359375f), x);
     r = S::fnma(n, c(-2.12194440e-4f), r);
-    R y = c(1.9875691500e-4f);
-    y = S::fma(y, r, c(1.3981999507e-3f));
-    y = S::fma(y, r, c(8.3334519073e-3f));
-    y = S::fma(y, r, c(4.1665795894e-2f));
-    y = S::fma(y, r, c(1.6666665459e-1f));
-    y = S::fma(y, r, c(5.0000001201e-1f));
+    return expm1_poly<1>(r);
+  }
+
+  // expm1(SC r) / SC = r + r^2 P(r) for |SC r| <= ln2 / 2 (Cephes' coefficients, each
+  // multiplied by SC^(k+1): exact for a power of two, so SC = 2 rounds as SC = 1 on 2r would).
+  template <int SC>
+  PYCONV_VMATH R expm1_poly(R r) {
+    constexpr float s = SC;
+    R y = c(1.9875691500e-4f * s * s * s * s * s * s);
+    y = S::fma(y, r, c(1.3981999507e-3f * s * s * s * s * s));
+    y = S::fma(y, r, c(8.3334519073e-3f * s * s * s * s));
+    y = S::fma(y, r, c(4.1665795894e-2f * s * s * s));
+    y = S::fma(y, r, c(1.6666665459e-1f * s * s));
+    y = S::fma(y, r, c(5.0000001201e-1f * s));
     return S::fma(y, S::mul(r, r), r);
   }
 
@@ -91,23 +100,15 @@ struct VMath {
 
   // tanh |x| = E / (E + 2) with E = expm1(2|x|) (no cancellation: E ~ 2|x| for small x),
   // |x| clamped to 10 (tanh rounds to 1 from 9.01, so +-1 there, as gelu_tanh's tail needs;
-  // e^20 keeps E + 2 finite); x's sign put back. exp_reduce's steps on |x| = n ln2/2 + r,
-  // with the polynomial's coefficients scaled by powers of two (exactly) to give
-  // expm1(2r) / 2 and kShift's bias 128 to give 2^(n+1) (no |x| + |x|), and one reduction
-  // step: n <= 29, so ln2/2's float32 rounding moves 2r by at most 6e-8 (tanh's worst error
-  // 2.36 ulp and mean 0.31 ulp either way; 1.11-1.14x).
+  // e^20 keeps E + 2 finite); x's sign put back. exp_reduce's steps on |x| = n ln2/2 + r:
+  // expm1_poly<2> gives expm1(2r) / 2 and kShift's bias 128 gives 2^(n+1) (no |x| + |x|),
+  // with one reduction step: n <= 29, so ln2/2's float32 rounding moves 2r by at most 6e-8
+  // (tanh's worst error 2.36 ulp and mean 0.31 ulp either way; 1.11-1.14x).
   PYCONV_VMATH R tanh(R x) {
     const R a = S::min(c(10.0f), abs_of(x));  // (NaN passes through min's second operand)
     const R t = S::fma(a, c(2.0f * 1.44269504088896341f), c(kShift + 1.0f));
     const R n = S::sub(t, c(kShift + 1.0f));
-    const R r = S::fnma(n, c(0.693147182f * 0.5f), a);
-    R y = c(1.9875691500e-4f * 64.0f);
-    y = S::fma(y, r, c(1.3981999507e-3f * 32.0f));
-    y = S::fma(y, r, c(8.3334519073e-3f * 16.0f));
-    y = S::fma(y, r, c(4.1665795894e-2f * 8.0f));
-    y = S::fma(y, r, c(1.6666665459e-1f * 4.0f));
-    y = S::fma(y, r, c(5.0000001201e-1f * 2.0f));
-    const R h = S::fma(y, S::mul(r, r), r);  // expm1(2r) / 2
+    const R h = expm1_poly<2>(S::fnma(n, c(0.693147182f * 0.5f), a));  // expm1(2r) / 2
     const R s2 = S::exponent(S::bits(t));    // 2^(n+1)
     const R e = S::fma(h, s2, S::fma(s2, c(0.5f), c(-1.0f)));
     return S::or_(S::div(e, S::add(e, c(2.0f))), sign_of(x));
@@ -122,9 +123,9 @@ struct VMath {
   // |x| = 0.8 (gelu within 3.1 ulp, 3.6 before).
   PYCONV_VMATH R erf(R x) {
     const R a = S::min(c(3.99f), abs_of(x));  // (NaN passes through min's second operand)
-    const R s = S::fma(a, c(1.875f), c(12582912.0f));  // k in the low bits (as exp_reduce)
+    const R s = S::fma(a, c(1.875f), c(kRound));  // k in the low bits (as exp_reduce)
     const I k = S::bits(s);
-    const R t = S::fnma(S::sub(s, c(12582912.0f)), c(0.533333361f), a);
+    const R t = S::fnma(S::sub(s, c(kRound)), c(0.533333361f), a);  // (h rounded)
     R y = S::lookup8(kErfPieces[6], k);
     for (int j = 5; j >= 0; --j) y = S::fma(y, t, S::lookup8(kErfPieces[j], k));
     return S::or_(S::min(c(1.0f), y), sign_of(x));
@@ -330,7 +331,8 @@ void act_forward(Activation act, const float* x, float* y, int64_t n, bool strea
 #undef PYCONV_CALL
 }
 
-// act.h's EpilogueBlock: z = x + bias, y = act(x + bias), row by row (z first: y may alias x).
+// act.h's EpilogueBlock: z = x + bias, y = act(x + bias), row by row (z first, then y from
+// it: y may alias x).
 template <class S, class F>
 struct AddScalar {
   F f;
@@ -363,9 +365,13 @@ void with_bias(const F& f, const EpilogueBlock<float>& e, float* out, int64_t ld
 
 template <class S>
 void act_bias_forward(Activation act, const EpilogueBlock<float>& e) {
-  if (e.z) with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, e.z, e.ldz);
+  EpilogueBlock<float> src = e;
+  if (e.z) {
+    with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, e.z, e.ldz);
+    src.x = e.z, src.ldx = e.ldz, src.bias = nullptr;
+  }
   const float param = static_cast<float>(act.param);
-#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, e, e.y, e.ldy)
+#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, src, e.y, e.ldy)
   PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }

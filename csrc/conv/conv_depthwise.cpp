@@ -100,8 +100,8 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
   const int64_t chunk = dw_chunk(p.N * C);
   // Bias and relu (float, no pre-activation asked for) go to the kernels' stores.
   const bool relu = act.kind == ActKind::relu;
-  const bool in_kernel = std::is_same_v<T, float> && !preact && (bias || relu) &&
-                         (relu || act.kind == ActKind::none);
+  const bool in_kernel = std::is_same_v<T, float> && !preact &&
+                         (relu || (act.kind == ActKind::none && bias));
 #pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < C; ++c) {
