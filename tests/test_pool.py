@@ -185,6 +185,69 @@ def test_large_gradient_streamed(isa):
                                rtol=1e-6, atol=1e-6)
 
 
+def _scatter_ref(g, i, shape):
+    """max_pool2d_backward by definition: zeros, plus each gradient added at its index."""
+    ref = np.zeros((shape[0] * shape[1], shape[2] * shape[3]), g.dtype)
+    gp, ip = g.reshape(len(ref), -1), i.reshape(len(ref), -1)
+    for q in range(len(ref)):
+        np.add.at(ref[q], ip[q], gp[q])
+    return ref.reshape(shape)
+
+
+# Planes beyond L1 with 2x2 windows of column stride 2 whose rows do not overlap: dx is
+# computed in order by comparing each window's index with its positions (AVX2), each
+# value written once; other rows (strides above the kernel, odd H) and the last column of
+# an odd W are zeros. Windows whose rows are apart (kernel (1, 2), stride 3, dilation).
+DISJOINT = [dict(kernel_size=2), dict(kernel_size=2, padding=(1, 0)),
+            dict(kernel_size=(1, 2), stride=2), dict(kernel_size=2, stride=(3, 2)),
+            dict(kernel_size=2, stride=(3, 2), dilation=(2, 1)),
+            dict(kernel_size=2, ceil_mode=True)]
+
+
+@pytest.mark.parametrize("kw", DISJOINT)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_disjoint_windows_backward(isa, kw, dtype):
+    rng = np.random.default_rng(8)
+    for shape in [(2, 3, 96, 100), (1, 2, 91, 101), (1, 1, 97, 180)]:  # planes over 32 KiB
+        x = rng.integers(-3, 4, shape).astype(dtype)  # ties: the first maximum's index
+        y, i = _both(x, **kw)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        t = kw.get("stride", kw["kernel_size"])
+        tg = torch.ops.aten.max_pool2d_with_indices_backward(
+            torch.tensor(g), torch.tensor(x), list(np.broadcast_to(kw["kernel_size"], 2)),
+            list(np.broadcast_to(t, 2)), list(np.broadcast_to(kw.get("padding", 0), 2)),
+            list(np.broadcast_to(kw.get("dilation", 1), 2)), kw.get("ceil_mode", False),
+            torch.tensor(i)).numpy()
+        np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, i, **kw), tg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_disjoint_windows_backward_with_foreign_indices(isa, dtype):
+    # Indices that are not this pooling's (anywhere in the plane, repeated) take the plain
+    # scatter for their plane: the planes around them keep the fast path.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 4, 96, 100)).astype(dtype)
+    y, i = ops.max_pool2d(x, 2, return_indices=True)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    i = i.copy()
+    i[0, 1] = rng.integers(0, 96 * 100, i[0, 1].shape)
+    i[1, 2, 5, 7] = i[1, 2, 5, 8]  # one index in its neighbour's window
+    i[1, 3, 0, 0] = 1  # the other position of its own window's first row: still its window
+    np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, i, 2), _scatter_ref(g, i, x.shape))
+    i[1, 0, 47, 49] = 96 * 100
+    with pytest.raises(ValueError, match="max_pool2d_backward: found an invalid index 9600"):
+        ops.max_pool2d_backward(g, x, i, 2)
+
+
+def test_large_disjoint_gradient_streamed(isa):
+    # Over 16 MiB: the fast path's rows go out with streaming stores.
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 64, 128, 130)).astype(np.float32)
+    y, i = _both(x, kernel_size=2)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, i, 2), _scatter_ref(g, i, x.shape))
+
+
 def test_negative_strides(isa):
     rng = np.random.default_rng(6)
     x = rng.integers(0, 4, (2, 3, 17, 45)).astype(np.float32)

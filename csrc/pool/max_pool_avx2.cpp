@@ -195,6 +195,70 @@ void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y,
   else run<0>(p, x, y, idx);
 }
 
+// The rows of one plane a few at a time into buf (cache-resident), then out to dx:
+// streamed past the caches when `stream`. Row ih of the plane lies in row i of output row
+// oh's windows (i < stride_h): a window row when i is a multiple of dil_h below the
+// kernel's extent, zeros otherwise.
+int64_t max_pool2x2_backward_plane_f32(const PoolParams& p, const float* dy, const int64_t* idx,
+                                       float* dx, float* buf, int64_t rows, bool stream) {
+  // A window row: four windows per step, their indices against the columns 2j (lanes 2j
+  // of the result) and 2j + 1 (lanes 2j + 1); each 64-bit comparison is all ones or all
+  // zeros, so the two interleave by one 32-bit blend. The last 1-3 windows: masked loads
+  // and stores (masked-off index lanes are -1, which names no column). They write columns
+  // [0, 2 OW): the last column of an odd W, in no window, stays the zero buf starts with.
+  const int64_t W = p.W, OW = p.OW, full = OW / 4 * 4, extent = (p.kh - 1) * p.dil_h;
+  const int r = static_cast<int>(OW - full);
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m256i one = _mm256_set1_epi64x(1), step = _mm256_set1_epi64x(8);
+  const __m256i cols = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * r),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i wins = _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 1, 2, 3));
+  const __m256i off = _mm256_andnot_si256(wins, _mm256_set1_epi64x(-1));
+  const __m128i wins32 = _mm256_castsi256_si128(
+      _mm256_permutevar8x32_epi32(wins, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+  int64_t hits = 0;
+  auto window_row = [&](int64_t ih, int64_t oh, float* out) {
+    const float* d = dy + oh * OW;
+    const int64_t* k = idx + oh * OW;
+    __m256i even = _mm256_add_epi64(_mm256_set1_epi64x(ih * W), _mm256_setr_epi64x(0, 2, 4, 6));
+    auto block = [&](__m256i ki, __m128 di) {
+      const __m256i m0 = _mm256_cmpeq_epi64(ki, even);
+      const __m256i m1 = _mm256_cmpeq_epi64(ki, _mm256_add_epi64(even, one));
+      const __m256 m = _mm256_castsi256_ps(_mm256_blend_epi32(m0, m1, 0xAA));
+      hits += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(m)));
+      even = _mm256_add_epi64(even, step);
+      return _mm256_and_ps(m, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(di), dup));
+    };
+    for (int64_t j = 0; j < full; j += 4)
+      _mm256_storeu_ps(out + 2 * j,
+                       block(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + j)),
+                             _mm_loadu_ps(d + j)));
+    if (r) {
+      const __m256i ki = _mm256_or_si256(
+          _mm256_maskload_epi64(reinterpret_cast<const long long*>(k + full), wins), off);
+      _mm256_maskstore_ps(out + 2 * full, cols, block(ki, _mm_maskload_ps(d + full, wins32)));
+    }
+  };
+  int64_t oh = p.pad_h / p.stride_h, i = p.pad_h % p.stride_h;  // input row 0's place
+  for (int64_t r0 = 0; r0 < p.H; r0 += rows) {
+    const int64_t r1 = std::min(p.H, r0 + rows);
+    for (int64_t ih = r0; ih < r1; ++ih) {
+      float* out = buf + (ih - r0) * W;
+      if (oh < p.OH && i <= extent && (p.dil_h == 1 || i % p.dil_h == 0))
+        window_row(ih, oh, out);
+      else
+        std::memset(out, 0, sizeof(float) * W);
+      if (++i == p.stride_h) i = 0, ++oh;
+    }
+    const size_t bytes = sizeof(float) * (r1 - r0) * W;
+    if (stream)
+      stream_copy(dx + r0 * W, buf, bytes);
+    else
+      std::memcpy(dx + r0 * W, buf, bytes);
+  }
+  return hits;
+}
+
 void stream_copy(void* dst, const void* src, size_t bytes) {
   char* d = static_cast<char*>(dst);
   const char* s = static_cast<const char*>(src);
