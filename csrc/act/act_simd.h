@@ -349,29 +349,36 @@ struct AddVector {
     return f(S::add(x, b));
   }
 };
+// Rows of e (its bias when `bias`) from x (row stride ldx) to out (row stride ldo).
 template <class S, class F>
-void with_bias(const F& f, const EpilogueBlock<float>& e, float* out, int64_t ldo) {
+void with_bias(const F& f, const EpilogueBlock<float>& e, const float* x, int64_t ldx,
+               bool bias, float* out, int64_t ldo) {
   for (int64_t i = 0; i < e.rows; ++i) {
-    const float* x = e.x + i * e.ldx;
-    const float* b = e.bias ? e.bias + i * e.bias_row : nullptr;
+    const float* xi = x + i * ldx;
+    const float* b = bias && e.bias ? e.bias + i * e.bias_row : nullptr;
     if (!b)
-      act_drive<S, 1>(f, x, nullptr, out + i * ldo, e.n, false);
+      act_drive<S, 1>(f, xi, nullptr, out + i * ldo, e.n, false);
     else if (e.bias_col == 0)
-      act_drive<S, 1>(AddScalar<S, F>{f, *b}, x, nullptr, out + i * ldo, e.n, false);
+      act_drive<S, 1>(AddScalar<S, F>{f, *b}, xi, nullptr, out + i * ldo, e.n, false);
     else
-      act_drive<S, 2>(AddVector<S, F>{f}, x, b, out + i * ldo, e.n, false);
+      act_drive<S, 2>(AddVector<S, F>{f}, xi, b, out + i * ldo, e.n, false);
   }
 }
 
+// Fields read one by one, never the block copied: its caller has just stored them, and a
+// copy's wide loads cannot take them from the store buffer, so each waited for every store
+// before them to reach the cache, the tile's included (a fused gelu on a 1x1 conv's tiles
+// spent 7% of the layer's time at that copy).
 template <class S>
 void act_bias_forward(Activation act, const EpilogueBlock<float>& e) {
-  EpilogueBlock<float> src = e;
+  const float* x = e.x;
+  int64_t ldx = e.ldx;
   if (e.z) {
-    with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, e.z, e.ldz);
-    src.x = e.z, src.ldx = e.ldz, src.bias = nullptr;
+    with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, x, ldx, true, e.z, e.ldz);
+    x = e.z, ldx = e.ldz;
   }
   const float param = static_cast<float>(act.param);
-#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, src, e.y, e.ldy)
+#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, e, x, ldx, !e.z, e.y, e.ldy)
   PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }
