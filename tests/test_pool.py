@@ -194,10 +194,11 @@ def _scatter_ref(g, i, shape):
     return ref.reshape(shape)
 
 
-# Planes beyond L1 with 2x2 windows of column stride 2 whose rows do not overlap: dx is
-# computed in order by comparing each window's index with its positions (AVX2), each
-# value written once; other rows (strides above the kernel, odd H) and the last column of
-# an odd W are zeros. Windows whose rows are apart (kernel (1, 2), stride 3, dilation).
+# 2x2 windows of column stride 2 whose rows do not overlap, on rows of 24 columns and
+# more: dx is computed in order by comparing each window's index with its positions
+# (AVX2), each value written once, in place; other rows (strides above the kernel, odd H)
+# and the last column of an odd W are zeros. Windows whose rows are apart (kernel (1, 2),
+# stride 3, dilation). Rows of 16 columns take the scatter.
 DISJOINT = [dict(kernel_size=2), dict(kernel_size=2, padding=(1, 0)),
             dict(kernel_size=(1, 2), stride=2), dict(kernel_size=2, stride=(3, 2)),
             dict(kernel_size=2, stride=(3, 2), dilation=(2, 1)),
@@ -208,7 +209,8 @@ DISJOINT = [dict(kernel_size=2), dict(kernel_size=2, padding=(1, 0)),
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_disjoint_windows_backward(isa, kw, dtype):
     rng = np.random.default_rng(8)
-    for shape in [(2, 3, 96, 100), (1, 2, 91, 101), (1, 1, 97, 180)]:  # planes over 32 KiB
+    for shape in [(2, 3, 96, 100), (1, 2, 91, 101), (1, 1, 97, 180), (3, 4, 9, 25),
+                  (2, 3, 8, 16)]:
         x = rng.integers(-3, 4, shape).astype(dtype)  # ties: the first maximum's index
         y, i = _both(x, **kw)
         g = rng.standard_normal(y.shape).astype(dtype)
@@ -240,9 +242,10 @@ def test_disjoint_windows_backward_with_foreign_indices(isa, dtype):
 
 
 def test_large_disjoint_gradient_streamed(isa):
-    # Over 16 MiB: the fast path's rows go out with streaming stores.
+    # Over 16 MiB: the fast path's rows go through a buffer and out with streaming stores
+    # (an odd W: its last column stays zero in the buffer).
     rng = np.random.default_rng(10)
-    x = rng.standard_normal((4, 64, 128, 130)).astype(np.float32)
+    x = rng.standard_normal((1, 128, 190, 181)).astype(np.float32)
     y, i = _both(x, kernel_size=2)
     g = rng.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, i, 2), _scatter_ref(g, i, x.shape))

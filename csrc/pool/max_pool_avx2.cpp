@@ -195,17 +195,16 @@ void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y,
   else run<0>(p, x, y, idx);
 }
 
-// The rows of one plane a few at a time into buf (cache-resident), then out to dx:
-// streamed past the caches when `stream`. Row ih of the plane lies in row i of output row
-// oh's windows (i < stride_h): a window row when i is a multiple of dil_h below the
-// kernel's extent, zeros otherwise.
+// Row ih of the plane lies in row i of output row oh's windows (i < stride_h): a window
+// row when i is a multiple of dil_h within the kernel's extent, zeros otherwise.
 int64_t max_pool2x2_backward_plane_f32(const PoolParams& p, const float* dy, const int64_t* idx,
-                                       float* dx, float* buf, int64_t rows, bool stream) {
+                                       float* dx, float* buf, int64_t rows) {
   // A window row: four windows per step, their indices against the columns 2j (lanes 2j
   // of the result) and 2j + 1 (lanes 2j + 1); each 64-bit comparison is all ones or all
   // zeros, so the two interleave by one 32-bit blend. The last 1-3 windows: masked loads
   // and stores (masked-off index lanes are -1, which names no column). They write columns
-  // [0, 2 OW): the last column of an odd W, in no window, stays the zero buf starts with.
+  // [0, 2 OW): the last column of an odd W, in no window, is written apart in place and
+  // stays the zero a buffer starts with.
   const int64_t W = p.W, OW = p.OW, full = OW / 4 * 4, extent = (p.kh - 1) * p.dil_h;
   const int r = static_cast<int>(OW - full);
   const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
@@ -238,23 +237,21 @@ int64_t max_pool2x2_backward_plane_f32(const PoolParams& p, const float* dy, con
           _mm256_maskload_epi64(reinterpret_cast<const long long*>(k + full), wins), off);
       _mm256_maskstore_ps(out + 2 * full, cols, block(ki, _mm_maskload_ps(d + full, wins32)));
     }
+    if (!buf && W % 2) out[W - 1] = 0.f;
   };
   int64_t oh = p.pad_h / p.stride_h, i = p.pad_h % p.stride_h;  // input row 0's place
-  for (int64_t r0 = 0; r0 < p.H; r0 += rows) {
-    const int64_t r1 = std::min(p.H, r0 + rows);
+  const int64_t chunk = buf ? rows : p.H;
+  for (int64_t r0 = 0; r0 < p.H; r0 += chunk) {
+    const int64_t r1 = std::min(p.H, r0 + chunk);
     for (int64_t ih = r0; ih < r1; ++ih) {
-      float* out = buf + (ih - r0) * W;
+      float* out = buf ? buf + (ih - r0) * W : dx + ih * W;
       if (oh < p.OH && i <= extent && (p.dil_h == 1 || i % p.dil_h == 0))
         window_row(ih, oh, out);
       else
         std::memset(out, 0, sizeof(float) * W);
       if (++i == p.stride_h) i = 0, ++oh;
     }
-    const size_t bytes = sizeof(float) * (r1 - r0) * W;
-    if (stream)
-      stream_copy(dx + r0 * W, buf, bytes);
-    else
-      std::memcpy(dx + r0 * W, buf, bytes);
+    if (buf) stream_copy(dx + r0 * W, buf, sizeof(float) * (r1 - r0) * W);
   }
   return hits;
 }

@@ -56,15 +56,19 @@ bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T
   bool stream = false, pairs = false;
 #if defined(PYCONV_X86)
   stream = active_isa() >= Isa::avx2 && p.planes() * HW * int64_t(sizeof(T)) >= (int64_t(16) << 20);
-  // 2x2 windows of stride 2 (columns) whose rows do not overlap, on planes beyond L1: no
-  // two windows share a position, so each position's gradient is its window's dy where
-  // the window's index names it, else 0. Computed in order (AVX2 comparisons), each value
-  // written once, where zeroing a plane in L2 and scattering into it cost more: 1.14-1.33x
-  // at 112 and 224 columns; no gain on planes within L1 (56x56: 1.00, 32x32: 0.84-0.94).
+  // 2x2 windows of stride 2 (columns) whose rows do not overlap: no two windows share a
+  // position, so each position's gradient is its window's dy where the window's index
+  // names it, else 0. Computed in order (AVX2 comparisons), each value written once,
+  // where the scatter zeroes the plane and then adds into it: in place on gradients under
+  // 16 MiB with rows of 24 columns and more (1.13-1.42x at 57 to 224 columns, 1.13-1.19x at
+  // 32x32; rows of 16 and 8 columns ran 0.61-0.85x and 0.34-0.43x: the comparisons' work
+  // per row); on larger gradients through a row buffer streamed out, for planes beyond L1
+  // (1.16-1.33x at 112x112 and 224x224; 28x28 planes ran 0.89-0.90x that way, where the
+  // scatter streams whole planes, 56x56 1.00-1.02x).
   if constexpr (std::is_same_v<T, float>)
     pairs = active_isa() >= Isa::avx2 && p.kw == 2 && p.stride_w == 2 && p.dil_w == 1 &&
             p.pad_w == 0 && p.OW == p.W / 2 && (p.kh - 1) * p.dil_h < p.stride_h &&
-            HW * int64_t(sizeof(T)) > (int64_t(32) << 10);
+            (stream ? HW * int64_t(sizeof(T)) > (int64_t(32) << 10) : p.W >= 24);
 #endif
   const bool scatter_stream = stream && HW * int64_t(sizeof(T)) <= (int64_t(256) << 10);
   const int64_t rows = std::max<int64_t>(1, (int64_t(16) << 10) / (int64_t(sizeof(T)) * p.W));
@@ -72,7 +76,7 @@ bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T
   bool ok = true;
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<T> scratch(scatter_stream ? HW : 0), buf(pairs ? rows * p.W : 0);
+    std::vector<T> scratch(scatter_stream ? HW : 0), buf(pairs && stream ? rows * p.W : 0);
 #pragma omp for schedule(static)
     for (int64_t plane = 0; plane < p.planes(); ++plane) {
       T* out = dx + plane * HW;
@@ -82,8 +86,8 @@ bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T
       // A plane whose indices do not all name positions of their own windows (not from
       // this pooling) is scattered below, like any other.
       if constexpr (std::is_same_v<T, float>)
-        if (pairs && avx2::max_pool2x2_backward_plane_f32(p, d, k, out, buf.data(), rows,
-                                                          stream) == OHW)
+        if (pairs && avx2::max_pool2x2_backward_plane_f32(
+                         p, d, k, out, stream ? buf.data() : nullptr, rows) == OHW)
           continue;
 #endif
       T* g = scatter_stream ? scratch.data() : out;

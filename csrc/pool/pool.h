@@ -44,11 +44,12 @@ namespace avx2 {
 void max_pool2d_forward_f32(const PoolParams& p, View4<const float> x, float* y, int64_t* idx);
 // One plane of max_pool2d_backward for 2x2 windows of column stride 2 without column
 // padding, W / 2 output columns and windows whose rows do not overlap ((kh - 1) * dil_h <
-// stride_h): dx computed in order, each value written once (see pool.cpp), a few rows at a
-// time in buf (rows * W values, zeros when first used). Returns how many indices named a
-// position of their own window (OH * OW when all did: dx is then the plane's gradient).
+// stride_h): dx computed in order, each value written once (see pool.cpp), in place when
+// buf is null, else `rows` rows at a time in buf (rows * W values, zeros when first used)
+// and streamed out. Returns how many indices named a position of their own window
+// (OH * OW when all did: dx is then the plane's gradient).
 int64_t max_pool2x2_backward_plane_f32(const PoolParams& p, const float* dy, const int64_t* idx,
-                                       float* dx, float* buf, int64_t rows, bool stream);
+                                       float* dx, float* buf, int64_t rows);
 // memcpy with non-temporal stores (dst and src 4-byte aligned, bytes a multiple of 4).
 void stream_copy(void* dst, const void* src, size_t bytes);
 }  // namespace avx2
