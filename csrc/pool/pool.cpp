@@ -1,6 +1,6 @@
 // Max pooling / unpooling on the CPU: kernel selection, the reference forward,
 // and the (memory-bound, scalar) scatter/gather kernels; the backward of 2x2 pools with
-// stride 2 on large planes by comparisons instead (max_pool_avx2.cpp).
+// stride 2 on rows of 24 columns and more by comparisons instead (max_pool_avx2.cpp).
 #include "pool/pool.h"
 
 #include <cstring>
