@@ -226,7 +226,9 @@ int64_t max_pool2x2_backward_plane_f32(const PoolParams& p, const float* dy, con
       const __m256 m = _mm256_castsi256_ps(_mm256_blend_epi32(m0, m1, 0xAA));
       hits += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(m)));
       even = _mm256_add_epi64(even, step);
-      return _mm256_and_ps(m, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(di), dup));
+      // + 0, as the scatter's 0 + dy: a -0.0 gradient lands as +0.0 (torch's).
+      const __m256 v = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(di), dup);
+      return _mm256_add_ps(_mm256_and_ps(m, v), _mm256_setzero_ps());
     };
     for (int64_t j = 0; j < full; j += 4)
       _mm256_storeu_ps(out + 2 * j,
