@@ -349,13 +349,14 @@ struct AddVector {
     return f(S::add(x, b));
   }
 };
-// Rows of e (its bias when `bias`) from x (row stride ldx) to out (row stride ldo).
+// Rows of e from x (row stride ldx) plus bias (e's layout; null: none) to out (row stride
+// ldo).
 template <class S, class F>
 void with_bias(const F& f, const EpilogueBlock<float>& e, const float* x, int64_t ldx,
-               bool bias, float* out, int64_t ldo) {
+               const float* bias, float* out, int64_t ldo) {
   for (int64_t i = 0; i < e.rows; ++i) {
     const float* xi = x + i * ldx;
-    const float* b = bias && e.bias ? e.bias + i * e.bias_row : nullptr;
+    const float* b = bias ? bias + i * e.bias_row : nullptr;
     if (!b)
       act_drive<S, 1>(f, xi, nullptr, out + i * ldo, e.n, false);
     else if (e.bias_col == 0)
@@ -374,11 +375,12 @@ void act_bias_forward(Activation act, const EpilogueBlock<float>& e) {
   const float* x = e.x;
   int64_t ldx = e.ldx;
   if (e.z) {
-    with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, x, ldx, true, e.z, e.ldz);
+    with_bias<S>(ActFwd<S, ActKind::none>{0.0f}, e, x, ldx, e.bias, e.z, e.ldz);
     x = e.z, ldx = e.ldz;
   }
   const float param = static_cast<float>(act.param);
-#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, e, x, ldx, !e.z, e.y, e.ldy)
+#define PYCONV_CALL(K) with_bias<S>(ActFwd<S, K>{param}, e, x, ldx, e.z ? nullptr : e.bias, \
+                                    e.y, e.ldy)
   PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }

@@ -51,8 +51,8 @@ template <typename T>
 bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T* dx,
                          int64_t* bad) {
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
-  // Large gradients: each plane is built in a cache-resident scratch buffer and
-  // streamed out, so dx is written once without being read for ownership.
+  // Large gradients are streamed out, so dx is written once without being read for
+  // ownership: the scatter builds each plane that fits L2 in a scratch buffer first.
   bool stream = false, pairs = false;
 #if defined(PYCONV_X86)
   stream = active_isa() >= Isa::avx2 && p.planes() * HW * int64_t(sizeof(T)) >= (int64_t(16) << 20);
