@@ -543,6 +543,58 @@ def test_depthwise_stride2_rows(W, pad):
             assert_close(g, r, TOL[np.float32], f"{name} W={W} pad={pad} {isa}")
 
 
+# Eight-channel depthwise 3x3 (csrc/conv/depthwise8_avx2.cpp: AVX2 float, channels in
+# lanes, planes whose interleaved copy fits 32 Ki floats, at least 8 output columns and 8
+# copied source columns): channel counts around multiples of 8 (the rest by the per-plane
+# kernels), output widths from just below 8, strides 1-3 each way, dilation, paddings past
+# the kernel (backward-data's flipped padding negative: rows and columns cropped), empty
+# batches, and views with padded rows; forward, both gradients, any thread count.
+@st.composite
+def dw8_problem(draw):
+    C = draw(st.sampled_from([8, 9, 15, 16, 17, 24]))
+    sh = draw(st.sampled_from([1, 1, 2, 3]))
+    sw = draw(st.sampled_from([sh, sh, 1, 2]))
+    dh, dw = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2)]))
+    pad = tuple(draw(st.integers(0, 4)) for _ in range(4))
+    H = max(draw(st.integers(1, 40)), 2 * dh + 1 - pad[0] - pad[1])
+    W = max(draw(st.integers(6, 60)), 2 * dw + 1 - pad[2] - pad[3])
+    N = draw(st.sampled_from([0, 1, 1, 2]))
+    return (N, C, H, W, C, 3, 3, (sh, sw), pad, (dh, dw), C)
+
+
+def padded_rows(a, extra=3):
+    """The same values in a view whose rows (and planes) are longer than its width."""
+    return np.pad(a, ((0, 0), (0, 0), (0, 1), (0, extra)))[:, :, :a.shape[2], :a.shape[3]]
+
+
+@given(dw8_problem(), st.booleans())
+def test_depthwise8_sweep(shape, views):
+    args = make(shape, np.float32, seed=shape[1] * 100 + shape[3])
+    ref = torch_ref(*args)
+    if views:
+        args = (padded_rows(args[0]),) + args[1:3] + (padded_rows(args[3], 5),) + args[4:]
+    for isa in ISAS:
+        _C.set_isa(isa)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} {shape} views={views} {isa}")
+
+
+# The interleaved plane's limit: (H + 2) x (W + 2) pixels of 8 lanes up to 32 Ki floats
+# (62x62 at padding 1 fits, 63x63 not), and a stride-2 plane whose last source row and column
+# no tap reads.
+@pytest.mark.parametrize("H, W, stride", [(62, 62, 1), (63, 63, 1), (62, 64, 1), (64, 64, 2),
+                                          (125, 125, 2), (126, 126, 2)])
+def test_depthwise8_plane_limit(H, W, stride):
+    args = make((2, 16, H, W, 16, 3, 3, stride, (1, 1, 1, 1), 1, 16), np.float32, seed=H)
+    ref = torch_ref(*args)
+    for isa in ISAS:
+        _C.set_isa(isa)
+        got = run_pyconv(*args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} {H}x{W} s{stride} {isa}")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("P, Q", [(1, 1), (3, 7), (4, 8), (5, 9), (2, 17), (7, 33)])
 def test_bias_gradient_is_the_rounded_exact_sum(P, Q, isa):

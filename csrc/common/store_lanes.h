@@ -1,6 +1,7 @@
 #pragma once
-// Lane helpers included inside the ISA namespaces of the AVX2 and AVX-512 kernel files
-// (each gets its own copy: nothing shared across ISA flags); nothing here needs an include.
+// Lane helpers (partial stores, an 8x8 transpose) included inside the ISA namespaces of the
+// AVX2 and AVX-512 kernel files (each gets its own copy: nothing shared across ISA flags);
+// nothing here needs an include.
 //
 // The first n < 8 lanes of an AVX2 vector to memory, without masked stores (microcoded
 // and slow on AMD) and without a copy loop gcc would turn into a memcpy call.
@@ -25,5 +26,26 @@ static inline void store_lanes_f32(float* d, __m256 v, int64_t n) {
 // Mask of the first n lanes of 16 (none for n <= 0, all for n >= 16).
 static inline __mmask16 first_lanes(int64_t n) {
   return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
+}
+#endif
+
+#if defined(__AVX2__)
+// Rows r[0..7] (8 values each) to columns c[0..7]: c[q] lane i = r[i] lane q.
+static inline void transpose8x8_f32(const __m256 (&r)[8], __m256 (&c)[8]) {
+  __m256 t[8], u[8];
+  for (int q = 0; q < 4; ++q) {
+    t[2 * q] = _mm256_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+    t[2 * q + 1] = _mm256_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // u[0..3]: rows 0..3 of columns {0,4}, {1,5}, {2,6}, {3,7}
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int q = 0; q < 4; ++q) {
+    c[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);
+    c[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
+  }
 }
 #endif

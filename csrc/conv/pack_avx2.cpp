@@ -15,24 +15,7 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
 namespace pyconv::avx2 {
 
 namespace {
-// Rows r[0..7] (8 values each) to columns c[0..7]: c[q] lane i = r[i] lane q.
-inline void transpose8x8(const __m256 (&r)[8], __m256 (&c)[8]) {
-  __m256 t[8], u[8];
-  for (int q = 0; q < 4; ++q) {
-    t[2 * q] = _mm256_unpacklo_ps(r[2 * q], r[2 * q + 1]);
-    t[2 * q + 1] = _mm256_unpackhi_ps(r[2 * q], r[2 * q + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {  // u[0..3]: rows 0..3 of columns {0,4}, {1,5}, {2,6}, {3,7}
-    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int q = 0; q < 4; ++q) {
-    c[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);
-    c[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
-  }
-}
+#include "common/store_lanes.h"
 }  // namespace
 
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
@@ -43,7 +26,7 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
   for (; l + 8 <= len; l += 8) {
     __m256 r[8], c[8];
     for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + off + l);
-    transpose8x8(r, c);
+    transpose8x8_f32(r, c);
     for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (l + q) * ldd, c[q]);
   }
   for (; l < len; ++l)
@@ -60,7 +43,7 @@ void pack6_rows_float(const float* const* rows, int64_t kc, float* d) {
     __m256 r[8], c[8];  // column l + q in c[q]: rows 0..5 in lanes 0..5
     for (int q = 0; q < 6; ++q) r[q] = _mm256_loadu_ps(rows[q] + l);
     r[6] = r[7] = _mm256_setzero_ps();
-    transpose8x8(r, c);
+    transpose8x8_f32(r, c);
     for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + (l + q) * 6, c[q]);
     float* e = d + (l + 7) * 6;
     if (l + 8 < kc) {
