@@ -1,7 +1,7 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
-// allows; float 3x3 planes of up to 56x56 on AVX2 by eight channels at a time
-// (depthwise8.h, lanes = channels). Each output element is reduced in a fixed order
+// allows; float 3x3 on AVX2 by eight channels at a time (depthwise8.h, lanes =
+// channels). Each output element is reduced in a fixed order
 // by one thread.
 #include <omp.h>
 
@@ -95,10 +95,11 @@ DwGeom geom(const ConvParams& p) {
 
 #if defined(PYCONV_X86)
 // The eight-channel kernels (depthwise8.h): float, 3x3, AVX2, unit column strides, eight
-// channels or more, and a geometry dw8_buffer takes (the interleaved plane within its
-// budget: planes up to about 56x56). Against the per-plane kernels (same FMAs in the same
-// order, the same bits): 1.75-1.95x on 14x14 planes, 2.9x on 8x8, 1.1-1.2x on 28x28 and
-// 56x56 at stride 1, 2.2-2.9x at stride 2 (one thread, planes in L2).
+// channels or more (the rest by the per-plane kernels), rows of up to about 1300 columns.
+// Against the per-plane kernels (forward and backward-data: the same FMAs in the same
+// order, the same bits), same process, 2 threads, batch 4: 14x14 1.8-2.1x, 7x7 2.0-2.1x,
+// 28x28 stride 2 2.0-2.2x, 56x56 1.03-1.24x, 112x112 stride 2 forward 1.17x and weight
+// gradient 2.5x; in the bench (torch's calls between: the data from DRAM) 112x112 1.65x.
 avx2::Dw8Geom geom8(int64_t H, int64_t W, int64_t P, int64_t Q, const ConvParams& p,
                     int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
   return {H, W, P, Q, sh, sw, p.dil_h, p.dil_w, pt, pl};
@@ -252,7 +253,7 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
 #pragma omp parallel num_threads(num_threads())
       {
         float* buf = dw8_scratch(0, nb);
-        float* dyb = dw8_scratch(1, 8 * p.P * p.Q);
+        float* dyb = dw8_scratch(1, avx2::dw8_dy_buffer(g8));
         std::fill(buf, buf + nb, 0.0f);
 #pragma omp for schedule(dynamic, dw_chunk(G8))
         for (int64_t gi = 0; gi < G8; ++gi) {

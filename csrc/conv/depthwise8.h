@@ -14,21 +14,23 @@ struct Dw8Geom {
   int64_t H, W, P, Q, sh, sw, dh, dw, pt, pl;
 };
 
-// Floats of the interleaved plane (Hp x Wp pixels of 8 lanes) the kernels take as buf, or 0
-// when the geometry is not one of theirs (outputs or copied source rows under 8 columns, a
-// plane over kDw8MaxBuf floats).
+// Floats of the interleaved band of source rows the kernels take as buf (planes taller
+// than a band run in bands of output rows), or 0 when not even one output row's source
+// rows fit its budget (rows of several thousand columns).
 int64_t dw8_buffer(const Dw8Geom& g);
+// Floats of the interleaved grad_output rows of a band (dw8_backward_weight's dyb).
+int64_t dw8_dy_buffer(const Dw8Geom& g);
 
 // y + c*ys1 (P x Q, row stride Q) for c < 8 from the planes x + c*xs1 (rows xs2 apart, unit
 // column stride) and the weights wv[t*8 + c] (tap t = 3r + s of channel c); then + bias[c]
 // (when bias) and max(0, .) (when relu). buf: dw8_buffer(g) floats, 32-byte aligned, zero
-// where no source pixel lands (zeroed once: every call writes the same pixels).
+// in the columns no source pixel lands on (zeroed once: every call writes the same ones).
 void dw8_forward(const Dw8Geom& g, const float* x, int64_t xs1, int64_t xs2, const float* wv,
                  const float* bias, bool relu, float* y, int64_t ys1, float* buf);
 
 // acc[t*8 + c] += sum_{oh, ow} dy[c][oh][ow] * x[c][oh*sh - pt + r*dh][ow*sw - pl + s*dw]
 // (t = 3r + s) for c < 8: dy + c*ds1 (rows ds2 apart), x as in dw8_forward; buf as there,
-// dyb: 8*P*Q floats, 32-byte aligned.
+// dyb: dw8_dy_buffer(g) floats, 32-byte aligned.
 void dw8_backward_weight(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
                          const float* x, int64_t xs1, int64_t xs2, float* acc, float* buf,
                          float* dyb);

@@ -18,88 +18,114 @@ namespace pyconv::avx2 {
 namespace {
 #include "common/store_lanes.h"
 
-// Interleaved planes up to 128 KiB: in L2 beside the source and output rows in flight.
+// Interleaved bands up to 128 KiB: in L2 beside the source and output rows in flight.
 constexpr int64_t kMaxBuf = int64_t(32) << 10;
 
-// The interleaved plane: Hp x Wp pixels (the extent the taps read), source rows [h0, h1)
-// and columns [w0, w1) copied to pixel (h + pt, w + pl), everything else zero.
+// The interleaved band: rows of Wp pixels (the columns the taps read, for at least eight
+// outputs), source column w at pixel w + pl for w in [w0, w1), the rest zero. A band of B
+// output rows reads Bh = (B - 1)*sh + 2dh + 1 source rows; B is as many as fit kMaxBuf.
 struct Layout {
-  int64_t Hp, Wp, h0, h1, w0, w1;
+  int64_t Wp, w0, w1, B, Bh;
 };
 
 Layout layout(const Dw8Geom& g) {
   Layout L;
-  L.Hp = (g.P - 1) * g.sh + 2 * g.dh + 1;
-  L.Wp = (g.Q - 1) * g.sw + 2 * g.dw + 1;
-  L.h0 = std::max<int64_t>(0, -g.pt), L.h1 = std::min(g.H, L.Hp - g.pt);
+  L.Wp = (std::max<int64_t>(g.Q, 8) - 1) * g.sw + 2 * g.dw + 1;
   L.w0 = std::max<int64_t>(0, -g.pl), L.w1 = std::min(g.W, L.Wp - g.pl);
+  const int64_t rows = kMaxBuf / (L.Wp * 8);  // source rows that fit
+  L.B = rows < 2 * g.dh + 1 ? 0 : std::min(g.P, (rows - 2 * g.dh - 1) / g.sh + 1);
+  L.Bh = (L.B - 1) * g.sh + 2 * g.dh + 1;
   return L;
 }
 
-// Pixel (h - h0, l - w0) of dst (pixel rows ldp floats apart) gets x[c][h][l] in lane c, for
-// h in [h0, h1), l in [w0, w1), w1 - w0 >= 8: 8x8 transposes of eight columns, the last
-// block overlapping the one before it (the same values twice).
-void interleave(const float* x, int64_t xs1, int64_t xs2, int64_t h0, int64_t h1, int64_t w0,
-                int64_t w1, float* dst, int64_t ldp) {
-  for (int64_t h = h0; h < h1; ++h) {
-    const float* row = x + h * xs2;
-    float* d = dst + (h - h0) * ldp;
-    for (int64_t l = w0;; l += 8) {
-      if (l + 8 > w1) l = w1 - 8;
-      __m256 r[8], c[8];
-      for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(row + q * xs1 + l);
-      transpose8x8_f32(r, c);
-      for (int q = 0; q < 8; ++q) _mm256_store_ps(d + (l - w0 + q) * 8, c[q]);
-      if (l + 8 >= w1) break;
-    }
+// Pixels l - w0 (l in [w0, w1)) of d get x[c][l] in lane c from the rows x + c*xs1: 8x8
+// transposes of eight columns, the last block overlapping the one before it (the same values
+// twice); rows under eight columns by masked loads (a masked lane reads nothing).
+void interleave_row(const float* x, int64_t xs1, int64_t w0, int64_t w1, float* d) {
+  __m256 r[8], c[8];
+  const int64_t n = w1 - w0;
+  if (n <= 0) return;
+  if (n < 8) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_maskload_ps(x + q * xs1 + w0, m);
+    transpose8x8_f32(r, c);
+    for (int64_t q = 0; q < n; ++q) _mm256_store_ps(d + q * 8, c[q]);
+    return;
+  }
+  for (int64_t l = w0;; l += 8) {
+    if (l + 8 > w1) l = w1 - 8;
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(x + q * xs1 + l);
+    transpose8x8_f32(r, c);
+    for (int q = 0; q < 8; ++q) _mm256_store_ps(d + (l - w0 + q) * 8, c[q]);
+    if (l + 8 >= w1) break;
   }
 }
 
-void interleave_source(const Dw8Geom& g, const Layout& L, const float* x, int64_t xs1,
-                       int64_t xs2, float* buf) {
-  if (L.h1 > L.h0)
-    interleave(x, xs1, xs2, L.h0, L.h1, L.w0, L.w1,
-               buf + ((L.h0 + g.pt) * L.Wp + L.w0 + g.pl) * 8, L.Wp * 8);
+// Band rows i < rows: source row hs + i, zero outside the source (whole rows).
+void interleave_band(const Dw8Geom& g, const Layout& L, const float* x, int64_t xs1,
+                     int64_t xs2, int64_t hs, int64_t rows, float* buf) {
+  const int64_t ldp = L.Wp * 8;
+  for (int64_t i = 0; i < rows; ++i) {
+    float* d = buf + i * ldp;
+    const int64_t h = hs + i;
+    if (h < 0 || h >= g.H) {
+      for (int64_t j = 0; j < ldp; j += 8) _mm256_store_ps(d + j, _mm256_setzero_ps());
+      continue;
+    }
+    interleave_row(x + h * xs2, xs1, L.w0, L.w1, d + (L.w0 + g.pl) * 8);
+  }
 }
 
 }  // namespace
 
 int64_t dw8_buffer(const Dw8Geom& g) {
   const Layout L = layout(g);
-  if (g.P < 1 || g.Q < 8 || L.w1 - L.w0 < 8 || L.Hp * L.Wp * 8 > kMaxBuf) return 0;
-  return L.Hp * L.Wp * 8;
+  if (g.P < 1 || g.Q < 1 || L.B < 1) return 0;
+  return L.Bh * L.Wp * 8;
+}
+
+int64_t dw8_dy_buffer(const Dw8Geom& g) {
+  return layout(g).B * std::max<int64_t>(g.Q, 8) * 8;
 }
 
 void dw8_forward(const Dw8Geom& g, const float* x, int64_t xs1, int64_t xs2, const float* wv,
                  const float* bias, bool relu, float* y, int64_t ys1, float* buf) {
   const Layout L = layout(g);
-  interleave_source(g, L, x, xs1, xs2, buf);
   const __m256 bv = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
   const int64_t ldp = L.Wp * 8, cs = g.sw * 8;
-  for (int64_t oh = 0; oh < g.P; ++oh) {
-    const float* rows = buf + oh * g.sh * ldp;
-    // Eight output pixels at a time, each a chain of nine FMAs in (r, s) order; the last
-    // block overlaps the one before it when Q is not a multiple of 8.
-    for (int64_t q0 = 0;; q0 += 8) {
-      if (q0 + 8 > g.Q) q0 = g.Q - 8;
-      __m256 a[8], c[8];
-      for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
+  for (int64_t oh0 = 0; oh0 < g.P; oh0 += L.B) {
+    const int64_t b = std::min(L.B, g.P - oh0);
+    interleave_band(g, L, x, xs1, xs2, oh0 * g.sh - g.pt, (b - 1) * g.sh + 2 * g.dh + 1, buf);
+    for (int64_t oh = oh0; oh < oh0 + b; ++oh) {
+      const float* rows = buf + (oh - oh0) * g.sh * ldp;
+      // Eight output pixels at a time, each a chain of nine FMAs in (r, s) order; the last
+      // block overlaps the one before it when Q is not a multiple of 8 (under 8: its first Q
+      // lanes stored, the others read zero columns).
+      for (int64_t q0 = 0;; q0 += 8) {
+        if (q0 + 8 > g.Q) q0 = std::max<int64_t>(0, g.Q - 8);
+        __m256 a[8], c[8];
+        for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
 #pragma GCC unroll 9
-      for (int t = 0; t < 9; ++t) {
-        const __m256 w = _mm256_loadu_ps(wv + 8 * t);
-        const float* s = rows + (t / 3) * g.dh * ldp + (q0 * g.sw + (t % 3) * g.dw) * 8;
+        for (int t = 0; t < 9; ++t) {
+          const __m256 w = _mm256_loadu_ps(wv + 8 * t);
+          const float* s = rows + (t / 3) * g.dh * ldp + (q0 * g.sw + (t % 3) * g.dw) * 8;
 #pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(w, _mm256_load_ps(s + k * cs), a[k]);
+          for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(w, _mm256_load_ps(s + k * cs), a[k]);
+        }
+        for (int k = 0; k < 8; ++k) {
+          if (bias) a[k] = _mm256_add_ps(a[k], bv);
+          // max(0, a) is 0 > a ? 0 : a: NaN and -0.0 kept (as the per-plane kernels)
+          if (relu) a[k] = _mm256_max_ps(_mm256_setzero_ps(), a[k]);
+        }
+        transpose8x8_f32(a, c);  // c[ch]: channel ch's outputs q0 .. q0 + 7
+        float* o = y + oh * g.Q + q0;
+        if (g.Q >= 8)
+          for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * ys1, c[ch]);
+        else
+          for (int ch = 0; ch < 8; ++ch) store_lanes_f32(o + ch * ys1, c[ch], g.Q);
+        if (q0 + 8 >= g.Q) break;
       }
-      for (int k = 0; k < 8; ++k) {
-        if (bias) a[k] = _mm256_add_ps(a[k], bv);
-        // max(0, a) is 0 > a ? 0 : a: NaN and -0.0 kept (as the per-plane kernels)
-        if (relu) a[k] = _mm256_max_ps(_mm256_setzero_ps(), a[k]);
-      }
-      transpose8x8_f32(a, c);  // c[ch]: channel ch's outputs q0 .. q0 + 7
-      float* o = y + oh * g.Q + q0;
-      for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * ys1, c[ch]);
-      if (q0 + 8 >= g.Q) break;
     }
   }
 }
@@ -108,22 +134,25 @@ void dw8_backward_weight(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t
                          const float* x, int64_t xs1, int64_t xs2, float* acc, float* buf,
                          float* dyb) {
   const Layout L = layout(g);
-  interleave_source(g, L, x, xs1, xs2, buf);
-  interleave(dy, ds1, ds2, 0, g.P, 0, g.Q, dyb, g.Q * 8);
   const int64_t ldp = L.Wp * 8, cs = g.sw * 8;
   // Nine chains (one per tap) over the image's outputs in (oh, ow) order, then into acc.
   __m256 a[9];
   for (int t = 0; t < 9; ++t) a[t] = _mm256_setzero_ps();
-  for (int64_t oh = 0; oh < g.P; ++oh) {
-    const float* rows = buf + oh * g.sh * ldp;
-    const float* d = dyb + oh * g.Q * 8;
-    for (int64_t ow = 0; ow < g.Q; ++ow) {
-      const __m256 dv = _mm256_load_ps(d + ow * 8);
-      const float* s = rows + ow * cs;
+  for (int64_t oh0 = 0; oh0 < g.P; oh0 += L.B) {
+    const int64_t b = std::min(L.B, g.P - oh0);
+    interleave_band(g, L, x, xs1, xs2, oh0 * g.sh - g.pt, (b - 1) * g.sh + 2 * g.dh + 1, buf);
+    for (int64_t i = 0; i < b; ++i) interleave_row(dy + (oh0 + i) * ds2, ds1, 0, g.Q, dyb + i * g.Q * 8);
+    for (int64_t i = 0; i < b; ++i) {
+      const float* rows = buf + i * g.sh * ldp;
+      const float* d = dyb + i * g.Q * 8;
+      for (int64_t ow = 0; ow < g.Q; ++ow) {
+        const __m256 dv = _mm256_load_ps(d + ow * 8);
+        const float* s = rows + ow * cs;
 #pragma GCC unroll 9
-      for (int t = 0; t < 9; ++t)
-        a[t] = _mm256_fmadd_ps(dv, _mm256_load_ps(s + (t / 3) * g.dh * ldp + (t % 3) * g.dw * 8),
-                               a[t]);
+        for (int t = 0; t < 9; ++t)
+          a[t] = _mm256_fmadd_ps(
+              dv, _mm256_load_ps(s + (t / 3) * g.dh * ldp + (t % 3) * g.dw * 8), a[t]);
+      }
     }
   }
   for (int t = 0; t < 9; ++t)
