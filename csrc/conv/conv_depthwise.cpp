@@ -228,6 +228,27 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
       if (c_lo == C) return;
     }
   }
+  if constexpr (std::is_same_v<T, float>) {
+    const avx2::Dw8Geom g8 = geom8(p.H, p.W, p.P, p.Q, p, p.stride_h, p.stride_w, p.pad_top,
+                                   p.pad_left);
+    if (use_dw8<T>(p, g8, dy.stride[3], 1) && avx2::dw8_s2_buffer(g8) > 0) {
+      c_lo = C / 8 * 8;
+      const std::vector<float> wv = dw8_weights(w, c_lo, false);
+      const int64_t G8 = C / 8, nb = avx2::dw8_s2_buffer(g8);
+#pragma omp parallel num_threads(num_threads())
+      {
+        float* buf = dw8_scratch(0, nb);
+        std::fill(buf, buf + nb, 0.0f);
+#pragma omp for collapse(2) schedule(dynamic, dw_chunk(p.N * G8))
+        for (int64_t n = 0; n < p.N; ++n)
+          for (int64_t gi = 0; gi < G8; ++gi)
+            avx2::dw8_backward_data_s2(g8, dy.data + n * dy.stride[0] + gi * 8 * dy.stride[1],
+                                       dy.stride[1], dy.stride[2], wv.data() + gi * 72,
+                                       dx + (n * C + gi * 8) * HW, HW, buf);
+      }
+      if (c_lo == C) return;
+    }
+  }
 #endif
 #pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)

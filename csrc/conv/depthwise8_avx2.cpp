@@ -130,6 +130,80 @@ void dw8_forward(const Dw8Geom& g, const float* x, int64_t xs1, int64_t xs2, con
   }
 }
 
+// Backward-data at stride 2 (undilated): dx[ih][iw] sums w[r][s] dy[(ih + pt - r)/2][(iw + pl -
+// s)/2] over the taps whose divisions are exact: r in {0, 2} for even ih + pt, r = 1 for odd
+// (columns likewise), so each dx pixel takes 1, 2 or 4 taps and none of the stride's zeros.
+// dy is interleaved with one zero pixel around it (taps past its edges read zero), then
+// eight dx pixels at a time: four of each column parity, their taps in (r, s) order.
+namespace {
+// The interleaved dy: (P + 2) rows of Wb pixels, dy[j][m] at pixel (j + 1, m + 1).
+int64_t s2_width(const Dw8Geom& g) {
+  return std::max(g.Q + 2, (std::max<int64_t>(g.W, 8) - 1 + g.pl) / 2 + 3);
+}
+
+// a[k] (dx pixels iw0 + k) += kernel row r's taps from the interleaved dy row p, where
+// (iw0 + pl) = 2m + ODD: an even column v = 2c takes s = 0 from dy column c and s = 2 from
+// c - 1, an odd one v = 2c + 1 takes s = 1 from c (pixel = dy column + 1).
+template <bool ODD>
+inline void s2_row(const float* p, int64_t m, const float* w3, __m256 (&a)[8]) {
+  const __m256 w0 = _mm256_loadu_ps(w3), w1 = _mm256_loadu_ps(w3 + 8),
+               w2 = _mm256_loadu_ps(w3 + 16);
+  const float* q = p + m * 8;
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    if (!ODD) {
+      a[2 * j] = _mm256_fmadd_ps(w0, _mm256_load_ps(q + (j + 1) * 8), a[2 * j]);
+      a[2 * j] = _mm256_fmadd_ps(w2, _mm256_load_ps(q + j * 8), a[2 * j]);
+      a[2 * j + 1] = _mm256_fmadd_ps(w1, _mm256_load_ps(q + (j + 1) * 8), a[2 * j + 1]);
+    } else {
+      a[2 * j] = _mm256_fmadd_ps(w1, _mm256_load_ps(q + (j + 1) * 8), a[2 * j]);
+      a[2 * j + 1] = _mm256_fmadd_ps(w0, _mm256_load_ps(q + (j + 2) * 8), a[2 * j + 1]);
+      a[2 * j + 1] = _mm256_fmadd_ps(w2, _mm256_load_ps(q + (j + 1) * 8), a[2 * j + 1]);
+    }
+  }
+}
+}  // namespace
+
+int64_t dw8_s2_buffer(const Dw8Geom& g) {
+  const int64_t n = (g.P + 2) * s2_width(g) * 8;
+  return g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 && g.H >= 1 && g.W >= 1 &&
+                 n <= kMaxBuf
+             ? n
+             : 0;
+}
+
+void dw8_backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
+                          const float* wv, float* dx, int64_t dxs1, float* buf) {
+  const int64_t Wb = s2_width(g), ldp = Wb * 8;
+  for (int64_t j = 0; j < g.P; ++j)
+    interleave_row(dy + j * ds2, ds1, 0, g.Q, buf + ((j + 1) * Wb + 1) * 8);
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    // Kernel rows of dx row ih and the interleaved dy rows they read, in r order.
+    const int64_t u = ih + g.pt;
+    int nr = 0;
+    int64_t rr[2];
+    const float* rp[2];
+    for (int64_t r = u % 2; r < 3; r += 2) rr[nr] = r, rp[nr++] = buf + ((u - r) / 2 + 1) * ldp;
+    for (int64_t iw0 = 0;; iw0 += 8) {
+      if (iw0 + 8 > g.W) iw0 = std::max<int64_t>(0, g.W - 8);
+      const int64_t v = iw0 + g.pl;
+      __m256 a[8], c[8];
+      for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
+      for (int i = 0; i < nr; ++i) {
+        if (v % 2 == 0) s2_row<false>(rp[i], v / 2, wv + 24 * rr[i], a);
+        else s2_row<true>(rp[i], v / 2, wv + 24 * rr[i], a);
+      }
+      transpose8x8_f32(a, c);
+      float* o = dx + ih * g.W + iw0;
+      if (g.W >= 8)
+        for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * dxs1, c[ch]);
+      else
+        for (int ch = 0; ch < 8; ++ch) store_lanes_f32(o + ch * dxs1, c[ch], g.W);
+      if (iw0 + 8 >= g.W) break;
+    }
+  }
+}
+
 void dw8_backward_weight(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
                          const float* x, int64_t xs1, int64_t xs2, float* acc, float* buf,
                          float* dyb) {
