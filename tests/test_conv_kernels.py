@@ -552,14 +552,16 @@ def test_depthwise_stride2_rows(W, pad):
 @st.composite
 def dw8_problem(draw):
     C = draw(st.sampled_from([8, 9, 15, 16, 17, 24]))
+    R = draw(st.sampled_from([3, 3, 3, 5, 5, 1, 2, 7]))
+    S = draw(st.sampled_from([R, R, 3, 5, 4]))
     sh = draw(st.sampled_from([1, 1, 2, 3]))
     sw = draw(st.sampled_from([sh, sh, 1, 2]))
     dh, dw = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2)]))
     pad = tuple(draw(st.integers(0, 4)) for _ in range(4))
-    H = max(draw(st.integers(1, 40)), 2 * dh + 1 - pad[0] - pad[1])
-    W = max(draw(st.integers(1, 60)), 2 * dw + 1 - pad[2] - pad[3])
+    H = max(draw(st.integers(1, 40)), (R - 1) * dh + 1 - pad[0] - pad[1])
+    W = max(draw(st.integers(1, 60)), (S - 1) * dw + 1 - pad[2] - pad[3])
     N = draw(st.sampled_from([0, 1, 1, 2]))
-    return (N, C, H, W, C, 3, 3, (sh, sw), pad, (dh, dw), C)
+    return (N, C, H, W, C, R, S, (sh, sw), pad, (dh, dw), C)
 
 
 def padded_rows(a, extra=3):

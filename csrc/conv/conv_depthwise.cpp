@@ -1,7 +1,7 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
-// allows; float 3x3 on AVX2 by eight channels at a time (depthwise8.h, lanes =
-// channels). Each output element is reduced in a fixed order
+// allows; float kernels up to 7x7 on AVX2 by eight channels at a time (depthwise8.h,
+// lanes = channels). Each output element is reduced in a fixed order
 // by one thread.
 #include <omp.h>
 
@@ -94,7 +94,7 @@ DwGeom geom(const ConvParams& p) {
 }
 
 #if defined(PYCONV_X86)
-// The eight-channel kernels (depthwise8.h): float, 3x3, AVX2, unit column strides, eight
+// The eight-channel kernels (depthwise8.h): float, up to 7x7, AVX2, unit column strides, eight
 // channels or more (the rest by the per-plane kernels), rows of up to about 1300 columns.
 // Against the per-plane kernels (forward and backward-data: the same FMAs in the same
 // order, the same bits), same process, 2 threads, batch 4: 14x14 1.8-2.1x, 7x7 2.0-2.1x,
@@ -102,13 +102,13 @@ DwGeom geom(const ConvParams& p) {
 // gradient 2.5x; in the bench (torch's calls between: the data from DRAM) 112x112 1.65x.
 avx2::Dw8Geom geom8(int64_t H, int64_t W, int64_t P, int64_t Q, const ConvParams& p,
                     int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
-  return {H, W, P, Q, sh, sw, p.dil_h, p.dil_w, pt, pl};
+  return {H, W, P, Q, p.R, p.S, sh, sw, p.dil_h, p.dil_w, pt, pl};
 }
 
 template <typename T>
 bool use_dw8(const ConvParams& p, const avx2::Dw8Geom& g, int64_t s3a, int64_t s3b) {
-  return std::is_same_v<T, float> && active_isa() >= Isa::avx2 && p.R == 3 && p.S == 3 &&
-         p.C >= 8 && s3a == 1 && s3b == 1 && avx2::dw8_buffer(g) > 0;
+  return std::is_same_v<T, float> && active_isa() >= Isa::avx2 && p.C >= 8 && s3a == 1 &&
+         s3b == 1 && avx2::dw8_buffer(g) > 0;
 }
 
 // n floats, 32-byte aligned, per thread (reused across calls).
@@ -119,15 +119,16 @@ float* dw8_scratch(int slot, int64_t n) {
   return reinterpret_cast<float*>((a + 31) & ~uintptr_t(31));
 }
 
-// wv[(c / 8)*72 + t*8 + c % 8] = w[c][r][s] (t = 3r + s; flipped: w[c][2 - r][2 - s]) for the
-// channels of whole groups of eight.
+// wv[(c / 8)*RS*8 + t*8 + c % 8] = w[c][r][s] (t = r*S + s; flipped: w[c][R-1 - r][S-1 - s])
+// for the channels of whole groups of eight.
 template <typename T>
 std::vector<float> dw8_weights(View4<const T> w, int64_t C8, bool flip) {
-  std::vector<float> wv(static_cast<size_t>(C8 * 9 + 8));
+  const int64_t R = w.size[2], S = w.size[3], RS = R * S;
+  std::vector<float> wv(static_cast<size_t>(C8 * RS + 8));
   for (int64_t c = 0; c < C8; ++c)
-    for (int64_t t = 0; t < 9; ++t) {
-      const int64_t r = flip ? 2 - t / 3 : t / 3, s = flip ? 2 - t % 3 : t % 3;
-      wv[static_cast<size_t>(c / 8 * 72 + t * 8 + c % 8)] =
+    for (int64_t t = 0; t < RS; ++t) {
+      const int64_t r = flip ? R - 1 - t / S : t / S, s = flip ? S - 1 - t % S : t % S;
+      wv[static_cast<size_t>(c / 8 * RS * 8 + t * 8 + c % 8)] =
           static_cast<float>(w.data[c * w.stride[0] + r * w.stride[2] + s * w.stride[3]]);
     }
   return wv;
@@ -153,7 +154,7 @@ void dw8_forward_all(const avx2::Dw8Geom& g, int64_t N, int64_t C, View4<const T
           const int64_t c0 = gi * 8;
           float* yp = y + (n * C + c0) * PQ;
           avx2::dw8_forward(g, x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
-                            x.stride[2], wv.data() + gi * 72,
+                            x.stride[2], wv.data() + gi * 8 * g.R * g.S,
                             in_kernel && bias ? bias + c0 : nullptr,
                             in_kernel && act.kind == ActKind::relu, yp, PQ, buf);
           if (epi)
@@ -219,8 +220,8 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
   // Stride 1: dx is the correlation of dy with the flipped filter, padded by
   // (R - 1)*dh - pt (a negative padding crops: dw8 copies only the rows it reads).
   if (p.stride_h == 1 && p.stride_w == 1) {
-    const avx2::Dw8Geom g8 = geom8(p.P, p.Q, p.H, p.W, p, 1, 1, 2 * p.dil_h - p.pad_top,
-                                   2 * p.dil_w - p.pad_left);
+    const avx2::Dw8Geom g8 = geom8(p.P, p.Q, p.H, p.W, p, 1, 1,
+                                   (p.R - 1) * p.dil_h - p.pad_top, (p.S - 1) * p.dil_w - p.pad_left);
     if (use_dw8<T>(p, g8, dy.stride[3], 1)) {
       c_lo = C / 8 * 8;
       dw8_forward_all(g8, p.N, C, dy, dw8_weights(w, c_lo, true), static_cast<const T*>(nullptr),
@@ -279,14 +280,14 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
 #pragma omp for schedule(dynamic, dw_chunk(G8))
         for (int64_t gi = 0; gi < G8; ++gi) {
           const int64_t c0 = gi * 8;
-          alignas(32) float acc[72] = {};
+          alignas(32) float acc[avx2::kDw8MaxTaps * 8] = {};
           for (int64_t n = 0; n < p.N; ++n)
             avx2::dw8_backward_weight(g8, dy.data + n * dy.stride[0] + c0 * dy.stride[1],
                                       dy.stride[1], dy.stride[2],
                                       x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
                                       x.stride[2], acc, buf, dyb);
           for (int64_t l = 0; l < 8; ++l)
-            for (int64_t t = 0; t < 9; ++t) dw[(c0 + l) * RS + t] = acc[t * 8 + l];
+            for (int64_t t = 0; t < RS; ++t) dw[(c0 + l) * RS + t] = acc[t * 8 + l];
         }
       }
       if (c_lo == C) return;
