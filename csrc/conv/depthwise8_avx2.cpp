@@ -7,7 +7,7 @@
 // 5-12 GFLOP/s on 5x5). Here a vector is one pixel of eight channels: the interleaved plane
 // is aligned, its zero border is written once per thread, and a stride or dilation only
 // changes addresses. 3x3 and 5x5 are compiled with their taps unrolled; other sizes up to
-// kMaxTaps taps loop over them.
+// kDw8MaxTaps taps loop over them.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -67,6 +67,17 @@ void interleave_row(const float* x, int64_t xs1, int64_t w0, int64_t w1, float* 
     for (int q = 0; q < 8; ++q) _mm256_store_ps(d + (l - w0 + q) * 8, c[q]);
     if (l + 8 >= w1) break;
   }
+}
+
+// Eight pixels a[k] (lane = channel) to o + ch*ld + k, channel by channel (an 8x8 transpose):
+// all eight columns, or the first n when n < 8.
+inline void store_pixels(const __m256 (&a)[8], float* o, int64_t ld, int64_t n) {
+  __m256 c[8];
+  transpose8x8_f32(a, c);
+  if (n >= 8)
+    for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * ld, c[ch]);
+  else
+    for (int ch = 0; ch < 8; ++ch) store_lanes_f32(o + ch * ld, c[ch], n);
 }
 
 // Band rows i < rows: source row hs + i, zero outside the source (whole rows).
@@ -140,19 +151,14 @@ void forward_rows(const Dw8Geom& g, const Layout& L, const float* x, int64_t xs1
       // not a multiple of 8 (under 8: its first Q lanes stored, the others read zero columns).
       for (int64_t q0 = 0;; q0 += 8) {
         if (q0 + 8 > g.Q) q0 = std::max<int64_t>(0, g.Q - 8);
-        __m256 a[8], c[8];
+        __m256 a[8];
         taps8<KR, KS>(rows + q0 * cs, cs, g.dh * ldp, g.dw * 8, wv, L.toff, nt, a);
         for (int k = 0; k < 8; ++k) {
           if (bias) a[k] = _mm256_add_ps(a[k], bv);
           // max(0, a) is 0 > a ? 0 : a: NaN and -0.0 kept (as the per-plane kernels)
           if (relu) a[k] = _mm256_max_ps(_mm256_setzero_ps(), a[k]);
         }
-        transpose8x8_f32(a, c);  // c[ch]: channel ch's outputs q0 .. q0 + 7
-        float* o = y + oh * g.Q + q0;
-        if (g.Q >= 8)
-          for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * ys1, c[ch]);
-        else
-          for (int ch = 0; ch < 8; ++ch) store_lanes_f32(o + ch * ys1, c[ch], g.Q);
+        store_pixels(a, y + oh * g.Q + q0, ys1, g.Q);
         if (q0 + 8 >= g.Q) break;
       }
     }
@@ -228,18 +234,13 @@ void dw8_backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_
     for (int64_t iw0 = 0;; iw0 += 8) {
       if (iw0 + 8 > g.W) iw0 = std::max<int64_t>(0, g.W - 8);
       const int64_t v = iw0 + g.pl;
-      __m256 a[8], c[8];
+      __m256 a[8];
       for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
       for (int i = 0; i < nr; ++i) {
         if (v % 2 == 0) s2_row<false>(rp[i], v / 2, wv + 24 * rr[i], a);
         else s2_row<true>(rp[i], v / 2, wv + 24 * rr[i], a);
       }
-      transpose8x8_f32(a, c);
-      float* o = dx + ih * g.W + iw0;
-      if (g.W >= 8)
-        for (int ch = 0; ch < 8; ++ch) _mm256_storeu_ps(o + ch * dxs1, c[ch]);
-      else
-        for (int ch = 0; ch < 8; ++ch) store_lanes_f32(o + ch * dxs1, c[ch], g.W);
+      store_pixels(a, dx + ih * g.W + iw0, dxs1, g.W);
       if (iw0 + 8 >= g.W) break;
     }
   }
