@@ -1,8 +1,7 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
 // allows; float kernels up to 7x7 on AVX2 by eight channels at a time (depthwise8.h,
-// lanes = channels). Each output element is reduced in a fixed order
-// by one thread.
+// lanes = channels). Each output element is reduced in a fixed order by one thread.
 #include <omp.h>
 
 #include <algorithm>
@@ -97,9 +96,11 @@ DwGeom geom(const ConvParams& p) {
 // The eight-channel kernels (depthwise8.h): float, up to 7x7, AVX2, unit column strides, eight
 // channels or more (the rest by the per-plane kernels), rows of up to about 1300 columns.
 // Against the per-plane kernels (forward and backward-data: the same FMAs in the same
-// order, the same bits), same process, 2 threads, batch 4: 14x14 1.8-2.1x, 7x7 2.0-2.1x,
-// 28x28 stride 2 2.0-2.2x, 56x56 1.03-1.24x, 112x112 stride 2 forward 1.17x and weight
-// gradient 2.5x; in the bench (torch's calls between: the data from DRAM) 112x112 1.65x.
+// order, the same bits), same process, 2 threads, batch 4, alternated call by call: 14x14
+// 1.4-2.1x, 7x7 1.4-2.1x, 28x28 stride 2 1.5-2.2x, 56x56 1.0-1.5x, 112x112 stride 2 1.1-1.5x
+// (weight gradient 2.3-2.6x), 112x112 stride 1 0.91-1.36x forward and backward-data with
+// the data in L3 and 1.65x in the bench (torch's calls between: the data from DRAM); 5x5
+// 3.8-9.4x (the per-plane kernels' scalar loop).
 avx2::Dw8Geom geom8(int64_t H, int64_t W, int64_t P, int64_t Q, const ConvParams& p,
                     int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
   return {H, W, P, Q, p.R, p.S, sh, sw, p.dil_h, p.dil_w, pt, pl};
@@ -134,37 +135,44 @@ std::vector<float> dw8_weights(View4<const T> w, int64_t C8, bool flip) {
   return wv;
 }
 
-// y planes (n, c) of channels below C8 = C / 8 * 8 (each P x Q) by dw8_forward of x (planes
-// of the geometry's source), eight channels per task; the epilogue per plane where the
-// kernel does not apply it (in_kernel: bias and relu only).
+// fn(n, gi, buf) for images n < N and groups of eight channels gi < G8 (dynamic chunks of
+// tasks); buf: nb floats of the calling thread, zeroed once (the interleaved band's border,
+// which no source pixel lands on, stays zero across the thread's tasks).
+template <class Fn>
+void dw8_tasks(int64_t N, int64_t G8, int64_t nb, Fn&& fn) {
+#pragma omp parallel num_threads(num_threads())
+  {
+    float* buf = dw8_scratch(0, nb);
+    std::fill(buf, buf + nb, 0.0f);
+#pragma omp for collapse(2) schedule(dynamic, dw_chunk(N * G8))
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t gi = 0; gi < G8; ++gi) fn(n, gi, buf);
+  }
+}
+
+// y planes (n, c) of channels below C / 8 * 8 (each P x Q) by dw8_forward of x (planes of
+// the geometry's source); the epilogue per plane where the kernel does not apply it
+// (in_kernel: bias and relu only).
 template <typename T>
 void dw8_forward_all(const avx2::Dw8Geom& g, int64_t N, int64_t C, View4<const T> x,
                      const std::vector<float>& wv, const T* bias, bool in_kernel, Activation act,
                      T* y, T* preact) {
   if constexpr (std::is_same_v<T, float>) {
-    const int64_t G8 = C / 8, PQ = g.P * g.Q, nb = avx2::dw8_buffer(g);
+    const int64_t PQ = g.P * g.Q;
     const bool epi = !in_kernel && (bias || preact || act.kind != ActKind::none);
-#pragma omp parallel num_threads(num_threads())
-    {
-      float* buf = dw8_scratch(0, nb);
-      std::fill(buf, buf + nb, 0.0f);  // the border no source pixel lands on
-#pragma omp for collapse(2) schedule(dynamic, dw_chunk(N * G8))
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t gi = 0; gi < G8; ++gi) {
-          const int64_t c0 = gi * 8;
-          float* yp = y + (n * C + c0) * PQ;
-          avx2::dw8_forward(g, x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
-                            x.stride[2], wv.data() + gi * 8 * g.R * g.S,
-                            in_kernel && bias ? bias + c0 : nullptr,
-                            in_kernel && act.kind == ActKind::relu, yp, PQ, buf);
-          if (epi)
-            for (int64_t c = c0; c < c0 + 8; ++c)
-              bias_activation_serial(
-                  act, EpilogueBlock<T>{y + (n * C + c) * PQ, 0, y + (n * C + c) * PQ, 0, 1, PQ,
-                                        bias ? bias + c : nullptr, 0, 0,
-                                        preact ? preact + (n * C + c) * PQ : nullptr});
-        }
-    }
+    dw8_tasks(N, C / 8, avx2::dw8_buffer(g), [&](int64_t n, int64_t gi, float* buf) {
+      const int64_t c0 = gi * 8;
+      avx2::dw8_forward(g, x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
+                        x.stride[2], wv.data() + gi * 8 * g.R * g.S,
+                        in_kernel && bias ? bias + c0 : nullptr,
+                        in_kernel && act.kind == ActKind::relu, y + (n * C + c0) * PQ, PQ, buf);
+      if (epi)
+        for (int64_t c = c0; c < c0 + 8; ++c)
+          bias_activation_serial(
+              act, EpilogueBlock<T>{y + (n * C + c) * PQ, 0, y + (n * C + c) * PQ, 0, 1, PQ,
+                                    bias ? bias + c : nullptr, 0, 0,
+                                    preact ? preact + (n * C + c) * PQ : nullptr});
+    });
   }
 }
 #endif
@@ -235,18 +243,11 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
     if (use_dw8<T>(p, g8, dy.stride[3], 1) && avx2::dw8_s2_buffer(g8) > 0) {
       c_lo = C / 8 * 8;
       const std::vector<float> wv = dw8_weights(w, c_lo, false);
-      const int64_t G8 = C / 8, nb = avx2::dw8_s2_buffer(g8);
-#pragma omp parallel num_threads(num_threads())
-      {
-        float* buf = dw8_scratch(0, nb);
-        std::fill(buf, buf + nb, 0.0f);
-#pragma omp for collapse(2) schedule(dynamic, dw_chunk(p.N * G8))
-        for (int64_t n = 0; n < p.N; ++n)
-          for (int64_t gi = 0; gi < G8; ++gi)
-            avx2::dw8_backward_data_s2(g8, dy.data + n * dy.stride[0] + gi * 8 * dy.stride[1],
-                                       dy.stride[1], dy.stride[2], wv.data() + gi * 72,
-                                       dx + (n * C + gi * 8) * HW, HW, buf);
-      }
+      dw8_tasks(p.N, C / 8, avx2::dw8_s2_buffer(g8), [&](int64_t n, int64_t gi, float* buf) {
+        avx2::dw8_backward_data_s2(g8, dy.data + n * dy.stride[0] + gi * 8 * dy.stride[1],
+                                   dy.stride[1], dy.stride[2], wv.data() + gi * 8 * 9,
+                                   dx + (n * C + gi * 8) * HW, HW, buf);
+      });
       if (c_lo == C) return;
     }
   }
@@ -269,27 +270,20 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
     const avx2::Dw8Geom g8 = geom8(p.H, p.W, p.P, p.Q, p, p.stride_h, p.stride_w, p.pad_top,
                                    p.pad_left);
     if (use_dw8<T>(p, g8, x.stride[3], dy.stride[3])) {
-      // Per group of eight channels, one thread: acc[t*8 + lane] over the images in order.
+      // Per group of eight channels, one task: acc[t*8 + lane] over the images in order.
       c_lo = C / 8 * 8;
-      const int64_t G8 = C / 8, nb = avx2::dw8_buffer(g8);
-#pragma omp parallel num_threads(num_threads())
-      {
-        float* buf = dw8_scratch(0, nb);
+      dw8_tasks(1, C / 8, avx2::dw8_buffer(g8), [&](int64_t, int64_t gi, float* buf) {
         float* dyb = dw8_scratch(1, avx2::dw8_dy_buffer(g8));
-        std::fill(buf, buf + nb, 0.0f);
-#pragma omp for schedule(dynamic, dw_chunk(G8))
-        for (int64_t gi = 0; gi < G8; ++gi) {
-          const int64_t c0 = gi * 8;
-          alignas(32) float acc[avx2::kDw8MaxTaps * 8] = {};
-          for (int64_t n = 0; n < p.N; ++n)
-            avx2::dw8_backward_weight(g8, dy.data + n * dy.stride[0] + c0 * dy.stride[1],
-                                      dy.stride[1], dy.stride[2],
-                                      x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
-                                      x.stride[2], acc, buf, dyb);
-          for (int64_t l = 0; l < 8; ++l)
-            for (int64_t t = 0; t < RS; ++t) dw[(c0 + l) * RS + t] = acc[t * 8 + l];
-        }
-      }
+        const int64_t c0 = gi * 8;
+        alignas(32) float acc[avx2::kDw8MaxTaps * 8] = {};
+        for (int64_t n = 0; n < p.N; ++n)
+          avx2::dw8_backward_weight(g8, dy.data + n * dy.stride[0] + c0 * dy.stride[1],
+                                    dy.stride[1], dy.stride[2],
+                                    x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
+                                    x.stride[2], acc, buf, dyb);
+        for (int64_t l = 0; l < 8; ++l)
+          for (int64_t t = 0; t < RS; ++t) dw[(c0 + l) * RS + t] = acc[t * 8 + l];
+      });
       if (c_lo == C) return;
     }
   }
