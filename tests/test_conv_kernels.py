@@ -582,6 +582,22 @@ def test_depthwise8_sweep(shape, views):
             assert_close(g, r, TOL[np.float32], f"{name} {shape} views={views} {isa}")
 
 
+# Stride-2 backward-data by column parity (any kernel up to 7x7; 3x3 has its own unrolled
+# rows): each kernel size with paddings of both parities on each side and widths below,
+# at and past a block of eight dx pixels.
+@pytest.mark.parametrize("R, S", [(5, 5), (7, 7), (4, 4), (2, 2), (1, 1), (3, 5), (5, 3)])
+@pytest.mark.parametrize("W, pad", [(7, (0, 1, 1, 0)), (16, (2, 2, 2, 2)), (23, (1, 0, 3, 2)),
+                                    (28, (3, 3, 0, 1))])
+def test_depthwise8_stride2_backward_data(R, S, W, pad):
+    H = max(W // 2 + 3, R - pad[0] - pad[1])
+    W = max(W, S - pad[2] - pad[3])
+    args = make((2, 16, H, W, 16, R, S, 2, pad, 1, 16), np.float32, seed=R * 10 + S + W)
+    ref = torch_ref(*args)
+    got = assert_threads_bitwise(args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, TOL[np.float32], f"{name} {R}x{S} W={W} pad={pad}")
+
+
 # Bands: planes taller than the interleaved band's 32 Ki floats run in bands of output rows
 # (112 columns: 33 rows a band at stride 1, 31 at dilation 2, 17 at stride 2), heights at
 # and past band multiples; one output row per band (1360 columns); rows too wide for even

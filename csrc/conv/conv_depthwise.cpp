@@ -245,7 +245,7 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
       const std::vector<float> wv = dw8_weights(w, c_lo, false);
       dw8_tasks(p.N, C / 8, avx2::dw8_s2_buffer(g8), [&](int64_t n, int64_t gi, float* buf) {
         avx2::dw8_backward_data_s2(g8, dy.data + n * dy.stride[0] + gi * 8 * dy.stride[1],
-                                   dy.stride[1], dy.stride[2], wv.data() + gi * 8 * 9,
+                                   dy.stride[1], dy.stride[2], wv.data() + gi * 8 * p.R * p.S,
                                    dx + (n * C + gi * 8) * HW, HW, buf);
       });
       if (c_lo == C) return;

@@ -39,10 +39,11 @@ void dw8_backward_weight(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t
                          const float* x, int64_t xs1, int64_t xs2, float* acc, float* buf,
                          float* dyb);
 
-// dx + c*dxs1 (H x W) for c < 8: the input gradient of a 3x3 stride-2 undilated forward of
-// geometry g, from dy + c*ds1 (P x Q, rows ds2 apart) and the weights wv as dw8_forward's
-// (not flipped). buf: dw8_s2_buffer(g) floats, 32-byte aligned, zero where no dy pixel lands
-// (zeroed once); 0 when g is not stride 2 or its interleaved dy exceeds the budget.
+// dx + c*dxs1 (H x W) for c < 8: the input gradient of a stride-2 undilated forward of
+// geometry g (up to kDw8MaxTaps taps), from dy + c*ds1 (P x Q, rows ds2 apart) and the
+// weights wv as dw8_forward's (not flipped). buf: dw8_s2_buffer(g) floats, 32-byte aligned,
+// zero where no dy pixel lands (zeroed once); 0 when g is not stride 2 or its interleaved
+// dy exceeds the budget.
 int64_t dw8_s2_buffer(const Dw8Geom& g);
 void dw8_backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
                           const float* wv, float* dx, int64_t dxs1, float* buf);
