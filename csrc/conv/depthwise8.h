@@ -25,12 +25,14 @@ int64_t dw8_buffer(const Dw8Geom& g);
 // Floats of the interleaved grad_output rows of a band (dw8_backward_weight's dyb).
 int64_t dw8_dy_buffer(const Dw8Geom& g);
 
-// y + c*ys1 (P x Q, row stride Q) for c < 8 from the planes x + c*xs1 (rows xs2 apart, unit
-// column stride) and the weights wv[t*8 + c] (tap t = r*S + s of channel c); then + bias[c]
-// (when bias) and max(0, .) (when relu). buf: dw8_buffer(g) floats, 32-byte aligned, zero
-// in the columns no source pixel lands on (zeroed once: every call writes the same ones).
+// Rows [oh_begin, oh_end) of y + c*ys1 (P x Q, row stride Q) for c < 8 from the planes
+// x + c*xs1 (rows xs2 apart, unit column stride) and the weights wv[t*8 + c] (tap t = r*S + s
+// of channel c); then + bias[c] (when bias) and max(0, .) (when relu). buf: dw8_buffer(g)
+// floats, 32-byte aligned, zero in the columns no source pixel lands on (zeroed once: every
+// call writes the same ones). An output's value does not depend on the row range.
 void dw8_forward(const Dw8Geom& g, const float* x, int64_t xs1, int64_t xs2, const float* wv,
-                 const float* bias, bool relu, float* y, int64_t ys1, float* buf);
+                 const float* bias, bool relu, float* y, int64_t ys1, float* buf,
+                 int64_t oh_begin, int64_t oh_end);
 
 // acc[t*8 + c] += sum_{oh, ow} dy[c][oh][ow] * x[c][oh*sh - pt + r*dh][ow*sw - pl + s*dw]
 // (t = r*S + s) for c < 8: dy + c*ds1 (rows ds2 apart), x as in dw8_forward; buf as there,
@@ -39,13 +41,14 @@ void dw8_backward_weight(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t
                          const float* x, int64_t xs1, int64_t xs2, float* acc, float* buf,
                          float* dyb);
 
-// dx + c*dxs1 (H x W) for c < 8: the input gradient of a stride-2 undilated forward of
-// geometry g (up to kDw8MaxTaps taps), from dy + c*ds1 (P x Q, rows ds2 apart) and the
-// weights wv as dw8_forward's (not flipped). buf: dw8_s2_buffer(g) floats, 32-byte aligned,
-// zero where no dy pixel lands (zeroed once); 0 when g is not stride 2 or its interleaved
-// dy exceeds the budget.
+// Rows [ih_begin, ih_end) of dx + c*dxs1 (H x W) for c < 8: the input gradient of a stride-2
+// undilated forward of geometry g (up to kDw8MaxTaps taps), from dy + c*ds1 (P x Q, rows ds2
+// apart) and the weights wv as dw8_forward's (not flipped). buf: dw8_s2_buffer(g) floats,
+// 32-byte aligned, zero where no dy pixel lands (zeroed once); 0 when g is not stride 2 or
+// its interleaved dy exceeds the budget.
 int64_t dw8_s2_buffer(const Dw8Geom& g);
 void dw8_backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
-                          const float* wv, float* dx, int64_t dxs1, float* buf);
+                          const float* wv, float* dx, int64_t dxs1, float* buf,
+                          int64_t ih_begin, int64_t ih_end);
 
 }  // namespace pyconv::avx2

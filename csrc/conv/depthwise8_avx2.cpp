@@ -138,11 +138,11 @@ inline void taps8(const float* src, int64_t cs, int64_t rstep, int64_t sstep, co
 template <int KR, int KS>
 void forward_rows(const Dw8Geom& g, const Layout& L, const float* x, int64_t xs1, int64_t xs2,
                   const float* wv, const float* bias, bool relu, float* y, int64_t ys1,
-                  float* buf) {
+                  float* buf, int64_t oh_begin, int64_t oh_end) {
   const __m256 bv = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
   const int64_t ldp = L.Wp * 8, cs = g.sw * 8, nt = g.R * g.S;
-  for (int64_t oh0 = 0; oh0 < g.P; oh0 += L.B) {
-    const int64_t b = std::min(L.B, g.P - oh0);
+  for (int64_t oh0 = oh_begin; oh0 < oh_end; oh0 += L.B) {
+    const int64_t b = std::min(L.B, oh_end - oh0);
     interleave_band(g, L, x, xs1, xs2, oh0 * g.sh - g.pt, (b - 1) * g.sh + (g.R - 1) * g.dh + 1,
                     buf);
     for (int64_t oh = oh0; oh < oh0 + b; ++oh) {
@@ -168,14 +168,15 @@ void forward_rows(const Dw8Geom& g, const Layout& L, const float* x, int64_t xs1
 }  // namespace
 
 void dw8_forward(const Dw8Geom& g, const float* x, int64_t xs1, int64_t xs2, const float* wv,
-                 const float* bias, bool relu, float* y, int64_t ys1, float* buf) {
+                 const float* bias, bool relu, float* y, int64_t ys1, float* buf,
+                 int64_t oh_begin, int64_t oh_end) {
   const Layout L = layout(g);
   if (g.R == 3 && g.S == 3)
-    forward_rows<3, 3>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf);
+    forward_rows<3, 3>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf, oh_begin, oh_end);
   else if (g.R == 5 && g.S == 5)
-    forward_rows<5, 5>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf);
+    forward_rows<5, 5>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf, oh_begin, oh_end);
   else
-    forward_rows<0, 0>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf);
+    forward_rows<0, 0>(g, L, x, xs1, xs2, wv, bias, relu, y, ys1, buf, oh_begin, oh_end);
 }
 
 // Backward-data at stride 2 (undilated): dx[ih][iw] sums w[r][s] dy[(ih + pt - r)/2][(iw + pl -
@@ -243,12 +244,16 @@ inline void s2_row3(const float* p, int64_t m, int64_t E, const float* w3, __m25
 
 template <int KS>
 void backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
-                      const float* wv, float* dx, int64_t dxs1, float* buf) {
+                      const float* wv, float* dx, int64_t dxs1, float* buf, int64_t ih_begin,
+                      int64_t ih_end) {
   const S2 L = s2_layout(g);
   const int64_t ldp = L.Wb * 8;
-  for (int64_t j = 0; j < g.P; ++j)
+  // The dy rows dx rows [ih_begin, ih_end) read: (ih + pt - r)/2 for r < R.
+  const int64_t j0 = std::max<int64_t>(0, (ih_begin + g.pt - (g.R - 1)) / 2);
+  const int64_t j1 = std::min(g.P, (ih_end - 1 + g.pt) / 2 + 1);
+  for (int64_t j = j0; j < j1; ++j)
     interleave_row(dy + j * ds2, ds1, 0, g.Q, buf + ((j + L.E) * L.Wb + L.E) * 8);
-  for (int64_t ih = 0; ih < g.H; ++ih) {
+  for (int64_t ih = ih_begin; ih < ih_end; ++ih) {
     const int64_t u = ih + g.pt;  // kernel rows r = u % 2, u % 2 + 2, ... read dy row (u - r)/2
     for (int64_t iw0 = 0;; iw0 += 8) {
       if (iw0 + 8 > g.W) iw0 = std::max<int64_t>(0, g.W - 8);
@@ -282,13 +287,14 @@ int64_t dw8_s2_buffer(const Dw8Geom& g) {
 }
 
 void dw8_backward_data_s2(const Dw8Geom& g, const float* dy, int64_t ds1, int64_t ds2,
-                          const float* wv, float* dx, int64_t dxs1, float* buf) {
+                          const float* wv, float* dx, int64_t dxs1, float* buf,
+                          int64_t ih_begin, int64_t ih_end) {
   if (g.S == 3)
-    backward_data_s2<3>(g, dy, ds1, ds2, wv, dx, dxs1, buf);
+    backward_data_s2<3>(g, dy, ds1, ds2, wv, dx, dxs1, buf, ih_begin, ih_end);
   else if (g.S == 5)
-    backward_data_s2<5>(g, dy, ds1, ds2, wv, dx, dxs1, buf);
+    backward_data_s2<5>(g, dy, ds1, ds2, wv, dx, dxs1, buf, ih_begin, ih_end);
   else
-    backward_data_s2<0>(g, dy, ds1, ds2, wv, dx, dxs1, buf);
+    backward_data_s2<0>(g, dy, ds1, ds2, wv, dx, dxs1, buf, ih_begin, ih_end);
 }
 
 namespace {
