@@ -97,10 +97,11 @@ DwGeom geom(const ConvParams& p) {
 // channels or more (the rest by the per-plane kernels), rows of up to about 1300 columns.
 // Against the per-plane kernels (forward and backward-data: the same FMAs in the same
 // order, the same bits), same process, 2 threads, batch 4, alternated call by call: 14x14
-// 1.4-2.1x, 7x7 1.4-2.1x, 28x28 stride 2 1.5-2.2x, 56x56 1.0-1.5x, 112x112 stride 2 1.1-1.5x
-// (weight gradient 2.3-2.6x), 112x112 stride 1 0.91-1.36x forward and backward-data with
-// the data in L3 and 1.65x in the bench (torch's calls between: the data from DRAM); 5x5
-// 3.8-9.4x (the per-plane kernels' scalar loop).
+// 1.4-2.1x, 7x7 1.4-2.1x, 28x28 stride 2 1.5-2.2x, 112x112 stride 2 1.1-1.5x (weight
+// gradient 2.3-2.6x), 5x5 3.8-9.4x (the per-plane kernels' scalar loop); stride-1 planes
+// of 56x56 0.92-1.47x and 112x112 0.91-1.80x with the data in L3, by the machine's phase
+// (one thread: 0.97-1.02x and 0.84-0.92x), 1.65x in the bench (torch's calls between: the
+// data from DRAM).
 avx2::Dw8Geom geom8(int64_t H, int64_t W, int64_t P, int64_t Q, const ConvParams& p,
                     int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
   return {H, W, P, Q, p.R, p.S, sh, sw, p.dil_h, p.dil_w, pt, pl};
