@@ -102,15 +102,19 @@ DwGeom geom(const ConvParams& p) {
 // of 56x56 0.92-1.47x and 112x112 0.91-1.80x with the data in L3, by the machine's phase
 // (one thread: 0.97-1.02x and 0.84-0.92x), 1.65x in the bench (torch's calls between: the
 // data from DRAM).
-avx2::Dw8Geom geom8(int64_t H, int64_t W, int64_t P, int64_t Q, const ConvParams& p,
-                    int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
-  return {H, W, P, Q, p.R, p.S, sh, sw, p.dil_h, p.dil_w, pt, pl};
+// The forward's geometry (the kernels' correlation of x into y).
+avx2::Dw8Geom geom8(const ConvParams& p) {
+  return {p.H, p.W, p.P, p.Q, p.R, p.S, p.stride_h, p.stride_w, p.dil_h, p.dil_w, p.pad_top,
+          p.pad_left};
 }
 
+// Whether the eight-channel kernels may take the problem (the caller checks that its
+// geometry fits their buffer: dw8_buffer or dw8_s2_buffer): s3a, s3b the column strides of
+// the arrays they read.
 template <typename T>
-bool use_dw8(const ConvParams& p, const avx2::Dw8Geom& g, int64_t s3a, int64_t s3b) {
+bool use_dw8(const ConvParams& p, int64_t s3a, int64_t s3b) {
   return std::is_same_v<T, float> && active_isa() >= Isa::avx2 && p.C >= 8 && s3a == 1 &&
-         s3b == 1 && avx2::dw8_buffer(g) > 0;
+         s3b == 1;
 }
 
 // n floats, 32-byte aligned, per thread (reused across calls).
@@ -203,9 +207,8 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
                          (relu || (act.kind == ActKind::none && bias));
   int64_t c_lo = 0;  // channels below c_lo: done by the eight-channel kernels
 #if defined(PYCONV_X86)
-  const avx2::Dw8Geom g8 = geom8(p.H, p.W, p.P, p.Q, p, p.stride_h, p.stride_w, p.pad_top,
-                                 p.pad_left);
-  if (use_dw8<T>(p, g8, x.stride[3], 1)) {
+  const avx2::Dw8Geom g8 = geom8(p);
+  if (use_dw8<T>(p, x.stride[3], 1) && avx2::dw8_buffer(g8) > 0) {
     c_lo = C / 8 * 8;
     dw8_forward_all(g8, p.N, C, x, dw8_weights(w, c_lo, false), bias, in_kernel, act, y,
                     preact);
@@ -239,9 +242,9 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
   // Stride 1: dx is the correlation of dy with the flipped filter, padded by
   // (R - 1)*dh - pt (a negative padding crops: dw8 copies only the rows it reads).
   if (p.stride_h == 1 && p.stride_w == 1) {
-    const avx2::Dw8Geom g8 = geom8(p.P, p.Q, p.H, p.W, p, 1, 1,
-                                   (p.R - 1) * p.dil_h - p.pad_top, (p.S - 1) * p.dil_w - p.pad_left);
-    if (use_dw8<T>(p, g8, dy.stride[3], 1)) {
+    const avx2::Dw8Geom g8{p.P, p.Q, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
+                           (p.R - 1) * p.dil_h - p.pad_top, (p.S - 1) * p.dil_w - p.pad_left};
+    if (use_dw8<T>(p, dy.stride[3], 1) && avx2::dw8_buffer(g8) > 0) {
       c_lo = C / 8 * 8;
       dw8_forward_all(g8, p.N, C, dy, dw8_weights(w, c_lo, true), static_cast<const T*>(nullptr),
                       false, Activation{}, dx, static_cast<T*>(nullptr));
@@ -249,9 +252,8 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
     }
   }
   if constexpr (std::is_same_v<T, float>) {
-    const avx2::Dw8Geom g8 = geom8(p.H, p.W, p.P, p.Q, p, p.stride_h, p.stride_w, p.pad_top,
-                                   p.pad_left);
-    if (use_dw8<T>(p, g8, dy.stride[3], 1) && avx2::dw8_s2_buffer(g8) > 0) {
+    const avx2::Dw8Geom g8 = geom8(p);
+    if (use_dw8<T>(p, dy.stride[3], 1) && avx2::dw8_s2_buffer(g8) > 0) {
       c_lo = C / 8 * 8;
       const std::vector<float> wv = dw8_weights(w, c_lo, false);
       dw8_tasks(p.N, C / 8, p.H, avx2::dw8_s2_buffer(g8),
@@ -279,9 +281,8 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
   int64_t c_lo = 0;
 #if defined(PYCONV_X86)
   if constexpr (std::is_same_v<T, float>) {
-    const avx2::Dw8Geom g8 = geom8(p.H, p.W, p.P, p.Q, p, p.stride_h, p.stride_w, p.pad_top,
-                                   p.pad_left);
-    if (use_dw8<T>(p, g8, x.stride[3], dy.stride[3])) {
+    const avx2::Dw8Geom g8 = geom8(p);
+    if (use_dw8<T>(p, x.stride[3], dy.stride[3]) && avx2::dw8_buffer(g8) > 0) {
       // Per group of eight channels, one task: acc[t*8 + lane] over the images in order.
       c_lo = C / 8 * 8;
       dw8_tasks(1, C / 8, 1, avx2::dw8_buffer(g8),
