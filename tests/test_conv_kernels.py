@@ -74,6 +74,8 @@ SHAPES = [
     (2, 4, 0, 6, 5, 1, 1, 1, (1, 1, 1, 1), 1, 1),          # empty input rows, output from padding alone
     (2, 4, 5, 0, 5, 3, 3, 2, (2, 1, 1, 2), 1, 1),          # empty input columns, strided (no stride phases)
     (1, 6, 0, 0, 4, 2, 2, 1, (1, 1, 1, 1), 1, 2),          # empty planes, grouped
+    (11, 8, 5, 5, 13, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # backward-weight, grad_output packed (P*Q < 128) in
+    (9, 6, 14, 14, 12, 4, 4, 2, (1, 1, 1, 1), 1, 1),       #   6-row panels: reduction blocks start mid-row
 ]
 
 
@@ -155,7 +157,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38, 40, 41)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38, 40, 41, -2, -1)])
 def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 

@@ -1567,6 +1567,21 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
                   rows, rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow, rn.len,
                   dst + i * tc + rn.tt * 8, 8);
           }
+        // Whole 6-row panels (AVX2's tile) by pack6_rows_float, over each image's runs at
+        // once (contiguous planes: its runs are one): value by value, the stores MR apart
+        // took 15% of DCGAN 256 -> 128's transposed weight gradient (8x8 planes).
+        if (MR == 6 && dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2)
+          for (; i + 6 <= mb; i += 6) {
+            const float* rows[6];
+            for (size_t r = 0, e; r < runs.size(); r = e) {
+              int64_t len = runs[r].len;
+              for (e = r + 1; e < runs.size() && runs[e].n == runs[r].n; ++e) len += runs[e].len;
+              for (int q = 0; q < 6; ++q)
+                rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] +
+                          runs[r].n * dy.stride[0] + runs[r].oh * p.Q + runs[r].ow;
+              avx2::pack6_rows_float(rows, len, dst + i * tc + runs[r].tt * 6);
+            }
+          }
       }
 #endif
       for (; i < round_up(mb, MR); ++i) {
