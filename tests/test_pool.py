@@ -160,17 +160,28 @@ def test_large_plane_simd_path(isa):
         _both(x, **kw)
 
 
-def test_narrow_rows_flat_path(isa):
-    # Output rows narrower than a vector with every window inside the input: the plane's
-    # outputs run as one flat sequence (a 2x2 pool of 8x8 planes, the CIFAR-10 net's last).
+@pytest.mark.parametrize("minf", [False, True])
+def test_narrow_rows_flat_path(isa, minf):
+    # Output rows narrower than a vector: the plane's outputs run as one flat sequence (a
+    # 2x2 pool of 8x8 planes, the CIFAR-10 net's last; GoogLeNet's 3x3 stride-2 ceil_mode
+    # pool of 14x14 planes), every tap inside the input read unmasked, the taps of windows
+    # over padding or past the input (ceil_mode) masked; with -inf, whole windows of it
+    # keep the first valid tap's index.
     rng = np.random.default_rng(7)
     x = rng.integers(-2, 3, (3, 5, 9, 11)).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = np.nan
+    if minf:
+        x[rng.random(x.shape) < 0.6] = -np.inf
     for v in (x[..., :8, :8], x, x[:, ::-1, ::-1, ::-1], x[:, :, ::2, 1:]):
         for kw in [dict(kernel_size=2), dict(kernel_size=3, stride=1, dilation=2),
                    dict(kernel_size=(2, 3), stride=(3, 2)), dict(kernel_size=2, ceil_mode=True),
-                   dict(kernel_size=3, stride=2, padding=1)]:
+                   dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=1, padding=1),
+                   dict(kernel_size=3, stride=2, ceil_mode=True),
+                   dict(kernel_size=(5, 3), stride=(2, 3), padding=(2, 1), dilation=(1, 2)),
+                   dict(kernel_size=(4, 5), stride=2, padding=2, ceil_mode=True)]:
             _both(v, **kw)
+    g = rng.integers(-2, 3, (2, 9, 14, 14)).astype(np.float32)
+    _both(g, kernel_size=3, stride=2, ceil_mode=True)
 
 
 def test_large_gradient_streamed(isa):

@@ -4,15 +4,18 @@
 // NaNs resolve exactly as the scalar loop does (a vertical-max-first split would
 // pick the first maximum in column-major order, not torch's row-major one).
 // Only windows whose columns all lie inside the input run here; border columns
-// use max_pool_window. Stride 1: plain loads; stride 2: two loads and a
+// use max_pool_window, except on planes whose output rows are narrower than a vector
+// (pool_plane_flat: whole planes, windows over the border masked). Stride 1: plain loads; stride 2: two loads and a
 // de-interleave; larger strides: gathers. Indices are kept as int32 lanes
 // (H*W < 2^31, checked by the caller) and widened on store. Outputs use plain
 // stores: streaming them row by row measured 2x slower (rows are only a few
 // cache lines, so the write-combining buffers flush partial lines).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -97,32 +100,55 @@ void pool_row(const PoolParams& p, const float* xp, int64_t rs, int64_t oh, int6
   if (ow < ow_hi) block(ow_hi - 8);
 }
 
-// Planes whose output rows are narrower than a vector (a 2x2 pool of 8x8 planes) and
-// whose windows all lie inside the input: the plane's outputs as one flat run, 8
-// consecutive outputs per register (across rows), each lane gathering its window's taps
-// in the same order as pool_row. off[o] / ind[o]: output o's first tap as an offset
-// into the plane and as an index (the same for every plane; 32 bits: checked by the
-// caller).
+// Planes whose output rows are narrower than a vector (a 2x2 pool of 8x8 planes, a 3x3
+// stride-2 pool of 14x14 planes): the plane's outputs as one flat run, 8 consecutive
+// outputs per register (across rows), each lane gathering its window's taps in the same
+// order as pool_row, only those inside the input (padding, ceil_mode's overhang): tap t =
+// i*kw + j of output o is read when bit t of valid[o] is set. The running max starts at
+// -inf with the index of the window's first valid tap, first[o], as max_pool_window's
+// scan. off[o], ind[o]: output o's tap (0, 0) as an offset into the plane and as an index,
+// either of which may lie outside it (the same for every plane; 32 bits: checked by the
+// caller). MASKED = false: every tap of every window is inside (no masks, the first tap
+// starts the max). Masked, GoogLeNet's 832-channel 14x14 pool ran 3.5x faster than one
+// value at a time (20 ns an output); unmasked, CIFAR-10's 8x8 pool 1.1x faster than masked.
+
+template <bool MASKED>
 void pool_plane_flat(const PoolParams& p, const float* xp, int64_t rs, const int32_t* off,
-                     const int32_t* ind, float* y, int64_t* ir) {
+                     const int32_t* ind, const int32_t* first, const int32_t* valid, float* y,
+                     int64_t* ir) {
   const int64_t n = p.OH * p.OW;
   auto block = [&](int64_t o0) {
     const __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + o0));
     const __m256i oi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ind + o0));
-    __m256 m = _mm256_set1_ps(0.f);
-    __m256i mi = _mm256_setzero_si256();
-    for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) {
+    const __m256i vm =
+        MASKED ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + o0)) : oi;
+    __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    __m256i mi = MASKED ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + o0)) : oi;
+    for (int64_t i = 0, t = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j, ++t) {
         const int32_t d = static_cast<int32_t>(i * p.dil_h * rs + j * p.dil_w);
         const int32_t di = static_cast<int32_t>(i * p.dil_h * p.W + j * p.dil_w);
-        const __m256 v = _mm256_i32gather_ps(xp, _mm256_add_epi32(o, _mm256_set1_epi32(d)), 4);
+        const __m256i at = _mm256_add_epi32(o, _mm256_set1_epi32(d));
         const __m256i vi = _mm256_add_epi32(oi, _mm256_set1_epi32(di));
-        if (i == 0 && j == 0) {
-          m = v;
-          mi = vi;
-          continue;
+        if constexpr (MASKED) {
+          const __m256i bit = _mm256_set1_epi32(int32_t(1) << t);
+          const __m256 in =
+              _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(vm, bit), bit));
+          const __m256 v = _mm256_mask_i32gather_ps(m, xp, at, in, 4);
+          const __m256 take = _mm256_and_ps(
+              in, _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+          m = _mm256_blendv_ps(m, v, take);
+          mi = _mm256_castps_si256(
+              _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+        } else {
+          const __m256 v = _mm256_i32gather_ps(xp, at, 4);
+          if (t == 0) {
+            m = v;
+            mi = vi;
+            continue;
+          }
+          take_max(m, mi, v, vi);
         }
-        take_max(m, mi, v, vi);
       }
     store_block(y + o0, ir ? ir + o0 : nullptr, m, mi);
   };
@@ -141,25 +167,39 @@ void run(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
   while (ow_hi > ow_lo && (ow_hi - 1) * p.stride_w - p.pad_w + (p.kw - 1) * p.dil_w >= p.W)
     --ow_hi;
   const bool vec = ow_hi - ow_lo >= 8;
-  // Every window inside the input (no padding reached, no ceil_mode overhang)?
-  const auto inside = [](int64_t n_out, int64_t s, int64_t pad, int64_t k, int64_t d, int64_t in) {
-    return n_out == 0 || (-pad >= 0 && (n_out - 1) * s - pad + (k - 1) * d < in);
+  // (Offsets and indices of every tap in 32 bits, rows rs apart; one bit per tap.)
+  const auto fits = [&](int64_t rs) {
+    return (p.H + p.pad_h + (p.kh - 1) * p.dil_h) * rs + p.W + p.pad_w + (p.kw - 1) * p.dil_w <
+           (int64_t(1) << 30);
   };
-  if (!vec && p.OH * p.OW >= 8 && inside(p.OH, p.stride_h, p.pad_h, p.kh, p.dil_h, p.H) &&
-      inside(p.OW, p.stride_w, p.pad_w, p.kw, p.dil_w, p.W) &&
-      (p.H - 1) * std::abs(x.stride[2]) + p.W < (int64_t(1) << 31)) {
-    std::vector<int32_t> off(OH * OW), ind(OH * OW);
+  if (!vec && p.OH * p.OW >= 8 && p.kh * p.kw <= 31 && fits(std::abs(x.stride[2])) && fits(p.W)) {
+    const int64_t n = OH * OW;
+    std::vector<int32_t> off(n), ind(n), first(n), valid(n);
     for (int64_t oh = 0; oh < OH; ++oh)
       for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t o = oh * OW + ow;
         const int64_t ih = oh * p.stride_h - p.pad_h, iw = ow * p.stride_w - p.pad_w;
-        off[oh * OW + ow] = static_cast<int32_t>(ih * x.stride[2] + iw);
-        ind[oh * OW + ow] = static_cast<int32_t>(ih * p.W + iw);
+        off[o] = static_cast<int32_t>(ih * x.stride[2] + iw);
+        ind[o] = static_cast<int32_t>(ih * p.W + iw);
+        int64_t ih0, iw0;
+        window_start(p, oh, ow, ih0, iw0);
+        first[o] = static_cast<int32_t>(ih0 * p.W + iw0);
+        int32_t bits = 0;
+        for (int64_t i = 0; i < p.kh; ++i)
+          for (int64_t j = 0; j < p.kw; ++j) {
+            const int64_t r = ih + i * p.dil_h, c = iw + j * p.dil_w;
+            if (r >= 0 && r < p.H && c >= 0 && c < p.W) bits |= int32_t(1) << (i * p.kw + j);
+          }
+        valid[o] = bits;
       }
+    const int32_t all = static_cast<int32_t>((int64_t(1) << (p.kh * p.kw)) - 1);
+    const bool masked = std::any_of(valid.begin(), valid.end(), [&](int32_t v) { return v != all; });
+    const auto plane_fn = masked ? pool_plane_flat<true> : pool_plane_flat<false>;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
     for (int64_t plane = 0; plane < p.planes(); ++plane)
-      pool_plane_flat(p, x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1],
-                      x.stride[2], off.data(), ind.data(), y + plane * OH * OW,
-                      idx ? idx + plane * OH * OW : nullptr);
+      plane_fn(p, x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1], x.stride[2],
+               off.data(), ind.data(), first.data(), valid.data(), y + plane * n,
+               idx ? idx + plane * n : nullptr);
     return;
   }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
