@@ -195,14 +195,15 @@ void run(const PoolParams& p, View4<const float> x, float* y, int64_t* idx) {
     const int32_t all = static_cast<int32_t>((int64_t(1) << (p.kh * p.kw)) - 1);
     const bool masked = std::any_of(valid.begin(), valid.end(), [&](int32_t v) { return v != all; });
     const auto plane_fn = masked ? pool_plane_flat<true> : pool_plane_flat<false>;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.planes() * n * p.kh * p.kw))
     for (int64_t plane = 0; plane < p.planes(); ++plane)
       plane_fn(p, x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1], x.stride[2],
                off.data(), ind.data(), first.data(), valid.data(), y + plane * n,
                idx ? idx + plane * n : nullptr);
     return;
   }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) \
+    num_threads(threads_for(p.planes() * OH * OW * p.kh * p.kw))
   for (int64_t plane = 0; plane < p.planes(); ++plane)
     for (int64_t oh = 0; oh < OH; ++oh) {
       const float* xp = x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1];

@@ -18,7 +18,8 @@ namespace ref {
 template <typename T>
 void max_pool2d_forward(const PoolParams& p, View4<const T> x, T* y, int64_t* idx) {
   const int64_t C = p.C, OH = p.OH, OW = p.OW;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) \
+    num_threads(threads_for(p.planes() * OH * OW * p.kh * p.kw))
   for (int64_t plane = 0; plane < p.planes(); ++plane)
     for (int64_t oh = 0; oh < OH; ++oh) {
       const T* xp = x.data + (plane / C) * x.stride[0] + (plane % C) * x.stride[1];
@@ -74,7 +75,7 @@ bool max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx, T
   const int64_t rows = std::max<int64_t>(1, (int64_t(16) << 10) / (int64_t(sizeof(T)) * p.W));
   int64_t first_bad = 0;
   bool ok = true;
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(p.planes() * (HW + OHW)))
   {
     std::vector<T> scratch(scatter_stream ? HW : 0), buf(pairs && stream ? rows * p.W : 0);
 #pragma omp for schedule(static)
@@ -116,7 +117,7 @@ bool max_unpool2d_forward(const PoolParams& p, const T* x, const int64_t* idx, T
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
   int64_t first_bad = 0;
   bool ok = true;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.planes() * (HW + OHW)))
   for (int64_t plane = 0; plane < p.planes(); ++plane) {
     T* o = y + plane * OHW;
     const T* v = x + plane * HW;
@@ -142,7 +143,7 @@ bool max_unpool2d_backward(const PoolParams& p, const T* dy, const int64_t* idx,
   const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
   int64_t first_bad = 0;
   bool ok = true;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.planes() * (HW + OHW)))
   for (int64_t plane = 0; plane < p.planes(); ++plane) {
     const T* g = dy + plane * OHW;
     T* o = dx + plane * HW;
