@@ -319,14 +319,16 @@ def test_avx2_and_avx512_agree_bitwise(name):
         np.testing.assert_array_equal(np.signbit(a2), np.signbit(a5))
 
 
-@pytest.mark.parametrize("name", ["gelu", "tanh", "silu", "elu", "hardswish"])
-def test_result_does_not_depend_on_position(isa, name):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["gelu", "tanh", "silu", "elu", "hardswish", "sigmoid",
+                                  "gelu_tanh"])
+def test_result_does_not_depend_on_position(isa, name, dtype):
     """Full vectors, the pair that ends a row (second vector partial) and a lone partial
     vector compute the same value: every prefix length up to 4 vectors and a misaligned
-    start agree bitwise with the long array's values."""
+    start agree bitwise with the long array's values (float64: the padded last vector)."""
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal(200) * 3).astype(np.float32)
-    g = rng.standard_normal(200).astype(np.float32)
+    x = (rng.standard_normal(200) * 3).astype(dtype)
+    g = rng.standard_normal(200).astype(dtype)
     f, b, args, _ = ACTS[name]
     y, d = f(x, *args), b(g, x, *args)
     for start in (0, 3):
@@ -334,3 +336,28 @@ def test_result_does_not_depend_on_position(isa, name):
             np.testing.assert_array_equal(f(x[start:start + n], *args), y[start:start + n])
             np.testing.assert_array_equal(b(g[start:start + n], x[start:start + n], *args),
                                           d[start:start + n])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "silu", "tanh", "elu_0.5", "gelu_tanh", "hardswish"])
+def test_float64_exp_range(isa, name):
+    """float64's vectorised exp kinds (act_f64_avx2.cpp) across exp's whole range: results
+    that underflow to subnormals and zero (x near -745), overflow (x near 710), tanh's
+    clamp at 20 and expm1 near 0, within 1e-13 of torch's float64 (infinities and NaN where
+    torch has them, zeros of its sign), at every position of the 4-value vectors; the
+    scalar loops (libm) to the same bound."""
+    rng = np.random.default_rng(8)
+    edges = [-1000.0, -746.0, -745.2, -745.1, -744.0, -740.0, -709.8, -708.4, -100.0, -40.0,
+             -19.06, -1e-5, -1e-300, -5e-324, 5e-324, 1e-300, 1e-8, 0.3465, 0.3467, 19.06,
+             36.7, 40.0, 88.0, 709.7, 709.8, 710.0, 1000.0]
+    x = np.concatenate([edges, SPECIAL, rng.uniform(-760, 720, 301), rng.standard_normal(301)])
+    x = np.concatenate([np.roll(x, k) for k in range(4)])  # every value at every lane
+    g = rng.standard_normal(x.size)
+    f, b, args, _ = ACTS[name]
+    y, d = f(x, *args), b(g, x, *args)
+    ty, tg = torch_both(name, x, g)
+    # (The backward's 1 - t^2 cancels where tanh rounds near 1: one unit of t there is
+    # 2^-52 absolute, so its results are compared to that.)
+    for a, r, atol in ((y, ty, 0.0), (d, tg, 1e-15 if "tanh" in name else 0.0)):
+        np.testing.assert_allclose(a, r, rtol=1e-13, atol=atol)
+        zero = (a == 0) & (r == 0)
+        np.testing.assert_array_equal(np.signbit(a[zero]), np.signbit(r[zero]))

@@ -60,6 +60,13 @@ void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t
                                            float* dx, int64_t n, bool stream);
 namespace avx2 {
 PYCONV_ACT_DECLARE
+// f64 over one thread's chunk for the kinds built on exp (act_f64_avx2.cpp); false: a kind it
+// does not take (the caller's scalar loop does).
+bool activation_forward_f64(Activation act, const double* x, double* y, int64_t n);
+bool activation_backward_f64(Activation act, const double* dy, const double* x, double* dx,
+                             int64_t n);
+void activation_backward_from_output_f64(ActKind kind, const double* dy, const double* y,
+                                         double* dx, int64_t n);
 }  // namespace avx2
 namespace avx512 {
 PYCONV_ACT_DECLARE

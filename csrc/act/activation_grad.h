@@ -49,10 +49,10 @@ inline T activate_backward(ActKind kind, T param, T x, T g) {
     case ActKind::sigmoid:
       return activate_backward_from_output(kind, T(1) / (T(1) + std::exp(-x)), g);
     case ActKind::tanh: return activate_backward_from_output(kind, std::tanh(x), g);
-    case ActKind::hardswish:
-      if (x <= T(-3)) return T(0);
-      if (x >= T(3)) return g;
-      return g * (x / T(3) + T(0.5));
+    case ActKind::hardswish: {
+      const T mid = g * (x / T(3) + T(0.5));
+      return x <= T(-3) ? T(0) : (x >= T(3) ? g : mid);
+    }
   }
   return g;
 }
