@@ -307,6 +307,19 @@ def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, i
                      seed=N + C + K + H + W)
 
 
+# Grouped (not depthwise): each group's filter transposed into the dcol GEMM's grouped
+# weight, dcol's rows in dx's channel order. Forced on: groups 2-4 with 1-9 channels and
+# 1-20 outputs a group, every stride, dilation and padding of the sweep.
+@given(G=st.integers(2, 4), Cg=st.integers(1, 9), Kg=st.integers(1, 20), H=st.integers(1, 12),
+       W=st.integers(1, 12), R=st.integers(1, 7), S=st.integers(1, 7), **COL2IM_SWEEP)
+def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
+    if Cg == Kg == 1:
+        Kg = 2  # (depthwise: its own kernels)
+    _C._set_col2im("on")
+    check_grad_input((N, G * Cg, H, W, G * Kg, R, S, stride, pad, dil, G), dtype, isa,
+                     seed=N + G + Cg + Kg + H + W)
+
+
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
 # zero padding (kernels larger than 3x3, up to 5x5 at stride 1, >= 64 output channels, a
 # small dcol); the phase GEMM / Winograd otherwise, and pixel rows, which skip the padding's
@@ -320,6 +333,9 @@ def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, i
     ((2, 16, 14, 14, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # "same": no padding waste
     ((2, 16, 14, 14, 32, 5, 5, 1, (0, 0, 0, 0), 1, 1), False),    # 32 output channels
     ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),    # 3x3: Winograd's
+    ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
+    ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
+    ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group
 ])
 def test_col2im_auto_takes_padding_heavy_layers(shape, takes):
     args = make(shape, np.float32, seed=3)

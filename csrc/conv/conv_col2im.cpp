@@ -100,17 +100,24 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 32 5x5 at 16x16 0.83x). Kernels past 5x5 at stride 1 go to pixel rows instead, which
 // skip the padding's taps (conv_gemm.cpp's use_pixel_rows): 128 -> 128 7x7 at 16x16 1.20x
 // against col2im.
+// Grouped layers (not depthwise) by the same rules per group (Cg, Kg: the dcol GEMM's rows
+// per tap and its reduction), and past 5x5 at stride 1 too (pixel rows take no groups).
+// Against the grouped phase GEMM, same process, 2 threads: 12 <- 512 7x7 g4 at 31x31 (3
+// input channels a group) 4.7x, 32 <- 512 7x7 g4 at 35x35 2.2x, 16 <- 256 7x7 g2 at 38x38
+// 1.9x, 64 <- 256 5x5 g2 at 14x14 1.7x, 6 <- 256 7x7 s2 g2 4.3x. With 32 outputs a group
+// it lost as ungrouped layers do (5x5 and 3x3, 0.60-0.73x; 7x7 1.28x): kMinKPad holds.
 bool use_col2im(const ConvParams& p) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
-  const int64_t C = p.C, K = p.K, RS = p.R * p.S, PQ = p.P * p.Q;
-  if (mode == KernelMode::off || p.groups != 1 || RS == 1 || p.N == 0 || PQ == 0 ||
+  const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
+  if (mode == KernelMode::off || is_depthwise(p) || RS == 1 || p.N == 0 || PQ == 0 ||
       C * RS * PQ > kMaxImageElems)
     return false;
   if (mode == KernelMode::on) return true;
-  if (C <= kMaxC && K >= std::max<int64_t>(kMinK, 4 * C)) return true;
+  if (Cg <= kMaxC && Kg >= std::max<int64_t>(kMinK, 4 * Cg)) return true;
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
-  return RS > 9 && (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1) &&
-         K >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
+  return RS > 9 &&
+         (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1 || p.groups > 1) &&
+         Kg >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
 }
 
 }  // namespace
@@ -120,19 +127,22 @@ void set_col2im_mode(KernelMode m) { g_col2im.store(static_cast<int>(m)); }
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   const int64_t C = p.C, K = p.K, RS = p.R * p.S, CRS = C * RS, PQ = p.P * p.Q;
+  const int64_t G = p.groups, Cg = p.Cg(), Kg = p.Kg();
   if (!use_col2im(p)) return false;
-  // W^T as the 1x1 convolution's weight (C*R*S, K, 1, 1): a view of w when its (c, r, s)
-  // values are evenly spaced (a contiguous filter), else a copy.
+  // W^T as the 1x1 convolution's weight (C*R*S, Kg, 1, 1), groups of Cg*R*S rows: a view of
+  // w when ungrouped and its (c, r, s) values are evenly spaced (a contiguous filter), else
+  // a copy. Row (c, r, s) of dcol is then dx's plane c's tap (r, s) in either case.
   std::vector<T> wt;
   View4<const T> wv{w.data, {CRS, K, 1, 1}, {w.stride[3], w.stride[0], 1, 1}};
-  if (w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
-    wt.resize(static_cast<size_t>(CRS * K));
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            wt[((c * p.R + r) * p.S + s) * K + k] = w.at(k, c, r, s);
-    wv = View4<const T>{wt.data(), {CRS, K, 1, 1}, {K, 1, 1, 1}};
+  if (G > 1 || w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
+    wt.resize(static_cast<size_t>(CRS * Kg));
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t r = 0; r < p.R; ++r)
+            for (int64_t s = 0; s < p.S; ++s)
+              wt[(((g * Cg + c) * p.R + r) * p.S + s) * Kg + k] = w.at(g * Kg + k, c, r, s);
+    wv = View4<const T>{wt.data(), {CRS, Kg, 1, 1}, {Kg, 1, 1, 1}};
   }
   const int64_t nb = std::clamp<int64_t>(kChunkElems / (CRS * PQ), 1, p.N);
   T* dcol = gemm::scratch<T>(10, nb * CRS * PQ);
@@ -140,6 +150,7 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
     const int64_t m = std::min(nb, p.N - n0);
     ConvParams q;
     q.N = m, q.C = K, q.H = p.P, q.W = p.Q, q.K = CRS, q.R = q.S = 1, q.P = p.P, q.Q = p.Q;
+    q.groups = G;
     View4<const T> d = dy;
     d.data += n0 * dy.stride[0];
     d.size[0] = m;
