@@ -83,8 +83,10 @@ def test_threads_bitwise(shape):
         assert_close(g, r, TOL[np.float32], str(shape))
 
 
-def test_strided_views_and_activation():
-    x, w, b, dy, stride, pad, dil, groups = make((2, 32, 9, 12, 24, 3, 3, 1, (1, 1, 1, 1), 1, 4),
+# The direct kernels (4 groups of 8 -> 6) and the per-group split (2 groups of 32 -> 48).
+@pytest.mark.parametrize("C, K, G", [(32, 24, 4), (64, 96, 2)])
+def test_strided_views_and_activation(C, K, G):
+    x, w, b, dy, stride, pad, dil, groups = make((2, C, 9, 12, K, 3, 3, 1, (1, 1, 1, 1), 1, G),
                                                  np.float32, seed=3)
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
     xv = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
@@ -144,48 +146,36 @@ def test_padding_zeros_after_other_calls():
 # per group (csrc/conv/conv.cpp: views of the group's channels in, dense blocks copied into
 # place out): dilation, asymmetric padding, kernels 1-5 (Winograd's 3x3 and 5x5,
 # pixel rows, col2im and the GEMM take the groups), both dtypes, every ISA, 1-3 threads
-# bitwise, against torch; channels-last and strided views, the fused activation with its
-# pre-activation, and conv_transpose2d.
+# bitwise, against torch; conv_transpose2d (channels-last and strided views, the fused
+# activation: test_strided_views_and_activation).
 @given(N=st.integers(0, 2), G=st.integers(2, 3), Cg=st.integers(32, 36), Kg=st.integers(32, 36),
-       H=st.integers(1, 11), R=st.integers(1, 5), stride=st.just(1),
-       dil=st.integers(1, 2), pad=st.tuples(*[st.integers(0, 2)] * 4),
+       H=st.integers(1, 11), R=st.integers(1, 5), dil=st.integers(1, 2), pad=st.tuples(*[st.integers(0, 2)] * 4),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
-def test_split_groups(N, G, Cg, Kg, H, R, stride, dil, pad, dtype, isa):
+def test_split_groups(N, G, Cg, Kg, H, R, dil, pad, dtype, isa):
     W = H + 3
     if H + pad[0] + pad[1] < dil * (R - 1) + 1 or W + pad[2] + pad[3] < dil * (R - 1) + 1:
         return
     _C.set_isa(isa)
-    args = make((N, G * Cg, H, W, G * Kg, R, R, stride, pad, dil, G), dtype, seed=N + G + Cg + H)
+    args = make((N, G * Cg, H, W, G * Kg, R, R, 1, pad, dil, G), dtype, seed=N + G + Cg + H)
     out = assert_threads_bitwise(args)
     for g, r, name in zip(out, torch_ref(*args), ("forward", "grad_input", "grad_weight", "grad_bias")):
         assert_close(g, r, TOL[dtype], f"{name} G={G} Cg={Cg} Kg={Kg} {isa}")
 
 
-def test_split_groups_views_activation_transpose():
-    x, w, b, dy, stride, pad, dil, groups = make((2, 64, 9, 12, 96, 3, 3, 1, (1, 1, 1, 1), 1, 2),
-                                                 np.float32, seed=4)
-    ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
-    xv = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    dyv = np.repeat(dy, 2, axis=3)[..., ::2]
-    for g, r, what in zip(run_pyconv(xv, w, b, dyv, stride, pad, dil, groups), ref,
-                          ("forward", "grad_input", "grad_weight", "grad_bias")):
-        assert_close(g, r, TOL[np.float32], what)
-    y, z = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS["gelu"], 0.0, True)
-    assert_close(z, ref[0], 1e-4, "preact")
-    np.testing.assert_array_equal(y, pyconv.functional.gelu(z))
-    # conv_transpose2d runs as the backward-data of a grouped convolution (and its backward
-    # as the forward and weight gradient)
-    tx = torch.tensor(x[:, :, :8, :8], dtype=torch.float64, requires_grad=True)
+def test_split_groups_conv_transpose():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
+    # conv_transpose2d at stride 1 runs as the backward-data of a grouped convolution (and
+    # its backward as the forward and weight gradient): split into groups too
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = np.random.default_rng(6).standard_normal((64, 48, 3, 3)).astype(np.float32)
     tw = torch.tensor(wt, dtype=torch.float64, requires_grad=True)
-    ty = F.conv_transpose2d(tx, tw, stride=2, padding=1, output_padding=1, groups=2)
+    ty = F.conv_transpose2d(tx, tw, padding=1, groups=2)
     g = np.random.default_rng(5).standard_normal(ty.shape)
     ty.backward(torch.tensor(g))
-    xin = np.ascontiguousarray(x[:, :, :8, :8])
-    got = pyconv.functional.conv_transpose2d(xin, wt, stride=2, padding=1, output_padding=1,
-                                             groups=2)
+    got = pyconv.functional.conv_transpose2d(x, wt, padding=1, groups=2)
     assert_close(got, ty.detach().numpy(), 1e-4, "conv_transpose2d")
-    gi, gw, _ = pyconv.functional.conv_transpose2d_backward(
-        g.astype(np.float32), xin, wt, stride=2, padding=1, output_padding=1, groups=2)
+    gi, gw, _ = pyconv.functional.conv_transpose2d_backward(g.astype(np.float32), x, wt,
+                                                            padding=1, groups=2)
     assert_close(gi, tx.grad.numpy(), 1e-4, "conv_transpose2d grad_input")
     assert_close(gw, tw.grad.numpy(), 1e-4, "conv_transpose2d grad_weight")
