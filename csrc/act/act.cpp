@@ -12,24 +12,8 @@
 
 namespace pyconv {
 
-// The scalar loops take the kind as a constant, one instantiation each (fn(K) below), so
-// the per-value switch folds away and the arithmetic ones (relu, leaky_relu, hardswish, the
-// backward from the output) vectorise: with the switch inside, float64 relu ran ~20 cycles
-// a value, 7x slower than torch.
-#define PYCONV_WITH_KIND(KIND, fn)                                   \
-  switch (KIND) {                                                   \
-    case ActKind::none: fn(ActKind::none); break;                   \
-    case ActKind::relu: fn(ActKind::relu); break;                   \
-    case ActKind::leaky_relu: fn(ActKind::leaky_relu); break;       \
-    case ActKind::elu: fn(ActKind::elu); break;                     \
-    case ActKind::gelu: fn(ActKind::gelu); break;                   \
-    case ActKind::gelu_tanh: fn(ActKind::gelu_tanh); break;         \
-    case ActKind::silu: fn(ActKind::silu); break;                   \
-    case ActKind::sigmoid: fn(ActKind::sigmoid); break;             \
-    case ActKind::tanh: fn(ActKind::tanh); break;                   \
-    case ActKind::hardswish: fn(ActKind::hardswish); break;         \
-  }
-
+// The scalar loops take the kind as a constant (PYCONV_ACT_SWITCH), so the arithmetic
+// kinds (relu, leaky_relu, hardswish, the backward from the output) vectorise.
 namespace {
 
 template <ActKind K, typename T>
@@ -71,7 +55,7 @@ template <typename T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n) {
   const T param = static_cast<T>(act.param);
 #define PYCONV_CALL(K) forward_loop<K>(param, x, y, n)
-  PYCONV_WITH_KIND(act.kind, PYCONV_CALL)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }
 
@@ -79,7 +63,7 @@ template <typename T>
 void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
   const T param = static_cast<T>(act.param);
 #define PYCONV_CALL(K) backward_loop<K>(param, dy, x, dx, n)
-  PYCONV_WITH_KIND(act.kind, PYCONV_CALL)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }
 
@@ -190,7 +174,7 @@ void bias_activation_serial(Activation act, const EpilogueBlock<T>& e) {
   }
   const T param = static_cast<T>(act.param);
 #define PYCONV_CALL(K) bias_rows<K>(param, e)
-  PYCONV_WITH_KIND(act.kind, PYCONV_CALL)
+  PYCONV_ACT_SWITCH(act.kind, PYCONV_CALL)
 #undef PYCONV_CALL
 }
 
@@ -244,6 +228,5 @@ void activation_backward_from_output(ActKind kind, const T* dy, const T* y, T* d
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)
 #undef PYCONV_INSTANTIATE
-#undef PYCONV_WITH_KIND
 
 }  // namespace pyconv

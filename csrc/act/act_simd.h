@@ -308,21 +308,6 @@ void act_drive(const F& f, const float* in0, const float* in1, float* out, int64
   if (i < n) partial(i, static_cast<int>(n - i));
 }
 
-// One instantiation per activation, so the switch folds away inside the loop.
-#define PYCONV_ACT_SWITCH(KIND, CALL)                           \
-  switch (KIND) {                                               \
-    case ActKind::relu: CALL(ActKind::relu); break;             \
-    case ActKind::leaky_relu: CALL(ActKind::leaky_relu); break; \
-    case ActKind::elu: CALL(ActKind::elu); break;               \
-    case ActKind::gelu: CALL(ActKind::gelu); break;             \
-    case ActKind::gelu_tanh: CALL(ActKind::gelu_tanh); break;   \
-    case ActKind::silu: CALL(ActKind::silu); break;             \
-    case ActKind::sigmoid: CALL(ActKind::sigmoid); break;       \
-    case ActKind::tanh: CALL(ActKind::tanh); break;             \
-    case ActKind::hardswish: CALL(ActKind::hardswish); break;   \
-    case ActKind::none: CALL(ActKind::none); break;             \
-  }
-
 template <class S>
 void act_forward(Activation act, const float* x, float* y, int64_t n, bool stream) {
   const float param = static_cast<float>(act.param);
@@ -394,7 +379,6 @@ void act_backward(Activation act, const float* dy, const float* x, float* dx, in
 #undef PYCONV_CALL
 }
 
-#undef PYCONV_ACT_SWITCH
 
 template <class S>
 void act_backward_from_output(ActKind kind, const float* dy, const float* y, float* dx,
