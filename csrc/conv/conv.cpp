@@ -2,7 +2,8 @@
 // direct kernels, backward-data with few input channels or largely zero-padded im2col
 // col2im (conv_col2im.cpp), 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
 // F(2x2, 3x3) (conv_winograd.cpp), grouped stride-1 ones with few channels per group a
-// direct kernel (conv_grouped.cpp), everything else the packed GEMM (conv_gemm.cpp) with the
+// direct kernel (conv_grouped.cpp) and with 32 or more one ungrouped convolution per group
+// (split_groups below), everything else the packed GEMM (conv_gemm.cpp) with the
 // micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
 // oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).
 #include "conv/conv.h"
@@ -52,8 +53,8 @@ View4<const T> slice(View4<const T> v, int dim, int64_t c0, int64_t n) {
   return v;
 }
 
-// A dense (N, c, plane) block from the buffer cache, and its copy into channels [c0, c0 + c)
-// of an (N, C, plane) array.
+// A dense (N, per) block from the buffer cache (a group's output channels), and its copy
+// into an array whose images are image_stride apart.
 template <typename T>
 struct GroupBlock {
   T* p = nullptr;
