@@ -179,3 +179,15 @@ def test_split_groups_conv_transpose():
                                                             padding=1, groups=2)
     assert_close(gi, tx.grad.numpy(), 1e-4, "conv_transpose2d grad_input")
     assert_close(gw, tw.grad.numpy(), 1e-4, "conv_transpose2d grad_weight")
+
+
+# The backward-data splits from 16 input channels a group with 64 outputs or more (the
+# forward and weight gradient of these stay grouped): 3x3 and 5x5, padded and not.
+@pytest.mark.parametrize("shape", [(2, 3, 16, 64, 9, 5, 2), (1, 2, 17, 70, 7, 3, 1),
+                                   (3, 2, 16, 64, 6, 5, 0)], ids=str)
+def test_split_groups_backward_data(shape):
+    N, G, Cg, Kg, H, R, pad = shape
+    args = make((N, G * Cg, H, H + 1, G * Kg, R, R, 1, (pad,) * 4, 1, G), np.float32, seed=7)
+    out = assert_threads_bitwise(args)
+    for g, r, name in zip(out, torch_ref(*args), ("forward", "grad_input", "grad_weight")):
+        assert_close(g, r, TOL[np.float32], f"{name} {shape}")

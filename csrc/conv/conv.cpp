@@ -35,8 +35,15 @@ namespace {
 // stay grouped (3x3 stride 2, 128 -> 128 g2 at 56x56: 0.96x forward, 0.87x backward-data
 // split: the same GEMM, plus a padded copy per group). Each group's values are computed by
 // one ungrouped kernel, so results do not depend on the thread count.
-bool split_groups(const ConvParams& p) {
-  return p.groups > 1 && p.Cg() >= 32 && p.Kg() >= 32 && p.stride_h == 1 && p.stride_w == 1;
+// The backward-data splits from 16 input channels a group when the outputs are 64 or more
+// (its reduction; then pixel rows or col2im take the groups), old and new builds
+// alternated: 16 <- 64 5x5 g4 at 14x14 1.54x, 16 <- 128 5x5 g2 batch 8 1.62x, 3x3 g8 at
+// 14x14 1.35x, g4 at 7x7 1.26x; 16 <- 128 5x5 g4 at 6x6 0.89x (a ResNeXt layer, on the
+// same path in both builds, read 0.91x in that run). Their forward and weight gradient
+// lost split (0.46-1.10x, Python-level split against the grouped call).
+bool split_groups(const ConvParams& p, bool backward_data = false) {
+  if (p.groups <= 1 || p.stride_h != 1 || p.stride_w != 1) return false;
+  return (p.Cg() >= 32 && p.Kg() >= 32) || (backward_data && p.Cg() >= 16 && p.Kg() >= 64);
 }
 
 ConvParams one_group(const ConvParams& p) {
@@ -99,7 +106,13 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
 
 template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  if (split_groups(p)) {
+  const gemm::ScratchScope scope;
+  if (fast::is_depthwise(p)) {
+    fast::depthwise_backward_data(p, dy, w, dx);
+  } else if (fast::backward_data_col2im(p, dy, w, dx)) {
+    // (grouped col2im before the split: a group alone may go to pixel rows instead, 2.25x
+    // slower on 16 <- 128 a group 7x7 unpadded at 15x15)
+  } else if (split_groups(p, /*backward_data=*/true)) {
     const ConvParams q = one_group(p);
     const int64_t per = q.C * p.H * p.W;
     GroupBlock<T> xb(p.N, per);
@@ -107,15 +120,10 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
       conv2d_backward_data(q, slice(dy, 1, g * q.K, q.K), slice(w, 0, g * q.K, q.K), xb.p);
       xb.copy_to(dx + g * per, p.C * p.H * p.W);
     }
-    return;
-  }
-  const gemm::ScratchScope scope;
-  if (fast::is_depthwise(p))
-    fast::depthwise_backward_data(p, dy, w, dx);
-  else if (!fast::backward_data_col2im(p, dy, w, dx) &&
-           !fast::winograd_backward_data(p, dy, w, dx) &&
-           !fast::grouped_backward_data(p, dy, w, dx))
+  } else if (!fast::winograd_backward_data(p, dy, w, dx) &&
+             !fast::grouped_backward_data(p, dy, w, dx)) {
     fast::conv2d_backward_data_gemm(p, dy, w, dx);
+  }
 }
 
 template <typename T>
