@@ -5,8 +5,8 @@
 // pick the first maximum in column-major order, not torch's row-major one).
 // Only windows whose columns all lie inside the input run here; border columns
 // use max_pool_window, except on planes whose output rows are narrower than a vector
-// (pool_plane_flat: whole planes, windows over the border masked). Stride 1: plain loads; stride 2: two loads and a
-// de-interleave; larger strides: gathers. Indices are kept as int32 lanes
+// (pool_plane_flat: whole planes, windows over the border masked). Stride 1: plain
+// loads; stride 2: two loads and a de-interleave; larger strides: gathers. Indices are kept as int32 lanes
 // (H*W < 2^31, checked by the caller) and widened on store. Outputs use plain
 // stores: streaming them row by row measured 2x slower (rows are only a few
 // cache lines, so the write-combining buffers flush partial lines).
@@ -120,10 +120,14 @@ void pool_plane_flat(const PoolParams& p, const float* xp, int64_t rs, const int
   auto block = [&](int64_t o0) {
     const __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + o0));
     const __m256i oi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ind + o0));
-    const __m256i vm =
-        MASKED ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + o0)) : oi;
+    // (Unmasked, tap (0, 0) sets both the max and its index.)
+    [[maybe_unused]] __m256i vm;
     __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    __m256i mi = MASKED ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + o0)) : oi;
+    __m256i mi = oi;
+    if constexpr (MASKED) {
+      vm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + o0));
+      mi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + o0));
+    }
     for (int64_t i = 0, t = 0; i < p.kh; ++i)
       for (int64_t j = 0; j < p.kw; ++j, ++t) {
         const int32_t d = static_cast<int32_t>(i * p.dil_h * rs + j * p.dil_w);
