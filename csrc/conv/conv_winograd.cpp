@@ -212,6 +212,7 @@ Rows<T> rows_for_isa() {
 // the reduction kk = piece*C + c: MR-row panels per reduction block, block (m0, k0, kc)
 // of xi at u + xi*ps + Mpad*k0 + (m0/MR)*MR*kc (the layout of conv_gemm.cpp's
 // prepack_a). Rows past K are zero. By panels of MR filters (wino_filter_panel).
+// Planes xi ps apart: filter_plane_stride.
 template <typename T>
 void transform_filter(const Problem<T>& pr, const Rows<T>& rw, int MR, T* u, int64_t ps) {
   const int64_t Mpad = round_up(pr.K, MR), Kd = pieces(pr.R) * pieces(pr.S) * pr.C;
@@ -463,6 +464,23 @@ int64_t plane_stride(int64_t n) {
   return round_up(n, 4096 / int64_t(sizeof(T))) + 64 / int64_t(sizeof(T));
 }
 
+// The planes of the transformed filter U of pr for MR-row panels: their stride, and U itself
+// in scratch slot 2 (transform_filter), which run() takes: the sub-problems of a dilated
+// convolution that run one at a time share one (a 128 -> 128 3x3 at 27x27, dilation 2,
+// batch 1 spent 18% of its time transforming the same filter four times).
+template <typename T>
+int64_t filter_plane_stride(const Problem<T>& pr, int MR) {
+  return plane_stride<T>(round_up(pr.K, MR) * pieces(pr.R) * pieces(pr.S) * pr.C);
+}
+template <typename T>
+const T* transformed_filter(const Problem<T>& pr) {
+  const int MR = gemm::ukernel_for<T>(active_isa()).mr;
+  const int64_t psu = filter_plane_stride(pr, MR);
+  T* u = gemm::scratch<T>(2, 16 * psu);
+  transform_filter(pr, rows_for_isa<T>(), MR, u, psu);
+  return u;
+}
+
 // p rounded up to a multiple of 64 bytes (scratch buffers have 64 values to spare): B rows
 // read in place then start on cache lines.
 template <typename T>
@@ -490,18 +508,18 @@ int64_t row_pitch(int64_t n) {
 // Each thread runs whole blocks (only the transformed filter U is shared), or all threads
 // share each block (see below). Every output's reduction order depends on C alone: results
 // are bitwise the same for any thread count and blocking.
+// u: pr's transformed_filter (null: run transforms it).
 template <typename T>
 bool run(const Problem<T>& pr, View4<const T> src, const T* bias, Activation act, T* y,
-         T* preact) {
+         T* preact, const T* u = nullptr) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const Rows<T> rw = rows_for_isa<T>();
   const int MR = uk.mr, NR = uk.nr;
   const int64_t C = pr.C, K = pr.K, Mpad = round_up(K, MR), P = pr.P, Q = pr.Q;
   const int64_t TP = ceil_div(P, 2), TQ = ceil_div(Q, 2);
   const int64_t nph = pieces(pr.R), npw = pieces(pr.S), npc = nph * npw, Kd = npc * C;
-  const int64_t psu = plane_stride<T>(Mpad * Kd);
-  T* u = gemm::scratch<T>(2, 16 * psu);
-  transform_filter(pr, rw, MR, u, psu);
+  const int64_t psu = filter_plane_stride(pr, MR);
+  if (!u) u = transformed_filter(pr);
   // Blocks whose transformed input and products fit the budget, at least two per thread
   // when there are enough tiles, each thread running whole blocks. Shared (one piece, and
   // fewer blocks than that): the threads take one block of up to a reduction block's
@@ -921,22 +939,18 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
 }
 
 template <typename T>
-bool forward_impl(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
-                  Activation act, T* y, T* preact) {
-  const Problem<T> pr{p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
-                      w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
-  return run(pr, x, bias, act, y, preact);
+Problem<T> forward_problem(const ConvParams& p, View4<const T> w) {
+  return {p.N, p.C, p.H, p.W, p.K, p.P, p.Q, p.pad_top, p.pad_left, p.R, p.S,
+          w.data, w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
 }
 
+// dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
+//                               * w[k, c, R-1 - r, S-1 - s]
 template <typename T>
-bool backward_data_impl(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  // dx[c, h, w] = sum_{k, r, s} dy[k, h - (R-1 - pt) + r, w - (S-1 - pl) + s]
-  //                               * w[k, c, R-1 - r, S-1 - s]
-  const Problem<T> pr{p.N, p.K, p.P, p.Q, p.C, p.H, p.W, p.R - 1 - p.pad_top,
-                      p.S - 1 - p.pad_left, p.R, p.S,
-                      w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1],
-                      w.stride[0], -w.stride[2], -w.stride[3]};
-  return run(pr, dy, static_cast<const T*>(nullptr), Activation{}, dx, static_cast<T*>(nullptr));
+Problem<T> backward_data_problem(const ConvParams& p, View4<const T> w) {
+  return {p.N, p.K, p.P, p.Q, p.C, p.H, p.W, p.R - 1 - p.pad_top, p.S - 1 - p.pad_left, p.R, p.S,
+          w.data + (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3], w.stride[1], w.stride[0],
+          -w.stride[2], -w.stride[3]};
 }
 
 // A dilated convolution (stride 1, dilation dh x dw) as dh*dw undilated ones: output rows
@@ -1034,17 +1048,18 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
                       Activation act, T* y, T* preact) {
   if (!use(p, p.N, p.C, p.K, p.P, p.Q, sizeof(T))) return false;
   if (p.N * p.K * p.P * p.Q == 0) return true;
-  if (p.dil_h == 1 && p.dil_w == 1) return forward_impl(p, x, w, bias, act, y, preact);
+  if (p.dil_h == 1 && p.dil_w == 1) return run(forward_problem(p, w), x, bias, act, y, preact);
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
+  const T* u = transformed_filter(forward_problem(fs[0].q, w));
   const PhaseLayout L(fs, p.dil_w);
   T* xb = gemm::scratch<T>(7, L.nx);
   T* yb = gemm::scratch<T>(8, L.ny);
   T* zb = preact ? gemm::scratch<T>(9, L.ny) : nullptr;
   split_phases(x, p.dil_h, p.dil_w, L.table(xb, L.xoff, L.xkey).data());
   if (!for_each_batch(fs, [&](const ConvParams& qb, size_t i0) {
-        return forward_impl(qb, dense<T>(xb + L.xoff[i0], qb.N, qb.C, qb.H, qb.W), w, bias, act,
-                            yb + L.yoff[i0], zb ? zb + L.yoff[i0] : nullptr);
+        return run(forward_problem(qb, w), dense<T>(xb + L.xoff[i0], qb.N, qb.C, qb.H, qb.W),
+                   bias, act, yb + L.yoff[i0], zb ? zb + L.yoff[i0] : nullptr, u);
       }))
     return false;
   merge_phases(L.table(yb, L.yoff, L.ykey).data(), p.N * p.K, p.P, p.Q, p.dil_h, p.dil_w, y);
@@ -1058,17 +1073,20 @@ template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   if (!use(p, p.N, p.K, p.C, p.H, p.W, sizeof(T))) return false;
   if (p.N * p.C * p.H * p.W == 0) return true;
-  if (p.dil_h == 1 && p.dil_w == 1) return backward_data_impl(p, dy, w, dx);
+  const T* none = nullptr;
+  if (p.dil_h == 1 && p.dil_w == 1)
+    return run(backward_data_problem(p, w), dy, none, Activation{}, dx, static_cast<T*>(nullptr));
   const std::vector<Polyphase> fs = polyphases(p);
   if (fs.empty()) return false;
+  const T* u = transformed_filter(backward_data_problem(fs[0].q, w));
   // Source sub-image (ra, rb) of dx from dy's (a, b).
   const PhaseLayout L(fs, p.dil_w);
   T* db = gemm::scratch<T>(7, L.ny);
   T* xb = gemm::scratch<T>(8, L.nx);
   split_phases(dy, p.dil_h, p.dil_w, L.table(db, L.yoff, L.ykey).data());
   if (!for_each_batch(fs, [&](const ConvParams& qb, size_t i0) {
-        return backward_data_impl(qb, dense<T>(db + L.yoff[i0], qb.N, qb.K, qb.P, qb.Q), w,
-                                  xb + L.xoff[i0]);
+        return run(backward_data_problem(qb, w), dense<T>(db + L.yoff[i0], qb.N, qb.K, qb.P, qb.Q),
+                   none, Activation{}, xb + L.xoff[i0], static_cast<T*>(nullptr), u);
       }))
     return false;
   merge_phases(L.table(xb, L.xoff, L.xkey).data(), p.N * p.C, p.H, p.W, p.dil_h, p.dil_w, dx);
