@@ -144,10 +144,11 @@ def test_padding_zeros_after_other_calls():
 
 # Groups of 32 channels or more on both sides at stride 1 run as one ungrouped convolution
 # per group (csrc/conv/conv.cpp: views of the group's channels in, dense blocks copied into
-# place out): dilation, asymmetric padding, kernels 1-5 (Winograd's 3x3 and 5x5,
-# pixel rows, col2im and the GEMM take the groups), both dtypes, every ISA, 1-3 threads
-# bitwise, against torch; conv_transpose2d (channels-last and strided views, the fused
-# activation: test_strided_views_and_activation).
+# place out; auto from 192 output pixels or 6M multiply-adds a group, forced on here):
+# dilation, asymmetric padding, kernels 1-5 (Winograd's 3x3 and 5x5, pixel rows, col2im and
+# the GEMM take the groups), both dtypes, every ISA, 1-3 threads bitwise, against torch;
+# conv_transpose2d (channels-last and strided views, the fused activation, auto:
+# test_strided_views_and_activation).
 @given(N=st.integers(0, 2), G=st.integers(2, 3), Cg=st.integers(32, 36), Kg=st.integers(32, 36),
        H=st.integers(1, 11), R=st.integers(1, 5), dil=st.integers(1, 2), pad=st.tuples(*[st.integers(0, 2)] * 4),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
@@ -156,6 +157,7 @@ def test_split_groups(N, G, Cg, Kg, H, R, dil, pad, dtype, isa):
     if H + pad[0] + pad[1] < dil * (R - 1) + 1 or W + pad[2] + pad[3] < dil * (R - 1) + 1:
         return
     _C.set_isa(isa)
+    _C._set_group_split("on")
     args = make((N, G * Cg, H, W, G * Kg, R, R, 1, pad, dil, G), dtype, seed=N + G + Cg + H)
     out = assert_threads_bitwise(args)
     for g, r, name in zip(out, torch_ref(*args), ("forward", "grad_input", "grad_weight", "grad_bias")):
@@ -163,6 +165,7 @@ def test_split_groups(N, G, Cg, Kg, H, R, dil, pad, dtype, isa):
 
 
 def test_split_groups_conv_transpose():
+    _C._set_group_split("on")
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 64, 8, 8)).astype(np.float32)
     # conv_transpose2d at stride 1 runs as the backward-data of a grouped convolution (and
@@ -181,11 +184,12 @@ def test_split_groups_conv_transpose():
     assert_close(gw, tw.grad.numpy(), 1e-4, "conv_transpose2d grad_weight")
 
 
-# The backward-data splits from 16 input channels a group with 64 outputs or more (the
-# forward and weight gradient of these stay grouped): 3x3 and 5x5, padded and not.
+# The backward-data splits (auto) from 16 input channels a group with 64 outputs or more
+# (the forward and weight gradient of these stay grouped): 3x3 and 5x5, padded and not.
 @pytest.mark.parametrize("shape", [(2, 3, 16, 64, 9, 5, 2), (1, 2, 17, 70, 7, 3, 1),
                                    (3, 2, 16, 64, 6, 5, 0)], ids=str)
 def test_split_groups_backward_data(shape):
+    _C._set_group_split("on")
     N, G, Cg, Kg, H, R, pad = shape
     args = make((N, G * Cg, H, H + 1, G * Kg, R, R, 1, (pad,) * 4, 1, G), np.float32, seed=7)
     out = assert_threads_bitwise(args)

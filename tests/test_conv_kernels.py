@@ -141,6 +141,7 @@ def _restore():
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
     _C._set_col2im("auto")
+    _C._set_group_split("auto")
 
 
 @pytest.mark.parametrize("isa", ISAS)

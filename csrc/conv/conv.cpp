@@ -9,6 +9,7 @@
 #include "conv/conv.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "act/act.h"
 #include "common/buffer_cache.h"
@@ -41,8 +42,26 @@ namespace {
 // 14x14 1.35x, g4 at 7x7 1.26x; 16 <- 128 5x5 g4 at 6x6 0.89x (a ResNeXt layer, on the
 // same path in both builds, read 0.91x in that run). Their forward and weight gradient
 // lost split (0.46-1.10x, Python-level split against the grouped call).
+// Small problems stay grouped: each group's call has a fixed cost (~10 us: its parallel
+// regions, packing, the copy out) that the grouped kernels pay once. The split needs 192
+// output pixels a call (the backward-data's: its input's) or 6M multiply-adds a group;
+// below, split against grouped (same build, 2 threads): 128 -> 128 3x3 g4 at 7x7 batch 1
+// 0.61x / 0.53x / 1.05x (forward / backward-data / weight gradient), 64 -> 64 g2 at 8x8
+// batch 2 0.62x / 0.54x / 0.80x, 16 <- 128 5x5 g4 at 8x8 batch 1 backward-data 0.65x; at
+// or above, 196-784 pixels 1.07-1.27x, 256 -> 256 3x3 g2 at 7x7 batch 1 (7.2M a group)
+// 1.12x / 1.11x / 0.91x, 128 -> 512 5x5 g4 at 8x8 (6.5M) 0.97x / 1.21x / 0.93x.
+std::atomic<int> g_split{static_cast<int>(fast::KernelMode::auto_)};
+constexpr int64_t kSplitMinPixels = 192;
+constexpr int64_t kSplitMinMacs = int64_t(6) << 20;
+
 bool split_groups(const ConvParams& p, bool backward_data = false) {
-  if (p.groups <= 1 || p.stride_h != 1 || p.stride_w != 1) return false;
+  const auto mode = static_cast<fast::KernelMode>(g_split.load(std::memory_order_relaxed));
+  if (mode == fast::KernelMode::off || p.groups <= 1 || p.stride_h != 1 || p.stride_w != 1)
+    return false;
+  if (mode == fast::KernelMode::on) return true;
+  const int64_t pixels = backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
+  if (pixels < kSplitMinPixels && p.N * p.P * p.Q * p.Cg() * p.Kg() * p.R * p.S < kSplitMinMacs)
+    return false;
   return (p.Cg() >= 32 && p.Kg() >= 32) || (backward_data && p.Cg() >= 16 && p.Kg() >= 64);
 }
 
@@ -80,6 +99,8 @@ struct GroupBlock {
 };
 
 }  // namespace
+
+void fast::set_group_split_mode(KernelMode m) { g_split.store(static_cast<int>(m)); }
 
 template <typename T>
 void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,

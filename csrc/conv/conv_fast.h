@@ -45,6 +45,9 @@ enum class KernelMode { off = 0, auto_ = 1, on = 2 };
 // layers whose stride-phase GEMM would multiply largely zero padding: use_col2im in
 // conv_col2im.cpp).
 void set_col2im_mode(KernelMode m);
+// Whether a grouped stride-1 convolution runs as one ungrouped convolution per group (on:
+// every one; auto: split_groups in conv.cpp).
+void set_group_split_mode(KernelMode m);
 
 // The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
 // (conv_gemm.cpp; auto: ungrouped, kernels of several taps at up to 432 output pixels with

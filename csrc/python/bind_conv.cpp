@@ -219,6 +219,9 @@ void bind_conv(py::module_& m) {
   m.def("_set_col2im", [mode](const std::string& s) {
     fast::set_col2im_mode(mode("_set_col2im", s));
   });
+  m.def("_set_group_split", [mode](const std::string& s) {
+    fast::set_group_split_mode(mode("_set_group_split", s));
+  });
   m.def("_set_pixel_rows", [mode](const std::string& s) {
     fast::set_pixel_rows_mode(mode("_set_pixel_rows", s));
   });
