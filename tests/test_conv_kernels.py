@@ -323,9 +323,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
 # zero padding (kernels larger than 3x3, up to 5x5 at stride 1, >= 64 output channels, a
-# small dcol); the phase GEMM / Winograd otherwise, and pixel rows, which skip the padding's
-# taps, for larger kernels at stride 1. auto must be bitwise what the kernel it picks
-# computes.
+# small dcol), or half of them with kernels of up to 3x3 (>= 32 output channels); the phase
+# GEMM / Winograd otherwise, and pixel rows, which skip the padding's taps, for larger
+# kernels at stride 1. auto must be bitwise what the kernel it picks computes.
 @pytest.mark.parametrize("shape, takes", [
     ((2, 16, 10, 10, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), False),    # unpadded 7x7 at 10x10 (4x)
     ((2, 16, 13, 13, 64, 7, 7, 2, (0, 0, 0, 0), 1, 1), True),     # the same at stride 2
@@ -333,7 +333,12 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 8, 13, 13, 128, 5, 5, 1, (1, 1, 1, 1), 1, 1), True),     # padded by 1 (1.36x)
     ((2, 16, 14, 14, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # "same": no padding waste
     ((2, 16, 14, 14, 32, 5, 5, 1, (0, 0, 0, 0), 1, 1), False),    # 32 output channels
-    ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),    # 3x3: Winograd's
+    ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),    # 3x3: Winograd's (1.44x)
+    ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 2, 1), True),     # 3x3 dilated: dy 8x8 (2.25x)
+    ((2, 16, 10, 10, 32, 3, 3, 1, (0, 0, 0, 0), 3, 1), True),     # 3x3 from 32 outputs (6.25x)
+    ((2, 16, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),      # 3x3 at 9x9 (1.65x)
+    ((2, 16, 12, 12, 16, 3, 3, 1, (0, 0, 0, 0), 2, 1), False),    # 16 outputs
+    ((2, 64, 9, 9, 128, 3, 3, 1, (0, 0, 0, 0), 2, 4), True),      # grouped, dilated (3.24x)
     ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
     ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
     ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group

@@ -25,8 +25,10 @@ constexpr int64_t kMinK = 32;  // output channels from which the GEMM pays (16: 
 // use_col2im): from this many output channels (the dcol GEMM's reduction: flops per dcol
 // value written and read again), ...
 constexpr int64_t kMinKPad = 64;
-// ... this ratio of the phase GEMM's work to col2im's, H*W / (sh*sw*P*Q) ...
+// ... this ratio of the phase GEMM's work to col2im's, H*W / (sh*sw*P*Q) (kernels of up to
+// 3x3: kMinWasteSmall, see use_col2im) ...
 constexpr double kMinWaste = 1.3;
+constexpr double kMinWasteSmall = 2.0;
 constexpr int64_t kChunkElems = 1 << 21;  // dcol per pass (images at a time)
 constexpr int64_t kMaxImageElems = 1 << 23;  // one image's dcol beyond this: the phase GEMM
 
@@ -106,6 +108,15 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // input channels a group) 4.7x, 32 <- 512 7x7 g4 at 35x35 2.2x, 16 <- 256 7x7 g2 at 38x38
 // 1.9x, 64 <- 256 5x5 g2 at 14x14 1.7x, 6 <- 256 7x7 s2 g2 4.3x. With 32 outputs a group
 // it lost as ungrouped layers do (5x5 and 3x3, 0.60-0.73x; 7x7 1.28x): kMinKPad holds.
+// Kernels of up to 3x3 where dy is at most half of dx (dilated or unpadded layers on small
+// planes, whose Winograd or GEMM computes every dx tile's taps, most of them on padding):
+// against auto before, same process, 2 threads, batch 4-8: 3x3 dilation 2, 64 <- 128 at
+// 12x12 1.71x, 128 <- 128 at 8x8 2.21x, g4 16 <- 128 at 9x9 4.06x, 32 <- 128 at 13x13
+// 1.64x, dilation 3 at 10x10 4.80x, undilated 256 <- 256 at 5x5 1.35x; at waste 1.78-1.96
+// (128 <- 128 at 7x7, 64 <- 64 d2 at 16x16) 0.99-1.02x, 128 <- 128 at 14x14 (1.36) 0.71x.
+// These from kMinK outputs (a group): 32 <- 32 d2 at 12x12 1.79x, g2 32 <- 32 at 9x9 2.07x,
+// 64 <- 32 d3 at 10x10 4.22x (32 <- 32 d2 at 16x16, waste 1.78, 1.16x; 32 <- 64 at 9x9,
+// 1.65, 0.84x).
 bool use_col2im(const ConvParams& p) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
@@ -115,9 +126,10 @@ bool use_col2im(const ConvParams& p) {
   if (mode == KernelMode::on) return true;
   if (Cg <= kMaxC && Kg >= std::max<int64_t>(kMinK, 4 * Cg)) return true;
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
-  return RS > 9 &&
+  const bool small = RS <= 9;
+  return waste >= (small ? kMinWasteSmall : kMinWaste) &&
          (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1 || p.groups > 1) &&
-         Kg >= kMinKPad && waste >= kMinWaste && C * RS * PQ <= kChunkElems;
+         Kg >= (small ? kMinK : kMinKPad) && C * RS * PQ <= kChunkElems;
 }
 
 }  // namespace
