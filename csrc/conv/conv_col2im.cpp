@@ -117,6 +117,11 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // These from kMinK outputs (a group): 32 <- 32 d2 at 12x12 1.79x, g2 32 <- 32 at 9x9 2.07x,
 // 64 <- 32 d3 at 10x10 4.22x (32 <- 32 d2 at 16x16, waste 1.78, 1.16x; 32 <- 64 at 9x9,
 // 1.65, 0.84x).
+// Kernels past 5x5 at stride 1 too with at most kMaxPixelsPast5x5 dx pixels (N*H*W), where
+// pixel rows have few 6-pixel panels to share: against them, 7x7 16 <- 128 at 6x6 batch 4
+// 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
+// at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
+constexpr int64_t kMaxPixelsPast5x5 = 256;
 bool use_col2im(const ConvParams& p) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
@@ -128,7 +133,8 @@ bool use_col2im(const ConvParams& p) {
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   const bool small = RS <= 9;
   return waste >= (small ? kMinWasteSmall : kMinWaste) &&
-         (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1 || p.groups > 1) &&
+         (RS <= kSkipPaddingMinTaps || p.stride_h * p.stride_w > 1 || p.groups > 1 ||
+          p.N * p.H * p.W <= kMaxPixelsPast5x5) &&
          Kg >= (small ? kMinK : kMinKPad) && C * RS * PQ <= kChunkElems;
 }
 
