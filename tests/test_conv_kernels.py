@@ -323,7 +323,8 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
 # zero padding (kernels larger than 3x3, up to 5x5 at stride 1, >= 64 output channels, a
-# small dcol), or half of them with kernels of up to 3x3 (>= 32 output channels); the phase
+# small dcol), or half of them with kernels of up to 3x3 (>= 32 output channels), and strided
+# kernels of up to 3x3 (larger than the stride) with 4x as many outputs as inputs; the phase
 # GEMM / Winograd otherwise, and pixel rows, which skip the padding's taps, for larger
 # kernels at stride 1 from 257 dx pixels. auto must be bitwise what the kernel it picks
 # computes.
@@ -342,6 +343,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 16, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),      # 3x3 at 9x9 (1.65x)
     ((2, 16, 12, 12, 16, 3, 3, 1, (0, 0, 0, 0), 2, 1), False),    # 16 outputs
     ((2, 64, 9, 9, 128, 3, 3, 1, (0, 0, 0, 0), 2, 4), True),      # grouped, dilated (3.24x)
+    ((2, 16, 17, 17, 128, 3, 3, 2, (1, 1, 1, 1), 1, 1), True),    # 3x3 stride 2, 8x outputs
+    ((2, 64, 17, 16, 256, 3, 3, 2, (1, 1, 1, 1), 1, 2), True),    # the same grouped (4x)
+    ((2, 32, 17, 17, 64, 3, 3, 2, (1, 1, 1, 1), 1, 1), False),    # 2x outputs
     ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
     ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
     ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group

@@ -122,6 +122,13 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
 // at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
 constexpr int64_t kMaxPixelsPast5x5 = 256;
+// Strided kernels of up to 3x3 with 4x as many outputs as inputs (a group), 64 or more: the
+// phase GEMM packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
+// stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1
+// 2.30x, 32 <- 128 g2 1.18-1.22x, 16 <- 64 at 64x64 1.28x, g4 1.38x, 32 <- 128 at 32x32
+// 1.10x; with 2x as many (ResNet's 64 <- 128, 128 <- 256, 256 <- 512) 0.99-1.15x, as many
+// 0.90-0.95x. Kernels no larger than the stride (2x2 stride 2: one tap a phase, the phase
+// GEMM a plain 1x1 one; 16 <- 64 at 56x56 0.95x) keep it.
 bool use_col2im(const ConvParams& p) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
@@ -130,6 +137,9 @@ bool use_col2im(const ConvParams& p) {
     return false;
   if (mode == KernelMode::on) return true;
   if (Cg <= kMaxC && Kg >= std::max<int64_t>(kMinK, 4 * Cg)) return true;
+  if (p.stride_h * p.stride_w > 1 && RS <= 9 && (p.R > p.stride_h || p.S > p.stride_w) &&
+      Kg >= std::max<int64_t>(kMinKPad, 4 * Cg))
+    return true;
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   const bool small = RS <= 9;
   return waste >= (small ? kMinWasteSmall : kMinWaste) &&
