@@ -50,19 +50,29 @@ namespace {
 // batch 2 0.62x / 0.54x / 0.80x, 16 <- 128 5x5 g4 at 8x8 batch 1 backward-data 0.65x; at
 // or above, 196-784 pixels 1.07-1.27x, 256 -> 256 3x3 g2 at 7x7 batch 1 (7.2M a group)
 // 1.12x / 1.11x / 0.91x, 128 -> 512 5x5 g4 at 8x8 (6.5M) 0.97x / 1.21x / 0.93x.
+// The forward splits too from 64 input channels a group with 8 or more outputs (its
+// reduction, and Winograd from 16 input channels) and kernels of several taps: split
+// against grouped, same build, 2 threads, 3x3 128 -> 16 a group at 38x38 batch 1 1.61x,
+// at 28x28 batch 4 1.59x, 64 -> 16 1.44x, 64 -> 8 1.25x, 128 -> 8 at 14x14 batch 8 1.45x,
+// 5x5 128 -> 16 at 20x20 1.22x; 1x1 0.92x, 32 -> 8 5x5 0.77x. Their weight gradient read
+// 0.94-1.31x and backward-data 0.78x: those keep the grouped kernels.
 std::atomic<int> g_split{static_cast<int>(fast::KernelMode::auto_)};
 constexpr int64_t kSplitMinPixels = 192;
 constexpr int64_t kSplitMinMacs = int64_t(6) << 20;
 
-bool split_groups(const ConvParams& p, bool backward_data = false) {
+enum class Pass { forward, backward_data, backward_weight };
+
+bool split_groups(const ConvParams& p, Pass pass) {
   const auto mode = static_cast<fast::KernelMode>(g_split.load(std::memory_order_relaxed));
   if (mode == fast::KernelMode::off || p.groups <= 1 || p.stride_h != 1 || p.stride_w != 1)
     return false;
   if (mode == fast::KernelMode::on) return true;
-  const int64_t pixels = backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
+  const int64_t pixels = pass == Pass::backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
   if (pixels < kSplitMinPixels && p.N * p.P * p.Q * p.Cg() * p.Kg() * p.R * p.S < kSplitMinMacs)
     return false;
-  return (p.Cg() >= 32 && p.Kg() >= 32) || (backward_data && p.Cg() >= 16 && p.Kg() >= 64);
+  return (p.Cg() >= 32 && p.Kg() >= 32) ||
+         (pass == Pass::backward_data && p.Cg() >= 16 && p.Kg() >= 64) ||
+         (pass == Pass::forward && p.Cg() >= 64 && p.Kg() >= 8 && p.R * p.S > 1);
 }
 
 ConvParams one_group(const ConvParams& p) {
@@ -105,7 +115,7 @@ void fast::set_group_split_mode(KernelMode m) { g_split.store(static_cast<int>(m
 template <typename T>
 void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                     Activation act, T* y, T* preact) {
-  if (split_groups(p)) {
+  if (split_groups(p, Pass::forward)) {
     const ConvParams q = one_group(p);
     const int64_t per = q.K * p.P * p.Q;
     GroupBlock<T> yb(p.N, per), zb(preact ? p.N : 0, per);
@@ -133,7 +143,7 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
   } else if (fast::backward_data_col2im(p, dy, w, dx)) {
     // (grouped col2im before the split: a group alone may go to pixel rows instead, 2.25x
     // slower on 16 <- 128 a group 7x7 unpadded at 15x15)
-  } else if (split_groups(p, /*backward_data=*/true)) {
+  } else if (split_groups(p, Pass::backward_data)) {
     const ConvParams q = one_group(p);
     const int64_t per = q.C * p.H * p.W;
     GroupBlock<T> xb(p.N, per);
@@ -149,7 +159,7 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
 
 template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
-  if (split_groups(p)) {  // (a group's filter rows are contiguous in dw)
+  if (split_groups(p, Pass::backward_weight)) {  // (a group's filter rows are contiguous in dw)
     const ConvParams q = one_group(p);
     for (int64_t g = 0; g < p.groups; ++g)
       conv2d_backward_weight(q, slice(dy, 1, g * q.K, q.K), slice(x, 1, g * q.C, q.C),
