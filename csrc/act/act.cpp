@@ -97,6 +97,12 @@ const SimdAct* simd_act() {
 }
 
 // The f64 kernels of act_f64_avx2.cpp (AVX2 and up), where they take the kind.
+bool f64_takes(ActKind kind) {
+#if defined(PYCONV_X86)
+  if (active_isa() >= Isa::avx2) return avx2::activation_f64_takes(kind);
+#endif
+  return false;
+}
 bool f64_forward(Activation act, const double* x, double* y, int64_t n) {
 #if defined(PYCONV_X86)
   if (active_isa() >= Isa::avx2) return avx2::activation_forward_f64(act, x, y, n);
@@ -159,7 +165,7 @@ void bias_activation_serial(Activation act, const EpilogueBlock<T>& e) {
       k->bias_fwd(act, e);
       return;
     }
-  } else if (f64_forward(act, nullptr, nullptr, 0)) {
+  } else if (f64_takes(act.kind)) {
     // The kinds of the f64 kernels: the values (x + bias) into z, or y, then the standalone
     // activation's kernel over them, so the fused result is bitwise the standalone one.
     for (int64_t i = 0; i < e.rows; ++i) {

@@ -61,7 +61,8 @@ void activation_backward(Activation act, const T* dy, const T* x, T* dx, int64_t
 namespace avx2 {
 PYCONV_ACT_DECLARE
 // f64 over one thread's chunk for the kinds built on exp (act_f64_avx2.cpp); false: a kind it
-// does not take (the caller's scalar loop does).
+// does not take (the caller's scalar loop does), as activation_f64_takes tells.
+bool activation_f64_takes(ActKind kind);
 bool activation_forward_f64(Activation act, const double* x, double* y, int64_t n);
 bool activation_backward_f64(Activation act, const double* dy, const double* x, double* dx,
                              int64_t n);

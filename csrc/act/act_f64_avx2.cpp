@@ -190,6 +190,12 @@ void drive(const F& f, const double* a, const double* b, double* out, int64_t n)
 
 }  // namespace
 
+bool activation_f64_takes(ActKind kind) {
+#define PYCONV_CALL(K)
+  PYCONV_F64_KINDS(kind, PYCONV_CALL)
+#undef PYCONV_CALL
+}
+
 bool activation_forward_f64(Activation act, const double* x, double* y, int64_t n) {
   const double param = act.param;
 #define PYCONV_CALL(K) drive([&](R v, R) { return forward<K>(v, param); }, x, nullptr, y, n)
