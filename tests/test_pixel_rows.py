@@ -139,6 +139,21 @@ def test_auto_takes_it_for_a_batch_one_7x7_layer():
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape, mode", [
+    ((1, 256, 7, 7, 128, 1, 1, 1, (0, 0, 0, 0), 1, 1), "auto"),  # 49 pixels: auto takes it
+    ((1, 200, 5, 7, 300, 1, 1, 1, (0, 0, 0, 0), 1, 1), "on")])   # ragged panel, 2 blocks
+def test_one_by_one_backward_data(isa, shape, mode):
+    """A 1x1 layer's input gradient at few pixels: filter rows packed by row copies, one
+    walk along each row for all of a task's channel panels (ragged last panel, reduction
+    blocks); auto is bitwise the forced kernel and matches torch."""
+    _C.set_isa(isa)
+    args = make(shape, np.float32, seed=5)
+    got, on = _run(mode, args)[1], _run("on", args)[1]
+    assert np.array_equal(got, on)
+    assert_close(got, torch_ref(*args)[1], TOL[np.float32], "against torch")
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape, which, channels", [
     ((4, 32, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, 32),  # backward-data 128 -> 32
     ((4, 64, 14, 14, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, 16),   # forward 64 -> 16

@@ -767,23 +767,30 @@ struct FilterB {
     if constexpr (std::is_same_v<T, float>) {
       if (NR % 8 == 0 && active_isa() >= Isa::avx2) {
         full = nb / NR * NR;
-        // Run by run, every full panel of the run (a backward-data's run is one output
-        // channel's taps of all nb input channels: one contiguous piece of the filter).
-        for (int64_t a = 0, b; a < kc && full > 0; a = b) {
-          b = run_end(ko, a, kc);
-          for (int64_t pj = 0; pj < full; pj += NR) {
-            const T* rows[gemm::kMaxNR];
-            for (int j = 0; j < NR; ++j) rows[j] = filt + (j0 + pj + j) * fs + ko[a];
-            T* d = dst + pj * kc + a * NR;
-            if (fs == 1) {
-              // (8-value moves of a constant size: a memcpy of NR values is a library call
-              // per row, 12% of a 512 <- 2048 1x1 backward-data's profile at 98 pixels; the
-              // row reads, from memory, are most of that time either way: 1.00-1.04x.)
-              for (int64_t kk = a; kk < b; ++kk, d += NR)
-                for (int q = 0; q < NR; q += 8)
-                  std::memcpy(d + q, rows[0] + (ko[kk] - ko[a]) + q, 8 * sizeof(T));
-            } else {
-              transpose_run(rows, 0, b - a, d, NR);
+        if (fs == 1) {
+          // Rows one value apart (1x1 backward-data): reduction row kk is nb consecutive
+          // values of one filter row, copied to every panel in one walk along it (per run
+          // and panel, 16 row pointers set up for 16 values took 39% of a 512 <- 2048 1x1
+          // backward-data at 7x7 batch 1, its runs one row long). 8-value moves of a
+          // constant size: a memcpy of NR values is a library call.
+          for (int64_t kk = 0; kk < kc; ++kk) {
+            const T* s = filt + j0 + ko[kk];
+            const T* ahead = filt + j0 + ko[std::min(kk + 4, kc - 1)];
+            T* d = dst + kk * NR;
+            for (int64_t pj = 0; pj < full; pj += NR, d += NR * kc) {
+              __builtin_prefetch(ahead + pj);
+              for (int q = 0; q < NR; q += 8) std::memcpy(d + q, s + pj + q, 8 * sizeof(T));
+            }
+          }
+        } else {
+          // Run by run (a backward-data's run is one output channel's R*S taps, the
+          // forward's a whole filter row), every full panel of the run by 8x8 transposes.
+          for (int64_t a = 0, b; a < kc && full > 0; a = b) {
+            b = run_end(ko, a, kc);
+            for (int64_t pj = 0; pj < full; pj += NR) {
+              const T* rows[gemm::kMaxNR];
+              for (int j = 0; j < NR; ++j) rows[j] = filt + (j0 + pj + j) * fs + ko[a];
+              transpose_run(rows, 0, b - a, dst + pj * kc + a * NR, NR);
             }
           }
         }
