@@ -322,21 +322,22 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
-# zero padding (kernels larger than 3x3, up to 5x5 at stride 1, >= 64 output channels, a
-# small dcol), or half of them with kernels of up to 3x3 (>= 32 output channels), and strided
-# kernels of up to 3x3 (larger than the stride) with 4x as many outputs as inputs; the phase
-# GEMM / Winograd otherwise, and pixel rows, which skip the padding's taps, for larger
-# kernels at stride 1 from 257 dx pixels. auto must be bitwise what the kernel it picks
-# computes.
+# zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol), or half of
+# them (>= 32 output channels), and strided kernels of up to 3x3 (larger than the stride)
+# with 4x as many outputs as inputs; the phase GEMM / Winograd otherwise, and pixel rows,
+# which skip the padding's taps, for kernels past 5x5 at stride 1 from 257 dx pixels and 65
+# input channels. auto must be bitwise what the kernel it picks computes.
 @pytest.mark.parametrize("shape, takes", [
     ((2, 16, 10, 10, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), True),     # unpadded 7x7, 200 pixels (4x)
-    ((2, 16, 16, 16, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), False),    # 512 pixels: pixel rows'
+    ((2, 96, 16, 16, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), False),    # 512 pixels: pixel rows'
+    ((2, 16, 16, 16, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), True),     # ... unless 64 channels or less
     ((1, 16, 6, 6, 128, 7, 7, 1, (2, 2, 2, 2), 1, 1), True),      # padded 7x7 at 6x6 (2.25x)
     ((2, 16, 13, 13, 64, 7, 7, 2, (0, 0, 0, 0), 1, 1), True),     # the same at stride 2
     ((2, 24, 14, 14, 64, 5, 5, 1, (0, 0, 0, 0), 1, 1), True),     # unpadded 5x5 at 14x14 (1.96x)
     ((2, 8, 13, 13, 128, 5, 5, 1, (1, 1, 1, 1), 1, 1), True),     # padded by 1 (1.36x)
     ((2, 16, 14, 14, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # "same": no padding waste
     ((2, 16, 14, 14, 32, 5, 5, 1, (0, 0, 0, 0), 1, 1), False),    # 32 output channels
+    ((2, 16, 20, 20, 32, 5, 5, 1, (0, 0, 0, 0), 2, 1), True),     # ... at 2.78x
     ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),    # 3x3: Winograd's (1.44x)
     ((2, 16, 12, 12, 64, 3, 3, 1, (0, 0, 0, 0), 2, 1), True),     # 3x3 dilated: dy 8x8 (2.25x)
     ((2, 16, 10, 10, 32, 3, 3, 1, (0, 0, 0, 0), 3, 1), True),     # 3x3 from 32 outputs (6.25x)

@@ -99,15 +99,19 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // GEMM or Winograd, batch 4, same process, 2 threads: 128 -> 128 7x7 at 16x16 1.54x, 96 ->
 // 256 5x5 at 28x28 1.14x, 64 -> 64 5x5 at 14x14 1.56x (1.27x padded by 1), 128 -> 128 5x5
 // at 20x20 1.33x (1.26x at 14x14 padded by 1). With 32 output channels it lost (16 x 32 ->
-// 32 5x5 at 16x16 0.83x). Kernels past 5x5 at stride 1 go to pixel rows instead, which
-// skip the padding's taps (conv_gemm.cpp's use_pixel_rows): 128 -> 128 7x7 at 16x16 1.20x
-// against col2im.
+// 32 5x5 at 16x16 0.83x), but at half of its multiplies on padding it won from 32 (as the
+// small kernels' rule below): against auto before, batch 4, 2 threads, 5x5 d2 at 20x20
+// 16 <- 48 2.93x, 32 <- 48 1.48x, g2 32 <- 32 1.74x, 7x7 at 16x16 16 <- 32 1.64x (5x5
+// 128 -> 128 g4 at 12x12, waste 2.25, 1.19x). Kernels past 5x5 at stride 1 with more than
+// kMaxCPixelRows input channels go to pixel rows instead, which skip the padding's taps
+// (conv_gemm.cpp's use_pixel_rows).
 // Grouped layers (not depthwise) by the same rules per group (Cg, Kg: the dcol GEMM's rows
 // per tap and its reduction), and past 5x5 at stride 1 too (pixel rows take no groups).
 // Against the grouped phase GEMM, same process, 2 threads: 12 <- 512 7x7 g4 at 31x31 (3
 // input channels a group) 4.7x, 32 <- 512 7x7 g4 at 35x35 2.2x, 16 <- 256 7x7 g2 at 38x38
 // 1.9x, 64 <- 256 5x5 g2 at 14x14 1.7x, 6 <- 256 7x7 s2 g2 4.3x. With 32 outputs a group
-// it lost as ungrouped layers do (5x5 and 3x3, 0.60-0.73x; 7x7 1.28x): kMinKPad holds.
+// it lost as ungrouped layers do (5x5 and 3x3, 0.60-0.73x; 7x7 1.28x): kMinKPad holds
+// below half of the multiplies on padding.
 // Kernels of up to 3x3 where dy is at most half of dx (dilated or unpadded layers on small
 // planes, whose Winograd or GEMM computes every dx tile's taps, most of them on padding):
 // against auto before, same process, 2 threads, batch 4-8: 3x3 dilation 2, 64 <- 128 at
@@ -122,6 +126,13 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
 // at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
 constexpr int64_t kMaxPixelsPast5x5 = 256;
+// ... and at any number of pixels up to this many input channels (pixel rows' channel panels,
+// the tile's 16 columns, skip no taps when there is one, and few panels share little).
+// Against pixel rows, batch 4-8, 2 threads: 7x7 d2 at 27x27 16 <- 128 2.45x, 16 <- 256
+// 2.67x, 32 <- 128 1.15x, 64 <- 128 1.08x; 7x7 at 16x16 16 <- 128 2.44x, 32 <- 128 1.40x,
+// 64 <- 128 1.27x, 64 <- 64 d2 at 20x20 1.50x; with more channels 0.90-1.18x (96 <- 64
+// 0.90x, 128 <- 128 0.96-1.02x, 256 <- 256 1.02-1.18x): those keep pixel rows.
+constexpr int64_t kMaxCPixelRows = 64;
 // Strided kernels of up to 3x3 with 4x as many outputs as inputs (a group), 64 or more: the
 // phase GEMM packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
 // stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1
@@ -143,13 +154,15 @@ bool use_col2im(const ConvParams& p) {
   if (strided && small && (p.R > p.stride_h || p.S > p.stride_w) &&
       Kg >= std::max<int64_t>(kMinKPad, 4 * Cg))
     return true;
-  // An im2col of dy that is largely zero padding, unless pixel rows skip it (past 5x5 at
-  // stride 1, ungrouped, on more than a few pixels).
+  // An im2col of dy that is largely zero padding (half of it from kMinK outputs a group,
+  // 30% from kMinKPad past 3x3), unless pixel rows skip it (past 5x5 at stride 1,
+  // ungrouped, more than a few pixels and kMaxCPixelRows input channels).
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   const bool pixel_rows = RS > kSkipPaddingMinTaps && !strided && p.groups == 1 &&
-                          p.N * p.H * p.W > kMaxPixelsPast5x5;
-  return waste >= (small ? kMinWasteSmall : kMinWaste) && !pixel_rows &&
-         Kg >= (small ? kMinK : kMinKPad) && C * RS * PQ <= kChunkElems;
+                          p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows;
+  const bool padding = (waste >= kMinWasteSmall && Kg >= kMinK) ||
+                       (!small && waste >= kMinWaste && Kg >= kMinKPad);
+  return padding && !pixel_rows && C * RS * PQ <= kChunkElems;
 }
 
 }  // namespace

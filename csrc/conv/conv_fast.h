@@ -64,8 +64,8 @@ int64_t taps_skipped();
 // conv_gemm.cpp). Winograd's 5x5 gate defers to it for few outputs.
 bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem);
 // Stride-1 backward-data of kernels with more taps than this, on a grad_output whose im2col
-// is largely padding, runs pixel rows (which skip the padding's taps), not col2im: both
-// gates read it (use_pixel_rows, use_col2im).
+// is largely padding, runs pixel rows (which skip the padding's taps), not col2im, unless
+// it has few input channels (use_col2im): both gates read it (use_pixel_rows, use_col2im).
 constexpr int64_t kSkipPaddingMinTaps = 25;
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
 // convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
