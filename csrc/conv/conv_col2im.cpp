@@ -9,6 +9,7 @@
 // 7x7 layer on a small plane): dcol has only the taps that exist.
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -85,6 +86,35 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
         interleave_phase_row(dx + ((n * C + c) * H + h) * W, W, sw, rows.data());
       }
     }
+  }
+}
+
+// wt[((g*Cg + c)*R + r)*S + s][k] = w[g*Kg + k, c, r, s]: per group, W^T (Cg*R*S x Kg).
+// By blocks of 8 filters over the threads, an 8-row transpose each for a contiguous fp32
+// filter (value by value, serially, the copy was half of a 32 <- 512 7x7 d2 g4 layer's
+// backward-data at 1x1 outputs: its dcol GEMM has 4 columns).
+template <typename T>
+void transpose_filter(const ConvParams& p, View4<const T> w, T* wt) {
+  const int64_t G = p.groups, Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, L = Cg * RS;
+  const int64_t kb = ceil_div(Kg, 8);
+  const bool dense = w.stride[3] == 1 && w.stride[2] == p.S && w.stride[1] == RS;
+#pragma omp parallel for schedule(static) num_threads(threads_for(G * Kg * L))
+  for (int64_t t = 0; t < G * kb; ++t) {
+    const int64_t g = t / kb, k0 = t % kb * 8, kn = std::min<int64_t>(8, Kg - k0);
+    T* d = wt + g * L * Kg + k0;
+#if defined(PYCONV_X86)
+    if constexpr (std::is_same_v<T, float>) {
+      if (dense && kn == 8 && active_isa() >= Isa::avx2) {
+        const float* rows[8];
+        for (int q = 0; q < 8; ++q) rows[q] = w.data + (g * Kg + k0 + q) * w.stride[0];
+        avx2::transpose8_rows_float(rows, 0, L, d, Kg);
+        continue;
+      }
+    }
+#endif
+    for (int64_t k = 0; k < kn; ++k)
+      for (int64_t l = 0; l < L; ++l)
+        d[l * Kg + k] = w.at(g * Kg + k0 + k, l / RS, l % RS / p.S, l % p.S);
   }
 }
 
@@ -183,12 +213,7 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
   View4<const T> wv{w.data, {CRS, K, 1, 1}, {w.stride[3], w.stride[0], 1, 1}};
   if (G > 1 || w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
     wt.resize(static_cast<size_t>(CRS * Kg));
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t k = 0; k < Kg; ++k)
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t r = 0; r < p.R; ++r)
-            for (int64_t s = 0; s < p.S; ++s)
-              wt[(((g * Cg + c) * p.R + r) * p.S + s) * Kg + k] = w.at(g * Kg + k, c, r, s);
+    transpose_filter(p, w, wt.data());
     wv = View4<const T>{wt.data(), {CRS, Kg, 1, 1}, {Kg, 1, 1, 1}};
   }
   const int64_t nb = std::clamp<int64_t>(kChunkElems / (CRS * PQ), 1, p.N);

@@ -18,6 +18,14 @@
 #include "common/tensor.h"
 #include "conv/conv_params.h"
 
+#if defined(PYCONV_X86)
+namespace pyconv::avx2 {
+// dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd);
+}  // namespace pyconv::avx2
+#endif
+
 namespace pyconv::fast {
 
 // cache_output: true when the output is a scratch that is read again right away (col2im's

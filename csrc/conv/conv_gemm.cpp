@@ -20,9 +20,6 @@
 
 #if defined(PYCONV_X86)
 namespace pyconv::avx2 {
-// dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
-void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
-                           int64_t ldd);
 // d[kk*6 + i] = rows[i][kk] for kk < kc, i < 6 (pack_avx2.cpp).
 void pack6_rows_float(const float* const* rows, int64_t kc, float* d);
 // d[kk*16 + j] = base[koff[kk] + j] for kk < kc, j < 16 (pack_avx2.cpp).
