@@ -160,6 +160,27 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     assert_close(got["auto"], torch_ref(*args)[2], TOL[np.float32], "grad_weight")
 
 
+# Forward and backward-data need 60% of a 2x2 tile grid's outputs real: a 3x3 plane (9 of
+# 16) goes to the GEMM, and so do a dilated layer's 3x3 sub-problems (6x6 outputs at
+# dilation 2); a 7x7 plane (49 of 64) and the weight gradient keep Winograd.
+@pytest.mark.parametrize("shape, which, winograd", [
+    (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 0, False),           # forward at 3x3
+    (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3
+    (_shape(8, 64, 10, 10, 64, (0, 0, 0, 0), dil=2), 0, False),   # 6x6 outputs, dilation 2
+    (_shape(4, 64, 7, 7, 64, (1, 1, 1, 1)), 0, True),             # 7x7
+    (_shape(32, 64, 3, 3, 64, (1, 1, 1, 1)), 2, True),            # weight gradient at 3x3
+])
+def test_gate_by_tile_use(shape, which, winograd):
+    args = make(shape, np.float32, seed=16)
+    got = {}
+    for mode in ("off", "auto", "on"):
+        _C._set_winograd(mode)
+        got[mode] = run_pyconv(*args)[which]
+    assert not np.array_equal(got["on"], got["off"])
+    assert np.array_equal(got["auto"], got["on" if winograd else "off"])
+    assert_close(got["auto"], torch_ref(*args)[which], TOL[np.float32], "against torch")
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "leaky_relu"])
 @pytest.mark.parametrize("hw", [(11, 13), (8, 7)], ids=["rows-of-7-tiles", "rows-of-4-in-pairs"])

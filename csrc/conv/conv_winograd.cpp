@@ -107,6 +107,14 @@ constexpr int64_t kMinTilesShared = 96;
 // 256@7 batch 3 1.20x; 256@7 and 512@7 batch 2 (32 tiles) 0.85-0.94x, batch 1 0.81x. The
 // weight gradient (512@7 batch 4: 0.64x) and 5x5 keep kMinTiles.
 constexpr int64_t kMinTiles3x3 = 48;
+// The forward and backward-data need this share of a 2x2 tile grid's outputs to be real
+// (P*Q over 4 ceil(P/2) ceil(Q/2)): planes of 3 (or sub-problems of that size: a dilated
+// layer's 6 x 6 outputs at dilation 2) waste 44% of the tiles' products. Against the GEMM,
+// same process, 2 threads: 128 -> 128 at 3x3 batch 32 forward 1.36x, backward-data 1.14x;
+// d2 64 -> 128 at 6x6 outputs 1.58x. At 5 (69%) it is mixed: 256 -> 256 at 5x5 batch 16
+// 0.96x forward, 0.86x backward-data, d2 64 -> 64 to 10x10 1.28x and 128 -> 128 0.95x; the
+// weight gradient, whose transforms are shared differently, lost at both (0.83-0.88x).
+constexpr double kMinTileUse = 0.6;
 // 5x5 (four pieces, each a transform of its own) pays off from rows of 4 tiles up.
 constexpr int64_t kMinRow5 = 7;
 // ... and with at most kFewOut5 outputs where pixel rows take the problem (long_reduction,
@@ -933,9 +941,10 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   // (A dilated problem by the size of its undilated sub-problems, which run as one batch of
   // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
+  const int64_t tiles = ceil_div(Ps, 2) * ceil_div(Qs, 2);
   return mode == KernelMode::on ||
-         worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * ceil_div(Ps, 2) * ceil_div(Qs, 2),
-                  weight, shared, elem);
+         ((weight || double(Ps * Qs) >= kMinTileUse * double(4 * tiles)) &&
+          worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * tiles, weight, shared, elem));
 }
 
 template <typename T>
