@@ -55,7 +55,9 @@ namespace {
 // against grouped, same build, 2 threads, 3x3 128 -> 16 a group at 38x38 batch 1 1.61x,
 // at 28x28 batch 4 1.59x, 64 -> 16 1.44x, 64 -> 8 1.25x, 128 -> 8 at 14x14 batch 8 1.45x,
 // 5x5 128 -> 16 at 20x20 1.22x; 1x1 0.92x, 32 -> 8 5x5 0.77x. Their weight gradient read
-// 0.94-1.31x and backward-data 0.78x: those keep the grouped kernels.
+// 0.94-1.31x and backward-data 0.78x: those keep the grouped kernels. These need the
+// pixels (not the multiply-adds instead): 7x7 128 -> 16 a group g4 at 8x8 outputs batch 2
+// (128 pixels, 12.8M a group) ran 0.60x split, at 10x10 (200) 1.15x, 12x12 1.38x.
 std::atomic<int> g_split{static_cast<int>(fast::KernelMode::auto_)};
 constexpr int64_t kSplitMinPixels = 192;
 constexpr int64_t kSplitMinMacs = int64_t(6) << 20;
@@ -72,7 +74,8 @@ bool split_groups(const ConvParams& p, Pass pass) {
     return false;
   return (p.Cg() >= 32 && p.Kg() >= 32) ||
          (pass == Pass::backward_data && p.Cg() >= 16 && p.Kg() >= 64) ||
-         (pass == Pass::forward && p.Cg() >= 64 && p.Kg() >= 8 && p.R * p.S > 1);
+         (pass == Pass::forward && p.Cg() >= 64 && p.Kg() >= 8 && p.R * p.S > 1 &&
+          pixels >= kSplitMinPixels);
 }
 
 ConvParams one_group(const ConvParams& p) {
