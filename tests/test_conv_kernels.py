@@ -323,8 +323,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
 # zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol), or half of
-# them (>= 32 output channels), and strided kernels of up to 3x3 (larger than the stride)
-# with 4x as many outputs as inputs; the phase GEMM / Winograd otherwise, and pixel rows,
+# them (>= 32 output channels; dilated 3x3 from 1.4x the products of the taps that exist),
+# and strided kernels of up to 3x3 (larger than the stride) with 4x as many outputs as
+# inputs; the phase GEMM / Winograd otherwise, and pixel rows,
 # which skip the padding's taps, for kernels past 5x5 at stride 1 from 257 dx pixels and 65
 # input channels. auto must be bitwise what the kernel it picks computes.
 @pytest.mark.parametrize("shape, takes", [
@@ -343,6 +344,8 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 16, 10, 10, 32, 3, 3, 1, (0, 0, 0, 0), 3, 1), True),     # 3x3 from 32 outputs (6.25x)
     ((2, 16, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),      # 3x3 at 9x9 (1.65x)
     ((2, 16, 12, 12, 16, 3, 3, 1, (0, 0, 0, 0), 2, 1), False),    # 16 outputs
+    ((2, 32, 12, 12, 32, 3, 3, 1, (1, 1, 1, 1), 2, 1), True),     # dilated, padded (1.44x)
+    ((2, 32, 16, 16, 32, 3, 3, 1, (1, 1, 1, 1), 2, 1), False),    # ... at 16x16 (1.31x)
     ((2, 64, 9, 9, 128, 3, 3, 1, (0, 0, 0, 0), 2, 4), True),      # grouped, dilated (3.24x)
     ((2, 16, 17, 17, 128, 3, 3, 2, (1, 1, 1, 1), 1, 1), True),    # 3x3 stride 2, 8x outputs
     ((2, 64, 17, 16, 256, 3, 3, 2, (1, 1, 1, 1), 1, 2), True),    # the same grouped (4x)
