@@ -83,6 +83,24 @@ def test_threads_bitwise(shape):
         assert_close(g, r, TOL[np.float32], str(shape))
 
 
+# The GEMM's weight gradient with the filter taps as the tile's rows, read in place, per
+# group, where a group's outputs fill one tile width (16, or 32 on AVX-512): past the direct
+# kernels' 32 channels a group, 256+ output pixels an image, stride 1 and 2, padding,
+# several images (chunks of the reduction); against torch and bitwise for 1-3 threads.
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [
+    (2, 80, 18, 17, 32, 3, 3, 1, (1, 1, 1, 1), 1, 2),   # 40 -> 16 a group, 306 pixels
+    (3, 120, 35, 33, 48, 5, 5, 2, (2, 1, 2, 1), 1, 3),  # 5x5 stride 2, asymmetric padding
+    (2, 68, 16, 20, 64, 7, 7, 1, (3, 3, 3, 3), 1, 2),   # 34 -> 32 a group (AVX-512's width)
+], ids=str)
+def test_weight_gradient_taps_as_rows(shape, isa):
+    _C.set_isa(isa)
+    args = make(shape, np.float32, seed=7)
+    out = assert_threads_bitwise(args, 3)
+    for g, r, name in zip(out, torch_ref(*args)[:3], ("forward", "grad_input", "grad_weight")):
+        assert_close(g, r, TOL[np.float32], f"{name} {isa}")
+
+
 # The direct kernels (4 groups of 8 -> 6) and the per-group split (2 groups of 32 -> 48).
 @pytest.mark.parametrize("C, K, G", [(32, 24, 4), (64, 96, 2)])
 def test_strided_views_and_activation(C, K, G):
