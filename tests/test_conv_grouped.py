@@ -38,6 +38,30 @@ def test_sweep(N, G, Cg, Kg, H, W, R, S, pad, isa, threads):
         assert_close(g, r, TOL[np.float32], f"{name} {shape} {isa}")
 
 
+# Ungrouped layers with up to 8 source channels (from 2 images) take the same direct
+# kernel: the forward for any number of outputs (blocks of 6 and 4 past the 32 a group
+# allows), the backward-data (source: grad_output) for up to 32 outputs; bias and
+# activation in the forward.
+@given(N=st.integers(2, 3), C=st.integers(1, 8), K=st.integers(1, 70), H=st.integers(1, 20),
+       W=st.integers(1, 40), R=st.integers(1, 7), S=st.integers(1, 7),
+       pad=st.tuples(*[st.integers(0, 3)] * 4), isa=st.sampled_from(ISAS),
+       threads=st.sampled_from([1, 2, 3]))
+def test_ungrouped_few_channels(N, C, K, H, W, R, S, pad, isa, threads):
+    if H + pad[0] + pad[1] < R or W + pad[2] + pad[3] < S:
+        return  # no output
+    _C.set_isa(isa)
+    pyconv.set_num_threads(threads)
+    shape = (N, C, H, W, K, R, S, 1, pad, 1, 1)
+    args = make(shape, np.float32, seed=N + C + K + H + W + R + S)
+    ref = torch_ref(*args)
+    for g, r, name in zip(run_pyconv(*args), ref, ("forward", "grad_input", "grad_weight")):
+        assert_close(g, r, TOL[np.float32], f"{name} {shape} {isa}")
+    x, w, b = args[:3]
+    y, z = _C.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1, _C.ACTIVATIONS["gelu"], 0.0, True)
+    assert_close(z, ref[0], TOL[np.float32], "preact")
+    assert_close(y, F.gelu(torch.tensor(ref[0])).numpy(), TOL[np.float32], "gelu")
+
+
 # The AVX-512 weight gradient (3x3 filters; output channels as the 16 lanes of a vector,
 # gv = 1, 2 or 4 groups per vector where Kg*gv fills whole vectors: Kg 16 and 32 (two
 # vectors per block), 8 and 24, 4 and 12): source channels around its 3-channel block,

@@ -1,8 +1,9 @@
 // Kernel selection for conv2d on the CPU: depthwise (groups == C == K) runs the
 // direct kernels, backward-data with few input channels or largely zero-padded im2col
 // col2im (conv_col2im.cpp), 3x3 and 5x5 stride-1 convolutions with enough channels Winograd
-// F(2x2, 3x3) (conv_winograd.cpp), grouped stride-1 ones with few channels per group a
-// direct kernel (conv_grouped.cpp) and with 32 or more one ungrouped convolution per group
+// F(2x2, 3x3) (conv_winograd.cpp), grouped stride-1 ones with few channels per group (and
+// ungrouped ones with up to 8 source channels) a direct kernel (conv_grouped.cpp) and with
+// 32 or more one ungrouped convolution per group
 // (split_groups below), everything else the packed GEMM (conv_gemm.cpp) with the
 // micro-kernel of the active ISA. The reference loops (conv_ref.cpp) stay as the
 // oracle for tests (pyconv._C.conv2d_*_ref are not bound; tests compare with torch).

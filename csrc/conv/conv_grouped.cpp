@@ -1,5 +1,5 @@
 // Grouped stride-1 convolutions with few channels per group (ResNeXt's 32 groups of 4-16
-// channels): direct kernels (conv_grouped_avx2.cpp, conv_grouped_avx512.cpp), one task per
+// channels), and ungrouped ones with few source channels (kMaxUngroupedChannels): direct kernels (conv_grouped_avx2.cpp, conv_grouped_avx512.cpp), one task per
 // (image, group) in the forward and backward-data, per group (or 2 or 4 groups: the
 // AVX-512 weight gradient's lanes) in the weight gradient. An im2col GEMM would pack 9x
 // the input per group for only 2*Kg flops per packed element. Float on AVX2 and up only;
@@ -20,14 +20,27 @@ namespace {
 
 // Channels per group up to which the direct kernel beats the GEMM.
 constexpr int64_t kMaxGroupChannels = 32;
+// Ungrouped layers (one group) with up to this many source channels take it too, from two
+// images (one task per image): the im2col GEMM's reduction is only C*R*S long, its packing
+// and tile stores outweigh it. Against the GEMM, same process, 2 threads: forward 1 -> 16
+// 3x3 at 48x480 batch 4 2.34x, 1 -> 64 1.77x, 3 -> 32 5x5 at 32x32 batch 64 (CIFAR-10
+// conv1) 1.16x, 3 -> 32 3x3 1.21-1.49x, 3 -> 64 7x7 at 224x224 1.09x, 8 -> 32 and 8 -> 64
+// 3x3 1.55-1.80x, 4 -> 128 1.19x; 12 and 16 source channels 0.95-1.04x, batch 1 0.66x.
+// The backward-data (its source: grad_output) up to kMaxGroupChannels outputs: 8 -> 32
+// 3x3 1.17x, 3 -> 16 5x5 1.26x (8 -> 64 7x7 0.87-0.99x, 4 -> 128 0.96x); the weight
+// gradient lost (1 -> 16 0.62x) and keeps the GEMM.
+constexpr int64_t kMaxUngroupedChannels = 8;
 
-bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q) {
+bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool forward = false) {
 #if defined(PYCONV_X86)
-  return active_isa() >= Isa::avx2 && p.groups > 1 && !is_depthwise(p) && p.stride_h == 1 &&
-         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && Cin <= kMaxGroupChannels &&
-         Kout <= kMaxGroupChannels && p.R <= 7 && p.S <= 7 && Q <= 4096;
+  if (active_isa() < Isa::avx2 || is_depthwise(p) || p.stride_h != 1 || p.stride_w != 1 ||
+      p.dil_h != 1 || p.dil_w != 1 || p.R > 7 || p.S > 7 || Q > 4096)
+    return false;
+  if (p.groups == 1)
+    return Cin <= kMaxUngroupedChannels && p.N >= 2 && (forward || Kout <= kMaxGroupChannels);
+  return Cin <= kMaxGroupChannels && Kout <= kMaxGroupChannels;
 #else
-  (void)p, (void)Cin, (void)Kout, (void)Q;
+  (void)p, (void)Cin, (void)Kout, (void)Q, (void)forward;
   return false;
 #endif
 }
@@ -79,7 +92,7 @@ bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, co
     return false;
   } else {
     const int64_t Cg = p.Cg(), Kg = p.Kg();
-    if (!applies(p, Cg, Kg, p.Q)) return false;
+    if (!applies(p, Cg, Kg, p.Q, /*forward=*/true)) return false;
     const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
                    x.stride[1], x.stride[2], x.stride[3],
                    w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
@@ -117,7 +130,7 @@ bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const
     // Kernels of up to 9 taps: larger ones keep the grouped GEMM's weight gradient, which
     // ran them 1.08-1.99x as fast (same process, 2 threads, alternated: 5x5 16 -> 32 a group
     // at 14x14 1.99x, 16 -> 16 1.37-1.97x, at 28x28 1.08-1.37x; 7x7 16 -> 32 1.60-1.61x).
-    if (!applies(p, Cg, Kg, p.Q) || p.R * p.S > 9) return false;
+    if (G == 1 || !applies(p, Cg, Kg, p.Q) || p.R * p.S > 9) return false;
     const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
                    x.stride[1], x.stride[2], x.stride[3], 0, 0, 0, 0};
     const int64_t Qv = (p.Q + 7) / 8 * 8, per = Kg * Cg * p.R * p.S;
