@@ -1,7 +1,8 @@
 // Grouped stride-1 convolutions with few channels per group (ResNeXt's 32 groups of 4-16
-// channels), and ungrouped ones with few source channels (kMaxUngroupedChannels): direct kernels (conv_grouped_avx2.cpp, conv_grouped_avx512.cpp), one task per
-// (image, group) in the forward and backward-data, per group (or 2 or 4 groups: the
-// AVX-512 weight gradient's lanes) in the weight gradient. An im2col GEMM would pack 9x
+// channels), and ungrouped ones with few source channels (kMaxUngroupedChannels): direct
+// kernels (conv_grouped_avx2.cpp, conv_grouped_avx512.cpp), one task per (image, group)
+// in the forward and backward-data, per group (or 2 or 4 groups: the AVX-512 weight
+// gradient's lanes) in the weight gradient. An im2col GEMM would pack 9x
 // the input per group for only 2*Kg flops per packed element. Float on AVX2 and up only;
 // other cases return false and take the GEMM path.
 #include <algorithm>
