@@ -40,9 +40,9 @@ def test_sweep(N, G, Cg, Kg, H, W, R, S, pad, isa, threads):
 
 # Ungrouped layers with up to 8 source channels (from 2 images) take the same direct
 # kernel: the forward for any number of outputs (blocks of 6 and 4 past the 32 a group
-# allows), the backward-data (source: grad_output) for up to 32 outputs; bias and
-# activation in the forward.
-@given(N=st.integers(2, 3), C=st.integers(1, 8), K=st.integers(1, 70), H=st.integers(1, 20),
+# allows; one image: two tasks of half the outputs from 16), the backward-data (source:
+# grad_output) for up to 32 outputs; bias and activation in the forward.
+@given(N=st.integers(1, 3), C=st.integers(1, 8), K=st.integers(1, 70), H=st.integers(1, 20),
        W=st.integers(1, 40), R=st.integers(1, 7), S=st.integers(1, 7),
        pad=st.tuples(*[st.integers(0, 3)] * 4), isa=st.sampled_from(ISAS),
        threads=st.sampled_from([1, 2, 3]))
@@ -60,6 +60,19 @@ def test_ungrouped_few_channels(N, C, K, H, W, R, S, pad, isa, threads):
     y, z = _C.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1, _C.ACTIVATIONS["gelu"], 0.0, True)
     assert_close(z, ref[0], TOL[np.float32], "preact")
     assert_close(y, F.gelu(torch.tensor(ref[0])).numpy(), TOL[np.float32], "gelu")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [(1, 3, 20, 31, 64, 7, 7, 1, (3, 3, 3, 3), 1, 1),
+                                   (1, 1, 12, 40, 16, 3, 3, 1, (1, 0, 1, 2), 1, 1),
+                                   (1, 8, 9, 9, 18, 5, 5, 1, (2, 2, 2, 2), 1, 1)], ids=str)
+def test_ungrouped_one_image_halves(shape, isa):
+    """One image: two tasks of half the output channels (9 each: a block of 6 and one of
+    3), each reading the whole source; against torch, bitwise over threads."""
+    _C.set_isa(isa)
+    args = make(shape, np.float32, seed=8)
+    out = assert_threads_bitwise(args, 1)
+    assert_close(out[0], torch_ref(*args)[0], TOL[np.float32], f"forward {isa}")
 
 
 # The AVX-512 weight gradient (3x3 filters; output channels as the 16 lanes of a vector,

@@ -26,11 +26,17 @@ constexpr int64_t kMaxGroupChannels = 32;
 // and tile stores outweigh it. Against the GEMM, same process, 2 threads: forward 1 -> 16
 // 3x3 at 48x480 batch 4 2.34x, 1 -> 64 1.77x, 3 -> 32 5x5 at 32x32 batch 64 (CIFAR-10
 // conv1) 1.16x, 3 -> 32 3x3 1.21-1.49x, 3 -> 64 7x7 at 224x224 1.09x, 8 -> 32 and 8 -> 64
-// 3x3 1.55-1.80x, 4 -> 128 1.19x; 12 and 16 source channels 0.95-1.04x, batch 1 0.66x.
+// 3x3 1.55-1.80x, 4 -> 128 1.19x; 12 and 16 source channels 0.95-1.04x. One image runs
+// as two tasks of half the outputs each (halves): batch 1, 1 -> 16 at 48x480 2.13x, 3 -> 64
+// 3x3 at 224x224 1.56x, 7x7 1.17x, 3 -> 32 1.21-1.34x, 8 -> 64 1.07x (as one task 0.66x).
 // The backward-data (its source: grad_output) up to kMaxGroupChannels outputs: 8 -> 32
 // 3x3 1.17x, 3 -> 16 5x5 1.26x (8 -> 64 7x7 0.87-0.99x, 4 -> 128 0.96x); the weight
 // gradient lost (1 -> 16 0.62x) and keeps the GEMM.
 constexpr int64_t kMaxUngroupedChannels = 8;
+
+// A single image's ungrouped forward runs as two tasks of half the output channels each
+// (two "groups" reading the same source), from 16 outputs.
+bool halves(const ConvParams& p) { return p.groups == 1 && p.N == 1 && p.K % 2 == 0 && p.K >= 16; }
 
 bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool forward = false) {
 #if defined(PYCONV_X86)
@@ -38,7 +44,8 @@ bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool for
       p.dil_h != 1 || p.dil_w != 1 || p.R > 7 || p.S > 7 || Q > 4096)
     return false;
   if (p.groups == 1)
-    return Cin <= kMaxUngroupedChannels && p.N >= 2 && (forward || Kout <= kMaxGroupChannels);
+    return Cin <= kMaxUngroupedChannels &&
+           (forward ? p.N >= 2 || halves(p) : p.N >= 2 && Kout <= kMaxGroupChannels);
   return Cin <= kMaxGroupChannels && Kout <= kMaxGroupChannels;
 #else
   (void)p, (void)Cin, (void)Kout, (void)Q, (void)forward;
@@ -94,11 +101,12 @@ bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, co
   } else {
     const int64_t Cg = p.Cg(), Kg = p.Kg();
     if (!applies(p, Cg, Kg, p.Q, /*forward=*/true)) return false;
-    const GdGeom g{Cg, p.H, p.W, Kg, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
+    const int64_t G = halves(p) ? 2 : p.groups, Kb = p.K / G;  // (halves: the same source)
+    const GdGeom g{Cg, p.H, p.W, Kb, p.P, p.Q, p.R, p.S, p.pad_top, p.pad_left,
                    x.stride[1], x.stride[2], x.stride[3],
                    w.stride[0], w.stride[1], w.stride[2], w.stride[3]};
-    run(g, p.N, p.groups, x.data, x.stride[0], Cg * x.stride[1], w.data, Kg * w.stride[0],
-        bias, act, y, preact);
+    run(g, p.N, G, x.data, x.stride[0], p.groups > 1 ? Cg * x.stride[1] : 0, w.data,
+        Kb * w.stride[0], bias, act, y, preact);
     return true;
   }
 }
