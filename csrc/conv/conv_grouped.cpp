@@ -2,9 +2,9 @@
 // channels), and ungrouped ones with few source channels (kMaxUngroupedChannels): direct
 // kernels (conv_grouped_avx2.cpp, conv_grouped_avx512.cpp), one task per (image, group)
 // in the forward and backward-data, per group (or 2 or 4 groups: the AVX-512 weight
-// gradient's lanes) in the weight gradient. An im2col GEMM would pack 9x
-// the input per group for only 2*Kg flops per packed element. Float on AVX2 and up only;
-// other cases return false and take the GEMM path.
+// gradient's lanes) in the weight gradient. An im2col GEMM would pack 9x the input per
+// group for only 2*Kg flops per packed element. Float on AVX2 and up only; other cases
+// return false and take the GEMM path.
 #include <algorithm>
 #include <type_traits>
 
@@ -36,7 +36,9 @@ constexpr int64_t kMaxUngroupedChannels = 8;
 
 // A single image's ungrouped forward runs as two tasks of half the output channels each
 // (two "groups" reading the same source), from 16 outputs.
-bool halves(const ConvParams& p) { return p.groups == 1 && p.N == 1 && p.K % 2 == 0 && p.K >= 16; }
+bool halves(const ConvParams& p) {
+  return p.groups == 1 && p.N == 1 && p.K % 2 == 0 && p.K >= 16;
+}
 
 bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool forward = false) {
 #if defined(PYCONV_X86)
