@@ -9,6 +9,7 @@
 // 7x7 layer on a small plane): dcol has only the taps that exist.
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -216,14 +217,15 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
   // W^T as the 1x1 convolution's weight (C*R*S, Kg, 1, 1), groups of Cg*R*S rows: a view of
   // w when ungrouped and its (c, r, s) values are evenly spaced (a contiguous filter), else
   // a copy. Row (c, r, s) of dcol is then dx's plane c's tap (r, s) in either case.
-  // (A vector, not a scratch block: in scratch slot 11 the grouped layers' dcol GEMM ran
-  // 0.81-0.95x, measured both ways round.)
-  std::vector<T> wt;
+  // (Its own allocation, not a scratch block: in scratch slot 11 the grouped layers' dcol
+  // GEMM ran 0.81-0.95x, measured both ways round. Not value-initialised: transpose_filter
+  // writes every value.)
+  std::unique_ptr<T[]> wt;
   View4<const T> wv{w.data, {CRS, K, 1, 1}, {w.stride[3], w.stride[0], 1, 1}};
   if (G > 1 || w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
-    wt.resize(static_cast<size_t>(CRS * Kg));
-    transpose_filter(p, w, wt.data());
-    wv = View4<const T>{wt.data(), {CRS, Kg, 1, 1}, {Kg, 1, 1, 1}};
+    wt.reset(new T[static_cast<size_t>(CRS * Kg)]);
+    transpose_filter(p, w, wt.get());
+    wv = View4<const T>{wt.get(), {CRS, Kg, 1, 1}, {Kg, 1, 1, 1}};
   }
   const int64_t nb = std::clamp<int64_t>(kChunkElems / (CRS * PQ), 1, p.N);
   T* dcol = gemm::scratch<T>(10, nb * CRS * PQ);
