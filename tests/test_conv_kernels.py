@@ -308,8 +308,8 @@ def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, i
                      seed=N + C + K + H + W)
 
 
-# Grouped (not depthwise): each group's filter transposed into the dcol GEMM's grouped
-# weight, dcol's rows in dx's channel order. Forced on: groups 2-4 with 1-9 channels and
+# Grouped (not depthwise): the dcol GEMM reads each group's filter as its W^T (a view,
+# groups Kg filters apart), dcol's rows in dx's channel order. Forced on: groups 2-4 with 1-9 channels and
 # 1-20 outputs a group, every stride, dilation and padding of the sweep.
 @given(G=st.integers(2, 4), Cg=st.integers(1, 9), Kg=st.integers(1, 20), H=st.integers(1, 12),
        W=st.integers(1, 12), R=st.integers(1, 7), S=st.integers(1, 7), **COL2IM_SWEEP)

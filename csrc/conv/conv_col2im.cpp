@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -63,66 +62,56 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
   const int64_t Wl = ceil_div(W, sw);  // phase row length (phase 0 is the longest)
   constexpr int64_t kBand = 16;
   const int64_t nband = ceil_div(H, kBand);
+  // Where the taps land, worked out once (the divisions per tap and task were 44% of a
+  // 1x1-output 7x7 d2 layer's backward-data): tap column s's dcol values q0 .. q0 + len go to
+  // a band's phase rows from column at (w = q*sw + off = (q + base)*sw + ph); tap row r of
+  // band b covers dx rows h = u*sh + e for u in [ua, ub) (every sh-th row from the first
+  // at or after the band's start).
+  struct Col {
+    int64_t s, q0, len, at;
+  };
+  struct Row {
+    int64_t ua, ub, e;
+  };
+  std::vector<Col> cols;
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t off = s * p.dil_w - p.pad_left, base = floor_div(off, sw);
+    const int64_t ph = off - base * sw, len = ceil_div(W - ph, sw);
+    const int64_t q0 = std::max<int64_t>(0, -base), q1 = std::min<int64_t>(Q, len - base);
+    if (q1 > q0) cols.push_back({s, q0, q1 - q0, ph * Wl + base + q0});
+  }
+  std::vector<Row> rws(static_cast<size_t>(nband * R));
+  for (int64_t b = 0; b < nband; ++b)
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t h0 = b * kBand, h1 = std::min(H, h0 + kBand), e = r * p.dil_h - p.pad_top;
+      rws[b * R + r] = {std::max<int64_t>(0, floor_div(h0 - e + sh - 1, sh)),
+                        std::min<int64_t>(P, floor_div(h1 - e + sh - 1, sh)), e - h0};
+    }
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<T> acc(static_cast<size_t>(kBand * sw * Wl));
     std::vector<const T*> rows(static_cast<size_t>(sw));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < nb * C * nband; ++t) {
-      const int64_t n = t / (C * nband), c = t / nband % C;
-      const int64_t h0 = t % nband * kBand, h1 = std::min(H, h0 + kBand);
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t s = 0; s < S; ++s) {
-          // w = q*sw + off = (q + base)*sw + ph
-          const int64_t off = s * p.dil_w - p.pad_left, base = floor_div(off, sw);
-          const int64_t ph = off - base * sw, len = ceil_div(W - ph, sw);
-          const int64_t q0 = std::max<int64_t>(0, -base);
-          const int64_t q1 = std::min<int64_t>(Q, len - base);
-          if (q1 <= q0) continue;
-          const T* plane = dcol + (n * CRS + (c * R + r) * S + s) * P * Q;
-          for (int64_t h = h0; h < h1; ++h) {
-            const int64_t u = h + p.pad_top - r * p.dil_h;
-            if (u < 0 || u % sh != 0 || u / sh >= P) continue;
-            add_run(acc.data() + ((h - h0) * sw + ph) * Wl + base + q0,
-                    plane + u / sh * Q + q0, q1 - q0);
-          }
+      const int64_t n = t / (C * nband), c = t / nband % C, b = t % nband;
+      const int64_t h0 = b * kBand, h1 = std::min(H, h0 + kBand);
+      std::fill(acc.begin(), acc.begin() + (h1 - h0) * sw * Wl, T(0));
+      for (int64_t r = 0; r < R; ++r) {
+        const Row& rw = rws[b * R + r];
+        if (rw.ua >= rw.ub) continue;
+        const T* tr = dcol + (n * CRS + (c * R + r) * S) * P * Q;
+        for (const Col& cl : cols) {
+          const T* plane = tr + cl.s * P * Q + cl.q0;
+          for (int64_t u = rw.ua; u < rw.ub; ++u)
+            add_run(acc.data() + (u * sh + rw.e) * sw * Wl + cl.at, plane + u * Q, cl.len);
         }
+      }
       for (int64_t h = h0; h < h1; ++h) {
         for (int64_t pw = 0; pw < sw; ++pw)
           rows[static_cast<size_t>(pw)] = acc.data() + ((h - h0) * sw + pw) * Wl;
         interleave_phase_row(dx + ((n * C + c) * H + h) * W, W, sw, rows.data());
       }
     }
-  }
-}
-
-// wt[((g*Cg + c)*R + r)*S + s][k] = w[g*Kg + k, c, r, s]: per group, W^T (Cg*R*S x Kg).
-// By blocks of 8 filters over the threads, an 8-row transpose each for a contiguous fp32
-// filter (value by value, serially, the copy was half of a 32 <- 512 7x7 d2 g4 layer's
-// backward-data at 1x1 outputs: its dcol GEMM has 4 columns).
-template <typename T>
-void transpose_filter(const ConvParams& p, View4<const T> w, T* wt) {
-  const int64_t G = p.groups, Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, L = Cg * RS;
-  const int64_t kb = ceil_div(Kg, 8);
-  const bool dense = w.stride[3] == 1 && w.stride[2] == p.S && w.stride[1] == RS;
-#pragma omp parallel for schedule(static) num_threads(threads_for(G * Kg * L))
-  for (int64_t t = 0; t < G * kb; ++t) {
-    const int64_t g = t / kb, k0 = t % kb * 8, kn = std::min<int64_t>(8, Kg - k0);
-    T* d = wt + g * L * Kg + k0;
-#if defined(PYCONV_X86)
-    if constexpr (std::is_same_v<T, float>) {
-      if (dense && kn == 8 && active_isa() >= Isa::avx2) {
-        const float* rows[8];
-        for (int q = 0; q < 8; ++q) rows[q] = w.data + (g * Kg + k0 + q) * w.stride[0];
-        avx2::transpose8_rows_float(rows, 0, L, d, Kg);
-        continue;
-      }
-    }
-#endif
-    for (int64_t k = 0; k < kn; ++k)
-      for (int64_t l = 0; l < L; ++l)
-        d[l * Kg + k] = w.at(g * Kg + k0 + k, l / RS, l % RS / p.S, l % p.S);
   }
 }
 
@@ -215,18 +204,19 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
   const int64_t G = p.groups, Cg = p.Cg(), Kg = p.Kg();
   if (!use_col2im(p)) return false;
   // W^T as the 1x1 convolution's weight (C*R*S, Kg, 1, 1), groups of Cg*R*S rows: a view of
-  // w when ungrouped and its (c, r, s) values are evenly spaced (a contiguous filter), else
-  // a copy. Row (c, r, s) of dcol is then dx's plane c's tap (r, s) in either case.
-  // (Its own allocation, not a scratch block: in scratch slot 11 the grouped layers' dcol
-  // GEMM ran 0.81-0.95x, measured both ways round. Not value-initialised: transpose_filter
-  // writes every value.)
-  std::unique_ptr<T[]> wt;
-  View4<const T> wv{w.data, {CRS, K, 1, 1}, {w.stride[3], w.stride[0], 1, 1}};
-  if (G > 1 || w.stride[2] != p.S * w.stride[3] || w.stride[1] != p.R * w.stride[2]) {
-    wt.reset(new T[static_cast<size_t>(CRS * Kg)]);
-    transpose_filter(p, w, wt.get());
-    wv = View4<const T>{wt.get(), {CRS, Kg, 1, 1}, {Kg, 1, 1, 1}};
+  // w whose row (c, r, s) is dx's plane c's tap (r, s), group g's Kg filters of w on.
+  // Its (c, r, s) values must be evenly spaced (a contiguous filter's are); else a copy.
+  std::unique_ptr<T[]> wc;
+  const T* wd = w.data;
+  int64_t s0 = w.stride[0], s3 = w.stride[3];
+  if (w.stride[2] != p.S * s3 || w.stride[1] != p.R * w.stride[2]) {
+    wc.reset(new T[static_cast<size_t>(K * CRS / G)]);  // (every value written below)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t l = 0; l < CRS / G; ++l)
+        wc[k * (CRS / G) + l] = w.at(k, l / RS, l % RS / p.S, l % p.S);
+    wd = wc.get(), s0 = CRS / G, s3 = 1;
   }
+  const View4<const T> wv{wd, {CRS, Kg, 1, 1}, {s3, s0, 1, 1}};
   const int64_t nb = std::clamp<int64_t>(kChunkElems / (CRS * PQ), 1, p.N);
   T* dcol = gemm::scratch<T>(10, nb * CRS * PQ);
   for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
@@ -238,7 +228,7 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
     d.data += n0 * dy.stride[0];
     d.size[0] = m;
     conv2d_forward_gemm(q, d, wv, static_cast<const T*>(nullptr), Activation{}, dcol,
-                        static_cast<T*>(nullptr), /*cache_output=*/true);
+                        static_cast<T*>(nullptr), /*cache_output=*/true, Kg * s0);
     col2im(p, m, dcol, dx + n0 * C * p.H * p.W);
   }
   return true;

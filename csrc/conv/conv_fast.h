@@ -30,10 +30,13 @@ namespace pyconv::fast {
 
 // cache_output: true when the output is a scratch that is read again right away (col2im's
 // dcol); otherwise outputs of 12 MiB and more may be written around the caches
-// (conv_gemm.cpp, stream_output).
+// (conv_gemm.cpp, stream_output). w_group_stride: group g's filters start at
+// w.data + g * w_group_stride (0: Kg filters on, w's own layout; col2im's W^T, a view of a
+// grouped filter, has its groups Kg filters of w apart).
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
-                         Activation act, T* y, T* preact, bool cache_output = false);
+                         Activation act, T* y, T* preact, bool cache_output = false,
+                         int64_t w_group_stride = 0);
 template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
 // Backward-data as dcol = W^T dy (a 1x1 convolution on the GEMM path) and col2im

@@ -452,6 +452,10 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
   // transposes themselves) instead of value by value.
   bool unit = !koff.empty();  // (none: an empty reduction packs nothing)
   for (size_t k = 1; k < koff.size() && unit; ++k) unit = koff[k] == koff[0] + int64_t(k);
+  // Or rows that are consecutive values (moff[m] = moff[0] + m: col2im's W^T, a view of the
+  // filter): each reduction index's MR values are one contiguous run.
+  bool rows_unit = !unit && M > 0;
+  for (int64_t m = 1; m < M && rows_unit; ++m) rows_unit = moff[m] == moff[0] + m;
   // Block by block, all panels of a block together: the block's source (a few planes of an
   // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
 #pragma omp parallel for schedule(static) num_threads(threads_for(G * Mpad * Kd))
@@ -476,6 +480,20 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
       }
     }
 #endif
+    if (rows_unit) {  // (a constant count of moves for a whole panel, not a memmove call)
+      const auto runs = [&](auto rows) {
+        for (int64_t kk = 0; kk < kc; ++kk, d += rows())
+          for (int i = 0; i < rows(); ++i) d[i] = s[0][ko[kk] + i];
+      };
+      if (mv == MR && MR == 6)
+        runs(std::integral_constant<int, 6>{});
+      else if (mv == MR && MR == 8)
+        runs(std::integral_constant<int, 8>{});
+      else
+        for (int64_t kk = 0; kk < kc; ++kk, d += MR)
+          for (int64_t i = 0; i < MR; ++i) d[i] = i < mv ? s[0][ko[kk] + i] : T(0);
+      continue;
+    }
     // A whole panel: a constant count of streams, moves in registers.
     const auto whole = [&](auto rows) {
       for (int64_t kk = 0; kk < kc; ++kk, d += rows())
@@ -1169,7 +1187,8 @@ void backward_data_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T
 
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
-                         Activation act, T* y, T* preact, bool cache_output) {
+                         Activation act, T* y, T* preact, bool cache_output,
+                         int64_t w_group_stride) {
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
   const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
@@ -1207,7 +1226,9 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
   std::vector<int64_t> moff(M);
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
-  const T* apack = prepack_a<T>(uk, G, M, Kd, w.data, M * w.stride[0], moff.data(), koff);
+  const T* apack = prepack_a<T>(uk, G, M, Kd, w.data,
+                                w_group_stride ? w_group_stride : M * w.stride[0], moff.data(),
+                                koff);
   const bool nt = !cache_output && stream_output(p.N * p.K * PQ, sizeof(T));
   for_each_task(1, G, M, Ncol, Kd, uk.mr, uk.nr,
                 [&](int64_t, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
@@ -1715,7 +1736,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
 
 #define PYCONV_INSTANTIATE(T)                                                                  \
   template void conv2d_forward_gemm<T>(const ConvParams&, View4<const T>, View4<const T>,      \
-                                       const T*, Activation, T*, T*, bool);                    \
+                                       const T*, Activation, T*, T*, bool, int64_t);           \
   template void conv2d_backward_data_gemm<T>(const ConvParams&, View4<const T>, View4<const T>, \
                                              T*);                                              \
   template void conv2d_backward_weight_gemm<T>(const ConvParams&, View4<const T>,              \
