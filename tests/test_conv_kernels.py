@@ -325,9 +325,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 # zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol), or half of
 # them (>= 32 output channels; dilated 3x3 from 1.4x the products of the taps that exist),
 # and strided kernels of up to 3x3 (larger than the stride) with 4x as many outputs as
-# inputs; the phase GEMM / Winograd otherwise, and pixel rows,
-# which skip the padding's taps, for kernels past 5x5 at stride 1 from 257 dx pixels and 65
-# input channels. auto must be bitwise what the kernel it picks computes.
+# inputs, and dilated ones with 4-31 outputs a group where the products on padding times
+# the outputs reach 64; the phase GEMM / Winograd otherwise, and pixel rows, which skip the
+# padding's taps, for kernels past 5x5 at stride 1 from 257 dx pixels and 65 input channels. auto must be bitwise what the kernel it picks computes.
 @pytest.mark.parametrize("shape, takes", [
     ((2, 16, 10, 10, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), True),     # unpadded 7x7, 200 pixels (4x)
     ((2, 96, 16, 16, 64, 7, 7, 1, (0, 0, 0, 0), 1, 1), False),    # 512 pixels: pixel rows'
@@ -353,6 +353,11 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
     ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
     ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group
+    ((2, 64, 15, 15, 16, 7, 7, 1, (0, 0, 0, 0), 2, 4), True),     # 4 a group, dilated, 25x
+    ((2, 64, 15, 15, 8, 7, 7, 1, (0, 0, 0, 0), 2, 4), False),     # ... 2 a group
+    ((2, 16, 7, 7, 16, 3, 3, 1, (0, 0, 0, 0), 2, 1), True),       # 16 outputs at 5.4x
+    ((2, 16, 4, 4, 16, 3, 3, 1, (0, 0, 0, 0), 1, 1), False),      # ... undilated (4x)
+    ((2, 32, 12, 12, 32, 7, 7, 1, (0, 0, 0, 0), 1, 4), False),    # 8 a group at 4x
 ])
 def test_col2im_auto_takes_padding_heavy_layers(shape, takes):
     args = make(shape, np.float32, seed=3)

@@ -153,6 +153,18 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
 // at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
 constexpr int64_t kMaxPixelsPast5x5 = 256;
+// Dilated layers with few outputs a group (kMinKFew up to kMinK) where nearly all of the
+// phase GEMM's work is on padding: waste * Kg from kMinWasteTimesK (the dcol GEMM's
+// reduction is Kg long, its stores and col2im's adds per dcol value weigh more the shorter
+// it is). Against auto before, same process, 2 threads: 7x7 d2 on 13x13 (1x1 outputs)
+// batch 8, g4 32 <- 512 3.36x (0.14 -> 0.48 of torch), 16 <- 512 (4 a group) 1.74x; 7x7
+// d2 at 7x7 padded by 3, 32 <- 256 g4 1.55x; 5x5 d2 at 8x8 padded by 2, 64 <- 256 g4 1.50x;
+// 3x3 d4 16 <- 64 at 12x12 1.80-2.37x. Below it: waste 4 with 8 a group 0.94x, 1.96 with
+// 16 0.59x, 169 with 2 a group 0.96x. Undilated layers lost on planes of 2x2 outputs (5x5
+// at 6x6, 7x7 at 8x8, 3x3 at 4x4: 0.52-0.71x) and gained at 4x4 (7x7 at 10x10 1.07-1.19x,
+// 5x5 at 8x8 1.18x): they keep the phase GEMM.
+constexpr int64_t kMinKFew = 4;
+constexpr double kMinWasteTimesK = 64;
 // ... and at any number of pixels up to this many input channels (pixel rows' channel panels,
 // the tile's 16 columns, skip no taps when there is one, and few panels share little).
 // Against pixel rows, batch 4-8, 2 threads: 7x7 d2 at 27x27 16 <- 128 2.45x, 16 <- 256
@@ -190,7 +202,9 @@ bool use_col2im(const ConvParams& p) {
   const bool dilated = p.dil_h * p.dil_w > 1;
   const bool padding = (waste >= (small && dilated ? kMinWasteDilated : kMinWasteSmall) &&
                         Kg >= kMinK) ||
-                       (!small && waste >= kMinWaste && Kg >= kMinKPad);
+                       (!small && waste >= kMinWaste && Kg >= kMinKPad) ||
+                       (dilated && Kg >= kMinKFew && Kg < kMinK &&
+                        waste * double(Kg) >= kMinWasteTimesK);
   return padding && !pixel_rows && C * RS * PQ <= kChunkElems;
 }
 
