@@ -28,6 +28,9 @@ void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, floa
 // (pack_avx2.cpp).
 void pack_runs16_float(const float* const* base, const int64_t* jp, const int64_t* len,
                        int nseg, const int64_t* koff, int64_t kc, float* d);
+// The 8 x 8 tile of ukernel_avx2.cpp, A through row pointers (gemm::UkrIndFn).
+void f32_gemm_ind8x8(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
+                     float* c, int64_t ldc, bool acc);
 }  // namespace pyconv::avx2
 namespace pyconv::avx512 {
 // d[kk*NR + jp[i] + q] = base[i][koff[kk] + step*q] for q < len[i] (step 1 or 2), zero past
@@ -1427,6 +1430,10 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
 
 namespace {
 
+// The weight gradient's taps-as-rows tiles (conv2d_backward_weight_gemm) from this many
+// output pixels an image (each image is its own sequence of reduction blocks).
+constexpr int64_t kTapsRowsMinPixels = 100;
+
 // Store of a weight gradient computed transposed, C[i = column of dw, j = output channel]:
 // dw[j*ncols + i], overwritten (first) or added to.
 template <typename T>
@@ -1525,12 +1532,20 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     // 3x3 64 a group at 28x28 1.29-1.32x, 5x5 1.41x, 3x3 stride 2 1.21-1.42x, 5x5 and 7x7
     // stride 2 (128 a group) 0.80-1.24x over repeated runs; with 8 outputs a group (half
     // the tile idle) 0.83-1.05x, with 32 0.90x: those keep the taps as columns.
-    const bool fewer = round_up(Ncols, uk.mr) * round_up(M, uk.nr) <
-                       round_up(M, uk.mr) * round_up(Ncols, uk.nr);
-    if (M % 8 == 0 && M <= 2 * uk.nr && (G == 1 || M == uk.nr) && (Ncols >= 2 * M || fewer) &&
-        PQ >= 256 &&
+    // Eight outputs (a group) on the AVX2 tile: an 8 x 8 tile instead, its one vector of
+    // columns all used (old/new alternated, 2 threads: 8 <- 64 5x5 at 38x38 1.48x, 7x7 at
+    // 25x25 1.24-1.36x, 3x3 at 32x32 1.37-1.63x, 16 <- 128 g2 at 28x28 1.26-1.32x, 32 <- 512
+    // g4 at 31x31 1.25x). Per image from kTapsRowsMinPixels output pixels (256 before:
+    // 8 <- 64 3x3 s2 at 14x14 outputs 1.29x, 16 <- 64 at 12x12 1.18x, 16 <- 32 5x5 at 14x14
+    // 1.26x, g2 32 <- 128 1.27x, 8 <- 64 at 10x10 1.09x; 8x8 outputs lost 0.86-0.88x).
+    gemm::UKernel<float> tk = uk;
+    if (M == 8 && uk.nr == 16) tk.mr = 8, tk.nr = 8, tk.fn_ind = avx2::f32_gemm_ind8x8;
+    const bool fewer = round_up(Ncols, tk.mr) * round_up(M, tk.nr) <
+                       round_up(M, tk.mr) * round_up(Ncols, tk.nr);
+    if (M % 8 == 0 && M <= 2 * tk.nr && (G == 1 || M == tk.nr) && (Ncols >= 2 * M || fewer) &&
+        PQ >= kTapsRowsMinPixels &&
         dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2) {
-      const int MRt = uk.mr, NRt = uk.nr;
+      const int MRt = tk.mr, NRt = tk.nr;
       const int64_t Mt = round_up(Ncols, MRt);
       std::vector<int64_t> pix(PQ);  // pixel (oh, ow) of an image at its taps' rows + pix
       for (int64_t oh = 0, k = 0; oh < p.P; ++oh)
@@ -1572,7 +1587,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           const float* xg = xs.data + n * xs.stride[0] + g * Cg * xs.stride[1];
           for (int64_t i = 0; i < Mt; ++i) rowp[i] = xg + tapoff[i];
           dyn = dy.data + n * dy.stride[0];
-          gemm::gemm_task<float>(uk, m0, m1, 0, M, 0, PQ, pa, pb, st, n == n0, n == n1 - 1);
+          gemm::gemm_task<float>(tk, m0, m1, 0, M, 0, PQ, pa, pb, st, n == n0, n == n1 - 1);
         }
       }
       if (nch > 1) add_chunks(out, nch, KN, dw);

@@ -131,6 +131,34 @@ static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* ao
   ind_store<V, MR>(c0, c1, c, ldc, acc);
 }
 
+// ukr_ind with one vector of columns (NR = lanes) and MR rows: for B panels of few columns
+// (a weight gradient's 8 output channels on AVX2, where the two-vector tile left half of
+// its products unused). MR >= 8 accumulators cover the FMA latency; the sums run over k in
+// the same order as ukr_ind's.
+template <class V, int MR>
+static void ukr_ind_narrow(int64_t kc, const typename V::T* const* a, const int64_t* aoff,
+                           const typename V::T* b, typename V::T* c, int64_t ldc, bool acc) {
+  constexpr int W = V::lanes;
+  typename V::reg c0[MR];
+  const typename V::T* r[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = V::zero();
+    r[i] = a[i];
+  }
+  for (int64_t k = 0; k < kc; ++k, b += W) {
+    const typename V::reg b0 = V::load(b);
+    const int64_t o = aoff[k];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) c0[i] = V::fma(V::bcast(r[i] + o), b0, c0[i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (acc) c0[i] = V::add(V::load(c + i * ldc), c0[i]);
+    V::store(c + i * ldc, c0[i]);
+  }
+}
+
 // ukr_ind over a selection of reduction indices (gemm::KSel): the same products in the
 // same order, less the ones skipped. Channel by channel: the rows and B moved to the
 // channel, then the box's taps.
