@@ -323,7 +323,8 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 
 # Auto: col2im for layers whose stride-phase GEMM would spend 30% of its multiplies on dy's
 # zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol), or half of
-# them (>= 32 output channels; dilated 3x3 from 1.4x the products of the taps that exist),
+# them (>= 32 output channels; dilated 3x3 from 1.4x the products of the taps that exist,
+# dilated 5x5 from 1.5x),
 # and strided kernels of up to 3x3 (larger than the stride) with 4x as many outputs as
 # inputs, and dilated ones with 4-31 outputs a group where the products on padding times
 # the outputs reach 64; the phase GEMM / Winograd otherwise, and pixel rows, which skip the
@@ -353,6 +354,8 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
     ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
     ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group
+    ((2, 32, 20, 20, 32, 5, 5, 1, (2, 2, 2, 2), 2, 1), True),     # 5x5 dilated at 1.56x
+    ((2, 32, 30, 30, 32, 5, 5, 1, (2, 2, 2, 2), 2, 1), False),    # ... at 1.33x
     ((2, 64, 15, 15, 16, 7, 7, 1, (0, 0, 0, 0), 2, 4), True),     # 4 a group, dilated, 25x
     ((2, 64, 15, 15, 8, 7, 7, 1, (0, 0, 0, 0), 2, 4), False),     # ... 2 a group
     ((2, 16, 7, 7, 16, 3, 3, 1, (0, 0, 0, 0), 2, 1), True),       # 16 outputs at 5.4x

@@ -37,6 +37,11 @@ constexpr double kMinWasteSmall = 2.0;
 // 128 <- 128 batch 8 2.05x, 32 <- 128 2.75x; 1.65 (9x9) 1.66x; 1.96 (7x7) 1.41x; at 1.31
 // (16x16) 128 <- 128 0.74x, 1.40 (13x13) 0.98x.
 constexpr double kMinWasteDilated = 1.4;
+// ... and dilated 5x5 from kMinK outputs a group at this: against auto before, 2 threads, d2
+// at waste 1.65 (27x27 padded by 1) 128 <- 128 g4 batch 2 1.74x, 1.56 (20x20 padded by 2)
+// g4 1.39x, 32 <- 64 1.19x, 1.78 64 <- 64 g2 1.22x; at 1.33-1.36 0.76-0.87x. (7x7 d2 at
+// 1.65, g2 64 <- 128: 0.72x.)
+constexpr double kMinWasteDilated5 = 1.5;
 constexpr int64_t kChunkElems = 1 << 21;  // dcol per pass (images at a time)
 constexpr int64_t kMaxImageElems = 1 << 23;  // one image's dcol beyond this: the phase GEMM
 
@@ -200,8 +205,11 @@ bool use_col2im(const ConvParams& p) {
   const bool pixel_rows = RS > kSkipPaddingMinTaps && !strided && p.groups == 1 &&
                           p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows;
   const bool dilated = p.dil_h * p.dil_w > 1;
-  const bool padding = (waste >= (small && dilated ? kMinWasteDilated : kMinWasteSmall) &&
-                        Kg >= kMinK) ||
+  const double min_waste = !dilated ? kMinWasteSmall
+                           : small     ? kMinWasteDilated
+                           : RS <= 25  ? kMinWasteDilated5
+                                       : kMinWasteSmall;
+  const bool padding = (waste >= min_waste && Kg >= kMinK) ||
                        (!small && waste >= kMinWaste && Kg >= kMinKPad) ||
                        (dilated && Kg >= kMinKFew && Kg < kMinK &&
                         waste * double(Kg) >= kMinWasteTimesK);
