@@ -33,6 +33,13 @@ constexpr int64_t kMaxGroupChannels = 32;
 // 3x3 1.17x, 3 -> 16 5x5 1.26x (8 -> 64 7x7 0.87-0.99x, 4 -> 128 0.96x); the weight
 // gradient lost (1 -> 16 0.62x) and keeps the GEMM.
 constexpr int64_t kMaxUngroupedChannels = 8;
+// The share of the output rows' 8-column vectors that must be real outputs for the
+// ungrouped forward of a 5x5 or larger kernel (its lanes past Q compute nothing). Against
+// the GEMM, same process, 2 threads, batch 8: 8 -> 128 7x7 at 10x10 (62%) 1.41x as GEMM, at
+// 20x20 (83%) 1.21x, 8 -> 64 5x5 at 10x10 1.25x, 12x12 1.16x, 3 and 4 -> 64 7x7 at 10x10 and
+// 20x20 1.02-1.09x; at 14x14 and 28x28 (88%) the direct kernel won 1.12-1.16x (7x7 8 -> 128
+// at 14x14 even). 3x3 layers keep it at any width (0.84-0.94x as GEMM at 71-83%).
+constexpr double kMinLaneUse = 0.85;
 
 // A single image's ungrouped forward runs as two tasks of half the output channels each
 // (two "groups" reading the same source), from 16 outputs.
@@ -44,6 +51,12 @@ bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool for
 #if defined(PYCONV_X86)
   if (active_isa() < Isa::avx2 || is_depthwise(p) || p.stride_h != 1 || p.stride_w != 1 ||
       p.dil_h != 1 || p.dil_w != 1 || p.R > 7 || p.S > 7 || Q > 4096)
+    return false;
+  // (Ungrouped forwards of 5x5 and larger need whole 8-column vectors mostly used: their
+  // reduction, C*R*S, is long enough for the GEMM where the kernel's row vectors are
+  // partly idle; see kMinLaneUse.)
+  if (p.groups == 1 && forward && p.R * p.S >= 25 &&
+      double(Q) < kMinLaneUse * double((Q + 7) / 8 * 8))
     return false;
   if (p.groups == 1)
     return Cin <= kMaxUngroupedChannels &&
