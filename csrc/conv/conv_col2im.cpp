@@ -158,6 +158,13 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
 // at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
 constexpr int64_t kMaxPixelsPast5x5 = 256;
+// ... and at any number of pixels up to this many input channels (pixel rows' channel panels,
+// the tile's 16 columns, skip no taps when there is one, and few panels share little).
+// Against pixel rows, batch 4-8, 2 threads: 7x7 d2 at 27x27 16 <- 128 2.45x, 16 <- 256
+// 2.67x, 32 <- 128 1.15x, 64 <- 128 1.08x; 7x7 at 16x16 16 <- 128 2.44x, 32 <- 128 1.40x,
+// 64 <- 128 1.27x, 64 <- 64 d2 at 20x20 1.50x; with more channels 0.90-1.18x (96 <- 64
+// 0.90x, 128 <- 128 0.96-1.02x, 256 <- 256 1.02-1.18x): those keep pixel rows.
+constexpr int64_t kMaxCPixelRows = 64;
 // Dilated layers with few outputs a group (kMinKFew up to kMinK) where nearly all of the
 // phase GEMM's work is on padding: waste * Kg from kMinWasteTimesK (the dcol GEMM's
 // reduction is Kg long, its stores and col2im's adds per dcol value weigh more the shorter
@@ -170,13 +177,6 @@ constexpr int64_t kMaxPixelsPast5x5 = 256;
 // 5x5 at 8x8 1.18x): they keep the phase GEMM.
 constexpr int64_t kMinKFew = 4;
 constexpr double kMinWasteTimesK = 64;
-// ... and at any number of pixels up to this many input channels (pixel rows' channel panels,
-// the tile's 16 columns, skip no taps when there is one, and few panels share little).
-// Against pixel rows, batch 4-8, 2 threads: 7x7 d2 at 27x27 16 <- 128 2.45x, 16 <- 256
-// 2.67x, 32 <- 128 1.15x, 64 <- 128 1.08x; 7x7 at 16x16 16 <- 128 2.44x, 32 <- 128 1.40x,
-// 64 <- 128 1.27x, 64 <- 64 d2 at 20x20 1.50x; with more channels 0.90-1.18x (96 <- 64
-// 0.90x, 128 <- 128 0.96-1.02x, 256 <- 256 1.02-1.18x): those keep pixel rows.
-constexpr int64_t kMaxCPixelRows = 64;
 // Strided kernels of up to 3x3 with 4x as many outputs as inputs (a group), 64 or more: the
 // phase GEMM packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
 // stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1

@@ -1530,8 +1530,8 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     // 3x3 1.52x, paired against the taps as columns). Grouped layers too (per group) where a
     // group's outputs fill one tile width: old/new alternated, 2 threads, 16 outputs a group,
     // 3x3 64 a group at 28x28 1.29-1.32x, 5x5 1.41x, 3x3 stride 2 1.21-1.42x, 5x5 and 7x7
-    // stride 2 (128 a group) 0.80-1.24x over repeated runs; with 8 outputs a group (half
-    // the tile idle) 0.83-1.05x, with 32 0.90x: those keep the taps as columns.
+    // stride 2 (128 a group) 0.80-1.24x over repeated runs; with 32 a group 0.90x: those
+    // keep the taps as columns.
     // Eight outputs (a group) on the AVX2 tile: an 8 x 8 tile instead, its one vector of
     // columns all used (old/new alternated, 2 threads: 8 <- 64 5x5 at 38x38 1.48x, 7x7 at
     // 25x25 1.24-1.36x, 3x3 at 32x32 1.37-1.63x, 16 <- 128 g2 at 28x28 1.26-1.32x, 32 <- 512
