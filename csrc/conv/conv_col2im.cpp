@@ -68,12 +68,12 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
   constexpr int64_t kBand = 16;
   const int64_t nband = ceil_div(H, kBand);
   // Where the taps land, worked out once (the divisions per tap and task were 44% of a
-  // 1x1-output 7x7 d2 layer's backward-data): tap column s's dcol values q0 .. q0 + len go to
-  // a band's phase rows from column at (w = q*sw + off = (q + base)*sw + ph); tap row r of
-  // band b covers dx rows h = u*sh + e for u in [ua, ub) (every sh-th row from the first
-  // at or after the band's start).
+  // 1x1-output 7x7 d2 layer's backward-data): tap column s's len dcol values from src within
+  // a tap row's planes (its plane, from column q0) go to a band's phase rows from column at
+  // (w = q*sw + off = (q + base)*sw + ph); tap row r of band b covers dx rows h = u*sh + e
+  // for u in [ua, ub) (every sh-th row from the first at or after the band's start).
   struct Col {
-    int64_t s, q0, len, at;
+    int64_t src, len, at;
   };
   struct Row {
     int64_t ua, ub, e;
@@ -83,7 +83,7 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
     const int64_t off = s * p.dil_w - p.pad_left, base = floor_div(off, sw);
     const int64_t ph = off - base * sw, len = ceil_div(W - ph, sw);
     const int64_t q0 = std::max<int64_t>(0, -base), q1 = std::min<int64_t>(Q, len - base);
-    if (q1 > q0) cols.push_back({s, q0, q1 - q0, ph * Wl + base + q0});
+    if (q1 > q0) cols.push_back({s * P * Q + q0, q1 - q0, ph * Wl + base + q0});
   }
   std::vector<Row> rws(static_cast<size_t>(nband * R));
   for (int64_t b = 0; b < nband; ++b)
@@ -105,11 +105,9 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
         const Row& rw = rws[b * R + r];
         if (rw.ua >= rw.ub) continue;
         const T* tr = dcol + (n * CRS + (c * R + r) * S) * P * Q;
-        for (const Col& cl : cols) {
-          const T* plane = tr + cl.s * P * Q + cl.q0;
+        for (const Col& cl : cols)
           for (int64_t u = rw.ua; u < rw.ub; ++u)
-            add_run(acc.data() + (u * sh + rw.e) * sw * Wl + cl.at, plane + u * Q, cl.len);
-        }
+            add_run(acc.data() + (u * sh + rw.e) * sw * Wl + cl.at, tr + cl.src + u * Q, cl.len);
       }
       for (int64_t h = h0; h < h1; ++h) {
         for (int64_t pw = 0; pw < sw; ++pw)

@@ -455,10 +455,6 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
   // transposes themselves) instead of value by value.
   bool unit = !koff.empty();  // (none: an empty reduction packs nothing)
   for (size_t k = 1; k < koff.size() && unit; ++k) unit = koff[k] == koff[0] + int64_t(k);
-  // Or rows that are consecutive values (moff[m] = moff[0] + m: col2im's W^T, a view of the
-  // filter): each reduction index's MR values are one contiguous run.
-  bool rows_unit = !unit && M > 0;
-  for (int64_t m = 1; m < M && rows_unit; ++m) rows_unit = moff[m] == moff[0] + m;
   // Block by block, all panels of a block together: the block's source (a few planes of an
   // im2col, a KC-wide band of the filter rows) stays in L1/L2 while its panels are written.
 #pragma omp parallel for schedule(static) num_threads(threads_for(G * Mpad * Kd))
@@ -483,20 +479,6 @@ const T* prepack_a(const UKernel<T>& uk, int64_t G, int64_t M, int64_t Kd, const
       }
     }
 #endif
-    if (rows_unit) {  // (a constant count of moves for a whole panel, not a memmove call)
-      const auto runs = [&](auto rows) {
-        for (int64_t kk = 0; kk < kc; ++kk, d += rows())
-          for (int i = 0; i < rows(); ++i) d[i] = s[0][ko[kk] + i];
-      };
-      if (mv == MR && MR == 6)
-        runs(std::integral_constant<int, 6>{});
-      else if (mv == MR && MR == 8)
-        runs(std::integral_constant<int, 8>{});
-      else
-        for (int64_t kk = 0; kk < kc; ++kk, d += MR)
-          for (int64_t i = 0; i < MR; ++i) d[i] = i < mv ? s[0][ko[kk] + i] : T(0);
-      continue;
-    }
     // A whole panel: a constant count of streams, moves in registers.
     const auto whole = [&](auto rows) {
       for (int64_t kk = 0; kk < kc; ++kk, d += rows())

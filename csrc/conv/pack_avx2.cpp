@@ -1,6 +1,7 @@
 // AVX2 packing copies for conv_gemm.cpp: the weight-gradient GEMM's B panels (eight source
 // rows become eight interleaved columns; 16 values at a time with AVX-512, pack_avx512.cpp)
-// and 6-row filter panels, 8x8 transposes at a time; contiguous B panel rows.
+// and 6-row filter panels, 8x8 transposes at a time; contiguous B panel rows, and B panels
+// made of several runs of source columns by masked loads.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -70,7 +71,6 @@ void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, floa
   }
 }
 
-
 // d[kk*16 + jp[i] + q] = base[i][koff[kk] + q] for q < len[i]: a 16-column panel made of
 // nseg runs of source columns (an output grid narrower than the panel, or a panel that
 // crosses the end of a grid row), columns past the last run zero. Per 8-column half, one
@@ -88,13 +88,14 @@ void pack_runs16_float(const float* const* base, const int64_t* jp, const int64_
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int h = 0; h < 2; ++h)
     for (int i = 0; i < nseg; ++i) {
-      const int64_t a = std::max<int64_t>(jp[i], 8 * h), b = std::min<int64_t>(jp[i] + len[i], 8 * h + 8);
-      if (a >= b) continue;
-      // lanes [a - 8h, b - 8h)
+      const int64_t a = std::max<int64_t>(jp[i], 8 * h);
+      const int64_t b = std::min<int64_t>(jp[i] + len[i], 8 * h + 8);
+      if (a >= b) continue;  // (else its lanes [a - 8h, b - 8h) of half h)
       const __m256i lo = _mm256_set1_epi32(static_cast<int>(a - 8 * h) - 1);
       const __m256i hi = _mm256_set1_epi32(static_cast<int>(b - 8 * h));
-      parts[h][np[h]++] = {base[i] + (8 * h - jp[i]),
-                           _mm256_and_si256(_mm256_cmpgt_epi32(lane, lo), _mm256_cmpgt_epi32(hi, lane))};
+      const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, lo),
+                                          _mm256_cmpgt_epi32(hi, lane));
+      parts[h][np[h]++] = {base[i] + (8 * h - jp[i]), in};
     }
   for (int64_t kk = 0; kk < kc; ++kk, d += 16) {
     const int64_t o = koff[kk];
