@@ -124,6 +124,11 @@ def test_conv2d_matches_torch(pr):
     (2, 4, 4, 11, 13, 3, 3, dict(dilation=3, padding=3, groups=2)),
     (2, 5, 3, 5, 5, 5, 5, dict()),                                 # kernel == input
     (2, 5, 3, 1, 1, 3, 3, dict(padding=1)),                        # 1x1 input, padded
+    # outputs whose window reads only padding (the crop in conv.cpp): DeepBench's 1x1 with
+    # padding 3, a dilated window around a short input, and no output reading the input
+    (2, 5, 4, 7, 7, 1, 1, dict(stride=2, padding=3)),
+    (1, 2, 3, 3, 8, 3, 3, dict(dilation=(4, 1), padding=(5, 4))),
+    (2, 3, 4, 1, 1, 1, 1, dict(stride=3, padding=2)),
 ])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_conv2d_edge_cases(case, dtype):
@@ -131,6 +136,33 @@ def test_conv2d_edge_cases(case, dtype):
     check_problem(dict(N=N, C=C, K=K, H=H, W=W, R=R, S=S, kw=dict(dict(stride=1, padding=0,
                        dilation=1, groups=1), **kw), bias=True, unbatched=False, noncontig=False,
                        dtype=dtype, seed=N * 1000 + C * 100 + R))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H, kw, wpos", [
+    (5, dict(stride=2, padding=3), (1, 2, 0, 0)),  # 1x1: a tap every kept output reads
+    (1, dict(stride=2, padding=(4, 1), groups=2), (3, 0, 1, 1)),  # one no kept output reads
+    (1, dict(stride=3, padding=(2, 0)), (2, 1, 0, 0)),  # no output reads the input
+])
+def test_padding_only_outputs_keep_non_finite_weights(H, kw, wpos, dtype):
+    """Outputs whose window is all padding are computed apart (the crop in conv.cpp): an
+    inf weight makes them NaN in its channel, as torch's padding zeros do, and an inf input
+    (which they never read) does not; fused relu and the preactivation alike."""
+    rng = np.random.default_rng(5)
+    R = 1 if "groups" not in kw else 3
+    x = rng.standard_normal((2, 4, H, 7)).astype(dtype)
+    w = rng.standard_normal((4, 4 // kw.get("groups", 1), R, R)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    w[wpos] = np.inf
+    x[1, 0, H // 2, 3] = -np.inf
+    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw)
+    y, z = F.conv2d(x, w, b, activation="relu", return_preactivation=True, **kw)
+    for got, want in ((z, ref.numpy()), (y, TF.relu(ref).numpy())):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        ok = np.isfinite(want)
+        assert_close(got[ok], want[ok], dtype)
+    assert np.isnan(ref.numpy()[:, wpos[0], 0, 0]).all()
 
 
 def test_empty_batch_and_unbatched():

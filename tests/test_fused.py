@@ -134,6 +134,7 @@ EPILOGUE_PATHS = {
     "gemm_direct": ((2, 8, 20, 20), (24, 8, 3, 3), dict(padding=1), "off", "off"),
     "gemm_ragged": ((3, 5, 13, 9), (11, 5, 3, 3), dict(stride=2, padding=(1, 0)), "off", "off"),
     "one_by_one": ((2, 32, 7, 7), (40, 32, 1, 1), {}, "off", "off"),
+    "padding_only": ((2, 32, 7, 7), (40, 32, 1, 1), dict(stride=2, padding=3), "off", "off"),
     "pixel_rows": ((2, 6, 9, 10), (33, 6, 3, 3), dict(padding=1), "off", "on"),
     "depthwise": ((2, 12, 15, 11), (12, 1, 3, 3), dict(padding=1, groups=12), "off", "off"),
     "grouped": ((2, 16, 10, 10), (16, 4, 3, 3), dict(padding=1, groups=4), "off", "off"),

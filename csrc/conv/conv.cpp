@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
+#include <vector>
 
 #include "act/act.h"
 #include "common/buffer_cache.h"
@@ -112,6 +114,108 @@ struct GroupBlock {
   }
 };
 
+// Output pixels whose window reads only zero padding (padding wider than the kernel's reach:
+// DeepBench's 1x1 layers with padding 3 and stride 2 read the input at 9 of 49 output
+// pixels) are act(bias) forward and add nothing to either gradient. When they are an eighth of
+// the output or more, the convolution runs on the window of outputs that read the input and
+// the window of input they read (views; its padding recomputed), and the rest is filled in.
+// Per dimension: outputs [o0, o1), input [i0, i1); o0 == o1 when no output reads the input.
+struct CropDim {
+  int64_t o0 = 0, o1 = 0, i0 = 0, i1 = 0, pad0 = 0, pad1 = 0;
+};
+
+CropDim crop_dim(int64_t H, int64_t P, int64_t s, int64_t d, int64_t R, int64_t pad) {
+  const auto reads = [&](int64_t o) {
+    for (int64_t r = 0; r < R; ++r)
+      if (const int64_t i = o * s - pad + r * d; i >= 0 && i < H) return true;
+    return false;
+  };
+  CropDim c;
+  while (c.o0 < P && !reads(c.o0)) ++c.o0;
+  if (c.o0 == P) return CropDim{};
+  c.o1 = P;
+  while (!reads(c.o1 - 1)) --c.o1;
+  const int64_t first = c.o0 * s - pad, reach = (R - 1) * d + 1;
+  c.i0 = std::max<int64_t>(0, first);
+  c.i1 = std::min(H, (c.o1 - 1) * s - pad + reach);
+  c.pad0 = c.i0 - first;
+  c.pad1 = (c.o1 - c.o0 - 1) * s + reach - (c.i1 - c.i0) - c.pad0;
+  return c;
+}
+
+struct Crop {
+  CropDim h, w;
+  ConvParams q;  // the cropped convolution
+  bool empty() const { return h.o0 == h.o1 || w.o0 == w.o1; }
+};
+
+// Whether p has an eighth or more of its outputs reading only padding (then c holds the crop).
+bool crop_padding(const ConvParams& p, Crop& c) {
+  if (p.N == 0 || p.C == 0 || p.K == 0 || p.P == 0 || p.Q == 0) return false;
+  c.h = crop_dim(p.H, p.P, p.stride_h, p.dil_h, p.R, p.pad_top);
+  c.w = crop_dim(p.W, p.Q, p.stride_w, p.dil_w, p.S, p.pad_left);
+  const int64_t kept = c.empty() ? 0 : (c.h.o1 - c.h.o0) * (c.w.o1 - c.w.o0);
+  if (8 * (p.P * p.Q - kept) < p.P * p.Q) return false;
+  c.q = p;
+  c.q.H = c.h.i1 - c.h.i0, c.q.W = c.w.i1 - c.w.i0;
+  c.q.P = c.h.o1 - c.h.o0, c.q.Q = c.w.o1 - c.w.o0;
+  c.q.pad_top = c.h.pad0, c.q.pad_bottom = c.h.pad1;
+  c.q.pad_left = c.w.pad0, c.q.pad_right = c.w.pad1;
+  return true;
+}
+
+// v's rows [a.o0, a.o1) and columns [b.o0, b.o1) (out: true) or [i0, i1) (false).
+template <typename T>
+View4<const T> window(View4<const T> v, const CropDim& a, const CropDim& b, bool out) {
+  const int64_t r0 = out ? a.o0 : a.i0, c0 = out ? b.o0 : b.i0;
+  v.data += r0 * v.stride[2] + c0 * v.stride[3];
+  v.size[2] = out ? a.o1 - a.o0 : a.i1 - a.i0;
+  v.size[3] = out ? b.o1 - b.o0 : b.i1 - b.i0;
+  return v;
+}
+
+// Planes (N*C of H x W) from a block of planes of the window [r0, r0 + h) x [c0, c0 + w)
+// (null: none), every value outside it fill[plane % C].
+template <typename T>
+void place_window(T* out, int64_t NC, int64_t C, int64_t H, int64_t W, const T* block,
+                  int64_t r0, int64_t h, int64_t c0, int64_t w, const T* fill) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(NC * H * W))
+  for (int64_t i = 0; i < NC; ++i) {
+    T* o = out + i * H * W;
+    const T f = fill ? fill[i % C] : T(0);
+    const T* b = block ? block + i * h * w : nullptr;
+    for (int64_t r = 0; r < H; ++r, o += W) {
+      if (!b || r < r0 || r >= r0 + h) {
+        std::fill(o, o + W, f);
+        continue;
+      }
+      std::fill(o, o + c0, f);
+      std::copy(b + (r - r0) * w, b + (r - r0 + 1) * w, o + c0);
+      std::fill(o + c0 + w, o + W, f);
+    }
+  }
+}
+
+// The output channels whose padding-only outputs are NaN, as torch computes them: a padding
+// zero times an inf or NaN weight. Such a weight makes the kept outputs' sums non-finite too
+// (every kernel multiplies the cropped convolution's padding as torch does, or finds the
+// products it skipped), in every image: only the channels with a non-finite sum in image 0
+// (zsum) have their filters searched (all of them when no output reads the input).
+template <typename T>
+std::vector<char> padding_nan(const Crop& c, View4<const T> w, const T* zsum, int64_t N) {
+  const int64_t K = w.size[0], plane = c.empty() || N == 0 ? 0 : c.q.P * c.q.Q;
+  const auto finite = [](T v) { return v - v == T(0); };
+  std::vector<char> bad(K, 0);
+  for (int64_t k = 0; k < K; ++k) {
+    bool sums = plane == 0;
+    for (int64_t j = 0; j < plane; ++j) sums |= !finite(zsum[k * plane + j]);
+    for (int64_t ci = 0; ci < w.size[1] && sums && !bad[k]; ++ci)
+      for (int64_t r = 0; r < w.size[2]; ++r)
+        for (int64_t s = 0; s < w.size[3]; ++s) bad[k] |= !finite(w.at(k, ci, r, s));
+  }
+  return bad;
+}
+
 }  // namespace
 
 void fast::set_group_split_mode(KernelMode m) { g_split.store(static_cast<int>(m)); }
@@ -119,6 +223,22 @@ void fast::set_group_split_mode(KernelMode m) { g_split.store(static_cast<int>(m
 template <typename T>
 void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                     Activation act, T* y, T* preact) {
+  if (Crop c; crop_padding(p, c)) {
+    const int64_t per = c.empty() ? 0 : p.K * c.q.P * c.q.Q;
+    GroupBlock<T> yb(p.N, per), zb(p.N, per);  // (z: the sums, before act hides an inf)
+    if (per) conv2d_forward(c.q, window(x, c.h, c.w, false), w, bias, act, yb.p, zb.p);
+    std::vector<T> z(p.K, T(0)), a(p.K);  // the outputs that read padding only
+    const std::vector<char> bad = padding_nan(c, w, zb.p, p.N);
+    for (int64_t k = 0; k < p.K; ++k)
+      z[k] = (bias ? bias[k] : T(0)) + (bad[k] ? std::numeric_limits<T>::quiet_NaN() : T(0));
+    a = z;
+    bias_activation<T>(1, p.K, 1, nullptr, act, a.data(), nullptr);
+    place_window(y, p.N * p.K, p.K, p.P, p.Q, yb.p, c.h.o0, c.q.P, c.w.o0, c.q.Q, a.data());
+    if (preact)
+      place_window(preact, p.N * p.K, p.K, p.P, p.Q, zb.p, c.h.o0, c.q.P, c.w.o0, c.q.Q,
+                   z.data());
+    return;
+  }
   if (split_groups(p, Pass::forward)) {
     const ConvParams q = one_group(p);
     const int64_t per = q.K * p.P * p.Q;
@@ -141,6 +261,14 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
 
 template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  if (Crop c; crop_padding(p, c)) {
+    const int64_t per = c.empty() ? 0 : p.C * c.q.H * c.q.W;
+    GroupBlock<T> xb(p.N, per);
+    if (per) conv2d_backward_data(c.q, window(dy, c.h, c.w, true), w, xb.p);
+    place_window(dx, p.N * p.C, p.C, p.H, p.W, xb.p, c.h.i0, c.q.H, c.w.i0, c.q.W,
+                 static_cast<const T*>(nullptr));
+    return;
+  }
   const gemm::ScratchScope scope;
   if (fast::is_depthwise(p)) {
     fast::depthwise_backward_data(p, dy, w, dx);
@@ -163,6 +291,13 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
 
 template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
+  if (Crop c; crop_padding(p, c)) {
+    if (c.empty())
+      std::fill(dw, dw + p.K * p.Cg() * p.R * p.S, T(0));
+    else
+      conv2d_backward_weight(c.q, window(dy, c.h, c.w, true), window(x, c.h, c.w, false), dw);
+    return;
+  }
   if (split_groups(p, Pass::backward_weight)) {  // (a group's filter rows are contiguous in dw)
     const ConvParams q = one_group(p);
     for (int64_t g = 0; g < p.groups; ++g)
