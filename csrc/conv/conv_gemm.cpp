@@ -1415,6 +1415,8 @@ namespace {
 // The weight gradient's taps-as-rows tiles (conv2d_backward_weight_gemm) from this many
 // output pixels an image (each image is its own sequence of reduction blocks).
 constexpr int64_t kTapsRowsMinPixels = 100;
+// The weight gradient GEMM's largest row block (below).
+constexpr int64_t kWgradRows = 1024;
 
 // Store of a weight gradient computed transposed, C[i = column of dw, j = output channel]:
 // dw[j*ncols + i], overwritten (first) or added to.
@@ -1577,7 +1579,20 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     }
 #endif
   }
-  const int64_t mch = ceil_div(M, kMC);
+  // Row blocks (output channels) of up to kWgradRows, nearly equal, when there are 4
+  // column panels or more and the columns leave the threads two tasks each: every row block
+  // packs its B (the transposed input, 8 x 8 transposes) again. Against blocks of kMC
+  // (old/new alternated, 2 threads): 1x1 2048 -> 512 at 7x7 batch 16 1.06-1.10x (15% of it
+  // was those transposes), 512 -> 1024 1.05-1.18x, 256 -> 1024 at 14x14 1.08x, 128 -> 1024
+  // at 32x32 1.07x, 3x3 256 -> 512 at 7x7 batch 1 1.21x; up to 144 outputs one block either
+  // way. With 1-2 panels (4-32 columns) they lost (0.84-0.93x: grad_output, the larger
+  // operand, is read once per column block), and so did the whole 2048 rows as one block.
+  const int64_t cpan = ceil_div(Ncols, int64_t(uk.nr)), nt = num_threads();
+  const int64_t mch =
+      cpan < 4 ? ceil_div(M, kMC)
+               : std::max(ceil_div(M, kWgradRows),
+                          std::min(ceil_div(M, kMC), ceil_div(2 * nt, G * nch * cpan)));
+  const int64_t mb = round_up(ceil_div(M, mch), int64_t(uk.mr));
   // Column blocks split for two tasks per thread, not four: every column block reads
   // grad_output's rows (in place) again, and the image chunks already make tasks (the 7x7
   // stem's 147 columns in one block instead of two: 1.06-1.09x).
@@ -1588,7 +1603,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   for (int64_t t = 0; t < total; ++t) {
     const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % nch,
                   g = t / (ncb * mch * nch);
-    const int64_t m0 = mi * kMC, m1 = std::min(M, m0 + kMC);
+    const int64_t m0 = mi * mb, m1 = std::min(M, m0 + mb);
     const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
     int64_t n0, n1;
     split_range(p.N, nch, chk, n0, n1);
