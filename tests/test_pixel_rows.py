@@ -155,7 +155,7 @@ def test_one_by_one_backward_data(isa, shape, mode):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape, which, channels", [
-    ((4, 32, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, 32),  # backward-data 128 -> 32
+    ((4, 16, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, 16),  # backward-data 128 -> 16
     ((4, 64, 14, 14, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, 16),   # forward 64 -> 16
     ((3, 70, 9, 11, 48, 4, 4, 1, (1, 2, 2, 1), 1, 1), 0, None)])  # 297 pixels, ragged panels
 def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, channels):

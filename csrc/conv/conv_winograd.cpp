@@ -119,12 +119,14 @@ constexpr double kMinTileUse = 0.6;
 constexpr int64_t kMinRow5 = 7;
 // ... and with at most kFewOut5 outputs where pixel rows take the problem (long_reduction,
 // conv_gemm.cpp), from kMinTiles5FewOut tiles: below, the transforms (four per input tile)
-// outweigh the GEMMs. Batch 4 at 14x14 (196 tiles), as pixel rows: backward-data 128 -> 32
-// 1.35x, 64 -> 32 1.29x, 48 -> 16 1.63x, forward 64 -> 16 1.48x; at batch 8 (392), 64 -> 32
-// 1.16x; at 784 tiles even (96 -> 32 at 28x28); CIFAR-10 conv3's backward-data (64 -> 32,
-// 1024 tiles) 1.33x as Winograd. (Without pixel rows the GEMM is no match: 32 -> 32 at 14x14
-// batch 8 ran 0.89x of Winograd.)
-constexpr int64_t kFewOut5 = 32;
+// outweigh the GEMMs. 16 outputs at 14x14, as pixel rows against Winograd (same process, 2
+// threads, 11 rounds): forward 64 -> 16 batch 4 1.21x, batch 6 1.09x, 128 -> 16 batch 4
+// 1.29x, batch 8 (392 tiles) 1.09x, 48 -> 16 1.11x; backward-data 128 -> 16 1.25x, 48 -> 16
+// 1.06x (at 28x28, 392 tiles, 0.89x). 32 outputs go to Winograd now (the pixel-rows
+// figures 32 were for predate a faster Winograd 5x5), old/new builds alternated: 192 -> 32
+// at 28x28 batch 2 (392 tiles) 1.11x, backward-data 64 -> 32 at 14x14 batch 8 1.05x; at 196
+// tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
+constexpr int64_t kFewOut5 = 16;
 constexpr int64_t kMinTiles5FewOut = 512;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
