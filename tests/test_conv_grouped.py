@@ -123,8 +123,8 @@ def test_threads_bitwise(shape):
 # The GEMM's weight gradient with the filter taps as the tile's rows, read in place, per
 # group, where a group's outputs fill one tile width (16, or 32 on AVX-512; 8 on AVX2's
 # 8 x 8 tile): past the direct kernels' 32 channels a group, 100+ output pixels an image,
-# stride 1 and 2, padding, several images (chunks of the reduction), taps not a multiple of
-# the tile's rows; against torch and bitwise for 1-3 threads.
+# stride 1 and 2, padding, several images (chunks of the reduction), one image in chunks of
+# pixels, taps not a multiple of the tile's rows; against torch and bitwise for 1-3 threads.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", [
     (2, 80, 18, 17, 32, 3, 3, 1, (1, 1, 1, 1), 1, 2),   # 40 -> 16 a group, 306 pixels
@@ -132,6 +132,8 @@ def test_threads_bitwise(shape):
     (2, 68, 16, 20, 64, 7, 7, 1, (3, 3, 3, 3), 1, 2),   # 34 -> 32 a group (AVX-512's width)
     (3, 37, 12, 11, 8, 5, 5, 1, (2, 2, 2, 2), 1, 1),    # 37 -> 8: the 8 x 8 tile, 132 pixels
     (2, 66, 21, 21, 16, 3, 3, 2, (1, 0, 1, 0), 1, 2),   # 33 -> 8 a group, stride 2, 100 pixels
+    (1, 16, 24, 90, 32, 3, 3, 1, (1, 1, 1, 1), 1, 1),   # one image, one task: 2 pixel chunks
+    (1, 9, 47, 53, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1),     # the same on the 8 x 8 tile
 ], ids=str)
 def test_weight_gradient_taps_as_rows(shape, isa):
     _C.set_isa(isa)

@@ -1417,6 +1417,8 @@ namespace {
 constexpr int64_t kTapsRowsMinPixels = 100;
 // The weight gradient GEMM's largest row block (below).
 constexpr int64_t kWgradRows = 1024;
+// The taps-as-rows weight gradient's chunks of pixels (below).
+constexpr int64_t kMinTasks = 2, kMinChunkPixels = 1024;
 
 // Store of a weight gradient computed transposed, C[i = column of dw, j = output channel]:
 // dw[j*ncols + i], overwritten (first) or added to.
@@ -1540,14 +1542,26 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         tapoff[i] = c * xs.stride[1] + offh[r] * xs.stride[2] + offw[q] * xs3;
       }
       // Row blocks of whole panels, nearly equal, at most kMC rows; per group, its taps'
-      // rows Cg channels on and its M rows of grad_output.
-      const int64_t npan = Mt / MRt, nrb = ceil_div(Mt, kMC), total = G * nch * nrb;
+      // rows Cg channels on and its M rows of grad_output. Chunks of the reduction by
+      // images, or, when those leave fewer than kMinTasks tasks, by ranges of pixels of
+      // at least kMinChunkPixels (shape-only counts: the partial sums are added in chunk
+      // order): one image of 24 x 240 pixels, 16 -> 32 3x3, was one task for two threads.
+      const int64_t npan = Mt / MRt, nrb = ceil_div(Mt, kMC), NPQ = p.N * PQ;
+      const int64_t tch = std::max(nch, std::min(ceil_div(kMinTasks, G * nrb),
+                                                 NPQ / kMinChunkPixels));
+      if (tch > nch) out = gemm::scratch<float>(2, tch * KN);
+      const int64_t total = G * tch * nrb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
       for (int64_t t = 0; t < total; ++t) {
-        const int64_t rb = t % nrb, chk = t / nrb % nch, g = t / (nrb * nch);
-        int64_t pa0, pa1, n0, n1;
+        const int64_t rb = t % nrb, chk = t / nrb % tch, g = t / (nrb * tch);
+        int64_t pa0, pa1, u0, u1;  // (reduction indices n * PQ + pixel)
         split_range(npan, nrb, rb, pa0, pa1);
-        split_range(p.N, nch, chk, n0, n1);
+        if (tch == nch) {  // (whole images)
+          split_range(p.N, nch, chk, u0, u1);
+          u0 *= PQ, u1 *= PQ;
+        } else {
+          split_range(NPQ, tch, chk, u0, u1);
+        }
         const int64_t m0 = pa0 * MRt, m1 = std::min(Ncols, pa1 * MRt);
         thread_local std::vector<const float*> rowp;
         rowp.resize(Mt);
@@ -1567,14 +1581,16 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           }
         };
         const TransposedC<float> st{{}, out + chk * KN + g * M * Ncols, Ncols};
-        for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t n = u0 / PQ; n * PQ < u1; ++n) {
           const float* xg = xs.data + n * xs.stride[0] + g * Cg * xs.stride[1];
           for (int64_t i = 0; i < Mt; ++i) rowp[i] = xg + tapoff[i];
           dyn = dy.data + n * dy.stride[0];
-          gemm::gemm_task<float>(tk, m0, m1, 0, M, 0, PQ, pa, pb, st, n == n0, n == n1 - 1);
+          gemm::gemm_task<float>(tk, m0, m1, 0, M, std::max(u0 - n * PQ, int64_t(0)),
+                                 std::min(u1 - n * PQ, PQ), pa, pb, st, n * PQ <= u0,
+                                 (n + 1) * PQ >= u1);
         }
       }
-      if (nch > 1) add_chunks(out, nch, KN, dw);
+      if (tch > 1) add_chunks(out, tch, KN, dw);
       return;
     }
 #endif
