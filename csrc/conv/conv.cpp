@@ -75,7 +75,14 @@ bool split_groups(const ConvParams& p, Pass pass) {
   const int64_t pixels = pass == Pass::backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
   if (pixels < kSplitMinPixels && p.N * p.P * p.Q * p.Cg() * p.Kg() * p.R * p.S < kSplitMinMacs)
     return false;
-  return (p.Cg() >= 32 && p.Kg() >= 32) ||
+  // (Dilated forwards and backward-data: past 32 a group. Each group's ungrouped call splits
+  // into dilation^2 polyphase sub-problems, run one at a time when their shapes differ; the
+  // grouped GEMM, against it (old/new builds alternated, 2 threads): 3x3 d2 32 a group at
+  // 25x25 batch 1 1.51x forward, 1.39x backward-data, at 28x28 batch 4 1.13-1.16x, g4 at
+  // 14x14 1.10x / 0.96x; the split won with 48 a group (5x5 d2 at 30x30 1.11-1.14x), and with
+  // 64 (3x3, 1.04-1.48x), and kept the weight gradient at 32 (0.89x grouped).)
+  const int64_t both = (p.dil_h > 1 || p.dil_w > 1) && pass != Pass::backward_weight ? 33 : 32;
+  return (p.Cg() >= both && p.Kg() >= both) ||
          (pass == Pass::backward_data && p.Cg() >= 16 && p.Kg() >= 64) ||
          (pass == Pass::forward && p.Cg() >= 64 && p.Kg() >= 8 && p.R * p.S > 1 &&
           pixels >= kSplitMinPixels);
