@@ -127,6 +127,15 @@ constexpr int64_t kMinRow5 = 7;
 // at 28x28 batch 2 (392 tiles) 1.11x, backward-data 64 -> 32 at 14x14 batch 8 1.05x; at 196
 // tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
 constexpr int64_t kFewOut5 = 16;
+// Dilated forwards and backward-data whose sub-problems' rows are shorter than
+// kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
+// weigh more against short rows' GEMMs). 3x3 d2 at 28x28 (rows of 14), old/new builds
+// alternated, 2 threads: forward 16 -> 64 batch 8 1.55x, 16 -> 16 1.43x, 24 -> 48 1.17x,
+// 32 -> 32 1.11x, backward-data 32 -> 32 1.08x, 16 -> 32 1.35x, 24 -> 48 batch 8 0.95x;
+// Winograd kept: 64 -> 64 (1.07-1.09x over the GEMM), 56x56 (rows of 28: 16 -> 32 1.05x,
+// 32 -> 64 1.36x).
+constexpr int64_t kMinRowDilated = 28;
+constexpr int64_t kMinInChannelsDilated = 64;
 constexpr int64_t kMinTiles5FewOut = 512;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
@@ -925,6 +934,7 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
                                       : (shared ? kMinTilesShared : kMinTiles);
   const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
                                      !long_reduction(p, K, C * p.R * p.S, elem));
+  if (!weight && dilated && Q < kMinRowDilated && C < kMinInChannelsDilated) return false;
   return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
          ntile >= min_tiles;
