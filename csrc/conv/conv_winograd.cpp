@@ -129,13 +129,18 @@ constexpr int64_t kMinRow5 = 7;
 constexpr int64_t kFewOut5 = 16;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
-// weigh more against short rows' GEMMs). 3x3 d2 at 28x28 (rows of 14), old/new builds
+// weigh more against short rows' GEMMs), and sub-problems of one shape or of
+// kMinTilesEachDilated tiles each (they run one at a time then). Old/new builds alternated,
+// 2 threads: 3x3 d2 64 -> 16 at 17x17 batch 8 (128 tiles each) 2.39x, 256 -> 256 at 13x13
+// batch 2 (18) 1.20-1.23x, 64 -> 64 at 21x21 (50) 1.10x, 128 -> 128 0.89-1.06x,
+// backward-data 0.96-0.97x; at 27x27 batch 4 (196) Winograd kept (the GEMM ran 0.68x). 3x3 d2 at 28x28 (rows of 14), old/new builds
 // alternated, 2 threads: forward 16 -> 64 batch 8 1.55x, 16 -> 16 1.43x, 24 -> 48 1.17x,
 // 32 -> 32 1.11x, backward-data 32 -> 32 1.08x, 16 -> 32 1.35x, 24 -> 48 batch 8 0.95x;
 // Winograd kept: 64 -> 64 (1.07-1.09x over the GEMM), 56x56 (rows of 28: 16 -> 32 1.05x,
 // 32 -> 64 1.36x).
 constexpr int64_t kMinRowDilated = 28;
 constexpr int64_t kMinInChannelsDilated = 64;
+constexpr int64_t kMinTilesEachDilated = 196;
 constexpr int64_t kMinTiles5FewOut = 512;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
@@ -926,6 +931,8 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 // the GEMM (same process, 2 threads): 256@28 d2 batch 2 (392 tiles) 1.20x, 64@28 and
 // 128@28 batch 2 1.08-1.14x, 256@28 and 128@28 batch 1 (196) 1.04-1.09x; 512@14 and
 // 128@14 batch 2 (128) 0.90-0.96x.
+bool one_batch(const ConvParams& p);
+
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
               bool weight, bool shared, size_t elem) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
@@ -934,7 +941,10 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
                                       : (shared ? kMinTilesShared : kMinTiles);
   const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
                                      !long_reduction(p, K, C * p.R * p.S, elem));
-  if (!weight && dilated && Q < kMinRowDilated && C < kMinInChannelsDilated) return false;
+  if (!weight && dilated && Q < kMinRowDilated &&
+      (C < kMinInChannelsDilated ||
+       (ntile < kMinTilesEachDilated * p.dil_h * p.dil_w && !one_batch(p))))
+    return false;
   return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
          ntile >= min_tiles;
@@ -1026,6 +1036,14 @@ bool for_each_batch(const std::vector<Polyphase>& fs, Fn&& fn) {
     if (!fn(qb, i0)) return false;
   }
   return true;
+}
+
+// Whether p's polyphase sub-problems run as one batch (one shape).
+bool one_batch(const ConvParams& p) {
+  const std::vector<Polyphase> fs = polyphases(p);
+  int n = 0;
+  for_each_batch(fs, [&n](const ConvParams&, size_t) { return ++n > 0; });
+  return n == 1;
 }
 
 // Where the sub-problems' sub-images lie, each side in one buffer (a batch's sub-problems
