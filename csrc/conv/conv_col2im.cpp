@@ -188,13 +188,17 @@ constexpr double kMinWasteTimesK = 64;
 // 1.10x; with 2x as many (ResNet's 64 <- 128, 128 <- 256, 256 <- 512) 0.99-1.15x, as many
 // 0.90-0.95x. Kernels no larger than the stride (2x2 stride 2: one tap a phase, the phase
 // GEMM a plain 1x1 one; 16 <- 64 at 56x56 0.95x) keep it.
-bool use_col2im(const ConvParams& p) {
+// direct: the grouped direct kernel takes the layer (conv_grouped.cpp), which auto leaves
+// to it: 8 <- 32 a group 3x3 at 32x32 ran 0.71-0.78x as col2im, 8 <- 32 g4 at 28x28 0.87x,
+// 8 <- 32 5x5 g2 0.83x.
+bool use_col2im(const ConvParams& p, bool direct) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
   if (mode == KernelMode::off || is_depthwise(p) || RS == 1 || p.N == 0 || PQ == 0 ||
       C * RS * PQ > kMaxImageElems)
     return false;
   if (mode == KernelMode::on) return true;
+  if (direct) return false;
   const bool strided = p.stride_h * p.stride_w > 1, small = RS <= 9;
   // Few input channels a group, many outputs (the stems); dilated, twice as many channels
   // on planes whose dcol stays in L2 (kMaxDcolDilated).
@@ -231,7 +235,7 @@ template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   const int64_t C = p.C, K = p.K, RS = p.R * p.S, CRS = C * RS, PQ = p.P * p.Q;
   const int64_t G = p.groups, Cg = p.Cg(), Kg = p.Kg();
-  if (!use_col2im(p)) return false;
+  if (!use_col2im(p, std::is_same_v<T, float> && grouped_takes_backward_data(p))) return false;
   // W^T as the 1x1 convolution's weight (C*R*S, Kg, 1, 1), groups of Cg*R*S rows: a view of
   // w whose row (c, r, s) is dx's plane c's tap (r, s), group g's Kg filters of w on.
   // Its (c, r, s) values must be evenly spaced (a contiguous filter's are); else a copy.

@@ -99,6 +99,8 @@ bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, co
                      Activation act, T* y, T* preact);
 template <typename T>
 bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+// Whether grouped_backward_data<float> takes p, a grouped layer (col2im defers to it).
+bool grouped_takes_backward_data(const ConvParams& p);
 template <typename T>
 bool grouped_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 

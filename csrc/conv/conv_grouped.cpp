@@ -126,6 +126,10 @@ bool grouped_forward(const ConvParams& p, View4<const T> x, View4<const T> w, co
   }
 }
 
+bool grouped_takes_backward_data(const ConvParams& p) {
+  return p.groups > 1 && applies(p, p.Kg(), p.Cg(), p.W);
+}
+
 template <typename T>
 bool grouped_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
   if constexpr (!std::is_same_v<T, float>) {
