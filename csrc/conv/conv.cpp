@@ -209,8 +209,8 @@ void place_window(T* out, int64_t NC, int64_t C, int64_t H, int64_t W, const T* 
 // products it skipped), in every image: only the channels with a non-finite sum in image 0
 // (zsum) have their filters searched (all of them when no output reads the input).
 template <typename T>
-std::vector<char> padding_nan(const Crop& c, View4<const T> w, const T* zsum, int64_t N) {
-  const int64_t K = w.size[0], plane = c.empty() || N == 0 ? 0 : c.q.P * c.q.Q;
+std::vector<char> padding_nan(const Crop& c, View4<const T> w, const T* zsum) {
+  const int64_t K = w.size[0], plane = c.empty() ? 0 : c.q.P * c.q.Q;
   const auto finite = [](T v) { return v - v == T(0); };
   std::vector<char> bad(K, 0);
   for (int64_t k = 0; k < K; ++k) {
@@ -234,11 +234,11 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
     const int64_t per = c.empty() ? 0 : p.K * c.q.P * c.q.Q;
     GroupBlock<T> yb(p.N, per), zb(p.N, per);  // (z: the sums, before act hides an inf)
     if (per) conv2d_forward(c.q, window(x, c.h, c.w, false), w, bias, act, yb.p, zb.p);
-    std::vector<T> z(p.K, T(0)), a(p.K);  // the outputs that read padding only
-    const std::vector<char> bad = padding_nan(c, w, zb.p, p.N);
+    const std::vector<char> bad = padding_nan(c, w, zb.p);
+    std::vector<T> z(p.K);  // the outputs that read padding only: z, then a = act(z)
     for (int64_t k = 0; k < p.K; ++k)
       z[k] = (bias ? bias[k] : T(0)) + (bad[k] ? std::numeric_limits<T>::quiet_NaN() : T(0));
-    a = z;
+    std::vector<T> a = z;
     bias_activation<T>(1, p.K, 1, nullptr, act, a.data(), nullptr);
     place_window(y, p.N * p.K, p.K, p.P, p.Q, yb.p, c.h.o0, c.q.P, c.w.o0, c.q.Q, a.data());
     if (preact)

@@ -127,21 +127,21 @@ constexpr int64_t kMinRow5 = 7;
 // at 28x28 batch 2 (392 tiles) 1.11x, backward-data 64 -> 32 at 14x14 batch 8 1.05x; at 196
 // tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
 constexpr int64_t kFewOut5 = 16;
+constexpr int64_t kMinTiles5FewOut = 512;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
-// weigh more against short rows' GEMMs), and sub-problems of one shape or of
-// kMinTilesEachDilated tiles each (they run one at a time then). Old/new builds alternated,
-// 2 threads: 3x3 d2 64 -> 16 at 17x17 batch 8 (128 tiles each) 2.39x, 256 -> 256 at 13x13
-// batch 2 (18) 1.20-1.23x, 64 -> 64 at 21x21 (50) 1.10x, 128 -> 128 0.89-1.06x,
-// backward-data 0.96-0.97x; at 27x27 batch 4 (196) Winograd kept (the GEMM ran 0.68x). 3x3 d2 at 28x28 (rows of 14), old/new builds
+// weigh more against short rows' GEMMs): 3x3 d2 at 28x28 (rows of 14), old/new builds
 // alternated, 2 threads: forward 16 -> 64 batch 8 1.55x, 16 -> 16 1.43x, 24 -> 48 1.17x,
 // 32 -> 32 1.11x, backward-data 32 -> 32 1.08x, 16 -> 32 1.35x, 24 -> 48 batch 8 0.95x;
 // Winograd kept: 64 -> 64 (1.07-1.09x over the GEMM), 56x56 (rows of 28: 16 -> 32 1.05x,
-// 32 -> 64 1.36x).
+// 32 -> 64 1.36x). They also need sub-problems of one shape or of kMinTilesEachDilated
+// tiles each (they run one at a time then): 3x3 d2 64 -> 16 at 17x17 batch 8 (128 tiles
+// each) 1.67-2.39x, 256 -> 256 at 13x13 batch 2 (18) 1.20-1.23x, 64 -> 64 at 21x21 (50)
+// 1.10x, 128 -> 128 0.89-1.06x, backward-data 0.96-0.97x; at 27x27 batch 4 (196) Winograd
+// kept (the GEMM ran 0.68x).
 constexpr int64_t kMinRowDilated = 28;
 constexpr int64_t kMinInChannelsDilated = 64;
 constexpr int64_t kMinTilesEachDilated = 196;
-constexpr int64_t kMinTiles5FewOut = 512;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
 // (p, q) reads source rows p - pt + r and columns q - pl + s (zero outside).
