@@ -64,6 +64,7 @@ namespace {
 std::atomic<int> g_split{static_cast<int>(fast::KernelMode::auto_)};
 constexpr int64_t kSplitMinPixels = 192;
 constexpr int64_t kSplitMinMacs = int64_t(6) << 20;
+constexpr int64_t kSplitMinPlane32 = 400;
 
 enum class Pass { forward, backward_data, backward_weight };
 
@@ -75,14 +76,19 @@ bool split_groups(const ConvParams& p, Pass pass) {
   const int64_t pixels = pass == Pass::backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
   if (pixels < kSplitMinPixels && p.N * p.P * p.Q * p.Cg() * p.Kg() * p.R * p.S < kSplitMinMacs)
     return false;
-  // (Dilated forwards and backward-data: past 32 a group. Each group's ungrouped call splits
-  // into dilation^2 polyphase sub-problems, run one at a time when their shapes differ; the
-  // grouped GEMM, against it (old/new builds alternated, 2 threads): 3x3 d2 32 a group at
-  // 25x25 batch 1 1.51x forward, 1.39x backward-data, at 28x28 batch 4 1.13-1.16x, g4 at
-  // 14x14 1.10x / 0.96x; the split won with 48 a group (5x5 d2 at 30x30 1.11-1.14x), and with
-  // 64 (3x3, 1.04-1.48x), and kept the weight gradient at 32 (0.89x grouped).)
-  const int64_t both = (p.dil_h > 1 || p.dil_w > 1) && pass != Pass::backward_weight ? 33 : 32;
-  return (p.Cg() >= both && p.Kg() >= both) ||
+  // Forwards and backward-data at exactly 32 channels a group, the direct grouped kernel's
+  // largest, split when undilated on planes of kSplitMinPlane32 (the backward-data: dx's).
+  // Split against grouped (same build, 2 threads): 3x3 g4 at 56x56 batch 2 1.37x, g2 at 28x28
+  // batch 4 1.06x, 5x5 g2 1.14-1.16x; at 14x14 0.70-0.71x (g4 batch 4), 0.86-0.87x (g8 batch
+  // 8), 0.66x batch 1, at 9x9 0.82-0.99x. Dilated ones keep the grouped GEMM at any plane:
+  // each group's call runs dilation^2 polyphase sub-problems, one at a time when their shapes
+  // differ (old/new builds alternated: 3x3 d2 at 25x25 batch 1 1.51x forward, 1.39x
+  // backward-data, at 28x28 batch 4 1.13-1.16x, g4 at 14x14 1.10x / 0.96x; split, 48 a group
+  // won 1.11-1.14x, 64 1.04-1.48x). The weight gradient splits at 32 (1.38x at 9x9).
+  const int64_t plane = pass == Pass::backward_data ? p.H * p.W : p.P * p.Q;
+  const bool direct32 = p.Cg() == 32 && p.Kg() == 32 && pass != Pass::backward_weight &&
+                        (p.dil_h > 1 || p.dil_w > 1 || plane < kSplitMinPlane32);
+  return (p.Cg() >= 32 && p.Kg() >= 32 && !direct32) ||
          (pass == Pass::backward_data && p.Cg() >= 16 && p.Kg() >= 64) ||
          (pass == Pass::forward && p.Cg() >= 64 && p.Kg() >= 8 && p.R * p.S > 1 &&
           pixels >= kSplitMinPixels);
