@@ -1583,7 +1583,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         const TransposedC<float> st{{}, out + chk * KN + g * M * Ncols, Ncols};
         for (int64_t n = u0 / PQ; n * PQ < u1; ++n) {
           const float* xg = xs.data + n * xs.stride[0] + g * Cg * xs.stride[1];
-          for (int64_t i = 0; i < Mt; ++i) rowp[i] = xg + tapoff[i];
+          for (int64_t i = m0; i < pa1 * MRt; ++i) rowp[i] = xg + tapoff[i];  // (its rows)
           dyn = dy.data + n * dy.stride[0];
           gemm::gemm_task<float>(tk, m0, m1, 0, M, std::max(u0 - n * PQ, int64_t(0)),
                                  std::min(u1 - n * PQ, PQ), pa, pb, st, n * PQ <= u0,
