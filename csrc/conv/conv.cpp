@@ -73,7 +73,8 @@ bool split_groups(const ConvParams& p, Pass pass) {
   if (mode == fast::KernelMode::off || p.groups <= 1 || p.stride_h != 1 || p.stride_w != 1)
     return false;
   if (mode == fast::KernelMode::on) return true;
-  const int64_t pixels = pass == Pass::backward_data ? p.N * p.H * p.W : p.N * p.P * p.Q;
+  const int64_t plane = pass == Pass::backward_data ? p.H * p.W : p.P * p.Q;
+  const int64_t pixels = p.N * plane;
   if (pixels < kSplitMinPixels && p.N * p.P * p.Q * p.Cg() * p.Kg() * p.R * p.S < kSplitMinMacs)
     return false;
   // Forwards and backward-data at exactly 32 channels a group, the direct grouped kernel's
@@ -85,7 +86,6 @@ bool split_groups(const ConvParams& p, Pass pass) {
   // differ (old/new builds alternated: 3x3 d2 at 25x25 batch 1 1.51x forward, 1.39x
   // backward-data, at 28x28 batch 4 1.13-1.16x, g4 at 14x14 1.10x / 0.96x; split, 48 a group
   // won 1.11-1.14x, 64 1.04-1.48x). The weight gradient splits at 32 (1.38x at 9x9).
-  const int64_t plane = pass == Pass::backward_data ? p.H * p.W : p.P * p.Q;
   const bool direct32 = p.Cg() == 32 && p.Kg() == 32 && pass != Pass::backward_weight &&
                         (p.dil_h > 1 || p.dil_w > 1 || plane < kSplitMinPlane32);
   return (p.Cg() >= 32 && p.Kg() >= 32 && !direct32) ||

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
@@ -173,14 +174,14 @@ constexpr int64_t kMaxCPixelRows = 64;
 // 16 0.59x, 169 with 2 a group 0.96x. Undilated layers lost on planes of 2x2 outputs (5x5
 // at 6x6, 7x7 at 8x8, 3x3 at 4x4: 0.52-0.71x) and gained at 4x4 (7x7 at 10x10 1.07-1.19x,
 // 5x5 at 8x8 1.18x): they keep the phase GEMM.
+constexpr int64_t kMinKFew = 4;
+constexpr double kMinWasteTimesK = 64;
 // Dilated layers with 9-16 input channels a group and 4x as many outputs (the first rule
 // in use_col2im): the phase GEMM or Winograd runs dilation^2 polyphase sub-problems. Against
 // auto before, 3x3 d2, same process, 2 threads: 16 <- 64 at 14x14 batch 4 1.31x, at 28x28
 // batch 8 1.13x, 16 <- 128 at 13x13 padded by 1 2.4x, g4 16 <- 128 a group 3.7x; 16 <- 64 at
 // 56x56 (dcol 451K values an image) 0.89x. With 32 input channels 1.03-1.07x, 64 0.75-0.81x.
 constexpr int64_t kMaxDcolDilated = int64_t(1) << 18;
-constexpr int64_t kMinKFew = 4;
-constexpr double kMinWasteTimesK = 64;
 // Strided kernels of up to 3x3 with 4x as many outputs as inputs (a group), 64 or more: the
 // phase GEMM packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
 // stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1
