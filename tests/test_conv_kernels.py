@@ -597,6 +597,25 @@ def test_depthwise_stride2_rows(W, pad):
             assert_close(g, r, TOL[np.float32], f"{name} W={W} pad={pad} {isa}")
 
 
+# The zero-padded copy of a source (conv_gemm.cpp's pad_source; at stride 2 on AVX2 float
+# eight values a column phase at a time, masked loads at the row's ends, the last eight of
+# a phase overlapping the ones before; phases under eight values by the scalar loop): padded
+# rows of 7 through 36 values (4 through 18 a phase at stride 2), left paddings of both parities,
+# sources read through views with longer rows; forward and both gradients, any thread count.
+@pytest.mark.parametrize("W", [5, 6, 7, 13, 14, 15, 22, 30, 31])
+@pytest.mark.parametrize("stride, pad", [(1, (1, 1, 1, 1)), (1, (0, 2, 3, 0)),
+                                         (2, (1, 1, 1, 1)), (2, (2, 1, 0, 3)), (2, (0, 0, 3, 2))])
+def test_padded_source_rows(W, stride, pad):
+    for isa in ISAS:
+        _C.set_isa(isa)
+        x, w, b, dy, *rest = make((2, 5, 9, W, 16, 3, 3, stride, pad, 1, 1), np.float32, seed=W)
+        args = (padded_rows(x), w, b, dy, *rest)
+        ref = torch_ref(*args)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} W={W} {stride} {pad} {isa}")
+
+
 # Eight-channel depthwise 3x3 (csrc/conv/depthwise8_avx2.cpp: AVX2 float, channels in
 # lanes, planes whose interleaved copy fits 32 Ki floats, at least 8 output columns and 8
 # copied source columns): channel counts around multiples of 8 (the rest by the per-plane

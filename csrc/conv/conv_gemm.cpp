@@ -28,6 +28,9 @@ void copy_panel16_float(const float* base, const int64_t* koff, int64_t kc, floa
 // (pack_avx2.cpp).
 void pack_runs16_float(const float* const* base, const int64_t* jp, const int64_t* len,
                        int nseg, const int64_t* koff, int64_t kc, float* d);
+// d[ph*Wq + q] = s[2q + ph - pl], zero outside [0, W): a row of pad_source at column
+// stride 2, Wq >= 8 (pack_avx2.cpp).
+void pad_row2_float(const float* s, int64_t W, int64_t pl, int64_t Wq, float* d);
 // The 8 x 8 tile of ukernel_avx2.cpp, A through row pointers (gemm::UkrIndFn).
 void f32_gemm_ind8x8(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
                      float* c, int64_t ldc, bool acc);
@@ -564,6 +567,11 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
     return src;
   }
   T* buf = gemm::scratch<T>(3, N * C * Hp * Wr);
+  bool row2 = false;  // stride-2 rows by pad_row2_float (columns as 32-bit lanes there)
+#if defined(PYCONV_X86)
+  row2 = std::is_same_v<T, float> && active_isa() >= Isa::avx2 && src.stride[3] == 1 &&
+         sp_ == 2 && Wq >= 8 && Wr + 16 < (int64_t(1) << 31);
+#endif
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_for(N * C * Hp * Wr))
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
@@ -577,6 +585,14 @@ View4<const T> pad_source(View4<const T> src, int64_t Gh, int64_t Gw, int64_t& s
           continue;
         }
         const T* sr = sp + ih * src.stride[2];
+#if defined(PYCONV_X86)
+        if constexpr (std::is_same_v<T, float>) {
+          if (row2) {
+            avx2::pad_row2_float(sr, W, pl, Wq, dr);
+            continue;
+          }
+        }
+#endif
         if (sp_ == 1) {
           for (int64_t w = 0; w < pl; ++w) dr[w] = T(0);
           if (src.stride[3] == 1)
