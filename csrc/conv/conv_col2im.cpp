@@ -190,8 +190,11 @@ constexpr int64_t kMaxDcolDilated = int64_t(1) << 18;
 // 0.90-0.95x. Kernels no larger than the stride (2x2 stride 2: one tap a phase, the phase
 // GEMM a plain 1x1 one; 16 <- 64 at 56x56 0.95x) keep it.
 // direct: the grouped direct kernel takes the layer (conv_grouped.cpp), which auto leaves
-// to it: 8 <- 32 a group 3x3 at 32x32 ran 0.71-0.78x as col2im, 8 <- 32 g4 at 28x28 0.87x,
-// 8 <- 32 5x5 g2 0.83x.
+// to it below kMinWasteSmall (the kernel computes every tap on padding): 8 <- 32 a group
+// 3x3 at 32x32 ran 0.71-0.78x as col2im, 8 <- 32 g4 at 28x28 0.87x, 8 <- 32 5x5 g2 0.83x;
+// from it, against the direct kernel (old/new builds alternated, 2 threads, batch 8):
+// 32 <- 32 a group 5x5 at 9x9 unpadded (3.24x) 1.85-1.96x, 7x7 at 5x5 padded by 1 (25x)
+// 5.8-6.0x.
 bool use_col2im(const ConvParams& p, bool direct) {
   const auto mode = static_cast<KernelMode>(g_col2im.load(std::memory_order_relaxed));
   const int64_t C = p.C, RS = p.R * p.S, PQ = p.P * p.Q, Cg = p.Cg(), Kg = p.Kg();
@@ -199,7 +202,8 @@ bool use_col2im(const ConvParams& p, bool direct) {
       C * RS * PQ > kMaxImageElems)
     return false;
   if (mode == KernelMode::on) return true;
-  if (direct) return false;
+  const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
+  if (direct && waste < kMinWasteSmall) return false;
   const bool strided = p.stride_h * p.stride_w > 1, small = RS <= 9;
   // Few input channels a group, many outputs (the stems); dilated, twice as many channels
   // on planes whose dcol stays in L2 (kMaxDcolDilated).
@@ -214,7 +218,6 @@ bool use_col2im(const ConvParams& p, bool direct) {
   // An im2col of dy that is largely zero padding (half of it from kMinK outputs a group,
   // 30% from kMinKPad past 3x3), unless pixel rows skip it (past 5x5 at stride 1,
   // ungrouped, more than a few pixels and kMaxCPixelRows input channels).
-  const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   const bool pixel_rows = RS > kSkipPaddingMinTaps && !strided && p.groups == 1 &&
                           p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows;
   const double min_waste = !dilated ? kMinWasteSmall

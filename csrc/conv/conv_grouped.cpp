@@ -40,6 +40,20 @@ constexpr int64_t kMaxUngroupedChannels = 8;
 // 20x20 1.02-1.09x; at 14x14 and 28x28 (88%) the direct kernel won 1.12-1.16x (7x7 8 -> 128
 // at 14x14 even). 3x3 layers keep it at any width (0.84-0.94x as GEMM at 71-83%).
 constexpr double kMinLaneUse = 0.85;
+// Narrow planes: a row of Q outputs takes 8- and 16-column vectors (AVX2's 8-column blocks
+// run at about half the FMA rate of its 16-column ones; AVX-512's are 16 wide), so the
+// kernel computes about round_up(Q, 16) columns' worth, and the GEMM's im2col packing weighs
+// less the more source channels (Cin) a group has. The direct kernel needs
+// Q / round_up(Q, 16) >= (Cin - kLaneFreeChannels) / kLaneUseScale. Against the grouped
+// GEMM (or col2im for the backward-data), same build, 2 threads, batch 8, forward /
+// backward-data / weight gradient: 32 a group at 3x3 planes 1.50x / 1.37x / 1.67x, 2x2
+// 1.90x / 1.63x / 2.04x, 5x5 at 9x9 (5x5 outputs) 1.51x / 1.79x, 7x7 at 5x5 padded by 1
+// (1x1 outputs) 1.52-2.43x / 4.7-6.4x, 24 a group at 5x5 1.12x / 1.07x, 16 at 2x2 1.30x /
+// 1.13x / 1.38x, 16 at 1x1 outputs (7x7) 1.68x / 1.26x. Kept: 32 a group at 7x7 (the same
+// speed), 16 at 3x3 (direct 1.27x / 1.31x) and 7x7 (1.2-1.3x), 8 at 4x4 (1.14-1.23x) and
+// at 1x1 outputs (1.29x forward).
+constexpr int64_t kLaneFreeChannels = 16;
+constexpr int64_t kLaneUseScale = 40;
 
 // A single image's ungrouped forward runs as two tasks of half the output channels each
 // (two "groups" reading the same source), from 16 outputs.
@@ -52,6 +66,7 @@ bool applies(const ConvParams& p, int64_t Cin, int64_t Kout, int64_t Q, bool for
   if (active_isa() < Isa::avx2 || is_depthwise(p) || p.stride_h != 1 || p.stride_w != 1 ||
       p.dil_h != 1 || p.dil_w != 1 || p.R > 7 || p.S > 7 || Q > 4096)
     return false;
+  if (kLaneUseScale * Q < (Cin - kLaneFreeChannels) * ((Q + 15) / 16 * 16)) return false;
   // (Ungrouped forwards of 5x5 and larger need whole 8-column vectors mostly used: their
   // reduction, C*R*S, is long enough for the GEMM where the kernel's row vectors are
   // partly idle; see kMinLaneUse.)
