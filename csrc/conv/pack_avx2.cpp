@@ -97,6 +97,17 @@ void pack_runs16_float(const float* const* base, const int64_t* jp, const int64_
                                           _mm256_cmpgt_epi32(hi, lane));
       parts[h][np[h]++] = {base[i] + (8 * h - jp[i]), in};
     }
+  // Halves that are one whole run (rows of 8 or 16 columns: DCGAN's 8x8 outputs at stride 2)
+  // by plain loads: masked ones took 10% of its transposed backward-data.
+  if (np[0] == 1 && np[1] == 1 && _mm256_movemask_epi8(_mm256_and_si256(parts[0][0].m,
+                                                                        parts[1][0].m)) == -1) {
+    const float *s0 = parts[0][0].s, *s1 = parts[1][0].s;
+    for (int64_t kk = 0; kk < kc; ++kk, d += 16) {
+      _mm256_storeu_ps(d, _mm256_loadu_ps(s0 + koff[kk]));
+      _mm256_storeu_ps(d + 8, _mm256_loadu_ps(s1 + koff[kk]));
+    }
+    return;
+  }
   for (int64_t kk = 0; kk < kc; ++kk, d += 16) {
     const int64_t o = koff[kk];
     for (int h = 0; h < 2; ++h) {
