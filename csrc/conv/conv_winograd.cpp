@@ -128,6 +128,14 @@ constexpr int64_t kMinRow5 = 7;
 // tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
 constexpr int64_t kFewOut5 = 16;
 constexpr int64_t kMinTiles5FewOut = 512;
+// ... and from kManyIn5 input channels (a long reduction: 16 C values a tile for a block's
+// transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
+// pixel rows also skip the taps on padding (16% of them at 14x14, 31% at 7x7). Pixel rows
+// against Winograd, same process, 2 threads: forward 480 and 512 -> 48 at 14x14 batch 8-16
+// 1.15-1.17x, 512 -> 32 1.06x, 512 -> 64 1.09x, 512 and 832 -> 48 at 7x7 batch 16
+// 1.21-1.27x, 512 -> 48 at 28x28 batch 4 1.05x; backward-data 48 <- 512 at 14x14 1.19x.
+// At 256-320 channels within 5% either way; 128-192 stay Winograd (1.06-1.22x).
+constexpr int64_t kManyIn5 = 384;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
 // weigh more against short rows' GEMMs): 3x3 d2 at 28x28 (rows of 14), old/new builds
@@ -939,8 +947,9 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
                             : dilated ? 3 * kMinTiles / 2
                                       : (shared ? kMinTilesShared : kMinTiles);
-  const bool ok5 = Q >= kMinRow5 && (weight || K > kFewOut5 || ntile >= kMinTiles5FewOut ||
-                                     !long_reduction(p, K, C * p.R * p.S, elem));
+  const bool ok5 = Q >= kMinRow5 &&
+                   (weight || !long_reduction(p, K, C * p.R * p.S, elem) ||
+                    (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut)));
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated ||
        (ntile < kMinTilesEachDilated * p.dil_h * p.dil_w && !one_batch(p))))
