@@ -44,14 +44,14 @@ constexpr double kMinLaneUse = 0.85;
 // run at about half the FMA rate of its 16-column ones; AVX-512's are 16 wide), so the
 // kernel computes about round_up(Q, 16) columns' worth, and the GEMM's im2col packing weighs
 // less the more source channels (Cin) a group has. The direct kernel needs
-// Q / round_up(Q, 16) >= (Cin - kLaneFreeChannels) / kLaneUseScale. Against the grouped
-// GEMM (or col2im for the backward-data), same build, 2 threads, batch 8, forward /
-// backward-data / weight gradient: 32 a group at 3x3 planes 1.50x / 1.37x / 1.67x, 2x2
-// 1.90x / 1.63x / 2.04x, 5x5 at 9x9 (5x5 outputs) 1.51x / 1.79x, 7x7 at 5x5 padded by 1
-// (1x1 outputs) 1.52-2.43x / 4.7-6.4x, 24 a group at 5x5 1.12x / 1.07x, 16 at 2x2 1.30x /
-// 1.13x / 1.38x, 16 at 1x1 outputs (7x7) 1.68x / 1.26x. Kept: 32 a group at 7x7 (the same
-// speed), 16 at 3x3 (direct 1.27x / 1.31x) and 7x7 (1.2-1.3x), 8 at 4x4 (1.14-1.23x) and
-// at 1x1 outputs (1.29x forward).
+// Q / round_up(Q, 16) >= (Cin - kLaneFreeChannels) / kLaneUseScale: 32 a group from 7
+// columns, 24 from 4, 16 or fewer at any width. Against the grouped GEMM (or col2im for the
+// backward-data), same build, 2 threads, batch 8, forward / backward-data / weight
+// gradient: 32 a group at 3x3 planes 1.50x / 1.37x / 1.67x, 2x2 1.90x / 1.63x / 2.04x, 5x5
+// at 9x9 (5x5 outputs) 1.51x forward, 7x7 at 5x5 padded by 1 (1x1 outputs) 1.52-2.43x; at
+// 7x7 the same speed at g4, and ResNeXt's g32 ran 0.73-0.95x on the GEMM. 24 a group at
+// 5x5 1.07-1.12x; 16 a group mixed (2x2: GEMM 1.13-1.38x at g8, direct up to 2x at g4;
+// direct 1.27-1.31x at 3x3, 1.2-1.3x at 7x7); 8 a group direct (1.14-1.29x).
 constexpr int64_t kLaneFreeChannels = 16;
 constexpr int64_t kLaneUseScale = 40;
 

@@ -132,8 +132,8 @@ constexpr int64_t kMinTiles5FewOut = 512;
 // transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
 // pixel rows also skip the taps on padding (16% of them at 14x14, 31% at 7x7). Pixel rows
 // against Winograd, same process, 2 threads: forward 480 and 512 -> 48 at 14x14 batch 8-16
-// 1.15-1.17x, 512 -> 32 1.06x, 512 -> 64 1.09x, 512 and 832 -> 48 at 7x7 batch 16
-// 1.21-1.27x, 512 -> 48 at 28x28 batch 4 1.05x; backward-data 48 <- 512 at 14x14 1.19x.
+// 1.15-1.37x, 512 -> 32 1.06-1.34x, 512 -> 64 1.09x, 512 and 832 -> 48 at 7x7 batch 16
+// 1.21-1.49x, 512 -> 48 at 28x28 batch 4 1.05x; backward-data 48 <- 512 at 14x14 1.19-1.20x.
 // At 256-320 channels within 5% either way; 128-192 stay Winograd (1.06-1.22x).
 constexpr int64_t kManyIn5 = 384;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than

@@ -1,7 +1,8 @@
 // AVX2 packing copies for conv_gemm.cpp: the weight-gradient GEMM's B panels (eight source
 // rows become eight interleaved columns; 16 values at a time with AVX-512, pack_avx512.cpp)
-// and 6-row filter panels, 8x8 transposes at a time; contiguous B panel rows, and B panels
-// made of several runs of source columns by masked loads.
+// and 6-row filter panels, 8x8 transposes at a time; contiguous B panel rows, B panels
+// made of several runs of source columns by masked loads, and the stride-2 rows of a
+// zero-padded source split by column phase.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -119,19 +120,15 @@ void pack_runs16_float(const float* const* base, const int64_t* jp, const int64_
   }
 }
 
-}  // namespace pyconv::avx2
-
-namespace pyconv::avx2 {
-
 // One row of pad_source's zero-padded copy at column stride 2 (conv_gemm.cpp): a
 // unit-stride source row of W values placed pl columns in and split by column phase,
 // d[ph*Wq + q] = s[2q + ph - pl], zero where that column is outside [0, W); Wq >= 8.
 // Eight values a phase at a time from two loads (masked at the row's ends: no lane outside
 // it is read) and two in-lane shuffles; the last eight of a phase end at its end,
 // overlapping the ones before with the same values (masked stores are microcoded on Zen).
-// Four at a time by SSE with the edges one by one, the per-row work dominated 13-24 wide
-// planes: 3x3 stride-2 forwards and weight gradients 1.03-1.40x, old/new alternated.
-// (At stride 1, memcpy's rows were as fast.)
+// (Four at a time by SSE and the edges one by one, the per-row work dominated 13-24 wide
+// planes: 3x3 stride-2 forwards and weight gradients 1.03-1.40x, old/new alternated. At
+// stride 1, memcpy's rows were as fast.)
 void pad_row2_float(const float* s, int64_t W, int64_t pl, int64_t Wq, float* d) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i lo = _mm256_set1_epi32(-1), hi = _mm256_set1_epi32(static_cast<int>(W));
