@@ -165,17 +165,21 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # Forward and backward-data need 60% of a 2x2 tile grid's outputs real: a 3x3 plane (9 of
 # 16) goes to the GEMM, and so do a dilated layer's 3x3 sub-problems (6x6 outputs at
 # dilation 2); a 7x7 plane (49 of 64) and the weight gradient keep Winograd. 5x5 with at
-# most 64 outputs and 384 input channels or more goes to pixel rows (a long reduction).
+# most 64 outputs and 384 input channels or more goes to pixel rows (a long reduction), and
+# 5x5 on planes of under 80% tile use (7x7) needs 256 tiles.
 @pytest.mark.parametrize("shape, which, winograd", [
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 0, False),           # forward at 3x3
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3
     (_shape(8, 64, 10, 10, 64, (0, 0, 0, 0), dil=2), 0, False),   # 6x6 outputs, dilation 2
     (_shape(4, 64, 7, 7, 64, (1, 1, 1, 1)), 0, True),             # 7x7
     (_shape(32, 64, 3, 3, 64, (1, 1, 1, 1)), 2, True),            # weight gradient at 3x3
-    (_shape(8, 384, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, False),     # 5x5 384 -> 32
-    (_shape(8, 320, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, True),      # ... 320 -> 32
-    (_shape(8, 32, 7, 7, 384, (2, 2, 2, 2), 5, 5), 1, False),     # ... 32 <- 384
-    (_shape(8, 384, 7, 7, 65, (2, 2, 2, 2), 5, 5), 0, True),      # ... 384 -> 65
+    (_shape(16, 384, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, False),    # 5x5 384 -> 32
+    (_shape(16, 320, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, True),     # ... 320 -> 32
+    (_shape(16, 32, 7, 7, 384, (2, 2, 2, 2), 5, 5), 1, False),    # ... 32 <- 384
+    (_shape(8, 384, 7, 7, 65, (2, 2, 2, 2), 5, 5), 0, False),     # ... 384 -> 65: 128 tiles
+    (_shape(16, 384, 7, 7, 65, (2, 2, 2, 2), 5, 5), 0, True),     # ... 256 tiles
+    (_shape(8, 64, 8, 8, 64, (2, 2, 2, 2), 5, 5), 0, True),       # 8x8, 128 tiles
+    (_shape(8, 64, 7, 7, 64, (2, 2, 2, 2), 5, 5), 1, False),      # 7x7 backward-data
 ])
 def test_gate_by_tile_use(shape, which, winograd):
     args = make(shape, np.float32, seed=16)

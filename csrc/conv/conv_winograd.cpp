@@ -136,6 +136,15 @@ constexpr int64_t kMinTiles5FewOut = 512;
 // 1.21-1.49x, 512 -> 48 at 28x28 batch 4 1.05x; backward-data 48 <- 512 at 14x14 1.19-1.20x.
 // At 256-320 channels within 5% either way; 128-192 stay Winograd (1.06-1.22x).
 constexpr int64_t kManyIn5 = 384;
+// ... and on planes whose 2x2 tiles are under kFullTileUse5 real outputs (7x7: 49 of 64;
+// the tiles past the plane's edge are also the ones most on padding), from
+// kMinTiles5Ragged tiles. Against the GEMM at 7x7 batch 8 (128 tiles), same build
+// alternated, 2 threads: forward 64 -> 64 0.88-0.91x, 128 -> 128 0.79-0.82x, 256 -> 256
+// 0.70-0.76x, 48 -> 128 0.90x, 32 -> 128 0.97-1.00x, backward-data 128 and 256 0.69-0.81x;
+// at batch 12 (192 tiles) 0.97x; at batch 16 (256) mixed (32 -> 128 1.07-1.13x, 512 and
+// 832 -> 128 0.88-0.96x).
+constexpr double kFullTileUse5 = 0.8;
+constexpr int64_t kMinTiles5Ragged = 256;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
 // weigh more against short rows' GEMMs): 3x3 d2 at 28x28 (rows of 14), old/new builds
@@ -973,9 +982,12 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   const int64_t tiles = ceil_div(Ps, 2) * ceil_div(Qs, 2);
+  const double use = double(Ps * Qs) / double(4 * tiles);
+  const int64_t ntile = N * p.dil_h * p.dil_w * tiles;
   return mode == KernelMode::on ||
-         ((weight || double(Ps * Qs) >= kMinTileUse * double(4 * tiles)) &&
-          worth_it(p, C, K, Qs, N * p.dil_h * p.dil_w * tiles, weight, shared, elem));
+         ((weight || (use >= kMinTileUse &&
+                      (p.R != 5 || use >= kFullTileUse5 || ntile >= kMinTiles5Ragged))) &&
+          worth_it(p, C, K, Qs, ntile, weight, shared, elem));
 }
 
 template <typename T>
