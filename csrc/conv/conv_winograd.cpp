@@ -982,11 +982,11 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   // N * dil_h * dil_w images: see Polyphase.)
   const int64_t Ps = ceil_div(P, p.dil_h), Qs = ceil_div(Q, p.dil_w);
   const int64_t tiles = ceil_div(Ps, 2) * ceil_div(Qs, 2);
-  const double use = double(Ps * Qs) / double(4 * tiles);
+  const double tile_use = double(Ps * Qs) / double(4 * tiles);
   const int64_t ntile = N * p.dil_h * p.dil_w * tiles;
   return mode == KernelMode::on ||
-         ((weight || (use >= kMinTileUse &&
-                      (p.R != 5 || use >= kFullTileUse5 || ntile >= kMinTiles5Ragged))) &&
+         ((weight || (tile_use >= kMinTileUse &&
+                      (p.R != 5 || tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged))) &&
           worth_it(p, C, K, Qs, ntile, weight, shared, elem));
 }
 
