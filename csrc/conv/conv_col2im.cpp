@@ -164,6 +164,13 @@ constexpr int64_t kMaxPixelsPast5x5 = 256;
 // 64 <- 128 1.27x, 64 <- 64 d2 at 20x20 1.50x; with more channels 0.90-1.18x (96 <- 64
 // 0.90x, 128 <- 128 0.96-1.02x, 256 <- 256 1.02-1.18x): those keep pixel rows.
 constexpr int64_t kMaxCPixelRows = 64;
+// Dilated kernels past 5x5 leave pixel rows from this much waste: each dx pixel's taps on
+// dy are then few and scattered (one at 1x1 outputs), and a 6-pixel panel's box of taps
+// spans most of the kernel, so pixel rows skip little. col2im against pixel rows, 7x7 d2,
+// same build, 2 threads: 128 <- 32 at 7x7 (waste 49) 2.7x, 128 <- 128 at 15x15 (25) 2.0x,
+// 96 <- 32 at 12x12 (9) 1.39x; at waste 2.8 (128 <- 64 at 15x15) and 7.4 (256 <- 64 at
+// 19x19) pixel rows won 1.34x and 1.21x.
+constexpr double kMaxWastePixelRowsDilated = 8;
 // Dilated layers with few outputs a group (kMinKFew up to kMinK) where nearly all of the
 // phase GEMM's work is on padding: waste * Kg from kMinWasteTimesK (the dcol GEMM's
 // reduction is Kg long, its stores and col2im's adds per dcol value weigh more the shorter
@@ -219,7 +226,8 @@ bool use_col2im(const ConvParams& p, bool direct) {
   // 30% from kMinKPad past 3x3), unless pixel rows skip it (past 5x5 at stride 1,
   // ungrouped, more than a few pixels and kMaxCPixelRows input channels).
   const bool pixel_rows = RS > kSkipPaddingMinTaps && !strided && p.groups == 1 &&
-                          p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows;
+                          p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows &&
+                          (!dilated || waste < kMaxWastePixelRowsDilated);
   const double min_waste = !dilated ? kMinWasteSmall
                            : small     ? kMinWasteDilated
                            : RS <= 25  ? kMinWasteDilated5
