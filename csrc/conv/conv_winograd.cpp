@@ -951,14 +951,17 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 bool one_batch(const ConvParams& p);
 
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
-              bool weight, bool shared, size_t elem) {
+              double tile_use, bool weight, bool shared, size_t elem) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
                             : dilated ? 3 * kMinTiles / 2
                                       : (shared ? kMinTilesShared : kMinTiles);
-  const bool ok5 = Q >= kMinRow5 &&
-                   (weight || !long_reduction(p, K, C * p.R * p.S, elem) ||
-                    (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut)));
+  // 5x5: rows of kMinRow5 outputs; the forward and backward-data also enough tiles on
+  // ragged grids, and long reductions left to pixel rows (kFewOut5, kManyIn5).
+  const bool ragged_ok = tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged;
+  const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
+                       (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut));
+  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok));
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated ||
        (ntile < kMinTilesEachDilated * p.dil_h * p.dil_w && !one_batch(p))))
@@ -985,9 +988,8 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   const double tile_use = double(Ps * Qs) / double(4 * tiles);
   const int64_t ntile = N * p.dil_h * p.dil_w * tiles;
   return mode == KernelMode::on ||
-         ((weight || (tile_use >= kMinTileUse &&
-                      (p.R != 5 || tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged))) &&
-          worth_it(p, C, K, Qs, ntile, weight, shared, elem));
+         ((weight || tile_use >= kMinTileUse) &&
+          worth_it(p, C, K, Qs, ntile, tile_use, weight, shared, elem));
 }
 
 template <typename T>
