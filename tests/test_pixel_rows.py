@@ -183,11 +183,16 @@ def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, c
     ((2, 64, 14, 14, 128, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, True),  # stride 2 to 7x7
     ((1, 16, 12, 12, 32, 3, 3, 1, (1, 1, 1, 1), 1, 1), 0, False),  # 144 reduction values
     ((1, 256, 14, 14, 128, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 1x1 at 196 pixels
+    ((1, 64, 7, 7, 1024, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 1x1, 64 values
+    ((4, 128, 5, 5, 2054, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 0.91 of the work, 1 MiB
+    ((4, 256, 5, 5, 1034, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, True),  # the same, 256 values
 ])
 def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
-    reduction values: auto is bitwise the kernel the gate picks (the two orientations differ
-    here: M % 6 leaves a ragged 2-row panel to the other), and matches torch."""
+    reduction values; 1x1 layers at up to 144 pixels with 128+ values (256+ where only a
+    1 MiB filter lets them in): auto is bitwise the kernel the gate picks (the two
+    orientations differ here: M % 6 leaves a ragged panel to the other), and matches
+    torch."""
     _six_rows()
     args = make(shape, np.float32, seed=6)
     auto, on, off = (_run(m, args)[which] for m in ("auto", "on", "off"))

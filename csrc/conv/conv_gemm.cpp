@@ -711,6 +711,8 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
 // pairs its reduction steps; neither depends on the thread count.
 
 std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
+constexpr int64_t kMinKdPixelRows = 128;  // reduction values at few pixels (use_pixel_rows)
+constexpr int64_t kMinKdBigFilter = 256;
 
 // When (auto), ungrouped:
 //  - kernels of several taps (the im2col read in place) at up to 3 * kMC pixels, with a
@@ -729,7 +731,12 @@ std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 //    and tiles of less work by 15%, or by anything with a filter of 1 MiB or more, which
 //    pixel rows read once from memory instead of writing and reading again a packed copy.
 //    2048 -> 512 at 7x7 batch 1 1.58x; 256 -> 256 at batch 2 (0.90 of the work, 256 KiB)
-//    ran 0.93x (0.98-1.08x measured again), at 14x14 batch 1-2 0.76-0.86x.
+//    ran 0.93x (0.98-1.08x measured again), at 14x14 batch 1-2 0.76-0.86x. Both need
+//    reductions of kMinKdPixelRows values, the 1 MiB filter's of kMinKdBigFilter: shorter
+//    ones leave the transposed tile stores to outweigh them (col2im's W^T dy, 32 or 64 ->
+//    1024-6272 at 4-144 pixels, ran 0.32-0.89x as pixel rows; with the 1 MiB filter at
+//    98-144 pixels, 128 -> 1024-6272 0.66-0.92x, 256 0.83-1.08x and backward-data 1024 <-
+//    256 at 10x10 1.17x, 512 0.94-1.17x).
 //  - backward-data (stride 1) of kernels past 5x5 whose im2col of grad_output is largely
 //    padding (H*W >= 1.3 P*Q): pixel rows skip the taps that fall in it (tap_ranges).
 //    Against the GEMM, batch 4: 128 <- 128 9x9 at 32x32 1.34x; against col2im, 7x7 at
@@ -755,7 +762,8 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   if (p.R * p.S > 1 && Ncol <= 3 * kMC && Kd >= gemm::kKC && work <= 1.3) return true;
   const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
   if (Ncol <= kMC)
-    return M * Kd >= (int64_t(1) << 15) && (work <= 0.85 || (big && work <= 1.0));
+    return M * Kd >= (int64_t(1) << 15) && Kd >= kMinKdPixelRows &&
+           (work <= 0.85 || (big && work <= 1.0 && Kd >= kMinKdBigFilter));
   return long_reduction(p, M, Kd, elem);
 }
 
