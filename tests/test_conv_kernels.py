@@ -332,7 +332,8 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 # the outputs reach 64, and dilated ones with 9-16 input channels a group, 4x as many
 # outputs and a dcol of at most 2^18 values an image; the phase GEMM / Winograd otherwise, and
 # pixel rows, which skip the padding's taps, for kernels past 5x5 at stride 1 from 257 dx
-# pixels and 65 input channels (dilated ones below 8x waste), and the grouped direct kernel
+# pixels and 65 input channels (dilated ones below 8x waste; at fewer pixels with at most 64
+# outputs where under 80% of dcol's values land inside dx), and the grouped direct kernel
 # where it takes a layer (up to 32 channels a group, planes wide enough for its vectors)
 # and dx has under twice dy's pixels. auto must be bitwise what the kernel it picks
 # computes.
@@ -378,6 +379,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 128, 5, 5, 128, 7, 7, 1, (1, 1, 1, 1), 1, 4), True),     # 1x1 outputs (25x), 5 wide
     ((2, 96, 12, 12, 32, 7, 7, 1, (2, 2, 2, 2), 2, 1), True),     # 7x7 d2, 96 channels (9x)
     ((2, 96, 15, 15, 32, 7, 7, 1, (3, 3, 3, 3), 2, 1), False),    # ... at 2.78x: pixel rows'
+    ((2, 96, 5, 5, 32, 7, 7, 1, (2, 2, 2, 2), 1, 1), False),      # 50 pixels, 51% of dcol landed
+    ((2, 96, 5, 5, 80, 7, 7, 1, (2, 2, 2, 2), 1, 1), True),       # ... with 80 outputs
+    ((2, 96, 8, 8, 32, 7, 7, 1, (1, 1, 1, 1), 1, 1), True),       # ... 86% landed
 ])
 def test_col2im_auto_takes_padding_heavy_layers(shape, takes):
     args = make(shape, np.float32, seed=3)

@@ -121,6 +121,19 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
 
 std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 
+// The share of dcol's values, dy's (pixel, tap) pairs, that land inside dx (the others fall on
+// the forward's padding).
+double landed(const ConvParams& p) {
+  auto share = [](int64_t P, int64_t R, int64_t s, int64_t d, int64_t pad, int64_t H) {
+    int64_t in = 0;
+    for (int64_t u = 0; u < P; ++u)
+      for (int64_t r = 0; r < R; ++r) in += u * s + r * d - pad >= 0 && u * s + r * d - pad < H;
+    return double(in) / double(P * R);
+  };
+  return share(p.P, p.R, p.stride_h, p.dil_h, p.pad_top, p.H) *
+         share(p.Q, p.S, p.stride_w, p.dil_w, p.pad_left, p.W);
+}
+
 // When (auto): the few-channel layers above, and layers whose stride-phase GEMM would spend
 // 30% or more of its multiplies on dy's zero padding (the backward-data of an unpadded 5x5
 // or 7x7 layer on a small plane: a full correlation) with kernels larger than 3x3 (3x3
@@ -157,6 +170,15 @@ std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 // 3.15x, 64 <- 256 at 10x10 batch 2 1.23x, 256 <- 256 at 14x14 batch 1 1.34x, 64 <- 128
 // at 8x8 batch 4 1.41x; from 512 pixels 0.79-1.21x (128 <- 128 at 16x16 batch 4 0.93x).
 constexpr int64_t kMaxPixelsPast5x5 = 256;
+// ... unless dcol's reduction is short (at most kMaxKLanded outputs) and less than kMinLanded
+// of its values land inside dx (the rest fall on the forward's padding: dcol computes every
+// tap of every dy pixel, pixel rows skip them). Against col2im, 7x7 at batch 1-4, 96-256
+// input channels, 2 threads: 32 or 64 outputs at 5x5 padded by 2 (51% landed) 1.03-2.55x,
+// at 6x6 padded by 1 (73%) 1.08-2.41x, at 7x7 padded by 2 (69%) 1.00-2.12x (0.40 -> 1.0 of
+// torch at 128 <- 32 5x5 batch 4). With 128 outputs col2im kept (0.46-1.44x); at 86% landed
+// and more (8x8 and 10x10 padded by 1) too (0.55-1.19x).
+constexpr int64_t kMaxKLanded = 64;
+constexpr double kMinLanded = 0.8;
 // ... and at any number of pixels up to this many input channels (pixel rows' channel panels,
 // the tile's 16 columns, skip no taps when there is one, and few panels share little).
 // Against pixel rows, batch 4-8, 2 threads: 7x7 d2 at 27x27 16 <- 128 2.45x, 16 <- 256
@@ -225,9 +247,10 @@ bool use_col2im(const ConvParams& p, bool direct) {
   // An im2col of dy that is largely zero padding (half of it from kMinK outputs a group,
   // 30% from kMinKPad past 3x3), unless pixel rows skip it (past 5x5 at stride 1,
   // ungrouped, more than a few pixels and kMaxCPixelRows input channels).
-  const bool pixel_rows = RS > kSkipPaddingMinTaps && !strided && p.groups == 1 &&
-                          p.N * p.H * p.W > kMaxPixelsPast5x5 && C > kMaxCPixelRows &&
-                          (!dilated || waste < kMaxWastePixelRowsDilated);
+  const bool pixel_rows =
+      RS > kSkipPaddingMinTaps && !strided && p.groups == 1 && C > kMaxCPixelRows &&
+      (p.N * p.H * p.W > kMaxPixelsPast5x5 || (Kg <= kMaxKLanded && landed(p) < kMinLanded)) &&
+      (!dilated || waste < kMaxWastePixelRowsDilated);
   const double min_waste = !dilated ? kMinWasteSmall
                            : small     ? kMinWasteDilated
                            : RS <= 25  ? kMinWasteDilated5
