@@ -327,7 +327,7 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 # zero padding (kernels larger than 3x3, >= 64 output channels, a small dcol), or half of
 # them (>= 32 output channels; dilated 3x3 from 1.4x the products of the taps that exist,
 # dilated 5x5 from 1.5x),
-# and strided kernels of up to 3x3 (larger than the stride) with 4x as many outputs as
+# and strided kernels (larger than the stride) with 4x as many outputs as
 # inputs, and dilated ones with 4-31 outputs a group where the products on padding times
 # the outputs reach 64, and dilated ones with 9-16 input channels a group, 4x as many
 # outputs and a dcol of at most 2^18 values an image; the phase GEMM / Winograd otherwise, and
@@ -359,6 +359,9 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 16, 17, 17, 128, 3, 3, 2, (1, 1, 1, 1), 1, 1), True),    # 3x3 stride 2, 8x outputs
     ((2, 64, 17, 16, 256, 3, 3, 2, (1, 1, 1, 1), 1, 2), True),    # the same grouped (4x)
     ((2, 32, 17, 17, 64, 3, 3, 2, (1, 1, 1, 1), 1, 1), False),    # 2x outputs
+    ((2, 32, 10, 10, 256, 7, 7, 2, (3, 3, 3, 3), 1, 1), True),    # 7x7 stride 2, 8x outputs
+    ((2, 64, 10, 10, 128, 7, 7, 2, (3, 3, 3, 3), 1, 1), False),   # ... 2x
+    ((2, 16, 16, 16, 64, 4, 4, 2, (1, 1, 1, 1), 1, 1), True),     # 4x4 stride 2, 4x
     ((1, 12, 17, 17, 256, 7, 7, 1, (0, 0, 0, 0), 1, 4), True),    # grouped, 3 channels a group
     ((2, 32, 15, 15, 256, 7, 7, 1, (0, 0, 0, 0), 1, 2), True),    # grouped: past 5x5 too
     ((2, 64, 14, 14, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), False),   # 32 outputs a group

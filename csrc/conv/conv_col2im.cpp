@@ -211,13 +211,17 @@ constexpr double kMinWasteTimesK = 64;
 // batch 8 1.13x, 16 <- 128 at 13x13 padded by 1 2.4x, g4 16 <- 128 a group 3.7x; 16 <- 64 at
 // 56x56 (dcol 451K values an image) 0.89x. With 32 input channels 1.03-1.07x, 64 0.75-0.81x.
 constexpr int64_t kMaxDcolDilated = int64_t(1) << 18;
-// Strided kernels of up to 3x3 with 4x as many outputs as inputs (a group), 64 or more: the
-// phase GEMM packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
+// Strided kernels with 4x as many outputs as inputs (a group), 64 or more: the phase GEMM
+// packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
 // stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1
 // 2.30x, 32 <- 128 g2 1.18-1.22x, 16 <- 64 at 64x64 1.28x, g4 1.38x, 32 <- 128 at 32x32
 // 1.10x; with 2x as many (ResNet's 64 <- 128, 128 <- 256, 256 <- 512) 0.99-1.15x, as many
 // 0.90-0.95x. Kernels no larger than the stride (2x2 stride 2: one tap a phase, the phase
-// GEMM a plain 1x1 one; 16 <- 64 at 56x56 0.95x) keep it.
+// GEMM a plain 1x1 one; 16 <- 64 at 56x56 0.95x) keep it. Larger kernels alike (old/new
+// builds alternated, stride 2, batch 2-8): 7x7 32 <- 256 at 10x10 1.41x (0.69 -> 0.98 of
+// torch), at 14x14 1.58x, g2 32 <- 128 a group 1.22x, 5x5 16 <- 64 at 14x14 1.18x, 16 <- 64
+// unpadded at 33x33 1.34x, 4x4 16 <- 64 at 32x32 1.10x, 32 <- 128 at 16x16 1.14x; 5x5 64 <-
+// 256 at 20x20 and 4x4 at 16x16 0.99x, 7x7 g2 64 <- 256 a group at 14x14 0.96x.
 // direct: the grouped direct kernel takes the layer (conv_grouped.cpp), which auto leaves
 // to it below kMinWasteSmall (the kernel computes every tap on padding): 8 <- 32 a group
 // 3x3 at 32x32 ran 0.71-0.78x as col2im, 8 <- 32 g4 at 28x28 0.87x, 8 <- 32 5x5 g2 0.83x;
@@ -240,8 +244,8 @@ bool use_col2im(const ConvParams& p, bool direct) {
   if (Kg >= std::max<int64_t>(kMinK, 4 * Cg) &&
       (Cg <= kMaxC || (dilated && Cg <= 2 * kMaxC && Cg * RS * PQ <= kMaxDcolDilated)))
     return true;
-  // Strided small kernels whose taps overlap between phases, 4x as many outputs.
-  if (strided && small && (p.R > p.stride_h || p.S > p.stride_w) &&
+  // Strided kernels whose taps overlap between phases, 4x as many outputs.
+  if (strided && (p.R > p.stride_h || p.S > p.stride_w) &&
       Kg >= std::max<int64_t>(kMinKPad, 4 * Cg))
     return true;
   // An im2col of dy that is largely zero padding (half of it from kMinK outputs a group,
