@@ -72,6 +72,7 @@ SHAPES = [
     (2, 5, 9, 70, 6, 2, 2, 2, (0, 0, 0, 0), 1, 1),         # stride 2, no padding: columns two apart read in
     (1, 3, 7, 67, 9, 3, 3, 2, (0, 0, 0, 0), 1, 1),         #   place, rows of 35 / 33 (16-column blocks, tails)
     (1, 4, 12, 12, 600, 3, 3, 2, (1, 1, 1, 1), 1, 1),      # GEMM rows past 4 * MC: two nearly equal blocks
+    (2, 5, 16, 16, 151, 1, 1, 1, (0, 0, 0, 0), 1, 1),      # 512 columns: one block of 151 rows past MC
     (2, 600, 5, 5, 8, 3, 3, 2, (1, 1, 1, 1), 1, 1),        # the same in the phases of a backward-data
     (2, 4, 0, 6, 5, 1, 1, 1, (1, 1, 1, 1), 1, 1),          # empty input rows, output from padding alone
     (2, 4, 5, 0, 5, 3, 3, 2, (2, 1, 1, 2), 1, 1),          # empty input columns, strided (no stride phases)

@@ -671,16 +671,20 @@ namespace {
 template <class Fn>
 void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, int MR,
                    int NR, Fn&& fn) {
-  // Row blocks of up to 4 * kMC rows (an A block of 576 x 256 values in L2), nearly equal,
-  // when the columns leave two threads 16 panels each or there are two blocks or more:
-  // every column block's B is packed once per block, not once per kMC rows. Measured with
-  // the AVX-512 tile (32 columns) on a Xeon with 2 MiB of L2 per core, against row blocks
-  // of kMC (same process, 2 threads): U-Net 512 -> 256's backward-data 1.12x, 1x1 stride-2
-  // 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28 1.04-1.09x; 1024 rows at 14x14
-  // (784 columns, two blocks) 1.05-1.12x; one block of 784 columns lost 1-3% (too few
-  // tasks to balance).
+  // Row blocks of up to 4 * kMC rows, nearly equal, when the columns leave two threads 16
+  // panels each or there are two blocks or more: every column block's B is packed once per
+  // block, not once per kMC rows. Only the B block must stay in L2 (gemm_task keeps one A
+  // micro-panel in L1 across it and streams the next), so the 576 x 256 A block needs no room
+  // there. Against row blocks of kMC (same process, 2 threads): with the AVX-512 tile (32
+  // columns) on a Xeon with 2 MiB of L2 per core, U-Net 512 -> 256's backward-data 1.12x,
+  // 1x1 stride-2 256 -> 512 at 56x56 1.12x, 1x1 at 56x56 and 28x28 1.04-1.09x; 1024 rows at
+  // 14x14 (784 columns, two blocks) 1.05-1.12x; one block of 784 columns lost 1-3% (too few
+  // tasks to balance). With the AVX2 tile (16 columns) on Zen 3's 512 KiB L2: ResNet's 1x1
+  // layers with 256-1024 rows 1.00-1.07x, 8x512x7x7 3x3 backward-data 1.02-1.03x, DeepBench's
+  // 256 -> 512 5x5 stride 2 at 20x84 1.03x (its B packing 6.8% -> 1.8% of the time), 160-192
+  // rows at 24x24-28x28 1.01-1.04x.
   const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), MR);
-  const int64_t mb = NR >= 32 && M > 0 && (Ncol >= 32 * NR || M > 4 * kMC) ? big : kMC;
+  const int64_t mb = M > 0 && (Ncol >= 32 * NR || M > 4 * kMC) ? big : kMC;
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb * nq;

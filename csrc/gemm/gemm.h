@@ -20,9 +20,8 @@ namespace pyconv::gemm {
 
 // Zen 3 blocking: a KC x NB packed B block (256 x 192 fp32 = 192 KiB) stays in
 // the 512 KiB L2 while MR x KC A micro-panels (6 KiB) stream through L1; tasks
-// cover at most kMC rows so the A block they touch (144 x 256) also fits L2 (the conv
-// GEMM's tasks take up to 4 * kMC rows with the AVX-512 tile, whose machines here have
-// 2 MiB of L2: conv_gemm.cpp's for_each_task).
+// cover kMC rows (the conv GEMM's up to 4 * kMC where the columns allow: the A block
+// needs no L2 room, conv_gemm.cpp's for_each_task).
 // There is no NC (BLIS's L3-resident B panel): each task packs its own KC x NB
 // block, which costs one packed element per 2*M flops, and tasks stay
 // independent (no barriers, any thread count).
