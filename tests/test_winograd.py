@@ -166,7 +166,8 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # 16) goes to the GEMM, and so do a dilated layer's 3x3 sub-problems (6x6 outputs at
 # dilation 2); a 7x7 plane (49 of 64) and the weight gradient keep Winograd. 5x5 with at
 # most 64 outputs and 384 input channels or more goes to pixel rows (a long reduction), and
-# 5x5 on planes of under 80% tile use (7x7) needs 256 tiles.
+# 5x5 on planes of under 80% tile use (7x7) needs 256 tiles. Dilated layers with short
+# sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use.
 @pytest.mark.parametrize("shape, which, winograd", [
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 0, False),           # forward at 3x3
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3
@@ -180,6 +181,10 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(16, 384, 7, 7, 65, (2, 2, 2, 2), 5, 5), 0, True),     # ... 256 tiles
     (_shape(8, 64, 8, 8, 64, (2, 2, 2, 2), 5, 5), 0, True),       # 8x8, 128 tiles
     (_shape(8, 64, 7, 7, 64, (2, 2, 2, 2), 5, 5), 1, False),      # 7x7 backward-data
+    (_shape(8, 64, 22, 22, 16, (0, 0, 0, 0), dil=2), 0, False),   # dilated, rows of 9: 16 outputs
+    (_shape(8, 64, 22, 22, 32, (0, 0, 0, 0), dil=2), 0, False),   # ... 32 at 81% tile use
+    (_shape(8, 64, 20, 20, 32, (2, 2, 2, 2), dil=2), 0, True),    # ... 32, whole tiles
+    (_shape(8, 64, 22, 22, 64, (0, 0, 0, 0), dil=2), 0, True),    # ... 64
 ])
 def test_gate_by_tile_use(shape, which, winograd):
     args = make(shape, np.float32, seed=16)

@@ -159,6 +159,17 @@ constexpr int64_t kMinTiles5Ragged = 256;
 constexpr int64_t kMinRowDilated = 28;
 constexpr int64_t kMinInChannelsDilated = 64;
 constexpr int64_t kMinTilesEachDilated = 196;
+// ... and more than kMaxOutDilated outputs, more than kFewOutDilated on grids whose tiles are
+// under kFullTileUseFew real outputs (each tile's input transform, 16 values a channel, is
+// shared by few outputs): 3x3 d2, the GEMM against Winograd, same build, 2 threads, batch 8:
+// 16 outputs from 64-256 channels at 22x22 unpadded (rows of 9) 1.71-1.90x, batch 2 2.40x,
+// at 20x20 padded by 2 (rows of 10) 1.14-1.31x, at 30x30 (rows of 13) 1.25-1.51x; 32 outputs
+// at 22x22 (81% of the tiles real) 1.27-1.47x; Winograd kept: 32 at 20x20 padded by 2 (whole
+// tiles: 0.97-1.08x), at 30x30 (86%: 0.97-1.14x), 64 (0.84-1.26x), 16 on rows of 29-30
+// (0.83-0.94x).
+constexpr int64_t kMaxOutDilated = 16;
+constexpr int64_t kFewOutDilated = 32;
+constexpr double kFullTileUseFew = 0.85;
 
 // An R x S stride-1 correlation: result (N, K, P, Q) from source (N, C, H, W); result
 // (p, q) reads source rows p - pt + r and columns q - pl + s (zero outside).
@@ -963,7 +974,8 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
                        (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut));
   const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok));
   if (!weight && dilated && Q < kMinRowDilated &&
-      (C < kMinInChannelsDilated ||
+      (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
+       (K <= kFewOutDilated && tile_use < kFullTileUseFew) ||
        (ntile < kMinTilesEachDilated * p.dil_h * p.dil_w && !one_batch(p))))
     return false;
   return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
