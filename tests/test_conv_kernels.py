@@ -311,6 +311,22 @@ def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, i
                      seed=N + C + K + H + W)
 
 
+# One dy value a filter and image at up to 4 images: dcol by combine_rows (each filter row
+# streamed once) instead of the GEMM; 5 images take the GEMM.
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [
+    (2, 16, 9, 9, 8, 7, 7, 1, (2, 2, 2, 2), (2, 2), 2),  # 1x1 outputs: dilated, padded, grouped
+    (4, 12, 5, 6, 40, 5, 6, 1, (0, 0, 0, 0), (1, 1), 1),  # the filter as large as the input
+    (3, 6, 5, 5, 33, 3, 3, 3, (0, 0, 0, 0), (1, 1), 3),  # stride 3, 2 <- 11 a group
+    (1, 70, 3, 3, 1, 3, 3, 1, (0, 0, 0, 0), (1, 1), 1),  # one output channel
+    (5, 16, 9, 9, 8, 7, 7, 1, (2, 2, 2, 2), (2, 2), 2),  # 5 images: the GEMM
+])
+def test_col2im_one_output_a_filter(shape, dtype, isa):
+    _C._set_col2im("on")
+    check_grad_input(shape, dtype, isa, seed=sum(shape[:5]))
+
+
 # Grouped (not depthwise): the dcol GEMM reads each group's filter as its W^T (a view,
 # groups Kg filters apart), dcol's rows in dx's channel order. Forced on: groups 2-4 with 1-9 channels and
 # 1-20 outputs a group, every stride, dilation and padding of the sweep.

@@ -46,6 +46,20 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
 // false, doing nothing, when it does not apply.
 template <typename T>
 bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+// y[n*ldy + g*L + l] = sum over k < K of x[n*ldx + g*K + k] * w[(g*K + k)*ldw + l], for
+// n < N, g < G, l < L: each group's K rows of w (L contiguous values each) combined by N
+// vectors, every row streamed once per two vectors, columns across the threads
+// (conv_gemm.cpp). For at most kGemvImages vectors: beyond, the GEMM's reuse of the rows wins.
+template <typename T>
+void combine_rows(int64_t N, int64_t G, int64_t K, int64_t L, const T* w, int64_t ldw,
+                  const T* x, int64_t ldx, T* y, int64_t ldy);
+// Images (vectors) up to which a layer with one output value per filter and image runs as
+// matrix-vector products (conv_gemm.cpp's gemv_fits): each output is the dot product of a
+// filter row with an image, both contiguous, and the GEMM would copy every filter value
+// (packing) to use it a few times (a batch-1 1024 -> 64 linear: 40 us, numpy 5). Images go
+// in pairs, each pair reading the filter once: at 8 images a 16 MB filter read four times
+// ran 0.91x of the GEMM, at 3 and 4 images 1.4-4x (small and large filters).
+constexpr int64_t kGemvImages = 4;
 template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);

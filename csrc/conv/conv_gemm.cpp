@@ -1136,13 +1136,9 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
 // ---- Matrix-vector products: a linear layer at batch 1 to 4 ------------------------------
 //
 // One output value per filter and image (a linear layer as a 1x1 convolution of 1x1 images,
-// or a filter as large as its unpadded input) and at most kGemvImages images: each output
-// is the dot product of a filter row with an image, both contiguous, and the GEMM would
-// copy every filter value (packing) to use it a few times (a batch-1 1024 -> 64 linear:
-// 40 us, numpy 5). Filter rows in blocks across the threads; bias and activation after.
-// Images go in pairs, each pair reading the filter once: at 8 images a 16 MB filter read
-// four times ran 0.91x of the GEMM, at 3 and 4 images 1.4-4x (small and large filters).
-constexpr int64_t kGemvImages = 4;
+// or a filter as large as its unpadded input) and at most kGemvImages images (conv_fast.h):
+// filter rows in blocks across the threads, bias and activation after; the backward-data
+// by combine_rows.
 
 // Whether (c, h, w) of a C x H x W block of v lies at c*H*W + h*W + w (strides of size-1
 // dimensions do not matter: numpy gives a[:, :, None, None] zero strides there).
@@ -1180,23 +1176,26 @@ void forward_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> x, V
   }
 }
 
-// The backward-data of such a layer: dx[n] = sum over k of dy[n, k] * w[k] (rows of the
-// filter combined, each streamed once), columns across the threads.
+}  // namespace
+
 template <typename T>
-void backward_data_gemv(const ConvParams& p, const UKernel<T>& uk, View4<const T> dy,
-                        View4<const T> w, T* dx) {
-  const int64_t L = p.C * p.H * p.W, K = p.K;
-  constexpr int64_t kCols = 512;  // dx values per task
-  const int64_t ntask = ceil_div(L, kCols);
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.N * K * L / 8))
-  for (int64_t t = 0; t < ntask; ++t) {
-    const int64_t l0 = t * kCols;
-    uk.fn_gemv_t(static_cast<int>(p.N), K, std::min(kCols, L - l0), w.data + l0, w.stride[0],
-                 dy.data, dy.stride[0], dx + l0, L);
+void combine_rows(int64_t N, int64_t G, int64_t K, int64_t L, const T* w, int64_t ldw,
+                  const T* x, int64_t ldx, T* y, int64_t ldy) {
+  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  constexpr int64_t kCols = 512;  // outputs a row per task
+  const int64_t nc = ceil_div(L, kCols);
+#pragma omp parallel for schedule(static) num_threads(threads_for(N * G * K * L / 8))
+  for (int64_t t = 0; t < G * nc; ++t) {
+    const int64_t g = t / nc, l0 = t % nc * kCols;
+    uk.fn_gemv_t(static_cast<int>(N), K, std::min(kCols, L - l0), w + g * K * ldw + l0, ldw,
+                 x + g * K, ldx, y + g * L + l0, ldy);
   }
 }
 
-}  // namespace
+template void combine_rows<float>(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                                  const float*, int64_t, float*, int64_t);
+template void combine_rows<double>(int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                                   const double*, int64_t, double*, int64_t);
 
 template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
@@ -1262,8 +1261,10 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
   const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
   if (p.N == 0 || M == 0) return;
+  // (Such a layer's input gradient: dx[n] = sum over k of dy[n, k] * w[k].)
   if (gemv_fits(p, w) && (p.K <= 1 || dy.stride[1] == 1))
-    return backward_data_gemv(p, uk, dy, w, dx);
+    return combine_rows(p.N, int64_t(1), p.K, p.C * HW, w.data, w.stride[0], dy.data,
+                        dy.stride[0], dx, p.C * HW);
   const int64_t sh = p.stride_h, sw = p.stride_w, MR = uk.mr, Mpad = round_up(M, MR);
   // Per phase (ih % sh, iw % sw): the taps that hit it. Taps with ih + pt - r*dh ==
   // oh*sh, so oh = gi + (ph + pt - r*dh)/sh.
