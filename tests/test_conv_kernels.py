@@ -346,8 +346,10 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
 # dilated 5x5 from 1.5x),
 # and strided kernels (larger than the stride) with 4x as many outputs as
 # inputs, and dilated ones with 4-31 outputs a group where the products on padding times
-# the outputs reach 64, and dilated ones with 9-16 input channels a group, 4x as many
-# outputs and a dcol of at most 2^18 values an image; the phase GEMM / Winograd otherwise, and
+# the outputs reach 64, and dilated ones with 9-32 input channels a group, 4x as many
+# outputs and a dcol of at most 2^18 values an image, and kernels past 3x3 with up to 16
+# input channels a group and 4x as many outputs from 1.1x the products of the taps that
+# exist; the phase GEMM / Winograd otherwise, and
 # pixel rows, which skip the padding's taps, for kernels past 5x5 at stride 1 from 257 dx
 # pixels and 65 input channels (dilated ones below 8x waste; at fewer pixels with at most 64
 # outputs where under 80% of dcol's values land inside dx), and the grouped direct kernel
@@ -392,7 +394,11 @@ def test_col2im_grouped(N, G, Cg, Kg, H, W, R, S, stride, dil, pad, dtype, isa):
     ((2, 16, 14, 14, 64, 3, 3, 1, (2, 2, 2, 2), 2, 1), True),     # dilated, 16 -> 4x outputs, "same"
     ((1, 64, 13, 13, 512, 3, 3, 1, (1, 1, 1, 1), 2, 4), True),    # ... a group (16 -> 128)
     ((1, 16, 56, 56, 64, 3, 3, 1, (2, 2, 2, 2), 2, 1), False),    # ... its dcol past 2^18 values
-    ((2, 32, 14, 14, 128, 3, 3, 1, (2, 2, 2, 2), 2, 1), False),   # ... 32 input channels
+    ((2, 32, 14, 14, 128, 3, 3, 1, (2, 2, 2, 2), 2, 1), True),    # ... 32 input channels
+    ((2, 64, 14, 14, 256, 3, 3, 1, (2, 2, 2, 2), 2, 1), False),   # ... 64
+    ((2, 16, 34, 34, 64, 5, 5, 1, (0, 0, 0, 0), 1, 1), True),     # 16 -> 64 5x5 at 1.28x
+    ((2, 16, 28, 28, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # ... "same"
+    ((2, 32, 34, 34, 128, 5, 5, 1, (0, 0, 0, 0), 1, 1), False),   # ... 32 -> 128
     ((2, 16, 16, 16, 64, 3, 3, 1, (0, 0, 0, 0), 1, 2), False),    # 8 <- 32 a group: the grouped
     ((2, 16, 16, 16, 66, 3, 3, 1, (0, 0, 0, 0), 1, 2), True),     # kernel's (up to 32 outputs)
     ((2, 128, 9, 9, 128, 5, 5, 1, (0, 0, 0, 0), 1, 4), True),     # ... unless padding (3.24x)

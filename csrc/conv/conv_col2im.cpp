@@ -205,12 +205,25 @@ constexpr double kMaxWastePixelRowsDilated = 8;
 // 5x5 at 8x8 1.18x): they keep the phase GEMM.
 constexpr int64_t kMinKFew = 4;
 constexpr double kMinWasteTimesK = 64;
-// Dilated layers with 9-16 input channels a group and 4x as many outputs (the first rule
+// Dilated layers with 9-32 input channels a group and 4x as many outputs (the first rule
 // in use_col2im): the phase GEMM or Winograd runs dilation^2 polyphase sub-problems. Against
 // auto before, 3x3 d2, same process, 2 threads: 16 <- 64 at 14x14 batch 4 1.31x, at 28x28
 // batch 8 1.13x, 16 <- 128 at 13x13 padded by 1 2.4x, g4 16 <- 128 a group 3.7x; 16 <- 64 at
-// 56x56 (dcol 451K values an image) 0.89x. With 32 input channels 1.03-1.07x, 64 0.75-0.81x.
+// 56x56 (dcol 451K values an image) 0.89x. With 32 input channels 1.03-1.07x, 64 0.75-0.81x;
+// measured again with 32 (mode against auto, shuffled rounds, 2 threads): 32 <- 128 at
+// 28x28 padded by 1 1.20x (0.84 -> 1.02 of torch), by 2 1.06x, at 14x14 batch 8 1.35x (0.69
+// -> 0.94); at 56x56 (903K values, past kMaxDcolDilated) 0.72x.
 constexpr int64_t kMaxDcolDilated = int64_t(1) << 18;
+constexpr int64_t kMaxCDilated = 32;
+// Kernels past 3x3 with up to kMaxCFewIn input channels a group and 4x as many outputs (64
+// or more) from kMinWasteFewIn: the phase GEMM's rows are few (its B packed for 16 rows of
+// arithmetic) and it multiplies the padding. Against auto, 16 input channels, batch 4, 2
+// threads, shuffled rounds: 5x5 unpadded at 34x34 (waste 1.28) 64 -> 1.22x, 128 1.32x (0.73
+// -> 0.97 of torch), 256 1.51x; at 44x44 (1.21) 1.04-1.33x; padded by 1 at 30x30 (1.15)
+// 1.21-1.45x; 7x7 at 48x48 (1.31) 0.99-1.02x. "Same" padding (1.0): 0.57-0.83x at 64 and
+// 128 outputs. With 32 channels mixed (0.89-1.19x: kept off), 64 and more 0.52-1.08x.
+constexpr int64_t kMaxCFewIn = 16;
+constexpr double kMinWasteFewIn = 1.1;
 // Strided kernels with 4x as many outputs as inputs (a group), 64 or more: the phase GEMM
 // packs K*R*S/(sh*sw) values per dx element for 2*C flops each. Against it, 3x3
 // stride 2, same process, 2 threads: 16 <- 128 at 24x24 g2 batch 8 1.83x, at 25x25 batch 1
@@ -238,11 +251,15 @@ bool use_col2im(const ConvParams& p, bool direct) {
   const double waste = double(p.H * p.W) / double(p.stride_h * p.stride_w * PQ);
   if (direct && waste < kMinWasteSmall) return false;
   const bool strided = p.stride_h * p.stride_w > 1, small = RS <= 9;
-  // Few input channels a group, many outputs (the stems); dilated, twice as many channels
-  // on planes whose dcol stays in L2 (kMaxDcolDilated).
+  // Few input channels a group, many outputs (the stems); dilated, up to kMaxCDilated
+  // channels on planes whose dcol stays in L2 (kMaxDcolDilated).
   const bool dilated = p.dil_h * p.dil_w > 1;
   if (Kg >= std::max<int64_t>(kMinK, 4 * Cg) &&
-      (Cg <= kMaxC || (dilated && Cg <= 2 * kMaxC && Cg * RS * PQ <= kMaxDcolDilated)))
+      (Cg <= kMaxC || (dilated && Cg <= kMaxCDilated && Cg * RS * PQ <= kMaxDcolDilated)))
+    return true;
+  // Few input channels past 3x3, a little padding.
+  if (!small && Cg <= kMaxCFewIn && Kg >= std::max<int64_t>(kMinKPad, 4 * Cg) &&
+      waste >= kMinWasteFewIn && C * RS * PQ <= kChunkElems)
     return true;
   // Strided kernels whose taps overlap between phases, 4x as many outputs.
   if (strided && (p.R > p.stride_h || p.S > p.stride_w) &&
