@@ -167,7 +167,8 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # dilation 2); a 7x7 plane (49 of 64) and the weight gradient keep Winograd. 5x5 with at
 # most 64 outputs and 384 input channels or more goes to pixel rows (a long reduction), and
 # 5x5 on planes of under 80% tile use (7x7) needs 256 tiles. Dilated layers with short
-# sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use.
+# sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use, and
+# sub-problems of one shape or 20 tiles each on average.
 @pytest.mark.parametrize("shape, which, winograd", [
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 0, False),           # forward at 3x3
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3
@@ -185,6 +186,8 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(8, 64, 22, 22, 32, (0, 0, 0, 0), dil=2), 0, False),   # ... 32 at 81% tile use
     (_shape(8, 64, 20, 20, 32, (2, 2, 2, 2), dil=2), 0, True),    # ... 32, whole tiles
     (_shape(8, 64, 22, 22, 64, (0, 0, 0, 0), dil=2), 0, True),    # ... 64
+    (_shape(2, 64, 15, 15, 64, (2, 2, 2, 2), dil=2), 0, True),    # sub-problems of 2 shapes: 128 tiles
+    (_shape(1, 64, 13, 13, 64, (2, 2, 2, 2), dil=2), 1, False),   # ... 64 tiles
 ])
 def test_gate_by_tile_use(shape, which, winograd):
     args = make(shape, np.float32, seed=16)

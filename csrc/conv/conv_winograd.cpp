@@ -152,13 +152,16 @@ constexpr int64_t kMinTiles5Ragged = 256;
 // 32 -> 32 1.11x, backward-data 32 -> 32 1.08x, 16 -> 32 1.35x, 24 -> 48 batch 8 0.95x;
 // Winograd kept: 64 -> 64 (1.07-1.09x over the GEMM), 56x56 (rows of 28: 16 -> 32 1.05x,
 // 32 -> 64 1.36x). They also need sub-problems of one shape or of kMinTilesEachDilated
-// tiles each (they run one at a time then): 3x3 d2 64 -> 16 at 17x17 batch 8 (128 tiles
-// each) 1.67-2.39x, 256 -> 256 at 13x13 batch 2 (18) 1.20-1.23x, 64 -> 64 at 21x21 (50)
-// 1.10x, 128 -> 128 0.89-1.06x, backward-data 0.96-0.97x; at 27x27 batch 4 (196) Winograd
-// kept (the GEMM ran 0.68x).
+// tiles each on average (they run one at a time then). Measured first with 196 (3x3 d2 64
+// -> 16 at 17x17 batch 8, 128 tiles each, ran 1.67-2.39x on the GEMM: its few outputs are
+// kMaxOutDilated's now); again, 3x3 d2 padded by 2, Winograd against the GEMM, shuffled
+// rounds, 2 threads, 64-256 channels and 64-256 outputs: 15x15 batch 2-4 (32-64 tiles a
+// sub-problem) 1.12-1.62x, 21x21 batch 1-2 (25-72) 0.98-1.44x, 17x17 batch 1 backward-data
+// 1.10x, 13x13 batch 2 (18-32) 0.92-1.10x, batch 8 1.04-1.38x; batch 1 at 9x9-13x13 (4-16)
+// 0.66-0.70x.
 constexpr int64_t kMinRowDilated = 28;
 constexpr int64_t kMinInChannelsDilated = 64;
-constexpr int64_t kMinTilesEachDilated = 196;
+constexpr int64_t kMinTilesEachDilated = 20;
 // ... and more than kMaxOutDilated outputs, more than kFewOutDilated on grids whose tiles are
 // under kFullTileUseFew real outputs (each tile's input transform, 16 values a channel, is
 // shared by few outputs): 3x3 d2, the GEMM against Winograd, same build, 2 threads, batch 8:
