@@ -320,6 +320,7 @@ def test_col2im_forced_any_width(N, C, K, H, W, R, S, stride, dil, pad, dtype, i
     (4, 12, 5, 6, 40, 5, 6, 1, (0, 0, 0, 0), (1, 1), 1),  # the filter as large as the input
     (3, 6, 5, 5, 33, 3, 3, 3, (0, 0, 0, 0), (1, 1), 3),  # stride 3, 2 <- 11 a group
     (1, 70, 3, 3, 1, 3, 3, 1, (0, 0, 0, 0), (1, 1), 1),  # one output channel
+    (1, 4, 1, 2, 2, 1, 2, 1, (0, 1, 0, 1), (1, 2), 2),  # one a group, dy's rows apart (cropped)
     (5, 16, 9, 9, 8, 7, 7, 1, (2, 2, 2, 2), (2, 2), 2),  # 5 images: the GEMM
 ])
 def test_col2im_one_output_a_filter(shape, dtype, isa):

@@ -308,7 +308,7 @@ bool backward_data_col2im(const ConvParams& p, View4<const T> dy, View4<const T>
   // One dy value a filter and image, few images: dcol[n] = sum over k of dy[n, k] * w[k],
   // each filter row streamed once (the GEMM would pack all of W^T for a few columns: a 7x7
   // d2 backward-data 256 <- 128 g2 at 1x1 outputs, batch 2, spent 36% of its time so).
-  if (PQ == 1 && p.N <= kGemvImages && s3 == 1 && (Kg <= 1 || dy.stride[1] == 1)) {
+  if (PQ == 1 && p.N <= kGemvImages && s3 == 1 && (K <= 1 || dy.stride[1] == 1)) {
     T* dcol = gemm::scratch<T>(10, p.N * CRS);
     combine_rows(p.N, G, Kg, CRS / G, wd, s0, dy.data, dy.stride[0], dcol, CRS);
     col2im(p, p.N, dcol, dx);
