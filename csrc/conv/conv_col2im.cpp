@@ -122,12 +122,14 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
 std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 
 // The share of dcol's values, dy's (pixel, tap) pairs, that land inside dx (the others fall on
-// the forward's padding).
+// the forward's padding): per dimension, the taps each dy row or column reads the source with.
 double landed(const ConvParams& p) {
   auto share = [](int64_t P, int64_t R, int64_t s, int64_t d, int64_t pad, int64_t H) {
+    std::vector<int64_t> off(static_cast<size_t>(R)), lo, hi;
+    for (int64_t r = 0; r < R; ++r) off[r] = r * d - pad;
+    tap_ranges(P, s, off, H, lo, hi);
     int64_t in = 0;
-    for (int64_t u = 0; u < P; ++u)
-      for (int64_t r = 0; r < R; ++r) in += u * s + r * d - pad >= 0 && u * s + r * d - pad < H;
+    for (int64_t u = 0; u < P; ++u) in += hi[u] - lo[u];
     return double(in) / double(P * R);
   };
   return share(p.P, p.R, p.stride_h, p.dil_h, p.pad_top, p.H) *
@@ -257,13 +259,11 @@ bool use_col2im(const ConvParams& p, bool direct) {
   if (Kg >= std::max<int64_t>(kMinK, 4 * Cg) &&
       (Cg <= kMaxC || (dilated && Cg <= kMaxCDilated && Cg * RS * PQ <= kMaxDcolDilated)))
     return true;
-  // Few input channels past 3x3, a little padding.
-  if (!small && Cg <= kMaxCFewIn && Kg >= std::max<int64_t>(kMinKPad, 4 * Cg) &&
-      waste >= kMinWasteFewIn && C * RS * PQ <= kChunkElems)
-    return true;
-  // Strided kernels whose taps overlap between phases, 4x as many outputs.
-  if (strided && (p.R > p.stride_h || p.S > p.stride_w) &&
-      Kg >= std::max<int64_t>(kMinKPad, 4 * Cg))
+  // 4x as many outputs, kMinKPad or more: strided kernels whose taps overlap between
+  // phases, and kernels past 3x3 with few input channels and a little padding.
+  if (Kg >= std::max<int64_t>(kMinKPad, 4 * Cg) &&
+      ((strided && (p.R > p.stride_h || p.S > p.stride_w)) ||
+       (!small && Cg <= kMaxCFewIn && waste >= kMinWasteFewIn && C * RS * PQ <= kChunkElems)))
     return true;
   // An im2col of dy that is largely zero padding (half of it from kMinK outputs a group,
   // 30% from kMinKPad past 3x3), unless pixel rows skip it (past 5x5 at stride 1,

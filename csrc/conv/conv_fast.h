@@ -88,6 +88,22 @@ int64_t taps_skipped();
 // and Kd reduction values of elem bytes each (few channels, long reductions;
 // conv_gemm.cpp). Winograd's 5x5 gate defers to it for few outputs.
 bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem);
+// [lo[g], hi[g]): the taps t with 0 <= g*st + off[t] < extent, for g < G (empty: 0, 0; off
+// monotone in t, so they are a range): which taps of grid position g read the source rather
+// than its zero padding.
+inline void tap_ranges(int64_t G, int64_t st, const std::vector<int64_t>& off, int64_t extent,
+                       std::vector<int64_t>& lo, std::vector<int64_t>& hi) {
+  lo.assign(static_cast<size_t>(G), 0), hi.assign(static_cast<size_t>(G), 0);
+  for (int64_t g = 0; g < G; ++g) {
+    bool any = false;
+    for (size_t t = 0; t < off.size(); ++t) {
+      const int64_t at = g * st + off[t];
+      if (at < 0 || at >= extent) continue;
+      if (!any) lo[g] = static_cast<int64_t>(t), any = true;
+      hi[g] = static_cast<int64_t>(t) + 1;
+    }
+  }
+}
 // Stride-1 backward-data of kernels with more taps than this, on a grad_output whose im2col
 // is largely padding, runs pixel rows (which skip the padding's taps), not col2im, unless
 // it has few input channels (use_col2im): both gates read it (use_pixel_rows, use_col2im).

@@ -904,20 +904,7 @@ struct TapRanges {
   std::vector<int64_t> h0, h1, w0, w1;
 };
 
-// [lo[g], hi[g]): the taps t with 0 <= g*st + off[t] < extent, for g < G (empty: 0, 0).
-inline void tap_ranges(int64_t G, int64_t st, const std::vector<int64_t>& off, int64_t extent,
-                       std::vector<int64_t>& lo, std::vector<int64_t>& hi) {
-  lo.assign(static_cast<size_t>(G), 0), hi.assign(static_cast<size_t>(G), 0);
-  for (int64_t g = 0; g < G; ++g) {
-    bool any = false;
-    for (size_t t = 0; t < off.size(); ++t) {
-      const int64_t at = g * st + off[t];
-      if (at < 0 || at >= extent) continue;
-      if (!any) lo[g] = static_cast<int64_t>(t), any = true;
-      hi[g] = static_cast<int64_t>(t) + 1;
-    }
-  }
-}
+// (Each by tap_ranges, conv_fast.h.)
 
 // Pixel rows skip the taps on zero padding. A 6-pixel panel computes the taps of the box
 // [min h0, max h1) x [min w0, max w1) of its pixels' ranges and skips the other reduction
