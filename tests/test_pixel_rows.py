@@ -222,6 +222,34 @@ def test_auto_takes_padding_heavy_backward_data(shape, takes):
     assert_close(auto, torch_ref(*args)[1], TOL[np.float32], "against torch")
 
 
+@pytest.mark.parametrize("shape, which, takes", [
+    ((16, 64, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),    # 5x5 "same" at 7x7: 69% landed
+    ((16, 128, 7, 7, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, True),    # its backward-data, 128 inputs
+    ((8, 64, 9, 9, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),     # 9x9: 75%, Winograd's rows of 5
+    ((4, 32, 14, 14, 128, 7, 7, 1, (3, 3, 3, 3), 1, 1), 1, True),   # 7x7 at 14x14: 77%
+    ((16, 64, 8, 8, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),   # 8x8: Winograd's whole rows of 4
+    ((16, 64, 7, 7, 127, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),   # 127 outputs
+    ((8, 64, 12, 12, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),  # 12x12: 81% landed
+    ((16, 64, 7, 7, 128, 3, 3, 1, (1, 1, 1, 1), 1, 1), 0, False),   # 3x3
+])
+def test_auto_takes_it_for_padding_heavy_kernels_past_3x3(shape, which, takes):
+    """Stride-1 5x5 and larger kernels whose im2col reads padding at over a fifth of its
+    (pixel, tap) pairs, with 128+ output channels (the tile's columns here) and a KC block of
+    reduction values: auto runs pixel rows at any number of pixels (here 648-3136), ahead of
+    Winograd's 5x5 except on planes of whole tile rows of 4 (8x8), skipping the padding's taps
+    (counted); bitwise what pixel rows forced on give, and what torch gives."""
+    _six_rows()
+    args = make(shape, np.float32, seed=10)
+    before = _C._taps_skipped()
+    auto = _run("auto", args)[which]
+    assert (_C._taps_skipped() > before) == takes
+    if takes:
+        _C._set_winograd("off")
+    forced = _run("on" if takes else "off", args)[which]
+    assert np.array_equal(auto, forced)
+    assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
+
+
 def _direction(which, args):
     x, w, b, dy, stride, pad, dil, groups = args
     if which == 0:

@@ -121,21 +121,6 @@ void col2im(const ConvParams& p, int64_t nb, const T* dcol, T* dx) {
 
 std::atomic<int> g_col2im{static_cast<int>(KernelMode::auto_)};
 
-// The share of dcol's values, dy's (pixel, tap) pairs, that land inside dx (the others fall on
-// the forward's padding): per dimension, the taps each dy row or column reads the source with.
-double landed(const ConvParams& p) {
-  auto share = [](int64_t P, int64_t R, int64_t s, int64_t d, int64_t pad, int64_t H) {
-    std::vector<int64_t> off(static_cast<size_t>(R)), lo, hi;
-    for (int64_t r = 0; r < R; ++r) off[r] = r * d - pad;
-    tap_ranges(P, s, off, H, lo, hi);
-    int64_t in = 0;
-    for (int64_t u = 0; u < P; ++u) in += hi[u] - lo[u];
-    return double(in) / double(P * R);
-  };
-  return share(p.P, p.R, p.stride_h, p.dil_h, p.pad_top, p.H) *
-         share(p.Q, p.S, p.stride_w, p.dil_w, p.pad_left, p.W);
-}
-
 // When (auto): the few-channel layers above, and layers whose stride-phase GEMM would spend
 // 30% or more of its multiplies on dy's zero padding (the backward-data of an unpadded 5x5
 // or 7x7 layer on a small plane: a full correlation) with kernels larger than 3x3 (3x3

@@ -76,8 +76,8 @@ void set_group_split_mode(KernelMode m);
 
 // The forward / stride-1 backward-data GEMM with output pixels as the tile's rows
 // (conv_gemm.cpp; auto: ungrouped, kernels of several taps at up to 432 output pixels with
-// 256+ reduction values, 1x1 at up to 144 with a large filter, or few channels and long
-// reductions: long_reduction).
+// 256+ reduction values, 1x1 at up to 144 with a large filter, few channels and long
+// reductions: long_reduction, or kernels past 3x3 on largely padding: skips_padding).
 void set_pixel_rows_mode(KernelMode m);
 // Whether pixel rows skip the taps that read only zero padding (off: they compute every
 // tap; auto and on: plan_pixels in conv_gemm.cpp). Same results either way.
@@ -104,6 +104,30 @@ inline void tap_ranges(int64_t G, int64_t st, const std::vector<int64_t>& off, i
     }
   }
 }
+// The share of an im2col's (pixel, tap) pairs that read the source rather than its zero
+// padding: the forward's (P x Q outputs, taps into the H x W input; also col2im's share of
+// dcol landing inside dx), or a stride-1 backward-data's (H x W input-gradient pixels, taps
+// into the P x Q grad_output).
+inline double landed(const ConvParams& p, bool backward_data = false) {
+  auto share = [](int64_t G, int64_t st, int64_t R, int64_t d, int64_t pad, int64_t extent,
+                  bool flip) {
+    std::vector<int64_t> off(static_cast<size_t>(R)), lo, hi;
+    for (int64_t r = 0; r < R; ++r) off[r] = flip ? pad - r * d : r * d - pad;
+    tap_ranges(G, st, off, extent, lo, hi);
+    int64_t in = 0;
+    for (int64_t g = 0; g < G; ++g) in += hi[g] - lo[g];
+    return G * R > 0 ? double(in) / double(G * R) : 1.0;
+  };
+  if (backward_data)
+    return share(p.H, 1, p.R, p.dil_h, p.pad_top, p.P, true) *
+           share(p.W, 1, p.S, p.dil_w, p.pad_left, p.Q, true);
+  return share(p.P, p.stride_h, p.R, p.dil_h, p.pad_top, p.H, false) *
+         share(p.Q, p.stride_w, p.S, p.dil_w, p.pad_left, p.W, false);
+}
+// Whether pixel rows take a stride-1 forward or backward-data (M output channels, Kd
+// reduction values) at any number of pixels for the zero padding they skip (conv_gemm.cpp);
+// Winograd's 5x5 gate defers to it on ragged tile grids.
+bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, bool backward_data);
 // Stride-1 backward-data of kernels with more taps than this, on a grad_output whose im2col
 // is largely padding, runs pixel rows (which skip the padding's taps), not col2im, unless
 // it has few input channels (use_col2im): both gates read it (use_pixel_rows, use_col2im).

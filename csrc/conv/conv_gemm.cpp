@@ -775,6 +775,7 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   if (backward_data && p.R * p.S > kSkipPaddingMinTaps &&
       double(p.H * p.W) >= 1.3 * double(p.P * p.Q))
     return true;
+  if (skips_padding(p, M, Kd, backward_data)) return true;
   // (Tile work counted for the measured 6x16 fp32 AVX2 tile, whatever the ISA and dtype:
   // the gate's thresholds come from it.)
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
@@ -788,6 +789,27 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 }
 
 }  // namespace
+
+// Kernels of 5x5 and more, stride 1, whose im2col reads zero padding at over a fifth of its
+// (pixel, tap) pairs (5x5 "same" on planes of 7x7 to 11x11, 7x7 up to 14x14), with
+// kMinOutSkip output channels or more (the tile's columns here) and a reduction of a KC
+// block: pixel rows skip those taps (plan_pixels) where the GEMM and Winograd compute them.
+// Against the auto choice of the build before (Winograd or the GEMM), shuffled modes, same
+// process, 2 threads, forward / backward-data: 5x5 at 7x7 batch 16, 832 -> 128 1.44 / 1.20x,
+// 512 -> 128 1.59 / 1.35x, 256 -> 256 1.22 / 1.29x, 128 -> 128 1.07 / 1.13x, 832 -> 256
+// 1.19 / 1.03x, batch 32 512 -> 128 1.19 / 1.16x; 5x5 at 10x10 batch 8 (against the GEMM)
+// 256 -> 256 1.10 / 1.10x, 512 -> 256 1.07 / 1.05x; 7x7 at 14x14 batch 4 128 -> 128 1.05 /
+// 1.11x. With 64 outputs or fewer 0.67-1.01x (64 -> 64, 32 -> 32 at 7x7); at 8x8 the GEMM's
+// equal and Winograd (whole tiles there) 1.15-1.30x faster; 5x5 at 14x14 (84% landed) mixed.
+constexpr double kMaxLandedSkip = 0.8;
+constexpr int64_t kMinOutSkip = 128;
+
+bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, bool backward_data) {
+  const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
+  return mode != KernelMode::off && p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.dil_h == 1 && p.dil_w == 1 && p.R * p.S >= kSkipPaddingMinTaps &&
+         M >= kMinOutSkip && Kd >= gemm::kKC && landed(p, backward_data) < kMaxLandedSkip;
+}
 
 // Any number of pixels, few channels (M <= 64) and long reductions of several taps: the
 // GEMM packs its B (the im2col) in every task for few rows of arithmetic, pixel rows read

@@ -145,6 +145,14 @@ constexpr int64_t kManyIn5 = 384;
 // 832 -> 128 0.88-0.96x).
 constexpr double kFullTileUse5 = 0.8;
 constexpr int64_t kMinTiles5Ragged = 256;
+// ... and where pixel rows take the layer for the zero padding they skip (skips_padding,
+// conv_gemm.cpp: 5x5 "same" on planes of 7x7 to 11x11), only on planes of whole 2x2 tiles in
+// rows of a divisor of kAlignedRow tiles (8x8: tall_blocks' aligned layouts). Against pixel
+// rows, shuffled modes, 2 threads, forward / backward-data: 8x8 batch 16, 256 -> 256 1.15 /
+// 1.13x, 128 -> 128 1.21 / 1.22x, 192 -> 192 1.23 / 1.19x; batch 32 64 -> 128 1.32 / 1.27x
+// (the GEMM's columns as wide as the tiles' rows); 10x10 batch 8 (rows of 5 tiles), 256 ->
+// 256 0.80 / 0.78x, 9x9 0.65 / 0.53x, 11x11 0.87 / 0.81x, 7x7 (ragged) 0.63-0.82x.
+constexpr int64_t kAlignedRow = 16;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
 // weigh more against short rows' GEMMs): 3x3 d2 at 28x28 (rows of 14), old/new builds
@@ -965,7 +973,7 @@ bool run_weight(const ConvParams& p, View4<const T> x, View4<const T> dy, T* dw)
 bool one_batch(const ConvParams& p);
 
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
-              double tile_use, bool weight, bool shared, size_t elem) {
+              double tile_use, bool weight, bool shared, bool backward_data, size_t elem) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
                             : dilated ? 3 * kMinTiles / 2
@@ -975,7 +983,9 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   const bool ragged_ok = tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged;
   const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
                        (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut));
-  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok));
+  const bool skip_ok = weight || (tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0) ||
+                       !skips_padding(p, K, C * p.R * p.S, backward_data);
+  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok)) && skip_ok;
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
        (K <= kFewOutDilated && tile_use < kFullTileUseFew) ||
@@ -992,7 +1002,7 @@ bool shape_ok(const ConvParams& p) {
 }
 
 bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_t Q,
-         size_t elem, bool weight = false, bool shared = false) {
+         size_t elem, bool weight = false, bool shared = false, bool backward_data = false) {
   const auto mode = static_cast<KernelMode>(g_mode.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || !shape_ok(p) || ceil_div(Q, 2) > kMaxTileRow - 1)
     return false;
@@ -1004,7 +1014,7 @@ bool use(const ConvParams& p, int64_t N, int64_t C, int64_t K, int64_t P, int64_
   const int64_t ntile = N * p.dil_h * p.dil_w * tiles;
   return mode == KernelMode::on ||
          ((weight || tile_use >= kMinTileUse) &&
-          worth_it(p, C, K, Qs, ntile, tile_use, weight, shared, elem));
+          worth_it(p, C, K, Qs, ntile, tile_use, weight, shared, backward_data, elem));
 }
 
 template <typename T>
@@ -1148,7 +1158,7 @@ bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, c
 
 template <typename T>
 bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  if (!use(p, p.N, p.K, p.C, p.H, p.W, sizeof(T))) return false;
+  if (!use(p, p.N, p.K, p.C, p.H, p.W, sizeof(T), false, false, true)) return false;
   if (p.N * p.C * p.H * p.W == 0) return true;
   const T* none = nullptr;
   if (p.dil_h == 1 && p.dil_w == 1)
