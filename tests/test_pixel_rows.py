@@ -232,24 +232,28 @@ def test_auto_takes_padding_heavy_backward_data(shape, takes):
     ((8, 64, 12, 12, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),  # 12x12: 81% landed
     ((3, 256, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),  # 14x14, 84%: 256 inputs
     ((3, 128, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),  # ... 128
+    ((6, 256, 9, 9, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),     # 64 outputs of 256 inputs
+    ((6, 64, 9, 9, 256, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, True),     # ... its backward-data
+    ((6, 192, 9, 9, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),    # ... of 192
     ((16, 64, 7, 7, 128, 3, 3, 1, (1, 1, 1, 1), 1, 1), 0, False),   # 3x3
 ])
 def test_auto_takes_it_for_padding_heavy_kernels_past_3x3(shape, which, takes):
     """Stride-1 5x5 and larger kernels whose im2col reads padding at over a fifth of its
-    (pixel, tap) pairs (over 16% with 256+ input channels), with 128+ output channels (the
-    tile's columns here) and a KC block of reduction values: auto runs pixel rows at any
+    (pixel, tap) pairs with 128+ output channels (the tile's columns here), or over 16% with
+    64+ outputs and 256+ input channels, and a KC block of reduction values: auto runs pixel
+    rows at any
     number of pixels (here 588-3136), ahead of
     Winograd's 5x5 except on planes of whole tile rows of 4 (8x8), skipping the padding's taps
     (counted); bitwise what pixel rows forced on give, and what torch gives."""
     _six_rows()
     args = make(shape, np.float32, seed=10)
     before = _C._taps_skipped()
-    auto = _run("auto", args)[which]
+    auto = _direction(which, args)
     assert (_C._taps_skipped() > before) == takes
     if takes:
         _C._set_winograd("off")
-    forced = _run("on" if takes else "off", args)[which]
-    assert np.array_equal(auto, forced)
+    _C._set_pixel_rows("on" if takes else "off")
+    assert np.array_equal(auto, _direction(which, args))
     assert_close(auto, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 

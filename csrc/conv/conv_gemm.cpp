@@ -803,23 +803,27 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 // 1.11x. With 64 outputs or fewer 0.67-1.01x (64 -> 64, 32 -> 32 at 7x7); at 8x8 the GEMM's
 // equal and Winograd (whole tiles there) 1.15-1.30x faster; 5x5 at 14x14 (84% landed) mixed.
 // With kMinInSkipMore input channels (the reduction's) or more, up to kMaxLandedSkipMore
-// landed: 5x5 at 12x12-14x14, 256 -> 256 at batch 7-9, pixel rows against Winograd 1.11 /
-// 1.13x (12x12), 1.31 / 1.36x (13x13), 1.22 / 1.13x (14x14), 512 -> 128 at 14x14 1.13 /
-// 0.91x; with 64-192 channels within 6% either way. 15x15 (85% landed) stays Winograd's
-// (256 -> 256 0.94 / 1.04x as pixel rows).
+// landed and from kMinOutSkipMore outputs: 5x5 at 12x12-14x14, 256 -> 256 at batch 7-9,
+// pixel rows against Winograd 1.11 / 1.13x (12x12), 1.31 / 1.36x (13x13), 1.22 / 1.13x
+// (14x14), 512 -> 128 at 14x14 1.13 / 0.91x; with 64-192 channels within 6% either way.
+// 15x15 (85% landed) stays Winograd's (256 -> 256 0.94 / 1.04x as pixel rows). 256 -> 64
+// and its backward-data 64 <- 256 at 7x7-14x14 (Winograd's before: 256 inputs are under
+// its kManyIn5), old/new alternated, 1.12-1.63x / 1.09-1.67x.
 constexpr double kMaxLandedSkip = 0.8;
 constexpr double kMaxLandedSkipMore = 0.84;
 constexpr int64_t kMinOutSkip = 128;
 constexpr int64_t kMinInSkipMore = 256;
+constexpr int64_t kMinOutSkipMore = 64;
 
 bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, bool backward_data) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || p.groups != 1 || p.stride_h != 1 || p.stride_w != 1 ||
-      p.dil_h != 1 || p.dil_w != 1 || p.R * p.S < kSkipPaddingMinTaps || M < kMinOutSkip ||
+      p.dil_h != 1 || p.dil_w != 1 || p.R * p.S < kSkipPaddingMinTaps || M < kMinOutSkipMore ||
       Kd < gemm::kKC)
     return false;
   const double in = landed(p, backward_data);
-  return in < kMaxLandedSkip || (in < kMaxLandedSkipMore && Kd >= kMinInSkipMore * p.R * p.S);
+  return (in < kMaxLandedSkip && M >= kMinOutSkip) ||
+         (in < kMaxLandedSkipMore && Kd >= kMinInSkipMore * p.R * p.S);
 }
 
 // Any number of pixels, few channels (M <= 64) and long reductions of several taps: the
