@@ -235,14 +235,15 @@ def test_auto_takes_padding_heavy_backward_data(shape, takes):
     ((6, 256, 9, 9, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),     # 64 outputs of 256 inputs
     ((6, 64, 9, 9, 256, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, True),     # ... its backward-data
     ((6, 192, 9, 9, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),    # ... of 192
+    ((6, 256, 9, 9, 65, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),    # 65: 5 panels of 16 for 66 rows
     ((16, 64, 7, 7, 128, 3, 3, 1, (1, 1, 1, 1), 1, 1), 0, False),   # 3x3
 ])
 def test_auto_takes_it_for_padding_heavy_kernels_past_3x3(shape, which, takes):
     """Stride-1 5x5 and larger kernels whose im2col reads padding at over a fifth of its
     (pixel, tap) pairs with 128+ output channels (the tile's columns here), or over 16% with
     64+ outputs and 256+ input channels, and a KC block of reduction values: auto runs pixel
-    rows at any
-    number of pixels (here 588-3136), ahead of
+    rows at any number of pixels (here 486-3136) when the channels fill the tile's columns no
+    worse than its rows (on AVX2's 6 x 16, 65 do not: 80 columns against 66 rows), ahead of
     Winograd's 5x5 except on planes of whole tile rows of 4 (8x8), skipping the padding's taps
     (counted); bitwise what pixel rows forced on give, and what torch gives."""
     _six_rows()

@@ -775,7 +775,7 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   if (backward_data && p.R * p.S > kSkipPaddingMinTaps &&
       double(p.H * p.W) >= 1.3 * double(p.P * p.Q))
     return true;
-  if (skips_padding(p, M, Kd, backward_data)) return true;
+  if (skips_padding(p, M, Kd, elem, backward_data)) return true;
   // (Tile work counted for the measured 6x16 fp32 AVX2 tile, whatever the ISA and dtype:
   // the gate's thresholds come from it.)
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
@@ -793,8 +793,9 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 // Kernels of 5x5 and more, stride 1, whose im2col reads zero padding at over a fifth of its
 // (pixel, tap) pairs (5x5 "same" on planes of 7x7 to 11x11, 7x7 up to 14x14; to 14x14 and
 // 20x20 with many input channels, below), with
-// kMinOutSkip output channels or more (the tile's columns here) and a reduction of a KC
-// block: pixel rows skip those taps (plan_pixels) where the GEMM and Winograd compute them.
+// kMinOutSkip output channels or more (the tile's columns here, which they must fill no
+// worse than its rows: fills_columns) and a reduction of a KC block: pixel rows skip those
+// taps (plan_pixels) where the GEMM and Winograd compute them.
 // Against the auto choice of the build before (Winograd or the GEMM), shuffled modes, same
 // process, 2 threads, forward / backward-data: 5x5 at 7x7 batch 16, 832 -> 128 1.44 / 1.20x,
 // 512 -> 128 1.59 / 1.35x, 256 -> 256 1.22 / 1.29x, 128 -> 128 1.07 / 1.13x, 832 -> 256
@@ -808,18 +809,27 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 // (14x14), 512 -> 128 at 14x14 1.13 / 0.91x; with 64-192 channels within 6% either way.
 // 15x15 (85% landed) stays Winograd's (256 -> 256 0.94 / 1.04x as pixel rows). 256 -> 64
 // and its backward-data 64 <- 256 at 7x7-14x14 (Winograd's before: 256 inputs are under
-// its kManyIn5), old/new alternated, 1.12-1.63x / 1.09-1.67x.
+// its kManyIn5), old/new alternated, 1.12-1.63x / 1.09-1.67x. 65 outputs at 7x7 (80 columns
+// for 66 rows) stay Winograd's (pixel rows 0.95x).
 constexpr double kMaxLandedSkip = 0.8;
 constexpr double kMaxLandedSkipMore = 0.84;
 constexpr int64_t kMinOutSkip = 128;
 constexpr int64_t kMinInSkipMore = 256;
 constexpr int64_t kMinOutSkipMore = 64;
 
-bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, bool backward_data) {
+// Whether M channels fill the active ISA's tile no worse as its columns (pixel rows) than
+// as its rows (the other orientation).
+static bool fills_columns(int64_t M, size_t elem) {
+  const auto fills = [M](const auto& uk) { return round_up(M, uk.nr) <= round_up(M, uk.mr); };
+  return elem == sizeof(float) ? fills(gemm::ukernel_for<float>(active_isa()))
+                               : fills(gemm::ukernel_for<double>(active_isa()));
+}
+
+bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, size_t elem, bool backward_data) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
   if (mode == KernelMode::off || p.groups != 1 || p.stride_h != 1 || p.stride_w != 1 ||
       p.dil_h != 1 || p.dil_w != 1 || p.R * p.S < kSkipPaddingMinTaps || M < kMinOutSkipMore ||
-      Kd < gemm::kKC)
+      Kd < gemm::kKC || !fills_columns(M, elem))
     return false;
   const double in = landed(p, backward_data);
   return (in < kMaxLandedSkip && M >= kMinOutSkip) ||
@@ -840,11 +850,8 @@ bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, bool backward_dat
 // without pixel rows there).
 bool long_reduction(const ConvParams& p, int64_t M, int64_t Kd, size_t elem) {
   const auto mode = static_cast<KernelMode>(g_pixel_rows.load(std::memory_order_relaxed));
-  if (mode == KernelMode::off || p.groups != 1 || p.R * p.S == 1 || M > 64 || Kd < 1024)
-    return false;
-  const auto fills = [M](const auto& uk) { return round_up(M, uk.nr) <= round_up(M, uk.mr); };
-  return elem == sizeof(float) ? fills(gemm::ukernel_for<float>(active_isa()))
-                               : fills(gemm::ukernel_for<double>(active_isa()));
+  return mode != KernelMode::off && p.groups == 1 && p.R * p.S > 1 && M <= 64 && Kd >= 1024 &&
+         fills_columns(M, elem);
 }
 
 namespace {

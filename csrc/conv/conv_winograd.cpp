@@ -985,7 +985,7 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
                        (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut));
   const bool skip_ok = weight || (tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0) ||
-                       !skips_padding(p, K, C * p.R * p.S, backward_data);
+                       !skips_padding(p, K, C * p.R * p.S, elem, backward_data);
   const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok)) && skip_ok;
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
