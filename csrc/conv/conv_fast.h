@@ -125,8 +125,9 @@ inline double landed(const ConvParams& p, bool backward_data = false) {
          share(p.Q, p.stride_w, p.S, p.dil_w, p.pad_left, p.W, false);
 }
 // Whether pixel rows take a stride-1 forward or backward-data (M output channels, Kd
-// reduction values of elem bytes each) at any number of pixels for the zero padding they skip (conv_gemm.cpp);
-// Winograd's 5x5 gate defers to it on ragged tile grids.
+// reduction values of elem bytes each) at any number of pixels for the zero padding they
+// skip (conv_gemm.cpp); Winograd's 5x5 gate defers to it except on planes of whole tile rows
+// of 4 (8x8).
 bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, size_t elem, bool backward_data);
 // Stride-1 backward-data of kernels with more taps than this, on a grad_output whose im2col
 // is largely padding, runs pixel rows (which skip the padding's taps), not col2im, unless

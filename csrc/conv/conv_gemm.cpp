@@ -791,11 +791,11 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
 }  // namespace
 
 // Kernels of 5x5 and more, stride 1, whose im2col reads zero padding at over a fifth of its
-// (pixel, tap) pairs (5x5 "same" on planes of 7x7 to 11x11, 7x7 up to 14x14; to 14x14 and
-// 20x20 with many input channels, below), with
-// kMinOutSkip output channels or more (the tile's columns here, which they must fill no
-// worse than its rows: fills_columns) and a reduction of a KC block: pixel rows skip those
-// taps (plan_pixels) where the GEMM and Winograd compute them.
+// (pixel, tap) pairs (5x5 "same" on planes of 7x7 to 11x11, 7x7 up to 14x14; below, to 14x14
+// and 20x20 with many input channels), with kMinOutSkip output channels or more (the tile's
+// columns here, which they must fill no worse than its rows: fills_columns) and a reduction
+// of a KC block: pixel rows skip those taps (plan_pixels) where the GEMM and Winograd
+// compute them.
 // Against the auto choice of the build before (Winograd or the GEMM), shuffled modes, same
 // process, 2 threads, forward / backward-data: 5x5 at 7x7 batch 16, 832 -> 128 1.44 / 1.20x,
 // 512 -> 128 1.59 / 1.35x, 256 -> 256 1.22 / 1.29x, 128 -> 128 1.07 / 1.13x, 832 -> 256

@@ -147,8 +147,8 @@ constexpr double kFullTileUse5 = 0.8;
 constexpr int64_t kMinTiles5Ragged = 256;
 // ... and where pixel rows take the layer for the zero padding they skip (skips_padding,
 // conv_gemm.cpp: 5x5 "same" on planes of 7x7 to 11x11, to 14x14 with 256+ input channels),
-// only on planes of whole 2x2 tiles in
-// rows of a divisor of kAlignedRow tiles (8x8: tall_blocks' aligned layouts). Against pixel
+// only on planes of whole 2x2 tiles in rows of a divisor of kAlignedRow tiles (8x8:
+// tall_blocks' aligned layouts). Against pixel
 // rows, shuffled modes, 2 threads, forward / backward-data: 8x8 batch 16, 256 -> 256 1.15 /
 // 1.13x, 128 -> 128 1.21 / 1.22x, 192 -> 192 1.23 / 1.19x; batch 32 64 -> 128 1.32 / 1.27x
 // (the GEMM's columns as wide as the tiles' rows); 10x10 batch 8 (rows of 5 tiles), 256 ->
