@@ -988,14 +988,15 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
                             : dilated ? 3 * kMinTiles / 2
                                       : (shared ? kMinTilesShared : kMinTiles);
   // 5x5: rows of kMinRow5 outputs; the forward and backward-data also enough tiles on
-  // ragged grids, and long reductions left to pixel rows (kFewOut5, kManyIn5).
+  // ragged grids, and long reductions or padding left to pixel rows (kFewOut5, kManyIn5,
+  // kFewOutPad5, kAlignedRow).
   const bool ragged_ok = tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged;
   const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
                        (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
                         (K > kFewOutPad5 || landed(p, backward_data) >= kMinLandedFewOut5));
-  const bool skip_ok = weight || (tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0) ||
+  const bool skip_ok = (tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0) ||
                        !skips_padding(p, K, C * p.R * p.S, elem, backward_data);
-  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok)) && skip_ok;
+  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok && skip_ok));
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
        (K <= kFewOutDilated && tile_use < kFullTileUseFew) ||
