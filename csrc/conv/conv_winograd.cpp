@@ -128,14 +128,15 @@ constexpr int64_t kMinRow5 = 7;
 // tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
 constexpr int64_t kFewOut5 = 16;
 constexpr int64_t kMinTiles5FewOut = 512;
-// ... and with at most kFewOutPad5 outputs only where under 15% of the im2col is padding
-// (kMinLandedFewOut5), which pixel rows skip: 5x5 "same" at 14x14 (16%), old/new builds
-// alternated, 2 threads, GoogLeNet's 5x5 backward-data 32 <- 128 batch 4-8 1.10-1.34x, 32 <-
-// 64 0.99-1.05x, forward 128 -> 32 1.10-1.37x, 64 -> 32 1.12-1.32x, 96 -> 32 batch 8
-// 1.17-1.25x; at 7x7 320 -> 32 batch 16 1.26x, 32 <- 320 1.23x. At 28x28 (8%) Winograd
-// keeps them (the 392 tiles above).
+// ... and with at most kFewOutPad5 outputs only where under a quarter of the im2col is
+// padding (kMinLandedFewOut5), which pixel rows skip: 5x5 "same" at 7x7 (31%), old/new
+// builds alternated, 2 threads, 320 -> 32 batch 16 1.21-1.26x, 32 <- 320 1.23x. At 14x14
+// (16%) it depended on the machine's phase: GoogLeNet's 5x5 layers with 32 outputs ran
+// 1.10-1.37x as pixel rows while other tenants loaded the machine, 0.85-1.04x when they did
+// not. On planes of whole tile rows of 4 (8x8, below) Winograd keeps them (CIFAR-10 conv3's
+// backward-data 32 <- 64 ran 0.72-0.75x as pixel rows, 64 -> 32 0.74x).
 constexpr int64_t kFewOutPad5 = 32;
-constexpr double kMinLandedFewOut5 = 0.85;
+constexpr double kMinLandedFewOut5 = 0.75;
 // ... and from kManyIn5 input channels (a long reduction: 16 C values a tile for a block's
 // transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
 // pixel rows also skip the taps on padding (16% of them at 14x14, 31% at 7x7). Pixel rows
@@ -991,11 +992,12 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   // ragged grids, and long reductions or padding left to pixel rows (kFewOut5, kManyIn5,
   // kFewOutPad5, kAlignedRow).
   const bool ragged_ok = tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged;
+  const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
   const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
                        (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
-                        (K > kFewOutPad5 || landed(p, backward_data) >= kMinLandedFewOut5));
-  const bool skip_ok = (tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0) ||
-                       !skips_padding(p, K, C * p.R * p.S, elem, backward_data);
+                        (K > kFewOutPad5 || aligned ||
+                         landed(p, backward_data) >= kMinLandedFewOut5));
+  const bool skip_ok = aligned || !skips_padding(p, K, C * p.R * p.S, elem, backward_data);
   const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok && skip_ok));
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
