@@ -223,11 +223,11 @@ def test_auto_takes_padding_heavy_backward_data(shape, takes):
 
 
 @pytest.mark.parametrize("shape, which, takes", [
-    ((16, 64, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),    # 5x5 "same" at 7x7: 69% landed
+    ((16, 64, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),    # 5x5 "same" at 7x7: 69%
     ((16, 128, 7, 7, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 1, True),    # its backward-data, 128 inputs
     ((8, 64, 9, 9, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),     # 9x9: 75%, Winograd's rows of 5
     ((4, 32, 14, 14, 128, 7, 7, 1, (3, 3, 3, 3), 1, 1), 1, True),   # 7x7 at 14x14: 77%
-    ((16, 64, 8, 8, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),   # 8x8: Winograd's whole rows of 4
+    ((16, 64, 8, 8, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),   # 8x8: Winograd's rows of 4
     ((16, 64, 7, 7, 127, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),   # 127 outputs
     ((8, 64, 12, 12, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, False),  # 12x12: 81% landed
     ((3, 256, 14, 14, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0, True),  # 14x14, 84%: 256 inputs
