@@ -157,11 +157,11 @@ constexpr int64_t kMinTiles5Ragged = 256;
 // ... and where pixel rows take the layer for the zero padding they skip (skips_padding,
 // conv_gemm.cpp: 5x5 "same" on planes of 7x7 to 11x11, to 14x14 with 256+ input channels),
 // only on planes of whole 2x2 tiles in rows of a divisor of kAlignedRow tiles (8x8:
-// tall_blocks' aligned layouts). Against pixel
-// rows, shuffled modes, 2 threads, forward / backward-data: 8x8 batch 16, 256 -> 256 1.15 /
-// 1.13x, 128 -> 128 1.21 / 1.22x, 192 -> 192 1.23 / 1.19x; batch 32 64 -> 128 1.32 / 1.27x
-// (the GEMM's columns as wide as the tiles' rows); 10x10 batch 8 (rows of 5 tiles), 256 ->
-// 256 0.80 / 0.78x, 9x9 0.65 / 0.53x, 11x11 0.87 / 0.81x, 7x7 (ragged) 0.63-0.82x.
+// tall_blocks' aligned layouts). Against pixel rows, shuffled modes, 2 threads, forward /
+// backward-data: 8x8 batch 16, 256 -> 256 1.15 / 1.13x, 128 -> 128 1.21 / 1.22x, 192 -> 192
+// 1.23 / 1.19x; batch 32 64 -> 128 1.32 / 1.27x (the GEMM's columns as wide as the tiles'
+// rows); 10x10 batch 8 (rows of 5 tiles), 256 -> 256 0.80 / 0.78x, 9x9 0.65 / 0.53x, 11x11
+// 0.87 / 0.81x, 7x7 (ragged) 0.63-0.82x.
 constexpr int64_t kAlignedRow = 16;
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
@@ -990,21 +990,26 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
                                       : (shared ? kMinTilesShared : kMinTiles);
   // 5x5: rows of kMinRow5 outputs; the forward and backward-data also enough tiles on
   // ragged grids, and long reductions or padding left to pixel rows (kFewOut5, kManyIn5,
-  // kFewOutPad5, kAlignedRow).
-  const bool ragged_ok = tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged;
-  const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
-  const bool rows_ok = !long_reduction(p, K, C * p.R * p.S, elem) ||
-                       (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
-                        (K > kFewOutPad5 || aligned ||
-                         landed(p, backward_data) >= kMinLandedFewOut5));
-  const bool skip_ok = aligned || !skips_padding(p, K, C * p.R * p.S, elem, backward_data);
-  const bool ok5 = Q >= kMinRow5 && (weight || (ragged_ok && rows_ok && skip_ok));
+  // kFewOutPad5, kAlignedRow). (Evaluated for 5x5 only: the padding shares cost a pass
+  // over the taps.)
+  const auto ok5 = [&] {
+    if (Q < kMinRow5) return false;
+    if (weight) return true;
+    const int64_t Kd = C * p.R * p.S;
+    const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
+    const bool rows_ok = !long_reduction(p, K, Kd, elem) ||
+                         (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
+                          (K > kFewOutPad5 || aligned ||
+                           landed(p, backward_data) >= kMinLandedFewOut5));
+    return (tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged) && rows_ok &&
+           (aligned || !skips_padding(p, K, Kd, elem, backward_data));
+  };
   if (!weight && dilated && Q < kMinRowDilated &&
       (C < kMinInChannelsDilated || K <= kMaxOutDilated ||
        (K <= kFewOutDilated && tile_use < kFullTileUseFew) ||
        (ntile < kMinTilesEachDilated * p.dil_h * p.dil_w && !one_batch(p))))
     return false;
-  return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5)) &&
+  return p.R == p.S && (p.R == 3 || (p.R == 5 && ok5())) &&
          C >= (weight ? kMinChannels : kMinInChannels) && K >= (weight ? kMinChannels : 1) &&
          ntile >= min_tiles;
 }
