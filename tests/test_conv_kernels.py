@@ -79,6 +79,9 @@ SHAPES = [
     (1, 6, 0, 0, 4, 2, 2, 1, (1, 1, 1, 1), 1, 2),          # empty planes, grouped
     (11, 8, 5, 5, 13, 3, 3, 1, (1, 1, 1, 1), 1, 1),        # backward-weight, grad_output packed (P*Q < 128) in
     (9, 6, 14, 14, 12, 4, 4, 2, (1, 1, 1, 1), 1, 1),       #   6-row panels: reduction blocks start mid-row
+    (1, 3, 48, 48, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1),       # backward-weight of one task (27 taps, 64
+                                                           #   outputs; AVX-512): 2304 pixels in 2 chunks
+    (1, 1, 12, 200, 16, 3, 3, 1, (1, 1, 1, 1), 1, 1),      # 9 taps as rows x 16 outputs: AVX2's tile on AVX-512
 ]
 
 
@@ -161,7 +164,7 @@ def test_against_torch(shape, dtype, isa):
         assert_close(g, r, TOL[dtype], f"{name} {shape} {isa}")
 
 
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38, 40, 41, -2, -1)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (6, 9, 12, 14, 16, 18, 21, 23, 25, 26, 27, 28, 29, 35, 36, 38, 40, 41, 55, 56, 57, 58)])
 def test_threads_bitwise(shape):
     assert_threads_bitwise(make(shape, np.float32, seed=1))
 

@@ -1515,6 +1515,23 @@ struct TransposedC : gemm::PlainStore<T> {
   }
 };
 
+// The weight gradient's reduction (n, oh, ow) in chunks, their partial sums added in chunk
+// order: nch of whole images, or, where those leave fewer than kMinTasks tasks (tasks per
+// chunk), ranges of at least kMinChunkPixels reduction indices. Shape-only counts.
+inline int64_t reduction_chunks(int64_t nch, int64_t tasks, int64_t NPQ) {
+  return std::max(nch, std::min(ceil_div(kMinTasks, tasks), NPQ / kMinChunkPixels));
+}
+// Chunk chk of tch (reduction_chunks) as reduction indices [u0, u1).
+inline void chunk_range(int64_t chk, int64_t tch, int64_t nch, int64_t N, int64_t PQ,
+                        int64_t& u0, int64_t& u1) {
+  if (tch == nch) {
+    split_range(N, nch, chk, u0, u1);
+    u0 *= PQ, u1 *= PQ;
+  } else {
+    split_range(N * PQ, tch, chk, u0, u1);
+  }
+}
+
 // Runs of consecutive reduction indices t = (n, oh, ow) over [t0, t0+tc) within one output row.
 struct Run {
   int64_t tt, len, n, oh, ow;
@@ -1600,10 +1617,21 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     // g4 at 31x31 1.25x). Per image from kTapsRowsMinPixels output pixels (256 before:
     // 8 <- 64 3x3 s2 at 14x14 outputs 1.29x, 16 <- 64 at 12x12 1.18x, 16 <- 32 5x5 at 14x14
     // 1.26x, g2 32 <- 128 1.27x, 8 <- 64 at 10x10 1.09x; 8x8 outputs lost 0.86-0.88x).
+    // On AVX-512 the AVX2 tile (16 columns) where it does less than half the work of the
+    // 32-column one (at most half its speed on any AVX-512 core; Zen 4 runs both at one
+    // rate): 16 outputs of one channel's 3x3 taps (9 rows) fill 12 x 16 of its tile and 16
+    // x 32 of AVX-512's, 1.6x faster (an image of 48 x 480, 2 threads).
+    const auto work = [M, Ncols](const gemm::UKernel<float>& k) {
+      return round_up(Ncols, k.mr) * round_up(M, k.nr);
+    };
     gemm::UKernel<float> tk = uk;
-    if (M == 8 && uk.nr == 16) tk.mr = 8, tk.nr = 8, tk.fn_ind = avx2::f32_gemm_ind8x8;
-    const bool fewer = round_up(Ncols, tk.mr) * round_up(M, tk.nr) <
-                       round_up(M, tk.mr) * round_up(Ncols, tk.nr);
+    if (uk.nr > 16) {
+      const gemm::UKernel<float> k2 = gemm::ukernel_for<float>(Isa::avx2);
+      if (2 * work(k2) < work(uk)) tk = k2;
+    }
+    if (M == 8 && tk.nr == 16) tk.mr = 8, tk.nr = 8, tk.fn_ind = avx2::f32_gemm_ind8x8;
+    const bool fewer = (tk.nr < uk.nr ? 2 : 1) * work(tk) <
+                       round_up(M, uk.mr) * round_up(Ncols, uk.nr);
     if (M % 8 == 0 && M <= 2 * tk.nr && (G == 1 || M == tk.nr) && (Ncols >= 2 * M || fewer) &&
         PQ >= kTapsRowsMinPixels &&
         dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2) {
@@ -1623,8 +1651,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       // at least kMinChunkPixels (shape-only counts: the partial sums are added in chunk
       // order): one image of 24 x 240 pixels, 16 -> 32 3x3, was one task for two threads.
       const int64_t npan = Mt / MRt, nrb = ceil_div(Mt, kMC), NPQ = p.N * PQ;
-      const int64_t tch = std::max(nch, std::min(ceil_div(kMinTasks, G * nrb),
-                                                 NPQ / kMinChunkPixels));
+      const int64_t tch = reduction_chunks(nch, G * nrb, NPQ);
       if (tch > nch) out = gemm::scratch<float>(2, tch * KN);
       const int64_t total = G * tch * nrb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
@@ -1632,12 +1659,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         const int64_t rb = t % nrb, chk = t / nrb % tch, g = t / (nrb * tch);
         int64_t pa0, pa1, u0, u1;  // (reduction indices n * PQ + pixel)
         split_range(npan, nrb, rb, pa0, pa1);
-        if (tch == nch) {  // (whole images)
-          split_range(p.N, nch, chk, u0, u1);
-          u0 *= PQ, u1 *= PQ;
-        } else {
-          split_range(NPQ, tch, chk, u0, u1);
-        }
+        chunk_range(chk, tch, nch, p.N, PQ, u0, u1);
         const int64_t m0 = pa0 * MRt, m1 = std::min(Ncols, pa1 * MRt);
         thread_local std::vector<const float*> rowp;
         rowp.resize(Mt);
@@ -1689,16 +1711,20 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   // grad_output's rows (in place) again, and the image chunks already make tasks (the 7x7
   // stem's 147 columns in one block instead of two: 1.06-1.09x).
   const int64_t nb = gemm::pick_nb(Ncols, G * mch * nch, uk.nr, 2), ncb = ceil_div(Ncols, nb);
-  const int64_t total = G * nch * mch * ncb;
+  // A single task (one image, the AVX-512 tile's 32 columns holding a stem's 27 taps and 64
+  // outputs in one row block) splits its pixels in two chunks: both threads work.
+  const int64_t tch = reduction_chunks(nch, G * mch * ncb, p.N * PQ);
+  if (tch > nch) out = gemm::scratch<T>(2, tch * KN);
+  const int64_t total = G * tch * mch * ncb;
   const int MR = uk.mr, NR = uk.nr;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
   for (int64_t t = 0; t < total; ++t) {
-    const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % nch,
-                  g = t / (ncb * mch * nch);
+    const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % tch,
+                  g = t / (ncb * mch * tch);
     const int64_t m0 = mi * mb, m1 = std::min(M, m0 + mb);
     const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
-    int64_t n0, n1;
-    split_range(p.N, nch, chk, n0, n1);
+    int64_t u0, u1;
+    chunk_range(chk, tch, nch, p.N, PQ, u0, u1);
     // A: dy rows (output channels), reduction along (n, oh, ow).
     auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> gemm::ABlock<T> {
       if (rows) {
@@ -1827,15 +1853,15 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     };
     GridC<T> st{out + chk * KN + g * M * Ncols, nullptr, Ncols, 0, 0, 1, 0, 1, Ncols,
                 nullptr, Activation{}, NR};
-    if (rows) {
-      for (int64_t n = n0; n < n1; ++n)
-        gemm::gemm_task<T>(uk, m0, m1, j0, j1, n * PQ, (n + 1) * PQ, pa, pb, st, n == n0,
-                           n == n1 - 1);
+    if (rows) {  // (image by image: an A block's rows lie in one image's planes)
+      for (int64_t n = u0 / PQ; n * PQ < u1; ++n)
+        gemm::gemm_task<T>(uk, m0, m1, j0, j1, std::max(u0, n * PQ), std::min(u1, (n + 1) * PQ),
+                           pa, pb, st, n * PQ <= u0, (n + 1) * PQ >= u1);
     } else {
-      gemm::gemm_task<T>(uk, m0, m1, j0, j1, n0 * PQ, n1 * PQ, pa, pb, st);
+      gemm::gemm_task<T>(uk, m0, m1, j0, j1, u0, u1, pa, pb, st);
     }
   }
-  if (nch > 1) add_chunks(out, nch, KN, dw);
+  if (tch > 1) add_chunks(out, tch, KN, dw);
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                  \
