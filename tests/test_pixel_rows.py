@@ -8,7 +8,8 @@ inference at small batches on 7x7 and 14x14 planes), and any number of pixels wi
 few channels); these tests force it on (`_C._set_pixel_rows("on")`) so that a hypothesis
 sweep of small shapes covers its paths: the im2col read in place through row pointers
 (several taps: ukr_ind, the last pixel repeated to a whole panel) or packed (1x1), pixel
-panels of 6 (8 with AVX-512's fp32 tile) with ragged ends, channel panels of 16 (or 32 with AVX-512) with
+panels of 6 (8 with AVX-512's fp32 tile) with ragged ends, channel panels of 16 (or 32 with AVX-512;
+AVX2's 16-column tile on AVX-512 where the wide one would leave many columns idle) with
 partial last panels, filter rows packed by 8x8 transposes (contiguous
 runs: whole forward rows, a backward-data's taps of one output channel), by row copies (1x1
 backward-data) and value by value (strided filters, float64, the scalar build), reduction
@@ -127,6 +128,41 @@ def test_fused_epilogue(isa, act, shape):
     _C.set_isa(isa)
     _C._set_pixel_rows("on")
     check_fused(shape, act)
+
+
+def test_wide_fma_gain_is_measured():
+    """The flops of a 512-bit FMA over a 256-bit one, timed once: about 1 where 512-bit
+    operations run as two halves (Zen 4), about 2 with 512-bit FMA pipes; 1 without AVX-512."""
+    gain = _C._wide_fma_gain()
+    if _C.best_isa() == "avx512":
+        assert 0.7 < gain < 2.6
+    else:
+        assert gain == 1.0
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_avx2_tile_where_the_wide_one_wastes_columns(which):
+    """On AVX-512 a pixel-rows GEMM whose channels fill AVX2's 16-column panels but leave
+    the 32-column ones a quarter empty (48 -> three and two panels) runs on AVX2's 6x16 tile
+    where its work, times the measured gain of 512-bit FMAs (at least 1.25), is less:
+    then bitwise the AVX2 build's result; against torch either way. 64 channels keep the
+    wide tile."""
+    shape = (1, 48, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1)  # 196 pixels, 48 channels
+    gain = max(1.25, _C._wide_fma_gain())
+    narrow = gain * 198 * 48 < 200 * 64
+    if _C.best_isa() == "avx512":
+        _C.set_isa("avx512")
+        assert _C._gemm_tile("float32", 196, 48)[1] == (16 if narrow else 32)
+        assert _C._gemm_tile("float32", 196, 64)[1] == 32
+        assert _C._gemm_tile("float64", 196, 48)[1] == 16  # (fp64 keeps its own tile)
+    args = make(shape, np.float32, seed=7)
+    got = {}
+    for isa in ISAS:
+        _C.set_isa(isa)
+        got[isa] = _run("on", args)[which]
+        assert_close(got[isa], torch_ref(*args)[which], TOL[np.float32], f"{isa} against torch")
+    if "avx512" in got and narrow:
+        assert np.array_equal(got["avx512"], got["avx2"])
 
 
 def test_auto_takes_it_for_a_batch_one_7x7_layer():

@@ -1280,8 +1280,9 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, rows, stride2);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   if (rows)
-    return gemm_pixel_rows(uk, xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
-                           bias, act, y, preact, &tr);
+    return gemm_pixel_rows(gemm::ukernel_for_shape<T>(active_isa(), Ncol, M), xs, p.P, p.Q, sth,
+                           stw, offh, offw, M, w.data, w.stride[0], koff, bias, act, y, preact,
+                           &tr);
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
   std::vector<int64_t> moff(M);
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
@@ -1377,8 +1378,9 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = (p.pad_left - f.sl[t] * p.dil_w) / sw;
     tap_ranges(p.H, 1, o0h, p.P, tr.h0, tr.h1);
     tap_ranges(p.W, 1, o0w, p.Q, tr.w0, tr.w1);
-    return gemm_pixel_rows(uk, dys, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1],
-                           koff, static_cast<const T*>(nullptr), Activation{}, dx,
+    return gemm_pixel_rows(gemm::ukernel_for_shape<T>(active_isa(), p.N * HW, M), dys, p.H, p.W,
+                           1, 1, f.offh, f.offw, M, w.data, w.stride[1], koff,
+                           static_cast<const T*>(nullptr), Activation{}, dx,
                            static_cast<T*>(nullptr), &tr);
   }
   // Every phase's filter, packed as prepack_a() does (MR-row panels per reduction block,
@@ -1617,21 +1619,15 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     // g4 at 31x31 1.25x). Per image from kTapsRowsMinPixels output pixels (256 before:
     // 8 <- 64 3x3 s2 at 14x14 outputs 1.29x, 16 <- 64 at 12x12 1.18x, 16 <- 32 5x5 at 14x14
     // 1.26x, g2 32 <- 128 1.27x, 8 <- 64 at 10x10 1.09x; 8x8 outputs lost 0.86-0.88x).
-    // On AVX-512 the AVX2 tile (16 columns) where it does less than half the work of the
-    // 32-column one (at most half its speed on any AVX-512 core; Zen 4 runs both at one
-    // rate): 16 outputs of one channel's 3x3 taps (9 rows) fill 12 x 16 of its tile and 16
-    // x 32 of AVX-512's, 1.6x faster (an image of 48 x 480, 2 threads).
-    const auto work = [M, Ncols](const gemm::UKernel<float>& k) {
-      return round_up(Ncols, k.mr) * round_up(M, k.nr);
-    };
-    gemm::UKernel<float> tk = uk;
-    if (uk.nr > 16) {
-      const gemm::UKernel<float> k2 = gemm::ukernel_for<float>(Isa::avx2);
-      if (2 * work(k2) < work(uk)) tk = k2;
-    }
+    // On AVX-512 AVX2's tile where it does enough less work (ukernel_for_shape): 16 outputs
+    // of one channel's 3x3 taps (9 rows) fill 12 x 16 of its tile and 16 x 32 of AVX-512's,
+    // 1.6x faster on Zen 4 (an image of 48 x 480, 2 threads). Taken when its tiles do less
+    // work than the taps as columns on the native tile (weighted the same way).
+    gemm::UKernel<float> tk = gemm::ukernel_for_shape<float>(active_isa(), Ncols, M);
+    const double weight = tk.nr < uk.nr ? std::max(1.25, gemm::wide_fma_gain()) : 1.0;
     if (M == 8 && tk.nr == 16) tk.mr = 8, tk.nr = 8, tk.fn_ind = avx2::f32_gemm_ind8x8;
-    const bool fewer = (tk.nr < uk.nr ? 2 : 1) * work(tk) <
-                       round_up(M, uk.mr) * round_up(Ncols, uk.nr);
+    const bool fewer = weight * double(round_up(Ncols, tk.mr) * round_up(M, tk.nr)) <
+                       double(round_up(M, uk.mr) * round_up(Ncols, uk.nr));
     if (M % 8 == 0 && M <= 2 * tk.nr && (G == 1 || M == tk.nr) && (Ncols >= 2 * M || fewer) &&
         PQ >= kTapsRowsMinPixels &&
         dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2) {

@@ -117,6 +117,18 @@ struct UKernel {
 template <typename T>
 UKernel<T> ukernel_for(Isa isa);
 
+// How much more a 512-bit FMA does than a 256-bit one on this CPU (flops per second, timed
+// once): about 2 where both FMA pipes are 512 bits wide (Intel's server cores), about 1 where
+// 512-bit operations go through 256-bit halves (Zen 4). 1 without AVX-512.
+double wide_fma_gain();
+
+// The tile for a GEMM of about rows x cols outputs under isa: on AVX-512 float, AVX2's 6x16
+// where its padded work, times what 512-bit FMAs gain (at least 1.25: the wide tile's
+// fewer loads and instructions), is less than the 8x32 tile's: 48 columns fill three
+// 16-column panels and two 32-column ones a quarter empty. Otherwise ukernel_for(isa).
+template <typename T>
+UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols);
+
 // Reduction blocks of a length-n reduction: nb = ceil(n / kKC) nearly equal
 // blocks (one empty block when n == 0).
 struct KBlocks {

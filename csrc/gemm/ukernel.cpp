@@ -1,4 +1,7 @@
 // Micro-kernel selection by instruction set.
+#include <algorithm>
+#include <type_traits>
+
 #include "gemm/gemm.h"
 
 namespace pyconv {
@@ -44,6 +47,7 @@ PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 }  // namespace avx2
 namespace avx512 {
 PYCONV_UKERNEL_DECLARE(f32_gemm_8x32, f64_gemm_6x16)
+double fma_width_gain();  // (ukernel_avx512.cpp)
 }  // namespace avx512
 #endif
 #undef PYCONV_UKERNEL_DECLARE
@@ -67,6 +71,28 @@ UKernel<double> ukernel_for<double>(Isa isa) {
 #endif
   return {6, 8, scalar::f64_gemm_6x8, scalar::f64_gemm_6x8_rows, scalar::f64_gemm_rem, scalar::f64_gemm_epi, scalar::f64_gemm_off, scalar::f64_gemv, scalar::f64_gemv_t, scalar::f64_gemm_ind, scalar::f64_gemm_box, "f64_gemm_6x8__scalar"};
 }
+
+
+double wide_fma_gain() {
+#if defined(PYCONV_X86)
+  static const double gain = best_isa() >= Isa::avx512 ? avx512::fma_width_gain() : 1.0;
+  return gain;
+#else
+  return 1.0;
+#endif
+}
+
+template <typename T>
+UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
+  const UKernel<T> uk = ukernel_for<T>(isa);
+  if (!std::is_same_v<T, float> || isa != Isa::avx512) return uk;
+  const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
+  const double wide = double(round_up(rows, uk.mr) * round_up(cols, uk.nr));
+  const double narrow = double(round_up(rows, k2.mr) * round_up(cols, k2.nr));
+  return narrow * std::max(1.25, wide_fma_gain()) < wide ? k2 : uk;
+}
+template UKernel<float> ukernel_for_shape<float>(Isa, int64_t, int64_t);
+template UKernel<double> ukernel_for_shape<double>(Isa, int64_t, int64_t);
 
 }  // namespace gemm
 }  // namespace pyconv

@@ -4,6 +4,8 @@
 // rows were 5 panels and a 2-row one at 6), and the tile ran 3-6% faster alone.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 
 #include "gemm/gemm.h"
@@ -51,5 +53,52 @@ struct VD {
 }  // namespace
 
 PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_8x32, f64_gemm_6x16, 8, 6)
+
+// Seconds for n rounds of 12 independent FMA chains on 512-bit (wide) or 256-bit registers:
+// register-only, so the time is the core's FMA throughput at that width (fma_width_gain).
+static double fma_chains_seconds(bool wide, long n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (wide)
+    __asm__ volatile(
+        "1:\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm0\n vfmadd231ps %%zmm15, %%zmm14, %%zmm1\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm2\n vfmadd231ps %%zmm15, %%zmm14, %%zmm3\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm4\n vfmadd231ps %%zmm15, %%zmm14, %%zmm5\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm6\n vfmadd231ps %%zmm15, %%zmm14, %%zmm7\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm8\n vfmadd231ps %%zmm15, %%zmm14, %%zmm9\n"
+        "vfmadd231ps %%zmm15, %%zmm14, %%zmm10\n vfmadd231ps %%zmm15, %%zmm14, %%zmm11\n"
+        "dec %0\n jnz 1b\n"
+        : "+r"(n)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "cc");
+  else
+    __asm__ volatile(
+        "1:\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm0\n vfmadd231ps %%ymm15, %%ymm14, %%ymm1\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm2\n vfmadd231ps %%ymm15, %%ymm14, %%ymm3\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm4\n vfmadd231ps %%ymm15, %%ymm14, %%ymm5\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm6\n vfmadd231ps %%ymm15, %%ymm14, %%ymm7\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm8\n vfmadd231ps %%ymm15, %%ymm14, %%ymm9\n"
+        "vfmadd231ps %%ymm15, %%ymm14, %%ymm10\n vfmadd231ps %%ymm15, %%ymm14, %%ymm11\n"
+        "dec %0\n jnz 1b\n"
+        : "+r"(n)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "cc");
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double fma_width_gain() {
+  // Twice as many flops per 512-bit FMA; the best of five interleaved trials of each width
+  // (about 0.1 ms each) keeps a busy moment from deciding.
+  constexpr long kRounds = 20000;
+  double wide = 1e30, narrow = 1e30;
+  for (int t = 0; t < 5; ++t) {
+    wide = std::min(wide, fma_chains_seconds(true, kRounds));
+    narrow = std::min(narrow, fma_chains_seconds(false, kRounds));
+  }
+  return 2.0 * narrow / wide;
+}
 
 }  // namespace pyconv::avx512
