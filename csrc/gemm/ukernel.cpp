@@ -72,7 +72,6 @@ UKernel<double> ukernel_for<double>(Isa isa) {
   return {6, 8, scalar::f64_gemm_6x8, scalar::f64_gemm_6x8_rows, scalar::f64_gemm_rem, scalar::f64_gemm_epi, scalar::f64_gemm_off, scalar::f64_gemv, scalar::f64_gemv_t, scalar::f64_gemm_ind, scalar::f64_gemm_box, "f64_gemm_6x8__scalar"};
 }
 
-
 double wide_fma_gain() {
 #if defined(PYCONV_X86)
   static const double gain = best_isa() >= Isa::avx512 ? avx512::fma_width_gain() : 1.0;
