@@ -780,3 +780,22 @@ def test_streaming_stores_for_large_outputs(shape):
     ref = torch_ref(x, w, b, dy, stride, pad, dil, groups)
     assert_close(outs[1][0], np.maximum(ref[0], 0), TOL[np.float32], "forward + bias + relu")
     assert_close(outs[1][1], ref[1], TOL[np.float32], "grad_input")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_streaming_stores_of_the_few_channel_direct_kernel(isa):
+    """The direct kernel of layers with few source channels (a 3-channel 3x3 stem at
+    224x224: 25.7 MB out) streams its aligned 16-column rows on AVX-512 with two threads and
+    no activation after it (with one, with relu: cached stores): the same values."""
+    _C.set_isa(isa)
+    x, w, b, dy, stride, pad, dil, groups = make((2, 3, 224, 224, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1),
+                                                 np.float32, seed=22)
+    outs = []
+    for nt in (1, 2):
+        pyconv.set_num_threads(nt)
+        outs.append(_C.conv2d_forward(x, w, b, stride, pad, dil, groups))
+    relu = _C.conv2d_forward(x, w, b, stride, pad, dil, groups, _C.ACTIVATIONS["relu"], 0.0)
+    assert np.array_equal(outs[0], outs[1])
+    assert np.array_equal(relu, np.maximum(outs[1], 0))
+    assert_close(outs[1], torch_ref(x, w, b, dy, stride, pad, dil, groups)[0], TOL[np.float32],
+                 f"forward {isa}")

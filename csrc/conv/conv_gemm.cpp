@@ -66,22 +66,6 @@ constexpr int64_t kInPlaceRows = 32;
 constexpr int64_t kInPlaceRowsShort = 64;
 constexpr int64_t kInPlaceBytes = 16 << 10;
 
-// Outputs of 12 MiB and more (forward, stride-1 backward-data; over a third of the 32 MiB
-// L3 of this machine kind), written by two or more threads, go out with non-temporal
-// stores from the micro-kernel's registers: the reads for ownership of every line are what
-// write-heavy convolutions wait on, and such outputs would not stay cached for their
-// reader anyway. Measured here (same-process A/B, 2 threads) in the machine's two states:
-// when other tenants keep its L3 busy, 1x1 64 -> 256 at 56x56 (12.8 MB) 1.56x, the 7x7
-// stem (12.8 MB) 1.16x, and also CIFAR-10 conv1 (8 MiB) 1.20x and DCGAN 64 -> 3's
-// backward-data (4 MiB) 1.39x; when they do not, 1.04-1.07x and 1.00-1.02x, but conv1
-// 0.89-0.91x and DCGAN 0.87-0.88x (their outputs stay in L3 between calls): hence the
-// threshold. (glibc's sysconf reports 256 MiB of L3 in this VM, the host's: not used.)
-// One thread alone lost with them: it keeps cached stores (same values either way, so the
-// choice may depend on the thread count).
-constexpr int64_t kStreamOutBytes = int64_t(12) << 20;
-inline bool stream_output(int64_t values, size_t elem) {
-  return num_threads() > 1 && values * static_cast<int64_t>(elem) >= kStreamOutBytes;
-}
 
 template <typename T>
 bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>& offh,

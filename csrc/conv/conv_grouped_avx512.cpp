@@ -72,7 +72,7 @@ inline void block_rs(const float* xrow, int64_t Hp, int64_t Wp, int64_t Cin, int
 // Output channels [k0, k0 + kn) (kn <= KB) from their block's weights wv.
 template <int KB>
 void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* bias, float* y,
-            const float* xp) {
+            const float* xp, bool stream) {
   const int64_t Cin = g.Cin, R = g.R, S = g.S, P = g.P, Q = g.Q;
   const int64_t Qv = (Q + 7) / 8 * 8, Hp = P + R - 1, Wp = Qv + S - 1;
   for (int64_t p = 0; p < P; p += 2) {
@@ -93,7 +93,11 @@ void direct(const GdGeom& g, const float* wv, int64_t k0, int kn, const float* b
           const int64_t k = k0 + kk;
           // conv, then + bias (the order of the GEMM path's epilogue)
           const __m512 o = bias ? _mm512_add_ps(acc[v][kk], _mm512_set1_ps(bias[k])) : acc[v][kk];
-          _mm512_mask_storeu_ps(y + (k * P + p + v) * Q + q0, m, o);
+          float* d = y + (k * P + p + v) * Q + q0;
+          if (stream && nq == 16 && reinterpret_cast<uintptr_t>(d) % 64 == 0)
+            _mm512_stream_ps(d, o);
+          else
+            _mm512_mask_storeu_ps(d, m, o);
         }
     }
   }
@@ -288,11 +292,11 @@ void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
 }
 
 void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, const float* bias,
-                          float* y, float* xp) {
+                          float* y, float* xp, bool stream) {
   avx2::grouped_pad_float(g, src, xp);
   const int64_t CRS = g.Cin * g.R * g.S;
   grouped_direct_blocks(g.Kout, [&](auto kb, int64_t k0, int kn) {
-    direct<decltype(kb)::value>(g, wt + k0 * CRS, k0, kn, bias, y, xp);
+    direct<decltype(kb)::value>(g, wt + k0 * CRS, k0, kn, bias, y, xp, stream);
   });
 }
 
