@@ -76,7 +76,10 @@ class Env:
         if fn is None:
             return "unknown"
         try:
-            return str(fn())
+            isa = str(fn())
+            # AVX-512: what a 512-bit FMA gains over a 256-bit one here (the tile choice's input)
+            gain = getattr(C, "_wide_fma_gain", None)
+            return f"{isa} (512-bit FMA gain {gain():.2f})" if isa == "avx512" and gain else isa
         except Exception as e:  # noqa: BLE001 - reported, never fatal
             return f"unknown ({type(e).__name__})"
 
