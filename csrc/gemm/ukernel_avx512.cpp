@@ -58,49 +58,33 @@ PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_8x32, f64_gemm_6x16, 8, 6)
 // register-only, so the time is the core's FMA throughput at that width (fma_width_gain).
 // Zeros in every operand (no denormals, no garbage); vzeroupper after (the compiler does not
 // see the asm's wide registers; it clears the upper halves of all 16 low ones: clobbered).
-#define ZERO12(P)                                                                           \
-  "vxorps %%" P "mm0, %%" P "mm0, %%" P "mm0\n vxorps %%" P "mm1, %%" P "mm1, %%" P "mm1\n"      \
-  "vxorps %%" P "mm2, %%" P "mm2, %%" P "mm2\n vxorps %%" P "mm3, %%" P "mm3, %%" P "mm3\n"      \
-  "vxorps %%" P "mm4, %%" P "mm4, %%" P "mm4\n vxorps %%" P "mm5, %%" P "mm5, %%" P "mm5\n"      \
-  "vxorps %%" P "mm6, %%" P "mm6, %%" P "mm6\n vxorps %%" P "mm7, %%" P "mm7, %%" P "mm7\n"      \
-  "vxorps %%" P "mm8, %%" P "mm8, %%" P "mm8\n vxorps %%" P "mm9, %%" P "mm9, %%" P "mm9\n"      \
-  "vxorps %%" P "mm10, %%" P "mm10, %%" P "mm10\n vxorps %%" P "mm11, %%" P "mm11, %%" P "mm11\n" \
-  "vxorps %%" P "mm14, %%" P "mm14, %%" P "mm14\n vxorps %%" P "mm15, %%" P "mm15, %%" P "mm15\n"
+// P: the register prefix, "z" or "y".
+#define PYCONV_OP3(OP, P, A, B, C) OP " %%" P "mm" #A ", %%" P "mm" #B ", %%" P "mm" #C "\n"
+#define PYCONV_ZERO(P, R) PYCONV_OP3("vxorps", P, R, R, R)
+#define PYCONV_FMA(P, R) PYCONV_OP3("vfmadd231ps", P, 15, 14, R)
+#define PYCONV_EACH12(M, P)                                                                 \
+  M(P, 0) M(P, 1) M(P, 2) M(P, 3) M(P, 4) M(P, 5) M(P, 6) M(P, 7) M(P, 8) M(P, 9) M(P, 10)  \
+      M(P, 11)
+#define PYCONV_FMA_CHAINS(P, n)                                                             \
+  __asm__ volatile(PYCONV_EACH12(PYCONV_ZERO, P) PYCONV_ZERO(P, 14) PYCONV_ZERO(P, 15)      \
+                   "1:\n" PYCONV_EACH12(PYCONV_FMA, P) "dec %0\n jnz 1b\n vzeroupper\n"       \
+                   : "+r"(n)                                                                \
+                   :                                                                        \
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",  \
+                     "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc")
 static double fma_chains_seconds(bool wide, long n) {
   const auto t0 = std::chrono::steady_clock::now();
   if (wide)
-    __asm__ volatile(
-        ZERO12("z")
-        "1:\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm0\n vfmadd231ps %%zmm15, %%zmm14, %%zmm1\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm2\n vfmadd231ps %%zmm15, %%zmm14, %%zmm3\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm4\n vfmadd231ps %%zmm15, %%zmm14, %%zmm5\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm6\n vfmadd231ps %%zmm15, %%zmm14, %%zmm7\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm8\n vfmadd231ps %%zmm15, %%zmm14, %%zmm9\n"
-        "vfmadd231ps %%zmm15, %%zmm14, %%zmm10\n vfmadd231ps %%zmm15, %%zmm14, %%zmm11\n"
-        "dec %0\n jnz 1b\n vzeroupper\n"
-        : "+r"(n)
-        :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+    PYCONV_FMA_CHAINS("z", n);
   else
-    __asm__ volatile(
-        ZERO12("y")
-        "1:\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm0\n vfmadd231ps %%ymm15, %%ymm14, %%ymm1\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm2\n vfmadd231ps %%ymm15, %%ymm14, %%ymm3\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm4\n vfmadd231ps %%ymm15, %%ymm14, %%ymm5\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm6\n vfmadd231ps %%ymm15, %%ymm14, %%ymm7\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm8\n vfmadd231ps %%ymm15, %%ymm14, %%ymm9\n"
-        "vfmadd231ps %%ymm15, %%ymm14, %%ymm10\n vfmadd231ps %%ymm15, %%ymm14, %%ymm11\n"
-        "dec %0\n jnz 1b\n vzeroupper\n"
-        : "+r"(n)
-        :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+    PYCONV_FMA_CHAINS("y", n);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-#undef ZERO12
+#undef PYCONV_FMA_CHAINS
+#undef PYCONV_EACH12
+#undef PYCONV_FMA
+#undef PYCONV_ZERO
+#undef PYCONV_OP3
 
 double fma_width_gain() {
   // Twice as many flops per 512-bit FMA; the best of five interleaved trials of each width
