@@ -1045,13 +1045,15 @@ inline PixelPlan plan_pixels(const TapRanges* tr, int64_t N, int64_t Gh, int64_t
 // for c < M over the Gh x Gw grid, as pixel rows (the padded source of pad_source, so every
 // index is inside it). The forward (filt: w's rows) and a stride-1 backward-data (filt: the
 // flipped filter's columns) are such GEMMs. tr (may be null): the taps on padding, skipped.
+// The register tile fits the GEMM's shape (ukernel_for_shape: on AVX-512, AVX2's 16 columns
+// for 8, 16 or 48 channels where they do enough less work).
 template <typename T>
-void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64_t Gw,
-                     int64_t sth, int64_t stw, const std::vector<int64_t>& offh,
-                     const std::vector<int64_t>& offw, int64_t M, const T* filt, int64_t fs,
-                     const std::vector<int64_t>& koff, const T* bias, Activation act, T* y,
-                     T* preact, const TapRanges* tr) {
+void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
+                     const std::vector<int64_t>& offh, const std::vector<int64_t>& offw,
+                     int64_t M, const T* filt, int64_t fs, const std::vector<int64_t>& koff,
+                     const T* bias, Activation act, T* y, T* preact, const TapRanges* tr) {
   const int64_t GG = Gh * Gw, Ncol = src.size[0] * GG, Kd = static_cast<int64_t>(koff.size());
+  const UKernel<T> uk = gemm::ukernel_for_shape<T>(active_isa(), Ncol, M);
   const int64_t nth = static_cast<int64_t>(offh.size()), ntw = static_cast<int64_t>(offw.size());
   // A (the im2col) is read in place: pixel j's row starts at rowp[j] (the last pixel
   // repeated to whole 6-row panels), reduction index kk at xoff[kk] from there. With one
@@ -1160,7 +1162,7 @@ void gemm_pixel_rows(const UKernel<T>& uk, View4<const T> src, int64_t Gh, int64
                        pb, st);
   }
   if (nonfinite.load())
-    gemm_pixel_rows<T>(uk, src, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y,
+    gemm_pixel_rows<T>(src, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y,
                        preact, nullptr);
 }
 
@@ -1264,9 +1266,8 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, rows, stride2);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
   if (rows)
-    return gemm_pixel_rows(gemm::ukernel_for_shape<T>(active_isa(), Ncol, M), xs, p.P, p.Q, sth,
-                           stw, offh, offw, M, w.data, w.stride[0], koff, bias, act, y, preact,
-                           &tr);
+    return gemm_pixel_rows(xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
+                           bias, act, y, preact, &tr);
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
   std::vector<int64_t> moff(M);
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
@@ -1362,8 +1363,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
     for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = (p.pad_left - f.sl[t] * p.dil_w) / sw;
     tap_ranges(p.H, 1, o0h, p.P, tr.h0, tr.h1);
     tap_ranges(p.W, 1, o0w, p.Q, tr.w0, tr.w1);
-    return gemm_pixel_rows(gemm::ukernel_for_shape<T>(active_isa(), p.N * HW, M), dys, p.H, p.W,
-                           1, 1, f.offh, f.offw, M, w.data, w.stride[1], koff,
+    return gemm_pixel_rows(dys, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1], koff,
                            static_cast<const T*>(nullptr), Activation{}, dx,
                            static_cast<T*>(nullptr), &tr);
   }
@@ -1522,6 +1522,18 @@ inline void chunk_range(int64_t chk, int64_t tch, int64_t nch, int64_t N, int64_
 struct Run {
   int64_t tt, len, n, oh, ow;
 };
+// f(first, len) for each maximal group of runs that continue each other where they are read
+// (off(run): the offset of the run's first value) and so in the panel too: one packing call
+// a group (a whole image's plane when its rows are contiguous).
+template <class Off, class F>
+inline void merged_runs(const std::vector<Run>& runs, Off&& off, F&& f) {
+  for (size_t r = 0, e; r < runs.size(); r = e) {
+    int64_t len = runs[r].len;
+    for (e = r + 1; e < runs.size() && off(runs[e]) == off(runs[r]) + len; ++e)
+      len += runs[e].len;
+    f(runs[r], len);
+  }
+}
 inline void build_runs(std::vector<Run>& runs, int64_t t0, int64_t tc, int64_t P, int64_t Q) {
   runs.clear();
   const int64_t PQ = P * Q;
@@ -1608,7 +1620,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     // 1.6x faster on Zen 4 (an image of 48 x 480, 2 threads). Taken when its tiles do less
     // work than the taps as columns on the native tile (weighted the same way).
     gemm::UKernel<float> tk = gemm::ukernel_for_shape<float>(active_isa(), Ncols, M);
-    const double weight = tk.nr < uk.nr ? std::max(1.25, gemm::wide_fma_gain()) : 1.0;
+    const double weight = tk.nr < uk.nr ? gemm::narrow_tile_weight() : 1.0;
     if (M == 8 && tk.nr == 16) tk.mr = 8, tk.nr = 8, tk.fn_ind = avx2::f32_gemm_ind8x8;
     const bool fewer = weight * double(round_up(Ncols, tk.mr) * round_up(M, tk.nr)) <
                        double(round_up(M, uk.mr) * round_up(Ncols, uk.nr));
@@ -1717,6 +1729,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       int64_t i = 0;
 #if defined(PYCONV_X86)
       if constexpr (std::is_same_v<T, float>) {
+        // A run's start in a grad_output channel's rows (unit-stride rows below).
+        const auto dy_off = [&](const Run& rn) {
+          return rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow;
+        };
         // Whole 8-row panels (AVX-512's tile) by 8x8 transposes of the runs; value by value,
         // the strided stores took 18% of DCGAN 256 -> 128's weight gradient (8x8 planes).
         // Runs that continue each other in grad_output (whole rows of contiguous planes)
@@ -1726,31 +1742,21 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
           for (; i + 8 <= mb; i += 8) {
             const float* rows[8];
             for (int q = 0; q < 8; ++q) rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1];
-            const auto src = [&](const Run& rn) {
-              return rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow;
-            };
-            for (size_t r = 0, e; r < runs.size(); r = e) {
-              int64_t len = runs[r].len;
-              for (e = r + 1; e < runs.size() && src(runs[e]) == src(runs[r]) + len; ++e)
-                len += runs[e].len;
-              avx2::transpose8_rows_float(rows, src(runs[r]), len, dst + i * tc + runs[r].tt * 8,
-                                          8);
-            }
+            merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
+              avx2::transpose8_rows_float(rows, dy_off(rn), len, dst + i * tc + rn.tt * 8, 8);
+            });
           }
         // Whole 6-row panels (AVX2's tile) by pack6_rows_float, over each image's runs at
         // once (contiguous planes: its runs are one): value by value, the stores MR apart
         // took 15% of DCGAN 256 -> 128's transposed weight gradient (8x8 planes).
         if (MR == 6 && dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2)
           for (; i + 6 <= mb; i += 6) {
-            const float* rows[6];
-            for (size_t r = 0, e; r < runs.size(); r = e) {
-              int64_t len = runs[r].len;
-              for (e = r + 1; e < runs.size() && runs[e].n == runs[r].n; ++e) len += runs[e].len;
+            merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
+              const float* rows[6];
               for (int q = 0; q < 6; ++q)
-                rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] +
-                          runs[r].n * dy.stride[0] + runs[r].oh * p.Q + runs[r].ow;
-              avx2::pack6_rows_float(rows, len, dst + i * tc + runs[r].tt * 6);
-            }
+                rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] + dy_off(rn);
+              avx2::pack6_rows_float(rows, len, dst + i * tc + rn.tt * 6);
+            });
           }
       }
 #endif

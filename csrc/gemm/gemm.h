@@ -122,10 +122,14 @@ UKernel<T> ukernel_for(Isa isa);
 // 512-bit operations go through 256-bit halves (Zen 4). 1 without AVX-512.
 double wide_fma_gain();
 
+// The cost of a unit of AVX2-tile work against one of the 8x32 AVX-512 tile's: what 512-bit
+// FMAs gain, at least 1.25 (the wide tile's fewer loads and instructions).
+double narrow_tile_weight();
+
 // The tile for a GEMM of about rows x cols outputs under isa: on AVX-512 float, AVX2's 6x16
-// where its padded work, times what 512-bit FMAs gain (at least 1.25: the wide tile's
-// fewer loads and instructions), is less than the 8x32 tile's: 48 columns fill three
-// 16-column panels and two 32-column ones a quarter empty. Otherwise ukernel_for(isa).
+// where its padded work times narrow_tile_weight() is less than the 8x32 tile's: 48 columns
+// fill three 16-column panels and two 32-column ones a quarter empty. Otherwise
+// ukernel_for(isa).
 template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols);
 

@@ -81,6 +81,8 @@ double wide_fma_gain() {
 #endif
 }
 
+double narrow_tile_weight() { return std::max(1.25, wide_fma_gain()); }
+
 template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
   const UKernel<T> uk = ukernel_for<T>(isa);
@@ -88,7 +90,7 @@ UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
   const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
   const double wide = double(round_up(rows, uk.mr) * round_up(cols, uk.nr));
   const double narrow = double(round_up(rows, k2.mr) * round_up(cols, k2.nr));
-  return narrow * std::max(1.25, wide_fma_gain()) < wide ? k2 : uk;
+  return narrow * narrow_tile_weight() < wide ? k2 : uk;
 }
 template UKernel<float> ukernel_for_shape<float>(Isa, int64_t, int64_t);
 template UKernel<double> ukernel_for_shape<double>(Isa, int64_t, int64_t);
