@@ -102,13 +102,82 @@ def test_weight_lanes_sweep(N, gv_kg, mult, Cg, H, W, pad, strided, threads):
     assert_close(gw, ref, TOL[np.float32], f"grad_weight {shape} {isa} strided={strided}")
 
 
+# AVX-512 with 16 or 32 outputs a group (3x3; forward, and backward-data with 16 or 32
+# source channels a group): the output channels as the lanes, 16 at a time, each row in
+# near-equal blocks of at most 16 pixels (widths 4..40: one block, or 2-3 uneven ones),
+# the first and last source column of a block read as zeros on the padding (left and right
+# padding 0 or 1; 2 takes the padded-copy kernel), rows off the plane as zeros. Against
+# torch: views with row and channel strides (the kernel reads them in place) and
+# channels-last ones (not unit column stride: the other kernel), bias, gelu with its
+# pre-activation, 1-3 threads; bitwise the AVX2 kernel's results below.
+@given(N=st.integers(0, 3), G=st.integers(2, 3), Cg=st.sampled_from([16, 17, 24, 32]),
+       Kg=st.sampled_from([16, 32]), swap=st.booleans(), H=st.integers(1, 20),
+       W=st.integers(2, 40), pad=st.tuples(st.integers(0, 2), st.integers(0, 2),
+                                            st.integers(0, 2), st.integers(0, 2)),
+       view=st.sampled_from(["dense", "window", "channels_last"]),
+       threads=st.sampled_from([1, 2, 3]))
+def test_lanes_sweep(N, G, Cg, Kg, swap, H, W, pad, view, threads):
+    if H + pad[0] + pad[1] < 3 or W + pad[2] + pad[3] < 3:
+        return  # no output
+    if swap:  # (the backward-data's outputs are the forward's source channels)
+        Cg, Kg = Kg, Cg
+    shape = (N, G * Cg, H, W, G * Kg, 3, 3, 1, pad, 1, G)
+    x, w, b, dy, *conv = make(shape, np.float32, seed=N + G + Cg + Kg + H + W)
+    ref = torch_ref(x, w, b, dy, *conv)
+    if view == "window":  # rows and channels strided, columns unit-stride
+        xb = np.zeros((N, 2 * G * Cg, H + 3, W + 5), np.float32)
+        xb[:, ::2, 1:H + 1, 2:W + 2] = x
+        x = xb[:, ::2, 1:H + 1, 2:W + 2]
+        dyb = np.zeros(dy.shape[:2] + (dy.shape[2] + 1, dy.shape[3] + 3), np.float32)
+        dyb[:, :, 1:, 3:] = dy
+        dy = dyb[:, :, 1:, 3:]
+    elif view == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for isa in ISAS[1:]:
+        _C.set_isa(isa)
+        pyconv.set_num_threads(threads)
+        y, z = _C.conv2d_forward(x, w, b, *conv, _C.ACTIVATIONS["gelu"], 0.0, True)
+        gi = _C.conv2d_backward(dy, x, w, *conv, [True, False, False])[0]
+        assert_close(z, ref[0], TOL[np.float32], f"forward {shape} {isa} {view}")
+        assert_close(y, F.gelu(torch.tensor(ref[0])).numpy(), TOL[np.float32], f"gelu {isa}")
+        assert_close(gi, ref[1], TOL[np.float32], f"grad_input {shape} {isa} {view}")
+
+
+# Shapes the lanes kernel takes (forward; backward-data where it lists "bd"): the same
+# products in the same order as the AVX2 kernel, so the same bits; and an inf weight's NaN
+# in the forward where its taps meet the padding, as torch's zeros give (the kernel
+# multiplies them).
+@pytest.mark.skipif("avx512" not in ISAS, reason="needs AVX-512")
+@pytest.mark.parametrize("shape", [
+    (2, 32, 9, 14, 32, 3, 3, 1, (1, 1, 1, 1), 1, 2),    # 16 -> 16, one block a row; bd
+    (1, 72, 7, 33, 96, 3, 3, 1, (1, 1, 0, 0), 1, 3),    # 24 -> 32, rows of 31: 11+10+10
+    (2, 64, 5, 40, 32, 3, 3, 1, (0, 1, 1, 0), 1, 2),    # 32 -> 16, right edge in the plane
+    (1, 64, 6, 12, 64, 3, 3, 1, (1, 1, 1, 1), 1, 2),    # 32 -> 32; bd
+    (3, 48, 4, 4, 48, 3, 3, 1, (1, 1, 1, 1), 1, 3),     # 16 -> 16, blocks of 4; bd
+], ids=str)
+def test_lanes_bitwise(shape):
+    x, w, b, dy, *conv = make(shape, np.float32, seed=11)
+    w[1, 2, 0, 0] = np.inf
+    got = []
+    for isa in ("avx2", "avx512"):
+        _C.set_isa(isa)
+        got.append((_C.conv2d_forward(x, w, b, *conv),
+                    _C.conv2d_backward(dy, x, w, *conv, [True, False, False])[0]))
+    for a, c in zip(*got):
+        np.testing.assert_array_equal(a, c)
+    ref = torch_ref(x, w, b, dy, *conv)[0]
+    np.testing.assert_array_equal(np.isnan(got[1][0]), np.isnan(ref))
+
+
 # ResNeXt-like groups (4, 8, 16 channels), the limit (32), and one past it (GEMM); output
 # channels per group in every plan of forward blocks (grouped_direct_block: 10 = 6 + 4,
 # 14 = 6 + 4 + 4, 20 = 6 + 6 + 4 + 4, 28 = 6 * 4 + 4; 9 and 23: blocks of 6, the last
 # partly idle).
 SHAPES = [(2, 32, 4, 9, 4), (2, 32, 8, 15, 8), (2, 8, 16, 14, 16), (1, 2, 32, 9, 32),
           (1, 2, 33, 7, 31), (2, 3, 8, 13, 10), (1, 2, 5, 9, 14), (1, 2, 12, 11, 20),
-          (1, 2, 16, 10, 28), (2, 2, 7, 12, 9), (1, 2, 9, 10, 23)]
+          (1, 2, 16, 10, 28), (2, 2, 7, 12, 9), (1, 2, 9, 10, 23),
+          (2, 2, 16, 14, 16), (1, 3, 32, 7, 32)]  # (AVX-512: lanes, rows of 17 and 10)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

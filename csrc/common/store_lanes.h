@@ -27,6 +27,37 @@ static inline void store_lanes_f32(float* d, __m256 v, int64_t n) {
 static inline __mmask16 first_lanes(int64_t n) {
   return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
 }
+
+// Rows r[0..15] (16 values each) to columns, in place: r[q] lane i = old r[i] lane q.
+// Pairs of lanes, then pairs of pairs, then 128-bit quarters twice.
+static inline void transpose16x16_f32(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int q = 0; q < 8; ++q) {
+    t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+    t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+  }
+  const auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  const auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  for (int q = 0; q < 4; ++q) {
+    r[4 * q] = lo(t[4 * q], t[4 * q + 2]);
+    r[4 * q + 1] = hi(t[4 * q], t[4 * q + 2]);
+    r[4 * q + 2] = lo(t[4 * q + 1], t[4 * q + 3]);
+    r[4 * q + 3] = hi(t[4 * q + 1], t[4 * q + 3]);
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int q = 0; q < 4; ++q) {
+      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
+      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xdd);
+    }
+  for (int q = 0; q < 8; ++q) {
+    r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+    r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xdd);
+  }
+}
 #endif
 
 #if defined(__AVX2__)

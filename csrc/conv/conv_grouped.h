@@ -48,7 +48,24 @@ void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
                                  const float* src, int64_t sn, int64_t sg, const float* dy,
                                  int64_t dn, int64_t dg, int64_t d1, int64_t d2, int64_t d3,
                                  float* dw, int64_t wg, float* xp, float* dyp, float* acc);
+// Groups of 16 or 32 output channels, 3x3, 16 channels at a time as the 16 lanes (no lanes
+// past a row's end, no padded copy of the source): one group of one image, y (Kout, P, Q)
+// planes, from source rows with unit column stride (s3 == 1), the filter as
+// grouped_lanes_weights_float() arranges it (Kout * Cin * 9 floats). Bitwise
+// grouped_direct_float's results. Needs grouped_lanes_fit().
+void grouped_lanes_weights_float(const GdGeom& g, const float* w, float* wl);
+void grouped_lanes_float(const GdGeom& g, const float* src, const float* wl, const float* bias,
+                         float* y);
 }  // namespace avx512
+
+// Whether avx512::grouped_lanes_float takes g: 16 or 32 outputs, 3x3, at most one column of
+// padding on either side (each block of a row reads at most its first and last source
+// column off the plane), unit column stride, and 16+ source channels (fewer: the transpose
+// of each 16-output block outweighs its products).
+inline bool grouped_lanes_fit(const GdGeom& g) {
+  return g.Kout % 16 == 0 && g.R == 3 && g.S == 3 && g.Cin >= 16 && g.s3 == 1 && g.Q >= 4 &&
+         (g.pl == 0 || g.pl == 1) && g.Q - g.pl <= g.W - 1;
+}
 
 // Groups per vector of avx512::grouped_direct_weight_float for G groups of g's geometry:
 // the fewest of 1, 2, 4 that fill whole 16-lane vectors with output channels, 0 where none

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "conv/conv_grouped.h"
 
@@ -277,6 +278,64 @@ void weight_groups(const GdGeom& g, int64_t N, int64_t nb, const float* src, int
   }
 }
 
+// ---- 16 output channels as the lanes (grouped_lanes_float) --------------------------------
+
+alignas(64) constexpr float kZeroRow[32] = {};  // source rows and columns on the padding
+
+// Output pixels q0 .. q0 + NP - 1 of output row `row` of all 16 channels: acc[p] lane k is
+// channel k's output p. Source row h = row - pt + r of channel c at xs + c*s1 + h*s2 (rows
+// outside [0, H) read kZeroRow), column q0 - pl + j at + j for j < NP + 2: each broadcast
+// serves up to three outputs (one per filter column); column j = 0 is padding when left,
+// j = NP + 1 when right (read as zeros). Per output, the products in (c, r, s) order and
+// the padding's zeros included, as direct(): the same sums, bit for bit.
+template <int NP>
+inline void lanes_block(const GdGeom& g, const float* xs, int64_t row, int64_t q0,
+                        const float* wl, bool left, bool right, __m512 (&acc)[16]) {
+#pragma GCC unroll 16
+  for (int p = 0; p < 16; ++p) acc[p] = _mm512_setzero_ps();
+  const float* base = xs + q0 - g.pl;
+  for (int64_t c = 0; c < g.Cin; ++c)
+#pragma GCC unroll 3
+    for (int64_t r = 0; r < 3; ++r, wl += 48) {
+      const int64_t h = row - g.pt + r;
+      const float* x = h >= 0 && h < g.H ? base + c * g.s1 + h * g.s2 : kZeroRow;
+      const float* xl = left ? kZeroRow : x;
+      const float* xr = right ? kZeroRow : x + NP + 1;
+      const __m512 w0 = _mm512_loadu_ps(wl), w1 = _mm512_loadu_ps(wl + 16),
+                   w2 = _mm512_loadu_ps(wl + 32);
+#pragma GCC unroll 18
+      for (int j = 0; j < NP + 2; ++j) {
+        const __m512 v = _mm512_set1_ps(j == 0 ? *xl : j == NP + 1 ? *xr : x[j]);
+        if (j < NP) acc[j] = _mm512_fmadd_ps(v, w0, acc[j]);
+        if (j >= 1 && j <= NP) acc[j - 1] = _mm512_fmadd_ps(v, w1, acc[j - 1]);
+        if (j >= 2) acc[j - 2] = _mm512_fmadd_ps(v, w2, acc[j - 2]);
+      }
+    }
+}
+
+template <int NP>
+void lanes_row(const GdGeom& g, const float* xs, int64_t row, int64_t q0, const float* wl,
+               bool left, bool right, const float* bias, float* y) {
+  __m512 acc[16];
+  lanes_block<NP>(g, xs, row, q0, wl, left, right, acc);
+  if (bias) {
+    const __m512 b = _mm512_loadu_ps(bias);
+    for (int p = 0; p < NP; ++p) acc[p] = _mm512_add_ps(acc[p], b);  // conv, then + bias
+  }
+  transpose16x16_f32(acc);
+  const __mmask16 m = first_lanes(NP);
+  float* d = y + row * g.Q + q0;
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(d + k * g.P * g.Q, m, acc[k]);
+}
+
+template <int... NP>
+void lanes_row_n(std::integer_sequence<int, NP...>, int np, const GdGeom& g, const float* xs,
+                 int64_t row, int64_t q0, const float* wl, bool left, bool right,
+                 const float* bias, float* y) {
+  ((np == NP + 1 ? lanes_row<NP + 1>(g, xs, row, q0, wl, left, right, bias, y) : void()), ...);
+}
+
 }  // namespace
 
 void grouped_direct_weight_float(const GdGeom& g, int gv, int64_t N, int64_t nb,
@@ -298,6 +357,34 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
   grouped_direct_blocks(g.Kout, [&](auto kb, int64_t k0, int kn) {
     direct<decltype(kb)::value>(g, wt + k0 * CRS, k0, kn, bias, y, xp, stream);
   });
+}
+
+}  // namespace pyconv::avx512
+
+namespace pyconv::avx512 {
+
+void grouped_lanes_weights_float(const GdGeom& g, const float* w, float* wl) {
+  for (int64_t k0 = 0; k0 < g.Kout; k0 += 16)
+    for (int64_t c = 0; c < g.Cin; ++c)
+      for (int64_t t = 0; t < 9; ++t)
+        for (int64_t k = k0; k < k0 + 16; ++k)
+          *wl++ = w[k * g.wk + c * g.wc + t / 3 * g.wr + t % 3 * g.ws];
+}
+
+void grouped_lanes_float(const GdGeom& g, const float* src, const float* wl, const float* bias,
+                         float* y) {
+  // Each row in near-equal blocks of at most 16 outputs (14x14: one of 14; 56: four of 14).
+  const int64_t nb = (g.Q + 15) / 16;
+  for (int64_t k0 = 0; k0 < g.Kout; k0 += 16)
+    for (int64_t row = 0; row < g.P; ++row)
+      for (int64_t i = 0, q0 = 0; i < nb; ++i) {
+        const int np = static_cast<int>(g.Q / nb + (i < g.Q % nb ? 1 : 0));
+        const bool left = q0 - g.pl < 0, right = q0 + np + 1 - g.pl > g.W - 1;
+        lanes_row_n(std::make_integer_sequence<int, 16>{}, np, g, src, row, q0,
+                    wl + k0 * g.Cin * 9, left, right, bias ? bias + k0 : nullptr,
+                    y + k0 * g.P * g.Q);
+        q0 += np;
+      }
 }
 
 }  // namespace pyconv::avx512
