@@ -196,6 +196,29 @@ def test_large_gradient_streamed(isa):
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape, kw", [
+    ((1, 87011, 7, 7), dict(kernel_size=3, stride=1, padding=1, ceil_mode=True)),
+    ((2, 12503, 13, 13), dict(kernel_size=3, stride=2, ceil_mode=True))], ids=["7x7", "13x13"])
+def test_large_gradient_of_small_planes_streamed_in_runs(shape, kw):
+    # Over 16 MiB of planes under 1 KiB (GoogLeNet's and AlexNet's overlapping 3x3 pools):
+    # scattered into a scratch run of up to 16 KiB of consecutive planes, streamed out together;
+    # plane counts not a multiple of the run. An index outside its plane in the last run
+    # is reported, not written.
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y, i = ops.max_pool2d(x, return_indices=True, **kw)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    k, st, pd = kw["kernel_size"], kw["stride"], kw.get("padding", 0)
+    tg = torch.ops.aten.max_pool2d_with_indices_backward(
+        torch.tensor(g), torch.tensor(x), [k, k], [st, st], [pd, pd], [1, 1], True,
+        torch.tensor(i))
+    np.testing.assert_array_equal(ops.max_pool2d_backward(g, x, i, k, st, pd, ceil_mode=True),
+                                  tg.numpy())
+    i[-1, -1, 0, 0] = shape[2] * shape[3]
+    with pytest.raises(ValueError, match="max_pool2d_backward"):
+        ops.max_pool2d_backward(g, x, i, k, st, pd, ceil_mode=True)
+
+
 def _scatter_ref(g, i, shape):
     """max_pool2d_backward by definition: zeros, plus each gradient added at its index."""
     ref = np.zeros((shape[0] * shape[1], shape[2] * shape[3]), g.dtype)
