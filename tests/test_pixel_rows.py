@@ -104,10 +104,13 @@ def test_orientations_agree_bitwise(isa, N, H, W, C, K):
 
 @pytest.mark.parametrize("shape", [(1, 64, 7, 7, 48, 3, 3, 1, (1, 1, 1, 1), 1, 1),
                                    (2, 20, 5, 5, 100, 1, 1, 1, (0, 0, 0, 0), 1, 1),
-                                   (1, 300, 4, 4, 40, 3, 3, 2, (1, 1, 1, 1), 1, 1)])
+                                   (1, 300, 4, 4, 40, 3, 3, 2, (1, 1, 1, 1), 1, 1),
+                                   (21, 16, 11, 13, 40, 3, 3, 1, (1, 1, 1, 1), 1, 1),
+                                   (9, 24, 12, 14, 40, 5, 5, 1, (2, 2, 2, 2), 1, 1)])
 def test_threads_bitwise(shape):
-    """Tasks split the output channels by the thread count; each value is reduced by one
-    task in one order."""
+    """Tasks split the output channels by the thread count, and the pixels into blocks of
+    144 to 1152 (3003 and 1512 pixels: 1 thread takes the largest blocks, a ragged last one,
+    3 threads smaller ones); each value is reduced by one task in one order."""
     args = make(shape, np.float32, seed=1)
     outs = []
     for nt in (1, 2, 3):
@@ -116,6 +119,8 @@ def test_threads_bitwise(shape):
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
             assert np.array_equal(a, b)
+    for g, r in zip(outs[0], torch_ref(*args)):
+        assert_close(g, r, TOL[np.float32], "against torch")
 
 
 @pytest.mark.parametrize("isa", ISAS)
