@@ -98,8 +98,9 @@ void run(const GdGeom& g, int64_t N, int64_t G, const float* src, int64_t sn, in
   // ownership (1.17-1.38x at batch 1-16 on Zen 4, same process, 2 threads).
   const bool nt = wide && !preact && act.kind == ActKind::none &&
                   stream_output(N * Ktot * plane, sizeof(float));
-  // 16 outputs a group: the channels as the lanes (ResNeXt 512@14 and its backward-data,
-  // where rows of 14 filled 14 of 16 lanes and the padded copy took 8% of the call).
+  // 16 or 32 outputs a group: the channels as the lanes (ResNeXt 512@14, 1024@7 and their
+  // backward-data, where rows of 14 filled 14 of 16 lanes, rows of 7 seven, and the padded
+  // copy took 8% of the call).
   const bool lanes = wide && grouped_lanes_fit(g);
 #endif
 #pragma omp parallel num_threads(num_threads())

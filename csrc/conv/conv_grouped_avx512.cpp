@@ -359,10 +359,6 @@ void grouped_direct_float(const GdGeom& g, const float* src, const float* wt, co
   });
 }
 
-}  // namespace pyconv::avx512
-
-namespace pyconv::avx512 {
-
 void grouped_lanes_weights_float(const GdGeom& g, const float* w, float* wl) {
   // A filter's 9 taps in a run (the forward's filter: ascending; the backward-data's
   // flipped one: descending): per channel, 16 filters' runs by masked loads and one 16x16
@@ -374,12 +370,14 @@ void grouped_lanes_weights_float(const GdGeom& g, const float* w, float* wl) {
       const float* wc = w + k0 * g.wk + c * g.wc;
       if (up || down) {
         __m512 t[16];
-        for (int k = 0; k < 16; ++k) t[k] = _mm512_maskz_loadu_ps(0x1FF, wc + k * g.wk - (down ? 8 : 0));
+        for (int k = 0; k < 16; ++k)
+          t[k] = _mm512_maskz_loadu_ps(0x1FF, wc + k * g.wk - (down ? 8 : 0));
         transpose16x16_f32(t);
         for (int i = 0; i < 9; ++i) _mm512_storeu_ps(wl + 16 * i, t[down ? 8 - i : i]);
       } else {
         for (int k = 0; k < 16; ++k)
-          for (int64_t i = 0; i < 9; ++i) wl[16 * i + k] = wc[k * g.wk + i / 3 * g.wr + i % 3 * g.ws];
+          for (int64_t i = 0; i < 9; ++i)
+            wl[16 * i + k] = wc[k * g.wk + i / 3 * g.wr + i % 3 * g.ws];
       }
     }
 }
