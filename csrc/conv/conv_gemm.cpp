@@ -922,10 +922,19 @@ struct PixelC : gemm::PlainStore<T> {
     const int64_t* po = poff + m0;
     auto at = [](int64_t q) { return q; };
     if (nonfinite && last) {
-      bool bad = false;
+      // x - x is +0 (all bits clear) for every finite x, NaN for an inf or NaN: the bits
+      // OR-ed together vectorize, where a comparison per value and a bool did not (a third
+      // of gemm_task's time on GoogLeNet's 5x5 at 7x7).
+      using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+      U bits = 0;
       for (int64_t i = 0; i < mv; ++i)
-        for (int64_t j = 0; j < nv; ++j) bad |= !(tile[i * ldt + j] - tile[i * ldt + j] == T(0));
-      if (bad) nonfinite->store(true, std::memory_order_relaxed);
+        for (int64_t j = 0; j < nv; ++j) {
+          const T d = tile[i * ldt + j] - tile[i * ldt + j];
+          U u;
+          std::memcpy(&u, &d, sizeof(U));
+          bits |= u;
+        }
+      if (bits) nonfinite->store(true, std::memory_order_relaxed);
     }
     if (PQ == 1) {  // planes of one value (linear layers): a tile row is nv channels in a row
       for (int64_t i = 0; i < mv; ++i)
