@@ -1731,6 +1731,81 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   if (tch > nch) out = gemm::scratch<T>(2, tch * KN);
   const int64_t total = G * tch * mch * ncb;
   const int MR = uk.mr, NR = uk.nr;
+  // A: dy rows (output channels) of group g, reduction along (n, oh, ow).
+  auto pack_a = [&](int64_t g, int64_t am0, int64_t mb, int64_t t0, int64_t tc,
+                    T* dst) -> gemm::ABlock<T> {
+    if (rows) {
+      const int64_t n = t0 / PQ;
+      return {dy.data + n * dy.stride[0] + (g * M + am0) * dy.stride[1] + (t0 - n * PQ),
+              dy.stride[1]};
+    }
+    thread_local std::vector<Run> runs;
+    build_runs(runs, t0, tc, p.P, p.Q);
+    int64_t i = 0;
+#if defined(PYCONV_X86)
+    if constexpr (std::is_same_v<T, float>) {
+      // A run's start in a grad_output channel's rows (unit-stride rows below).
+      const auto dy_off = [&](const Run& rn) {
+        return rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow;
+      };
+      // Whole 8-row panels (AVX-512's tile) by 8x8 transposes of the runs; value by value,
+      // the strided stores took 18% of DCGAN 256 -> 128's weight gradient (8x8 planes).
+      // Runs that continue each other in grad_output (whole rows of contiguous planes)
+      // go as one: 8x8 planes made 8-value runs, 10% of DCGAN 256 -> 128's transposed
+      // weight gradient in as many transpose calls.
+      if (MR == 8 && dy.stride[3] == 1 && active_isa() >= Isa::avx2)
+        for (; i + 8 <= mb; i += 8) {
+          const float* rows[8];
+          for (int q = 0; q < 8; ++q) rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1];
+          merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
+            avx2::transpose8_rows_float(rows, dy_off(rn), len, dst + i * tc + rn.tt * 8, 8);
+          });
+        }
+      // Whole 6-row panels (AVX2's tile) by pack6_rows_float, over each image's runs at
+      // once (contiguous planes: its runs are one): value by value, the stores MR apart
+      // took 15% of DCGAN 256 -> 128's transposed weight gradient (8x8 planes).
+      if (MR == 6 && dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2)
+        for (; i + 6 <= mb; i += 6) {
+          merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
+            const float* rows[6];
+            for (int q = 0; q < 6; ++q)
+              rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] + dy_off(rn);
+            avx2::pack6_rows_float(rows, len, dst + i * tc + rn.tt * 6);
+          });
+        }
+    }
+#endif
+    for (; i < round_up(mb, MR); ++i) {
+      T* d = dst + (i / MR) * MR * tc + i % MR;
+      if (i >= mb) {
+        for (int64_t q = 0; q < tc; ++q) d[q * MR] = T(0);
+        continue;
+      }
+      const T* chp = dy.data + (g * M + am0 + i) * dy.stride[1];
+      for (const Run& rn : runs) {
+        const T* s = chp + rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow * dy.stride[3];
+        T* dd = d + rn.tt * MR;
+        for (int64_t l = 0; l < rn.len; ++l) dd[l * MR] = s[l * dy.stride[3]];
+      }
+    }
+    return {dst, 0};
+  };
+  // With several column blocks and one chunk, A (grad_output transposed into panels) is
+  // packed once for all of them, into the calling thread's scratch, instead of once per
+  // column block: four column blocks of 1x1 832 -> 384 at 7x7, batch 128, transposed its
+  // 9.6 MB four times (12% of the call). (Planes of 128 pixels and more read A in place.)
+  const int64_t Mpad = round_up(M, int64_t(MR)), NPQ = p.N * PQ;
+  const bool prepack = !rows && tch == 1 && ncb > 1 &&
+                       G * Mpad * NPQ * int64_t(sizeof(T)) <= (int64_t(64) << 20);
+  T* apre = prepack ? gemm::scratch<T>(2, G * Mpad * NPQ) : nullptr;  // (out is dw: tch == 1)
+  if (prepack) {
+    const gemm::KBlocks kb(NPQ);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * Mpad * NPQ))
+    for (int64_t t = 0; t < G * kb.nb; ++t) {
+      const int64_t g = t / kb.nb, k0 = kb.begin(t % kb.nb);
+      pack_a(g, 0, M, k0, kb.size(t % kb.nb), apre + (g * NPQ + k0) * Mpad);
+    }
+  }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
   for (int64_t t = 0; t < total; ++t) {
     const int64_t ci = t % ncb, mi = t / ncb % mch, chk = t / (ncb * mch) % tch,
@@ -1739,63 +1814,9 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     const int64_t j0 = ci * nb, j1 = std::min(Ncols, j0 + nb);
     int64_t u0, u1;
     chunk_range(chk, tch, nch, p.N, PQ, u0, u1);
-    // A: dy rows (output channels), reduction along (n, oh, ow).
     auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> gemm::ABlock<T> {
-      if (rows) {
-        const int64_t n = t0 / PQ;
-        return {dy.data + n * dy.stride[0] + (g * M + am0) * dy.stride[1] + (t0 - n * PQ),
-                dy.stride[1]};
-      }
-      thread_local std::vector<Run> runs;
-      build_runs(runs, t0, tc, p.P, p.Q);
-      int64_t i = 0;
-#if defined(PYCONV_X86)
-      if constexpr (std::is_same_v<T, float>) {
-        // A run's start in a grad_output channel's rows (unit-stride rows below).
-        const auto dy_off = [&](const Run& rn) {
-          return rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow;
-        };
-        // Whole 8-row panels (AVX-512's tile) by 8x8 transposes of the runs; value by value,
-        // the strided stores took 18% of DCGAN 256 -> 128's weight gradient (8x8 planes).
-        // Runs that continue each other in grad_output (whole rows of contiguous planes)
-        // go as one: 8x8 planes made 8-value runs, 10% of DCGAN 256 -> 128's transposed
-        // weight gradient in as many transpose calls.
-        if (MR == 8 && dy.stride[3] == 1 && active_isa() >= Isa::avx2)
-          for (; i + 8 <= mb; i += 8) {
-            const float* rows[8];
-            for (int q = 0; q < 8; ++q) rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1];
-            merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
-              avx2::transpose8_rows_float(rows, dy_off(rn), len, dst + i * tc + rn.tt * 8, 8);
-            });
-          }
-        // Whole 6-row panels (AVX2's tile) by pack6_rows_float, over each image's runs at
-        // once (contiguous planes: its runs are one): value by value, the stores MR apart
-        // took 15% of DCGAN 256 -> 128's transposed weight gradient (8x8 planes).
-        if (MR == 6 && dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2)
-          for (; i + 6 <= mb; i += 6) {
-            merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
-              const float* rows[6];
-              for (int q = 0; q < 6; ++q)
-                rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] + dy_off(rn);
-              avx2::pack6_rows_float(rows, len, dst + i * tc + rn.tt * 6);
-            });
-          }
-      }
-#endif
-      for (; i < round_up(mb, MR); ++i) {
-        T* d = dst + (i / MR) * MR * tc + i % MR;
-        if (i >= mb) {
-          for (int64_t q = 0; q < tc; ++q) d[q * MR] = T(0);
-          continue;
-        }
-        const T* chp = dy.data + (g * M + am0 + i) * dy.stride[1];
-        for (const Run& rn : runs) {
-          const T* s = chp + rn.n * dy.stride[0] + rn.oh * dy.stride[2] + rn.ow * dy.stride[3];
-          T* dd = d + rn.tt * MR;
-          for (int64_t l = 0; l < rn.len; ++l) dd[l * MR] = s[l * dy.stride[3]];
-        }
-      }
-      return {dst, 0};
+      if (apre) return {apre + (g * NPQ + t0) * Mpad + am0 * tc, 0};  // (am0: whole panels)
+      return pack_a(g, am0, mb, t0, tc, dst);
     };
     // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
     // reduction along (n, oh, ow): a transpose, done 8x8 (AVX2) or 4x4 at a time for fp32.
