@@ -182,6 +182,15 @@ def test_narrow_rows_flat_path(isa, minf):
             _both(v, **kw)
     g = rng.integers(-2, 3, (2, 9, 14, 14)).astype(np.float32)
     _both(g, kernel_size=3, stride=2, ceil_mode=True)
+    # Stride-1 "same" pools of contiguous narrow planes (GoogLeNet's 3x3 pools at 7x7): a
+    # tap of 8 consecutive outputs is 8 consecutive values, one (masked) load.
+    for v in (np.ascontiguousarray(x[..., :7, :7]), np.ascontiguousarray(x[..., :5, :6])):
+        for kw in [dict(kernel_size=3, stride=1, padding=1),
+                   dict(kernel_size=(3, 5), stride=1, padding=(1, 2)),
+                   dict(kernel_size=(5, 3), stride=1, padding=(2, 1)),
+                   dict(kernel_size=5, stride=1, padding=2, ceil_mode=True),
+                   dict(kernel_size=1, stride=1)]:  # (every tap inside: unmasked loads)
+            _both(v, **kw)
 
 
 def test_large_gradient_streamed(isa):
