@@ -242,14 +242,15 @@ struct GridB {
           nseg * segs[0].len == NR && segs[nseg - 1].len == segs[0].len) {
         const T* bases[gemm::kMaxNR / 4];
         for (int sgi = 0; sgi < nseg; ++sgi) bases[sgi] = segs[sgi].base;
+        const auto copy_rows = [&](auto len) {  // (len a constant: inline moves)
+          for (int64_t kk = 0; kk < kc; ++kk, d += NR)
+            for (int sgi = 0; sgi < nseg; ++sgi)
+              std::memcpy(d + len * sgi, bases[sgi] + koff[kk], len * sizeof(T));
+        };
         if (segs[0].len == 8)
-          for (int64_t kk = 0; kk < kc; ++kk, d += NR)
-            for (int sgi = 0; sgi < nseg; ++sgi)
-              std::memcpy(d + 8 * sgi, bases[sgi] + koff[kk], 8 * sizeof(T));
+          copy_rows(std::integral_constant<int64_t, 8>{});
         else
-          for (int64_t kk = 0; kk < kc; ++kk, d += NR)
-            for (int sgi = 0; sgi < nseg; ++sgi)
-              std::memcpy(d + 4 * sgi, bases[sgi] + koff[kk], 4 * sizeof(T));
+          copy_rows(std::integral_constant<int64_t, 4>{});
         continue;
       }
 #if defined(PYCONV_X86)
@@ -1755,10 +1756,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       // weight gradient in as many transpose calls.
       if (MR == 8 && dy.stride[3] == 1 && active_isa() >= Isa::avx2)
         for (; i + 8 <= mb; i += 8) {
-          const float* rows[8];
-          for (int q = 0; q < 8; ++q) rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1];
+          const float* chans[8];
+          for (int q = 0; q < 8; ++q) chans[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1];
           merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
-            avx2::transpose8_rows_float(rows, dy_off(rn), len, dst + i * tc + rn.tt * 8, 8);
+            avx2::transpose8_rows_float(chans, dy_off(rn), len, dst + i * tc + rn.tt * 8, 8);
           });
         }
       // Whole 6-row panels (AVX2's tile) by pack6_rows_float, over each image's runs at
@@ -1767,10 +1768,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       if (MR == 6 && dy.stride[3] == 1 && dy.stride[2] == p.Q && active_isa() >= Isa::avx2)
         for (; i + 6 <= mb; i += 6) {
           merged_runs(runs, dy_off, [&](const Run& rn, int64_t len) {
-            const float* rows[6];
+            const float* chans[6];
             for (int q = 0; q < 6; ++q)
-              rows[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] + dy_off(rn);
-            avx2::pack6_rows_float(rows, len, dst + i * tc + rn.tt * 6);
+              chans[q] = dy.data + (g * M + am0 + i + q) * dy.stride[1] + dy_off(rn);
+            avx2::pack6_rows_float(chans, len, dst + i * tc + rn.tt * 6);
           });
         }
     }
@@ -1798,12 +1799,14 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
   const bool prepack = !rows && tch == 1 && ncb > 1 &&
                        G * Mpad * NPQ * int64_t(sizeof(T)) <= (int64_t(64) << 20);
   T* apre = prepack ? gemm::scratch<T>(2, G * Mpad * NPQ) : nullptr;  // (out is dw: tch == 1)
+  // Group g's reduction block from k0 (all Mpad rows, its MR-row panels kc values long each).
+  const auto pre_block = [&](int64_t g, int64_t k0) { return apre + (g * NPQ + k0) * Mpad; };
   if (prepack) {
     const gemm::KBlocks kb(NPQ);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * Mpad * NPQ))
     for (int64_t t = 0; t < G * kb.nb; ++t) {
       const int64_t g = t / kb.nb, k0 = kb.begin(t % kb.nb);
-      pack_a(g, 0, M, k0, kb.size(t % kb.nb), apre + (g * NPQ + k0) * Mpad);
+      pack_a(g, 0, M, k0, kb.size(t % kb.nb), pre_block(g, k0));
     }
   }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
@@ -1815,7 +1818,7 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
     int64_t u0, u1;
     chunk_range(chk, tch, nch, p.N, PQ, u0, u1);
     auto pa = [&](int64_t am0, int64_t mb, int64_t t0, int64_t tc, T* dst) -> gemm::ABlock<T> {
-      if (apre) return {apre + (g * NPQ + t0) * Mpad + am0 * tc, 0};  // (am0: whole panels)
+      if (apre) return {pre_block(g, t0) + am0 * tc, 0};  // (am0: whole panels)
       return pack_a(g, am0, mb, t0, tc, dst);
     };
     // B: x (zero-padded, unit stride along W) gathered for columns (c, r, s),
