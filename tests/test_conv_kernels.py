@@ -656,15 +656,16 @@ def test_padded_source_rows(W, stride, pad):
             assert_close(g, r, TOL[np.float32], f"{name} W={W} {stride} {pad} {isa}")
 
 
-# Eight-channel depthwise 3x3 (csrc/conv/depthwise8_avx2.cpp: AVX2 float, channels in
-# lanes, planes whose interleaved copy fits 32 Ki floats, at least 8 output columns and 8
-# copied source columns): channel counts around multiples of 8 (the rest by the per-plane
-# kernels), output widths from just below 8, strides 1-3 each way, dilation, paddings past
-# the kernel (backward-data's flipped padding negative: rows and columns cropped), empty
-# batches, and views with padded rows; forward, both gradients, any thread count.
+# Lane depthwise kernels (csrc/conv/depthwise_lanes_impl.h: float, channels in lanes, 16 on
+# AVX-512 then 8 on AVX2, planes whose interleaved copy fits 4 Ki pixels, blocks of
+# L output columns and L copied source columns): channel counts around multiples of 8 and
+# 16 (16-lane groups, then an 8-lane one, the rest by the per-plane kernels), output widths
+# from just below 8 and 16, strides 1-3 each way, dilation, paddings past the kernel
+# (backward-data's flipped padding negative: rows and columns cropped), empty batches, and
+# views with padded rows; forward, both gradients, any thread count.
 @st.composite
 def dw8_problem(draw):
-    C = draw(st.sampled_from([8, 9, 15, 16, 17, 24]))
+    C = draw(st.sampled_from([8, 9, 15, 16, 17, 24, 31, 32, 33, 40]))
     R = draw(st.sampled_from([3, 3, 3, 5, 5, 1, 2, 7]))
     S = draw(st.sampled_from([R, R, 3, 5, 4]))
     sh = draw(st.sampled_from([1, 1, 2, 3]))
@@ -697,35 +698,61 @@ def test_depthwise8_sweep(shape, views):
 
 # Stride-2 backward-data by column parity (any kernel up to 7x7; 3x3 has its own unrolled
 # rows): each kernel size with paddings of both parities on each side and widths below,
-# at and past a block of eight dx pixels.
+# at and past a block of 8 and of 16 dx pixels; 24 channels (a 16-lane and an 8-lane group
+# on AVX-512).
 @pytest.mark.parametrize("R, S", [(5, 5), (7, 7), (4, 4), (2, 2), (1, 1), (3, 5), (5, 3)])
 @pytest.mark.parametrize("W, pad", [(7, (0, 1, 1, 0)), (16, (2, 2, 2, 2)), (23, (1, 0, 3, 2)),
-                                    (28, (3, 3, 0, 1))])
+                                    (28, (3, 3, 0, 1)), (33, (1, 2, 1, 2))])
 def test_depthwise8_stride2_backward_data(R, S, W, pad):
     H = max(W // 2 + 3, R - pad[0] - pad[1])
     W = max(W, S - pad[2] - pad[3])
-    args = make((2, 16, H, W, 16, R, S, 2, pad, 1, 16), np.float32, seed=R * 10 + S + W)
+    args = make((2, 24, H, W, 24, R, S, 2, pad, 1, 24), np.float32, seed=R * 10 + S + W)
     ref = torch_ref(*args)
-    got = assert_threads_bitwise(args)
-    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
-        assert_close(g, r, TOL[np.float32], f"{name} {R}x{S} W={W} pad={pad}")
+    for isa in ISAS:
+        _C.set_isa(isa)
+        got = assert_threads_bitwise(args)
+        for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+            assert_close(g, r, TOL[np.float32], f"{name} {R}x{S} W={W} pad={pad} {isa}")
 
 
 # Bands: planes taller than the interleaved band's 32 Ki floats run in bands of output rows
 # (112 columns: 33 rows a band at stride 1, 31 at dilation 2, 17 at stride 2), heights at
 # and past band multiples; one output row per band (1360 columns); rows too wide for even
 # one (1400 columns) stay with the per-plane kernels.
+@pytest.mark.parametrize("C", [8, 16])
 @pytest.mark.parametrize("N, H, W, stride, dil", [
     (2, 33, 112, 1, 1), (1, 34, 112, 1, 1), (1, 67, 112, 1, 1), (1, 100, 113, 1, 2),
     (1, 70, 112, 2, 1), (1, 113, 112, 2, 1), (1, 4, 1360, 1, 1), (1, 3, 1400, 1, 1)])
-def test_depthwise8_bands(N, H, W, stride, dil):
-    args = make((N, 8, H, W, 8, 3, 3, stride, (1, 1, 1, 1), dil, 8), np.float32, seed=H + W)
+def test_depthwise8_bands(N, H, W, stride, dil, C):
+    args = make((N, C, H, W, C, 3, 3, stride, (1, 1, 1, 1), dil, C), np.float32, seed=H + W)
     ref = torch_ref(*args)
     for isa in ISAS:
         _C.set_isa(isa)
         got = assert_threads_bitwise(args)
         for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
             assert_close(g, r, TOL[np.float32], f"{name} {H}x{W} s{stride} d{dil} {isa}")
+
+
+# The 16-lane kernels (AVX-512) run each output's FMA chain in the 8-lane kernels' (AVX2)
+# order: the same bits, forward (bias + relu in the stores), both stride-1 and stride-2
+# input gradients and the weight gradient, across kernel sizes, plane widths below, at
+# and past 16, and bands (the 112-wide planes).
+@pytest.mark.skipif("avx512" not in ISAS, reason="needs an AVX-512 CPU")
+@pytest.mark.parametrize("H, W, R, stride, pad", [
+    (14, 14, 3, 1, 1), (7, 7, 3, 1, 1), (28, 28, 3, 2, 1), (21, 33, 5, 1, 2), (15, 19, 5, 2, 2),
+    (9, 16, 7, 1, 3), (40, 112, 3, 1, 1), (36, 112, 3, 2, 1), (11, 13, 2, 1, 0)])
+def test_depthwise_16_lanes_bitwise_8(H, W, R, stride, pad):
+    args = make((2, 32, H, W, 32, R, R, stride, (pad,) * 4, 1, 32), np.float32, seed=H * W + R)
+    got = {}
+    for isa in ("avx2", "avx512"):
+        _C.set_isa(isa)
+        x, w, b, _, st, _, _, g = args
+        fused = pyconv.functional.conv2d(x, w, b, stride=st, padding=pad, groups=g,
+                                         activation="relu")
+        got[isa] = run_pyconv(*args)[:3] + [fused]
+    for a, b, name in zip(got["avx2"], got["avx512"], ("forward", "grad_input", "grad_weight",
+                                                       "forward+bias+relu")):
+        assert np.array_equal(a, b), name
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -1,7 +1,7 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
-// allows; float kernels up to 7x7 on AVX2 by eight channels at a time (depthwise8.h,
-// lanes = channels). Each output element is reduced in a fixed order by one thread.
+// allows; float kernels up to 7x7 by sixteen channels at a time on AVX-512, then eight on
+// AVX2 (depthwise_lanes.h, lanes = channels). Each output element is reduced in a fixed order by one thread.
 #include <omp.h>
 
 #include <algorithm>
@@ -28,7 +28,7 @@ PYCONV_DW_DECLARE(float)
 PYCONV_DW_DECLARE(double)
 #undef PYCONV_DW_DECLARE
 }  // namespace pyconv::avx2
-#include "conv/depthwise8.h"
+#include "conv/depthwise_lanes.h"
 #endif
 
 namespace pyconv::fast {
@@ -93,95 +93,122 @@ DwGeom geom(const ConvParams& p) {
 }
 
 #if defined(PYCONV_X86)
-// The eight-channel kernels (depthwise8.h): float, up to 7x7, AVX2, unit column strides, eight
-// channels or more (the rest by the per-plane kernels), rows of up to about 1300 columns.
-// Against the per-plane kernels (forward and backward-data: the same FMAs in the same
-// order, the same bits), same process, 2 threads, batch 4, alternated call by call: 14x14
-// 1.4-2.1x, 7x7 1.4-2.1x, 28x28 stride 2 1.5-2.2x, 112x112 stride 2 1.1-1.5x (weight
-// gradient 2.3-2.6x), 5x5 3.8-9.4x (the per-plane kernels' scalar loop); stride-1 planes
-// of 56x56 0.92-1.47x and 112x112 0.91-1.80x with the data in L3, by the machine's phase
-// (one thread: 0.97-1.02x and 0.84-0.92x), 1.65x in the bench (torch's calls between: the
-// data from DRAM).
+// The lane kernels (depthwise_lanes.h): float, up to 7x7, unit column strides, groups of 16
+// channels on AVX-512, then of 8 on AVX2 (the rest by the per-plane kernels), rows of up to
+// about 1300 columns.
+// Eight lanes against the per-plane kernels (forward and backward-data: the same FMAs in the
+// same order, the same bits), same process, 2 threads, batch 4, alternated call by call (Zen
+// 4): 14x14 1.4-2.1x, 7x7 1.4-2.1x, 28x28 stride 2 1.5-2.2x, 112x112 stride 2 1.1-1.5x
+// (weight gradient 2.3-2.6x), 5x5 3.8-9.4x (the per-plane kernels' scalar loop); stride-1
+// planes of 56x56 0.92-1.47x and 112x112 0.91-1.80x with the data in L3, by the machine's
+// phase (one thread: 0.97-1.02x and 0.84-0.92x), 1.65x in the bench (torch's calls between:
+// the data from DRAM).
+struct DwLanes {
+  int L;
+  int64_t (*buffer)(const DwlGeom&);
+  int64_t (*dy_buffer)(const DwlGeom&);
+  int64_t (*s2_buffer)(const DwlGeom&);
+  void (*forward)(const DwlGeom&, const float*, int64_t, int64_t, const float*, const float*,
+                  bool, float*, int64_t, float*, int64_t, int64_t);
+  void (*backward_data_s2)(const DwlGeom&, const float*, int64_t, int64_t, const float*, float*,
+                           int64_t, float*, int64_t, int64_t);
+  void (*backward_weight)(const DwlGeom&, const float*, int64_t, int64_t, const float*, int64_t,
+                          int64_t, float*, float*, float*);
+};
+constexpr DwLanes kLanes16{16, avx512::dwl_buffer, avx512::dwl_dy_buffer,
+                           avx512::dwl_s2_buffer, avx512::dwl_forward,
+                           avx512::dwl_backward_data_s2, avx512::dwl_backward_weight};
+constexpr DwLanes kLanes8{8, avx2::dwl_buffer, avx2::dwl_dy_buffer, avx2::dwl_s2_buffer,
+                          avx2::dwl_forward, avx2::dwl_backward_data_s2,
+                          avx2::dwl_backward_weight};
+
 // The forward's geometry (the kernels' correlation of x into y).
-avx2::Dw8Geom geom8(const ConvParams& p) {
+DwlGeom geom_lanes(const ConvParams& p) {
   return {p.H, p.W, p.P, p.Q, p.R, p.S, p.stride_h, p.stride_w, p.dil_h, p.dil_w, p.pad_top,
           p.pad_left};
 }
 
-// Whether the eight-channel kernels may take the problem (the caller checks that its
-// geometry fits their buffer: dw8_buffer or dw8_s2_buffer): s3a, s3b the column strides of
-// the arrays they read.
-template <typename T>
-bool use_dw8(const ConvParams& p, int64_t s3a, int64_t s3b) {
-  return std::is_same_v<T, float> && active_isa() >= Isa::avx2 && p.C >= 8 && s3a == 1 &&
-         s3b == 1;
+// fn(k, c0, ng, nb) for the channels the lane kernels take, in order: ng groups of k.L
+// channels from c0, 16 at a time on AVX-512, then 8 (AVX2 and up), while whole groups remain
+// and k's buffer need(k) (floats; 0: the geometry does not fit it) allows; s3a, s3b the column
+// strides of the arrays they read (unit only). Returns the first channel left to the
+// per-plane kernels (0 for double).
+template <typename T, class Need, class Fn>
+int64_t by_lanes(int64_t C, int64_t s3a, int64_t s3b, Need&& need, Fn&& fn) {
+  int64_t c = 0;
+  if (!std::is_same_v<T, float> || s3a != 1 || s3b != 1) return c;
+  for (const DwLanes* k : {&kLanes16, &kLanes8}) {
+    if (active_isa() < (k->L == 16 ? Isa::avx512 : Isa::avx2)) continue;
+    const int64_t ng = (C - c) / k->L, nb = ng > 0 ? need(*k) : 0;
+    if (nb <= 0) continue;
+    fn(*k, c, ng, nb);
+    c += ng * k->L;
+  }
+  return c;
 }
 
-// n floats, 32-byte aligned, per thread (reused across calls).
-float* dw8_scratch(int slot, int64_t n) {
+// n floats, 64-byte aligned, per thread (reused across calls).
+float* dwl_scratch(int slot, int64_t n) {
   thread_local std::vector<float> v[2];
-  v[slot].resize(static_cast<size_t>(n + 8));
+  v[slot].resize(static_cast<size_t>(n + 16));
   const auto a = reinterpret_cast<uintptr_t>(v[slot].data());
-  return reinterpret_cast<float*>((a + 31) & ~uintptr_t(31));
+  return reinterpret_cast<float*>((a + 63) & ~uintptr_t(63));
 }
 
-// wv[(c / 8)*RS*8 + t*8 + c % 8] = w[c][r][s] (t = r*S + s; flipped: w[c][R-1 - r][S-1 - s])
-// for the channels of whole groups of eight.
+// wv[gi*RS*L + t*L + l] = w[c0 + gi*L + l][r][s] (t = r*S + s; flipped: w[..][R-1 - r][S-1 -
+// s]) for ng groups of L channels.
 template <typename T>
-std::vector<float> dw8_weights(View4<const T> w, int64_t C8, bool flip) {
+std::vector<float> lane_weights(View4<const T> w, int64_t c0, int64_t ng, int L, bool flip) {
   const int64_t R = w.size[2], S = w.size[3], RS = R * S;
-  std::vector<float> wv(static_cast<size_t>(C8 * RS + 8));
-  for (int64_t c = 0; c < C8; ++c)
+  std::vector<float> wv(static_cast<size_t>(ng * L * RS + L));
+  for (int64_t c = 0; c < ng * L; ++c)
     for (int64_t t = 0; t < RS; ++t) {
       const int64_t r = flip ? R - 1 - t / S : t / S, s = flip ? S - 1 - t % S : t % S;
-      wv[static_cast<size_t>(c / 8 * RS * 8 + t * 8 + c % 8)] =
-          static_cast<float>(w.data[c * w.stride[0] + r * w.stride[2] + s * w.stride[3]]);
+      wv[static_cast<size_t>(c / L * RS * L + t * L + c % L)] = static_cast<float>(
+          w.data[(c0 + c) * w.stride[0] + r * w.stride[2] + s * w.stride[3]]);
     }
   return wv;
 }
 
-// fn(n, gi, r0, r1, buf) for images n < N, groups of eight channels gi < G8 and, when that
-// gives under two tasks a thread, parts [r0, r1) of the rows (0 .. rows) split evenly (batch
-// 1 at 32 channels is four groups: a many-core machine would wait on them; with 2 threads a
-// split measured 0.94-1.08x, so it is kept for too few tasks); dynamic chunks of tasks. buf:
-// nb floats of the calling thread, zeroed once (the interleaved band's border, which no
-// source pixel lands on, stays zero across the thread's tasks). A row's values do not
-// depend on the split.
+// fn(n, gi, r0, r1, buf) for images n < N, groups of channels gi < G and, when that gives
+// under two tasks a thread, parts [r0, r1) of the rows (0 .. rows) split evenly (batch 1 at
+// 32 channels is four groups of eight: a many-core machine would wait on them; with 2
+// threads a split measured 0.94-1.08x, so it is kept for too few tasks); dynamic chunks of
+// tasks. buf: nb floats of the calling thread, zeroed once (the interleaved band's border,
+// which no source pixel lands on, stays zero across the thread's tasks). A row's values do
+// not depend on the split.
 template <class Fn>
-void dw8_tasks(int64_t N, int64_t G8, int64_t rows, int64_t nb, Fn&& fn) {
-  const int64_t want = 2 * num_threads(), have = std::max<int64_t>(1, N * G8);
+void dwl_tasks(int64_t N, int64_t G, int64_t rows, int64_t nb, Fn&& fn) {
+  const int64_t want = 2 * num_threads(), have = std::max<int64_t>(1, N * G);
   const int64_t parts = std::min(std::max<int64_t>(1, rows / 4), (want + have - 1) / have);
 #pragma omp parallel num_threads(num_threads())
   {
-    float* buf = dw8_scratch(0, nb);
+    float* buf = dwl_scratch(0, nb);
     std::fill(buf, buf + nb, 0.0f);
-#pragma omp for collapse(3) schedule(dynamic, dw_chunk(N * G8 * parts))
+#pragma omp for collapse(3) schedule(dynamic, dw_chunk(N * G * parts))
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t gi = 0; gi < G8; ++gi)
+      for (int64_t gi = 0; gi < G; ++gi)
         for (int64_t q = 0; q < parts; ++q) fn(n, gi, rows * q / parts, rows * (q + 1) / parts, buf);
   }
 }
 
-// y planes (n, c) of channels below C / 8 * 8 (each P x Q) by dw8_forward of x (planes of
-// the geometry's source); the epilogue per plane where the kernel does not apply it
-// (in_kernel: bias and relu only).
+// y planes (n, c) of the channels of ng groups of k.L from c0 (each P x Q) by k.forward of x
+// (planes of the geometry's source) with the weights wv (lane_weights), nb floats of buffer;
+// the epilogue per plane where the kernel does not apply it (in_kernel: bias and relu only).
 template <typename T>
-void dw8_forward_all(const avx2::Dw8Geom& g, int64_t N, int64_t C, View4<const T> x,
-                     const std::vector<float>& wv, const T* bias, bool in_kernel, Activation act,
-                     T* y, T* preact) {
+void lanes_forward(const DwLanes& k, const DwlGeom& g, int64_t c0, int64_t ng, int64_t nb,
+                   int64_t N, int64_t C, View4<const T> x, const std::vector<float>& wv,
+                   const T* bias, bool in_kernel, Activation act, T* y, T* preact) {
   if constexpr (std::is_same_v<T, float>) {
-    const int64_t PQ = g.P * g.Q;
+    const int64_t PQ = g.P * g.Q, L = k.L;
     const bool epi = !in_kernel && (bias || preact || act.kind != ActKind::none);
-    dw8_tasks(N, C / 8, g.P, avx2::dw8_buffer(g),
-              [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, float* buf) {
-      const int64_t c0 = gi * 8;
-      avx2::dw8_forward(g, x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
-                        x.stride[2], wv.data() + gi * 8 * g.R * g.S,
-                        in_kernel && bias ? bias + c0 : nullptr,
-                        in_kernel && act.kind == ActKind::relu, y + (n * C + c0) * PQ, PQ, buf,
-                        r0, r1);
+    dwl_tasks(N, ng, g.P, nb, [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, float* buf) {
+      const int64_t cg = c0 + gi * L;
+      k.forward(g, x.data + n * x.stride[0] + cg * x.stride[1], x.stride[1], x.stride[2],
+                wv.data() + gi * L * g.R * g.S, in_kernel && bias ? bias + cg : nullptr,
+                in_kernel && act.kind == ActKind::relu, y + (n * C + cg) * PQ, PQ, buf, r0, r1);
       if (epi)
-        for (int64_t c = c0; c < c0 + 8; ++c) {
+        for (int64_t c = cg; c < cg + L; ++c) {
           const int64_t o = (n * C + c) * PQ + r0 * g.Q, len = (r1 - r0) * g.Q;
           bias_activation_serial(act, EpilogueBlock<T>{y + o, 0, y + o, 0, 1, len,
                                                        bias ? bias + c : nullptr, 0, 0,
@@ -205,15 +232,15 @@ void depthwise_forward(const ConvParams& p, View4<const T> x, View4<const T> w, 
   const bool relu = act.kind == ActKind::relu;
   const bool in_kernel = std::is_same_v<T, float> && !preact &&
                          (relu || (act.kind == ActKind::none && bias));
-  int64_t c_lo = 0;  // channels below c_lo: done by the eight-channel kernels
+  int64_t c_lo = 0;  // channels below c_lo: done by the lane kernels
 #if defined(PYCONV_X86)
-  const avx2::Dw8Geom g8 = geom8(p);
-  if (use_dw8<T>(p, x.stride[3], 1) && avx2::dw8_buffer(g8) > 0) {
-    c_lo = C / 8 * 8;
-    dw8_forward_all(g8, p.N, C, x, dw8_weights(w, c_lo, false), bias, in_kernel, act, y,
-                    preact);
-    if (c_lo == C) return;
-  }
+  const DwlGeom gl = geom_lanes(p);
+  c_lo = by_lanes<T>(C, x.stride[3], 1, [&](const DwLanes& kl) { return kl.buffer(gl); },
+                     [&](const DwLanes& kl, int64_t c0, int64_t ng, int64_t nb) {
+    lanes_forward(kl, gl, c0, ng, nb, p.N, C, x, lane_weights(w, c0, ng, kl.L, false), bias,
+                  in_kernel, act, y, preact);
+  });
+  if (c_lo == C) return;
 #endif
 #pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
@@ -239,32 +266,36 @@ void depthwise_backward_data(const ConvParams& p, View4<const T> dy, View4<const
   const int64_t chunk = dw_chunk(p.N * C);
   int64_t c_lo = 0;
 #if defined(PYCONV_X86)
-  // Stride 1: dx is the correlation of dy with the flipped filter, padded by
-  // (R - 1)*dh - pt (a negative padding crops: dw8 copies only the rows it reads).
   if (p.stride_h == 1 && p.stride_w == 1) {
-    const avx2::Dw8Geom g8{p.P, p.Q, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
-                           (p.R - 1) * p.dil_h - p.pad_top, (p.S - 1) * p.dil_w - p.pad_left};
-    if (use_dw8<T>(p, dy.stride[3], 1) && avx2::dw8_buffer(g8) > 0) {
-      c_lo = C / 8 * 8;
-      dw8_forward_all(g8, p.N, C, dy, dw8_weights(w, c_lo, true), static_cast<const T*>(nullptr),
-                      false, Activation{}, dx, static_cast<T*>(nullptr));
-      if (c_lo == C) return;
-    }
+    // Stride 1: dx is the correlation of dy with the flipped filter, padded by
+    // (R - 1)*dh - pt (a negative padding crops: the lane kernels copy only the rows they
+    // read).
+    const DwlGeom gl{p.P, p.Q, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
+                     (p.R - 1) * p.dil_h - p.pad_top, (p.S - 1) * p.dil_w - p.pad_left};
+    c_lo = by_lanes<T>(C, dy.stride[3], 1, [&](const DwLanes& kl) { return kl.buffer(gl); },
+                       [&](const DwLanes& kl, int64_t c0, int64_t ng, int64_t nb) {
+      lanes_forward(kl, gl, c0, ng, nb, p.N, C, dy, lane_weights(w, c0, ng, kl.L, true),
+                    static_cast<const T*>(nullptr), false, Activation{}, dx,
+                    static_cast<T*>(nullptr));
+    });
+  } else {
+    const DwlGeom gl = geom_lanes(p);
+    c_lo = by_lanes<T>(C, dy.stride[3], 1, [&](const DwLanes& kl) { return kl.s2_buffer(gl); },
+                       [&](const DwLanes& kl, int64_t c0, int64_t ng, int64_t nb) {
+      if constexpr (std::is_same_v<T, float>) {
+        const std::vector<float> wv = lane_weights(w, c0, ng, kl.L, false);
+        const int64_t L = kl.L;
+        dwl_tasks(p.N, ng, p.H, nb, [&](int64_t n, int64_t gi, int64_t r0, int64_t r1,
+                                        float* buf) {
+          const int64_t cg = c0 + gi * L;
+          kl.backward_data_s2(gl, dy.data + n * dy.stride[0] + cg * dy.stride[1], dy.stride[1],
+                              dy.stride[2], wv.data() + gi * L * p.R * p.S,
+                              dx + (n * C + cg) * HW, HW, buf, r0, r1);
+        });
+      }
+    });
   }
-  if constexpr (std::is_same_v<T, float>) {
-    const avx2::Dw8Geom g8 = geom8(p);
-    if (use_dw8<T>(p, dy.stride[3], 1) && avx2::dw8_s2_buffer(g8) > 0) {
-      c_lo = C / 8 * 8;
-      const std::vector<float> wv = dw8_weights(w, c_lo, false);
-      dw8_tasks(p.N, C / 8, p.H, avx2::dw8_s2_buffer(g8),
-                [&](int64_t n, int64_t gi, int64_t r0, int64_t r1, float* buf) {
-        avx2::dw8_backward_data_s2(g8, dy.data + n * dy.stride[0] + gi * 8 * dy.stride[1],
-                                   dy.stride[1], dy.stride[2], wv.data() + gi * 8 * p.R * p.S,
-                                   dx + (n * C + gi * 8) * HW, HW, buf, r0, r1);
-      });
-      if (c_lo == C) return;
-    }
-  }
+  if (c_lo == C) return;
 #endif
 #pragma omp parallel for collapse(2) schedule(dynamic, chunk) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
@@ -280,27 +311,27 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
   const DwGeom g = geom(p);
   int64_t c_lo = 0;
 #if defined(PYCONV_X86)
-  if constexpr (std::is_same_v<T, float>) {
-    const avx2::Dw8Geom g8 = geom8(p);
-    if (use_dw8<T>(p, x.stride[3], dy.stride[3]) && avx2::dw8_buffer(g8) > 0) {
-      // Per group of eight channels, one task: acc[t*8 + lane] over the images in order.
-      c_lo = C / 8 * 8;
-      dw8_tasks(1, C / 8, 1, avx2::dw8_buffer(g8),
-                [&](int64_t, int64_t gi, int64_t, int64_t, float* buf) {
-        float* dyb = dw8_scratch(1, avx2::dw8_dy_buffer(g8));
-        const int64_t c0 = gi * 8;
-        alignas(32) float acc[avx2::kDw8MaxTaps * 8] = {};
+  const DwlGeom gl = geom_lanes(p);
+  c_lo = by_lanes<T>(C, x.stride[3], dy.stride[3],
+                     [&](const DwLanes& kl) { return kl.buffer(gl); },
+                     [&](const DwLanes& kl, int64_t c0, int64_t ng, int64_t nb) {
+    if constexpr (std::is_same_v<T, float>) {
+      // Per group of L channels, one task: acc[t*L + lane] over the images in order.
+      const int64_t L = kl.L;
+      dwl_tasks(1, ng, 1, nb, [&](int64_t, int64_t gi, int64_t, int64_t, float* buf) {
+        float* dyb = dwl_scratch(1, kl.dy_buffer(gl));
+        const int64_t cg = c0 + gi * L;
+        alignas(64) float acc[kDwlMaxTaps * 16] = {};
         for (int64_t n = 0; n < p.N; ++n)
-          avx2::dw8_backward_weight(g8, dy.data + n * dy.stride[0] + c0 * dy.stride[1],
-                                    dy.stride[1], dy.stride[2],
-                                    x.data + n * x.stride[0] + c0 * x.stride[1], x.stride[1],
-                                    x.stride[2], acc, buf, dyb);
-        for (int64_t l = 0; l < 8; ++l)
-          for (int64_t t = 0; t < RS; ++t) dw[(c0 + l) * RS + t] = acc[t * 8 + l];
+          kl.backward_weight(gl, dy.data + n * dy.stride[0] + cg * dy.stride[1], dy.stride[1],
+                             dy.stride[2], x.data + n * x.stride[0] + cg * x.stride[1],
+                             x.stride[1], x.stride[2], acc, buf, dyb);
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t t = 0; t < RS; ++t) dw[(cg + l) * RS + t] = acc[t * L + l];
       });
-      if (c_lo == C) return;
     }
-  }
+  });
+  if (c_lo == C) return;
 #endif
   const int64_t chunk = dw_chunk(C - c_lo);
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(num_threads())
