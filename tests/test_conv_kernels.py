@@ -273,6 +273,20 @@ def test_in_place_panels(W, K, C, stride, dtype, isa):
         assert_close(y, fn(torch.tensor(ref[0])).numpy(), TOL[dtype], act)
 
 
+# The 7x7 stride-2 stem's forward at 224 columns: its reduction block's column-phase rows
+# (3 channels x 7 rows x 230 values, 19.3 KB) are read in place where the L1 holds 48 KiB
+# and packed where it holds 32 (in_place_bytes); 223 and 226 columns around it.
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("W", [223, 224, 226])
+def test_stem_rows_in_place(W, isa):
+    _C.set_isa(isa)
+    args = make((2, 3, 11, W, 64, 7, 7, 2, (3, 3, 3, 3), 1, 1), np.float32, seed=W)
+    ref = torch_ref(*args)
+    got = assert_threads_bitwise(args)
+    for g, r, name in zip(got, ref, ("forward", "grad_input", "grad_weight", "grad_bias")):
+        assert_close(g, r, TOL[np.float32], f"{name} W={W} {isa}")
+
+
 # col2im backward-data (csrc/conv/conv_col2im.cpp: at most 8 input channels, at least 32
 # and 4x as many output channels): strides 1-3 in each direction (stride > kernel: taps
 # that reach no row), dilation, asymmetric padding of both parities, odd sizes, both

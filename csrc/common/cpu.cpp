@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "common/errors.h"
 
 namespace pyconv {
@@ -23,6 +25,17 @@ Isa best_isa() {
 #else
   return Isa::scalar;
 #endif
+}
+
+int64_t l1d_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    const long b = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    if (b >= (4 << 10) && b <= (4 << 20)) return static_cast<int64_t>(b);
+#endif
+    return int64_t(32) << 10;
+  }();
+  return bytes;
 }
 
 static Isa initial_isa() {

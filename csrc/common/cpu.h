@@ -5,6 +5,8 @@
 // it to exercise every path the machine can run).
 #pragma once
 
+#include <cstdint>
+
 namespace pyconv {
 
 enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
@@ -13,5 +15,8 @@ Isa best_isa();             // best the CPU supports
 Isa active_isa();           // what kernels use now
 void set_isa(Isa isa);      // caps at best_isa(); throws ValueError above it
 const char* isa_name(Isa isa);
+
+// Bytes of one core's L1 data cache as the C library reports it (32 KiB when it does not).
+int64_t l1d_bytes();
 
 }  // namespace pyconv

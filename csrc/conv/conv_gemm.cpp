@@ -60,11 +60,13 @@ using gemm::UKernel;
 // single block of at least 64 values (paired A/B, 64 output channels: 5x5 from 3, 4 and 8
 // channels at 32x32-224x224 1.11-1.29x, 7x7 from 3 at 64x64 1.18x, 3x3 from 8 at 112x112
 // 1.12x; 3x3 from 3 channels, 27 values, ran 0.90-0.95x at 224x224, from 12 0.99x); and
-// only when a reduction block's source rows stay in L1 (the 7x7 stride-2 stem's
-// backward-data, 30 KB of rows per block, ran 0.90-0.95x in place).
+// only when a reduction block's source rows stay in L1: at most half of a 32 KiB L1 (the
+// 7x7 stride-2 stem's backward-data, 30 KB of rows per block, ran 0.90-0.95x in place on
+// Zen 3), 20 KiB of a 48 KiB one (Zen 5: the stem's forward, 19.3 KB of column-phase rows,
+// 1.06-1.07x in place at batch 1, 4 and 32; 3x3 16 -> 32 at 112x112, 21.9 KB, 0.97x).
 constexpr int64_t kInPlaceRows = 32;
 constexpr int64_t kInPlaceRowsShort = 64;
-constexpr int64_t kInPlaceBytes = 16 << 10;
+inline int64_t in_place_bytes() { return l1d_bytes() >= (48 << 10) ? 20 << 10 : 16 << 10; }
 
 
 template <typename T>
@@ -77,7 +79,7 @@ bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>
   const auto [lo, hi] = std::minmax_element(offh.begin(), offh.end());
   const int64_t rows = *hi - *lo + 1;
   const int64_t chans = std::min(channels, ceil_div(gemm::kKC, taps) + 1);
-  return chans * rows * src.stride[2] * static_cast<int64_t>(sizeof(T)) <= kInPlaceBytes;
+  return chans * rows * src.stride[2] * static_cast<int64_t>(sizeof(T)) <= in_place_bytes();
 }
 
 namespace {
