@@ -1662,13 +1662,21 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
         const int64_t j = i < Ncols ? i : 0, c = j / RS, r = j % RS / S, q = j % S;
         tapoff[i] = c * xs.stride[1] + offh[r] * xs.stride[2] + offw[q] * xs3;
       }
-      // Row blocks of whole panels, nearly equal, at most kMC rows; per group, its taps'
-      // rows Cg channels on and its M rows of grad_output. Chunks of the reduction by
-      // images, or, when those leave fewer than kMinTasks tasks, by ranges of pixels of
-      // at least kMinChunkPixels (shape-only counts: the partial sums are added in chunk
-      // order): one image of 24 x 240 pixels, 16 -> 32 3x3, was one task for two threads.
-      const int64_t npan = Mt / MRt, nrb = ceil_div(Mt, kMC), NPQ = p.N * PQ;
+      // Row blocks of whole panels, nearly equal, at most 4 kMC rows (each block transposes
+      // its reduction range of grad_output again; the rows are read in place, not packed):
+      // per group, its taps' rows Cg channels on and its M rows of grad_output. Chunks of
+      // the reduction by images, or, when those leave fewer than kMinTasks tasks, by ranges
+      // of pixels of at least kMinChunkPixels (shape-only counts: the partial sums are added
+      // in chunk order): one image of 24 x 240 pixels, 16 -> 32 3x3, was one task for two
+      // threads. Rows in blocks of kMC where the larger ones leave a thread without a task
+      // (the results do not depend on the row blocks). Against blocks of kMC (old/new
+      // alternated, 2 threads): the 7x7 stem from 3 channels (147 rows) 1.05-1.11x at batch
+      // 1-32, 11x11 from 3 at 512x512 1.17x, 5x5 from 16 and 8 1.05-1.32x, 3x3 from 32 and
+      // 64 0.99-1.01x; 3x3 32 -> 16 at 32x32 batch 1 ran 0.58x on one task.
+      const int64_t npan = Mt / MRt, NPQ = p.N * PQ;
+      int64_t nrb = ceil_div(Mt, 4 * kMC);
       const int64_t tch = reduction_chunks(nch, G * nrb, NPQ);
+      if (G * tch * nrb < num_threads()) nrb = ceil_div(Mt, kMC);
       if (tch > nch) out = gemm::scratch<float>(2, tch * KN);
       const int64_t total = G * tch * nrb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(G * M * Ncols * p.N * PQ / 8))
