@@ -678,7 +678,7 @@ def test_padded_source_rows(W, stride, pad):
 # (backward-data's flipped padding negative: rows and columns cropped), empty batches, and
 # views with padded rows; forward, both gradients, any thread count.
 @st.composite
-def dw8_problem(draw):
+def dw_lanes_problem(draw):
     C = draw(st.sampled_from([8, 9, 15, 16, 17, 24, 31, 32, 33, 40]))
     R = draw(st.sampled_from([3, 3, 3, 5, 5, 1, 2, 7]))
     S = draw(st.sampled_from([R, R, 3, 5, 4]))
@@ -697,8 +697,8 @@ def padded_rows(a, extra=3):
     return np.pad(a, ((0, 0), (0, 0), (0, 1), (0, extra)))[:, :, :a.shape[2], :a.shape[3]]
 
 
-@given(dw8_problem(), st.booleans())
-def test_depthwise8_sweep(shape, views):
+@given(dw_lanes_problem(), st.booleans())
+def test_depthwise_lanes_sweep(shape, views):
     args = make(shape, np.float32, seed=shape[1] * 100 + shape[3])
     ref = torch_ref(*args)
     if views:
@@ -717,7 +717,7 @@ def test_depthwise8_sweep(shape, views):
 @pytest.mark.parametrize("R, S", [(5, 5), (7, 7), (4, 4), (2, 2), (1, 1), (3, 5), (5, 3)])
 @pytest.mark.parametrize("W, pad", [(7, (0, 1, 1, 0)), (16, (2, 2, 2, 2)), (23, (1, 0, 3, 2)),
                                     (28, (3, 3, 0, 1)), (33, (1, 2, 1, 2))])
-def test_depthwise8_stride2_backward_data(R, S, W, pad):
+def test_depthwise_lanes_stride2_backward_data(R, S, W, pad):
     H = max(W // 2 + 3, R - pad[0] - pad[1])
     W = max(W, S - pad[2] - pad[3])
     args = make((2, 24, H, W, 24, R, S, 2, pad, 1, 24), np.float32, seed=R * 10 + S + W)
@@ -729,15 +729,16 @@ def test_depthwise8_stride2_backward_data(R, S, W, pad):
             assert_close(g, r, TOL[np.float32], f"{name} {R}x{S} W={W} pad={pad} {isa}")
 
 
-# Bands: planes taller than the interleaved band's 32 Ki floats run in bands of output rows
-# (112 columns: 33 rows a band at stride 1, 31 at dilation 2, 17 at stride 2), heights at
-# and past band multiples; one output row per band (1360 columns); rows too wide for even
-# one (1400 columns) stay with the per-plane kernels.
+# Bands: planes taller than the interleaved band's 4 Ki pixels run in bands of output rows
+# (112 columns: 33 rows a band at stride 1, 31 at dilation 2, 17 at stride 2, at either
+# lane width), heights at and past band multiples; one output row per band (1360 columns);
+# rows too wide for even one (1400 columns) stay with the per-plane kernels; 8 channels
+# (8 lanes) and 16 (16 lanes on AVX-512).
 @pytest.mark.parametrize("C", [8, 16])
 @pytest.mark.parametrize("N, H, W, stride, dil", [
     (2, 33, 112, 1, 1), (1, 34, 112, 1, 1), (1, 67, 112, 1, 1), (1, 100, 113, 1, 2),
     (1, 70, 112, 2, 1), (1, 113, 112, 2, 1), (1, 4, 1360, 1, 1), (1, 3, 1400, 1, 1)])
-def test_depthwise8_bands(N, H, W, stride, dil, C):
+def test_depthwise_lanes_bands(N, H, W, stride, dil, C):
     args = make((N, C, H, W, C, 3, 3, stride, (1, 1, 1, 1), dil, C), np.float32, seed=H + W)
     ref = torch_ref(*args)
     for isa in ISAS:
