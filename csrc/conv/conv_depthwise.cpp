@@ -1,7 +1,8 @@
 // Depthwise conv2d (groups == C == K): direct kernels over one (n, c) plane at
 // a time (depthwise_plane.h), vectorised along W, AVX2+FMA builds where the CPU
 // allows; float kernels up to 7x7 by sixteen channels at a time on AVX-512, then eight on
-// AVX2 (depthwise_lanes.h, lanes = channels). Each output element is reduced in a fixed order by one thread.
+// AVX2 (depthwise_lanes.h, lanes = channels). Each output element is reduced in a fixed
+// order by one thread.
 #include <omp.h>
 
 #include <algorithm>
@@ -188,7 +189,8 @@ void dwl_tasks(int64_t N, int64_t G, int64_t rows, int64_t nb, Fn&& fn) {
 #pragma omp for collapse(3) schedule(dynamic, dw_chunk(N * G * parts))
     for (int64_t n = 0; n < N; ++n)
       for (int64_t gi = 0; gi < G; ++gi)
-        for (int64_t q = 0; q < parts; ++q) fn(n, gi, rows * q / parts, rows * (q + 1) / parts, buf);
+        for (int64_t q = 0; q < parts; ++q)
+          fn(n, gi, rows * q / parts, rows * (q + 1) / parts, buf);
   }
 }
 
@@ -206,7 +208,8 @@ void lanes_forward(const DwLanes& k, const DwlGeom& g, int64_t c0, int64_t ng, i
       const int64_t cg = c0 + gi * L;
       k.forward(g, x.data + n * x.stride[0] + cg * x.stride[1], x.stride[1], x.stride[2],
                 wv.data() + gi * L * g.R * g.S, in_kernel && bias ? bias + cg : nullptr,
-                in_kernel && act.kind == ActKind::relu, y + (n * C + cg) * PQ, PQ, buf, r0, r1);
+                in_kernel && act.kind == ActKind::relu, y + (n * C + cg) * PQ, PQ, buf, r0,
+                r1);
       if (epi)
         for (int64_t c = cg; c < cg + L; ++c) {
           const int64_t o = (n * C + c) * PQ + r0 * g.Q, len = (r1 - r0) * g.Q;
@@ -321,7 +324,7 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
       dwl_tasks(1, ng, 1, nb, [&](int64_t, int64_t gi, int64_t, int64_t, float* buf) {
         float* dyb = dwl_scratch(1, kl.dy_buffer(gl));
         const int64_t cg = c0 + gi * L;
-        alignas(64) float acc[kDwlMaxTaps * 16] = {};
+        alignas(64) float acc[kDwlMaxTaps * avx512::kDwlLanes] = {};  // (the widest)
         for (int64_t n = 0; n < p.N; ++n)
           kl.backward_weight(gl, dy.data + n * dy.stride[0] + cg * dy.stride[1], dy.stride[1],
                              dy.stride[2], x.data + n * x.stride[0] + cg * x.stride[1],

@@ -4,8 +4,9 @@
 // (depthwise_lanes_impl.h). The L planes are interleaved into one zero-padded plane of L-lane
 // pixels, so every output pixel is one FMA of whole vectors per tap with per-lane weights, for
 // any kernel size up to kDwlMaxTaps taps, stride, dilation or padding, with no row edges and no
-// misaligned loads; L x L transposes bring the planes in and the results out. Each output is
-// the same chain of FMAs in either width: the 16-lane kernels give the 8-lane ones' bits.
+// misaligned loads; transposes bring the planes in (8x8 blocks) and the results out (one
+// L x L). Each output is the same chain of FMAs in either width: the 16-lane kernels give the
+// 8-lane ones' bits.
 #include <cstdint>
 
 namespace pyconv {
