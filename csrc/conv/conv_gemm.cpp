@@ -237,10 +237,11 @@ struct GridB {
         }
         continue;
       }
-      // Output rows of 8 (or 4) columns, the panel made of whole rows: fixed-size copies
+      // Output rows of 16, 8 or 4 columns, the panel made of whole rows: fixed-size copies
       // (before the AVX-512 run packer, whose masked 16-lane moves per run took DCGAN's 4x4
-      // phase grids 1.09-1.16x slower).
-      if (cs == 1 && pv == NR && (segs[0].len == 8 || segs[0].len == 4) &&
+      // phase grids 1.09-1.16x slower; its 16x16 grids, two runs a panel, 1.03-1.12x by the
+      // machine's phase on Zen 5).
+      if (cs == 1 && pv == NR && (segs[0].len == 16 || segs[0].len == 8 || segs[0].len == 4) &&
           nseg * segs[0].len == NR && segs[nseg - 1].len == segs[0].len) {
         const T* bases[gemm::kMaxNR / 4];
         for (int sgi = 0; sgi < nseg; ++sgi) bases[sgi] = segs[sgi].base;
@@ -249,7 +250,9 @@ struct GridB {
             for (int sgi = 0; sgi < nseg; ++sgi)
               std::memcpy(d + len * sgi, bases[sgi] + koff[kk], len * sizeof(T));
         };
-        if (segs[0].len == 8)
+        if (segs[0].len == 16)
+          copy_rows(std::integral_constant<int64_t, 16>{});
+        else if (segs[0].len == 8)
           copy_rows(std::integral_constant<int64_t, 8>{});
         else
           copy_rows(std::integral_constant<int64_t, 4>{});
