@@ -6,6 +6,12 @@
 // The first n < 8 lanes of an AVX2 vector to memory, without masked stores (microcoded
 // and slow on AMD) and without a copy loop gcc would turn into a memcpy call.
 #if defined(__AVX2__)
+// The mask of an AVX2 vector's first n lanes (all for n >= 8), for masked loads.
+static inline __m256i first_lanes8(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 8 ? n : 8)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 static inline void store_lanes_f32(float* d, __m256 v, int64_t n) {
   __m128 x = _mm256_castps256_ps128(v);
   if (n >= 4) {

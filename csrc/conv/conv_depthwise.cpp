@@ -320,9 +320,9 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
                      [&](const DwLanes& kl, int64_t c0, int64_t ng, int64_t nb) {
     if constexpr (std::is_same_v<T, float>) {
       // Per group of L channels, one task: acc[t*L + lane] over the images in order.
-      const int64_t L = kl.L;
+      const int64_t L = kl.L, ndy = kl.dy_buffer(gl);
       dwl_tasks(1, ng, 1, nb, [&](int64_t, int64_t gi, int64_t, int64_t, float* buf) {
-        float* dyb = dwl_scratch(1, kl.dy_buffer(gl));
+        float* dyb = dwl_scratch(1, ndy);
         const int64_t cg = c0 + gi * L;
         alignas(64) float acc[kDwlMaxTaps * avx512::kDwlLanes] = {};  // (the widest)
         for (int64_t n = 0; n < p.N; ++n)

@@ -26,12 +26,10 @@ struct V {
     transpose8x8_f32(r, c);
     for (int q = 0; q < 8; ++q) r[q] = c[q];
   }
-  static R load_first(const float* p, int64_t n) {
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_maskload_ps(p, m);
-  }
+  static R load_first(const float* p, int64_t n) { return _mm256_maskload_ps(p, first_lanes8(n)); }
   static void store_first(float* p, R v, int64_t n) { store_lanes_f32(p, v, n); }
+  // (A whole block by its own constant-count loops: with the count and the load kind chosen
+  // per row inside one loop, the interleave ran 0.72-0.81x.)
   static void interleave(const float* x, int64_t xs1, int64_t n, float* d) {
     R r[8];
     if (n == 8) {
