@@ -31,6 +31,12 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
     c0[i] = V::zero();
     c1[i] = V::zero();
   }
+  // Four reduction steps a loop trip: the loop's own scalar work (three pointer and counter
+  // updates a step) took issue slots from the FMAs (Intel Xeon, AVX-512: the 8x32 tile 80%
+  // -> 85% of the FMA peak with its panels in L1, 69% -> 82% streaming B from L2, in a
+  // microbenchmark; over 87 bench layers 1.02x, weight gradients up to 1.10x). Same
+  // operations in the same order.
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const typename V::T* bk = OFF ? b + boff[k] : b;
     const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
