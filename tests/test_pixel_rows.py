@@ -330,6 +330,29 @@ def test_skips_the_taps_on_padding(which, shape, skipped):
     assert_close(on, torch_ref(*args)[which], TOL[np.float32], "against torch")
 
 
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("N", [12, 13])
+def test_skipping_in_blocks_of_images(which, N):
+    """Pixels grouped by their taps' ranges within blocks of as many images as a panel has
+    rows (a panel of corner pixels reads that many images, not the whole batch): whole
+    blocks give whole panels of one range each, a 5x5 "same" kernel at 7x7 skipping the
+    384 padding taps of an image's 49 pixels per panel row; a last, partial block of one
+    image mixes them."""
+    _six_rows()
+    shape = (N, 32, 7, 7, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1)
+    if which == 1:
+        shape = (N, 48, 7, 7, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1)
+    args = make(shape, np.float32, seed=N)
+    _C._set_pixel_rows("on")
+    before = _C._taps_skipped()
+    on = _direction(which, args)
+    skipped = _C._taps_skipped() - before
+    assert skipped == 384 * 2 if N == 12 else 384 * 2 < skipped < 384 * 3
+    _C._set_tap_skip("off")
+    assert np.array_equal(_direction(which, args), on)
+    assert_close(on, torch_ref(*args)[which], TOL[np.float32], "against torch")
+
+
 def test_backward_data_one_phase_of_a_stride():
     """dx one column wide under a column stride of 3: one stride phase, taken by pixel rows,
     whose taps read dy columns (pad - s) / 3 apart: the ranges of taps to skip are in dy's
