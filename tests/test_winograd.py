@@ -169,7 +169,7 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # does 5x5 with at most 32 outputs where over a quarter of the im2col is padding (but 8x8,
 # whole tile rows of 4), and 5x5 on planes of under 80% tile use (7x7) needs 256 tiles;
 # there 64+ outputs of 256+ inputs go to pixel rows too (the padding they skip, unless the
-# tiles are whole rows of 4). Dilated layers with short sub-problem rows need more than 16
+# tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles. Dilated layers with short sub-problem rows need more than 16
 # outputs, and more than 32 under 85% tile use, and sub-problems of one shape or 20 tiles
 # each on average.
 @pytest.mark.parametrize("shape, which, winograd", [
@@ -189,6 +189,8 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(16, 256, 7, 7, 64, (2, 2, 2, 2), 5, 5), 0, False),    # ... 256 -> 64: padding skipped
     (_shape(8, 64, 8, 8, 64, (2, 2, 2, 2), 5, 5), 0, True),       # 8x8, 128 tiles
     (_shape(8, 64, 7, 7, 64, (2, 2, 2, 2), 5, 5), 1, False),      # 7x7 backward-data
+    (_shape(16, 32, 7, 7, 32, (2, 2, 2, 2), 5, 5), 2, False),     # 5x5 weight gradient: 256 tiles
+    (_shape(8, 32, 14, 14, 32, (2, 2, 2, 2), 5, 5), 2, True),     # ... 392 tiles
     (_shape(8, 64, 22, 22, 16, (0, 0, 0, 0), dil=2), 0, False),   # dilated, rows of 9: 16 outputs
     (_shape(8, 64, 22, 22, 32, (0, 0, 0, 0), dil=2), 0, False),   # ... 32 at 81% tile use
     (_shape(8, 64, 20, 20, 32, (2, 2, 2, 2), dil=2), 0, True),    # ... 32, whole tiles

@@ -117,6 +117,13 @@ constexpr int64_t kMinTiles3x3 = 48;
 constexpr double kMinTileUse = 0.6;
 // 5x5 (four pieces, each a transform of its own) pays off from rows of 4 tiles up.
 constexpr int64_t kMinRow5 = 7;
+// ... and its weight gradient from kMinTiles5Weight tiles: with fewer, the transforms of
+// both operands (four pieces each) and the partial sums outweigh the saved products.
+// Against the GEMM, same build alternated, 2 threads, Intel Xeon (AVX-512): 7x7 at batch 16
+// (256 tiles), 832, 512, 256 and 128 input channels 1.24-1.32x; 512 -> 48 at 14x14 batch 2
+// (98 tiles) 1.17x; from 392 tiles Winograd's (256 -> 256 at 14x14 batch 8 0.96x as the
+// GEMM, 7x7 batch 32 (512 tiles) 1.04x, 8x8 and 16x16 batch 64 0.69-0.71x).
+constexpr int64_t kMinTiles5Weight = 384;
 // ... and with at most kFewOut5 outputs where pixel rows take the problem (long_reduction,
 // conv_gemm.cpp), from kMinTiles5FewOut tiles: below, the transforms (four per input tile)
 // outweigh the GEMMs. 16 outputs at 14x14, as pixel rows against Winograd (same process, 2
@@ -994,7 +1001,7 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   // over the taps.)
   const auto ok5 = [&] {
     if (Q < kMinRow5) return false;
-    if (weight) return true;
+    if (weight) return ntile >= kMinTiles5Weight;
     const int64_t Kd = C * p.R * p.S;
     const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
     const bool rows_ok = !long_reduction(p, K, Kd, elem) ||
