@@ -47,11 +47,11 @@ struct VD {
 
 PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_6x16, f64_gemm_6x8, 6, 6)
 
-// The 8 x 8 fp32 tile, A through row pointers (ukr_ind_narrow): conv_gemm.cpp's weight
-// gradient with 8 output channels (a group).
+// The 8 x 8 fp32 tile, A through row pointers (ukr_ind, one vector of columns):
+// conv_gemm.cpp's weight gradient with 8 output channels (a group).
 void f32_gemm_ind8x8(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
                      float* c, int64_t ldc, bool acc) {
-  ukr_ind_narrow<VF, 8>(kc, a, aoff, b, c, ldc, acc);
+  ukr_ind<VF, 8, 1>(kc, a, aoff, b, c, ldc, acc);
 }
 
 }  // namespace pyconv::avx2

@@ -5,7 +5,8 @@
 //
 // V provides: type T, lanes, reg, zero(), load(p), store(p, r), bcast(p), fma(a, b, c) = a*b + c,
 // add(a, b), relu(r) = r < 0 ? 0 : r (NaN and -0.0 kept).
-// The tile is MR x (2 * lanes): 2*MR accumulators, 2 B vectors, 1 A broadcast.
+// The tile is MR x (NV * lanes): NV*MR accumulators, NV B vectors, 1 A broadcast (NV = 2
+// but for the AVX-512 8 x 48 tile and AVX2's 8 x 8 one).
 // ROWS = false: A is a packed panel, a[k*MR + i]; ROWS = true: A is read in
 // place as MR rows, a[i*lda + k] (backward-weight reads grad_output planes so).
 // The tile goes to c[i*ldc + j]: overwritten, or added to what is there when acc
@@ -20,17 +21,16 @@
 // stream (EPI only): a tile that overwrites C goes out with non-temporal stores (V::stream)
 // when its rows are aligned to V::kStreamAlign bytes: large outputs skip the read for
 // ownership of every line. The caller fences (gemm_task).
-template <class V, int MR, bool ROWS, bool EPI = false, bool OFF = false>
+template <class V, int MR, bool ROWS, bool EPI = false, bool OFF = false, int NV = 2>
 static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
                      typename V::T* c, int64_t ldc, bool acc, const typename V::T* bias = nullptr,
                      bool relu = false, const int64_t* boff = nullptr, bool stream = false) {
-  constexpr int W = V::lanes, NR = 2 * V::lanes;
-  typename V::reg c0[MR], c1[MR];
+  constexpr int W = V::lanes, NR = NV * V::lanes;
+  typename V::reg s[NV][MR];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    c0[i] = V::zero();
-    c1[i] = V::zero();
-  }
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) s[v][i] = V::zero();
   // Four reduction steps a loop trip: the loop's own scalar work (three pointer and counter
   // updates a step) took issue slots from the FMAs (Intel Xeon, AVX-512: the 8x32 tile 80%
   // -> 85% of the FMA peak with its panels in L1, 69% -> 82% streaming B from L2, in a
@@ -39,158 +39,142 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const typename V::T* bk = OFF ? b + boff[k] : b;
-    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
+    typename V::reg bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(bk + v * W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
-      c0[i] = V::fma(ai, b0, c0[i]);
-      c1[i] = V::fma(ai, b1, c1[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) s[v][i] = V::fma(ai, bv[v], s[v][i]);
     }
     a += ROWS ? 1 : MR;
     if (!OFF) b += NR;
   }
   if (acc) {
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
-    }
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
   }
   if (EPI) {
     if (bias)
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const typename V::reg bi = V::bcast(bias + i);
-        c0[i] = V::add(c0[i], bi);
-        c1[i] = V::add(c1[i], bi);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) s[v][i] = V::add(s[v][i], bi);
       }
     if (relu)
 #pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        c0[i] = V::relu(c0[i]);
-        c1[i] = V::relu(c1[i]);
-      }
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) s[v][i] = V::relu(s[v][i]);
   }
   if (EPI && stream && !acc &&
       ((reinterpret_cast<uintptr_t>(c) | static_cast<uintptr_t>(ldc * sizeof(*c))) %
        V::kStreamAlign) == 0) {
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      V::stream(c + i * ldc, c0[i]);
-      V::stream(c + i * ldc + W, c1[i]);
-    }
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) V::stream(c + i * ldc + v * W, s[v][i]);
     return;
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    V::store(c + i * ldc, c0[i]);
-    V::store(c + i * ldc + W, c1[i]);
-  }
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * W, s[v][i]);
 }
 
-// One reduction step of the 6-row indirect tiles below: c[i] += A(i, k) * B(k, :) with
-// A(i, k) at r[i] + o and B's row in (b0, b1).
-template <class V, int MR>
+// One reduction step of the indirect tiles below: s[v][i] += A(i, k) * B(k, v*W ..) with
+// A(i, k) at r[i] + o and B's row in bv.
+template <class V, int MR, int NV>
 __attribute__((always_inline)) inline void ind_step(const typename V::T* const* r, int64_t o,
-                                                    typename V::reg b0, typename V::reg b1,
-                                                    typename V::reg* c0, typename V::reg* c1) {
+                                                    const typename V::reg* bv,
+                                                    typename V::reg (*s)[MR]) {
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     const typename V::reg ai = V::bcast(r[i] + o);
-    c0[i] = V::fma(ai, b0, c0[i]);
-    c1[i] = V::fma(ai, b1, c1[i]);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) s[v][i] = V::fma(ai, bv[v], s[v][i]);
   }
 }
 
+// B's reduction row at p, NV vectors.
+template <class V, int NV>
+__attribute__((always_inline)) inline void load_row(const typename V::T* p,
+                                                    typename V::reg* bv) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) bv[v] = V::load(p + v * V::lanes);
+}
+
 // Their tile to c: overwritten, or added to it when acc.
-template <class V, int MR>
-__attribute__((always_inline)) inline void ind_store(typename V::reg* c0, typename V::reg* c1,
-                                                     typename V::T* c, int64_t ldc, bool acc) {
+template <class V, int MR, int NV>
+__attribute__((always_inline)) inline void ind_store(typename V::reg (*s)[MR], typename V::T* c,
+                                                     int64_t ldc, bool acc) {
   constexpr int W = V::lanes;
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (acc) {
-      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (acc) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
+      V::store(c + i * ldc + v * W, s[v][i]);
     }
-    V::store(c + i * ldc, c0[i]);
-    V::store(c + i * ldc + W, c1[i]);
-  }
 }
 
 // A read in place through row pointers (an indirect im2col: XNNPACK's indirection, as
 // offsets): a[i] + aoff[k] is A's value (i, k), for all MR rows (a caller with fewer rows
-// points the rest at a valid row and keeps only its rows of c). B a packed panel.
-template <class V, int MR>
+// points the rest at a valid row and keeps only its rows of c). B a packed panel of NV
+// vectors of columns (one: a weight gradient's 8 output channels on AVX2's 8 x 8 tile, where
+// the two-vector tile left half of its products unused; MR >= 8 accumulators cover the FMA
+// latency).
+template <class V, int MR, int NV = 2>
 static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* aoff,
                     const typename V::T* b, typename V::T* c, int64_t ldc, bool acc) {
-  constexpr int W = V::lanes, NR = 2 * V::lanes;
-  typename V::reg c0[MR], c1[MR];
+  constexpr int NR = NV * V::lanes;
+  typename V::reg s[NV][MR], bv[NV];
   const typename V::T* r[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    c0[i] = c1[i] = V::zero();
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) s[v][i] = V::zero();
     r[i] = a[i];
   }
-  for (int64_t k = 0; k < kc; ++k, b += NR)
-    ind_step<V, MR>(r, aoff[k], V::load(b), V::load(b + W), c0, c1);
-  ind_store<V, MR>(c0, c1, c, ldc, acc);
-}
-
-// ukr_ind with one vector of columns (NR = lanes) and MR rows: for B panels of few columns
-// (a weight gradient's 8 output channels on AVX2, where the two-vector tile left half of
-// its products unused). MR >= 8 accumulators cover the FMA latency; the sums run over k in
-// the same order as ukr_ind's.
-template <class V, int MR>
-static void ukr_ind_narrow(int64_t kc, const typename V::T* const* a, const int64_t* aoff,
-                           const typename V::T* b, typename V::T* c, int64_t ldc, bool acc) {
-  constexpr int W = V::lanes;
-  typename V::reg c0[MR];
-  const typename V::T* r[MR];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    c0[i] = V::zero();
-    r[i] = a[i];
+  for (int64_t k = 0; k < kc; ++k, b += NR) {
+    load_row<V, NV>(b, bv);
+    ind_step<V, MR, NV>(r, aoff[k], bv, s);
   }
-  for (int64_t k = 0; k < kc; ++k, b += W) {
-    const typename V::reg b0 = V::load(b);
-    const int64_t o = aoff[k];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) c0[i] = V::fma(V::bcast(r[i] + o), b0, c0[i]);
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (acc) c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-    V::store(c + i * ldc, c0[i]);
-  }
+  ind_store<V, MR, NV>(s, c, ldc, acc);
 }
 
 // ukr_ind over a selection of reduction indices (gemm::KSel): the same products in the
 // same order, less the ones skipped. Channel by channel: the rows and B moved to the
 // channel, then the box's taps.
-template <class V, int MR>
-static void ukr_box(const gemm::KSel& s, const typename V::T* const* a, const typename V::T* b,
+template <class V, int MR, int NV = 2>
+static void ukr_box(const gemm::KSel& sel, const typename V::T* const* a, const typename V::T* b,
                     typename V::T* c, int64_t ldc, bool acc) {
-  constexpr int W = V::lanes;
-  typename V::reg c0[MR], c1[MR];
+  typename V::reg s[NV][MR], bv[NV];
   const typename V::T* r[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    c0[i] = c1[i] = V::zero();
-    r[i] = a[i] + s.ao;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) s[v][i] = V::zero();
+    r[i] = a[i] + sel.ao;
   }
-  const typename V::T* bc = b + s.bo;
-  for (int64_t left = s.n, t = s.t; left > 0; t = 0) {
-    const int64_t m = s.nt - t < left ? s.nt - t : left;
-    const int64_t *ta = s.aoff + t, *tb = s.boff + t;
-    for (int64_t k = 0; k < m; ++k)
-      ind_step<V, MR>(r, ta[k], V::load(bc + tb[k]), V::load(bc + tb[k] + W), c0, c1);
+  const typename V::T* bc = b + sel.bo;
+  for (int64_t left = sel.n, t = sel.t; left > 0; t = 0) {
+    const int64_t m = sel.nt - t < left ? sel.nt - t : left;
+    const int64_t *ta = sel.aoff + t, *tb = sel.boff + t;
+    for (int64_t k = 0; k < m; ++k) {
+      load_row<V, NV>(bc + tb[k], bv);
+      ind_step<V, MR, NV>(r, ta[k], bv, s);
+    }
     left -= m;
-    bc += s.bstep;
+    bc += sel.bstep;
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) r[i] += s.astep;
+    for (int i = 0; i < MR; ++i) r[i] += sel.astep;
   }
-  ind_store<V, MR>(c0, c1, c, ldc, acc);
+  ind_store<V, MR, NV>(s, c, ldc, acc);
 }
 
 // The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
@@ -199,77 +183,71 @@ static void ukr_box(const gemm::KSel& s, const typename V::T* const* a, const ty
 // order that depends only on kc: results do not depend on the thread count).
 // ROWS: A read in place as MR rows (a[i*lda + k]) instead of a packed panel, with the
 // same arithmetic.
-template <class V, int MR, int PS, bool OFF = false, bool ROWS = false>
+template <class V, int MR, int PS, bool OFF = false, bool ROWS = false, int NV = 2>
 static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
                     typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
                     int64_t lda = 0) {
   constexpr int64_t kstep = ROWS ? 1 : PS;  // A's step between reduction indices
-  constexpr int W = V::lanes, NR = 2 * V::lanes;
+  constexpr int W = V::lanes, NR = NV * V::lanes;
   constexpr bool kSplit = MR <= 2;
-  typename V::reg c0[MR], c1[MR], d0[MR], d1[MR];
+  typename V::reg s[NV][MR], d[NV][MR], bv[NV], ev[NV];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = d0[i] = d1[i] = V::zero();
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) s[v][i] = d[v][i] = V::zero();
   int64_t k = 0;
   for (; kSplit && k + 2 <= kc; k += 2) {
-    const typename V::T* bk = OFF ? b + boff[k] : b;
-    const typename V::T* bn = OFF ? b + boff[k + 1] : b + NR;
-    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
-    const typename V::reg e0 = V::load(bn), e1 = V::load(bn + W);
+    load_row<V, NV>(OFF ? b + boff[k] : b, bv);
+    load_row<V, NV>(OFF ? b + boff[k + 1] : b + NR, ev);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
       const typename V::reg aj = V::bcast(ROWS ? a + i * lda + 1 : a + PS + i);
-      c0[i] = V::fma(ai, b0, c0[i]);
-      c1[i] = V::fma(ai, b1, c1[i]);
-      d0[i] = V::fma(aj, e0, d0[i]);
-      d1[i] = V::fma(aj, e1, d1[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) s[v][i] = V::fma(ai, bv[v], s[v][i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) d[v][i] = V::fma(aj, ev[v], d[v][i]);
     }
     a += 2 * kstep;
     if (!OFF) b += 2 * NR;
   }
   for (; k < kc; ++k) {
-    const typename V::T* bk = OFF ? b + boff[k] : b;
-    const typename V::reg b0 = V::load(bk), b1 = V::load(bk + W);
+    load_row<V, NV>(OFF ? b + boff[k] : b, bv);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
-      c0[i] = V::fma(ai, b0, c0[i]);
-      c1[i] = V::fma(ai, b1, c1[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) s[v][i] = V::fma(ai, bv[v], s[v][i]);
     }
     a += kstep;
     if (!OFF) b += NR;
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (kSplit) {
-      c0[i] = V::add(c0[i], d0[i]);
-      c1[i] = V::add(c1[i], d1[i]);
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (kSplit) s[v][i] = V::add(s[v][i], d[v][i]);
+      if (acc) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
+      V::store(c + i * ldc + v * W, s[v][i]);
     }
-    if (acc) {
-      c0[i] = V::add(V::load(c + i * ldc), c0[i]);
-      c1[i] = V::add(V::load(c + i * ldc + W), c1[i]);
-    }
-    V::store(c + i * ldc, c0[i]);
-    V::store(c + i * ldc + W, c1[i]);
-  }
 }
 
 // The ragged last panel of a PS-row tile: mv < PS rows.
-template <class V, int PS, bool OFF = false, bool ROWS = false>
+template <class V, int PS, bool OFF = false, bool ROWS = false, int NV = 2>
 static void ukr_rem_rows(int mv, int64_t kc, const typename V::T* a, const typename V::T* b,
                          typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
                          int64_t lda = 0) {
   static_assert(PS == 6 || PS == 8);
   switch (mv) {
-    case 1: return ukr_rem<V, 1, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 2: return ukr_rem<V, 2, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 3: return ukr_rem<V, 3, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 4: return ukr_rem<V, 4, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-    case 5: return ukr_rem<V, 5, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+    case 1: return ukr_rem<V, 1, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
+    case 2: return ukr_rem<V, 2, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
+    case 3: return ukr_rem<V, 3, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
+    case 4: return ukr_rem<V, 4, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
+    case 5: return ukr_rem<V, 5, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
     default:
       if constexpr (PS == 8) {
-        if (mv == 6) return ukr_rem<V, 6, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
-        return ukr_rem<V, 7, PS, OFF, ROWS>(kc, a, b, c, ldc, acc, boff, lda);
+        if (mv == 6) return ukr_rem<V, 6, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
+        return ukr_rem<V, 7, PS, OFF, ROWS, NV>(kc, a, b, c, ldc, acc, boff, lda);
       }
   }
 }
