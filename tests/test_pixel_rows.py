@@ -146,19 +146,23 @@ def test_wide_fma_gain_is_measured():
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_avx2_tile_where_the_wide_one_wastes_columns(which):
-    """On AVX-512 a pixel-rows GEMM whose channels fill AVX2's 16-column panels but leave
-    the 32-column ones a quarter empty (48 -> three and two panels) runs on AVX2's 6x16 tile
-    where its work, times the measured gain of 512-bit FMAs (at least 1.25), is less:
-    then bitwise the AVX2 build's result; against torch either way. 64 channels keep the
-    wide tile."""
-    shape = (1, 48, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1)  # 196 pixels, 48 channels
+@pytest.mark.parametrize("channels", [16, 48, 144])
+def test_tile_by_the_columns_it_fills(which, channels):
+    """On AVX-512 a pixel-rows GEMM runs on the tile of least padded work: 48 and 144
+    channels fill the 8 x 48 tile's panels where the 8 x 32 tile's last one is a third or
+    half empty; 16 channels take AVX2's 6x16 tile where its work, times the measured gain of
+    512-bit FMAs (at least 1.25), is less than the 8 x 32 tile's (then bitwise the AVX2
+    build's result); 64 and 96 keep the 8 x 32 tile. Each is bitwise the other orientation's
+    result (no ragged 1- or 2-row panel on either side) and matches torch on every ISA."""
+    shape = (1, channels, 14, 14, channels, 5, 5, 1, (2, 2, 2, 2), 1, 1)  # 196 pixels
     gain = max(1.25, _C._wide_fma_gain())
-    narrow = gain * 198 * 48 < 200 * 64
+    narrow = channels == 16 and gain * 198 * 16 < 200 * 32
     if _C.best_isa() == "avx512":
         _C.set_isa("avx512")
-        assert _C._gemm_tile("float32", 196, 48)[1] == (16 if narrow else 32)
-        assert _C._gemm_tile("float32", 196, 64)[1] == 32
+        want = (6, 16) if narrow else (8, 48) if channels != 16 else (8, 32)
+        assert _C._gemm_tile("float32", 196, channels)[:2] == want
+        for cols in (64, 96):
+            assert _C._gemm_tile("float32", 196, cols)[:2] == (8, 32)
         assert _C._gemm_tile("float64", 196, 48)[1] == 16  # (fp64 keeps its own tile)
     args = make(shape, np.float32, seed=7)
     got = {}
@@ -166,8 +170,40 @@ def test_avx2_tile_where_the_wide_one_wastes_columns(which):
         _C.set_isa(isa)
         got[isa] = _run("on", args)[which]
         assert_close(got[isa], torch_ref(*args)[which], TOL[np.float32], f"{isa} against torch")
+        _C._set_winograd("off")
+        assert np.array_equal(got[isa], _run("off", args)[which]), f"{isa} orientations"
+        _C._set_winograd("auto")
     if "avx512" in got and narrow:
         assert np.array_equal(got["avx512"], got["avx2"])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("N, H, W, C, K, R", [
+    (2, 7, 7, 40, 48, 5),     # 98 pixels: 12 panels and a 2-row one; 1000 reduction values
+    (1, 5, 9, 300, 144, 3),   # 45 pixels (a 5-row panel), three 48-column panels, 2700 values
+    (3, 4, 5, 16, 47, 1),     # a 1x1 layer (packed pixels), 47 channels in one panel
+    (1, 11, 13, 64, 140, 3),  # 143 pixels, 140 channels: three panels, the last ragged
+    (2, 12, 12, 32, 48, 3)])  # 144 pixels an image: the weight gradient's taps as rows
+def test_wide_tile_edges(threads, N, H, W, C, K, R):
+    """The 8 x 48 tile at its edges: ragged pixel panels (1-7 rows), ragged channel panels,
+    several reduction blocks, padding skipped or not, forward, backward-data and the taps-
+    as-rows weight gradient: against torch, and the same bits for any thread count."""
+    if _C.best_isa() != "avx512":
+        pytest.skip("needs AVX-512")  # (the tile exists only there)
+    _C.set_isa("avx512")
+    pad = (R // 2,) * 4
+    args = make((N, C, H, W, K, R, R, 1, pad, 1, 1), np.float32, seed=K)
+    ref = torch_ref(*args)
+    pyconv.set_num_threads(1)
+    one = _run("on", args)
+    pyconv.set_num_threads(threads)
+    for skip in ("on", "off"):
+        _C._set_tap_skip(skip)
+        got = _run("on", args)
+        for g, o, r, name in zip(got, one, ref, ("forward", "grad_input", "grad_weight")):
+            assert_close(g, r, TOL[np.float32], f"{name} skip {skip}")
+            if skip == "on":
+                assert np.array_equal(g, o), f"{name} {threads} threads"
 
 
 def test_auto_takes_it_for_a_batch_one_7x7_layer():

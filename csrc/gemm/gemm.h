@@ -29,7 +29,7 @@ constexpr int64_t kMC = 144;
 constexpr int64_t kKC = 256;
 constexpr int64_t kNB = 192;
 constexpr int kMaxMR = 8;
-constexpr int kMaxNR = 32;
+constexpr int kMaxNR = 48;
 
 // c[i*ldc + j] (+)= sum_{k < kc} a[k*MR + i] * b[k*NR + j]: overwrites c, or adds to it
 // when acc.
@@ -126,10 +126,13 @@ double wide_fma_gain();
 // FMAs gain, at least 1.25 (the wide tile's fewer loads and instructions).
 double narrow_tile_weight();
 
-// The tile for a GEMM of about rows x cols outputs under isa: on AVX-512 float, AVX2's 6x16
-// where its padded work times narrow_tile_weight() is less than the 8x32 tile's: 48 columns
-// fill three 16-column panels and two 32-column ones a quarter empty. Otherwise
-// ukernel_for(isa).
+// The tile for a GEMM of about rows x cols outputs under isa: on AVX-512 float, the one of
+// least padded work among the 8x32 tile, the 8x48 one (48 or 144 columns fill its panels and
+// leave the 8x32 tile's last one a third or half empty) and AVX2's 6x16, its work weighted by
+// narrow_tile_weight() (16 columns: one panel, half of a 32-column one); ties keep the 8x32
+// tile. Otherwise ukernel_for(isa). For drivers that pack B and read A packed or through row
+// pointers (pixel rows, taps-as-rows weight gradients): the 8x48 tile has no fn_rows, fn_epi
+// or fn_off (null).
 template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols);
 

@@ -48,6 +48,13 @@ PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 namespace avx512 {
 PYCONV_UKERNEL_DECLARE(f32_gemm_8x32, f64_gemm_6x16)
 double fma_width_gain();  // (ukernel_avx512.cpp)
+// The 8 x 48 tile's kernels (ukernel_avx512.cpp).
+void f32_gemm_8x48(int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_8x48_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_8x48_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
+                       int64_t, bool);
+void f32_gemm_8x48_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
+                       bool);
 }  // namespace avx512
 #endif
 #undef PYCONV_UKERNEL_DECLARE
@@ -85,12 +92,28 @@ double narrow_tile_weight() { return std::max(1.25, wide_fma_gain()); }
 
 template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
-  const UKernel<T> uk = ukernel_for<T>(isa);
-  if (!std::is_same_v<T, float> || isa != Isa::avx512) return uk;
-  const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
-  const double wide = double(round_up(rows, uk.mr) * round_up(cols, uk.nr));
-  const double narrow = double(round_up(rows, k2.mr) * round_up(cols, k2.nr));
-  return narrow * narrow_tile_weight() < wide ? k2 : uk;
+  UKernel<T> uk = ukernel_for<T>(isa);
+#if defined(PYCONV_X86)
+  if constexpr (std::is_same_v<T, float>) {
+    if (isa != Isa::avx512) return uk;
+    // Padded work of each candidate, the narrow tile's weighted; ties keep the 8 x 32 tile.
+    auto work = [&](const UKernel<T>& k) {
+      return double(round_up(rows, k.mr) * round_up(cols, k.nr));
+    };
+    // (No rows-A, register-epilogue or in-place-B kernels: see gemm.h.)
+    const UKernel<T> k48{8, 48, avx512::f32_gemm_8x48, nullptr, avx512::f32_gemm_8x48_rem,
+                         nullptr, nullptr, uk.fn_gemv, uk.fn_gemv_t,
+                         avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box,
+                         "f32_gemm_8x48__avx512"};
+    const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
+    double best = work(uk);
+    if (work(k48) < best) uk = k48, best = work(k48);
+    if (work(k2) * narrow_tile_weight() < best) uk = k2;
+  }
+#else
+  (void)rows, (void)cols;
+#endif
+  return uk;
 }
 template UKernel<float> ukernel_for_shape<float>(Isa, int64_t, int64_t);
 template UKernel<double> ukernel_for_shape<double>(Isa, int64_t, int64_t);

@@ -54,6 +54,27 @@ struct VD {
 
 PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_8x32, f64_gemm_6x16, 8, 6)
 
+// The fp32 8 x 48 tile: three vectors of columns, 24 accumulators, 11 loads for 24 FMAs.
+// Where a GEMM's columns are 48, 144 or 240 output channels (pixel rows, taps-as-rows
+// weight gradients), the 8 x 32 tile's last panel is a third or half empty
+// (ukernel_for_shape). Those drivers pack B and read A packed or through row pointers: the
+// tile has the packed, ragged-row, indirect and box kernels only.
+void f32_gemm_8x48(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
+  ukr_tile<VF, 8, false, false, false, 3>(kc, a, 0, b, c, ldc, acc);
+}
+void f32_gemm_8x48_rem(int mv, int64_t kc, const float* a, const float* b, float* c,
+                       int64_t ldc, bool acc) {
+  ukr_rem_rows<VF, 8, false, false, 3>(mv, kc, a, b, c, ldc, acc);
+}
+void f32_gemm_8x48_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
+                       float* c, int64_t ldc, bool acc) {
+  ukr_ind<VF, 8, 3>(kc, a, aoff, b, c, ldc, acc);
+}
+void f32_gemm_8x48_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,
+                       int64_t ldc, bool acc) {
+  ukr_box<VF, 8, 3>(s, a, b, c, ldc, acc);
+}
+
 // Seconds for n rounds of 12 independent FMA chains on 512-bit (wide) or 256-bit registers:
 // register-only, so the time is the core's FMA throughput at that width (fma_width_gain).
 // Zeros in every operand (no denormals, no garbage); vzeroupper after (the compiler does not
