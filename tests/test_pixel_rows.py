@@ -263,11 +263,15 @@ def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, c
     ((1, 64, 7, 7, 1024, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 1x1, 64 values
     ((4, 128, 5, 5, 2054, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # 0.91 of the work, 1 MiB
     ((4, 256, 5, 5, 1034, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, True),  # the same, 256 values
+    ((8, 2048, 7, 7, 512, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, True),  # 1x1, 392 pixels, 4 MiB
+    ((8, 512, 7, 7, 2048, 1, 1, 1, (0, 0, 0, 0), 1, 1), 1, True),  # ... its backward-data
+    ((9, 2048, 7, 7, 512, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # ... 441 pixels
+    ((8, 1024, 7, 7, 256, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # ... 1 MiB
 ])
 def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
     reduction values; 1x1 layers at up to 144 pixels with 128+ values (256+ where only a
-    1 MiB filter lets them in): auto is bitwise the kernel the gate picks (the two
+    1 MiB filter lets them in), at up to 432 with a filter of 4 MiB: auto is bitwise the kernel the gate picks (the two
     orientations differ here: M % 6 leaves a ragged panel to the other), and matches
     torch."""
     _six_rows()
