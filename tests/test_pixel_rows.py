@@ -353,9 +353,12 @@ def _direction(which, args):
     # Its backward-data (the same taps, flipped), and 3x3 at 7x7, batch 1: 81 -> 70.
     (1, (4, 48, 7, 7, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), 825 - 626),
     (0, (1, 64, 7, 7, 64, 3, 3, 1, (1, 1, 1, 1), 1, 1), 81 - 70),
-    # No padding, nothing to skip; and one panel of output channels: auto does not skip.
+    # No padding, nothing to skip; and one panel of output channels: auto does not skip,
+    # unless the batch fills a block of as many images as a panel has rows (6 here): then
+    # the 384 padding taps of an image's pixels, per panel row.
     (0, (2, 32, 9, 9, 32, 3, 3, 1, (0, 0, 0, 0), 1, 1), 0),
-    (0, (4, 32, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0)])
+    (0, (4, 32, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 0),
+    (0, (6, 32, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), 384)])
 def test_skips_the_taps_on_padding(which, shape, skipped):
     _six_rows()  # (the counts below are for panels of 6 pixels)
     args = make(shape, np.float32, seed=8)

@@ -1100,11 +1100,15 @@ void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
   // 1.45x, and no packed copy of a large im2col).
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
   const bool packed = nth * ntw == 1;
-  // (Not with a single panel of output channels: 64 -> 16 5x5 at 14x14 ran 0.92-0.98x
-  // skipping, its panels' broadcasts feeding 2 FMAs each, 64 -> 32 0.98-1.05x.)
+  // (Not with a single panel of output channels at batches under MR: 64 -> 16 5x5 at 14x14
+  // batch 4 ran 0.92-0.98x skipping, its panels' broadcasts feeding 2 FMAs each, 64 -> 32
+  // 0.98-1.05x, 512 -> 48 batch 1 0.89x. From MR images whole blocks of them (plan_pixels)
+  // make panels of one tap range each, which skip every tap on padding: 5x5 at 7x7, 32 <-
+  // 128 batch 128 1.10x, 320 -> 32 and 832 -> 48 batch 16 1.02-1.10x, 512 -> 48 at 14x14
+  // 1.04x; Intel Xeon.)
   const auto skip_mode = static_cast<KernelMode>(g_tap_skip.load(std::memory_order_relaxed));
   bool skip = tr && !packed && skip_mode != KernelMode::off &&
-              (skip_mode == KernelMode::on || M > uk.nr);
+              (skip_mode == KernelMode::on || M > uk.nr || src.size[0] >= uk.mr);
   if (skip) {
     // Taps that read the source for no pixel at all leave no trace of a non-finite weight in
     // the sums (see nonfinite below): their weights are checked here instead.
