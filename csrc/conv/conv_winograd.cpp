@@ -141,8 +141,12 @@ constexpr int64_t kMinTiles5FewOut = 512;
 // (16%) it depended on the machine's phase: GoogLeNet's 5x5 layers with 32 outputs ran
 // 1.10-1.37x as pixel rows while other tenants loaded the machine, 0.85-1.04x when they did
 // not. On planes of whole tile rows of 4 (8x8, below) Winograd keeps them (CIFAR-10 conv3's
-// backward-data 32 <- 64 ran 0.72-0.75x as pixel rows, 64 -> 32 0.74x).
-constexpr int64_t kFewOutPad5 = 32;
+// backward-data 32 <- 64 ran 0.72-0.75x as pixel rows, 64 -> 32 0.74x). 48 outputs too
+// since AVX-512's 8 x 48 tile (48 fill AVX2's 16-column panels as well): 5x5 at 7x7, same
+// build alternated, Intel Xeon, pixel rows against Winograd: 48 <- 128 batch 128
+// backward-data 1.20x (AVX2's tile 1.19x), 48 <- 320 batch 16 1.15x (1.44x), 320 -> 48
+// 1.14x (1.42x). (40 outputs fill neither tile: Winograd's, 1.30x faster there.)
+constexpr int64_t kFewOutPad5 = 48;
 constexpr double kMinLandedFewOut5 = 0.75;
 // ... and from kManyIn5 input channels (a long reduction: 16 C values a tile for a block's
 // transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
