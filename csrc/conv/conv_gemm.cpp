@@ -1466,7 +1466,15 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       for (const Dst& e : dst) {
         T* d = abuf + e.base + pan * e.pan_stride;
         const T* sv = wp + e.src;
-        if (MR == 6 && mv == 6)  // (a constant count: moves, not a loop)
+        if (ws1 == 1 && mv == MR && (MR == 6 || MR == 8)) {
+          // 1x1 filters: a panel's MR values of a row lie side by side (one move, not MR
+          // scalar ones: the packing was 38% of a 2048 <- 512 layer's backward-data at 9
+          // pixels).
+          if (MR == 8)
+            std::memcpy(d, sv, 8 * sizeof(T));
+          else
+            std::memcpy(d, sv, 6 * sizeof(T));
+        } else if (MR == 6 && mv == 6)  // (a constant count: moves, not a loop)
           for (int i = 0; i < 6; ++i) d[i] = sv[i * ws1];
         else if (MR == 8 && mv == 8)
           for (int i = 0; i < 8; ++i) d[i] = sv[i * ws1];
