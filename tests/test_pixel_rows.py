@@ -271,9 +271,9 @@ def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, c
 def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
     reduction values; 1x1 layers at up to 144 pixels with 128+ values (256+ where only a
-    1 MiB filter lets them in), at up to 432 with a filter of 4 MiB: auto is bitwise the kernel the gate picks (the two
-    orientations differ here: M % 6 leaves a ragged panel to the other), and matches
-    torch."""
+    1 MiB filter lets them in), at up to 432 with a filter of 4 MiB: auto is bitwise the
+    kernel the gate picks (the two orientations differ here: M % 6 leaves a ragged panel to
+    the other), and matches torch."""
     _six_rows()
     args = make(shape, np.float32, seed=6)
     auto, on, off = (_run(m, args)[which] for m in ("auto", "on", "off"))

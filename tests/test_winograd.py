@@ -170,9 +170,9 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # im2col is padding (but 8x8,
 # whole tile rows of 4), and 5x5 on planes of under 80% tile use (7x7) needs 256 tiles;
 # there 64+ outputs of 256+ inputs go to pixel rows too (the padding they skip, unless the
-# tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles. Dilated layers with short sub-problem rows need more than 16
-# outputs, and more than 32 under 85% tile use, and sub-problems of one shape or 20 tiles
-# each on average.
+# tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles. Dilated layers with
+# short sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use, and
+# sub-problems of one shape or 20 tiles each on average.
 @pytest.mark.parametrize("shape, which, winograd", [
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 0, False),           # forward at 3x3
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3

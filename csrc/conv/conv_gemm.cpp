@@ -993,11 +993,12 @@ struct TapRanges {
 // within blocks of MR images: a panel of one range's pixels (one corner pixel an image)
 // reads MR images, where grouping over the whole batch made every panel read pixels of
 // images far apart, and its stores land in as many (GoogLeNet 5a's 5x5, 32 -> 128 at 7x7
-// batch 128, 1.35x forward; 48 -> 128 1.21x; batch 4-32 layers 0.99-1.05x; Intel Xeon). Against computing every tap
-// (same process, 2 threads): 7x7 batch 4, 128 -> 128 1.16x, 48 -> 128 1.11x, backward-data
-// 256 <- 256 1.13x; 14x14 batch 1, 256 -> 256 1.10x; 3x3 at 7x7 batch 1-2, 512 and 256
-// channels 1.09x; 0.92-1.05x only with few outputs (64 -> 16 and 64 -> 32 at 14x14: a
-// single panel of channels is left alone, gemm_pixel_rows).
+// batch 128, 1.35x forward; 48 -> 128 1.21x; batch 4-32 layers 0.99-1.05x; Intel Xeon).
+// Against computing every tap (same process, 2 threads): 7x7 batch 4, 128 -> 128 1.16x, 48 ->
+// 128 1.11x, backward-data 256 <- 256 1.13x; 14x14 batch 1, 256 -> 256 1.10x; 3x3 at 7x7 batch
+// 1-2, 512 and 256 channels 1.09x; 0.92-1.05x only with few outputs (64 -> 16 and 64 -> 32 at
+// 14x14 batch 4: a single panel of channels is left alone below a batch of MR images,
+// gemm_pixel_rows).
 // No order changes a result: each pixel's kept products are added in the same order as
 // all of them would be (the skipped ones are exact zeros), so results still equal the
 // other orientation's.
@@ -1206,7 +1207,7 @@ void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
        PB < 8 * kMC && ceil_div(Ncol, 2 * PB) * panels >= want;)
     PB *= 2;
   // Blocks of nearly equal whole panels: 196 pixels (one 14x14 image) as 144 and 52 left one
-  // of two threads idle two thirds of the time (512 -> 48 5x5, batch 1: 1.4x as 104 and 92).
+  // of two threads idle two thirds of the time (512 -> 48 5x5, batch 1: 1.30x as 104 and 92).
   const int64_t mch = ceil_div(Ncol, PB);
   PB = round_up(ceil_div(Ncol, mch), MR);
   const int64_t nb = gemm::pick_nb(M, mch, uk.nr, 2);
