@@ -780,9 +780,9 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   const double work = double(round_up(Ncol, 6) * round_up(M, 16)) /
                       double(round_up(Ncol, 16) * round_up(M, 6));
   if (p.R * p.S > 1 && Ncol <= 3 * kMC && Kd >= gemm::kKC && work <= 1.3) return true;
-  const bool big = M * Kd * static_cast<int64_t>(elem) >= (int64_t(1) << 20);
-  if (p.R * p.S == 1 && Ncol <= 3 * kMC && work <= 1.0 &&
-      M * Kd * static_cast<int64_t>(elem) >= kHugeFilter)
+  const int64_t filter_bytes = M * Kd * static_cast<int64_t>(elem);
+  const bool big = filter_bytes >= (int64_t(1) << 20);
+  if (p.R * p.S == 1 && Ncol <= 3 * kMC && work <= 1.0 && filter_bytes >= kHugeFilter)
     return true;
   if (Ncol <= kMC)
     return M * Kd >= (int64_t(1) << 15) && Kd >= kMinKdPixelRows &&

@@ -14,6 +14,28 @@
 // Deliberately free of std:: templates: inline functions shared with other
 // translation units would be merged by the linker across ISA flags.
 
+// B's reduction row at p, NV vectors.
+template <class V, int NV>
+__attribute__((always_inline)) inline void load_row(const typename V::T* p,
+                                                    typename V::reg* bv) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) bv[v] = V::load(p + v * V::lanes);
+}
+
+// A tile of sums to c: overwritten, or added to it when acc.
+template <class V, int MR, int NV>
+__attribute__((always_inline)) inline void store_tile(typename V::reg (*s)[MR], typename V::T* c,
+                                                      int64_t ldc, bool acc) {
+  constexpr int W = V::lanes;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (acc) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
+      V::store(c + i * ldc + v * W, s[v][i]);
+    }
+}
+
 // EPI: the epilogue while the tile is in registers: + bias[i] (when bias), then relu (when
 // relu): the same operations, in the same order, as the store's scalar epilogue.
 // OFF: B is read in place, reduction row k at b + boff[k] (NR contiguous values), instead of
@@ -38,10 +60,8 @@ static void ukr_tile(int64_t kc, const typename V::T* a, int64_t lda, const type
   // operations in the same order.
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const typename V::T* bk = OFF ? b + boff[k] : b;
     typename V::reg bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(bk + v * W);
+    load_row<V, NV>(OFF ? b + boff[k] : b, bv);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const typename V::reg ai = V::bcast(ROWS ? a + i * lda : a + i);
@@ -100,28 +120,6 @@ __attribute__((always_inline)) inline void ind_step(const typename V::T* const* 
   }
 }
 
-// B's reduction row at p, NV vectors.
-template <class V, int NV>
-__attribute__((always_inline)) inline void load_row(const typename V::T* p,
-                                                    typename V::reg* bv) {
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) bv[v] = V::load(p + v * V::lanes);
-}
-
-// Their tile to c: overwritten, or added to it when acc.
-template <class V, int MR, int NV>
-__attribute__((always_inline)) inline void ind_store(typename V::reg (*s)[MR], typename V::T* c,
-                                                     int64_t ldc, bool acc) {
-  constexpr int W = V::lanes;
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if (acc) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
-      V::store(c + i * ldc + v * W, s[v][i]);
-    }
-}
-
 // A read in place through row pointers (an indirect im2col: XNNPACK's indirection, as
 // offsets): a[i] + aoff[k] is A's value (i, k), for all MR rows (a caller with fewer rows
 // points the rest at a valid row and keeps only its rows of c). B a packed panel of NV
@@ -144,7 +142,7 @@ static void ukr_ind(int64_t kc, const typename V::T* const* a, const int64_t* ao
     load_row<V, NV>(b, bv);
     ind_step<V, MR, NV>(r, aoff[k], bv, s);
   }
-  ind_store<V, MR, NV>(s, c, ldc, acc);
+  store_tile<V, MR, NV>(s, c, ldc, acc);
 }
 
 // ukr_ind over a selection of reduction indices (gemm::KSel): the same products in the
@@ -174,7 +172,7 @@ static void ukr_box(const gemm::KSel& sel, const typename V::T* const* a, const 
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) r[i] += sel.astep;
   }
-  ind_store<V, MR, NV>(s, c, ldc, acc);
+  store_tile<V, MR, NV>(s, c, ldc, acc);
 }
 
 // The last, ragged row panel of a packed A (MR < the panel's PS rows): only MR rows are
@@ -188,7 +186,7 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
                     typename V::T* c, int64_t ldc, bool acc, const int64_t* boff = nullptr,
                     int64_t lda = 0) {
   constexpr int64_t kstep = ROWS ? 1 : PS;  // A's step between reduction indices
-  constexpr int W = V::lanes, NR = NV * V::lanes;
+  constexpr int NR = NV * V::lanes;
   constexpr bool kSplit = MR <= 2;
   typename V::reg s[NV][MR], d[NV][MR], bv[NV], ev[NV];
 #pragma GCC unroll 8
@@ -222,14 +220,12 @@ static void ukr_rem(int64_t kc, const typename V::T* a, const typename V::T* b,
     a += kstep;
     if (!OFF) b += NR;
   }
+  if (kSplit)
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if (kSplit) s[v][i] = V::add(s[v][i], d[v][i]);
-      if (acc) s[v][i] = V::add(V::load(c + i * ldc + v * W), s[v][i]);
-      V::store(c + i * ldc + v * W, s[v][i]);
-    }
+      for (int v = 0; v < NV; ++v) s[v][i] = V::add(s[v][i], d[v][i]);
+  store_tile<V, MR, NV>(s, c, ldc, acc);
 }
 
 // The ragged last panel of a PS-row tile: mv < PS rows.
