@@ -411,12 +411,16 @@ def test_backward_data_one_phase_of_a_stride():
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_non_finite_filter_reaches_the_padding(which):
+@pytest.mark.parametrize("batch", [3, 24])
+def test_non_finite_filter_reaches_the_padding(which, batch):
     """An inf in the filter times a padding zero is NaN: the products skipped on padding are
     computed after all when the filter is not finite, so that results still equal those of
     computing every tap; in the forward, NaN where torch has it. (torch's backward-data
-    never multiplies dy's padding, ours does: its NaN pattern differs there either way.)"""
-    x, w, b, dy, *rest = make((3, 8, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=10)
+    never multiplies dy's padding, ours does: its NaN pattern differs there either way.)
+    Batch 24: whole blocks of MR images (6 or 8), whose panels read no padding, run on the
+    unpadded source first (run_pixel_rows), then again on the padded one."""
+    x, w, b, dy, *rest = make((batch, 8, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32,
+                              seed=10)
     w[3, 2, 0, 4] = np.inf  # a corner tap: padding for the top and right edges' pixels
     w[5, 1, 2, 2] = np.nan
     args = (x, w, b, dy, *rest)

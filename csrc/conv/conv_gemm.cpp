@@ -1006,6 +1006,9 @@ struct PixelPlan {
   std::vector<int64_t> box;                  // per panel: its box in boxes, -1: every tap
   std::vector<std::array<int64_t, 4>> boxes;  // taps th in [b0, b1) x tw in [b2, b3)
   int64_t skipped = 0;                        // (panel, tap) pairs left out
+  // Whether every panel's box is each of its pixels' own taps (no panel reads padding): the
+  // source may then be read without its zero-padded copy (run_pixel_rows).
+  bool pure = false;
 };
 
 inline PixelPlan plan_pixels(const TapRanges* tr, int64_t N, int64_t Gh, int64_t Gw,
@@ -1064,6 +1067,13 @@ inline PixelPlan plan_pixels(const TapRanges* tr, int64_t N, int64_t Gh, int64_t
     if (taps < best) best = taps, best_bx = bx, plan.order = std::move(ord);
   }
   plan.skipped = npan * nth * ntw - best;
+  plan.pure = true;
+  for (int64_t j = 0; j < Mpad; ++j) {
+    const auto& b = best_bx[j / MR];
+    const int64_t gi = plan.order[j] % GG / Gw, gj = plan.order[j] % Gw;
+    plan.pure &= tr->h0[gi] == b[0] && tr->h1[gi] == b[1] && tr->w0[gj] == b[2] &&
+                 tr->w1[gj] == b[3];
+  }
   for (int64_t q = 0; q < npan; ++q) {
     const auto& b = best_bx[q];
     if (b[0] == 0 && b[1] == nth && b[2] == 0 && b[3] == ntw) continue;
@@ -1074,29 +1084,21 @@ inline PixelPlan plan_pixels(const TapRanges* tr, int64_t N, int64_t Gh, int64_t
   return plan;
 }
 
-// y[n, c, gi, gj] = epilogue(sum over kk = (ch, th, tw) of
-//   src[n, ch, gi*sth + offh[th], gj*stw + offw[tw]] * filt[c*fs + koff[kk]])
-// for c < M over the Gh x Gw grid, as pixel rows (the padded source of pad_source, so every
-// index is inside it). The forward (filt: w's rows) and a stride-1 backward-data (filt: the
-// flipped filter's columns) are such GEMMs. tr (may be null): the taps on padding, skipped.
-// The register tile fits the GEMM's shape (ukernel_for_shape: on AVX-512, AVX2's 16 columns
-// for 8, 16 or 48 channels where they do enough less work).
+// The tile, whether pixel rows skip the taps on padding, and the panels' plan for
+// gemm_pixel_rows (tr may be null: every tap).
 template <typename T>
-void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
-                     const std::vector<int64_t>& offh, const std::vector<int64_t>& offw,
-                     int64_t M, const T* filt, int64_t fs, const std::vector<int64_t>& koff,
-                     const T* bias, Activation act, T* y, T* preact, const TapRanges* tr) {
-  const int64_t GG = Gh * Gw, Ncol = src.size[0] * GG, Kd = static_cast<int64_t>(koff.size());
+struct PixelSetup {
+  UKernel<T> uk;
+  bool skip;
+  PixelPlan plan;
+};
+
+template <typename T>
+PixelSetup<T> pixel_setup(int64_t N, int64_t Gh, int64_t Gw, int64_t M, const T* filt,
+                          int64_t fs, const std::vector<int64_t>& koff, int64_t nth, int64_t ntw,
+                          const TapRanges* tr) {
+  const int64_t Ncol = N * Gh * Gw, Kd = static_cast<int64_t>(koff.size());
   const UKernel<T> uk = gemm::ukernel_for_shape<T>(active_isa(), Ncol, M);
-  const int64_t nth = static_cast<int64_t>(offh.size()), ntw = static_cast<int64_t>(offw.size());
-  // A (the im2col) is read in place: pixel j's row starts at rowp[j] (the last pixel
-  // repeated to whole 6-row panels), reduction index kk at xoff[kk] from there. With one
-  // tap (1x1: every reduction index in another plane, a cache line each) it is packed once
-  // instead: in place, 2048 -> 512 at 7x7 batch 1 ran 0.78x and a 16 x 4096 -> 4096 linear
-  // 0.92x, where 3x3 and 5x5 layers gained (832 -> 128 5x5 at 7x7 1.10x, 256 -> 32 3x3
-  // 1.45x, and no packed copy of a large im2col).
-  const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
-  const bool packed = nth * ntw == 1;
   // (Not with a single panel of output channels at batches under MR: 64 -> 16 5x5 at 14x14
   // batch 4 ran 0.92-0.98x skipping, its panels' broadcasts feeding 2 FMAs each, 64 -> 32
   // 0.98-1.05x, 512 -> 48 batch 1 0.89x. From MR images whole blocks of them (plan_pixels)
@@ -1104,11 +1106,11 @@ void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
   // 128 batch 128 1.10x, 320 -> 32 and 832 -> 48 batch 16 1.02-1.10x, 512 -> 48 at 14x14
   // 1.04x; Intel Xeon.)
   const auto skip_mode = static_cast<KernelMode>(g_tap_skip.load(std::memory_order_relaxed));
-  bool skip = tr && !packed && skip_mode != KernelMode::off &&
-              (skip_mode == KernelMode::on || M > uk.nr || src.size[0] >= uk.mr);
+  bool skip = tr && nth * ntw > 1 && skip_mode != KernelMode::off &&
+              (skip_mode == KernelMode::on || M > uk.nr || N >= uk.mr);
   if (skip) {
     // Taps that read the source for no pixel at all leave no trace of a non-finite weight in
-    // the sums (see nonfinite below): their weights are checked here instead.
+    // the sums (see nonfinite in gemm_pixel_rows): their weights are checked here instead.
     std::vector<char> hv(static_cast<size_t>(nth)), wv(static_cast<size_t>(ntw));
     for (int64_t g = 0; g < Gh; ++g)
       for (int64_t t = tr->h0[g]; t < tr->h1[g]; ++t) hv[t] = 1;
@@ -1121,7 +1123,34 @@ void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
           if (!(v - v == T(0))) skip = false;
         }
   }
-  const PixelPlan plan = plan_pixels(skip ? tr : nullptr, src.size[0], Gh, Gw, nth, ntw, uk.mr);
+  return {uk, skip, plan_pixels(skip ? tr : nullptr, N, Gh, Gw, nth, ntw, uk.mr)};
+}
+
+// y[n, c, gi, gj] = epilogue(sum over kk = (ch, th, tw) of
+//   src[n, ch, gi*sth + offh[th], gj*stw + offw[tw]] * filt[c*fs + koff[kk]])
+// for c < M over the Gh x Gw grid, as pixel rows, with ps's tile and plan: every index read
+// must be inside src (the padded source of pad_source, or any source under a pure plan). The
+// forward (filt: w's rows) and a stride-1 backward-data (filt: the flipped filter's columns)
+// are such GEMMs. The register tile fits the GEMM's shape (ukernel_for_shape: on AVX-512,
+// AVX2's 16 columns for 8, 16 or 48 channels where they do enough less work). Returns false
+// when skipping taps left a non-finite sum (y incomplete: run_pixel_rows computes every tap).
+template <typename T>
+bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
+                     const std::vector<int64_t>& offh, const std::vector<int64_t>& offw,
+                     int64_t M, const T* filt, int64_t fs, const std::vector<int64_t>& koff,
+                     const T* bias, Activation act, T* y, T* preact, const PixelSetup<T>& ps) {
+  const int64_t GG = Gh * Gw, Ncol = src.size[0] * GG, Kd = static_cast<int64_t>(koff.size());
+  const UKernel<T>& uk = ps.uk;
+  const PixelPlan& plan = ps.plan;
+  const int64_t nth = static_cast<int64_t>(offh.size()), ntw = static_cast<int64_t>(offw.size());
+  // A (the im2col) is read in place: pixel j's row starts at rowp[j] (the last pixel
+  // repeated to whole 6-row panels), reduction index kk at xoff[kk] from there. With one
+  // tap (1x1: every reduction index in another plane, a cache line each) it is packed once
+  // instead: in place, 2048 -> 512 at 7x7 batch 1 ran 0.78x and a 16 x 4096 -> 4096 linear
+  // 0.92x, where 3x3 and 5x5 layers gained (832 -> 128 5x5 at 7x7 1.10x, 256 -> 32 3x3
+  // 1.45x, and no packed copy of a large im2col).
+  const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
+  const bool packed = nth * ntw == 1;
   g_taps_skipped.fetch_add(plan.skipped, std::memory_order_relaxed);
   std::vector<int64_t> moff(Mpad), poff(Ncol), xoff(Kd);
   for (int64_t j = 0; j < Mpad; ++j) {
@@ -1214,9 +1243,37 @@ void gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
     gemm::gemm_task<T>(uk, m0, std::min(Ncol, m0 + PB), j0, std::min(M, j0 + nb), 0, Kd, pa,
                        pb, st);
   }
-  if (nonfinite.load())
-    gemm_pixel_rows<T>(src, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y,
-                       preact, nullptr);
+  return !nonfinite.load();
+}
+
+// gemm_pixel_rows on src through the grid's tap offsets (negative ones read its padding),
+// skipping the taps on padding where tr says (tr may be null): on src itself when every
+// panel reads only its pixels' own taps (PixelPlan::pure: the zero-padded copy was 10% of
+// GoogLeNet 5a's 5x5 backward-data at 7x7 batch 128), else on its padded copy; every tap on
+// the padded copy where skipping left a non-finite sum. Returns false where that copy would
+// be much larger than what the convolution reads (pad_source): the caller then runs the
+// reference loops.
+template <typename T>
+bool run_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
+                    std::vector<int64_t> offh, std::vector<int64_t> offw, int64_t M,
+                    const T* filt, int64_t fs, const std::vector<int64_t>& koff, const T* bias,
+                    Activation act, T* y, T* preact, const TapRanges* tr) {
+  const int64_t N = src.size[0], nth = static_cast<int64_t>(offh.size()),
+                ntw = static_cast<int64_t>(offw.size());
+  const PixelSetup<T> ps = pixel_setup(N, Gh, Gw, M, filt, fs, koff, nth, ntw, tr);
+  if (ps.plan.pure &&
+      gemm_pixel_rows(src, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y,
+                      preact, ps))
+    return true;
+  bool ok;
+  const View4<const T> xs = pad_source(src, Gh, Gw, sth, stw, offh, offw, ok, true);
+  if (!ok) return false;
+  if (!ps.plan.pure && gemm_pixel_rows(xs, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff,
+                                       bias, act, y, preact, ps))
+    return true;
+  gemm_pixel_rows(xs, Gh, Gw, sth, stw, offh, offw, M, filt, fs, koff, bias, act, y, preact,
+                  pixel_setup(N, Gh, Gw, M, filt, fs, koff, nth, ntw, nullptr));
+  return true;
 }
 
 // ---- Matrix-vector products: a linear layer at batch 1 to 4 ------------------------------
@@ -1303,24 +1360,24 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
   int64_t sth = p.stride_h, stw = p.stride_w;
-  bool ok;
-  const bool rows = use_pixel_rows(p, M, Ncol, Kd, sizeof(T), PQ, false);
-  TapRanges tr;
-  if (rows) {
+  if (use_pixel_rows(p, M, Ncol, Kd, sizeof(T), PQ, false)) {
+    // (Pixel rows read a strided source in place: DeepSpeech's 5x10 stride-2 stem spent 5% of
+    // its time on a column-phase copy of its 14 MB input.)
+    TapRanges tr;
     tap_ranges(p.P, sth, offh, p.H, tr.h0, tr.h1);
     tap_ranges(p.Q, stw, offw, p.W, tr.w0, tr.w1);
+    if (!run_pixel_rows(x, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff, bias,
+                        act, y, preact, &tr))
+      ref::conv2d_forward(p, x, w, bias, act, y, preact);
+    return;
   }
-  // (Pixel rows read a strided source in place: DeepSpeech's 5x10 stride-2 stem spent 5% of
-  // its time on a column-phase copy of its 14 MB input.)
   bool stride2 = false;
 #if defined(PYCONV_X86)
   stride2 = std::is_same_v<T, float> && active_isa() >= Isa::avx512;
 #endif
-  const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, rows, stride2);
+  bool ok;
+  const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, false, stride2);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
-  if (rows)
-    return gemm_pixel_rows(xs, p.P, p.Q, sth, stw, offh, offw, M, w.data, w.stride[0], koff,
-                           bias, act, y, preact, &tr);
   const bool in_place = in_place_b(M, xs, offh, RS, Cg);
   std::vector<int64_t> moff(M);
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
@@ -1376,6 +1433,29 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       btotal += p.N * p.C * f.Hph * f.Wph;
       phs.push_back(std::move(f));
     }
+  if (phs.size() == 1 && G == 1 && phs[0].nr * phs[0].ns > 0 &&
+      use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T), HW, true)) {
+    // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
+    const Phase& f = phs[0];
+    std::vector<int64_t> koff(f.Kd);
+    for (int64_t kk = 0; kk < f.Kd; ++kk) {
+      const int64_t k = kk / (f.nr * f.ns), th = kk / f.ns % f.nr, tw = kk % f.ns;
+      koff[kk] = k * w.stride[0] + f.rl[th] * w.stride[2] + f.sl[tw] * w.stride[3];
+    }
+    // Tap th reads dy row ih + (pad_top - rl[th]*dil_h) / sh of dy's P rows (before its
+    // padding; one phase: a stride larger than dx, or 1).
+    TapRanges tr;
+    std::vector<int64_t> o0h(f.rl.size()), o0w(f.sl.size());
+    for (size_t t = 0; t < f.rl.size(); ++t) o0h[t] = (p.pad_top - f.rl[t] * p.dil_h) / sh;
+    for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = (p.pad_left - f.sl[t] * p.dil_w) / sw;
+    tap_ranges(p.H, 1, o0h, p.P, tr.h0, tr.h1);
+    tap_ranges(p.W, 1, o0w, p.Q, tr.w0, tr.w1);
+    if (!run_pixel_rows(dy, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1], koff,
+                        static_cast<const T*>(nullptr), Activation{}, dx,
+                        static_cast<T*>(nullptr), &tr))
+      ref::conv2d_backward_data(p, dy, w, dx);
+    return;
+  }
   // One zero-padded copy of dy serves every phase (the union of their paddings; their
   // offsets shifted into it): a copy per phase wrote all of dy sh*sw times (6% of DCGAN
   // 128 -> 64's time at stride 2).
@@ -1398,27 +1478,6 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       for (int64_t& o : f.offh) o = uh[ih++];
       for (int64_t& o : f.offw) o = uw[iw++];
     }
-  }
-  if (phs.size() == 1 && G == 1 && phs[0].nr * phs[0].ns > 0 &&
-      use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T), HW, true)) {
-    // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
-    const Phase& f = phs[0];
-    std::vector<int64_t> koff(f.Kd);
-    for (int64_t kk = 0; kk < f.Kd; ++kk) {
-      const int64_t k = kk / (f.nr * f.ns), th = kk / f.ns % f.nr, tw = kk % f.ns;
-      koff[kk] = k * w.stride[0] + f.rl[th] * w.stride[2] + f.sl[tw] * w.stride[3];
-    }
-    // Tap th reads dy row ih + (pad_top - rl[th]*dil_h) / sh of dy's P rows (before its
-    // padding; one phase: a stride larger than dx, or 1).
-    TapRanges tr;
-    std::vector<int64_t> o0h(f.rl.size()), o0w(f.sl.size());
-    for (size_t t = 0; t < f.rl.size(); ++t) o0h[t] = (p.pad_top - f.rl[t] * p.dil_h) / sh;
-    for (size_t t = 0; t < f.sl.size(); ++t) o0w[t] = (p.pad_left - f.sl[t] * p.dil_w) / sw;
-    tap_ranges(p.H, 1, o0h, p.P, tr.h0, tr.h1);
-    tap_ranges(p.W, 1, o0w, p.Q, tr.w0, tr.w1);
-    return gemm_pixel_rows(dys, p.H, p.W, 1, 1, f.offh, f.offw, M, w.data, w.stride[1], koff,
-                           static_cast<const T*>(nullptr), Activation{}, dx,
-                           static_cast<T*>(nullptr), &tr);
   }
   // Every phase's filter, packed as prepack_a() does (MR-row panels per reduction block,
   // kk = (k, tap)), in one pass over w: a phase uses a few taps of every filter row, and
