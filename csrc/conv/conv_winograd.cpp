@@ -135,19 +135,22 @@ constexpr int64_t kMinTiles5Weight = 384;
 // tiles a wash (0.97-1.03x: 64, 96 and 128 -> 32, backward-data 128 -> 32).
 constexpr int64_t kFewOut5 = 16;
 constexpr int64_t kMinTiles5FewOut = 512;
-// ... and with at most kFewOutPad5 outputs only where under a quarter of the im2col is
-// padding (kMinLandedFewOut5), which pixel rows skip: 5x5 "same" at 7x7 (31%), old/new
-// builds alternated, 2 threads, 320 -> 32 batch 16 1.21-1.26x, 32 <- 320 1.23x. At 14x14
-// (16%) it depended on the machine's phase: GoogLeNet's 5x5 layers with 32 outputs ran
-// 1.10-1.37x as pixel rows while other tenants loaded the machine, 0.85-1.04x when they did
-// not. On planes of whole tile rows of 4 (8x8, below) Winograd keeps them (CIFAR-10 conv3's
+// ... and with at most kFewOutPad5 outputs only where under 16% of the im2col is padding
+// (kMinLandedFewOut5), which pixel rows skip: 5x5 "same" at 7x7 (31%), old/new builds
+// alternated, 2 threads, 320 -> 32 batch 16 1.21-1.26x, 32 <- 320 1.23x; at 12x12-14x14
+// (19-16%), since pixel rows read a source without its padded copy and keep a filter panel
+// in L1, pixel rows against Winograd (same process, Intel Xeon): 128 -> 32 forward batch
+// 32-64 1.15-1.27x, 256 -> 32 1.50x, 128 -> 48 batch 16-128 1.06-1.12x, GoogLeNet 4e's
+// backward-data 32 <- 128 1.16x, 4d's 32 <- 64 1.01-1.05x, 48 <- 128 1.08x, 32 <- 96 at
+// 12x12 1.20x. At 15x15 (15%) 48 <- 128 ran 0.77x, at 16x16 0.97x: Winograd's. On planes
+// of whole tile rows of 4 (8x8, below) Winograd keeps them (CIFAR-10 conv3's
 // backward-data 32 <- 64 ran 0.72-0.75x as pixel rows, 64 -> 32 0.74x). 48 outputs too
 // since AVX-512's 8 x 48 tile (48 fill AVX2's 16-column panels as well): 5x5 at 7x7, same
 // build alternated, Intel Xeon, pixel rows against Winograd: 48 <- 128 batch 128
 // backward-data 1.20x (AVX2's tile 1.19x), 48 <- 320 batch 16 1.15x (1.44x), 320 -> 48
 // 1.14x (1.42x). (40 outputs fill neither tile: Winograd's, 1.30x faster there.)
 constexpr int64_t kFewOutPad5 = 48;
-constexpr double kMinLandedFewOut5 = 0.75;
+constexpr double kMinLandedFewOut5 = 0.84;
 // ... and from kManyIn5 input channels (a long reduction: 16 C values a tile for a block's
 // transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
 // pixel rows also skip the taps on padding (16% of them at 14x14, 31% at 7x7). Pixel rows
