@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 #if defined(__SSE__)
@@ -135,16 +136,16 @@ inline void transpose_run(const float* const* rows, int64_t off, int64_t len, fl
 }
 #endif
 
-// off[kk] = ch*cs + a[th] + b[tw] for the reduction indices kk = (ch, th, tw) of nc
+// off[kk] = ch*cs + a[th]*as + b[tw]*bs for the reduction indices kk = (ch, th, tw) of nc
 // channels, by nested loops: three or four divisions an index cost the calling thread 4% of
 // a 512 -> 48 5x5 forward at 14x14 batch 2 (12800 indices) while the others waited.
 inline std::vector<int64_t> tap_offsets(int64_t nc, int64_t cs, const std::vector<int64_t>& a,
-                                        const std::vector<int64_t>& b) {
+                                        int64_t as, const std::vector<int64_t>& b, int64_t bs) {
   std::vector<int64_t> off;
   off.reserve(static_cast<size_t>(nc) * a.size() * b.size());
   for (int64_t ch = 0; ch < nc; ++ch)
     for (const int64_t x : a)
-      for (const int64_t y : b) off.push_back(ch * cs + x + y);
+      for (const int64_t y : b) off.push_back(ch * cs + x * as + y * bs);
   return off;
 }
 
@@ -1193,18 +1194,15 @@ bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
   const int64_t MR = uk.mr, Mpad = round_up(Ncol, MR), npan = Mpad / MR;
   const bool packed = nth * ntw == 1;
   g_taps_skipped.fetch_add(plan.skipped, std::memory_order_relaxed);
-  std::vector<int64_t> moff(Mpad), poff(Ncol), xoff;
+  std::vector<int64_t> moff(Mpad), poff(Ncol);
   for (int64_t j = 0; j < Mpad; ++j) {
     const int64_t jj = plan.order[j], n = jj / GG, gi = jj % GG / Gw, gj = jj % Gw;
     moff[j] = n * src.stride[0] + gi * sth * src.stride[2] + gj * stw * src.stride[3];
     if (j < Ncol) poff[j] = n * M * GG + jj % GG;
   }
-  {
-    std::vector<int64_t> ah(offh), bw(offw);
-    for (int64_t& o : ah) o *= src.stride[2];
-    for (int64_t& o : bw) o *= src.stride[3];
-    xoff = tap_offsets(nth * ntw > 0 ? Kd / (nth * ntw) : 0, src.stride[1], ah, bw);
-  }
+  const std::vector<int64_t> xoff = tap_offsets(nth * ntw > 0 ? Kd / (nth * ntw) : 0,
+                                                src.stride[1], offh, src.stride[2], offw,
+                                                src.stride[3]);
   // Per reduction block and panel, the selection of its box's taps (null: every tap).
   const gemm::KBlocks kb(Kd);
   const int64_t nbox = static_cast<int64_t>(plan.boxes.size()), taps = nth * ntw;
@@ -1394,10 +1392,10 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   if (gemv_fits(p, w) && dense_rows(x, p.C, p.H, p.W))
     return forward_gemv(p, uk, x, w, bias, act, y, preact);
   const int64_t Mpad = round_up(M, uk.mr);
-  std::vector<int64_t> wr(R), ws(S);
-  for (int64_t r = 0; r < R; ++r) wr[r] = r * w.stride[2];
-  for (int64_t s = 0; s < S; ++s) ws[s] = s * w.stride[3];
-  const std::vector<int64_t> koff = tap_offsets(Cg, w.stride[1], wr, ws);
+  std::vector<int64_t> taps_r(R), taps_s(S);
+  std::iota(taps_r.begin(), taps_r.end(), 0), std::iota(taps_s.begin(), taps_s.end(), 0);
+  const std::vector<int64_t> koff =
+      tap_offsets(Cg, w.stride[1], taps_r, w.stride[2], taps_s, w.stride[3]);
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
@@ -1479,10 +1477,8 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T), HW, true)) {
     // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
     const Phase& f = phs[0];
-    std::vector<int64_t> wr(f.rl), ws(f.sl);
-    for (int64_t& o : wr) o *= w.stride[2];
-    for (int64_t& o : ws) o *= w.stride[3];
-    const std::vector<int64_t> koff = tap_offsets(Kg, w.stride[0], wr, ws);
+    const std::vector<int64_t> koff =
+        tap_offsets(Kg, w.stride[0], f.rl, w.stride[2], f.sl, w.stride[3]);
     // Tap th reads dy row ih + (pad_top - rl[th]*dil_h) / sh of dy's P rows (before its
     // padding; one phase: a stride larger than dx, or 1).
     TapRanges tr;
@@ -1793,11 +1789,8 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       std::vector<int64_t> pix(PQ);  // pixel (oh, ow) of an image at its taps' rows + pix
       for (int64_t oh = 0, k = 0; oh < p.P; ++oh)
         for (int64_t ow = 0; ow < p.Q; ++ow) pix[k++] = oh * sh * xs.stride[2] + ow * cs;
-      std::vector<int64_t> ah(offh), bw(offw);
-      for (int64_t& o : ah) o *= xs.stride[2];
-      for (int64_t& o : bw) o *= xs3;
       // Tap i's row in image 0 (rows past Ncols: tap 0's).
-      std::vector<int64_t> tapoff = tap_offsets(Cg, xs.stride[1], ah, bw);
+      std::vector<int64_t> tapoff = tap_offsets(Cg, xs.stride[1], offh, xs.stride[2], offw, xs3);
       tapoff.resize(static_cast<size_t>(Mt), tapoff[0]);
       // Row blocks of whole panels, nearly equal, at most 4 kMC rows (each block transposes
       // its reduction range of grad_output again; the rows are read in place, not packed):
