@@ -214,6 +214,23 @@ def test_gate_by_tile_use(shape, which, winograd):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_weight_gate_by_tile_columns(isa):
+    """The 5x5 weight gradient with 48 outputs (784 tiles) stays on the GEMM where AVX-512's
+    8 x 48 tile fills them (its 8 x 32 tile would leave a quarter idle), on Winograd with
+    the other ISAs' tiles; 32 outputs go to Winograd on every ISA."""
+    _C.set_isa(isa)
+    for K, winograd in ((48, isa != "avx512"), (32, True)):
+        args = make(_shape(16, 64, 14, 14, K, (2, 2, 2, 2), 5, 5), np.float32, seed=17)
+        got = {}
+        for mode in ("off", "auto", "on"):
+            _C._set_winograd(mode)
+            got[mode] = run_pyconv(*args)[2]
+        assert not np.array_equal(got["on"], got["off"])
+        assert np.array_equal(got["auto"], got["on" if winograd else "off"]), (isa, K)
+        assert_close(got["auto"], torch_ref(*args)[2], TOL[np.float32], "against torch")
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "leaky_relu"])
 @pytest.mark.parametrize("hw", [(11, 13), (8, 7)], ids=["rows-of-7-tiles", "rows-of-4-in-pairs"])
 def test_fused_epilogue(act, isa, hw):

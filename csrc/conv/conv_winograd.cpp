@@ -124,6 +124,18 @@ constexpr int64_t kMinRow5 = 7;
 // (98 tiles) 1.17x; from 392 tiles Winograd's (256 -> 256 at 14x14 batch 8 0.96x as the
 // GEMM, 7x7 batch 32 (512 tiles) 1.04x, 8x8 and 16x16 batch 64 0.69-0.71x).
 constexpr int64_t kMinTiles5Weight = 384;
+// ... and not for output channels that AVX-512's 8 x 48 tile fills where its GEMMs' 8 x 32
+// tile leaves a quarter of its columns idle (48 outputs): the GEMM's weight gradient runs
+// them on the wide tile. Against Winograd, same build alternated, 2 threads, Intel Xeon:
+// 512 -> 48 at 14x14 batch 16 1.18x, 256 -> 48 1.16x, 128 -> 48 batch 32 1.11x, 48 -> 48
+// batch 64 1.03x, 512 -> 48 at 28x28 batch 8 1.19x, 512 and 832 -> 48 at 7x7 1.02-1.07x;
+// 32, 64, 128 and 144 outputs stay Winograd's (the GEMM 0.81-0.90x).
+static bool wide_tile_outputs(int64_t K, size_t elem) {
+  if (elem != sizeof(float)) return false;
+  const int64_t nr = gemm::ukernel_for<float>(active_isa()).nr;
+  const int64_t wide = gemm::ukernel_for_shape<float>(active_isa(), kMC, K).nr;
+  return wide > nr && K % wide == 0 && 4 * round_up(K, nr) > 5 * K;
+}
 // ... and with at most kFewOut5 outputs where pixel rows take the problem (long_reduction,
 // conv_gemm.cpp), from kMinTiles5FewOut tiles: below, the transforms (four per input tile)
 // outweigh the GEMMs. 16 outputs at 14x14, as pixel rows against Winograd (same process, 2
@@ -1008,7 +1020,7 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
   // over the taps.)
   const auto ok5 = [&] {
     if (Q < kMinRow5) return false;
-    if (weight) return ntile >= kMinTiles5Weight;
+    if (weight) return ntile >= kMinTiles5Weight && !wide_tile_outputs(K, elem);
     const int64_t Kd = C * p.R * p.S;
     const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
     const bool rows_ok = !long_reduction(p, K, Kd, elem) ||
