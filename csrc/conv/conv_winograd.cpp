@@ -125,8 +125,9 @@ constexpr int64_t kMinRow5 = 7;
 // GEMM, 7x7 batch 32 (512 tiles) 1.04x, 8x8 and 16x16 batch 64 0.69-0.71x).
 constexpr int64_t kMinTiles5Weight = 384;
 // ... and not for output channels that AVX-512's 8 x 48 tile fills where its GEMMs' 8 x 32
-// tile leaves a quarter of its columns idle (48 outputs): the GEMM's weight gradient runs
-// them on the wide tile. Against Winograd, same build alternated, 2 threads, Intel Xeon:
+// tile leaves a quarter of its columns idle (48 outputs): the GEMM's weight gradient wastes
+// none of them (48 rows of 8, or the 8 x 48 tile's columns in its taps-as-rows form).
+// Against Winograd, same build alternated, 2 threads, Intel Xeon:
 // 512 -> 48 at 14x14 batch 16 1.18x, 256 -> 48 1.16x, 128 -> 48 batch 32 1.11x, 48 -> 48
 // batch 64 1.03x, 512 -> 48 at 28x28 batch 8 1.19x, 512 and 832 -> 48 at 7x7 1.02-1.07x;
 // 32, 64, 128 and 144 outputs stay Winograd's (the GEMM 0.81-0.90x).
