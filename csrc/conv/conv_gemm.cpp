@@ -136,17 +136,21 @@ inline void transpose_run(const float* const* rows, int64_t off, int64_t len, fl
 }
 #endif
 
-// off[kk] = ch*cs + a[th]*as + b[tw]*bs for the reduction indices kk = (ch, th, tw) of nc
-// channels, by nested loops: three or four divisions an index cost the calling thread 4% of
-// a 512 -> 48 5x5 forward at 14x14 batch 2 (12800 indices) while the others waited.
-inline std::vector<int64_t> tap_offsets(int64_t nc, int64_t cs, const std::vector<int64_t>& a,
-                                        int64_t as, const std::vector<int64_t>& b, int64_t bs) {
-  std::vector<int64_t> off;
-  off.reserve(static_cast<size_t>(nc) * a.size() * b.size());
-  for (int64_t ch = 0; ch < nc; ++ch)
-    for (const int64_t x : a)
-      for (const int64_t y : b) off.push_back(ch * cs + x * as + y * bs);
-  return off;
+// off[q] = ch*cs + a[th]*as + b[tw]*bs for the n reduction indices k0 + q = (ch, th, tw)
+// (na x nb taps a channel), by counters: three or four divisions an index cost the calling
+// thread 4% of a 512 -> 48 5x5 forward at 14x14 batch 2 (12800 indices) while the others
+// waited.
+inline void tap_offsets(int64_t k0, int64_t n, int64_t cs, const int64_t* a, int64_t na,
+                        int64_t as, const int64_t* b, int64_t nb, int64_t bs, int64_t* off) {
+  if (n <= 0 || na * nb == 0) return;
+  int64_t ch = k0 / (na * nb), th = k0 / nb % na, tw = k0 % nb;
+  for (int64_t q = 0; q < n; ++q) {
+    off[q] = ch * cs + a[th] * as + b[tw] * bs;
+    if (++tw == nb) {
+      tw = 0;
+      if (++th == na) th = 0, ++ch;
+    }
+  }
 }
 
 // B operand of forward / backward-data: row kk = (channel, tap_h, tap_w), column
@@ -183,16 +187,7 @@ struct GridB {
     thread_local std::vector<int64_t> tab;
     tab.resize(static_cast<size_t>(kc));
     int64_t* koff = tab.data();
-    {
-      int64_t ch = k0 / taps, t = k0 % taps, th = t / ntw, tw = t % ntw;
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        koff[kk] = ch * s1 + offh[th] * s2 + offw[tw] * s3;
-        if (++tw == ntw) {
-          tw = 0;
-          if (++th == nth) th = 0, ++ch;
-        }
-      }
-    }
+    tap_offsets(k0, kc, s1, offh, nth, s2, offw, ntw, s3, koff);
     int64_t n = j0 / GG, rem = j0 % GG, gi = rem / Gw, gj = rem % Gw;
     // The block's columns one run of the source (1x1 stride 1 within an image): packed
     // row by row, each reduction row's nb values read in order, a few rows ahead
@@ -1200,9 +1195,9 @@ bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
     moff[j] = n * src.stride[0] + gi * sth * src.stride[2] + gj * stw * src.stride[3];
     if (j < Ncol) poff[j] = n * M * GG + jj % GG;
   }
-  const std::vector<int64_t> xoff = tap_offsets(nth * ntw > 0 ? Kd / (nth * ntw) : 0,
-                                                src.stride[1], offh, src.stride[2], offw,
-                                                src.stride[3]);
+  std::vector<int64_t> xoff(Kd);
+  tap_offsets(0, Kd, src.stride[1], offh.data(), nth, src.stride[2], offw.data(), ntw,
+              src.stride[3], xoff.data());
   // Per reduction block and panel, the selection of its box's taps (null: every tap).
   const gemm::KBlocks kb(Kd);
   const int64_t nbox = static_cast<int64_t>(plan.boxes.size()), taps = nth * ntw;
@@ -1394,8 +1389,9 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   const int64_t Mpad = round_up(M, uk.mr);
   std::vector<int64_t> taps_r(R), taps_s(S);
   std::iota(taps_r.begin(), taps_r.end(), 0), std::iota(taps_s.begin(), taps_s.end(), 0);
-  const std::vector<int64_t> koff =
-      tap_offsets(Cg, w.stride[1], taps_r, w.stride[2], taps_s, w.stride[3]);
+  std::vector<int64_t> koff(Kd);
+  tap_offsets(0, Kd, w.stride[1], taps_r.data(), R, w.stride[2], taps_s.data(), S, w.stride[3],
+              koff.data());
   std::vector<int64_t> offh(R), offw(S);
   for (int64_t r = 0; r < R; ++r) offh[r] = r * p.dil_h - p.pad_top;
   for (int64_t s = 0; s < S; ++s) offw[s] = s * p.dil_w - p.pad_left;
@@ -1477,8 +1473,9 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
       use_pixel_rows(p, M, p.N * HW, phs[0].Kd, sizeof(T), HW, true)) {
     // Stride 1: dx = the grid of dy's taps (offh, offw) times the flipped filter's columns.
     const Phase& f = phs[0];
-    const std::vector<int64_t> koff =
-        tap_offsets(Kg, w.stride[0], f.rl, w.stride[2], f.sl, w.stride[3]);
+    std::vector<int64_t> koff(f.Kd);
+    tap_offsets(0, f.Kd, w.stride[0], f.rl.data(), f.nr, w.stride[2], f.sl.data(), f.ns,
+                w.stride[3], koff.data());
     // Tap th reads dy row ih + (pad_top - rl[th]*dil_h) / sh of dy's P rows (before its
     // padding; one phase: a stride larger than dx, or 1).
     TapRanges tr;
@@ -1790,8 +1787,10 @@ void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<c
       for (int64_t oh = 0, k = 0; oh < p.P; ++oh)
         for (int64_t ow = 0; ow < p.Q; ++ow) pix[k++] = oh * sh * xs.stride[2] + ow * cs;
       // Tap i's row in image 0 (rows past Ncols: tap 0's).
-      std::vector<int64_t> tapoff = tap_offsets(Cg, xs.stride[1], offh, xs.stride[2], offw, xs3);
-      tapoff.resize(static_cast<size_t>(Mt), tapoff[0]);
+      std::vector<int64_t> tapoff(Mt);
+      tap_offsets(0, Ncols, xs.stride[1], offh.data(), R, xs.stride[2], offw.data(), S, xs3,
+                  tapoff.data());
+      std::fill(tapoff.begin() + Ncols, tapoff.end(), tapoff[0]);
       // Row blocks of whole panels, nearly equal, at most 4 kMC rows (each block transposes
       // its reduction range of grad_output again; the rows are read in place, not packed):
       // per group, its taps' rows Cg channels on and its M rows of grad_output. Chunks of
