@@ -64,15 +64,30 @@ using gemm::UKernel;
 // only when a reduction block's source rows stay in L1: at most half of a 32 KiB L1 (the
 // 7x7 stride-2 stem's backward-data, 30 KB of rows per block, ran 0.90-0.95x in place on
 // Zen 3), 20 KiB of a 48 KiB one (Zen 5: the stem's forward, 19.3 KB of column-phase rows,
-// 1.06-1.07x in place at batch 1, 4 and 32; 3x3 16 -> 32 at 112x112, 21.9 KB, 0.97x).
+// 1.06-1.07x in place at batch 1, 4 and 32; 3x3 16 -> 32 at 112x112, 21.9 KB, 0.97x). Only on
+// tiles with an in-place kernel (fn_off): not AVX-512's 8 x 48, whose three unaligned row
+// loads a step ran the 7x7 stem 0.95-0.97x of its packed panels (Intel Xeon).
 constexpr int64_t kInPlaceRows = 32;
 constexpr int64_t kInPlaceRowsShort = 64;
 inline int64_t in_place_bytes() { return l1d_bytes() >= (48 << 10) ? 20 << 10 : 16 << 10; }
 
 
+// The tile of a GEMM whose columns are pixels (forward, backward-data): AVX-512's 8 x 48
+// (11 loads a 24 FMAs, the 8 x 32 tile's 10 a 16) when a grid (an image, or a stride phase
+// of one) has at least kWidePixels pixels, so that few of its 48-column panels straddle two
+// images (such tiles cannot be stored in place); else the instruction set's tile.
+constexpr int64_t kWidePixels = 128;
 template <typename T>
-bool in_place_b(int64_t M, const View4<const T>& src, const std::vector<int64_t>& offh,
-                int64_t taps, int64_t channels) {
+UKernel<T> pixel_tile(int64_t grid_pixels) {
+  if (grid_pixels >= kWidePixels)
+    return gemm::ukernel_for_shape<T>(active_isa(), kMC, 48);
+  return gemm::ukernel_for<T>(active_isa());
+}
+
+template <typename T>
+bool in_place_b(const UKernel<T>& uk, int64_t M, const View4<const T>& src,
+                const std::vector<int64_t>& offh, int64_t taps, int64_t channels) {
+  if (!uk.fn_off) return false;
   const int64_t kd = taps * channels;
   const bool short_red = kd >= 64 && kd <= gemm::kKC;
   if (M > (short_red ? kInPlaceRowsShort : kInPlaceRows) || offh.empty() || taps == 0)
@@ -332,13 +347,15 @@ struct GridB {
     return {dst, place.data(), koff};
   }
 
+  // (Each width a constant: inline moves.)
   void copy_panel_row(T* d, const T* s) const {
-    if (NR == 16)
-      std::memcpy(d, s, 16 * sizeof(T));
-    else if (NR == 8)
-      std::memcpy(d, s, 8 * sizeof(T));
-    else
-      std::memcpy(d, s, 32 * sizeof(T));
+    switch (NR) {
+      case 8: std::memcpy(d, s, 8 * sizeof(T)); break;
+      case 16: std::memcpy(d, s, 16 * sizeof(T)); break;
+      case 32: std::memcpy(d, s, 32 * sizeof(T)); break;
+      case 48: std::memcpy(d, s, 48 * sizeof(T)); break;
+      default: std::memcpy(d, s, static_cast<size_t>(NR) * sizeof(T));
+    }
   }
 };
 
@@ -1380,7 +1397,7 @@ template <typename T>
 void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                          Activation act, T* y, T* preact, bool cache_output,
                          int64_t w_group_stride) {
-  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const UKernel<T> uk = pixel_tile<T>(p.P * p.Q);
   const int64_t G = p.groups, M = p.Kg(), Cg = p.Cg(), R = p.R, S = p.S, RS = R * S;
   const int64_t Kd = Cg * RS, PQ = p.P * p.Q, Ncol = p.N * PQ;
   if (Ncol == 0 || M == 0) return;
@@ -1414,7 +1431,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
   bool ok;
   const View4<const T> xs = pad_source(x, p.P, p.Q, sth, stw, offh, offw, ok, false, stride2);
   if (!ok) return ref::conv2d_forward(p, x, w, bias, act, y, preact);
-  const bool in_place = in_place_b(M, xs, offh, RS, Cg);
+  const bool in_place = in_place_b(uk, M, xs, offh, RS, Cg);
   std::vector<int64_t> moff(M);
   for (int64_t m = 0; m < M; ++m) moff[m] = m * w.stride[0];
   const T* apack = prepack_a<T>(uk, G, M, Kd, w.data,
@@ -1437,7 +1454,7 @@ void conv2d_forward_gemm(const ConvParams& p, View4<const T> x, View4<const T> w
 
 template <typename T>
 void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  const UKernel<T> uk = gemm::ukernel_for<T>(active_isa());
+  const UKernel<T> uk = pixel_tile<T>((p.H / p.stride_h) * (p.W / p.stride_w));  // (a phase's)
   const int64_t G = p.groups, M = p.Cg(), Kg = p.Kg(), HW = p.H * p.W;
   if (p.N == 0 || M == 0) return;
   // (Such a layer's input gradient: dx[n] = sum over k of dy[n, k] * w[k].)
@@ -1580,7 +1597,7 @@ void conv2d_backward_data_gemm(const ConvParams& p, View4<const T> dy, View4<con
   T* pbuf = split ? gemm::scratch<T>(10, btotal) : nullptr;
   std::vector<char> in_place(phs.size());
   for (size_t q = 0; q < phs.size(); ++q)
-    in_place[q] = in_place_b(M, dys, phs[q].offh, phs[q].nr * phs[q].ns, Kg);
+    in_place[q] = in_place_b(uk, M, dys, phs[q].offh, phs[q].nr * phs[q].ns, Kg);
   // Task (g, m0, m1, j0, j1) of phase q's GEMM.
   auto task = [&](size_t q, int64_t g, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
     const Phase& f = phs[q];

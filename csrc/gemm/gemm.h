@@ -131,8 +131,8 @@ double narrow_tile_weight();
 // leave the 8x32 tile's last one a third or half empty) and AVX2's 6x16, its work weighted by
 // narrow_tile_weight() (16 columns: one panel, half of a 32-column one); ties keep the 8x32
 // tile. Otherwise ukernel_for(isa). For drivers that pack B and read A packed or through row
-// pointers (pixel rows, taps-as-rows weight gradients): the 8x48 tile has no fn_rows, fn_epi
-// or fn_off (null).
+// pointers (pixel rows, taps-as-rows weight gradients, the GEMMs of conv_gemm.cpp's
+// pixel_tile): the 8x48 tile has no fn_rows or fn_off (null).
 template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols);
 

@@ -51,6 +51,8 @@ double fma_width_gain();  // (ukernel_avx512.cpp)
 // The 8 x 48 tile's kernels (ukernel_avx512.cpp).
 void f32_gemm_8x48(int64_t, const float*, const float*, float*, int64_t, bool);
 void f32_gemm_8x48_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_8x48_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*,
+                       bool, bool);
 void f32_gemm_8x48_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
                        int64_t, bool);
 void f32_gemm_8x48_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
@@ -100,9 +102,9 @@ UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
     auto work = [&](const UKernel<T>& k) {
       return double(round_up(rows, k.mr) * round_up(cols, k.nr));
     };
-    // (No rows-A, register-epilogue or in-place-B kernels: see gemm.h.)
+    // (No rows-A or in-place-B kernels: see gemm.h.)
     const UKernel<T> k48{8, 48, avx512::f32_gemm_8x48, nullptr, avx512::f32_gemm_8x48_rem,
-                         nullptr, nullptr, uk.fn_gemv, uk.fn_gemv_t,
+                         avx512::f32_gemm_8x48_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
                          avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box,
                          "f32_gemm_8x48__avx512"};
     const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
