@@ -167,8 +167,8 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # dilation 2); a 7x7 plane (49 of 64) and the weight gradient keep Winograd. 5x5 with at
 # most 64 outputs and 384 input channels or more goes to pixel rows (a long reduction), as
 # does 5x5 with at most 48 outputs (filling the tile's columns) where over 16% of the
-# im2col is padding (but 8x8,
-# whole tile rows of 4), and 5x5 on planes of under 80% tile use (7x7) needs 256 tiles;
+# im2col is padding, or its forward from 96 input channels (but 8x8 and 16x16: whole
+# aligned tile rows), and 5x5 on planes of under 80% tile use (7x7) needs 256 tiles;
 # there 64+ outputs of 256+ inputs go to pixel rows too (the padding they skip, unless the
 # tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles. Dilated layers with
 # short sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use, and
@@ -181,6 +181,10 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(32, 64, 3, 3, 64, (1, 1, 1, 1)), 2, True),            # weight gradient at 3x3
     (_shape(16, 384, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, False),    # 5x5 384 -> 32
     (_shape(2, 320, 16, 16, 32, (2, 2, 2, 2), 5, 5), 0, True),    # ... 320 -> 32 at 16x16
+    (_shape(2, 96, 21, 21, 32, (2, 2, 2, 2), 5, 5), 0, False),    # ... 96 -> 32 at 21x21
+    (_shape(2, 96, 21, 21, 48, (2, 2, 2, 2), 5, 5), 0, False),    # ... 96 -> 48
+    (_shape(2, 80, 21, 21, 32, (2, 2, 2, 2), 5, 5), 0, True),     # ... 80 -> 32
+    (_shape(2, 32, 21, 21, 96, (2, 2, 2, 2), 5, 5), 1, True),     # ... 32 <- 96
     (_shape(16, 320, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, False),    # ... at 7x7: 31% padding
     (_shape(16, 320, 7, 7, 48, (2, 2, 2, 2), 5, 5), 0, False),    # ... 48 outputs
     (_shape(16, 320, 7, 7, 40, (2, 2, 2, 2), 5, 5), 0, True),     # ... 40: fill no tile

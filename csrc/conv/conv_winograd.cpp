@@ -164,6 +164,16 @@ constexpr int64_t kMinTiles5FewOut = 512;
 // 1.14x (1.42x). (40 outputs fill neither tile: Winograd's, 1.30x faster there.)
 constexpr int64_t kFewOutPad5 = 48;
 constexpr double kMinLandedFewOut5 = 0.84;
+// ... and their forwards from kMidIn5 input channels at any padding share, but on planes of
+// whole aligned tile rows (below): since pixel rows skip the padded copy and keep their
+// filter panel in L1, they run these faster than Winograd. Pixel rows against Winograd (same
+// process, 2 threads, Intel Xeon), 5x5 at 28x28: 32 outputs from 96, 192 and 256 channels
+// at batch 1 1.22-1.33x, batch 4 1.09-1.18x, batch 16 1.06-1.20x; 48 outputs 1.21-1.24x,
+// 1.05-1.09x and 0.99-1.03x; 192 -> 32 and 48 at batch 4, 15x15 1.12 / 1.05x, 21x21
+// 1.31 / 1.13x, 56x56 1.09 / 1.04x. Not from fewer channels (32 -> 32 at 28x28 batch 8
+// 0.99x, 16 -> 32 0.92x), nor on aligned planes (192 -> 48 at 16x16 0.94x, 128 -> 32 at
+// 32x32 0.92x), nor backward-data (32-64 <- 96-256 at 28x28, 0.91-1.16x by batch).
+constexpr int64_t kMidIn5 = 96;
 // ... and from kManyIn5 input channels (a long reduction: 16 C values a tile for a block's
 // transformed input, few tiles a block in L2, narrow GEMMs) at any number of tiles, where
 // pixel rows also skip the taps on padding (16% of them at 14x14, 31% at 7x7). Pixel rows
@@ -1027,7 +1037,8 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
     const bool rows_ok = !long_reduction(p, K, Kd, elem) ||
                          (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
                           (K > kFewOutPad5 || aligned ||
-                           landed(p, backward_data) >= kMinLandedFewOut5));
+                           (landed(p, backward_data) >= kMinLandedFewOut5 &&
+                            (backward_data || C < kMidIn5))));
     return (tile_use >= kFullTileUse5 || ntile >= kMinTiles5Ragged) && rows_ok &&
            (aligned || !skips_padding(p, K, Kd, elem, backward_data));
   };
