@@ -150,19 +150,23 @@ def test_wide_fma_gain_is_measured():
 def test_tile_by_the_columns_it_fills(which, channels):
     """On AVX-512 a pixel-rows GEMM runs on the tile of least padded work: 48 and 144
     channels fill the 8 x 48 tile's panels where the 8 x 32 tile's last one is a third or
-    half empty; 16 channels take AVX2's 6x16 tile where its work, times the measured gain of
-    512-bit FMAs (at least 1.25), is less than the 8 x 32 tile's (then bitwise the AVX2
-    build's result); 64 and 96 keep the 8 x 32 tile. Each is bitwise the other orientation's
-    result (no ragged 1- or 2-row panel on either side) and matches torch on every ISA."""
+    half empty; 16 channels the 8 x 16 tile (pixel rows only: the other drivers of
+    ukernel_for_shape take AVX2's 6x16 tile where its work, times the measured gain of
+    512-bit FMAs, at least 1.25, is less than the 8 x 32 tile's); 64 and 96 keep the 8 x 32
+    tile. Each is bitwise the other orientation's result (no ragged 1- or 2-row panel on
+    either side), the same bits as the AVX2 build's, and matches torch on every ISA."""
     shape = (1, channels, 14, 14, channels, 5, 5, 1, (2, 2, 2, 2), 1, 1)  # 196 pixels
     gain = max(1.25, _C._wide_fma_gain())
-    narrow = channels == 16 and gain * 198 * 16 < 200 * 32
     if _C.best_isa() == "avx512":
         _C.set_isa("avx512")
-        want = (6, 16) if narrow else (8, 48) if channels != 16 else (8, 32)
+        want = (8, 16) if channels == 16 else (8, 48)
+        assert _C._gemm_tile("float32", 196, channels, True)[:2] == want
+        narrow = gain * 198 * 16 < 200 * 32
+        want = ((6, 16) if narrow else (8, 32)) if channels == 16 else (8, 48)
         assert _C._gemm_tile("float32", 196, channels)[:2] == want
         for cols in (64, 96):
-            assert _C._gemm_tile("float32", 196, cols)[:2] == (8, 32)
+            for indirect in (False, True):
+                assert _C._gemm_tile("float32", 196, cols, indirect)[:2] == (8, 32)
         assert _C._gemm_tile("float64", 196, 48)[1] == 16  # (fp64 keeps its own tile)
     args = make(shape, np.float32, seed=7)
     got = {}
@@ -173,7 +177,7 @@ def test_tile_by_the_columns_it_fills(which, channels):
         _C._set_winograd("off")
         assert np.array_equal(got[isa], _run("off", args)[which]), f"{isa} orientations"
         _C._set_winograd("auto")
-    if "avx512" in got and narrow:
+    if "avx512" in got:
         assert np.array_equal(got["avx512"], got["avx2"])
 
 
@@ -183,11 +187,15 @@ def test_tile_by_the_columns_it_fills(which, channels):
     (1, 5, 9, 300, 144, 3),   # 45 pixels (a 5-row panel), three 48-column panels, 2700 values
     (3, 4, 5, 16, 47, 1),     # a 1x1 layer (packed pixels), 47 channels in one panel
     (1, 11, 13, 64, 140, 3),  # 143 pixels, 140 channels: three panels, the last ragged
-    (2, 12, 12, 32, 48, 3)])  # 144 pixels an image: the weight gradient's taps as rows
+    (2, 12, 12, 32, 48, 3),   # 144 pixels an image: the weight gradient's taps as rows
+    (2, 7, 7, 40, 16, 5),     # the 8 x 16 tile: 98 pixels, 1000 values
+    (1, 5, 9, 300, 13, 3),    # ... 13 channels in its one panel, 2700 values
+    (9, 7, 7, 48, 16, 5)])    # ... 9 images: panels of one tap range (plan_pixels' blocks)
 def test_wide_tile_edges(threads, N, H, W, C, K, R):
-    """The 8 x 48 tile at its edges: ragged pixel panels (1-7 rows), ragged channel panels,
-    several reduction blocks, padding skipped or not, forward, backward-data and the taps-
-    as-rows weight gradient: against torch, and the same bits for any thread count."""
+    """AVX-512's 8 x 48 and 8 x 16 tiles at their edges: ragged pixel panels (1-7 rows),
+    ragged channel panels, several reduction blocks, padding skipped or not, forward,
+    backward-data and the taps-as-rows weight gradient: against torch, and the same bits
+    for any thread count."""
     if _C.best_isa() != "avx512":
         pytest.skip("needs AVX-512")  # (the tile exists only there)
     _C.set_isa("avx512")
@@ -238,13 +246,16 @@ def test_one_by_one_backward_data(isa, shape, mode):
 def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, channels):
     """Many pixels, at most 64 channels, 1024+ reduction values: the auto gate (ahead of
     Winograd for these 5x5 layers at 196 tiles) gives what the forced kernel gives, to the
-    bit, and what torch gives; unless the channels, the tile's columns there, would fill
-    them worse than its rows (16 channels on AVX-512's 8 x 32 tile): then what the kernels
-    without pixel rows give (Winograd, for this 5x5 layer). (The 297 pixels pass the
-    few-pixels gate in any case.)"""
+    bit, and what torch gives; unless the channels, the columns of pixel rows' tile, would
+    fill them worse than the rows of the instruction set's tile (not AVX2's 6x16 tile on
+    AVX-512: it has 6 rows): then what the kernels without pixel rows give (Winograd, for
+    this 5x5 layer). (The 297 pixels pass the few-pixels gate in any case.)"""
     _C.set_isa(isa)
-    mr, nr, _ = _C._gemm_tile("float32")
-    takes = channels is None or -(-channels // nr) * nr <= -(-channels // mr) * mr
+    mr = _C._gemm_tile("float32")[0]
+    takes = channels is None
+    if channels is not None:
+        tmr, nr, _ = _C._gemm_tile("float32", 144, channels, True)
+        takes = tmr == mr and -(-channels // nr) * nr <= -(-channels // mr) * mr
     args = make(shape, np.float32, seed=4)
     auto = _run("auto", args)[which]
     if takes:

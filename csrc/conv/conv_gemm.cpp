@@ -846,16 +846,16 @@ constexpr int64_t kMinInSkipMore = 256;
 constexpr int64_t kMinOutSkipMore = 64;
 
 // Whether M channels fill the active ISA's tile no worse as its columns (pixel rows) than
-// as its rows (the other orientation): its own tile, or a wider one that ukernel_for_shape
-// picks (AVX-512's 8 x 48 for 48 channels: 512 -> 48 5x5 at 7x7-14x14 batch 8-16 1.07x
-// forward; not AVX2's narrow tile, with which 16 channels ran 0.81-0.82x: 64 -> 16 5x5 at
-// 14x14 and its backward-data).
+// as its rows (the other orientation): its own tile, or another of its width that
+// ukernel_for_shape picks for pixel rows (AVX-512's 8 x 48 for 48 channels: 512 -> 48 5x5 at
+// 7x7-14x14 batch 8-16 1.07x forward; its 8 x 16 for 16); not AVX2's narrow tile (mr 6),
+// with which 16 channels ran 0.81-0.82x: 64 -> 16 5x5 at 14x14 and its backward-data.
 static bool fills_columns(int64_t M, size_t elem) {
   const auto fills = [M](const auto& uk) { return round_up(M, uk.nr) <= round_up(M, uk.mr); };
   if (elem != sizeof(float)) return fills(gemm::ukernel_for<double>(active_isa()));
   const auto uk = gemm::ukernel_for<float>(active_isa());
-  const auto shaped = gemm::ukernel_for_shape<float>(active_isa(), kMC, M);
-  return fills(uk) || (shaped.nr > uk.nr && fills(shaped));
+  const auto shaped = gemm::ukernel_for_shape<float>(active_isa(), kMC, M, true);
+  return fills(uk) || (shaped.mr == uk.mr && fills(shaped));
 }
 
 bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, size_t elem, bool backward_data) {
@@ -1147,7 +1147,7 @@ PixelSetup<T> pixel_setup(int64_t N, int64_t Gh, int64_t Gw, int64_t M, const T*
                           int64_t fs, const std::vector<int64_t>& koff, int64_t nth, int64_t ntw,
                           const TapRanges* tr) {
   const int64_t Ncol = N * Gh * Gw, Kd = static_cast<int64_t>(koff.size());
-  const UKernel<T> uk = gemm::ukernel_for_shape<T>(active_isa(), Ncol, M);
+  const UKernel<T> uk = gemm::ukernel_for_shape<T>(active_isa(), Ncol, M, true);
   // (Not with a single panel of output channels at batches under MR: 64 -> 16 5x5 at 14x14
   // batch 4 ran 0.92-0.98x skipping, its panels' broadcasts feeding 2 FMAs each, 64 -> 32
   // 0.98-1.05x, 512 -> 48 batch 1 0.89x. From MR images whole blocks of them (plan_pixels)

@@ -53,6 +53,14 @@ void f32_gemm_8x48(int64_t, const float*, const float*, float*, int64_t, bool);
 void f32_gemm_8x48_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
 void f32_gemm_8x48_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*,
                        bool, bool);
+void f32_gemm_8x16(int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_8x16_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
+void f32_gemm_8x16_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*,
+                       bool, bool);
+void f32_gemm_8x16_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
+                       int64_t, bool);
+void f32_gemm_8x16_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
+                       bool);
 void f32_gemm_8x48_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
                        int64_t, bool);
 void f32_gemm_8x48_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
@@ -93,7 +101,7 @@ double wide_fma_gain() {
 double narrow_tile_weight() { return std::max(1.25, wide_fma_gain()); }
 
 template <typename T>
-UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
+UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool indirect) {
   UKernel<T> uk = ukernel_for<T>(isa);
 #if defined(PYCONV_X86)
   if constexpr (std::is_same_v<T, float>) {
@@ -107,18 +115,23 @@ UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols) {
                          avx512::f32_gemm_8x48_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
                          avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box,
                          "f32_gemm_8x48__avx512"};
+    const UKernel<T> k16{8, 16, avx512::f32_gemm_8x16, nullptr, avx512::f32_gemm_8x16_rem,
+                         avx512::f32_gemm_8x16_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
+                         avx512::f32_gemm_8x16_ind, avx512::f32_gemm_8x16_box,
+                         "f32_gemm_8x16__avx512"};
     const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
     double best = work(uk);
     if (work(k48) < best) uk = k48, best = work(k48);
+    if (indirect && work(k16) < best) uk = k16, best = work(k16);
     if (work(k2) * narrow_tile_weight() < best) uk = k2;
   }
 #else
-  (void)rows, (void)cols;
+  (void)rows, (void)cols, (void)indirect;
 #endif
   return uk;
 }
-template UKernel<float> ukernel_for_shape<float>(Isa, int64_t, int64_t);
-template UKernel<double> ukernel_for_shape<double>(Isa, int64_t, int64_t);
+template UKernel<float> ukernel_for_shape<float>(Isa, int64_t, int64_t, bool);
+template UKernel<double> ukernel_for_shape<double>(Isa, int64_t, int64_t, bool);
 
 }  // namespace gemm
 }  // namespace pyconv
