@@ -2,7 +2,7 @@
 backward-weight, col2im backward-data, depthwise) against torch, across instruction
 sets and thread counts. Shapes sit at, below and above each tile and block size of csrc/gemm:
 MR=6 rows (8 for AVX-512 fp32), NR=16 (fp32 AVX2/scalar; 32 AVX-512, 48 where the columns
-are pixels of grids of 128+) / 8 (fp64) columns,
+are pixels of grids of 128+ and the reduction 64+ values) / 8 (fp64) columns,
 KC=256 reduction,
 MC=144 rows, NB=192 columns; backward-weight splits the batch into up to 8
 chunks and reads grad_output planes in place when P*Q >= 128, or, with few input channels
@@ -289,19 +289,20 @@ def test_stem_rows_in_place(W, isa):
 
 
 # AVX-512's 8 x 48 tile in the GEMMs whose columns are pixels (conv_gemm.cpp, pixel_tile:
-# grids of 128+ pixels, forward and backward-data's stride phases; the 8 x 32 tile below
-# that and on the other ISAs): 48-column panels across images and ragged at the end, row
+# grids of 128+ pixels and reductions of 64+ values, forward and backward-data's stride
+# phases; the 8 x 32 tile below that and on the other ISAs): 48-column panels across images and ragged at the end, row
 # panels of fewer than 8, two reduction blocks, 1x1 rows copied whole, stride-2 runs, bias +
 # relu in registers, gelu and the pre-activation after, non-temporal stores (a 13 MB output);
 # threads bitwise.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", [
-    (3, 40, 10, 13, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),      # 130 pixels an image, 390 columns
+    (3, 72, 10, 13, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),      # 130 pixels an image, 390 columns
     (2, 3, 23, 25, 24, 5, 5, 2, (2, 2, 2, 2), 1, 1),       # stride 2: 156 pixels; 11x12 phases
     (2, 20, 24, 24, 16, 4, 4, 2, (1, 1, 1, 1), 1, 1),      # 12x12 phases of 20 rows
     (3, 12, 14, 14, 9, 5, 5, 1, (2, 2, 2, 2), 1, 1),       # 300 reduction values: two blocks
-    (2, 40, 16, 8, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),       # exactly 128 pixels
-    (2, 40, 15, 8, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),       # 120: the 8 x 32 tile
+    (2, 72, 16, 8, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),       # exactly 128 pixels
+    (2, 72, 15, 8, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),       # 120: the 8 x 32 tile
+    (2, 63, 16, 8, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),       # 63 reduction values: the 8 x 32
 ])
 def test_wide_tile(shape, isa):
     _C.set_isa(isa)
@@ -322,8 +323,8 @@ def test_wide_tile(shape, isa):
 def test_wide_tile_streams_large_outputs():
     pyconv.set_num_threads(2)
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((1, 8, 256, 200)).astype(np.float32)
-    w = rng.standard_normal((64, 8, 1, 1)).astype(np.float32)
+    x = rng.standard_normal((1, 64, 256, 200)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 1, 1)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
     ref = F.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
                    torch.tensor(b, dtype=torch.float64)).numpy()
