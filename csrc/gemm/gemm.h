@@ -132,11 +132,12 @@ double narrow_tile_weight();
 // narrow_tile_weight() (16 columns: one panel, half of a 32-column one); ties keep the 8x32
 // tile. Otherwise ukernel_for(isa). For drivers that pack B and read A packed or through row
 // pointers (pixel rows, taps-as-rows weight gradients, the GEMMs of conv_gemm.cpp's
-// pixel_tile): the 8x48 tile has no fn_rows or fn_off (null). indirect: for drivers that read
-// A only through row pointers (pixel rows: fn_ind, fn_box), AVX-512's 8 x 16 tile joins the
-// candidates (16 output channels: one vector of columns, eight accumulators).
+// pixel_tile): the 8x48 tile has no fn_rows or fn_off (null). pixel_rows: for pixel rows'
+// GEMMs (A the pixels, through row pointers or packed; C stored value by value), AVX-512's
+// 8 x 16 tile joins the candidates (16 output channels: one vector of columns, eight
+// accumulators; no fn_rows, fn_epi or fn_off).
 template <typename T>
-UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool indirect = false);
+UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool pixel_rows = false);
 
 // Reduction blocks of a length-n reduction: nb = ceil(n / kKC) nearly equal
 // blocks (one empty block when n == 0).

@@ -55,8 +55,6 @@ void f32_gemm_8x48_epi(int64_t, const float*, const float*, float*, int64_t, boo
                        bool, bool);
 void f32_gemm_8x16(int64_t, const float*, const float*, float*, int64_t, bool);
 void f32_gemm_8x16_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_8x16_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*,
-                       bool, bool);
 void f32_gemm_8x16_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
                        int64_t, bool);
 void f32_gemm_8x16_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
@@ -101,7 +99,7 @@ double wide_fma_gain() {
 double narrow_tile_weight() { return std::max(1.25, wide_fma_gain()); }
 
 template <typename T>
-UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool indirect) {
+UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool pixel_rows) {
   UKernel<T> uk = ukernel_for<T>(isa);
 #if defined(PYCONV_X86)
   if constexpr (std::is_same_v<T, float>) {
@@ -110,23 +108,23 @@ UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool indirect)
     auto work = [&](const UKernel<T>& k) {
       return double(round_up(rows, k.mr) * round_up(cols, k.nr));
     };
-    // (No rows-A or in-place-B kernels: see gemm.h.)
+    // (No rows-A or in-place-B kernels, nor the 8 x 16 tile's register epilogue: see gemm.h.)
     const UKernel<T> k48{8, 48, avx512::f32_gemm_8x48, nullptr, avx512::f32_gemm_8x48_rem,
                          avx512::f32_gemm_8x48_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
                          avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box,
                          "f32_gemm_8x48__avx512"};
     const UKernel<T> k16{8, 16, avx512::f32_gemm_8x16, nullptr, avx512::f32_gemm_8x16_rem,
-                         avx512::f32_gemm_8x16_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
+                         nullptr, nullptr, uk.fn_gemv, uk.fn_gemv_t,
                          avx512::f32_gemm_8x16_ind, avx512::f32_gemm_8x16_box,
                          "f32_gemm_8x16__avx512"};
     const UKernel<T> k2 = ukernel_for<T>(Isa::avx2);
     double best = work(uk);
     if (work(k48) < best) uk = k48, best = work(k48);
-    if (indirect && work(k16) < best) uk = k16, best = work(k16);
+    if (pixel_rows && work(k16) < best) uk = k16, best = work(k16);
     if (work(k2) * narrow_tile_weight() < best) uk = k2;
   }
 #else
-  (void)rows, (void)cols, (void)indirect;
+  (void)rows, (void)cols, (void)pixel_rows;
 #endif
   return uk;
 }

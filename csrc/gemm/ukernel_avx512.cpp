@@ -73,17 +73,14 @@ void f32_gemm_8x48_epi(int64_t kc, const float* a, const float* b, float* c, int
   ukr_tile<VF, 8, false, true, false, 3>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);
 }
 // The fp32 8 x 16 tile: one vector of columns, 8 accumulators (16 output channels of pixel
-// rows, where the 8 x 32 tile leaves half of its columns idle).
+// rows, where the 8 x 32 tile leaves half of its columns idle): packed (1x1), ragged-row,
+// indirect and box kernels.
 void f32_gemm_8x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
   ukr_tile<VF, 8, false, false, false, 1>(kc, a, 0, b, c, ldc, acc);
 }
 void f32_gemm_8x16_rem(int mv, int64_t kc, const float* a, const float* b, float* c,
                        int64_t ldc, bool acc) {
   ukr_rem_rows<VF, 8, false, false, 1>(mv, kc, a, b, c, ldc, acc);
-}
-void f32_gemm_8x16_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                       bool acc, const float* bias, bool relu, bool stream) {
-  ukr_tile<VF, 8, false, true, false, 1>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);
 }
 void f32_gemm_8x16_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
                        float* c, int64_t ldc, bool acc) {

@@ -43,21 +43,21 @@ PYBIND11_MODULE(_C, m) {
     else throw pyconv::ValueError("set_isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
     pyconv::set_isa(isa);
   });
-  m.def("_gemm_tile", [](const std::string& dtype, int64_t rows, int64_t cols, bool indirect) {
+  m.def("_gemm_tile", [](const std::string& dtype, int64_t rows, int64_t cols, bool pixel_rows) {
     namespace g = pyconv::gemm;
     const auto tile = [](const auto& uk) { return py::make_tuple(uk.mr, uk.nr, uk.name); };
     const pyconv::Isa isa = pyconv::active_isa();
     const bool shaped = rows >= 0 && cols >= 0;
     if (dtype == "float32")
-      return tile(shaped ? g::ukernel_for_shape<float>(isa, rows, cols, indirect)
+      return tile(shaped ? g::ukernel_for_shape<float>(isa, rows, cols, pixel_rows)
                          : g::ukernel_for<float>(isa));
     if (dtype == "float64")
-      return tile(shaped ? g::ukernel_for_shape<double>(isa, rows, cols, indirect)
+      return tile(shaped ? g::ukernel_for_shape<double>(isa, rows, cols, pixel_rows)
                          : g::ukernel_for<double>(isa));
     throw pyconv::ValueError("_gemm_tile: expected 'float32' or 'float64', got '" + dtype + "'");
-  }, py::arg("dtype"), py::arg("rows") = -1, py::arg("cols") = -1, py::arg("indirect") = false,
+  }, py::arg("dtype"), py::arg("rows") = -1, py::arg("cols") = -1, py::arg("pixel_rows") = false,
      "tests: (rows, columns, name) of the GEMM register tile of the active instruction set "
-     "(for a rows x cols GEMM where given: ukernel_for_shape; indirect: pixel rows' choice)");
+     "(for a rows x cols GEMM where given: ukernel_for_shape; pixel_rows: pixel rows' choice)");
   m.def("_wide_fma_gain", &pyconv::gemm::wide_fma_gain,
         "flops of a 512-bit FMA over a 256-bit one on this CPU (timed once; 1 without AVX-512)");
   // The output buffer cache (common/buffer_cache.h).
