@@ -48,21 +48,18 @@ PYCONV_UKERNEL_DECLARE(f32_gemm_6x16, f64_gemm_6x8)
 namespace avx512 {
 PYCONV_UKERNEL_DECLARE(f32_gemm_8x32, f64_gemm_6x16)
 double fma_width_gain();  // (ukernel_avx512.cpp)
-// The 8 x 48 tile's kernels (ukernel_avx512.cpp).
-void f32_gemm_8x48(int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_8x48_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
+// The 8 x 48 and 8 x 16 tiles' kernels (ukernel_avx512.cpp).
+#define PYCONV_TILE_DECLARE(NAME)                                                              \
+  void NAME(int64_t, const float*, const float*, float*, int64_t, bool);                       \
+  void NAME##_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);            \
+  void NAME##_ind(int64_t, const float* const*, const int64_t*, const float*, float*, int64_t, \
+                  bool);                                                                       \
+  void NAME##_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t, bool);
+PYCONV_TILE_DECLARE(f32_gemm_8x48)
+PYCONV_TILE_DECLARE(f32_gemm_8x16)
+#undef PYCONV_TILE_DECLARE
 void f32_gemm_8x48_epi(int64_t, const float*, const float*, float*, int64_t, bool, const float*,
                        bool, bool);
-void f32_gemm_8x16(int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_8x16_rem(int, int64_t, const float*, const float*, float*, int64_t, bool);
-void f32_gemm_8x16_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
-                       int64_t, bool);
-void f32_gemm_8x16_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
-                       bool);
-void f32_gemm_8x48_ind(int64_t, const float* const*, const int64_t*, const float*, float*,
-                       int64_t, bool);
-void f32_gemm_8x48_box(const gemm::KSel&, const float* const*, const float*, float*, int64_t,
-                       bool);
 }  // namespace avx512
 #endif
 #undef PYCONV_UKERNEL_DECLARE

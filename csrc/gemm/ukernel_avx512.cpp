@@ -54,50 +54,40 @@ struct VD {
 
 PYCONV_UKERNEL_EXPORTS(VF, VD, f32_gemm_8x32, f64_gemm_6x16, 8, 6)
 
-// The fp32 8 x 48 tile: three vectors of columns, 24 accumulators, 11 loads for 24 FMAs.
-// Where a GEMM's columns are 48, 144 or 240 output channels (pixel rows, taps-as-rows
-// weight gradients), the 8 x 32 tile's last panel is a third or half empty
-// (ukernel_for_shape); where they are the pixels of large grids (conv_gemm.cpp's
-// pixel_tile), its fewer loads a FMA run the GEMM 1.02-1.08x faster. Its drivers pack B and
-// read A packed or through row pointers: the tile has the packed, ragged-row,
-// register-epilogue, indirect and box kernels only.
-void f32_gemm_8x48(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
-  ukr_tile<VF, 8, false, false, false, 3>(kc, a, 0, b, c, ldc, acc);
-}
-void f32_gemm_8x48_rem(int mv, int64_t kc, const float* a, const float* b, float* c,
-                       int64_t ldc, bool acc) {
-  ukr_rem_rows<VF, 8, false, false, 3>(mv, kc, a, b, c, ldc, acc);
-}
+// The fp32 8 x (16 NV) tiles beside the 8 x 32 one: their packed, ragged-row, indirect and
+// box kernels (NAME, NAME_rem, NAME_ind, NAME_box).
+#define PYCONV_EXTRA_TILE(NAME, NV)                                                      \
+  void NAME(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {     \
+    ukr_tile<VF, 8, false, false, false, NV>(kc, a, 0, b, c, ldc, acc);                        \
+  }                                                                                            \
+  void NAME##_rem(int mv, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,   \
+                  bool acc) {                                                                  \
+    ukr_rem_rows<VF, 8, false, false, NV>(mv, kc, a, b, c, ldc, acc);                          \
+  }                                                                                            \
+  void NAME##_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,      \
+                  float* c, int64_t ldc, bool acc) {                                           \
+    ukr_ind<VF, 8, NV>(kc, a, aoff, b, c, ldc, acc);                                           \
+  }                                                                                            \
+  void NAME##_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,        \
+                  int64_t ldc, bool acc) {                                                     \
+    ukr_box<VF, 8, NV>(s, a, b, c, ldc, acc);                                                  \
+  }
+
+// The 8 x 48 tile: three vectors of columns, 24 accumulators, 11 loads for 24 FMAs. Where a
+// GEMM's columns are 48, 144 or 240 output channels (pixel rows, taps-as-rows weight
+// gradients), the 8 x 32 tile's last panel is a third or half empty (ukernel_for_shape);
+// where they are the pixels of large grids (conv_gemm.cpp's pixel_tile), its fewer loads a
+// FMA run the GEMM 1.02-1.08x faster. Its drivers pack B and read A packed or through row
+// pointers: it also has a register-epilogue kernel (no rows-A or in-place-B ones).
+PYCONV_EXTRA_TILE(f32_gemm_8x48, 3)
 void f32_gemm_8x48_epi(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                        bool acc, const float* bias, bool relu, bool stream) {
   ukr_tile<VF, 8, false, true, false, 3>(kc, a, 0, b, c, ldc, acc, bias, relu, nullptr, stream);
 }
-// The fp32 8 x 16 tile: one vector of columns, 8 accumulators (16 output channels of pixel
-// rows, where the 8 x 32 tile leaves half of its columns idle): packed (1x1), ragged-row,
-// indirect and box kernels.
-void f32_gemm_8x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
-  ukr_tile<VF, 8, false, false, false, 1>(kc, a, 0, b, c, ldc, acc);
-}
-void f32_gemm_8x16_rem(int mv, int64_t kc, const float* a, const float* b, float* c,
-                       int64_t ldc, bool acc) {
-  ukr_rem_rows<VF, 8, false, false, 1>(mv, kc, a, b, c, ldc, acc);
-}
-void f32_gemm_8x16_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
-                       float* c, int64_t ldc, bool acc) {
-  ukr_ind<VF, 8, 1>(kc, a, aoff, b, c, ldc, acc);
-}
-void f32_gemm_8x16_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,
-                       int64_t ldc, bool acc) {
-  ukr_box<VF, 8, 1>(s, a, b, c, ldc, acc);
-}
-void f32_gemm_8x48_ind(int64_t kc, const float* const* a, const int64_t* aoff, const float* b,
-                       float* c, int64_t ldc, bool acc) {
-  ukr_ind<VF, 8, 3>(kc, a, aoff, b, c, ldc, acc);
-}
-void f32_gemm_8x48_box(const gemm::KSel& s, const float* const* a, const float* b, float* c,
-                       int64_t ldc, bool acc) {
-  ukr_box<VF, 8, 3>(s, a, b, c, ldc, acc);
-}
+// The 8 x 16 tile: one vector of columns, 8 accumulators (16 output channels of pixel rows,
+// where the 8 x 32 tile leaves half of its columns idle).
+PYCONV_EXTRA_TILE(f32_gemm_8x16, 1)
+#undef PYCONV_EXTRA_TILE
 
 // Seconds for n rounds of 12 independent FMA chains on 512-bit (wide) or 256-bit registers:
 // register-only, so the time is the core's FMA throughput at that width (fma_width_gain).
