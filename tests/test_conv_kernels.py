@@ -290,10 +290,10 @@ def test_stem_rows_in_place(W, isa):
 
 # AVX-512's 8 x 48 tile in the GEMMs whose columns are pixels (conv_gemm.cpp, pixel_tile:
 # grids of 128+ pixels and reductions of 64+ values, forward and backward-data's stride
-# phases; the 8 x 32 tile below that and on the other ISAs): 48-column panels across images and ragged at the end, row
-# panels of fewer than 8, two reduction blocks, 1x1 rows copied whole, stride-2 runs, bias +
-# relu in registers, gelu and the pre-activation after, non-temporal stores (a 13 MB output);
-# threads bitwise.
+# phases; the 8 x 32 tile below that and on the other ISAs): 48-column panels across images
+# and ragged at the end, row panels of fewer than 8, two reduction blocks, 1x1 rows copied
+# whole, stride-2 runs, bias + relu in registers, gelu and the pre-activation after,
+# non-temporal stores (a 13 MB output); threads bitwise.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", [
     (3, 72, 10, 13, 17, 1, 1, 1, (0, 0, 0, 0), 1, 1),      # 130 pixels an image, 390 columns

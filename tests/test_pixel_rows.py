@@ -165,8 +165,8 @@ def test_tile_by_the_columns_it_fills(which, channels):
         want = ((6, 16) if narrow else (8, 32)) if channels == 16 else (8, 48)
         assert _C._gemm_tile("float32", 196, channels)[:2] == want
         for cols in (64, 96):
-            for indirect in (False, True):
-                assert _C._gemm_tile("float32", 196, cols, indirect)[:2] == (8, 32)
+            for pixel_rows in (False, True):
+                assert _C._gemm_tile("float32", 196, cols, pixel_rows)[:2] == (8, 32)
         assert _C._gemm_tile("float64", 196, 48)[1] == 16  # (fp64 keeps its own tile)
     args = make(shape, np.float32, seed=7)
     got = {}
