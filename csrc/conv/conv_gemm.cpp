@@ -83,9 +83,9 @@ constexpr int64_t kWidePixels = 128;
 constexpr int64_t kWideReduction = 64;
 template <typename T>
 UKernel<T> pixel_tile(int64_t grid_pixels, int64_t reduction) {
-  if (grid_pixels >= kWidePixels && reduction >= kWideReduction)
-    return gemm::ukernel_for_shape<T>(active_isa(), kMC, 48);
-  return gemm::ukernel_for<T>(active_isa());
+  return grid_pixels >= kWidePixels && reduction >= kWideReduction
+             ? gemm::ukernel_wide<T>(active_isa())
+             : gemm::ukernel_for<T>(active_isa());
 }
 
 template <typename T>
@@ -1206,8 +1206,8 @@ PixelSetup<T> pixel_setup(int64_t N, int64_t Gh, int64_t Gw, int64_t M, const T*
 // must be inside src (the padded source of pad_source, or any source under a pure plan). The
 // forward (filt: w's rows) and a stride-1 backward-data (filt: the flipped filter's columns)
 // are such GEMMs. The register tile fits the GEMM's shape (ukernel_for_shape: on AVX-512,
-// AVX2's 16 columns for 8, 16 or 48 channels where they do enough less work). Returns false
-// when skipping taps left a non-finite sum (y incomplete: run_pixel_rows computes every tap).
+// the 8 x 48 tile for 48 or 144 channels, the 8 x 16 one for 8 or 16). Returns false when
+// skipping taps left a non-finite sum (y incomplete: run_pixel_rows computes every tap).
 template <typename T>
 bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, int64_t stw,
                      const std::vector<int64_t>& offh, const std::vector<int64_t>& offw,

@@ -126,6 +126,11 @@ double wide_fma_gain();
 // FMAs gain, at least 1.25 (the wide tile's fewer loads and instructions).
 double narrow_tile_weight();
 
+// AVX-512's 8 x 48 fp32 tile (three vectors of columns, 24 accumulators) under isa; the
+// instruction set's own tile otherwise (ukernel_for).
+template <typename T>
+UKernel<T> ukernel_wide(Isa isa);
+
 // The tile for a GEMM of about rows x cols outputs under isa: on AVX-512 float, the one of
 // least padded work among the 8x32 tile, the 8x48 one (48 or 144 columns fill its panels and
 // leave the 8x32 tile's last one a third or half empty) and AVX2's 6x16, its work weighted by

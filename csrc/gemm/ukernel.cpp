@@ -96,6 +96,22 @@ double wide_fma_gain() {
 double narrow_tile_weight() { return std::max(1.25, wide_fma_gain()); }
 
 template <typename T>
+UKernel<T> ukernel_wide(Isa isa) {
+  UKernel<T> uk = ukernel_for<T>(isa);
+#if defined(PYCONV_X86)
+  // (No rows-A or in-place-B kernels: see gemm.h.)
+  if constexpr (std::is_same_v<T, float>)
+    if (isa == Isa::avx512)
+      uk = {8, 48, avx512::f32_gemm_8x48, nullptr, avx512::f32_gemm_8x48_rem,
+            avx512::f32_gemm_8x48_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
+            avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box, "f32_gemm_8x48__avx512"};
+#endif
+  return uk;
+}
+template UKernel<float> ukernel_wide<float>(Isa);
+template UKernel<double> ukernel_wide<double>(Isa);
+
+template <typename T>
 UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool pixel_rows) {
   UKernel<T> uk = ukernel_for<T>(isa);
 #if defined(PYCONV_X86)
@@ -105,11 +121,8 @@ UKernel<T> ukernel_for_shape(Isa isa, int64_t rows, int64_t cols, bool pixel_row
     auto work = [&](const UKernel<T>& k) {
       return double(round_up(rows, k.mr) * round_up(cols, k.nr));
     };
-    // (No rows-A or in-place-B kernels, nor the 8 x 16 tile's register epilogue: see gemm.h.)
-    const UKernel<T> k48{8, 48, avx512::f32_gemm_8x48, nullptr, avx512::f32_gemm_8x48_rem,
-                         avx512::f32_gemm_8x48_epi, nullptr, uk.fn_gemv, uk.fn_gemv_t,
-                         avx512::f32_gemm_8x48_ind, avx512::f32_gemm_8x48_box,
-                         "f32_gemm_8x48__avx512"};
+    // (The 8 x 16 tile: no rows-A, register-epilogue or in-place-B kernels: see gemm.h.)
+    const UKernel<T> k48 = ukernel_wide<T>(isa);
     const UKernel<T> k16{8, 16, avx512::f32_gemm_8x16, nullptr, avx512::f32_gemm_8x16_rem,
                          nullptr, nullptr, uk.fn_gemv, uk.fn_gemv_t,
                          avx512::f32_gemm_8x16_ind, avx512::f32_gemm_8x16_box,
