@@ -69,3 +69,28 @@ def test_bitwise_identical_for_1_2_3_threads(name):
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+# ---- the GEMM drivers' task scheduler (common/parallel.h's parallel_tasks) ---------------
+
+@pytest.mark.parametrize("total,threads", [(0, 2), (1, 2), (2, 2), (7, 2), (64, 3), (5, 8),
+                                           (100, 64), (130, 100)])
+def test_parallel_tasks_runs_each_task_once(total, threads):
+    runs, who, _ = pyconv._C._parallel_tasks(total, threads, 0, 0.0)
+    assert runs == [1] * total
+    assert all(0 <= w < max(1, min(threads, total, 64)) for w in who)
+
+
+def test_parallel_tasks_owner_goes_forward_and_others_take_its_tail():
+    # Two threads, tasks 0-3 (thread 0's range) slow: thread 0 takes its range from the
+    # front, in order; thread 1, done with tasks 4-7 at once, takes range 0's last tasks.
+    runs, who, seq = pyconv._C._parallel_tasks(8, 2, 4, 30.0)
+    assert runs == [1] * 8
+    mine = [t for t in range(8) if who[t] == 0]
+    assert set(who) == {0, 1}, who
+    assert mine == sorted(mine, key=lambda t: seq[t]), "thread 0 out of order"
+    assert 0 in mine and all(t < 4 for t in mine), mine
+    stolen = [t for t in range(4) if who[t] != 0]
+    assert stolen, who
+    # (stolen from the back: each stolen task lies after every task thread 0 ran)
+    assert min(stolen) > max(mine), (mine, stolen)

@@ -38,6 +38,17 @@ int64_t l1d_bytes() {
   return bytes;
 }
 
+int64_t l2_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (b >= (64 << 10) && b <= (int64_t(64) << 20)) return static_cast<int64_t>(b);
+#endif
+    return int64_t(1) << 20;
+  }();
+  return bytes;
+}
+
 static Isa initial_isa() {
   Isa isa = best_isa();
   if (const char* env = std::getenv("PYCONV_ISA")) {

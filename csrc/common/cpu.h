@@ -18,5 +18,7 @@ const char* isa_name(Isa isa);
 
 // Bytes of one core's L1 data cache as the C library reports it (32 KiB when it does not).
 int64_t l1d_bytes();
+// The same for one core's L2 (1 MiB when it does not).
+int64_t l2_bytes();
 
 }  // namespace pyconv

@@ -1,6 +1,12 @@
 // pyconv._C: the CPU extension. Converts arrays, releases the GIL, calls
 // kernels; each op family binds itself in its own bind_*.cpp.
+#include <omp.h>
 #include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
 
 #include "common/buffer_cache.h"
 #include "common/cpu.h"
@@ -58,6 +64,28 @@ PYBIND11_MODULE(_C, m) {
   }, py::arg("dtype"), py::arg("rows") = -1, py::arg("cols") = -1, py::arg("pixel_rows") = false,
      "tests: (rows, columns, name) of the GEMM register tile of the active instruction set "
      "(for a rows x cols GEMM where given: ukernel_for_shape; pixel_rows: pixel rows' choice)");
+  m.def("_parallel_tasks", [](int64_t total, int threads, int64_t slow_below, double slow_ms) {
+    if (total < 0 || threads < 1)
+      throw pyconv::ValueError("_parallel_tasks: expected total >= 0 and threads >= 1");
+    std::vector<std::atomic<int>> runs(static_cast<size_t>(total));
+    std::vector<int> who(static_cast<size_t>(total), -1);
+    std::vector<int64_t> seq(static_cast<size_t>(total), -1);  // when each task started
+    std::atomic<int64_t> clock{0};
+    {
+      py::gil_scoped_release nogil;
+      pyconv::parallel_tasks(total, threads, [&](int64_t t) {
+        runs[t].fetch_add(1);
+        who[t] = omp_get_thread_num();
+        seq[t] = clock.fetch_add(1);
+        if (t < slow_below)
+          std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(slow_ms));
+      });
+    }
+    py::list r, w, q;
+    for (int64_t t = 0; t < total; ++t) r.append(runs[t].load()), w.append(who[t]), q.append(seq[t]);
+    return py::make_tuple(r, w, q);
+  }, "tests: runs parallel_tasks over total tasks on threads (tasks below slow_below sleep "
+     "slow_ms each); (runs per task, thread of each task, start order of each task)");
   m.def("_wide_fma_gain", &pyconv::gemm::wide_fma_gain,
         "flops of a 512-bit FMA over a 256-bit one on this CPU (timed once; 1 without AVX-512)");
   // The output buffer cache (common/buffer_cache.h).
