@@ -106,11 +106,15 @@ def test_orientations_agree_bitwise(isa, N, H, W, C, K):
                                    (2, 20, 5, 5, 100, 1, 1, 1, (0, 0, 0, 0), 1, 1),
                                    (1, 300, 4, 4, 40, 3, 3, 2, (1, 1, 1, 1), 1, 1),
                                    (21, 16, 11, 13, 40, 3, 3, 1, (1, 1, 1, 1), 1, 1),
-                                   (9, 24, 12, 14, 40, 5, 5, 1, (2, 2, 2, 2), 1, 1)])
+                                   (9, 24, 12, 14, 40, 5, 5, 1, (2, 2, 2, 2), 1, 1),
+                                   (2, 96, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1),
+                                   (2, 64, 13, 13, 48, 1, 1, 1, (0, 0, 0, 0), 1, 1)])
 def test_threads_bitwise(shape):
     """Tasks split the output channels by the thread count, and the pixels into blocks of
     144 to 1152 (3003 and 1512 pixels: 1 thread takes the largest blocks, a ragged last one,
-    3 threads smaller ones); each value is reduced by one task in one order."""
+    3 threads smaller ones), few blocks into as many as spread best over the threads (392
+    pixels: 2, 2 and 3 blocks for 1, 2 and 3 threads; 338 of a 1x1, its last panel of 2
+    rows); each value is reduced by one task in one order."""
     args = make(shape, np.float32, seed=1)
     outs = []
     for nt in (1, 2, 3):

@@ -1314,7 +1314,24 @@ bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
     PB *= 2;
   // Blocks of nearly equal whole panels: 196 pixels (one 14x14 image) as 144 and 52 left one
   // of two threads idle two thirds of the time (512 -> 48 5x5, batch 1: 1.30x as 104 and 92).
-  const int64_t mch = ceil_div(Ncol, PB);
+  // With few tasks, the block count whose tasks spread best over the threads (the fewest
+  // rounds of the largest task; fewer tasks on ties, each packs the filter rows again):
+  // 392 pixels (two 14x14 images) as 3 blocks kept one thread busy for two of them, as 2
+  // for one of 1.5 the size (old/new alternated, 2 threads: 512 -> 48 5x5 at 14x14 batch 2
+  // 1.31-1.34x, 192 -> 32 5x5 at 28x28 batch 1-2 1.07-1.13x; DeepBench's 651 cases
+  // otherwise within noise). PB stays a multiple of MR: the blocks split no panel.
+  int64_t mch = ceil_div(Ncol, PB);
+  const auto col_blocks = [&](int64_t m) { return ceil_div(M, gemm::pick_nb(M, m, uk.nr, 2)); };
+  if (const int64_t nt = num_threads(); nt > 1 && mch * col_blocks(mch) < 4 * nt) {
+    int64_t best = mch, best_span = INT64_MAX;
+    for (int64_t m = std::max<int64_t>(1, ceil_div(Ncol, 8 * kMC)); m <= mch; ++m) {
+      const int64_t nbm = gemm::pick_nb(M, m, uk.nr, 2), tasks = m * ceil_div(M, nbm);
+      const int64_t span = ceil_div(tasks, nt) * round_up(ceil_div(Ncol, m), MR) * nbm;
+      if (span < best_span || (span == best_span && tasks < best * col_blocks(best)))
+        best = m, best_span = span;
+    }
+    mch = best;
+  }
   PB = round_up(ceil_div(Ncol, mch), MR);
   const int64_t nb = gemm::pick_nb(M, mch, uk.nr, 2);
   const int64_t ncb = ceil_div(M, nb);
