@@ -23,6 +23,8 @@ namespace pyconv::avx2 {
 // dst[l*ldd + q] = rows[q][off + l] for q < 8, l < len (pack_avx2.cpp).
 void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
                            int64_t ldd);
+// dst[l*ldd + q] += rows[q][l] for q < 8, l < len (pack_avx2.cpp).
+void transpose8_rows_add_float(const float* const* rows, int64_t len, float* dst, int64_t ldd);
 }  // namespace pyconv::avx2
 #endif
 

@@ -36,6 +36,22 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
     for (int q = 0; q < 8; ++q) dst[l * ldd + q] = rows[q][off + l];
 }
 
+// The same transpose added to dst, one add per value (the scalar loop's rounding).
+void transpose8_rows_add_float(const float* const* rows, int64_t len, float* dst, int64_t ldd) {
+  int64_t l = 0;
+  for (; l + 8 <= len; l += 8) {
+    __m256 r[8], c[8];
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + l);
+    transpose8x8_f32(r, c);
+    for (int q = 0; q < 8; ++q) {
+      float* d = dst + (l + q) * ldd;
+      _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), c[q]));
+    }
+  }
+  for (; l < len; ++l)
+    for (int q = 0; q < 8; ++q) dst[l * ldd + q] += rows[q][l];
+}
+
 // d[kk*6 + i] = rows[i][kk] for kk < kc, i < 6: a 6-row panel of A from six unit-stride
 // rows (conv_gemm.cpp's prepack_a), eight reduction indices at a time through the 8x8
 // transpose (two zero rows), the columns stored in order so that each 8-wide store's last two
