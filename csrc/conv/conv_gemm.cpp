@@ -743,9 +743,14 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
   // tasks to balance). With the AVX2 tile (16 columns) on Zen 3's 512 KiB L2: ResNet's 1x1
   // layers with 256-1024 rows 1.00-1.07x, 8x512x7x7 3x3 backward-data 1.02-1.03x, DeepBench's
   // 256 -> 512 5x5 stride 2 at 20x84 1.03x (its B packing 6.8% -> 1.8% of the time), 160-192
-  // rows at 24x24-28x28 1.01-1.04x.
+  // rows at 24x24-28x28 1.01-1.04x. Also from 10 panels a thread where rows of more than
+  // 2 kMC (three blocks of kMC or more) packed each column block three times or more
+  // (Intel Xeon, 2 threads, old/new alternated: 512 -> 512 1x1 at 7x7 batch 16 1.05-1.09x,
+  // 2048 -> 512 1.05x, 512 -> 512 3x3 stride 2 at 14x14 1.12x, 1024 -> 512 1x1 stride 2
+  // 1.10-1.11x; 256 rows, two blocks, lost up to 6% so: 1x1 stride-2 256 <- 128 at 56x56).
   const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), MR);
-  const int64_t mb = M > 0 && (Ncol >= 32 * NR || M > 4 * kMC) ? big : kMC;
+  const bool wide = Ncol >= 32 * NR || (Ncol >= 20 * NR && M > 2 * kMC);
+  const int64_t mb = M > 0 && (wide || M > 4 * kMC) ? big : kMC;
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb * nq;
