@@ -170,7 +170,9 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
 # im2col is padding, or its forward from 96 input channels (but 8x8 and 16x16: whole
 # aligned tile rows), and 5x5 on planes of under 80% tile use (7x7) needs 256 tiles;
 # there 64+ outputs of 256+ inputs go to pixel rows too (the padding they skip, unless the
-# tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles. Dilated layers with
+# tiles are whole rows of 4). The 5x5 weight gradient needs 384 tiles; weight gradients need
+# 32 channels on both sides, or 16 inputs / 24 outputs against 64 on the other side with
+# rows of 14 outputs or more. Dilated layers with
 # short sub-problem rows need more than 16 outputs, and more than 32 under 85% tile use, and
 # sub-problems of one shape or 20 tiles each on average.
 @pytest.mark.parametrize("shape, which, winograd", [
@@ -199,6 +201,11 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(8, 64, 7, 7, 64, (2, 2, 2, 2), 5, 5), 1, False),      # 7x7 backward-data
     (_shape(16, 32, 7, 7, 32, (2, 2, 2, 2), 5, 5), 2, False),     # 5x5 weight gradient: 256 tiles
     (_shape(8, 32, 14, 14, 32, (2, 2, 2, 2), 5, 5), 2, True),     # ... 392 tiles
+    (_shape(4, 24, 14, 14, 64, (1, 1, 1, 1)), 2, True),           # weight gradient 24 -> 64
+    (_shape(4, 24, 13, 13, 64, (1, 1, 1, 1)), 2, False),          # ... rows of 13
+    (_shape(4, 64, 14, 14, 24, (1, 1, 1, 1)), 2, True),           # ... 64 -> 24
+    (_shape(4, 64, 14, 14, 16, (1, 1, 1, 1)), 2, False),          # ... 64 -> 16
+    (_shape(4, 16, 14, 14, 48, (1, 1, 1, 1)), 2, False),          # ... 16 -> 48
     (_shape(8, 64, 22, 22, 16, (0, 0, 0, 0), dil=2), 0, False),   # dilated, rows of 9: 16 outputs
     (_shape(8, 64, 22, 22, 32, (0, 0, 0, 0), dil=2), 0, False),   # ... 32 at 81% tile use
     (_shape(8, 64, 20, 20, 32, (2, 2, 2, 2), dil=2), 0, True),    # ... 32, whole tiles
