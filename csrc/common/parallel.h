@@ -33,11 +33,12 @@ inline void split_range(int64_t n, int64_t parts, int64_t i, int64_t& begin, int
 // where a shared queue (OpenMP's dynamic schedule) dealt them out alternately, and uneven
 // tasks or a thread slowed by other work still balance. Which thread runs a task never
 // changes what it computes.
+// (Past kMaxRanges threads, or 2^31 tasks, OpenMP's dynamic schedule instead.)
 template <class Fn>
 void parallel_tasks(int64_t total, int nt, Fn&& fn) {
   constexpr int kMaxRanges = 64;
-  nt = static_cast<int>(std::min<int64_t>({int64_t(nt), total, int64_t(kMaxRanges)}));
-  if (nt <= 1 || total >= (int64_t(1) << 31)) {
+  nt = static_cast<int>(std::min<int64_t>(nt, total));
+  if (nt <= 1 || nt > kMaxRanges || total >= (int64_t(1) << 31)) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(nt, 1)) if (nt > 1)
     for (int64_t t = 0; t < total; ++t) fn(t);
     return;
