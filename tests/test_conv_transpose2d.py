@@ -77,6 +77,31 @@ def test_conv_transpose2d_edge_cases(case, dtype):
                noncontig=False, dtype=dtype, seed=R * 10 + H))
 
 
+@pytest.mark.parametrize("Cin, Cout", [(512, 160), (64, 40)])
+def test_stride_phases_in_either_task_order(Cin, Cout):
+    """The forward's four stride phases share one task list: a column block's phases next
+    to each other, or, when the phases' filter rows (160 x 512 x 16 values: 5 MB) outgrow
+    half an L2, a phase's column blocks. Either order covers every task once, on any thread
+    count (bitwise the same for 1, 2 and 3)."""
+    import pyconv
+    rng = np.random.default_rng(Cin)
+    x = rng.standard_normal((3, Cin, 7, 9), dtype=np.float32)
+    w = rng.standard_normal((Cin, Cout, 4, 4), dtype=np.float32) / np.float32(Cin)
+    ref = TF.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), stride=2,
+                              padding=1).numpy()
+    nt = pyconv.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            pyconv.set_num_threads(threads)
+            outs.append(F.conv_transpose2d(x, w, stride=2, padding=1))
+    finally:
+        pyconv.set_num_threads(nt)
+    for y in outs[1:]:
+        assert np.array_equal(y, outs[0])
+    assert_close(outs[0], ref, np.float32)
+
+
 def _x(*s, dtype=np.float32):
     return np.ones(s, dtype)
 
