@@ -81,10 +81,14 @@ DwPlanes<T> dw_planes() {
 // Dynamic scheduling in chunks of planes: each plane (or channel, for the weight
 // gradient) is still reduced by one thread in a fixed order, so results do not
 // depend on the schedule, but a thread delayed by the OS no longer holds up the
-// whole region with its static share.
+// whole region with its static share. Two chunks a thread, not eight: runs of
+// neighbouring planes (contiguous in memory) stay on one thread (old/new alternated, 2
+// threads, Intel Xeon: 512 channels at 14x14 forward 1.07-1.15x, backward-data
+// 1.07x, 256 at 28x28 stride 2 1.03-1.09x, 1024 at 7x7 1.04x; 32-128 channels at
+// 56x56-112x112 and the weight gradients 0.99-1.01x).
 int64_t dw_chunk(int64_t items) {
   const int64_t nt = num_threads();
-  const int64_t c = items / (nt * 8);
+  const int64_t c = items / (nt * 2);
   return c < 1 ? 1 : c;
 }
 
