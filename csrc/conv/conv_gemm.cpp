@@ -748,13 +748,15 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
   // (Intel Xeon, 2 threads, old/new alternated: 512 -> 512 1x1 at 7x7 batch 16 1.05-1.09x,
   // 2048 -> 512 1.05x, 512 -> 512 3x3 stride 2 at 14x14 1.12x, 1024 -> 512 1x1 stride 2
   // 1.10-1.11x; 256 rows, two blocks, lost up to 6% so: 1x1 stride-2 256 <- 128 at 56x56).
-  const int64_t big = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, 4 * kMC))), MR);
+  // Otherwise blocks of at most kMC rows, nearly equal too (256 rows as 128 + 128, not 144
+  // + 112: equal tasks balance; old/new alternated, 2 threads: 1x1 832 -> 256 at 7x7 batch
+  // 16 1.06x, DeepBench inference_server_031 and 101 1.09-1.18x, its 651 cases 1.007x).
+  const auto even_blocks = [&](int64_t most) {  // (MR multiples; MR for M == 0)
+    return round_up(std::max<int64_t>(1, ceil_div(M, std::max<int64_t>(1, ceil_div(M, most)))),
+                    MR);
+  };
   const bool wide = Ncol >= 32 * NR || (Ncol >= 20 * NR && M > 2 * kMC);
-  // Otherwise blocks of at most kMC rows, nearly equal (256 rows as 128 + 128, not 144 +
-  // 112: equal tasks balance; old/new alternated, 2 threads: 1x1 832 -> 256 at 7x7 batch 16
-  // 1.06x, DeepBench inference_server_031 and 101 1.09-1.18x, its 651 cases 1.007x).
-  const int64_t even = round_up(ceil_div(M, std::max<int64_t>(1, ceil_div(M, kMC))), MR);
-  const int64_t mb = M > 0 && (wide || M > 4 * kMC) ? big : even;
+  const int64_t mb = even_blocks(wide || M > 4 * kMC ? 4 * kMC : kMC);
   const int64_t mch = ceil_div(M, mb);
   const int64_t nb = gemm::pick_nb(Ncol, nq * G * mch, NR), ncb = ceil_div(Ncol, nb);
   const int64_t total = G * mch * ncb * nq;
@@ -1332,12 +1334,12 @@ bool gemm_pixel_rows(View4<const T> src, int64_t Gh, int64_t Gw, int64_t sth, in
   int64_t mch = ceil_div(Ncol, PB);
   const auto col_blocks = [&](int64_t m) { return ceil_div(M, gemm::pick_nb(M, m, uk.nr, 2)); };
   if (const int64_t nt = num_threads(); nt > 1 && mch * col_blocks(mch) < 4 * nt) {
-    int64_t best = mch, best_span = INT64_MAX;
+    int64_t best = mch, best_span = INT64_MAX, best_tasks = 0;
     for (int64_t m = std::max<int64_t>(1, ceil_div(Ncol, 8 * kMC)); m <= mch; ++m) {
       const int64_t nbm = gemm::pick_nb(M, m, uk.nr, 2), tasks = m * ceil_div(M, nbm);
       const int64_t span = ceil_div(tasks, nt) * round_up(ceil_div(Ncol, m), MR) * nbm;
-      if (span < best_span || (span == best_span && tasks < best * col_blocks(best)))
-        best = m, best_span = span;
+      if (span < best_span || (span == best_span && tasks < best_tasks))
+        best = m, best_span = span, best_tasks = tasks;
     }
     mch = best;
   }

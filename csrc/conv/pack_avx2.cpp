@@ -21,21 +21,20 @@ namespace {
 #include "common/store_lanes.h"
 }  // namespace
 
-// The last 1-7 values of the rows from l on (n of them) as eight columns: masked loads (no
-// value past a row's end is read), one 8x8 transpose. A value at a time, the 7 values of a
-// 7x7 plane's rows took 11% of GoogLeNet 5a's 5x5 weight gradient (batch 128).
-static inline void transpose8_tail(const float* const* rows, int64_t off, int64_t l, int64_t n,
-                                   __m256 (&c)[8]) {
-  const __m256i m = first_lanes8(n);
-  __m256 r[8];
-  for (int q = 0; q < 8; ++q) r[q] = _mm256_maskload_ps(rows[q] + off + l, m);
-  transpose8x8_f32(r, c);
-}
-
-void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
-                           int64_t ldd) {
+// dst[l*ldd + q] (+)= rows[q][off + l] for q < 8, l < len: 8x8 transposes (on AVX-512, 16
+// values at a time up to the last multiple of 16); the last 1-7 values by masked loads (no
+// value past a row's end is read) and one more transpose (a value at a time, the 7 values of
+// a 7x7 plane's rows took 11% of GoogLeNet 5a's 5x5 weight gradient at batch 128). ADD: one
+// add per value (the scalar loop's rounding).
+template <bool ADD>
+static void transpose8_rows(const float* const* rows, int64_t off, int64_t len, float* dst,
+                            int64_t ldd) {
+  const auto put = [&](int64_t l, __m256 c) {
+    float* d = dst + l * ldd;
+    _mm256_storeu_ps(d, ADD ? _mm256_add_ps(_mm256_loadu_ps(d), c) : c);
+  };
   int64_t l = 0;
-  if (len >= 16 && active_isa() >= Isa::avx512) {
+  if (!ADD && len >= 16 && active_isa() >= Isa::avx512) {
     l = len / 16 * 16;
     avx512::transpose8_rows_float(rows, off, l, dst, ldd);
   }
@@ -43,35 +42,24 @@ void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, f
     __m256 r[8], c[8];
     for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + off + l);
     transpose8x8_f32(r, c);
-    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (l + q) * ldd, c[q]);
+    for (int q = 0; q < 8; ++q) put(l + q, c[q]);
   }
   if (l < len) {
-    __m256 c[8];
-    transpose8_tail(rows, off, l, len - l, c);
-    for (int64_t q = 0; q < len - l; ++q) _mm256_storeu_ps(dst + (l + q) * ldd, c[q]);
+    const __m256i m = first_lanes8(len - l);
+    __m256 r[8], c[8];
+    for (int q = 0; q < 8; ++q) r[q] = _mm256_maskload_ps(rows[q] + off + l, m);
+    transpose8x8_f32(r, c);
+    for (int64_t q = 0; q < len - l; ++q) put(l + q, c[q]);
   }
 }
 
-// The same transpose added to dst, one add per value (the scalar loop's rounding).
+void transpose8_rows_float(const float* const* rows, int64_t off, int64_t len, float* dst,
+                           int64_t ldd) {
+  transpose8_rows<false>(rows, off, len, dst, ldd);
+}
+
 void transpose8_rows_add_float(const float* const* rows, int64_t len, float* dst, int64_t ldd) {
-  int64_t l = 0;
-  for (; l + 8 <= len; l += 8) {
-    __m256 r[8], c[8];
-    for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows[q] + l);
-    transpose8x8_f32(r, c);
-    for (int q = 0; q < 8; ++q) {
-      float* d = dst + (l + q) * ldd;
-      _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), c[q]));
-    }
-  }
-  if (l < len) {
-    __m256 c[8];
-    transpose8_tail(rows, 0, l, len - l, c);
-    for (int64_t q = 0; q < len - l; ++q) {
-      float* d = dst + (l + q) * ldd;
-      _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), c[q]));
-    }
-  }
+  transpose8_rows<true>(rows, 0, len, dst, ldd);
 }
 
 // d[kk*6 + i] = rows[i][kk] for kk < kc, i < 6: a 6-row panel of A from six unit-stride
