@@ -165,6 +165,34 @@ def test_padding_only_outputs_keep_non_finite_weights(H, kw, wpos, dtype):
     assert np.isnan(ref.numpy()[:, wpos[0], 0, 0]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H, kw", [
+    (5, dict(stride=2, padding=3)),
+    (1, dict(stride=2, padding=(4, 1), groups=2)),
+    (1, dict(stride=3, padding=(2, 0))),
+])
+def test_padding_only_outputs_keep_non_finite_grad_output(H, kw, dtype):
+    """A non-finite grad_output value at an output whose window is all padding (cropped
+    away by conv.cpp) makes its channel's whole weight gradient NaN, as torch's inf times
+    the padding's zeros does; an inf at a kept output stays where the products put it."""
+    rng = np.random.default_rng(6)
+    R = 1 if "groups" not in kw else 3
+    x = rng.standard_normal((2, 4, H, 7)).astype(dtype)
+    w = rng.standard_normal((4, 4 // kw.get("groups", 1), R, R)).astype(dtype)
+    tw = torch.tensor(w, requires_grad=True)
+    y = TF.conv2d(torch.tensor(x), tw, **kw)
+    dy = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    dy[1, 2, 0, 0] = np.inf  # (output (0, 0) reads only padding)
+    y.backward(torch.tensor(dy))
+    want = tw.grad.numpy()
+    got = F.conv2d_backward(dy, x, w, output_mask=(False, True, False), **kw)[1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    ok = np.isfinite(want)
+    assert_close(got[ok], want[ok], dtype)
+    assert np.isnan(want[2]).all()
+
+
 def test_empty_batch_and_unbatched():
     x = np.zeros((0, 3, 8, 8), np.float32)
     w = np.ones((4, 3, 3, 3), np.float32)

@@ -27,8 +27,10 @@ from test_conv_kernels import (ISAS, TOL, assert_close, assert_threads_bitwise, 
 def _winograd_on():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     _C._set_winograd("on")
+    _C._set_wgrad_boxes("off")  # (its auto gate would take some 5x5 weight gradients first)
     yield
     _C._set_winograd("auto")
+    _C._set_wgrad_boxes("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
 

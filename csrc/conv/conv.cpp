@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -302,6 +303,26 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
   }
 }
 
+// The cropped-away pixels' share of a weight gradient: their taps all read padding, so
+// zero, but NaN in every weight of an output channel with a non-finite grad_output value
+// there (torch's inf or NaN times the padding's zeros).
+template <typename T>
+void cropped_nonfinite(const ConvParams& p, View4<const T> dy, const Crop& c, T* dw) {
+  const int64_t row = p.Cg() * p.R * p.S;
+  const auto kept = [&](int64_t oh, int64_t ow) {
+    return !c.empty() && oh >= c.h.o0 && oh < c.h.o1 && ow >= c.w.o0 && ow < c.w.o1;
+  };
+#pragma omp parallel for schedule(static) num_threads(threads_for(dy.numel()))
+  for (int64_t k = 0; k < p.K; ++k) {
+    bool bad = false;
+    for (int64_t n = 0; n < p.N && !bad; ++n)
+      for (int64_t oh = 0; oh < p.P && !bad; ++oh)
+        for (int64_t ow = 0; ow < p.Q && !bad; ++ow)
+          bad = !kept(oh, ow) && !std::isfinite(dy.at(n, k, oh, ow));
+    if (bad) std::fill(dw + k * row, dw + (k + 1) * row, std::numeric_limits<T>::quiet_NaN());
+  }
+}
+
 template <typename T>
 void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw) {
   if (Crop c; crop_padding(p, c)) {
@@ -309,6 +330,7 @@ void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const 
       std::fill(dw, dw + p.K * p.Cg() * p.R * p.S, T(0));
     else
       conv2d_backward_weight(c.q, window(dy, c.h, c.w, true), window(x, c.h, c.w, false), dw);
+    cropped_nonfinite(p, dy, c, dw);
     return;
   }
   if (split_groups(p, Pass::backward_weight)) {  // (a group's filter rows are contiguous in dw)
@@ -321,7 +343,8 @@ void conv2d_backward_weight(const ConvParams& p, View4<const T> dy, View4<const 
   const gemm::ScratchScope scope;
   if (fast::is_depthwise(p))
     fast::depthwise_backward_weight(p, dy, x, dw);
-  else if (!fast::winograd_backward_weight(p, dy, x, dw) &&
+  else if (!fast::backward_weight_boxes(p, dy, x, dw) &&
+           !fast::winograd_backward_weight(p, dy, x, dw) &&
            !fast::grouped_backward_weight(p, dy, x, dw))
     fast::conv2d_backward_weight_gemm(p, dy, x, dw);
 }

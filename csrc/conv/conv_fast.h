@@ -66,6 +66,17 @@ template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
 
+// dw[i] = the chunks' partial sums out[c*KN + i] added in chunk order.
+template <typename T>
+inline void add_chunks(const T* out, int64_t nch, int64_t KN, T* dw) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
+  for (int64_t i = 0; i < KN; ++i) {
+    T s = out[i];
+    for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
+    dw[i] = s;
+  }
+}
+
 // A kernel choice that tests force on (wherever it applies) or off; process-wide.
 enum class KernelMode { off = 0, auto_ = 1, on = 2 };
 // Whether backward_data_col2im takes a convolution (auto: the few-channel layers above, and
@@ -153,6 +164,12 @@ bool skips_padding(const ConvParams& p, int64_t M, int64_t Kd, size_t elem, bool
 // is largely padding, runs pixel rows (which skip the padding's taps), not col2im, unless
 // it has few input channels (use_col2im): both gates read it (use_pixel_rows, use_col2im).
 constexpr int64_t kSkipPaddingMinTaps = 25;
+// The weight gradient tap by tap over the output pixels whose taps land in the input
+// (conv_wgrad_boxes.cpp): false, doing nothing, where it does not apply (auto: layers whose
+// im2col is largely padding), and when a gradient came out non-finite (to be recomputed).
+void set_wgrad_boxes_mode(KernelMode m);
+template <typename T>
+bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 // Winograd F(2x2, 3x3) (conv_winograd.cpp) for stride-1 undilated ungrouped
 // convolutions (auto: 3x3 and 5x5 with enough channels and tiles). Returns false when
 // it does not apply or (auto mode) would not pay off, doing nothing, and when an output

@@ -39,7 +39,8 @@
 // products / transposed grad_output rows, 6 the weight gradient's grad_output transform
 // (Winograd; 3 and 5-6 the calling thread's in the shared schedules), 7-9 the
 // polyphase sub-images of a dilated Winograd convolution, 10 col2im's columns / the stride
-// phases of a backward-data (the calling thread).
+// phases of a backward-data (the calling thread); the landed-boxes weight gradient
+// (conv_wgrad_boxes.cpp) takes the calling thread's 2 (its panels) and 5 (partial sums).
 #pragma once
 #if defined(PYCONV_X86)
 #include <xmmintrin.h>

@@ -225,6 +225,9 @@ void bind_conv(py::module_& m) {
   m.def("_set_pixel_rows", [mode](const std::string& s) {
     fast::set_pixel_rows_mode(mode("_set_pixel_rows", s));
   });
+  m.def("_set_wgrad_boxes", [mode](const std::string& s) {
+    fast::set_wgrad_boxes_mode(mode("_set_wgrad_boxes", s));
+  });
   m.def("_set_tap_skip", [mode](const std::string& s) {
     fast::set_tap_skip_mode(mode("_set_tap_skip", s));
   });
