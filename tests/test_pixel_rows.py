@@ -282,13 +282,20 @@ def test_auto_takes_it_for_few_channels_and_long_reductions(isa, shape, which, c
     ((8, 512, 7, 7, 2048, 1, 1, 1, (0, 0, 0, 0), 1, 1), 1, True),  # ... its backward-data
     ((9, 2048, 7, 7, 512, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # ... 441 pixels
     ((8, 1024, 7, 7, 256, 1, 1, 1, (0, 0, 0, 0), 1, 1), 0, False),  # ... 1 MiB
+    ((16, 64, 14, 14, 62, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, True),  # stride 2, rows of 7: 784 pixels
+    ((12, 32, 24, 24, 38, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, True),  # ... rows of 12
+    ((12, 32, 26, 26, 38, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, False),  # ... rows of 13
+    ((16, 24, 14, 14, 62, 3, 3, 2, (1, 1, 1, 1), 1, 1), 0, False),  # ... 216 reduction values
+    ((40, 62, 14, 1, 128, 3, 3, (1, 3), (1, 1, 1, 1), 1, 1), 1, False),  # backward-data (one
+                                                                       # stride phase): 560 pixels
 ])
 def test_auto_takes_it_for_kernels_with_taps_at_few_pixels(shape, which, takes):
     """Up to 432 pixels, a kernel of several taps (the im2col read in place) and 256+
     reduction values; 1x1 layers at up to 144 pixels with 128+ values (256+ where only a
-    1 MiB filter lets them in), at up to 432 with a filter of 4 MiB: auto is bitwise the
-    kernel the gate picks (the two orientations differ here: M % 6 leaves a ragged panel to
-    the other), and matches torch."""
+    1 MiB filter lets them in), at up to 432 with a filter of 4 MiB; strided forwards onto
+    rows of up to 12 outputs at any number of pixels: auto is bitwise the kernel the gate
+    picks (the two orientations differ here: M % 6 leaves a ragged panel to the other), and
+    matches torch."""
     _six_rows()
     args = make(shape, np.float32, seed=6)
     auto, on, off = (_run(m, args)[which] for m in ("auto", "on", "off"))

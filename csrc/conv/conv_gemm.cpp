@@ -789,6 +789,8 @@ void for_each_task(int64_t nq, int64_t G, int64_t M, int64_t Ncol, int64_t Kd, i
 
 std::atomic<int> g_pixel_rows{static_cast<int>(KernelMode::auto_)};
 constexpr int64_t kMinKdPixelRows = 128;  // reduction values at few pixels (use_pixel_rows)
+// Strided forwards onto rows of at most this many outputs (use_pixel_rows).
+constexpr int64_t kMaxStridedRow = 12;
 constexpr int64_t kMinKdBigFilter = 256;
 constexpr int64_t kHugeFilter = int64_t(4) << 20;
 
@@ -825,6 +827,13 @@ constexpr int64_t kHugeFilter = int64_t(4) << 20;
 //    Against the GEMM (same process, 2 threads, Intel Xeon): 2048 -> 512 at 7x7 batch 8
 //    1.10x, batch 6 1.19x, its backward-data 512 <- 2048 1.14x, 512 -> 2048 1.08x and
 //    backward-data 1.15x; with 1 MiB filters 0.98-1.02x, 256 KiB 0.84-0.95x.
+//  - strided forwards onto rows of at most kMaxStridedRow outputs (kernels of several taps,
+//    256+ reduction values), any number of pixels: the im2col's B panels gather short
+//    strided runs, pixel rows read them in place. Against the GEMM (same process, 2
+//    threads, Intel Xeon): 3x3 stride 2 onto 7x7 at batch 16, 64 -> 64 1.60x, 128 -> 256
+//    1.30x, 512 -> 512 1.28x; onto 6x6 1.32x, 10x10 1.12x, 12x12 1.05x; 4x4 stride 2 onto
+//    8x8 (DCGAN 256 -> 128's transposed backward-data) 1.09-1.13x, at batch 64 1.09x;
+//    onto 14x14 1.00x, 28x28 0.89x. (Strided backward-data runs stride phases.)
 //  - more pixels: when long_reduction says so.
 bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, size_t elem,
                     int64_t plane, bool backward_data) {
@@ -848,6 +857,9 @@ bool use_pixel_rows(const ConvParams& p, int64_t M, int64_t Ncol, int64_t Kd, si
   const int64_t filter_bytes = M * Kd * static_cast<int64_t>(elem);
   const bool big = filter_bytes >= (int64_t(1) << 20);
   if (p.R * p.S == 1 && Ncol <= 3 * kMC && work <= 1.0 && filter_bytes >= kHugeFilter)
+    return true;
+  if (!backward_data && (p.stride_h > 1 || p.stride_w > 1) && p.R * p.S > 1 &&
+      p.Q <= kMaxStridedRow && Kd >= gemm::kKC && work <= 1.3)
     return true;
   if (Ncol <= kMC)
     return M * Kd >= (int64_t(1) << 15) && Kd >= kMinKdPixelRows &&
