@@ -66,17 +66,6 @@ template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw);
 
-// dw[i] = the chunks' partial sums out[c*KN + i] added in chunk order.
-template <typename T>
-inline void add_chunks(const T* out, int64_t nch, int64_t KN, T* dw) {
-#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
-  for (int64_t i = 0; i < KN; ++i) {
-    T s = out[i];
-    for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
-    dw[i] = s;
-  }
-}
-
 // A kernel choice that tests force on (wherever it applies) or off; process-wide.
 enum class KernelMode { off = 0, auto_ = 1, on = 2 };
 // Whether backward_data_col2im takes a convolution (auto: the few-channel layers above, and

@@ -1811,6 +1811,17 @@ inline void build_runs(std::vector<Run>& runs, int64_t t0, int64_t tc, int64_t P
 
 }  // namespace
 
+// dw[i] = the chunks' partial sums out[c*KN + i] added in chunk order.
+template <typename T>
+void add_chunks(const T* out, int64_t nch, int64_t KN, T* dw) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(KN * nch))
+  for (int64_t i = 0; i < KN; ++i) {
+    T s = out[i];
+    for (int64_t c = 1; c < nch; ++c) s += out[c * KN + i];
+    dw[i] = s;
+  }
+}
+
 template <typename T>
 void conv2d_backward_weight_gemm(const ConvParams& p, View4<const T> dy, View4<const T> x,
                                  T* dw) {
