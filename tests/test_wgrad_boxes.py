@@ -71,6 +71,7 @@ def test_sweep_against_torch(N, C, K, H, W, R, S, sh, sw, dh, dw, pad, dtype, is
 EDGES = [
     (20, 32, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1),   # 2 chunks of 16 images, 3 blocks each
     (20, 48, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1),   # input channels a 48-column tile
+    (10, 512, 7, 7, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1),   # panels in 2 blocks, 2 chunks of 8
     (9, 16, 14, 14, 48, 7, 7, 1, (3, 3, 3, 3), 1, 1),   # input channels as the rows (8 x 48)
     (3, 7, 9, 8, 33, 5, 5, 1, (2, 2, 2, 2), 1, 1),     # ragged panels both ways
     (3, 9, 9, 10, 17, 7, 7, 1, (3, 3, 3, 3), 1, 1),
@@ -90,7 +91,7 @@ def test_tile_edges_and_chunks(shape, dtype, isa):
 
 
 def test_non_contiguous():
-    x, w, b, dy, stride, pad, dil, groups = make(EDGES[3], np.float32, seed=4)
+    x, w, b, dy, stride, pad, dil, groups = make(EDGES[4], np.float32, seed=4)
     xs = np.zeros(x.shape[:3] + (2 * x.shape[3],), np.float32)[..., ::2]
     xs[...] = x
     dys = np.asfortranarray(dy)
@@ -98,13 +99,13 @@ def test_non_contiguous():
     assert_close(got, ref_grad_weight(x, w, dy, stride, pad, dil), TOL[np.float32], "strided")
 
 
-@pytest.mark.parametrize("shape", [EDGES[0], EDGES[2]])
+@pytest.mark.parametrize("shape", [EDGES[0], EDGES[2], EDGES[3]])
 def test_threads_bitwise(shape):
     _C._set_wgrad_boxes("auto")  # (the gate takes both)
     assert_threads_bitwise(make(shape, np.float32, seed=5))
 
 
-@pytest.mark.parametrize("shape,taken", [(EDGES[0], True), (EDGES[2], True),
+@pytest.mark.parametrize("shape,taken", [(EDGES[0], True), (EDGES[2], True), (EDGES[3], True),
                                          ((9, 16, 14, 14, 48, 5, 5, 1, (2,) * 4, 1, 1), False),
                                          ((16, 32, 28, 28, 96, 5, 5, 1, (2,) * 4, 1, 1), False),
                                          ((7, 832, 7, 7, 128, 5, 5, 1, (2,) * 4, 1, 1), False)])

@@ -10,8 +10,8 @@
 // contiguous), both walked by gemm::KSel (the micro-kernels' box form: offsets within an
 // image, then the next image).
 // The reduction (image, box pixel) goes in chunks of images, each in KBlocks of its own
-// length, one task per (chunk, tap); the chunks' partial sums are added in chunk order. Each
-// weight's sum is so fixed by the shape alone, whatever the threads.
+// length, one task per (chunk, block of panels, tap); the chunks' partial sums are added in
+// chunk order. Each weight's sum is so fixed by the shape alone, whatever the threads.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -33,7 +33,8 @@ constexpr int64_t kChunkBytes = int64_t(512) << 10;
 // 1.56x, 48 -> 128 1.52x (69% landed), 7x7 64 -> 64 at 14x14 batch 16 1.21x (77%); at 84%
 // (5x5 at 14x14, 16-32 -> 48-128) 0.99-1.13x, at 92% (28x28) 0.90-0.93x, 3x3 64 -> 64 at
 // 7x7 (82%) 0.82x; chunks of 2 images (832 -> 128 5x5 at 7x7, batch 7: 68 reduction values
-// a tap) 0.79x; 3 -> 64 at 7x7 (a few thousand products a tap) 0.65x: kMinChannels on
+// a tap) 0.79x, and with the panels in blocks (8-image chunks) at batch 16 1.05x, 256 -> 256
+// at batch 32 1.28x; 3 -> 64 at 7x7 (a few thousand products a tap) 0.65x: kMinChannels on
 // both sides (16 -> 64 1.36x).
 constexpr double kMaxLanded = 0.8;
 constexpr int64_t kMinChannels = 16;
@@ -98,12 +99,20 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
   const int64_t Hc = vc.size[2], Wc = vc.size[3], HWc = Hc * Wc;
   // Chunks of images whose rows and panels fit kChunkBytes (shape-only), every tap of a
   // chunk in turn: the chunk stays in L2 across its taps instead of coming from memory
-  // once per tap. Partial sums per chunk, added in chunk order.
+  // once per tap. Partial sums per chunk, added in chunk order. Where all the panels leave
+  // a chunk's average tap under a KC block of reduction, the panels go in blocks of bp
+  // (halved until it has one, or down to one panel), each with its own chunks' tasks.
   const int64_t Ncols = C * RS, KN = K * Ncols;
-  const int64_t img =
-      (Mr * vr.size[2] * vr.size[3] + Jp * HWc) * static_cast<int64_t>(sizeof(T));
-  int64_t per = std::max<int64_t>(1, kChunkBytes / img), nch = gemm::ceil_div(N, per);
+  const int64_t rows_img = Mr * vr.size[2] * vr.size[3];
+  const auto images = [&](int64_t panels) {
+    return std::max<int64_t>(
+        1, kChunkBytes / ((rows_img + panels * NR * HWc) * static_cast<int64_t>(sizeof(T))));
+  };
+  int64_t bp = npan, per = images(bp);
+  while (bp > 1 && per * landed < gemm::kKC * RS) bp = gemm::ceil_div(bp, 2), per = images(bp);
+  int64_t nch = gemm::ceil_div(N, per);
   while (nch > 1 && nch * KN > (int64_t(1) << 22)) per *= 2, nch = gemm::ceil_div(N, per);
+  const int64_t ncb = gemm::ceil_div(npan, bp);
   if (mode == KernelMode::auto_ &&
       (double(landed) > kMaxLanded * double(RS * PQ) || std::min(C, K) < kMinChannels ||
        std::min(per, N) * landed < gemm::kKC * RS))
@@ -155,19 +164,21 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
   // in one pass at the end.
   const int64_t ldc = RS * Jp, ct = Mp * ldc;
   T* out = gemm::scratch<T>(5, nch * ct);
-  parallel_tasks(nch * RS, threads_for(K * C * landed * N), [&](int64_t task) {
-    const int64_t chk = task / RS, t = task % RS;
+  parallel_tasks(nch * ncb * RS, threads_for(K * C * landed * N), [&](int64_t task) {
+    const int64_t chk = task / (ncb * RS), t = task % RS;
+    const int64_t jp0 = task / RS % ncb * bp, jp1 = std::min(npan, jp0 + bp);
     const int64_t n0 = chk * per, nimg = std::min(N, n0 + per) - n0;
     const int64_t nbox = tap[t + 1] - tap[t];
     T* cl = out + chk * ct + t * Jp;
     if (nbox == 0) {
-      for (int64_t c = 0; c < Mp; ++c) std::fill(cl + c * ldc, cl + c * ldc + Jp, T(0));
+      for (int64_t c = 0; c < Mp; ++c)
+        std::fill(cl + c * ldc + jp0 * NR, cl + c * ldc + jp1 * NR, T(0));
       return;
     }
     const gemm::KBlocks kb(nimg * nbox);
     for (int64_t b = 0; b < kb.nb; ++b) {
       const int64_t u0 = kb.begin(b), n = n0 + u0 / nbox;
-      for (int64_t jp = 0; jp < npan; ++jp) {
+      for (int64_t jp = jp0; jp < jp1; ++jp) {
         const gemm::KSel sel{kb.size(b), aoff.data() + tap[t], boff.data() + tap[t], nbox,
                              u0 % nbox, n * vr.stride[0], (jp * N + n) * HWc * NR,
                              vr.stride[0], HWc * NR};
