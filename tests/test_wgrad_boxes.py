@@ -6,9 +6,9 @@ long reductions (5x5 "same" at 7x7, 7x7 at 14x14); these tests force it on
 (`_C._set_wgrad_boxes("on")`) so that a hypothesis sweep of small shapes covers it: odd and
 prime sizes, strides past the kernel, dilation, asymmetric padding, empty batches, both
 orientations of the tile (output channels as its rows, or input channels where they fill a
-wider tile as its columns), ragged row panels and column panels, image chunks and reduction
-blocks, non-contiguous arrays, both dtypes and every instruction set; plus threads bitwise
-and non-finite values where torch puts them.
+wider tile as its columns), ragged row panels and column panels, image chunks, blocks of
+panels and reduction blocks, non-contiguous arrays, both dtypes and every instruction set;
+plus threads bitwise and non-finite values where torch puts them.
 """
 import numpy as np
 import pytest
