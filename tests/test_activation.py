@@ -41,7 +41,8 @@ ACTS = {
 
 SPECIAL = [-0.0, 0.0, np.inf, -np.inf, np.nan, -3.0, 3.0, -100.0, 100.0, 1e-30, -1e-30, 1e-40,
            -1e-40, -10.0, 10.0, 0.5, -0.5, 88.0, 89.0, -88.0, -104.0, 20.0, -20.0, 5.0, -5.0,
-           2.9999998, -2.9999998, 3.0000002, -3.0000002, 0.625, -0.625, 1.0, -1.0, 3.92, -3.92]
+           2.9999998, -2.9999998, 3.0000002, -3.0000002, 0.625, -0.625, 1.0, -1.0, 3.92, -3.92,
+           -5.1195245, -5.09]  # (gelu_tanh's backward: float32's tanh of u rounds to -1 there)
 
 
 def torch_both(name, x, g):
@@ -338,6 +339,29 @@ def test_result_does_not_depend_on_position(isa, name, dtype):
                                           d[start:start + n])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_backward_where_tanh_nears_one(isa, dtype):
+    """gelu_tanh's derivative for x in [-9, -3] and [3, 9], where tanh(u) is within a few
+    units of +-1: 0.5 (1 + tanh) and 1 - tanh^2 come from exp(-2|u|), not from the rounded
+    tanh, so the derivative keeps its relative accuracy (a rounded t = -1 gave 0 where it is
+    1.8e-6 at x = -5.12). Against the derivative in long double (torch's formula cancels
+    even in float64: 0 at x = -9, where it is -2.5e-27)."""
+    x = np.concatenate([np.linspace(-9, -3, 3001), np.linspace(3, 9, 3001)]).astype(dtype)
+    g = np.ones_like(x)
+    xl = x.astype(np.longdouble)
+    beta = np.sqrt(np.longdouble(2)) / np.sqrt(np.pi, dtype=np.longdouble)
+    u = beta * (xl + np.longdouble("0.044715") * xl ** 3)
+    e = np.exp(-2 * np.abs(u))  # tanh(u) = sign(u) (1 - e) / (1 + e)
+    half_1p_tanh = np.where(u >= 0, 1, e) / (1 + e)
+    sech2 = 4 * e / (1 + e) ** 2
+    ref = half_1p_tanh + 0.5 * xl * sech2 * beta * (1 + 3 * np.longdouble("0.044715") * xl ** 2)
+    got = ops.gelu_backward(g, x, "tanh")
+    # (The tail is e^(-2|u|): float32's rounding of u, 1 ulp of |u| up to 24, moves it by
+    # up to 1e-5 relative.)
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=1e-300)
+
+
 @pytest.mark.parametrize("name", ["sigmoid", "silu", "tanh", "elu_0.5", "gelu_tanh", "hardswish"])
 def test_float64_exp_range(isa, name):
     """float64's vectorised exp kinds (act_f64_avx2.cpp) across exp's whole range: results
@@ -355,9 +379,12 @@ def test_float64_exp_range(isa, name):
     f, b, args, _ = ACTS[name]
     y, d = f(x, *args), b(g, x, *args)
     ty, tg = torch_both(name, x, g)
-    # (The backward's 1 - t^2 cancels where tanh rounds near 1: one unit of t there is
-    # 2^-52 absolute, so its results are compared to that.)
-    for a, r, atol in ((y, ty, 0.0), (d, tg, 1e-15 if "tanh" in name else 0.0)):
+    # (tanh's backward, 1 - t^2, cancels where t rounds near 1: one unit of t there is 2^-52
+    # absolute, so its results are compared to that. gelu_tanh's computes 1 - t^2 from
+    # exp(-2|u|) without the cancellation, torch's formula with it: torch's own error there
+    # is up to about 2^-52 * |x| * 3.6 / 2, 2e-15 at x = -5.)
+    atol_d = {"tanh": 1e-15, "gelu_tanh": 4e-15}.get(name, 0.0)
+    for a, r, atol in ((y, ty, 0.0), (d, tg, atol_d)):
         np.testing.assert_allclose(a, r, rtol=1e-13, atol=atol)
         zero = (a == 0) & (r == 0)
         np.testing.assert_array_equal(np.signbit(a[zero]), np.signbit(r[zero]))

@@ -146,10 +146,12 @@ inline R backward(R g, R x, double param) {
     const R beta = set(kGeluTanhBeta), kappa = set(kKappa);
     const R x_sq = _mm256_mul_pd(x, x), x_cube = _mm256_mul_pd(x_sq, x);
     const R inner = _mm256_mul_pd(beta, _mm256_add_pd(x, _mm256_mul_pd(kappa, x_cube)));
-    const R t = tanh(inner);
-    const R left = _mm256_mul_pd(set(0.5), x), right = _mm256_add_pd(one, t);
-    const R left_d = _mm256_mul_pd(set(0.5), right);
-    const R right_d = _mm256_mul_pd(left, _mm256_sub_pd(one, _mm256_mul_pd(t, t)));
+    const R e = exp(_mm256_mul_pd(set(-2.0), _mm256_andnot_pd(set(-0.0), inner)));
+    const R d = _mm256_add_pd(one, e);
+    const R left_d = _mm256_div_pd(
+        _mm256_blendv_pd(e, one, _mm256_cmp_pd(inner, _mm256_setzero_pd(), _CMP_GE_OQ)), d);
+    const R right_d =
+        _mm256_div_pd(_mm256_mul_pd(_mm256_add_pd(x, x), e), _mm256_mul_pd(d, d));
     const R inner_d = _mm256_mul_pd(
         beta, _mm256_add_pd(one, _mm256_mul_pd(_mm256_mul_pd(set(3.0), kappa), x_sq)));
     return _mm256_mul_pd(g, _mm256_add_pd(left_d, _mm256_mul_pd(right_d, inner_d)));

@@ -218,13 +218,12 @@ struct ActBwd {
         const R pdf = S::mul(S::set1(kGeluBeta), Mt::exp(S::mul(S::mul(x, x), S::set1(-0.5f))));
         return S::mul(g, S::fma(x, pdf, cdf));
       }
-      case ActKind::gelu_tanh: {
+      case ActKind::gelu_tanh: {  // (as activation_grad.h: 1 + tanh and 1 - tanh^2 from E)
         const R x2 = S::mul(x, x), x3 = S::mul(x2, x);
         const R inner = S::mul(S::set1(kGeluTanhBeta), S::fma(S::set1(kKappa), x3, x));
-        const R t = Mt::tanh(inner);
-        const R left = S::mul(S::set1(0.5f), x), right = S::add(one, t);
-        const R left_d = S::mul(S::set1(0.5f), right);
-        const R right_d = S::mul(left, S::fnma(t, t, one));
+        const R e = Mt::exp(S::mul(S::set1(-2.0f), Mt::abs_of(inner))), d = S::add(one, e);
+        const R left_d = S::div(S::blend(S::ge(inner, zero), e, one), d);
+        const R right_d = S::div(S::mul(S::add(x, x), e), S::mul(d, d));
         const R inner_d = S::mul(S::set1(kGeluTanhBeta), S::fma(S::set1(3.0f * kKappa), x2, one));
         return S::mul(g, S::fma(right_d, inner_d, left_d));
       }

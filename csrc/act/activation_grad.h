@@ -32,13 +32,16 @@ inline T activate_backward(ActKind kind, T param, T x, T g) {
       return g * (cdf + x * pdf);
     }
     case ActKind::gelu_tanh: {
+      // With E = exp(-2|inner|), tanh(inner) = +-(1 - E) / (1 + E): 0.5 (1 + tanh) and
+      // 0.5 x (1 - tanh^2) = 2 x E / (1 + E)^2 from E, not from a rounded tanh. Near
+      // |tanh| = 1 (x around -5) 1 - t*t cancels: float32's tanh rounding to -1 gave 0 where
+      // the derivative is 1.8e-6 (torch's formula has the same cancellation).
       const T beta = T(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = T(0.044715);
       const T x_sq = x * x, x_cube = x_sq * x;
       const T inner = beta * (x + kappa * x_cube);
-      const T t = std::tanh(inner);
-      const T left = T(0.5) * x, right = T(1) + t;
-      const T left_d = T(0.5) * right;
-      const T right_d = left * (T(1) - t * t);
+      const T e = std::exp(T(-2) * std::fabs(inner)), d = T(1) + e;
+      const T left_d = (inner >= T(0) ? T(1) : e) / d;
+      const T right_d = (x + x) * e / (d * d);
       const T inner_d = beta * (T(1) + T(3) * kappa * x_sq);
       return g * (left_d + right_d * inner_d);
     }
