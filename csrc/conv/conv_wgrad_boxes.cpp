@@ -102,7 +102,7 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
   // once per tap. Partial sums per chunk, added in chunk order. Where all the panels leave
   // a chunk's average tap under a KC block of reduction, the panels go in blocks of bp
   // (halved until it has one, or down to one panel), each with its own chunks' tasks.
-  const int64_t Ncols = C * RS, KN = K * Ncols;
+  const int64_t KN = K * C * RS;
   const int64_t rows_img = Mr * vr.size[2] * vr.size[3];
   const auto images = [&](int64_t panels) {
     return std::max<int64_t>(
@@ -136,11 +136,12 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
         }
     }
 #endif
-    for (; j < NR; ++j)
-      for (int64_t pq = 0; pq < HWc; ++pq)
-        d[pq * NR + j] = j < nk ? src[j * vc.stride[1] + pq / Wc * vc.stride[2] +
-                                      pq % Wc * vc.stride[3]]
-                                : T(0);
+    for (; j < NR; ++j) {
+      const T* sj = src + j * vc.stride[1];
+      for (int64_t h = 0, pq = 0; h < Hc; ++h)
+        for (int64_t w = 0; w < Wc; ++w, ++pq)
+          d[pq * NR + j] = j < nk ? sj[h * vc.stride[2] + w * vc.stride[3]] : T(0);
+    }
   });
   // Tap t's box: the rows' values at aoff[i] from a row pointer, the panels' row at
   // boff[i], for the box's pixels i in [tap[t], tap[t + 1]) (row-major).
@@ -188,8 +189,13 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
     }
   });
   // dw[k, c, t] = the chunks' sums added in chunk order, in the partial sums' order (rows,
-  // taps, columns).
-#pragma omp parallel for schedule(static) num_threads(threads_for(nch * KN))
+  // taps, columns). A non-finite grad_output value times the padding's zeros is NaN where
+  // the boxes skip the product; it also reaches the taps that land at its pixel (every
+  // pixel has one), so a non-finite gradient sends the call to the kernels that multiply
+  // every tap.
+  bool finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : finite) \
+    num_threads(threads_for(nch * KN))
   for (int64_t i = 0; i < Mr; ++i)
     for (int64_t t = 0; t < RS; ++t)
       for (int64_t j = 0; j < Mc; ++j) {
@@ -197,13 +203,9 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
         T sum = o[0];
         for (int64_t chk = 1; chk < nch; ++chk) sum += o[chk * ct];
         dw[(swap ? i * C + j : j * C + i) * RS + t] = sum;
+        finite = finite && std::isfinite(sum);
       }
-  // A non-finite grad_output value times the padding's zeros is NaN where the boxes skip
-  // the product; it also reaches the taps that land at its pixel (every pixel has one), so
-  // a non-finite gradient sends the call to the kernels that multiply every tap.
-  for (int64_t i = 0; i < K * Ncols; ++i)
-    if (!std::isfinite(dw[i])) return false;
-  return true;
+  return finite;
 }
 
 #define PYCONV_INSTANTIATE(T)                                                                 \
