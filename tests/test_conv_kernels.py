@@ -149,6 +149,7 @@ def _restore():
     pyconv.set_num_threads(nt)
     _C._set_col2im("auto")
     _C._set_group_split("auto")
+    _C._set_direct("auto")
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -258,6 +259,7 @@ def check_fused(shape, act):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_in_place_panels(W, K, C, stride, dtype, isa):
     _C.set_isa(isa)
+    _C._set_direct("off")  # (the forwards of the direct kernel's gate)
     for shape in ((2, C, 9, W, K, 5, 5, stride, (2, 2, 2, 2), 1, 1),   # forward: K rows
                   (2, K, 9, W, C, 5, 5, stride, (2, 2, 2, 2), 1, 1)):  # backward-data: K rows
         args = make(shape, dtype, seed=W + K)
@@ -281,6 +283,7 @@ def test_in_place_panels(W, K, C, stride, dtype, isa):
 @pytest.mark.parametrize("W", [223, 224, 226])
 def test_stem_rows_in_place(W, isa):
     _C.set_isa(isa)
+    _C._set_direct("off")  # (its auto gate takes the stem's forward)
     args = make((2, 3, 11, W, 64, 7, 7, 2, (3, 3, 3, 3), 1, 1), np.float32, seed=W)
     ref = torch_ref(*args)
     got = assert_threads_bitwise(args)

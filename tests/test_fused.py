@@ -127,8 +127,9 @@ def test_linear_errors():
 
 # One shape per epilogue path: Winograd's output rows, the GEMM's direct tiles (in place,
 # one block per tile), its ragged / strided tiles (through emit_values), 1x1, pixel rows
-# (C^T tiles), depthwise and grouped planes, and linear layers by dot products (gemv) and
-# by the GEMM.
+# (C^T tiles), depthwise and grouped planes, the direct kernel's transposed tiles (bias and
+# relu in registers, other activations after), and linear layers by dot products (gemv)
+# and by the GEMM.
 EPILOGUE_PATHS = {
     "winograd": ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1), "on", "off"),
     "gemm_direct": ((2, 8, 20, 20), (24, 8, 3, 3), dict(padding=1), "off", "off"),
@@ -138,6 +139,8 @@ EPILOGUE_PATHS = {
     "pixel_rows": ((2, 6, 9, 10), (33, 6, 3, 3), dict(padding=1), "off", "on"),
     "depthwise": ((2, 12, 15, 11), (12, 1, 3, 3), dict(padding=1, groups=12), "off", "off"),
     "grouped": ((2, 16, 10, 10), (16, 4, 3, 3), dict(padding=1, groups=4), "off", "off"),
+    "direct": ((2, 5, 13, 17), (37, 5, 5, 5), dict(padding=2), "off", "off"),
+    "direct_strided": ((2, 3, 15, 21), (20, 3, 3, 3), dict(stride=2, padding=1), "off", "off"),
 }
 ONE_PASS = ["relu", "gelu", ("gelu", "tanh"), "tanh", "silu", ("elu", 0.7), None]
 
@@ -165,11 +168,15 @@ def test_epilogue_is_the_activation_of_the_preactivation(path, act, dtype):
     b = rng.standard_normal(ws[0]).astype(dtype)
     _C._set_winograd(wino)
     _C._set_pixel_rows(pixel)
+    _C._set_direct("on" if path.startswith("direct") else "off")
     try:
         y, z = F.conv2d(x, w, b, activation=act, return_preactivation=True, **kw)
+        if act in ("relu", None) and dtype == np.float32:  # (the epilogue in registers)
+            np.testing.assert_array_equal(y, F.conv2d(x, w, b, activation=act, **kw))
     finally:
         _C._set_winograd("auto")
         _C._set_pixel_rows("auto")
+        _C._set_direct("auto")
     z_ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
     close(z, z_ref, dtype)
     np.testing.assert_array_equal(y, act_of(act, z))

@@ -32,7 +32,9 @@ from test_conv_kernels import (ISAS, TOL, assert_close, check_fused, make, run_p
 @pytest.fixture(autouse=True)
 def _restore():
     isa, nt = _C.isa(), pyconv.get_num_threads()
+    _C._set_direct("off")  # (its auto gate takes some of these forwards first)
     yield
+    _C._set_direct("auto")
     _C._set_pixel_rows("auto")
     _C._set_tap_skip("auto")
     _C._set_winograd("auto")

@@ -28,9 +28,11 @@ def _winograd_on():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     _C._set_winograd("on")
     _C._set_wgrad_boxes("off")  # (its auto gate would take some 5x5 weight gradients first)
+    _C._set_direct("off")  # (and the direct forward's some 5x5 forwards)
     yield
     _C._set_winograd("auto")
     _C._set_wgrad_boxes("auto")
+    _C._set_direct("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
 

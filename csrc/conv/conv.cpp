@@ -268,7 +268,8 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
   const gemm::ScratchScope scope;  // (whole-array scratch back to the cache on return)
   if (fast::is_depthwise(p))
     fast::depthwise_forward(p, x, w, bias, act, y, preact);
-  else if (!fast::winograd_forward(p, x, w, bias, act, y, preact) &&
+  else if (!fast::direct_forward(p, x, w, bias, act, y, preact) &&
+           !fast::winograd_forward(p, x, w, bias, act, y, preact) &&
            !fast::grouped_forward(p, x, w, bias, act, y, preact))
     fast::conv2d_forward_gemm(p, x, w, bias, act, y, preact);
 }

@@ -172,6 +172,16 @@ bool winograd_backward_data(const ConvParams& p, View4<const T> dy, View4<const 
 template <typename T>
 bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<const T> x, T* dw);
 
+// Direct forward with output channels as the vector lanes (conv_direct.cpp; float32 on
+// AVX-512, ungrouped, column stride 1 or 2): returns false, doing nothing, where it does not
+// apply or (auto) would not pay off.
+void set_direct_mode(KernelMode m);
+// How many convolutions the direct forward has computed so far (tests).
+int64_t direct_calls();
+template <typename T>
+bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                    Activation act, T* y, T* preact);
+
 // Direct AVX2 kernel (conv_grouped.cpp) for grouped stride-1 convolutions with at most
 // 32 channels per group (float, all three passes): returns false, doing nothing, when it
 // does not apply.

@@ -40,7 +40,9 @@
 // (Winograd; 3 and 5-6 the calling thread's in the shared schedules), 7-9 the
 // polyphase sub-images of a dilated Winograd convolution, 10 col2im's columns / the stride
 // phases of a backward-data (the calling thread); the landed-boxes weight gradient
-// (conv_wgrad_boxes.cpp) takes the calling thread's 2 (its panels) and 5 (partial sums).
+// (conv_wgrad_boxes.cpp) takes the calling thread's 2 (its panels) and 5 (partial sums);
+// the direct forward (conv_direct.cpp) the calling thread's 2 (the filter's rows) and each
+// thread's 11 (its padded image).
 #pragma once
 #if defined(PYCONV_X86)
 #include <xmmintrin.h>
@@ -65,7 +67,7 @@ namespace pyconv::gemm {
 // to the cache when the op returns (ScratchScope), so what stays allocated between ops is
 // bounded by the cache's limit (PYCONV_CACHE_MB) and freed with it, while a loop over the
 // same shapes still gets the same blocks back without page faults.
-constexpr int kScratchSlots = 11;
+constexpr int kScratchSlots = 12;
 struct ScratchSlots {
   void* p[kScratchSlots] = {};
   size_t bytes[kScratchSlots] = {};

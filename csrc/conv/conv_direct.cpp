@@ -1,0 +1,191 @@
+// Direct forward convolution, output channels as the vector lanes (conv_direct.h): per image,
+// a zero-padded copy of the source (none where no padding is read) stays in the caches while
+// blocks of 32 (or 16) output channels sweep its output rows, each tile NP pixels of a row x
+// 16 or 32 channels, the filter rearranged once per call as (reduction index, channel) rows.
+// No im2col panels, no reduction blocks (each output's products added in one pass, in
+// (channel, filter row, filter column) order), the 16 x 16 transposes to the NCHW planes in
+// registers. Float32 on AVX-512, ungrouped, column stride 1 or 2.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "act/act.h"
+#include "common/cpu.h"
+#include "conv/conv_direct.h"
+#include "conv/conv_fast.h"
+#include "gemm/gemm_driver.h"
+
+namespace pyconv::fast {
+
+namespace {
+std::atomic<int> g_direct{static_cast<int>(KernelMode::auto_)};
+std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded images (tests)
+
+// (auto) Where the GEMM's im2col costs most against the arithmetic: column stride 2 with
+// 9+ taps and up to 1600 reduction values, and stride 1 with 25+ taps and up to 600.
+// Measured against the kernels that took them (each layer's two ways alternated in one
+// process, 2 threads, Intel Xeon with AVX-512), forwards: the 7x7 stride-2 stem 1.11-1.20x,
+// 3x3 stride 2 from 3 channels 1.20x, from 32-128 1.03-1.20x, DCGAN's 4x4 stride 2 from 64
+// channels 1.12x and from 3 1.07x, DeepSpeech's 5x20 and 5x10 stride-2 layers 1.04-1.37x,
+// 5x5 stride 2 from 64 channels 1.05-1.13x; GoogLeNet's 5x5 from 16 and 24 channels at
+// 14x14-28x28 1.10-1.27x, 7x7 from 8 and 12 1.12-1.15x, CIFAR-10 conv1 1.08x. Refused: 5x5
+// stride 2 from 128 channels (1.02-1.05x), 4x4 from 128 (0.84x), 5x5 stride 1 from 32 and 48
+// channels (0.85-1.11x: CIFAR-10 conv2 and conv3 0.85-0.90x), 3x3 stride 1 (0.92-1.09x
+// from 3-16 channels, 0.65-0.84x from 64+ against Winograd), 1x1 (0.53-1.30x).
+bool pays(const ConvParams& p) {
+  const int64_t taps = p.R * p.S, kd = p.C * taps;
+  return p.stride_w == 2 ? taps >= 9 && kd <= 1600 : taps >= 25 && kd <= 600;
+}
+
+// Estimated cycles of one reduction step, per output row, for blocks of nv vectors of
+// output channels: per tile of np pixels and v vectors, the larger of its FMAs (np * v, two
+// a cycle) and its loads (np broadcasts, v filter vectors and an offset, two a cycle), and
+// its transposes (about 80 cycles a vector, spread over the kd steps).
+double row_cost(int64_t K, int64_t Q, int64_t kd, int nv) {
+  double cost = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += 16 * nv) {
+    const int v = static_cast<int>(std::min<int64_t>(nv, (K - k0 + 15) / 16));
+    const int64_t mp = avx512::direct_max_pixels(v), nt = (Q + mp - 1) / mp;
+    for (int64_t i = 0; i < nt; ++i) {
+      const int64_t np = Q / nt + (i < Q % nt ? 1 : 0);
+      cost += 0.5 * static_cast<double>(std::max(np * v, np + v + 1)) + 80.0 * v / kd;
+    }
+  }
+  return cost;
+}
+
+int vectors(int64_t K, int64_t Q, int64_t kd) {
+  int best = 1;
+  for (int nv = 2; nv <= 4; ++nv)
+    if (row_cost(K, Q, kd, nv) < row_cost(K, Q, kd, best)) best = nv;
+  return best;
+}
+
+}  // namespace
+
+void set_direct_mode(KernelMode m) { g_direct.store(static_cast<int>(m)); }
+int64_t direct_calls() { return static_cast<int64_t>(g_calls.load()); }
+
+template <typename T>
+bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
+                    Activation act, T* y, T* preact) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+#if !defined(PYCONV_X86)
+    return false;
+#else
+    const auto mode = static_cast<KernelMode>(g_direct.load());
+    if (mode == KernelMode::off || active_isa() < Isa::avx512 || p.groups != 1 ||
+        (p.stride_w != 1 && p.stride_w != 2) || (mode == KernelMode::auto_ && !pays(p)))
+      return false;
+    const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, R = p.R, S = p.S;
+    const int64_t P = p.P, Q = p.Q, PQ = P * Q, Kd = C * R * S;
+    if (N * K * PQ == 0) return true;
+    // The source: the image itself where no padding is read (unit column stride), else a
+    // zero-padded copy per image (Hp x Wp planes).
+    const bool copy = p.pad_top || p.pad_bottom || p.pad_left || p.pad_right || x.stride[3] != 1;
+    const int64_t Hp = H + p.pad_top + p.pad_bottom, Wp = W + p.pad_left + p.pad_right;
+    const int64_t cs = copy ? Hp * Wp : x.stride[1], ldx = copy ? Wp : x.stride[2];
+    std::vector<int64_t> koff(static_cast<size_t>(Kd));
+    for (int64_t c = 0, k = 0; c < C; ++c)
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) koff[k++] = c * cs + r * p.dil_h * ldx + s * p.dil_w;
+    // Blocks of 16 * nv output channels (the last of fewer vectors where fewer remain), nv
+    // the one with the fewest estimated cycles; the filter as (k, channel) rows of each
+    // block, zero past K, and the bias likewise.
+    const int nv = vectors(K, Q, Kd);
+    struct Block {
+      int64_t k0;
+      int nv, nk;
+    };
+    std::vector<Block> blocks;
+    for (int64_t k0 = 0; k0 < K;) {
+      const int nk = static_cast<int>(std::min<int64_t>(16 * nv, K - k0));
+      blocks.push_back({k0, (nk + 15) / 16, nk});
+      k0 += nk;
+    }
+    const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
+    float* wp = gemm::scratch<float>(2, nb * lanes * (Kd + 1));
+    float* bp = wp + nb * lanes * Kd;
+    for (int64_t b = 0; b < nb; ++b) {
+      const Block& bl = blocks[static_cast<size_t>(b)];
+      const int64_t L = 16 * bl.nv;
+      float* d = wp + b * lanes * Kd;
+      for (int64_t c = 0, k = 0; c < C; ++c)
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t s = 0; s < S; ++s, ++k)
+            for (int64_t j = 0; j < L; ++j)
+              d[k * L + j] = j < bl.nk ? w.at(bl.k0 + j, c, r, s) : 0.f;
+      for (int64_t j = 0; j < L; ++j)
+        bp[b * lanes + j] = bias && j < bl.nk ? bias[bl.k0 + j] : 0.f;
+    }
+    // relu in registers unless the pre-activation is wanted; other activations after.
+    const bool reg_relu = act.kind == ActKind::relu && !preact;
+    const bool after = !reg_relu && (act.kind != ActKind::none || preact);
+    const int nth = threads_for(N * K * PQ * Kd / 8);
+    const int64_t nrb =
+        N * nb >= 4 * nth ? 1 : std::min(P, gemm::ceil_div(4 * nth, N * nb));  // row blocks
+    // The reduction in parts whose filter rows fill at most half of L1 (they are read again
+    // by every tile of the part; the source rows a tile reads are few).
+    const int64_t nch = gemm::ceil_div(Kd * lanes * 4, std::max<int64_t>(l1d_bytes() / 2, 4096));
+    const int64_t kc = gemm::ceil_div(Kd, nch);
+    const uint64_t call = ++g_calls;
+    parallel_tasks(N * nb * nrb, nth, [&](int64_t t) {
+      const int64_t n = t / (nb * nrb), b = t / nrb % nb, rb = t % nrb;
+      const float* src = x.data + n * x.stride[0];
+      if (copy) {
+        thread_local uint64_t t_call = 0;
+        thread_local int64_t t_n = -1;
+        float* xp = gemm::scratch<float>(11, C * Hp * Wp);
+        if (t_call != call || t_n != n) {
+          for (int64_t c = 0; c < C; ++c) {
+            float* d = xp + c * Hp * Wp;
+            std::memset(d, 0, sizeof(float) * p.pad_top * Wp);
+            d += p.pad_top * Wp;
+            for (int64_t h = 0; h < H; ++h, d += Wp) {
+              const float* s = src + c * x.stride[1] + h * x.stride[2];
+              std::fill(d, d + p.pad_left, 0.f);
+              if (x.stride[3] == 1)
+                std::memcpy(d + p.pad_left, s, sizeof(float) * W);
+              else
+                for (int64_t q = 0; q < W; ++q) d[p.pad_left + q] = s[q * x.stride[3]];
+              std::fill(d + p.pad_left + W, d + Wp, 0.f);
+            }
+            std::memset(d, 0, sizeof(float) * p.pad_bottom * Wp);
+          }
+          t_call = call, t_n = n;
+        }
+        src = xp;
+      }
+      const Block& bl = blocks[static_cast<size_t>(b)];
+      int64_t oh0, oh1;
+      split_range(P, nrb, rb, oh0, oh1);
+      float* yb = y + (n * K + bl.k0) * PQ;
+      float* part = nch > 1 ? gemm::scratch<float>(4, (oh1 - oh0) * Q * 16 * bl.nv) : nullptr;
+      for (int64_t ch = 0; ch < nch; ++ch)
+        avx512::direct_rows_float({src, ldx, p.stride_h, p.stride_w, koff.data(),
+                                   ch * kc, std::min(Kd, (ch + 1) * kc), wp + b * lanes * Kd,
+                                   bl.nv, bl.nk, bias ? bp + b * lanes : nullptr, reg_relu, yb,
+                                   PQ, Q, oh0, oh1, part, ch == 0, ch == nch - 1});
+      if (after)
+        bias_activation_serial(act, EpilogueBlock<float>{yb + oh0 * Q, PQ, yb + oh0 * Q, PQ,
+                                                         bl.nk, (oh1 - oh0) * Q, nullptr, 0, 0,
+                                                         preact ? preact + (n * K + bl.k0) * PQ +
+                                                                      oh0 * Q
+                                                                : nullptr,
+                                                         PQ});
+    });
+    return true;
+#endif
+  }
+}
+
+template bool direct_forward<float>(const ConvParams&, View4<const float>, View4<const float>,
+                                    const float*, Activation, float*, float*);
+template bool direct_forward<double>(const ConvParams&, View4<const double>,
+                                     View4<const double>, const double*, Activation, double*,
+                                     double*);
+
+}  // namespace pyconv::fast

@@ -1,0 +1,41 @@
+// Direct convolution with output channels as the vector lanes (conv_direct.cpp dispatches,
+// conv_direct_avx512.cpp computes): for layers whose reduction is short and whose planes are
+// small, the GEMM's im2col packing and its 48-column panels (which straddle images on 14x14
+// planes) cost more than the arithmetic leaves room for.
+#pragma once
+#include <cstdint>
+
+namespace pyconv::avx512 {
+
+// Output rows [oh0, oh1) of one image and one block of 16 * nv output channels:
+//   y[j*ldy + oh*Q + ow] = sum over k < kd of wp[k*16*nv + j] * x[oh*sth*ldx + ow*stw + koff[k]]
+// for j < nk (<= 16 * nv; wp's lanes past nk are zero), ow < Q, from a source whose reduction
+// index k (channel, filter row, filter column) sits koff[k] values from the output's origin
+// (a zero-padded copy of the image, or the image itself where no padding is read). Each row
+// is cut into near-equal tiles of at most direct_max_pixels(nv) pixels; each pixel's
+// products are added in k order, the bias (may be null, nv*16 values) last; relu after it when
+// set. stw is 1 or 2.
+// A call may take a part of the reduction, k in [k0, k1): the tiles' sums then start from
+// (unless first) and go to (unless last) part, (oh - oh0) * Q * 16 * nv values, pixel by
+// pixel, unrotated; the bias, relu and the transposed store to y come with the last part.
+struct DirectRows {
+  const float* x;
+  int64_t ldx, sth, stw;
+  const int64_t* koff;
+  int64_t k0, k1;
+  const float* wp;
+  int nv, nk;
+  const float* bias;
+  bool relu;
+  float* y;
+  int64_t ldy, Q, oh0, oh1;
+  float* part;
+  bool first, last;
+};
+void direct_rows_float(const DirectRows& d);
+
+// The most pixels a tile of nv vectors (1 to 4) takes: nv * pixels accumulators of the 32
+// registers, the filter's nv vectors and a broadcast beside them.
+constexpr int direct_max_pixels(int nv) { return nv == 1 ? 16 : nv == 2 ? 14 : nv == 3 ? 9 : 7; }
+
+}  // namespace pyconv::avx512

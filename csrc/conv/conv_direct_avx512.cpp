@@ -1,0 +1,105 @@
+// The direct convolution's AVX-512 tiles (conv_direct.h): NP output pixels of one row times
+// NV vectors of 16 output channels, NP * NV accumulators. Per reduction step NV filter
+// vectors and NP broadcasts of source values feed NP * NV FMAs: 16 loads to 28 FMAs for the
+// 14 x 2 tile, so the FMA ports, not the loads, bound it (the 8 x 48 GEMM tile's 11 loads a
+// 24 FMAs, but without the im2col panels it reads them from).
+#include <immintrin.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "conv/conv_direct.h"
+
+namespace pyconv::avx512 {
+namespace {
+
+#include "common/store_lanes.h"
+
+template <int NP, int NV, int STW>
+void tile(const DirectRows& d, const float* x, float* y, float* part) {
+  __m512 acc[NV][16];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      acc[v][i] = d.first || i >= NP ? _mm512_setzero_ps()
+                                     : _mm512_loadu_ps(part + (i * NV + v) * 16);
+  const float* w = d.wp + d.k0 * 16 * NV;
+  const int64_t* ko = d.koff;
+#pragma GCC unroll 2
+  for (int64_t k = d.k0; k < d.k1; ++k, w += 16 * NV) {
+    const float* xk = x + ko[k];
+    __m512 wv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < NP; ++i) {
+      const __m512 b = _mm512_set1_ps(xk[i * STW]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_fmadd_ps(b, wv[v], acc[v][i]);
+    }
+  }
+  if (!d.last) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 16
+      for (int i = 0; i < NP; ++i) _mm512_storeu_ps(part + (i * NV + v) * 16, acc[v][i]);
+    return;
+  }
+  const __mmask16 m = first_lanes(NP);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    if (d.bias) {  // conv, then + bias, then relu: the GEMM's register epilogue, bit for bit
+      const __m512 b = _mm512_loadu_ps(d.bias + 16 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < NP; ++i) acc[v][i] = _mm512_add_ps(acc[v][i], b);
+    }
+    if (d.relu)
+#pragma GCC unroll 16
+      for (int i = 0; i < NP; ++i)
+        acc[v][i] = _mm512_mask_blend_ps(
+            _mm512_cmp_ps_mask(acc[v][i], _mm512_setzero_ps(), _CMP_LT_OQ), acc[v][i],
+            _mm512_setzero_ps());
+    transpose16x16_f32(acc[v]);
+    const int nj = d.nk - 16 * v < 16 ? d.nk - 16 * v : 16;
+    float* yv = y + 16 * v * d.ldy;
+    for (int j = 0; j < nj; ++j) _mm512_mask_storeu_ps(yv + j * d.ldy, m, acc[v][j]);
+  }
+}
+
+template <int NV, int STW, int... NP>
+void tile_n(std::integer_sequence<int, NP...>, int np, const DirectRows& d, const float* x,
+            float* y, float* part) {
+  ((np == NP + 1 ? tile<NP + 1, NV, STW>(d, x, y, part) : void()), ...);
+}
+
+template <int NV, int STW>
+void rows(const DirectRows& d) {
+  constexpr int kMaxNP = direct_max_pixels(NV);
+  const int64_t nt = (d.Q + kMaxNP - 1) / kMaxNP;
+  for (int64_t oh = d.oh0; oh < d.oh1; ++oh)
+    for (int64_t i = 0, q0 = 0; i < nt; ++i) {
+      const int np = static_cast<int>(d.Q / nt + (i < d.Q % nt ? 1 : 0));
+      tile_n<NV, STW>(std::make_integer_sequence<int, kMaxNP>{}, np, d,
+                      d.x + oh * d.sth * d.ldx + q0 * STW, d.y + oh * d.Q + q0,
+                      d.part + ((oh - d.oh0) * d.Q + q0) * 16 * NV);
+      q0 += np;
+    }
+}
+
+}  // namespace
+
+void direct_rows_float(const DirectRows& d) {
+  switch (d.nv * 2 + (d.stw == 1 ? 0 : 1)) {
+    case 2: return rows<1, 1>(d);
+    case 3: return rows<1, 2>(d);
+    case 4: return rows<2, 1>(d);
+    case 5: return rows<2, 2>(d);
+    case 6: return rows<3, 1>(d);
+    case 7: return rows<3, 2>(d);
+    case 8: return rows<4, 1>(d);
+    default: return rows<4, 2>(d);
+  }
+}
+
+}  // namespace pyconv::avx512

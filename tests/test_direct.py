@@ -1,0 +1,176 @@
+"""The direct forward with output channels as the vector lanes (csrc/conv/conv_direct.cpp,
+float32 on AVX-512) against torch.
+
+In auto mode it takes ungrouped forwards with column stride 2, 9+ taps and up to 1600
+reduction values (strided stems, downsampling 3x3 and 4x4 layers) and stride-1 forwards
+with 25+ taps and up to 600 (5x5 and 7x7 from few channels); these tests force it on
+(`_C._set_direct("on")`) so that a hypothesis sweep of small shapes covers it: tiles of
+1-16 pixels (near-equal splits of each output row) by 1-4 vectors of 16 output channels
+(partial last blocks), strides (column stride 3 falls back), dilation, asymmetric padding
+(a zero-padded copy of each image) and none (the image read in place), reductions in
+several parts (filter rows past half of L1), empty batches, non-contiguous arrays, row
+blocks split by the thread count (bitwise the same sums), and where it does not apply
+(float64, other instruction sets) the kernels that then run.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import pyconv
+from pyconv import _C
+import torch
+import torch.nn.functional as F
+from test_conv_kernels import ISAS, TOL, assert_close, make
+
+AVX512 = _C.best_isa() == "avx512"
+
+
+@pytest.fixture(autouse=True)
+def _direct_on():
+    isa, nt = _C.isa(), pyconv.get_num_threads()
+    _C._set_direct("on")
+    if AVX512:
+        _C.set_isa("avx512")  # (whatever PYCONV_ISA chose)
+    yield
+    _C._set_direct("auto")
+    _C.set_isa(isa)
+    pyconv.set_num_threads(nt)
+
+
+def _out(H, p0, p1, R, s, d):
+    return (H + p0 + p1 - d * (R - 1) - 1) // s + 1
+
+
+def ref_forward(x, w, b, stride, pad, dil, groups=1):
+    t, bo, l, r = pad
+    xt = F.pad(torch.tensor(np.ascontiguousarray(x), dtype=torch.float64), (l, r, t, bo))
+    return F.conv2d(xt, torch.tensor(w, dtype=torch.float64), torch.tensor(b, dtype=torch.float64),
+                    stride=stride, dilation=dil, groups=groups).numpy()
+
+
+def forward(args):
+    x, w, b, dy, stride, pad, dil, groups = args
+    return _C.conv2d_forward(x, w, b, stride, pad, dil, groups)
+
+
+def check(shape, dtype=np.float32, seed=0, taken=None):
+    """Forward against torch; taken: whether the direct kernel must have run."""
+    args = make(shape, dtype, seed=seed)
+    before = _C._direct_calls()
+    got = forward(args)
+    if taken is not None:
+        assert (_C._direct_calls() > before) == taken, f"{shape} taken"
+    x, w, b, dy, stride, pad, dil, groups = args
+    assert_close(got, ref_forward(x, w, b, stride, pad, dil, groups), TOL[dtype], f"{shape}")
+    return got
+
+
+@given(N=st.integers(0, 3), C=st.integers(1, 12), K=st.integers(1, 70),
+       H=st.integers(1, 14), W=st.integers(1, 40), R=st.integers(1, 7), S=st.integers(1, 7),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       pad=st.tuples(*[st.integers(0, 3)] * 4),
+       dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
+def test_sweep_against_torch(N, C, K, H, W, R, S, sh, sw, dh, dw, pad, dtype, isa):
+    assume(_out(H, pad[0], pad[1], R, sh, dh) >= 1 and _out(W, pad[2], pad[3], S, sw, dw) >= 1)
+    _C.set_isa(isa)
+    check((N, C, H, W, K, R, S, (sh, sw), pad, (dh, dw), 1), dtype, seed=N + C + K)
+
+
+# Every tile width (output rows of 1-40 pixels in near-equal tiles of at most 16, 14, 9 or 7
+# pixels) for channel counts that pick each block width (1-4 vectors) with partial last
+# blocks, at both column strides.
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("K", [1, 16, 17, 32, 33, 48, 64, 65, 100])
+@pytest.mark.parametrize("sw", [1, 2])
+def test_tiles(K, sw):
+    for Q in list(range(1, 19)) + [27, 28, 29, 40]:
+        W = (Q - 1) * sw + 3 - 2
+        check((2, 3, 5, W, K, 3, 3, (1, sw), (1, 1, 1, 1), 1, 1), seed=Q + K, taken=True)
+
+
+# Reductions in parts: 40 x 5 x 5 values a filter row, 1000 x 16-64 lanes of filter rows
+# past half of L1 in every block width; and one long reduction not padded (the image in
+# place, its channel stride past the plane's: a channel slice).
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("K", [16, 32, 48, 64])
+def test_reduction_parts(K):
+    check((2, 40, 9, 12, K, 5, 5, 1, (2, 2, 2, 2), 1, 1), seed=K, taken=True)
+    x, w, b, dy, stride, pad, dil, groups = make((2, 80, 9, 12, K, 5, 5, 1, (0, 0, 0, 0), 1, 1),
+                                                 np.float32, seed=K)
+    xs = x[:, ::2]  # (40 channels, channel stride 2 planes)
+    ws = np.ascontiguousarray(w[:, ::2])
+    before = _C._direct_calls()
+    got = _C.conv2d_forward(xs, ws, b, stride, pad, dil, groups)
+    assert _C._direct_calls() > before
+    assert_close(got, ref_forward(xs, ws, b, stride, pad, dil), TOL[np.float32], "slice")
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+def test_views():
+    """Reversed columns (copied), reversed rows and a transposed plane (in place or copied)."""
+    x, w, b, dy, stride, pad, dil, groups = make((2, 5, 11, 13, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1),
+                                                 np.float32, seed=4)
+    for pad_ in ((2, 2, 2, 2), (0, 0, 0, 0)):
+        for v in (x[..., ::-1], x[:, :, ::-1], np.swapaxes(x, 2, 3)):
+            ref = ref_forward(v, w, b, stride, pad_, dil)
+            before = _C._direct_calls()
+            got = _C.conv2d_forward(v, w, b, stride, pad_, dil, groups)
+            assert _C._direct_calls() > before
+            assert_close(got, ref, TOL[np.float32], f"view {v.strides} {pad_}")
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("N", [1, 2, 7])
+def test_threads_bitwise(N):
+    """Images and row blocks (by the thread count where images are few) across threads:
+    each output's sum is the same whichever thread computes it."""
+    args = make((N, 3, 23, 30, 40, 7, 7, (2, 2), (3, 3, 3, 3), 1, 1), np.float32, seed=N)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(forward(args))
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+    x, w, b, dy, stride, pad, dil, groups = args
+    assert_close(outs[0], ref_forward(x, w, b, stride, pad, dil), TOL[np.float32], "threads")
+
+
+def test_empty_and_refused():
+    """An empty batch; groups, column stride 3 and float64 go to the other kernels."""
+    check((0, 3, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1), taken=False)
+    check((2, 4, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 2), taken=False)
+    check((2, 3, 9, 9, 20, 5, 5, (1, 3), (2, 2, 2, 2), 1, 1), taken=False)
+    check((2, 3, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float64, taken=False)
+
+
+# The auto gate: taken (the 7x7 stride-2 stem, 3x3 stride 2 from 64 channels, DCGAN's 4x4
+# stride 2 from 64, 5x5 from 16 and 7x7 from 12 channels) and refused (5x5 from 32
+# channels as CIFAR-10's conv2, 4x4 stride 2 from 128, 3x3 stride 1, 1x1), each bitwise
+# the result of forcing it on or off.
+GATE = [
+    ((1, 3, 30, 30, 64, 7, 7, 2, (3, 3, 3, 3), 1, 1), True),
+    ((1, 64, 12, 12, 16, 3, 3, 2, (1, 1, 1, 1), 1, 1), True),
+    ((1, 64, 8, 8, 16, 4, 4, 2, (1, 1, 1, 1), 1, 1), True),
+    ((2, 16, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),
+    ((1, 12, 10, 10, 24, 7, 7, 1, (3, 3, 3, 3), 1, 1), True),
+    ((2, 32, 8, 8, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),
+    ((1, 128, 6, 6, 16, 4, 4, 2, (1, 1, 1, 1), 1, 1), False),
+    ((2, 3, 12, 12, 16, 3, 3, 1, (1, 1, 1, 1), 1, 1), False),
+    ((2, 16, 8, 8, 16, 1, 1, 2, (0, 0, 0, 0), 1, 1), False),
+]
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("shape, taken", GATE)
+def test_auto_gate(shape, taken):
+    _C.set_isa("avx512")
+    args = make(shape, np.float32, seed=9)
+    outs = {}
+    for mode in ("on", "off", "auto"):
+        _C._set_direct(mode)
+        before = _C._direct_calls()
+        outs[mode] = forward(args)
+        if mode == "auto":
+            assert (_C._direct_calls() > before) == taken
+    assert np.array_equal(outs["auto"], outs["on" if taken else "off"])
