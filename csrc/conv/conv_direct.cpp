@@ -5,6 +5,9 @@
 // No im2col panels, no reduction blocks (each output's products added in one pass, in
 // (channel, filter row, filter column) order), the 16 x 16 transposes to the NCHW planes in
 // registers. Float32 on AVX-512, ungrouped, column stride 1 or 2.
+// Outputs go out through the caches even where the GEMM would stream them
+// (stream_output): staging each output row and writing it with non-temporal stores ran the
+// 7x7 stem 0.89-0.95x at batch 4-16 (12.8-51 MB outputs; same process, 2 threads).
 #include <algorithm>
 #include <atomic>
 #include <cstring>

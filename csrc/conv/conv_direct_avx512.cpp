@@ -82,7 +82,7 @@ void rows(const DirectRows& d) {
       const int np = static_cast<int>(d.Q / nt + (i < d.Q % nt ? 1 : 0));
       tile_n<NV, STW>(std::make_integer_sequence<int, kMaxNP>{}, np, d,
                       d.x + oh * d.sth * d.ldx + q0 * STW, d.y + oh * d.Q + q0,
-                      d.part + ((oh - d.oh0) * d.Q + q0) * 16 * NV);
+                      d.part ? d.part + ((oh - d.oh0) * d.Q + q0) * 16 * NV : nullptr);
       q0 += np;
     }
 }
