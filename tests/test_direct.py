@@ -2,8 +2,9 @@
 float32 on AVX-512) against torch.
 
 In auto mode it takes ungrouped forwards with column stride 2, 9+ taps and up to 1600
-reduction values (strided stems, downsampling 3x3 and 4x4 layers) and stride-1 forwards
-with 25+ taps and up to 600 (5x5 and 7x7 from few channels); these tests force it on
+reduction values (strided stems, downsampling 3x3 and 4x4 layers), stride-1 forwards with
+25+ taps and up to 600 (5x5 and 7x7 from few channels), and 1x1 layers to at most 64
+outputs on 7x7-14x14 planes; these tests force it on
 (`_C._set_direct("on")`) so that a hypothesis sweep of small shapes covers it: tiles of
 1-16 pixels (near-equal splits of each output row) by 1-4 vectors of 16 output channels
 (partial last blocks), strides (column stride 3 falls back), dilation, asymmetric padding
@@ -145,9 +146,10 @@ def test_empty_and_refused():
 
 
 # The auto gate: taken (the 7x7 stride-2 stem, 3x3 stride 2 from 64 channels, DCGAN's 4x4
-# stride 2 from 64, 5x5 from 16 and 7x7 from 12 channels) and refused (5x5 from 32
-# channels as CIFAR-10's conv2, 4x4 stride 2 from 128, 3x3 stride 1, 1x1), each bitwise
-# the result of forcing it on or off.
+# stride 2 from 64, 5x5 from 16 and 7x7 from 12 channels, 1x1 to 64 outputs on 49-196
+# pixels) and refused (5x5 from 32 channels as CIFAR-10's conv2, 4x4 stride 2 from 128,
+# 3x3 stride 1, 1x1 with stride 2, 65 outputs, 210 or 48 pixels), each bitwise the result
+# of forcing it on or off.
 GATE = [
     ((1, 3, 30, 30, 64, 7, 7, 2, (3, 3, 3, 3), 1, 1), True),
     ((1, 64, 12, 12, 16, 3, 3, 2, (1, 1, 1, 1), 1, 1), True),
@@ -158,6 +160,11 @@ GATE = [
     ((1, 128, 6, 6, 16, 4, 4, 2, (1, 1, 1, 1), 1, 1), False),
     ((2, 3, 12, 12, 16, 3, 3, 1, (1, 1, 1, 1), 1, 1), False),
     ((2, 16, 8, 8, 16, 1, 1, 2, (0, 0, 0, 0), 1, 1), False),
+    ((2, 96, 14, 14, 32, 1, 1, 1, (0, 0, 0, 0), 1, 1), True),
+    ((2, 96, 7, 7, 64, 1, 1, 1, (0, 0, 0, 0), 1, 1), True),
+    ((2, 96, 14, 14, 65, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
+    ((2, 96, 15, 14, 32, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
+    ((2, 96, 6, 8, 32, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
 ]
 
 

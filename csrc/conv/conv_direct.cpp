@@ -35,9 +35,15 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // 14x14-28x28 1.10-1.27x, 7x7 from 8 and 12 1.12-1.15x, CIFAR-10 conv1 1.08x. Refused: 5x5
 // stride 2 from 128 channels (1.02-1.05x), 4x4 from 128 (0.84x), 5x5 stride 1 from 32 and 48
 // channels (0.85-1.11x: CIFAR-10 conv2 and conv3 0.85-0.90x), 3x3 stride 1 (0.92-1.09x
-// from 3-16 channels, 0.65-0.84x from 64+ against Winograd), 1x1 (0.53-1.30x).
+// from 3-16 channels, 0.65-0.84x from 64+ against Winograd).
+// Also 1x1 layers onto 7x7 to 14x14 planes with at most 64 outputs (GoogLeNet's 5x5 and
+// 3x3 reductions, 480-832 -> 16-48: 1.13-1.29x; 256-1024 -> 32 at batch 1-32 1.18-1.29x,
+// 512 -> 64 at 7x7 1.13x), whose 48-column GEMM panels straddle images; not with 128+
+// outputs (1.02-1.07x) nor onto 28x28 and larger (0.53-1.01x).
 bool pays(const ConvParams& p) {
-  const int64_t taps = p.R * p.S, kd = p.C * taps;
+  const int64_t taps = p.R * p.S, kd = p.C * taps, pq = p.P * p.Q;
+  if (taps == 1)
+    return p.stride_h == 1 && p.stride_w == 1 && p.K <= 64 && pq >= 49 && pq <= 196;
   return p.stride_w == 2 ? taps >= 9 && kd <= 1600 : taps >= 25 && kd <= 600;
 }
 
