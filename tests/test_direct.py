@@ -107,6 +107,21 @@ def test_reduction_parts(K):
     assert_close(got, ref_forward(xs, ws, b, stride, pad, dil), TOL[np.float32], "slice")
 
 
+# Reductions in parts over blocks of rows (the partial sums of a block fill at most a
+# quarter of L2): 25 rows of 200 outputs x 32-64 channels make blocks of 5-20 rows.
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+def test_row_blocks():
+    args = make((8, 8, 25, 200, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=11)
+    x, w, b, dy, stride, pad, dil, groups = args
+    ref = ref_forward(x, w, b, stride, pad, dil)
+    outs = []
+    for nt in (1, 2):
+        pyconv.set_num_threads(nt)
+        outs.append(forward(args))
+        assert_close(outs[-1], ref, TOL[np.float32], f"row blocks, {nt} threads")
+    assert np.array_equal(outs[0], outs[1])
+
+
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
 def test_views():
     """Reversed columns (copied), reversed rows and a transposed plane (in place or copied)."""

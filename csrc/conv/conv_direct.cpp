@@ -172,12 +172,18 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
       int64_t oh0, oh1;
       split_range(P, nrb, rb, oh0, oh1);
       float* yb = y + (n * K + bl.k0) * PQ;
-      float* part = nch > 1 ? gemm::scratch<float>(4, (oh1 - oh0) * Q * 16 * bl.nv) : nullptr;
-      for (int64_t ch = 0; ch < nch; ++ch)
-        avx512::direct_rows_float({src, ldx, p.stride_h, p.stride_w, koff.data(),
-                                   ch * kc, std::min(Kd, (ch + 1) * kc), wp + b * lanes * Kd,
-                                   bl.nv, bl.nk, bias ? bp + b * lanes : nullptr, reg_relu, yb,
-                                   PQ, Q, oh0, oh1, part, ch == 0, ch == nch - 1});
+      // The parts over blocks of rows whose partial sums fill at most a quarter of L2.
+      const int64_t row_sums = Q * 16 * bl.nv;
+      const int64_t rows = nch > 1 ? std::max<int64_t>(1, l2_bytes() / 16 / row_sums) : P;
+      float* part = nch > 1 ? gemm::scratch<float>(4, std::min(rows, oh1 - oh0) * row_sums)
+                            : nullptr;
+      for (int64_t r0 = oh0; r0 < oh1; r0 += rows)
+        for (int64_t ch = 0; ch < nch; ++ch)
+          avx512::direct_rows_float({src, ldx, p.stride_h, p.stride_w, koff.data(), ch * kc,
+                                     std::min(Kd, (ch + 1) * kc), wp + b * lanes * Kd, bl.nv,
+                                     bl.nk, bias ? bp + b * lanes : nullptr, reg_relu, yb, PQ, Q,
+                                     r0, std::min(oh1, r0 + rows), part, ch == 0,
+                                     ch == nch - 1});
       if (after)
         bias_activation_serial(act, EpilogueBlock<float>{yb + oh0 * Q, PQ, yb + oh0 * Q, PQ,
                                                          bl.nk, (oh1 - oh0) * Q, nullptr, 0, 0,
