@@ -86,6 +86,11 @@ SHAPES = [
 ]
 
 
+def out_size(H, pad0, pad1, R, stride, dil):
+    """A convolution's output extent along one axis."""
+    return (H + pad0 + pad1 - dil * (R - 1) - 1) // stride + 1
+
+
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 

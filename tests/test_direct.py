@@ -15,14 +15,14 @@ blocks split by the thread count (bitwise the same sums), and where it does not 
 """
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import pyconv
 from pyconv import _C
-import torch
-import torch.nn.functional as F
-from test_conv_kernels import ISAS, TOL, assert_close, make
+from test_conv_kernels import ISAS, TOL, assert_close, make, out_size
 
 AVX512 = _C.best_isa() == "avx512"
 
@@ -37,10 +37,6 @@ def _direct_on():
     _C._set_direct("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
-
-
-def _out(H, p0, p1, R, s, d):
-    return (H + p0 + p1 - d * (R - 1) - 1) // s + 1
 
 
 def ref_forward(x, w, b, stride, pad, dil, groups=1):
@@ -73,7 +69,8 @@ def check(shape, dtype=np.float32, seed=0, taken=None):
        pad=st.tuples(*[st.integers(0, 3)] * 4),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
 def test_sweep_against_torch(N, C, K, H, W, R, S, sh, sw, dh, dw, pad, dtype, isa):
-    assume(_out(H, pad[0], pad[1], R, sh, dh) >= 1 and _out(W, pad[2], pad[3], S, sw, dw) >= 1)
+    assume(out_size(H, pad[0], pad[1], R, sh, dh) >= 1
+           and out_size(W, pad[2], pad[3], S, sw, dw) >= 1)
     _C.set_isa(isa)
     check((N, C, H, W, K, R, S, (sh, sw), pad, (dh, dw), 1), dtype, seed=N + C + K)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import pyconv
 from pyconv import _C
 from test_conv_kernels import (ISAS, TOL, assert_close, assert_threads_bitwise, make,
-                               run_pyconv, torch_ref)
+                               out_size, run_pyconv, torch_ref)
 
 
 @pytest.fixture(autouse=True)
@@ -46,17 +46,14 @@ def ref_grad_weight(x, w, dy, stride, pad, dil):
     return wt.grad.numpy()
 
 
-def _out(H, pad0, pad1, R, st_, d):
-    return (H + pad0 + pad1 - d * (R - 1) - 1) // st_ + 1
-
-
 @given(N=st.integers(0, 4), C=st.integers(1, 20), K=st.integers(1, 40),
        H=st.integers(1, 12), W=st.integers(1, 12), R=st.integers(1, 6), S=st.integers(1, 6),
        sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
        pad=st.tuples(*[st.integers(0, 4)] * 4),
        dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
 def test_sweep_against_torch(N, C, K, H, W, R, S, sh, sw, dh, dw, pad, dtype, isa):
-    assume(_out(H, pad[0], pad[1], R, sh, dh) >= 1 and _out(W, pad[2], pad[3], S, sw, dw) >= 1)
+    assume(out_size(H, pad[0], pad[1], R, sh, dh) >= 1
+           and out_size(W, pad[2], pad[3], S, sw, dw) >= 1)
     _C.set_isa(isa)
     x, w, b, dy, stride, pad, dil, groups = make(
         (N, C, H, W, K, R, S, (sh, sw), pad, (dh, dw), 1), dtype, seed=N + C + K)
