@@ -1,10 +1,11 @@
 // Direct forward convolution, output channels as the vector lanes (conv_direct.h): per image,
 // a zero-padded copy of the source (none where no padding is read) stays in the caches while
-// blocks of 32 (or 16) output channels sweep its output rows, each tile NP pixels of a row x
-// 16 or 32 channels, the filter rearranged once per call as (reduction index, channel) rows.
-// No im2col panels, no reduction blocks (each output's products added in one pass, in
-// (channel, filter row, filter column) order), the 16 x 16 transposes to the NCHW planes in
-// registers. Float32 on AVX-512, ungrouped, column stride 1 or 2.
+// blocks of 16-64 output channels sweep its output rows, each tile up to 16 pixels of a row
+// x 16-64 channels, the filter rearranged once per call as (reduction index, channel) rows.
+// No im2col panels; each output's products added in (channel, filter row, filter column)
+// order (in parts whose filter rows stay in L1, the sums kept in between: the same bits);
+// the 16 x 16 transposes to the NCHW planes in registers. Float32 on AVX-512, ungrouped,
+// column stride 1 or 2.
 // Outputs go out through the caches even where the GEMM would stream them
 // (stream_output): staging each output row and writing it with non-temporal stores ran the
 // 7x7 stem 0.89-0.95x at batch 4-16 (12.8-51 MB outputs; same process, 2 threads).

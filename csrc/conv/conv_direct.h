@@ -8,7 +8,7 @@
 namespace pyconv::avx512 {
 
 // Output rows [oh0, oh1) of one image and one block of 16 * nv output channels:
-//   y[j*ldy + oh*Q + ow] = sum over k < kd of wp[k*16*nv + j] * x[oh*sth*ldx + ow*stw + koff[k]]
+//   y[j*ldy + oh*Q + ow] = sum over k of wp[k*16*nv + j] * x[oh*sth*ldx + ow*stw + koff[k]]
 // for j < nk (<= 16 * nv; wp's lanes past nk are zero), ow < Q, from a source whose reduction
 // index k (channel, filter row, filter column) sits koff[k] values from the output's origin
 // (a zero-padded copy of the image, or the image itself where no padding is read). Each row
