@@ -1,5 +1,6 @@
 """The direct forward with output channels as the vector lanes (csrc/conv/conv_direct.cpp,
-float32 on AVX-512) against torch.
+float32 on AVX-512) and the stride-2 backward-data with dx's channels as the lanes, against
+torch.
 
 In auto mode it takes ungrouped forwards with column stride 2, 9+ taps and up to 1600
 reduction values (strided stems, downsampling 3x3 and 4x4 layers), stride-1 forwards with
@@ -31,10 +32,12 @@ AVX512 = _C.best_isa() == "avx512"
 def _direct_on():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     _C._set_direct("on")
+    _C._set_direct_bd("on")
     if AVX512:
         _C.set_isa("avx512")  # (whatever PYCONV_ISA chose)
     yield
     _C._set_direct("auto")
+    _C._set_direct_bd("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
 
@@ -190,6 +193,135 @@ def test_auto_gate(shape, taken):
         _C._set_direct(mode)
         before = _C._direct_calls()
         outs[mode] = forward(args)
+        if mode == "auto":
+            assert (_C._direct_calls() > before) == taken
+    assert np.array_equal(outs["auto"], outs["on" if taken else "off"])
+
+
+# ---- the stride-2 backward-data (direct_backward_data) ------------------------------------
+#
+# Auto: even kernels of 4+ taps a side at stride 2 onto dx rows of 32+ columns with 32-64
+# channels (DCGAN's transposed forwards); forced on here, it covers: pairs of dx columns
+# from column -(left padding % 2), tiles of 1-8 pairs by 1-3 vectors of channels with partial
+# last blocks, odd kernels (a parity's missing taps as zero weights), asymmetric padding,
+# reductions in parts over blocks of rows, empty batches, non-contiguous grad_output, and
+# non-finite values (left to the other kernels).
+
+def grad_input(args):
+    x, w, b, dy, stride, pad, dil, groups = args
+    return _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+
+
+def ref_grad_input(x, w, dy, stride, pad, dil):
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    t, bo, l, r = pad
+    y = F.conv2d(F.pad(xt, (l, r, t, bo)), torch.tensor(w, dtype=torch.float64), stride=stride,
+                 dilation=dil)
+    y.backward(torch.tensor(np.ascontiguousarray(dy), dtype=torch.float64))
+    return xt.grad.numpy()
+
+
+def check_bd(shape, dtype=np.float32, seed=0, taken=None):
+    args = make(shape, dtype, seed=seed)
+    x, w, b, dy, stride, pad, dil, groups = args
+    before = _C._direct_calls()
+    got = grad_input(args)
+    if taken is not None:
+        assert (_C._direct_calls() > before) == taken, f"{shape} taken"
+    assert_close(got, ref_grad_input(x, w, dy, stride, pad, dil), TOL[dtype], f"{shape}")
+    return got
+
+
+@given(N=st.integers(0, 2), C=st.integers(1, 70), K=st.integers(1, 12),
+       H=st.integers(1, 14), W=st.integers(1, 40), R=st.integers(1, 6), S=st.integers(1, 6),
+       sh=st.integers(1, 3), pad=st.tuples(*[st.integers(0, 3)] * 4),
+       dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
+def test_bd_sweep_against_torch(N, C, K, H, W, R, S, sh, pad, dtype, isa):
+    assume(out_size(H, pad[0], pad[1], R, sh, 1) >= 1 and out_size(W, pad[2], pad[3], S, 2, 1) >= 1)
+    _C.set_isa(isa)
+    check_bd((N, C, H, W, K, R, S, (sh, 2), pad, 1, 1), dtype, seed=N + C + K)
+
+
+# Every tile of pairs (rows of 1-40 columns from column 0 or -1) for channel counts that
+# pick each block width, with partial last blocks.
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("C", [1, 16, 17, 33, 48, 64, 100])
+@pytest.mark.parametrize("pl", [0, 1])
+def test_bd_tiles(C, pl):
+    for W in list(range(3 - pl, 19)) + [27, 28, 29, 40]:
+        check_bd((2, C, 6, W, 3, 4, 4, 2, (1, 1, pl, 1), 1, 1), seed=W + C, taken=True)
+
+
+# Parts of the reduction (32 x 2 x 2 values, filter rows past half of L1) over blocks of
+# rows (200 pairs a row), several images: bitwise across thread counts.
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+def test_bd_parts_and_row_blocks():
+    args = make((8, 32, 25, 400, 32, 4, 4, 2, (1, 1, 1, 1), 1, 1), np.float32, seed=12)
+    x, w, b, dy, stride, pad, dil, groups = args
+    ref = ref_grad_input(x, w, dy, stride, pad, dil)
+    outs = []
+    for nt in (1, 2, 3):
+        pyconv.set_num_threads(nt)
+        outs.append(grad_input(args))
+    for o in outs:
+        assert np.array_equal(o, outs[0])
+    assert_close(outs[0], ref, TOL[np.float32], "parts")
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+def test_bd_views_and_empty():
+    x, w, b, dy, stride, pad, dil, groups = make((2, 20, 9, 13, 6, 4, 4, 2, (1, 2, 1, 0), 1, 1),
+                                                 np.float32, seed=13)
+    ref = ref_grad_input(x, w, dy, stride, pad, dil)
+    for v in (np.ascontiguousarray(dy[..., ::-1])[..., ::-1], np.swapaxes(
+            np.ascontiguousarray(np.swapaxes(dy, 2, 3)), 2, 3)):
+        before = _C._direct_calls()
+        got = _C.conv2d_backward(v, x, w, stride, pad, dil, groups, [True, False, False])[0]
+        assert _C._direct_calls() > before
+        assert_close(got, ref, TOL[np.float32], f"view {v.strides}")
+    check_bd((0, 20, 9, 13, 6, 4, 4, 2, (1, 1, 1, 1), 1, 1), taken=False)
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("where", ["dy", "w"])
+def test_bd_non_finite_left_to_the_other_kernels(where):
+    """An inf in grad_output or the filter: this kernel would multiply it by padding or a
+    missing tap's zero (NaN) where torch adds no such product."""
+    x, w, b, dy, stride, pad, dil, groups = make((1, 32, 8, 32, 4, 3, 3, 2, (1, 1, 1, 1), 1, 1),
+                                                 np.float32, seed=14)
+    (dy if where == "dy" else w)[0, 0, 0, 0] = np.inf
+    before = _C._direct_calls()
+    got = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+    assert _C._direct_calls() == before
+    _C._set_direct_bd("off")
+    other = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
+    np.testing.assert_array_equal(got, other)
+    if where == "dy":  # (an inf weight: the stride-phase GEMM's padding gives NaN too)
+        ref = ref_grad_input(x, w, dy, stride, pad, dil)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+
+
+BD_GATE = [
+    ((2, 64, 32, 32, 128, 4, 4, 2, (1, 1, 1, 1), 1, 1), True),   # DCGAN 128 -> 64
+    ((2, 32, 32, 32, 64, 4, 4, 2, (1, 1, 1, 1), 1, 1), True),
+    ((2, 128, 32, 32, 64, 4, 4, 2, (1, 1, 1, 1), 1, 1), False),  # 128 channels
+    ((2, 64, 16, 16, 128, 4, 4, 2, (1, 1, 1, 1), 1, 1), False),  # 16 columns
+    ((2, 64, 32, 32, 64, 3, 3, 2, (1, 1, 1, 1), 1, 1), False),   # odd kernel
+    ((2, 64, 32, 32, 64, 2, 2, 2, (0, 0, 0, 0), 1, 1), False),   # 2x2
+]
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("shape, taken", BD_GATE)
+def test_bd_auto_gate(shape, taken):
+    _C.set_isa("avx512")
+    args = make(shape, np.float32, seed=15)
+    outs = {}
+    for mode in ("on", "off", "auto"):
+        _C._set_direct_bd(mode)
+        before = _C._direct_calls()
+        outs[mode] = grad_input(args)
         if mode == "auto":
             assert (_C._direct_calls() > before) == taken
     assert np.array_equal(outs["auto"], outs["on" if taken else "off"])

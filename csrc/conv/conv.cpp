@@ -287,6 +287,7 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
   const gemm::ScratchScope scope;
   if (fast::is_depthwise(p)) {
     fast::depthwise_backward_data(p, dy, w, dx);
+  } else if (fast::direct_backward_data(p, dy, w, dx)) {
   } else if (fast::backward_data_col2im(p, dy, w, dx)) {
     // (grouped col2im before the split: a group alone may go to pixel rows instead, 2.25x
     // slower on 16 <- 128 a group 7x7 unpadded at 15x15)

@@ -11,6 +11,7 @@
 // 7x7 stem 0.89-0.95x at batch 4-16 (12.8-51 MB outputs; same process, 2 threads).
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -197,6 +198,171 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
 #endif
   }
 }
+
+namespace {
+std::atomic<int> g_direct_bd{static_cast<int>(KernelMode::auto_)};
+
+// (auto) 4x4 (and larger even) kernels at stride 2 onto dx rows of 32+ columns with 32-64
+// channels: DCGAN's 128 -> 64 and 64 -> 32 transposed forwards 1.07-1.23x, 64 -> 64 and
+// 128 -> 64 at 32x32 1.05-1.09x (against the stride-phase GEMM; same process, 2 threads,
+// Intel Xeon). Not with 128 channels (0.94-0.97x), 3 (0.24x: one vector of 16 lanes for
+// them), odd kernels (3x3: a parity's missing taps multiplied as zeros, 0.55-0.81x), 2x2
+// (each phase a 1x1 GEMM: 0.50x), nor onto narrow rows (8x8 and 4x4 ones: 0.49-0.82x, the
+// filter's rows serve few pixels).
+bool pays_bd(const ConvParams& p) {
+  return p.R % 2 == 0 && p.S % 2 == 0 && p.R >= 4 && p.S >= 4 && p.W >= 32 && p.C >= 32 &&
+         p.C <= 64;
+}
+
+// row_cost for the pairs' tiles: 2 * npp pixels a tile, npp broadcasts and 2 * v filter
+// vectors a step.
+double pair_cost(int64_t C, int64_t pairs, int64_t kd, int nv) {
+  double cost = 0;
+  for (int64_t c0 = 0; c0 < C; c0 += 16 * nv) {
+    const int v = static_cast<int>(std::min<int64_t>(nv, (C - c0 + 15) / 16));
+    const int64_t mp = avx512::direct_max_pairs(v), nt = (pairs + mp - 1) / mp;
+    for (int64_t i = 0; i < nt; ++i) {
+      const int64_t npp = pairs / nt + (i < pairs % nt ? 1 : 0);
+      cost += 0.5 * static_cast<double>(std::max(2 * npp * v, npp + 2 * v + 1)) + 80.0 * v / kd;
+    }
+  }
+  return cost;
+}
+
+// Whether every value of v is finite: the sum of the values times zero is zero, else NaN
+// (one vectorised pass along the rows).
+bool all_finite(View4<const float> v) {
+  float z = 0.f;
+#pragma omp parallel for collapse(2) reduction(+ : z) num_threads(threads_for(v.numel()))
+  for (int64_t a = 0; a < v.size[0]; ++a)
+    for (int64_t b = 0; b < v.size[1]; ++b)
+      for (int64_t c = 0; c < v.size[2]; ++c) {
+        const float* r = &v.at(a, b, c, 0);
+        float zr = 0.f;
+        if (v.stride[3] == 1)
+#pragma omp simd reduction(+ : zr)
+          for (int64_t d = 0; d < v.size[3]; ++d) zr += r[d] * 0.f;
+        else
+          for (int64_t d = 0; d < v.size[3]; ++d) zr += r[d * v.stride[3]] * 0.f;
+        z += zr;
+      }
+  return z == 0.f;
+}
+}  // namespace
+
+void set_direct_bd_mode(KernelMode m) { g_direct_bd.store(static_cast<int>(m)); }
+
+template <typename T>
+bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+#if !defined(PYCONV_X86)
+    return false;
+#else
+    const auto mode = static_cast<KernelMode>(g_direct_bd.load());
+    if (mode == KernelMode::off || active_isa() < Isa::avx512 || p.groups != 1 ||
+        p.stride_h != 2 || p.stride_w != 2 || p.dil_h != 1 || p.dil_w != 1 ||
+        (mode == KernelMode::auto_ && !pays_bd(p)))
+      return false;
+    const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, R = p.R, S = p.S;
+    const int64_t P = p.P, Q = p.Q, HW = H * W;
+    if (N * C * HW == 0) return true;
+    // A padding zero (or a zero weight past the filter's edge) times an inf would give NaN
+    // where torch adds no such product: non-finite values go to the other kernels.
+    if (!all_finite(w) || !all_finite(dy)) return false;
+    const int64_t Rh = (R + 1) / 2, Sh = (S + 1) / 2, Kd = K * Rh * Sh;
+    const int64_t pt = p.pad_top, pl = p.pad_left;
+    const int64_t w0 = -(pl % 2), pairs = (W - w0 + 1) / 2;
+    const int64_t hbmax = (H - 1 + pt) / 2, jmax = (w0 + pl) / 2 + pairs - 1;
+    const int64_t ti = Rh - 1, tj = Sh - 1;
+    const int64_t Hp = ti + std::max(P, hbmax + 1), Wp = tj + std::max(Q, jmax + 1);
+    std::vector<int64_t> koff(static_cast<size_t>(Kd));
+    for (int64_t k = 0, i = 0; k < K; ++k)
+      for (int64_t rr = 0; rr < Rh; ++rr)
+        for (int64_t ss = 0; ss < Sh; ++ss) koff[i++] = k * Hp * Wp - rr * Wp - ss;
+    int nv = 1;
+    for (int v = 2; v <= 3; ++v)
+      if (pair_cost(C, pairs, Kd, v) < pair_cost(C, pairs, Kd, nv)) nv = v;
+    struct Block {
+      int64_t c0;
+      int nv, nk;
+    };
+    std::vector<Block> blocks;
+    for (int64_t c0 = 0; c0 < C;) {
+      const int nk = static_cast<int>(std::min<int64_t>(16 * nv, C - c0));
+      blocks.push_back({c0, (nk + 15) / 16, nk});
+      c0 += nk;
+    }
+    const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
+    const int64_t per_block = 2 * Kd * 2 * lanes;  // (row parity, k, column parity, lane)
+    float* wp = gemm::scratch<float>(2, nb * per_block);
+    // The filter read in its own order (whole filters of a block at a time), each value to
+    // its (row parity, k, column parity) row; zeros where a parity has fewer taps or the
+    // block fewer channels.
+    std::fill(wp, wp + nb * per_block, 0.f);
+#pragma omp parallel for schedule(static) num_threads(threads_for(K * C * R * S))
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t b = 0; b < nb; ++b) {
+        const Block& bl = blocks[static_cast<size_t>(b)];
+        const int64_t L = 16 * bl.nv;
+        for (int64_t j = 0; j < bl.nk; ++j)
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t s = 0; s < S; ++s) {
+              const int64_t i = (k * Rh + r / 2) * Sh + s / 2;
+              wp[b * per_block + (((r % 2) * Kd + i) * 2 + s % 2) * L + j] =
+                  w.at(k, bl.c0 + j, r, s);
+            }
+      }
+    const int nth = threads_for(N * C * HW * Kd / 8);
+    const int64_t nrb =
+        N * nb >= 4 * nth ? 1 : std::min(H, gemm::ceil_div(4 * nth, N * nb));
+    const int64_t nch =
+        gemm::ceil_div(Kd * 2 * lanes * 4, std::max<int64_t>(l1d_bytes() / 2, 4096));
+    const int64_t kc = gemm::ceil_div(Kd, nch);
+    const uint64_t call = ++g_calls;
+    parallel_tasks(N * nb * nrb, nth, [&](int64_t t) {
+      const int64_t n = t / (nb * nrb), b = t / nrb % nb, rb = t % nrb;
+      thread_local uint64_t t_call = 0;
+      thread_local int64_t t_n = -1;
+      float* xp = gemm::scratch<float>(11, K * Hp * Wp);
+      if (t_call != call || t_n != n) {
+        std::fill(xp, xp + K * Hp * Wp, 0.f);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t i = 0; i < P; ++i) {
+            float* d = xp + k * Hp * Wp + (ti + i) * Wp + tj;
+            const float* s = dy.data + n * dy.stride[0] + k * dy.stride[1] + i * dy.stride[2];
+            if (dy.stride[3] == 1)
+              std::memcpy(d, s, sizeof(float) * Q);
+            else
+              for (int64_t j = 0; j < Q; ++j) d[j] = s[j * dy.stride[3]];
+          }
+        t_call = call, t_n = n;
+      }
+      const Block& bl = blocks[static_cast<size_t>(b)];
+      int64_t oh0, oh1;
+      split_range(H, nrb, rb, oh0, oh1);
+      const int64_t row_sums = 2 * pairs * 16 * bl.nv;
+      const int64_t rows = nch > 1 ? std::max<int64_t>(1, l2_bytes() / 16 / row_sums) : H;
+      float* part = nch > 1 ? gemm::scratch<float>(4, std::min(rows, oh1 - oh0) * row_sums)
+                            : nullptr;
+      for (int64_t r0 = oh0; r0 < oh1; r0 += rows)
+        for (int64_t ch = 0; ch < nch; ++ch)
+          avx512::direct_pairs_float({xp + ti * Wp + tj, Wp, pt, pl, koff.data(), Kd, ch * kc,
+                                      std::min(Kd, (ch + 1) * kc), wp + b * per_block, bl.nv,
+                                      bl.nk, dx + (n * C + bl.c0) * HW, HW, W, r0,
+                                      std::min(oh1, r0 + rows), part, ch == 0,
+                                      ch == nch - 1});
+    });
+    return true;
+#endif
+  }
+}
+
+template bool direct_backward_data<float>(const ConvParams&, View4<const float>,
+                                          View4<const float>, float*);
+template bool direct_backward_data<double>(const ConvParams&, View4<const double>,
+                                           View4<const double>, double*);
 
 template bool direct_forward<float>(const ConvParams&, View4<const float>, View4<const float>,
                                     const float*, Activation, float*, float*);

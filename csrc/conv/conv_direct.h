@@ -38,4 +38,29 @@ void direct_rows_float(const DirectRows& d);
 // registers, the filter's nv vectors and a broadcast beside them.
 constexpr int direct_max_pixels(int nv) { return nv == 1 ? 16 : nv == 2 ? 14 : nv == 3 ? 9 : 7; }
 
+// The stride-2 backward-data (a transposed convolution's forward) with the input channels
+// of dx as the lanes: output rows [oh0, oh1) of one image and one block of 16 * nv channels,
+//   y[j*ldy + h*W + w] = sum over k of wp[((h + pt) % 2 * kd + k) * 2 + (w + pl) % 2][j]
+//                        * x[((h + pt) / 2) * ldx + (w + pl) / 2 + koff[k]]
+// (wp rows of 16 * nv values, kd rows a row parity, two a column parity each; x the
+// zero-padded grad_output at the origin of (i, j) = (0, 0)): the two output columns of a
+// pair (w + pl even, then odd) read one grad_output value per reduction step, each with the
+// filter row of its column parity. Each row is cut into near-equal tiles of at most
+// direct_max_pairs(nv) pairs, from column -(pl % 2); columns outside [0, W) are not stored.
+// Parts of the reduction and their partial sums as DirectRows's.
+struct DirectPairs {
+  const float* x;
+  int64_t ldx, pt, pl;
+  const int64_t* koff;
+  int64_t kd, k0, k1;
+  const float* wp;
+  int nv, nk;
+  float* y;
+  int64_t ldy, W, oh0, oh1;
+  float* part;
+  bool first, last;
+};
+void direct_pairs_float(const DirectPairs& d);
+constexpr int direct_max_pairs(int nv) { return nv == 1 ? 8 : nv == 2 ? 6 : 4; }
+
 }  // namespace pyconv::avx512

@@ -5,6 +5,7 @@
 // 24 FMAs, but without the im2col panels it reads them from).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -87,6 +88,84 @@ void rows(const DirectRows& d) {
     }
 }
 
+// NPP pairs of output columns of one row (pixel 2m + e: column w0 + 2m + e, column parity
+// e) times NV vectors of channels: per reduction step 2 * NV filter vectors and NPP
+// broadcasts feed 2 * NPP * NV FMAs (6 pairs x 2 vectors: 11 loads to 24 FMAs).
+template <int NPP, int NV>
+void tile2(const DirectPairs& d, const float* x, const float* wrow, float* y, __mmask16 m,
+           float* part) {
+  __m512 acc[NV][16];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      acc[v][i] = d.first || i >= 2 * NPP ? _mm512_setzero_ps()
+                                          : _mm512_loadu_ps(part + (i * NV + v) * 16);
+  const float* w = wrow + d.k0 * 32 * NV;
+  const int64_t* ko = d.koff;
+#pragma GCC unroll 2
+  for (int64_t k = d.k0; k < d.k1; ++k, w += 32 * NV) {
+    const float* xk = x + ko[k];
+    __m512 we[NV], wo[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      we[v] = _mm512_loadu_ps(w + 16 * v), wo[v] = _mm512_loadu_ps(w + 16 * (NV + v));
+#pragma GCC unroll 8
+    for (int i = 0; i < NPP; ++i) {
+      const __m512 b = _mm512_set1_ps(xk[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        acc[v][2 * i] = _mm512_fmadd_ps(b, we[v], acc[v][2 * i]);
+        acc[v][2 * i + 1] = _mm512_fmadd_ps(b, wo[v], acc[v][2 * i + 1]);
+      }
+    }
+  }
+  if (!d.last) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 16
+      for (int i = 0; i < 2 * NPP; ++i) _mm512_storeu_ps(part + (i * NV + v) * 16, acc[v][i]);
+    return;
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    transpose16x16_f32(acc[v]);
+    const int nj = d.nk - 16 * v < 16 ? d.nk - 16 * v : 16;
+    float* yv = y + 16 * v * d.ldy;
+    for (int j = 0; j < nj; ++j) _mm512_mask_storeu_ps(yv + j * d.ldy, m, acc[v][j]);
+  }
+}
+
+template <int NV, int... NPP>
+void tile2_n(std::integer_sequence<int, NPP...>, int npp, const DirectPairs& d, const float* x,
+             const float* wrow, float* y, __mmask16 m, float* part) {
+  ((npp == NPP + 1 ? tile2<NPP + 1, NV>(d, x, wrow, y, m, part) : void()), ...);
+}
+
+template <int NV>
+void pair_rows(const DirectPairs& d) {
+  constexpr int kMaxNPP = direct_max_pairs(NV);
+  const int64_t w0 = -(d.pl % 2), pairs = (d.W - w0 + 1) / 2;
+  const int64_t nt = (pairs + kMaxNPP - 1) / kMaxNPP;
+  // Rows of one parity, then the other: each parity's filter rows stay in L1 across them.
+  for (int64_t par = 0; par < 2; ++par)
+    for (int64_t h = d.oh0; h < d.oh1; ++h) {
+      if ((h + d.pt) % 2 != par) continue;
+      const float* xr = d.x + (h + d.pt) / 2 * d.ldx + (w0 + d.pl) / 2;
+      const float* wrow = d.wp + par * d.kd * 32 * NV;
+      for (int64_t i = 0, p0 = 0; i < nt; ++i) {
+        const int npp = static_cast<int>(pairs / nt + (i < pairs % nt ? 1 : 0));
+        const int64_t c0 = w0 + 2 * p0;  // first column of the tile
+        __mmask16 m = first_lanes(std::min<int64_t>(2 * npp, d.W - c0));
+        if (c0 < 0) m = static_cast<__mmask16>(m & ~1u);
+        tile2_n<NV>(std::make_integer_sequence<int, kMaxNPP>{}, npp, d, xr + p0, wrow,
+                    d.y + h * d.W + c0, m,
+                    d.part ? d.part + ((h - d.oh0) * 2 * pairs + 2 * p0) * 16 * NV : nullptr);
+        p0 += npp;
+      }
+    }
+}
+
 }  // namespace
 
 void direct_rows_float(const DirectRows& d) {
@@ -102,4 +181,10 @@ void direct_rows_float(const DirectRows& d) {
   }
 }
 
+}  // namespace pyconv::avx512
+
+namespace pyconv::avx512 {
+void direct_pairs_float(const DirectPairs& d) {
+  d.nv == 1 ? pair_rows<1>(d) : d.nv == 2 ? pair_rows<2>(d) : pair_rows<3>(d);
+}
 }  // namespace pyconv::avx512

@@ -176,7 +176,14 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
 // AVX-512, ungrouped, column stride 1 or 2): returns false, doing nothing, where it does not
 // apply or (auto) would not pay off.
 void set_direct_mode(KernelMode m);
-// How many convolutions the direct forward has computed so far (tests).
+// The stride-2 backward-data the same way (dx's channels as the lanes, each pair of dx
+// columns reading one grad_output value a reduction step; float32 on AVX-512, ungrouped,
+// undilated): false, doing nothing, where it does not apply, (auto) would not pay off, or
+// grad_output or the filter holds a non-finite value.
+void set_direct_bd_mode(KernelMode m);
+template <typename T>
+bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);
+// How many convolutions the direct kernels have computed so far (tests).
 int64_t direct_calls();
 template <typename T>
 bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,

@@ -231,6 +231,9 @@ void bind_conv(py::module_& m) {
   m.def("_set_direct", [mode](const std::string& s) {
     fast::set_direct_mode(mode("_set_direct", s));
   });
+  m.def("_set_direct_bd", [mode](const std::string& s) {
+    fast::set_direct_bd_mode(mode("_set_direct_bd", s));
+  });
   m.def("_direct_calls", [] { return fast::direct_calls(); });
   m.def("_set_tap_skip", [mode](const std::string& s) {
     fast::set_tap_skip_mode(mode("_set_tap_skip", s));
