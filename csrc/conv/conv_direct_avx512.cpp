@@ -93,7 +93,7 @@ void rows(const DirectRows& d) {
 // broadcasts feed 2 * NPP * NV FMAs (6 pairs x 2 vectors: 11 loads to 24 FMAs).
 template <int NPP, int NV>
 void tile2(const DirectPairs& d, const float* x, const float* wrow, float* y, __mmask16 m,
-           float* part) {
+           bool shift, float* part) {
   __m512 acc[NV][16];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v)
@@ -132,14 +132,20 @@ void tile2(const DirectPairs& d, const float* x, const float* wrow, float* y, __
     transpose16x16_f32(acc[v]);
     const int nj = d.nk - 16 * v < 16 ? d.nk - 16 * v : 16;
     float* yv = y + 16 * v * d.ldy;
-    for (int j = 0; j < nj; ++j) _mm512_mask_storeu_ps(yv + j * d.ldy, m, acc[v][j]);
+    for (int j = 0; j < nj; ++j) {
+      __m512 r = acc[v][j];
+      if (shift)  // (pixel 0 is column -1: lanes down by one, to store from column 0)
+        r = _mm512_castsi512_ps(
+            _mm512_alignr_epi32(_mm512_setzero_si512(), _mm512_castps_si512(r), 1));
+      _mm512_mask_storeu_ps(yv + j * d.ldy, m, r);
+    }
   }
 }
 
 template <int NV, int... NPP>
 void tile2_n(std::integer_sequence<int, NPP...>, int npp, const DirectPairs& d, const float* x,
-             const float* wrow, float* y, __mmask16 m, float* part) {
-  ((npp == NPP + 1 ? tile2<NPP + 1, NV>(d, x, wrow, y, m, part) : void()), ...);
+             const float* wrow, float* y, __mmask16 m, bool shift, float* part) {
+  ((npp == NPP + 1 ? tile2<NPP + 1, NV>(d, x, wrow, y, m, shift, part) : void()), ...);
 }
 
 template <int NV>
@@ -155,11 +161,11 @@ void pair_rows(const DirectPairs& d) {
       const float* wrow = d.wp + par * d.kd * 32 * NV;
       for (int64_t i = 0, p0 = 0; i < nt; ++i) {
         const int npp = static_cast<int>(pairs / nt + (i < pairs % nt ? 1 : 0));
-        const int64_t c0 = w0 + 2 * p0;  // first column of the tile
-        __mmask16 m = first_lanes(std::min<int64_t>(2 * npp, d.W - c0));
-        if (c0 < 0) m = static_cast<__mmask16>(m & ~1u);
+        const int64_t c0 = w0 + 2 * p0;  // first column of the tile (-1: stored from 0)
+        const bool shift = c0 < 0;
+        const __mmask16 m = first_lanes(std::min<int64_t>(2 * npp - shift, d.W - c0 - shift));
         tile2_n<NV>(std::make_integer_sequence<int, kMaxNPP>{}, npp, d, xr + p0, wrow,
-                    d.y + h * d.W + c0, m,
+                    d.y + h * d.W + c0 + shift, m, shift,
                     d.part ? d.part + ((h - d.oh0) * 2 * pairs + 2 * p0) * 16 * NV : nullptr);
         p0 += npp;
       }
