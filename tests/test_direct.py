@@ -183,19 +183,23 @@ GATE = [
 ]
 
 
-@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
-@pytest.mark.parametrize("shape, taken", GATE)
-def test_auto_gate(shape, taken):
+def check_gate(shape, taken, set_mode, run):
     _C.set_isa("avx512")
     args = make(shape, np.float32, seed=9)
     outs = {}
     for mode in ("on", "off", "auto"):
-        _C._set_direct(mode)
+        set_mode(mode)
         before = _C._direct_calls()
-        outs[mode] = forward(args)
+        outs[mode] = run(args)
         if mode == "auto":
             assert (_C._direct_calls() > before) == taken
     assert np.array_equal(outs["auto"], outs["on" if taken else "off"])
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("shape, taken", GATE)
+def test_auto_gate(shape, taken):
+    check_gate(shape, taken, _C._set_direct, forward)
 
 
 # ---- the stride-2 backward-data (direct_backward_data) ------------------------------------
@@ -315,13 +319,4 @@ BD_GATE = [
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
 @pytest.mark.parametrize("shape, taken", BD_GATE)
 def test_bd_auto_gate(shape, taken):
-    _C.set_isa("avx512")
-    args = make(shape, np.float32, seed=15)
-    outs = {}
-    for mode in ("on", "off", "auto"):
-        _C._set_direct_bd(mode)
-        before = _C._direct_calls()
-        outs[mode] = grad_input(args)
-        if mode == "auto":
-            assert (_C._direct_calls() > before) == taken
-    assert np.array_equal(outs["auto"], outs["on" if taken else "off"])
+    check_gate(shape, taken, _C._set_direct_bd, grad_input)

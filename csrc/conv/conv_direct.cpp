@@ -66,11 +66,31 @@ double row_cost(int64_t K, int64_t Q, int64_t kd, int nv) {
   return cost;
 }
 
-int vectors(int64_t K, int64_t Q, int64_t kd) {
+// The block width (1 to max_nv vectors) with the fewest estimated cycles (the narrowest of
+// equals).
+template <class Cost>
+int cheapest(int max_nv, Cost&& cost) {
   int best = 1;
-  for (int nv = 2; nv <= 4; ++nv)
-    if (row_cost(K, Q, kd, nv) < row_cost(K, Q, kd, best)) best = nv;
+  for (int nv = 2; nv <= max_nv; ++nv)
+    if (cost(nv) < cost(best)) best = nv;
   return best;
+}
+
+// Channels [c0, c0 + nk) of a block of nv vectors (nk <= 16 * nv).
+struct Block {
+  int64_t c0;
+  int nv, nk;
+};
+
+// n channels in blocks of 16 * nv, the last of fewer vectors where fewer remain.
+std::vector<Block> channel_blocks(int64_t n, int nv) {
+  std::vector<Block> blocks;
+  for (int64_t c0 = 0; c0 < n;) {
+    const int nk = static_cast<int>(std::min<int64_t>(16 * nv, n - c0));
+    blocks.push_back({c0, (nk + 15) / 16, nk});
+    c0 += nk;
+  }
+  return blocks;
 }
 
 }  // namespace
@@ -106,17 +126,8 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
     // Blocks of 16 * nv output channels (the last of fewer vectors where fewer remain), nv
     // the one with the fewest estimated cycles; the filter as (k, channel) rows of each
     // block, zero past K, and the bias likewise.
-    const int nv = vectors(K, Q, Kd);
-    struct Block {
-      int64_t k0;
-      int nv, nk;
-    };
-    std::vector<Block> blocks;
-    for (int64_t k0 = 0; k0 < K;) {
-      const int nk = static_cast<int>(std::min<int64_t>(16 * nv, K - k0));
-      blocks.push_back({k0, (nk + 15) / 16, nk});
-      k0 += nk;
-    }
+    const int nv = cheapest(4, [&](int v) { return row_cost(K, Q, Kd, v); });
+    const std::vector<Block> blocks = channel_blocks(K, nv);
     const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
     float* wp = gemm::scratch<float>(2, nb * lanes * (Kd + 1));
     float* bp = wp + nb * lanes * Kd;
@@ -128,9 +139,9 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
         for (int64_t r = 0; r < R; ++r)
           for (int64_t s = 0; s < S; ++s, ++k)
             for (int64_t j = 0; j < L; ++j)
-              d[k * L + j] = j < bl.nk ? w.at(bl.k0 + j, c, r, s) : 0.f;
+              d[k * L + j] = j < bl.nk ? w.at(bl.c0 + j, c, r, s) : 0.f;
       for (int64_t j = 0; j < L; ++j)
-        bp[b * lanes + j] = bias && j < bl.nk ? bias[bl.k0 + j] : 0.f;
+        bp[b * lanes + j] = bias && j < bl.nk ? bias[bl.c0 + j] : 0.f;
     }
     // relu in registers unless the pre-activation is wanted; other activations after.
     const bool reg_relu = act.kind == ActKind::relu && !preact;
@@ -173,7 +184,7 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
       const Block& bl = blocks[static_cast<size_t>(b)];
       int64_t oh0, oh1;
       split_range(P, nrb, rb, oh0, oh1);
-      float* yb = y + (n * K + bl.k0) * PQ;
+      float* yb = y + (n * K + bl.c0) * PQ;
       // The parts over blocks of rows whose partial sums fill at most a quarter of L2.
       const int64_t row_sums = Q * 16 * bl.nv;
       const int64_t rows = nch > 1 ? std::max<int64_t>(1, l2_bytes() / 16 / row_sums) : P;
@@ -189,7 +200,7 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
       if (after)
         bias_activation_serial(act, EpilogueBlock<float>{yb + oh0 * Q, PQ, yb + oh0 * Q, PQ,
                                                          bl.nk, (oh1 - oh0) * Q, nullptr, 0, 0,
-                                                         preact ? preact + (n * K + bl.k0) * PQ +
+                                                         preact ? preact + (n * K + bl.c0) * PQ +
                                                                       oh0 * Q
                                                                 : nullptr,
                                                          PQ});
@@ -281,19 +292,8 @@ bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
     for (int64_t k = 0, i = 0; k < K; ++k)
       for (int64_t rr = 0; rr < Rh; ++rr)
         for (int64_t ss = 0; ss < Sh; ++ss) koff[i++] = k * Hp * Wp - rr * Wp - ss;
-    int nv = 1;
-    for (int v = 2; v <= 3; ++v)
-      if (pair_cost(C, pairs, Kd, v) < pair_cost(C, pairs, Kd, nv)) nv = v;
-    struct Block {
-      int64_t c0;
-      int nv, nk;
-    };
-    std::vector<Block> blocks;
-    for (int64_t c0 = 0; c0 < C;) {
-      const int nk = static_cast<int>(std::min<int64_t>(16 * nv, C - c0));
-      blocks.push_back({c0, (nk + 15) / 16, nk});
-      c0 += nk;
-    }
+    const int nv = cheapest(3, [&](int v) { return pair_cost(C, pairs, Kd, v); });
+    const std::vector<Block> blocks = channel_blocks(C, nv);
     const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
     const int64_t per_block = 2 * Kd * 2 * lanes;  // (row parity, k, column parity, lane)
     float* wp = gemm::scratch<float>(2, nb * per_block);
