@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import pyconv
 from pyconv import _C
-from test_conv_kernels import ISAS, TOL, assert_close, make, out_size
+from test_conv_kernels import ISAS, TOL, assert_close, assert_threads_bitwise, make, out_size
 
 AVX512 = _C.best_isa() == "avx512"
 
@@ -114,12 +114,8 @@ def test_row_blocks():
     args = make((8, 8, 25, 200, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=11)
     x, w, b, dy, stride, pad, dil, groups = args
     ref = ref_forward(x, w, b, stride, pad, dil)
-    outs = []
-    for nt in (1, 2):
-        pyconv.set_num_threads(nt)
-        outs.append(forward(args))
-        assert_close(outs[-1], ref, TOL[np.float32], f"row blocks, {nt} threads")
-    assert np.array_equal(outs[0], outs[1])
+    got = assert_threads_bitwise(args, k=1)[0]
+    assert_close(got, ref, TOL[np.float32], "row blocks")
 
 
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
@@ -142,14 +138,9 @@ def test_threads_bitwise(N):
     """Images and row blocks (by the thread count where images are few) across threads:
     each output's sum is the same whichever thread computes it."""
     args = make((N, 3, 23, 30, 40, 7, 7, (2, 2), (3, 3, 3, 3), 1, 1), np.float32, seed=N)
-    outs = []
-    for nt in (1, 2, 3):
-        pyconv.set_num_threads(nt)
-        outs.append(forward(args))
-    for o in outs[1:]:
-        assert np.array_equal(o, outs[0])
+    got = assert_threads_bitwise(args, k=1)[0]
     x, w, b, dy, stride, pad, dil, groups = args
-    assert_close(outs[0], ref_forward(x, w, b, stride, pad, dil), TOL[np.float32], "threads")
+    assert_close(got, ref_forward(x, w, b, stride, pad, dil), TOL[np.float32], "threads")
 
 
 def test_empty_and_refused():
@@ -263,13 +254,8 @@ def test_bd_parts_and_row_blocks():
     args = make((8, 32, 25, 400, 32, 4, 4, 2, (1, 1, 1, 1), 1, 1), np.float32, seed=12)
     x, w, b, dy, stride, pad, dil, groups = args
     ref = ref_grad_input(x, w, dy, stride, pad, dil)
-    outs = []
-    for nt in (1, 2, 3):
-        pyconv.set_num_threads(nt)
-        outs.append(grad_input(args))
-    for o in outs:
-        assert np.array_equal(o, outs[0])
-    assert_close(outs[0], ref, TOL[np.float32], "parts")
+    got = assert_threads_bitwise(args, k=2)[1]
+    assert_close(got, ref, TOL[np.float32], "parts")
 
 
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")

@@ -93,6 +93,35 @@ std::vector<Block> channel_blocks(int64_t n, int nv) {
   return blocks;
 }
 
+// Image n of src (planes of H x W) as this thread's zero-padded copy: planes of Hp x Wp with
+// the image at row top, column left, only the border written as zeros. A thread's next task
+// on the same image of the same call (call: g_calls) reuses it (scratch slot 11).
+const float* padded_image(uint64_t call, const View4<const float>& src, int64_t n, int64_t top,
+                          int64_t left, int64_t Hp, int64_t Wp) {
+  thread_local uint64_t t_call = 0;
+  thread_local int64_t t_n = -1;
+  const int64_t C = src.size[1], H = src.size[2], W = src.size[3];
+  float* xp = gemm::scratch<float>(11, C * Hp * Wp);
+  if (t_call == call && t_n == n) return xp;
+  for (int64_t c = 0; c < C; ++c) {
+    float* d = xp + c * Hp * Wp;
+    std::fill(d, d + top * Wp, 0.f);
+    d += top * Wp;
+    for (int64_t h = 0; h < H; ++h, d += Wp) {
+      const float* s = src.data + n * src.stride[0] + c * src.stride[1] + h * src.stride[2];
+      std::fill(d, d + left, 0.f);
+      if (src.stride[3] == 1)
+        std::memcpy(d + left, s, sizeof(float) * W);
+      else
+        for (int64_t q = 0; q < W; ++q) d[left + q] = s[q * src.stride[3]];
+      std::fill(d + left + W, d + Wp, 0.f);
+    }
+    std::fill(d, xp + (c + 1) * Hp * Wp, 0.f);
+  }
+  t_call = call, t_n = n;
+  return xp;
+}
+
 }  // namespace
 
 void set_direct_mode(KernelMode m) { g_direct.store(static_cast<int>(m)); }
@@ -156,31 +185,8 @@ bool direct_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
     const uint64_t call = ++g_calls;
     parallel_tasks(N * nb * nrb, nth, [&](int64_t t) {
       const int64_t n = t / (nb * nrb), b = t / nrb % nb, rb = t % nrb;
-      const float* src = x.data + n * x.stride[0];
-      if (copy) {
-        thread_local uint64_t t_call = 0;
-        thread_local int64_t t_n = -1;
-        float* xp = gemm::scratch<float>(11, C * Hp * Wp);
-        if (t_call != call || t_n != n) {
-          for (int64_t c = 0; c < C; ++c) {
-            float* d = xp + c * Hp * Wp;
-            std::memset(d, 0, sizeof(float) * p.pad_top * Wp);
-            d += p.pad_top * Wp;
-            for (int64_t h = 0; h < H; ++h, d += Wp) {
-              const float* s = src + c * x.stride[1] + h * x.stride[2];
-              std::fill(d, d + p.pad_left, 0.f);
-              if (x.stride[3] == 1)
-                std::memcpy(d + p.pad_left, s, sizeof(float) * W);
-              else
-                for (int64_t q = 0; q < W; ++q) d[p.pad_left + q] = s[q * x.stride[3]];
-              std::fill(d + p.pad_left + W, d + Wp, 0.f);
-            }
-            std::memset(d, 0, sizeof(float) * p.pad_bottom * Wp);
-          }
-          t_call = call, t_n = n;
-        }
-        src = xp;
-      }
+      const float* src = copy ? padded_image(call, x, n, p.pad_top, p.pad_left, Hp, Wp)
+                              : x.data + n * x.stride[0];
       const Block& bl = blocks[static_cast<size_t>(b)];
       int64_t oh0, oh1;
       split_range(P, nrb, rb, oh0, oh1);
@@ -323,22 +329,7 @@ bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
     const uint64_t call = ++g_calls;
     parallel_tasks(N * nb * nrb, nth, [&](int64_t t) {
       const int64_t n = t / (nb * nrb), b = t / nrb % nb, rb = t % nrb;
-      thread_local uint64_t t_call = 0;
-      thread_local int64_t t_n = -1;
-      float* xp = gemm::scratch<float>(11, K * Hp * Wp);
-      if (t_call != call || t_n != n) {
-        std::fill(xp, xp + K * Hp * Wp, 0.f);
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < P; ++i) {
-            float* d = xp + k * Hp * Wp + (ti + i) * Wp + tj;
-            const float* s = dy.data + n * dy.stride[0] + k * dy.stride[1] + i * dy.stride[2];
-            if (dy.stride[3] == 1)
-              std::memcpy(d, s, sizeof(float) * Q);
-            else
-              for (int64_t j = 0; j < Q; ++j) d[j] = s[j * dy.stride[3]];
-          }
-        t_call = call, t_n = n;
-      }
+      const float* xp = padded_image(call, dy, n, ti, tj, Hp, Wp);
       const Block& bl = blocks[static_cast<size_t>(b)];
       int64_t oh0, oh1;
       split_range(H, nrb, rb, oh0, oh1);
