@@ -132,6 +132,27 @@ def test_views():
             assert_close(got, ref, TOL[np.float32], f"view {v.strides} {pad_}")
 
 
+# Each thread's zero-padded image keeps its zero border from image to image and call to
+# call: layouts with the same padded planes but the image placed elsewhere (which must
+# zero it again), and its scratch block back from the buffer cache between calls (filled
+# with 0x7f7f7f7f = 3.4e38 when handed out again: a stale border would show).
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("nt", [1, 2])
+def test_padded_border_reused(nt):
+    pyconv.set_num_threads(nt)
+    wide = (3, 16, 32, 32, 20, 5, 5, 1, (1, 1, 1, 1), 1, 1)   # 34 x 34 padded planes
+    inner = (3, 16, 30, 30, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1)  # the same, 2 from the edge
+    corner = (3, 16, 31, 31, 20, 5, 5, 1, (3, 0, 3, 0), 1, 1)
+    high, low = ((3, 16, 30, 30, 20, 5, 5, 1, pad, 1, 1) for pad in ((1, 3, 1, 3), (3, 1, 3, 1)))
+    try:
+        for fill in (-1, 0x7F):
+            _C._set_cache_fill(fill)
+            for i, shape in enumerate([wide, inner, inner, wide, corner, inner, high, low]):
+                check(shape, seed=i, taken=True)
+    finally:
+        _C._set_cache_fill(-1)
+
+
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
 @pytest.mark.parametrize("N", [1, 2, 7])
 def test_threads_bitwise(N):

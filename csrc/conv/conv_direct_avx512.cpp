@@ -194,3 +194,15 @@ void direct_pairs_float(const DirectPairs& d) {
   d.nv == 1 ? pair_rows<1>(d) : d.nv == 2 ? pair_rows<2>(d) : pair_rows<3>(d);
 }
 }  // namespace pyconv::avx512
+
+namespace pyconv::avx512 {
+void copy_rows_float(const float* s, int64_t lds, int64_t rows, int64_t W, float* d,
+                     int64_t ldd) {
+  const __mmask16 tail = static_cast<__mmask16>((1u << (W % 16)) - 1);
+  for (int64_t h = 0; h < rows; ++h, s += lds, d += ldd) {
+    int64_t q = 0;
+    for (; q + 16 <= W; q += 16) _mm512_storeu_ps(d + q, _mm512_loadu_ps(s + q));
+    if (tail) _mm512_mask_storeu_ps(d + q, tail, _mm512_maskz_loadu_ps(tail, s + q));
+  }
+}
+}  // namespace pyconv::avx512

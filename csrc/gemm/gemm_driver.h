@@ -71,6 +71,8 @@ constexpr int kScratchSlots = 12;
 struct ScratchSlots {
   void* p[kScratchSlots] = {};
   size_t bytes[kScratchSlots] = {};
+  uint64_t blocks = 0;                    // blocks taken from the cache so far
+  uint64_t block[kScratchSlots] = {};     // which of them each slot holds (scratch_block)
   ~ScratchSlots() { give_back(0); }
   // Blocks of at least min_bytes back to the cache.
   void give_back(size_t min_bytes) noexcept {
@@ -100,9 +102,15 @@ inline T* scratch(int slot, int64_t n) {
     cache::release(old);
     s.p[slot] = cache::acquire(need);
     s.bytes[slot] = need;
+    s.block[slot] = ++s.blocks;
   }
   return static_cast<T*>(s.p[slot]);
 }
+
+// Which block the calling thread's slot holds: the same number as before means the same
+// block, untouched by anyone but the slot's owner since (a block given back to the cache
+// and taken again, even at the same address, gets a new number).
+inline uint64_t scratch_block(int slot) { return t_scratch.block[slot]; }
 
 // For the duration of a top-level op (conv.cpp's entry points): on return, the calling
 // thread's scratch blocks from cache::kMinBytes up go back to the cache.
