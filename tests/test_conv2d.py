@@ -193,6 +193,48 @@ def test_padding_only_outputs_keep_non_finite_grad_output(H, kw, dtype):
     assert np.isnan(want[2]).all()
 
 
+# Shapes that take each backward-data kernel: the stride-phase GEMM, pixel rows, col2im,
+# Winograd, depthwise, the grouped kernels, the groups split, the direct stride-2 pairs,
+# 'valid' 7x7 (taps past grad_output's edges without padding), dilation, and outputs that
+# read padding only (cropped away).
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [
+    (2, 64, 9, 64, 3, 2, 1, 1, 1), (2, 16, 14, 48, 5, 1, 2, 1, 1), (2, 3, 16, 64, 3, 1, 1, 1, 1),
+    (2, 64, 12, 64, 3, 1, 1, 1, 1), (2, 16, 10, 16, 3, 1, 1, 1, 16), (2, 32, 10, 32, 3, 1, 1, 1, 4),
+    (2, 64, 16, 64, 3, 1, 1, 1, 2), (2, 32, 32, 64, 4, 2, 1, 1, 1), (2, 8, 12, 16, 7, 1, 0, 1, 1),
+    (2, 8, 11, 16, 3, 1, 2, 2, 1), (1, 4, 1, 8, 3, 2, 4, 1, 1)])
+def test_backward_data_non_finite_weights_as_torch(shape, dtype):
+    """torch's input gradient adds a product only where a tap reads grad_output; the kernels
+    also multiply the zeros around it, NaN with an inf weight (conv.cpp's
+    repair_padding_products computes those values again): NaN, inf and finite values where
+    torch has them, and conv_transpose2d's forward (the same computation) alike. (torch in
+    float64: its float32 oneDNN kernel multiplies zeros past dx's last window for the 4x4
+    stride-2 layer, a NaN there that its own float64 and non-oneDNN paths do not have.)"""
+    N, C, H, K, R, stride, pad, dil, groups = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal((N, C, H, H + 1)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, R, R)).astype(dtype)
+    w[1, 0, 0, 0] = np.inf
+    w[2, -1, R - 1, R - 1] = -np.inf
+    w[3, 0, R // 2, 0] = np.nan
+    kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+    y, grads = torch_conv2d(x.astype(np.float64), w.astype(np.float64), None, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want = grads(dy.astype(np.float64))[0]
+    got = F.conv2d_backward(dy, x, w, output_mask=(True, False, False), **kw)[0]
+    assert np.isnan(got).any() or np.isinf(got).any()
+    opad = [(h + 2 * pad - dil * (R - 1) - 1) % stride for h in (H, H + 1)]
+    tkw = dict(stride=stride, padding=pad, output_padding=opad, dilation=dil, groups=groups)
+    for a, b in ((got, want),
+                 (F.conv_transpose2d(dy, w, **tkw),
+                  TF.conv_transpose2d(torch.tensor(dy, dtype=torch.float64),
+                                      torch.tensor(w, dtype=torch.float64), **tkw).numpy())):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(b))
+        ok = np.isfinite(b)
+        assert_close(a[ok], b[ok].astype(dtype), dtype)
+
+
 def test_empty_batch_and_unbatched():
     x = np.zeros((0, 3, 8, 8), np.float32)
     w = np.ones((4, 3, 3, 3), np.float32)

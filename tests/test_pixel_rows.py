@@ -439,8 +439,8 @@ def test_backward_data_one_phase_of_a_stride():
 def test_non_finite_filter_reaches_the_padding(which, batch):
     """An inf in the filter times a padding zero is NaN: the products skipped on padding are
     computed after all when the filter is not finite, so that results still equal those of
-    computing every tap; in the forward, NaN where torch has it. (torch's backward-data
-    never multiplies dy's padding, ours does: its NaN pattern differs there either way.)
+    computing every tap; NaN where torch has it (in the backward-data, whose torch adds no
+    product on dy's padding, after conv.cpp's repair_padding_products).
     Batch 24: whole blocks of MR images (6 or 8), whose panels read no padding, run on the
     unpadded source first (run_pixel_rows), then again on the padded one."""
     x, w, b, dy, *rest = make((batch, 8, 7, 7, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32,
@@ -453,13 +453,12 @@ def test_non_finite_filter_reaches_the_padding(which, batch):
     got = _direction(which, args)
     _C._set_tap_skip("off")
     np.testing.assert_array_equal(got, _direction(which, args))
-    if which == 0:
-        ref = torch_ref(*args)[0]
-        assert np.isnan(ref).any() and not np.isnan(ref).all()
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
-        ok = np.isfinite(ref)
-        assert_close(got[ok], ref[ok], TOL[np.float32], "the finite values")
+    ref = torch_ref(*args)[which]
+    assert np.isnan(ref).any() and not np.isnan(ref).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    ok = np.isfinite(ref)
+    assert_close(got[ok], ref[ok], TOL[np.float32], "the finite values")
 
 
 def test_non_finite_weight_on_a_tap_no_pixel_reads():

@@ -255,25 +255,6 @@ double pair_cost(int64_t C, int64_t pairs, int64_t kd, int nv) {
   return cost;
 }
 
-// Whether every value of v is finite: the sum of the values times zero is zero, else NaN
-// (one vectorised pass along the rows).
-bool all_finite(View4<const float> v) {
-  float z = 0.f;
-#pragma omp parallel for collapse(2) reduction(+ : z) num_threads(threads_for(v.numel()))
-  for (int64_t a = 0; a < v.size[0]; ++a)
-    for (int64_t b = 0; b < v.size[1]; ++b)
-      for (int64_t c = 0; c < v.size[2]; ++c) {
-        const float* r = &v.at(a, b, c, 0);
-        float zr = 0.f;
-        if (v.stride[3] == 1)
-#pragma omp simd reduction(+ : zr)
-          for (int64_t d = 0; d < v.size[3]; ++d) zr += r[d] * 0.f;
-        else
-          for (int64_t d = 0; d < v.size[3]; ++d) zr += r[d * v.stride[3]] * 0.f;
-        z += zr;
-      }
-  return z == 0.f;
-}
 }  // namespace
 
 void set_direct_bd_mode(KernelMode m) { g_direct_bd.store(static_cast<int>(m)); }

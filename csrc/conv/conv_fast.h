@@ -316,4 +316,8 @@ void depthwise_backward_weight(const ConvParams& p, View4<const T> dy, View4<con
 template <typename T>
 void backward_bias(View4<const T> dy, T* db);
 
+// Whether every value of v is finite (conv.cpp).
+template <typename T>
+bool all_finite(View4<const T> v);
+
 }  // namespace pyconv::fast

@@ -38,33 +38,36 @@ void conv2d_forward(const ConvParams& p, View4<const T> x, View4<const T> w, con
 }
 
 template <typename T>
+T conv2d_backward_data_at(const ConvParams& p, View4<const T> dy, View4<const T> w, int64_t n,
+                          int64_t c, int64_t ih, int64_t iw) {
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), g = c / Cg, cg = c % Cg;
+  double acc = 0.0;
+  for (int64_t r = 0; r < p.R; ++r) {
+    const int64_t th = ih + p.pad_top - r * p.dil_h;
+    if (th < 0 || th % p.stride_h) continue;
+    const int64_t oh = th / p.stride_h;
+    if (oh >= p.P) continue;
+    for (int64_t s = 0; s < p.S; ++s) {
+      const int64_t tw = iw + p.pad_left - s * p.dil_w;
+      if (tw < 0 || tw % p.stride_w) continue;
+      const int64_t ow = tw / p.stride_w;
+      if (ow >= p.Q) continue;
+      for (int64_t k = g * Kg; k < (g + 1) * Kg; ++k)
+        acc += static_cast<double>(dy.at(n, k, oh, ow)) * static_cast<double>(w.at(k, cg, r, s));
+    }
+  }
+  return static_cast<T>(acc);
+}
+
+template <typename T>
 void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx) {
-  const int64_t Cg = p.Cg(), Kg = p.Kg();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < p.C; ++c) {
-      const int64_t g = c / Cg, cg = c % Cg;
       T* dxc = dx + (n * p.C + c) * p.H * p.W;
       for (int64_t ih = 0; ih < p.H; ++ih)
-        for (int64_t iw = 0; iw < p.W; ++iw) {
-          double acc = 0.0;
-          for (int64_t r = 0; r < p.R; ++r) {
-            const int64_t th = ih + p.pad_top - r * p.dil_h;
-            if (th < 0 || th % p.stride_h) continue;
-            const int64_t oh = th / p.stride_h;
-            if (oh >= p.P) continue;
-            for (int64_t s = 0; s < p.S; ++s) {
-              const int64_t tw = iw + p.pad_left - s * p.dil_w;
-              if (tw < 0 || tw % p.stride_w) continue;
-              const int64_t ow = tw / p.stride_w;
-              if (ow >= p.Q) continue;
-              for (int64_t k = g * Kg; k < (g + 1) * Kg; ++k)
-                acc += static_cast<double>(dy.at(n, k, oh, ow)) *
-                       static_cast<double>(w.at(k, cg, r, s));
-            }
-          }
-          dxc[ih * p.W + iw] = static_cast<T>(acc);
-        }
+        for (int64_t iw = 0; iw < p.W; ++iw)
+          dxc[ih * p.W + iw] = conv2d_backward_data_at(p, dy, w, n, c, ih, iw);
     }
 }
 
@@ -111,6 +114,8 @@ void conv2d_backward_bias(View4<const T> dy, T* db) {
   template void conv2d_forward<T>(const ConvParams&, View4<const T>, View4<const T>, const T*, \
                                   Activation, T*, T*);                                         \
   template void conv2d_backward_data<T>(const ConvParams&, View4<const T>, View4<const T>, T*); \
+  template T conv2d_backward_data_at<T>(const ConvParams&, View4<const T>, View4<const T>,      \
+                                        int64_t, int64_t, int64_t, int64_t);                     \
   template void conv2d_backward_weight<T>(const ConvParams&, View4<const T>, View4<const T>,   \
                                           T*);                                                 \
   template void conv2d_backward_bias<T>(View4<const T>, T*);
