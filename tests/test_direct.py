@@ -165,11 +165,20 @@ def test_threads_bitwise(N):
 
 
 def test_empty_and_refused():
-    """An empty batch; groups, column stride 3 and float64 go to the other kernels."""
+    """An empty batch; groups, column stride 3, float64 and no filters go to the other
+    kernels."""
     check((0, 3, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1), taken=False)
     check((2, 4, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 2), taken=False)
     check((2, 3, 9, 9, 20, 5, 5, (1, 3), (2, 2, 2, 2), 1, 1), taken=False)
     check((2, 3, 9, 9, 20, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float64, taken=False)
+    # No filters (torch refuses the forward): dx is zeros, from the other kernels.
+    x, w = np.ones((2, 3, 9, 9), np.float32), np.ones((0, 3, 5, 5), np.float32)
+    for stride in (1, 2):
+        P = (9 + 4 - 5) // stride + 1
+        before = _C._direct_calls()
+        gi = _C.conv2d_backward(np.ones((2, 0, P, P), np.float32), x, w, (stride, stride),
+                                (2, 2, 2, 2), (1, 1), 1, [True, False, False])[0]
+        assert _C._direct_calls() == before and np.array_equal(gi, np.zeros_like(x))
 
 
 # The auto gate: taken (the 7x7 stride-2 stem, 3x3 stride 2 from 64 channels, DCGAN's 4x4
@@ -192,6 +201,16 @@ GATE = [
     ((2, 96, 14, 14, 65, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
     ((2, 96, 15, 14, 32, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
     ((2, 96, 6, 8, 32, 1, 1, 1, (0, 0, 0, 0), 1, 1), False),
+    # stride 1, 25+ taps onto at most 64 outputs: 800 reduction values at 14x14, not on
+    # Winograd's aligned 16x16, 1600 from 10x10 (not at 7x7), 3200 from 28x28, not dilated
+    ((2, 32, 14, 14, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),
+    ((2, 32, 16, 16, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),
+    ((2, 64, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),
+    ((2, 64, 7, 7, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),
+    ((1, 128, 28, 28, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),
+    ((2, 128, 14, 14, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),
+    ((2, 32, 14, 14, 65, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),
+    ((2, 32, 14, 14, 32, 5, 5, 1, (4, 4, 4, 4), 2, 1), False),
 ]
 
 
@@ -258,6 +277,35 @@ def test_bd_sweep_against_torch(N, C, K, H, W, R, S, sh, pad, dtype, isa):
     check_bd((N, C, H, W, K, R, S, (sh, 2), pad, 1, 1), dtype, seed=N + C + K)
 
 
+# Stride 1: the flipped filter's forward onto dx's C channels (padded by the kernel's reach
+# less the padding; refused where the padding is past the reach), dilation, every kind of
+# tile (dx rows of 1-40 columns, 1-70 channels), reductions of 1-12 x 49 values.
+@given(N=st.integers(0, 2), C=st.integers(1, 70), K=st.integers(1, 12),
+       H=st.integers(1, 14), W=st.integers(1, 40), R=st.integers(1, 7), S=st.integers(1, 7),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), pad=st.tuples(*[st.integers(0, 3)] * 4),
+       dtype=st.sampled_from([np.float32, np.float64]), isa=st.sampled_from(ISAS))
+def test_bd_stride1_sweep_against_torch(N, C, K, H, W, R, S, dh, dw, pad, dtype, isa):
+    assume(out_size(H, pad[0], pad[1], R, 1, dh) >= 1 and out_size(W, pad[2], pad[3], S, 1, dw) >= 1)
+    _C.set_isa(isa)
+    reach = max(pad[0], pad[1]) <= (R - 1) * dh and max(pad[2], pad[3]) <= (S - 1) * dw
+    # (Past the reach, outputs reading padding only may be cropped away: the rest is a
+    # problem within it.)
+    taken = (isa == "avx512" and dtype == np.float32) if N * C * H * W > 0 else None
+    check_bd((N, C, H, W, K, R, S, 1, pad, (dh, dw), 1), dtype, seed=N + C + K,
+             taken=taken if reach or not taken else None)
+
+
+@pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
+@pytest.mark.parametrize("N", [1, 3])
+def test_bd_stride1_threads_bitwise(N):
+    """Images, channel blocks and row blocks across threads, reductions in parts (80 x 25
+    values): the same sums whichever thread computes them."""
+    args = make((N, 40, 21, 26, 80, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=N)
+    x, w, b, dy, stride, pad, dil, groups = args
+    got = assert_threads_bitwise(args, k=2)[1]
+    assert_close(got, ref_grad_input(x, w, dy, stride, pad, dil), TOL[np.float32], "threads")
+
+
 # Every tile of pairs (rows of 1-40 columns from column 0 or -1) for channel counts that
 # pick each block width, with partial last blocks.
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
@@ -294,23 +342,24 @@ def test_bd_views_and_empty():
 
 
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
-@pytest.mark.parametrize("where", ["dy", "w"])
-def test_bd_non_finite_left_to_the_other_kernels(where):
-    """An inf in grad_output or the filter: this kernel would multiply it by padding or a
-    missing tap's zero (NaN) where torch adds no such product."""
-    x, w, b, dy, stride, pad, dil, groups = make((1, 32, 8, 32, 4, 3, 3, 2, (1, 1, 1, 1), 1, 1),
+@pytest.mark.parametrize("where, R, taken", [("dy", 3, False), ("w", 3, True), ("dy", 4, True),
+                                             ("w", 4, True)])
+def test_bd_non_finite(where, R, taken):
+    """An inf in grad_output times a missing tap's zero weight (an odd kernel's parity) would
+    be NaN where torch adds no such product: the other kernels take it. An inf weight times
+    grad_output's padding is NaN in every kernel, repaired after (conv.cpp)."""
+    x, w, b, dy, stride, pad, dil, groups = make((1, 32, 8, 32, 4, R, R, 2, (1, 1, 1, 1), 1, 1),
                                                  np.float32, seed=14)
     (dy if where == "dy" else w)[0, 0, 0, 0] = np.inf
     before = _C._direct_calls()
     got = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
-    assert _C._direct_calls() == before
-    _C._set_direct_bd("off")
-    other = _C.conv2d_backward(dy, x, w, stride, pad, dil, groups, [True, False, False])[0]
-    np.testing.assert_array_equal(got, other)
-    if where == "dy":  # (an inf weight: the stride-phase GEMM's padding gives NaN too)
-        ref = ref_grad_input(x, w, dy, stride, pad, dil)
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    assert (_C._direct_calls() > before) == taken
+    ref = ref_grad_input(x, w, dy, stride, pad, dil)
+    assert np.isinf(ref).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    ok = np.isfinite(ref)
+    assert_close(got[ok], ref[ok], TOL[np.float32], "finite values")
 
 
 BD_GATE = [
@@ -320,6 +369,13 @@ BD_GATE = [
     ((2, 64, 16, 16, 128, 4, 4, 2, (1, 1, 1, 1), 1, 1), False),  # 16 columns
     ((2, 64, 32, 32, 64, 3, 3, 2, (1, 1, 1, 1), 1, 1), False),   # odd kernel
     ((2, 64, 32, 32, 64, 2, 2, 2, (0, 0, 0, 0), 1, 1), False),   # 2x2
+    # stride 1: the forward's gate on the flipped problem (dx's channels <- grad_output's)
+    ((2, 16, 14, 14, 48, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),    # GoogLeNet 4a's 16 <- 48
+    ((1, 32, 28, 28, 96, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),    # 3b's 32 <- 96 (2400 values)
+    ((2, 128, 14, 14, 16, 5, 5, 1, (2, 2, 2, 2), 1, 1), True),   # 400 values, 128 channels
+    ((2, 32, 16, 16, 32, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),   # Winograd's aligned 16x16
+    ((2, 48, 7, 7, 128, 5, 5, 1, (2, 2, 2, 2), 1, 1), False),    # 3200 values at 7x7
+    ((2, 16, 14, 14, 48, 3, 3, 1, (1, 1, 1, 1), 1, 1), False),   # 3x3
 ]
 
 

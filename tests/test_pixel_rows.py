@@ -33,8 +33,10 @@ from test_conv_kernels import (ISAS, TOL, assert_close, check_fused, make, run_p
 def _restore():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     _C._set_direct("off")  # (its auto gate takes some of these forwards first)
+    _C._set_direct_bd("off")  # (and some of these backward-data)
     yield
     _C._set_direct("auto")
+    _C._set_direct_bd("auto")
     _C._set_pixel_rows("auto")
     _C._set_tap_skip("auto")
     _C._set_winograd("auto")

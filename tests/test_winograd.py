@@ -28,11 +28,13 @@ def _winograd_on():
     isa, nt = _C.isa(), pyconv.get_num_threads()
     _C._set_winograd("on")
     _C._set_wgrad_boxes("off")  # (its auto gate would take some 5x5 weight gradients first)
-    _C._set_direct("off")  # (and the direct forward's some 5x5 forwards)
+    _C._set_direct("off")  # (and the direct kernels' some 5x5 forwards and backward-data)
+    _C._set_direct_bd("off")
     yield
     _C._set_winograd("auto")
     _C._set_wgrad_boxes("auto")
     _C._set_direct("auto")
+    _C._set_direct_bd("auto")
     _C.set_isa(isa)
     pyconv.set_num_threads(nt)
 

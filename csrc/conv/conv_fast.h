@@ -164,6 +164,9 @@ bool backward_weight_boxes(const ConvParams& p, View4<const T> dy, View4<const T
 // it does not apply or (auto mode) would not pay off, doing nothing, and when an output
 // came out non-finite (its output is then to be recomputed).
 void set_winograd_mode(KernelMode m);
+// Whether p's output planes are whole 2x2 tiles in rows of a divisor of 16 tiles (8x8, 16x16,
+// 32x32 outputs): the layouts on which Winograd's 5x5 runs its best blocks.
+bool winograd_aligned(const ConvParams& p);
 template <typename T>
 bool winograd_forward(const ConvParams& p, View4<const T> x, View4<const T> w, const T* bias,
                       Activation act, T* y, T* preact);
@@ -176,10 +179,11 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
 // AVX-512, ungrouped, column stride 1 or 2): returns false, doing nothing, where it does not
 // apply or (auto) would not pay off.
 void set_direct_mode(KernelMode m);
-// The stride-2 backward-data the same way (dx's channels as the lanes, each pair of dx
-// columns reading one grad_output value a reduction step; float32 on AVX-512, ungrouped,
-// undilated): false, doing nothing, where it does not apply, (auto) would not pay off, or
-// grad_output or the filter holds a non-finite value.
+// The backward-data the same way (dx's channels as the lanes; float32 on AVX-512,
+// ungrouped): at stride 1 the forward of the flipped filter on grad_output, at stride 2
+// (undilated) each pair of dx columns reading one grad_output value a reduction step. False,
+// doing nothing, where it does not apply, (auto) would not pay off, or an odd kernel's
+// stride-2 pairs would meet a non-finite grad_output.
 void set_direct_bd_mode(KernelMode m);
 template <typename T>
 bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T> w, T* dx);

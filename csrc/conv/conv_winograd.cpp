@@ -209,6 +209,7 @@ constexpr int64_t kMinTiles5Ragged = 256;
 // rows); 10x10 batch 8 (rows of 5 tiles), 256 -> 256 0.80 / 0.78x, 9x9 0.65 / 0.53x, 11x11
 // 0.87 / 0.81x, 7x7 (ragged) 0.63-0.82x.
 constexpr int64_t kAlignedRow = 16;
+bool aligned_row(int64_t Q) { return Q > 0 && kAlignedRow % ceil_div(Q, 2) == 0; }
 // Dilated forwards and backward-data whose sub-problems' rows are shorter than
 // kMinRowDilated need kMinInChannelsDilated input channels (the polyphase copies in and out
 // weigh more against short rows' GEMMs): 3x3 d2 at 28x28 (rows of 14), old/new builds
@@ -1042,7 +1043,7 @@ bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntil
     if (Q < kMinRow5) return false;
     if (weight) return ntile >= kMinTiles5Weight && !wide_tile_outputs(K, elem);
     const int64_t Kd = C * p.R * p.S;
-    const bool aligned = tile_use >= 1.0 && kAlignedRow % ceil_div(Q, 2) == 0;
+    const bool aligned = tile_use >= 1.0 && aligned_row(Q);
     const bool rows_ok = !long_reduction(p, K, Kd, elem) ||
                          (C < kManyIn5 && (K > kFewOut5 || ntile >= kMinTiles5FewOut) &&
                           (K > kFewOutPad5 || aligned ||
@@ -1298,5 +1299,9 @@ bool winograd_backward_weight(const ConvParams& p, View4<const T> dy, View4<cons
 PYCONV_INSTANTIATE(float)
 PYCONV_INSTANTIATE(double)
 #undef PYCONV_INSTANTIATE
+
+bool winograd_aligned(const ConvParams& p) {
+  return p.P % 2 == 0 && p.Q % 2 == 0 && aligned_row(p.Q);
+}
 
 }  // namespace pyconv::fast
