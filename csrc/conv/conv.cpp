@@ -357,8 +357,9 @@ void conv2d_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
       xb.copy_to(dx + g * per, p.C * p.H * p.W);
     }
     return;  // (each group's call repaired its values)
-  } else if (!fast::winograd_backward_data(p, dy, w, dx) &&
-             !fast::grouped_backward_data(p, dy, w, dx)) {
+  } else if (fast::winograd_backward_data(p, dy, w, dx)) {
+    return;  // (all finite: it leaves a non-finite result to the GEMM)
+  } else if (!fast::grouped_backward_data(p, dy, w, dx)) {
     fast::conv2d_backward_data_gemm(p, dy, w, dx);
   }
   repair_padding_products(p, dy, w, dx);
