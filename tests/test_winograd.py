@@ -186,6 +186,11 @@ def test_weight_gate_with_shared_blocks(nhw, winograd):
     (_shape(16, 64, 3, 3, 64, (1, 1, 1, 1)), 1, False),           # backward-data at 3x3
     (_shape(8, 64, 10, 10, 64, (0, 0, 0, 0), dil=2), 0, False),   # 6x6 outputs, dilation 2
     (_shape(4, 64, 7, 7, 64, (1, 1, 1, 1)), 0, True),             # 7x7
+    (_shape(8, 384, 7, 7, 384, (1, 1, 1, 1)), 0, False),          # 384 -> 384 at 7x7: 128 tiles
+    (_shape(10, 384, 7, 7, 384, (1, 1, 1, 1)), 1, True),          # ... 160 tiles
+    (_shape(1, 384, 14, 14, 384, (1, 1, 1, 1)), 1, False),        # ... at 14x14: 49 tiles
+    (_shape(2, 384, 14, 14, 384, (1, 1, 1, 1)), 0, True),         # ... 98 tiles
+    (_shape(8, 384, 7, 7, 256, (1, 1, 1, 1)), 0, True),           # 384 -> 256 at 7x7
     (_shape(32, 64, 3, 3, 64, (1, 1, 1, 1)), 2, True),            # weight gradient at 3x3
     (_shape(16, 384, 7, 7, 32, (2, 2, 2, 2), 5, 5), 0, False),    # 5x5 384 -> 32
     (_shape(2, 320, 16, 16, 32, (2, 2, 2, 2), 5, 5), 0, True),    # ... 320 -> 32 at 16x16

@@ -116,6 +116,17 @@ constexpr int64_t kMinTilesShared = 96;
 // 256@7 batch 3 1.20x; 256@7 and 512@7 batch 2 (32 tiles) 0.85-0.94x, batch 1 0.81x. The
 // weight gradient (512@7 batch 4: 0.64x) and 5x5 keep kMinTiles.
 constexpr int64_t kMinTiles3x3 = 48;
+// ... but with kWide3x3 channels or more on both sides, from kMinTilesWide3x3 tiles (a
+// plane of whole tiles) or kMinTilesWideRagged3x3 (under kFullTileUse5 real outputs: 7x7),
+// since pixel rows (faster since) run those few pixels better. Against Winograd, same
+// process, 2 threads, Intel Xeon (AMX kind), forward / backward-data: 512@14 batch 1 (49
+// tiles) 1.20 / 1.11x; 512@7 batch 4-8 (64-128 tiles) 1.07-1.10 / 1.02-1.11x (ResNet's
+// 512@7 at batch 8: 1.00 -> 1.10 of torch), 384@7 batch 8 1.16x, 1024@7 batch 4 1.20x.
+// Winograd keeps 512@14 batch 2 (98 tiles, 1.04-1.06x), 512@7 from batch 12 (192 tiles,
+// 1.44-1.46x), and 256 or fewer channels on either side (within 5% at 128 tiles).
+constexpr int64_t kWide3x3 = 384;
+constexpr int64_t kMinTilesWide3x3 = 64;
+constexpr int64_t kMinTilesWideRagged3x3 = 150;
 // The forward and backward-data need this share of a 2x2 tile grid's outputs to be real
 // (P*Q over 4 ceil(P/2) ceil(Q/2)): planes of 3 (or sub-problems of that size: a dilated
 // layer's 6 x 6 outputs at dilation 2) waste 44% of the tiles' products. Against the GEMM,
@@ -1032,9 +1043,14 @@ bool one_batch(const ConvParams& p);
 bool worth_it(const ConvParams& p, int64_t C, int64_t K, int64_t Q, int64_t ntile,
               double tile_use, bool weight, bool shared, bool backward_data, size_t elem) {
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
-  const int64_t min_tiles = !weight ? (p.R == 3 ? kMinTiles3x3 : kMinTiles)
-                            : dilated ? 3 * kMinTiles / 2
-                                      : (shared ? kMinTilesShared : kMinTiles);
+  const bool wide3 = p.R == 3 && C >= kWide3x3 && K >= kWide3x3;
+  const int64_t min_tiles =
+      !weight ? (p.R != 3 ? kMinTiles
+                 : !wide3 ? kMinTiles3x3
+                 : tile_use < kFullTileUse5 ? kMinTilesWideRagged3x3
+                                            : kMinTilesWide3x3)
+      : dilated ? 3 * kMinTiles / 2
+                : (shared ? kMinTilesShared : kMinTiles);
   // 5x5: rows of kMinRow5 outputs; the forward and backward-data also enough tiles on
   // ragged grids, and long reductions or padding left to pixel rows (kFewOut5, kManyIn5,
   // kFewOutPad5, kAlignedRow). (Evaluated for 5x5 only: the padding shares cost a pass
