@@ -44,7 +44,7 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // 512 -> 64 at 7x7 1.13x), whose 48-column GEMM panels straddle images; not with 128+
 // outputs (1.02-1.07x) nor onto 28x28 and larger (0.53-1.01x).
 // And stride-1 kernels of 25+ taps onto at most 64 outputs (which fill the GEMM's and pixel
-// rows' tiles poorly) with up to 1000 reduction values, 1600 on planes from 10x10, 3200 from
+// rows' tiles poorly) with up to 1000 reduction values, 1600 on planes from 10x10, 6400 from
 // 28x28, but not on the planes where Winograd's 5x5 runs its best blocks (winograd_aligned:
 // 16x16 and 32x32 ran 0.89-0.96x direct, CIFAR-10 conv2's forward and backward-data among
 // them). The stride-1 backward-data takes the same gate as the forward it runs (the flipped
@@ -52,11 +52,13 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // same process, 2 threads, Intel Xeon), 5x5 forwards: 32 -> 16-48 at 7x7-28x28 1.12-1.48x,
 // 64 -> 16-48 at 14x14-28x28 1.10-1.31x, 32 -> 64 at 7x7 1.23x and 14x14 1.13x, 32 -> 32
 // at 10x10 1.54x, 40 -> 24 at 9x9 1.46x, 64 -> 32-64 at 28x28-56x56 1.01-1.22x, 128 -> 16-48
-// at 28x28 1.04-1.13x; 7x7 from 32 at 28x28 1.07-1.23x. Backward-data (dx's channels <- grad
+// at 28x28 1.04-1.13x, 160-256 -> 16-64 at 28x28-56x56 1.01-1.18x (192 -> 16 and 256 -> 64:
+// 0.80 and 0.87 -> 0.91 and 1.01 of torch); 7x7 from 32 at 28x28 1.07-1.23x. Backward-data
+// (dx's channels <- grad
 // _output's): 16-64 <- 32-48 at 7x7-28x28 1.01-1.64x (GoogLeNet 4a's and 3a's 16 <- 48 and
 // 16 <- 32 1.20x and 1.29x), 16-64 <- 64 at 14x14 0.94-1.20x, 16-64 <- 128 at 28x28
-// 1.07-1.41x, 32 <- 96 at 28x28 1.26x, 96-256 <- 16-24 1.05-1.26x, 7x7 16-32 <- 32-64 at
-// 28x28 1.21-1.36x. Not: 64 -> 16-48 forward at 7x7 (0.88-0.92x), 128 -> 16-48 at 14x14
+// 1.07-1.41x, 32 <- 96 at 28x28 1.26x, 32-64 <- 160-256 at 28x28-56x56 1.11-1.30x (0.85 ->
+// 1.10 of torch), 96-256 <- 16-24 1.05-1.26x, 7x7 16-32 <- 32-64 at 28x28 1.21-1.36x. Not: 64 -> 16-48 forward at 7x7 (0.88-0.92x), 128 -> 16-48 at 14x14
 // (0.97-1.04x), 128 outputs (0.98x); backward-data 16-48 <- 64-128 at 7x7 (0.75-0.86x).
 bool pays(const ConvParams& p) {
   const int64_t taps = p.R * p.S, kd = p.C * taps, pq = p.P * p.Q;
@@ -66,7 +68,7 @@ bool pays(const ConvParams& p) {
   if (taps < 25) return false;
   return kd <= 600 ||
          (p.stride_h == 1 && p.dil_h == 1 && p.dil_w == 1 && p.K <= 64 && !winograd_aligned(p) &&
-          (kd <= 1000 || (kd <= 1600 && pq >= 100) || (kd <= 3200 && pq >= 784)));
+          (kd <= 1000 || (kd <= 1600 && pq >= 100) || (kd <= 6400 && pq >= 784)));
 }
 
 // Estimated cycles of one reduction step, per output row, for blocks of nv vectors of
