@@ -45,7 +45,10 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // outputs (1.02-1.07x) nor onto 28x28 and larger (0.53-1.01x).
 // And stride-1 kernels of 25+ taps onto at most 64 outputs (which fill the GEMM's and pixel
 // rows' tiles poorly) with up to 1000 reduction values, 1600 on planes from 10x10, 6400 from
-// 28x28, but not on the planes where Winograd's 5x5 runs its best blocks (winograd_aligned:
+// 28x28 with 3136 output pixels or more (at batch 1-2, 128 and 256 -> 16-32 at 28x28 ran
+// 0.82-0.94x: too few rows for the parts of a long reduction to keep two threads busy;
+// backward-data up to 3200 at any batch: 32 <- 96 and 128 at 28x28 batch 1 1.24x),
+// but not on the planes where Winograd's 5x5 runs its best blocks (winograd_aligned:
 // 16x16 and 32x32 ran 0.89-0.96x direct, CIFAR-10 conv2's forward and backward-data among
 // them). The stride-1 backward-data takes the same gate as the forward it runs (the flipped
 // filter's, onto dx's channels). Against the kernels that took them (Winograd, pixel rows;
@@ -60,7 +63,7 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // 1.07-1.41x, 32 <- 96 at 28x28 1.26x, 32-64 <- 160-256 at 28x28-56x56 1.11-1.30x (0.85 ->
 // 1.10 of torch), 96-256 <- 16-24 1.05-1.26x, 7x7 16-32 <- 32-64 at 28x28 1.21-1.36x. Not: 64 -> 16-48 forward at 7x7 (0.88-0.92x), 128 -> 16-48 at 14x14
 // (0.97-1.04x), 128 outputs (0.98x); backward-data 16-48 <- 64-128 at 7x7 (0.75-0.86x).
-bool pays(const ConvParams& p) {
+bool pays(const ConvParams& p, bool backward_data = false) {
   const int64_t taps = p.R * p.S, kd = p.C * taps, pq = p.P * p.Q;
   if (taps == 1)
     return p.stride_h == 1 && p.stride_w == 1 && p.K <= 64 && pq >= 49 && pq <= 196;
@@ -68,7 +71,9 @@ bool pays(const ConvParams& p) {
   if (taps < 25) return false;
   return kd <= 600 ||
          (p.stride_h == 1 && p.dil_h == 1 && p.dil_w == 1 && p.K <= 64 && !winograd_aligned(p) &&
-          (kd <= 1000 || (kd <= 1600 && pq >= 100) || (kd <= 6400 && pq >= 784)));
+          (kd <= 1000 || (kd <= 1600 && pq >= 100) ||
+           (kd <= 6400 && pq >= 784 &&
+            (p.N * pq >= 3136 || (backward_data && kd <= 3200)))));
 }
 
 // Estimated cycles of one reduction step, per output row, for blocks of nv vectors of
@@ -313,7 +318,7 @@ bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
       // (auto: not 1x1, whose backward-data stays on the GEMM: 48 and 64 <- 512 at 14x14
       // ran 0.69-0.78x direct.)
       if (std::min({q.pad_top, q.pad_bottom, q.pad_left, q.pad_right}) < 0 ||
-          (mode == KernelMode::auto_ && (p.R * p.S == 1 || !pays(q))))
+          (mode == KernelMode::auto_ && (p.R * p.S == 1 || !pays(q, true))))
         return false;
       View4<const float> wf = w;
       wf.data += (p.R - 1) * w.stride[2] + (p.S - 1) * w.stride[3];
