@@ -47,22 +47,22 @@ std::atomic<uint64_t> g_calls{0};  // calls so far: tags each call's padded imag
 // rows' tiles poorly) with up to 1000 reduction values, 1600 on planes from 10x10, 6400 from
 // 28x28 with 3136 output pixels or more (at batch 1-2, 128 and 256 -> 16-32 at 28x28 ran
 // 0.82-0.94x: too few rows for the parts of a long reduction to keep two threads busy;
-// backward-data up to 3200 at any batch: 32 <- 96 and 128 at 28x28 batch 1 1.24x),
-// but not on the planes where Winograd's 5x5 runs its best blocks (winograd_aligned:
-// 16x16 and 32x32 ran 0.89-0.96x direct, CIFAR-10 conv2's forward and backward-data among
-// them). The stride-1 backward-data takes the same gate as the forward it runs (the flipped
-// filter's, onto dx's channels). Against the kernels that took them (Winograd, pixel rows;
-// same process, 2 threads, Intel Xeon), 5x5 forwards: 32 -> 16-48 at 7x7-28x28 1.12-1.48x,
-// 64 -> 16-48 at 14x14-28x28 1.10-1.31x, 32 -> 64 at 7x7 1.23x and 14x14 1.13x, 32 -> 32
-// at 10x10 1.54x, 40 -> 24 at 9x9 1.46x, 64 -> 32-64 at 28x28-56x56 1.01-1.22x, 128 -> 16-48
-// at 28x28 1.04-1.13x, 160-256 -> 16-64 at 28x28-56x56 1.01-1.18x (192 -> 16 and 256 -> 64:
-// 0.80 and 0.87 -> 0.91 and 1.01 of torch); 7x7 from 32 at 28x28 1.07-1.23x. Backward-data
-// (dx's channels <- grad
-// _output's): 16-64 <- 32-48 at 7x7-28x28 1.01-1.64x (GoogLeNet 4a's and 3a's 16 <- 48 and
-// 16 <- 32 1.20x and 1.29x), 16-64 <- 64 at 14x14 0.94-1.20x, 16-64 <- 128 at 28x28
-// 1.07-1.41x, 32 <- 96 at 28x28 1.26x, 32-64 <- 160-256 at 28x28-56x56 1.11-1.30x (0.85 ->
-// 1.10 of torch), 96-256 <- 16-24 1.05-1.26x, 7x7 16-32 <- 32-64 at 28x28 1.21-1.36x. Not: 64 -> 16-48 forward at 7x7 (0.88-0.92x), 128 -> 16-48 at 14x14
-// (0.97-1.04x), 128 outputs (0.98x); backward-data 16-48 <- 64-128 at 7x7 (0.75-0.86x).
+// backward-data up to 3200 at any batch: 32 <- 96 and 128 at 28x28 batch 1 1.24x), but not on
+// the planes where Winograd's 5x5 runs its best blocks (winograd_aligned: 16x16 and 32x32 ran
+// 0.89-0.96x direct, CIFAR-10 conv2's forward and backward-data among them). The stride-1
+// backward-data takes the same gate as the forward it runs (the flipped filter's, onto dx's
+// channels). Against the kernels that took them (Winograd, pixel rows; same process, 2
+// threads, Intel Xeon), 5x5 forwards: 32 -> 16-48 at 7x7-28x28 1.12-1.48x, 64 -> 16-48 at
+// 14x14-28x28 1.10-1.31x, 32 -> 64 at 7x7 1.23x and 14x14 1.13x, 32 -> 32 at 10x10 1.54x,
+// 40 -> 24 at 9x9 1.46x, 64 -> 32-64 at 28x28-56x56 1.01-1.22x, 128 -> 16-48 at 28x28
+// 1.04-1.13x, 160-256 -> 16-64 at 28x28-56x56 1.01-1.18x (192 -> 16 and 256 -> 64: 0.80 and
+// 0.87 -> 0.91 and 1.01 of torch); 7x7 from 32 at 28x28 1.07-1.23x. Backward-data (dx's
+// channels <- grad_output's): 16-64 <- 32-48 at 7x7-28x28 1.01-1.64x (GoogLeNet 4a's and 3a's
+// 16 <- 48 and 16 <- 32 1.20x and 1.29x), 16-64 <- 64 at 14x14 0.94-1.20x, 16-64 <- 128 at
+// 28x28 1.07-1.41x, 32 <- 96 at 28x28 1.26x, 32-64 <- 160-256 at 28x28-56x56 1.11-1.30x
+// (0.85 -> 1.10 of torch), 96-256 <- 16-24 1.05-1.26x, 7x7 16-32 <- 32-64 at 28x28 1.21-1.36x.
+// Not: 64 -> 16-48 forward at 7x7 (0.88-0.92x), 128 -> 16-48 at 14x14 (0.97-1.04x), 128
+// outputs (0.98x); backward-data 16-48 <- 64-128 at 7x7 (0.75-0.86x).
 bool pays(const ConvParams& p, bool backward_data = false) {
   const int64_t taps = p.R * p.S, kd = p.C * taps, pq = p.P * p.Q;
   if (taps == 1)
@@ -313,8 +313,10 @@ bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
       // padding: a stride-1 forward onto C channels.
       ConvParams q = p;
       q.C = p.K, q.H = p.P, q.W = p.Q, q.K = p.C, q.P = p.H, q.Q = p.W;
-      q.pad_top = (p.R - 1) * p.dil_h - p.pad_top, q.pad_bottom = (p.R - 1) * p.dil_h - p.pad_bottom;
-      q.pad_left = (p.S - 1) * p.dil_w - p.pad_left, q.pad_right = (p.S - 1) * p.dil_w - p.pad_right;
+      q.pad_top = (p.R - 1) * p.dil_h - p.pad_top;
+      q.pad_bottom = (p.R - 1) * p.dil_h - p.pad_bottom;
+      q.pad_left = (p.S - 1) * p.dil_w - p.pad_left;
+      q.pad_right = (p.S - 1) * p.dil_w - p.pad_right;
       // (auto: not 1x1, whose backward-data stays on the GEMM: 48 and 64 <- 512 at 14x14
       // ran 0.69-0.78x direct.)
       if (std::min({q.pad_top, q.pad_bottom, q.pad_left, q.pad_right}) < 0 ||
