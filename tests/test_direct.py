@@ -66,6 +66,16 @@ def check(shape, dtype=np.float32, seed=0, taken=None):
     return got
 
 
+def check_threads(shape, seed, which, what):
+    """Forward (which 0) or input gradient (1) bitwise the same for 1-3 threads, and torch's."""
+    args = make(shape, np.float32, seed=seed)
+    got = assert_threads_bitwise(args, k=which + 1)[which]
+    x, w, b, dy, stride, pad, dil, groups = args
+    ref = ref_forward(x, w, b, stride, pad, dil) if which == 0 else \
+        ref_grad_input(x, w, dy, stride, pad, dil)
+    assert_close(got, ref, TOL[np.float32], what)
+
+
 @given(N=st.integers(0, 3), C=st.integers(1, 12), K=st.integers(1, 70),
        H=st.integers(1, 14), W=st.integers(1, 40), R=st.integers(1, 7), S=st.integers(1, 7),
        sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
@@ -111,11 +121,7 @@ def test_reduction_parts(K):
 # quarter of L2): 25 rows of 200 outputs x 32-64 channels make blocks of 5-20 rows.
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
 def test_row_blocks():
-    args = make((8, 8, 25, 200, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=11)
-    x, w, b, dy, stride, pad, dil, groups = args
-    ref = ref_forward(x, w, b, stride, pad, dil)
-    got = assert_threads_bitwise(args, k=1)[0]
-    assert_close(got, ref, TOL[np.float32], "row blocks")
+    check_threads((8, 8, 25, 200, 64, 5, 5, 1, (2, 2, 2, 2), 1, 1), 11, 0, "row blocks")
 
 
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
@@ -158,10 +164,7 @@ def test_padded_border_reused(nt):
 def test_threads_bitwise(N):
     """Images and row blocks (by the thread count where images are few) across threads:
     each output's sum is the same whichever thread computes it."""
-    args = make((N, 3, 23, 30, 40, 7, 7, (2, 2), (3, 3, 3, 3), 1, 1), np.float32, seed=N)
-    got = assert_threads_bitwise(args, k=1)[0]
-    x, w, b, dy, stride, pad, dil, groups = args
-    assert_close(got, ref_forward(x, w, b, stride, pad, dil), TOL[np.float32], "threads")
+    check_threads((N, 3, 23, 30, 40, 7, 7, (2, 2), (3, 3, 3, 3), 1, 1), N, 0, "threads")
 
 
 def test_empty_and_refused():
@@ -305,10 +308,7 @@ def test_bd_stride1_sweep_against_torch(N, C, K, H, W, R, S, dh, dw, pad, dtype,
 def test_bd_stride1_threads_bitwise(N):
     """Images, channel blocks and row blocks across threads, reductions in parts (80 x 25
     values): the same sums whichever thread computes them."""
-    args = make((N, 40, 21, 26, 80, 5, 5, 1, (2, 2, 2, 2), 1, 1), np.float32, seed=N)
-    x, w, b, dy, stride, pad, dil, groups = args
-    got = assert_threads_bitwise(args, k=2)[1]
-    assert_close(got, ref_grad_input(x, w, dy, stride, pad, dil), TOL[np.float32], "threads")
+    check_threads((N, 40, 21, 26, 80, 5, 5, 1, (2, 2, 2, 2), 1, 1), N, 1, "threads")
 
 
 # Every tile of pairs (rows of 1-40 columns from column 0 or -1) for channel counts that
@@ -325,11 +325,7 @@ def test_bd_tiles(C, pl):
 # rows (200 pairs a row), several images: bitwise across thread counts.
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")
 def test_bd_parts_and_row_blocks():
-    args = make((8, 32, 25, 400, 32, 4, 4, 2, (1, 1, 1, 1), 1, 1), np.float32, seed=12)
-    x, w, b, dy, stride, pad, dil, groups = args
-    ref = ref_grad_input(x, w, dy, stride, pad, dil)
-    got = assert_threads_bitwise(args, k=2)[1]
-    assert_close(got, ref, TOL[np.float32], "parts")
+    check_threads((8, 32, 25, 400, 32, 4, 4, 2, (1, 1, 1, 1), 1, 1), 12, 1, "parts")
 
 
 @pytest.mark.skipif(not AVX512, reason="the direct kernel is AVX-512's")

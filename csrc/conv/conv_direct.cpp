@@ -77,17 +77,18 @@ bool pays(const ConvParams& p, bool backward_data = false) {
 }
 
 // Estimated cycles of one reduction step, per output row, for blocks of nv vectors of
-// output channels: per tile of np pixels and v vectors, the larger of its FMAs (np * v, two
-// a cycle) and its loads (np broadcasts, v filter vectors and an offset, two a cycle), and
-// its transposes (about 80 cycles a vector, spread over the kd steps).
-double row_cost(int64_t K, int64_t Q, int64_t kd, int nv) {
+// channels (C of them): the row's units (pixels, or pairs of them: px pixels a unit) in
+// near-equal tiles of at most max_units(v), each tile the larger of its FMAs (px * units * v,
+// two a cycle) and its loads (a broadcast a unit, px * v filter vectors and an offset, two
+// a cycle), plus its transposes (about 80 cycles a vector, spread over the kd steps).
+double row_cost(int64_t C, int64_t units, int64_t kd, int nv, int px, int (*max_units)(int)) {
   double cost = 0;
-  for (int64_t k0 = 0; k0 < K; k0 += 16 * nv) {
-    const int v = static_cast<int>(std::min<int64_t>(nv, (K - k0 + 15) / 16));
-    const int64_t mp = avx512::direct_max_pixels(v), nt = (Q + mp - 1) / mp;
+  for (int64_t c0 = 0; c0 < C; c0 += 16 * nv) {
+    const int v = static_cast<int>(std::min<int64_t>(nv, (C - c0 + 15) / 16));
+    const int64_t mu = max_units(v), nt = (units + mu - 1) / mu;
     for (int64_t i = 0; i < nt; ++i) {
-      const int64_t np = Q / nt + (i < Q % nt ? 1 : 0);
-      cost += 0.5 * static_cast<double>(std::max(np * v, np + v + 1)) + 80.0 * v / kd;
+      const int64_t n = units / nt + (i < units % nt ? 1 : 0);
+      cost += 0.5 * static_cast<double>(std::max(px * n * v, n + px * v + 1)) + 80.0 * v / kd;
     }
   }
   return cost;
@@ -183,7 +184,8 @@ void forward_rows(const ConvParams& p, View4<const float> x, View4<const float> 
   // Blocks of 16 * nv output channels (the last of fewer vectors where fewer remain), nv
   // the one with the fewest estimated cycles; the filter as (k, channel) rows of each
   // block, zero past K, and the bias likewise.
-  const int nv = cheapest(4, [&](int v) { return row_cost(K, Q, Kd, v); });
+  const int nv = cheapest(
+      4, [&](int v) { return row_cost(K, Q, Kd, v, 1, avx512::direct_max_pixels); });
   const std::vector<Block> blocks = channel_blocks(K, nv);
   const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
   float* wp = gemm::scratch<float>(2, nb * lanes * (Kd + 1));
@@ -277,21 +279,6 @@ bool pays_bd(const ConvParams& p) {
          p.C <= 64;
 }
 
-// row_cost for the pairs' tiles: 2 * npp pixels a tile, npp broadcasts and 2 * v filter
-// vectors a step.
-double pair_cost(int64_t C, int64_t pairs, int64_t kd, int nv) {
-  double cost = 0;
-  for (int64_t c0 = 0; c0 < C; c0 += 16 * nv) {
-    const int v = static_cast<int>(std::min<int64_t>(nv, (C - c0 + 15) / 16));
-    const int64_t mp = avx512::direct_max_pairs(v), nt = (pairs + mp - 1) / mp;
-    for (int64_t i = 0; i < nt; ++i) {
-      const int64_t npp = pairs / nt + (i < pairs % nt ? 1 : 0);
-      cost += 0.5 * static_cast<double>(std::max(2 * npp * v, npp + 2 * v + 1)) + 80.0 * v / kd;
-    }
-  }
-  return cost;
-}
-
 }  // namespace
 
 void set_direct_bd_mode(KernelMode m) { g_direct_bd.store(static_cast<int>(m)); }
@@ -350,7 +337,8 @@ bool direct_backward_data(const ConvParams& p, View4<const T> dy, View4<const T>
     for (int64_t k = 0, i = 0; k < K; ++k)
       for (int64_t rr = 0; rr < Rh; ++rr)
         for (int64_t ss = 0; ss < Sh; ++ss) koff[i++] = k * Hp * Wp - rr * Wp - ss;
-    const int nv = cheapest(3, [&](int v) { return pair_cost(C, pairs, Kd, v); });
+    const int nv = cheapest(
+        3, [&](int v) { return row_cost(C, pairs, Kd, v, 2, avx512::direct_max_pairs); });
     const std::vector<Block> blocks = channel_blocks(C, nv);
     const int64_t nb = static_cast<int64_t>(blocks.size()), lanes = 16 * nv;
     const int64_t per_block = 2 * Kd * 2 * lanes;  // (row parity, k, column parity, lane)
